@@ -1,0 +1,230 @@
+"""The native admin API under /admin/v1: list entries and decision checks."""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, cast
+
+from aiohttp import web
+from aiohttp.typedefs import Middleware
+
+from gatekeeper.config import CHANNELS
+from gatekeeper.numbers import (
+    Entry,
+    EntryError,
+    is_known_region,
+    is_valid_scope,
+    parse_destination,
+    parse_entry,
+)
+from gatekeeper.observability import REQUEST_ID
+from gatekeeper.policy import ListName, decide
+from gatekeeper.replies import error_response
+from gatekeeper.resources import RESOURCES, Resources
+from gatekeeper.store import Store, StoreUnavailable
+
+MAX_ENTRIES_PER_CALL = 10_000
+MAX_PAGE = 1000
+DEFAULT_PAGE = 100
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class BadRequest(Exception):
+    """A client error in an admin call: becomes a 400 with this code and message."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def _error(request: web.Request, status: int, code: str, message: str) -> web.Response:
+    return error_response(status, code, message, request.get(REQUEST_ID, ""))
+
+
+def auth_middleware(resources: Resources) -> Middleware:
+    """Bearer-key check (constant time); also turns BadRequest/store faults into JSON."""
+    admin = resources.config.admin
+    expected = admin.key.encode() if admin.key else None
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if expected is None:
+            return _error(request, 401, "unauthorized",
+                          f"The admin API is disabled: no key is configured ({admin.key_source}).")
+        scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(),
+                                                                 expected):
+            return _error(request, 401, "unauthorized",
+                          "Missing or wrong admin key: send 'Authorization: Bearer <key>'.")
+        try:
+            return await handler(request)
+        except BadRequest as exc:
+            return _error(request, 400, exc.code, exc.message)
+        except StoreUnavailable as exc:
+            resources.metrics.store_errors.labels("admin").inc()
+            resources.log.error("store_unavailable", operation="admin", error=str(exc))
+            return _error(request, 503, "store_unavailable", "The list store is unavailable.")
+
+    return middleware
+
+
+def _scope(value: object) -> str:
+    if not isinstance(value, str) or not is_valid_scope(value):
+        raise BadRequest("invalid_scope", f"Invalid scope {value!r}: expected 'global' or "
+                         "'kind:id'.")
+    return value
+
+
+def _region(value: object) -> str | None:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or not is_known_region(value.upper()):
+        raise BadRequest("invalid_region", f"Unknown region {value!r}: expected e.g. 'TR'.")
+    return value.upper()
+
+
+def _list_name(request: web.Request) -> ListName:
+    return cast(ListName, request.match_info["list"])
+
+
+@dataclass(frozen=True, slots=True)
+class EntriesBody:
+    """A validated add/remove body."""
+
+    scope: str
+    entries: tuple[str, ...]
+    failed: tuple[EntryError, ...]
+
+
+async def _entries_body(request: web.Request) -> EntriesBody:
+    try:
+        raw: Any = await request.json()
+    except ValueError as exc:
+        raise BadRequest("invalid_body", "The body is not valid JSON.") from exc
+    if not isinstance(raw, dict):
+        raise BadRequest("invalid_body", "Expected an object with 'entries' and 'scope'.")
+    unknown = sorted(set(raw) - {"entries", "scope", "region"})
+    if unknown:
+        raise BadRequest("invalid_body", f"Unknown field {unknown[0]!r}.")
+    items = raw.get("entries")
+    if not isinstance(items, list) or not items or not all(isinstance(i, str) for i in items):
+        raise BadRequest("invalid_body", "'entries' must be a non-empty array of strings.")
+    if len(items) > MAX_ENTRIES_PER_CALL:
+        raise BadRequest("too_many_entries",
+                         f"At most {MAX_ENTRIES_PER_CALL} entries per call.")
+    scope = _scope(raw.get("scope", "global"))
+    region = _region(raw.get("region"))
+    good: list[str] = []
+    failed: list[EntryError] = []
+    for item in items:
+        parsed = parse_entry(item, region)
+        if isinstance(parsed, Entry):
+            good.append(parsed.value)
+        else:
+            failed.append(parsed)
+    return EntriesBody(scope, tuple(dict.fromkeys(good)), tuple(failed))
+
+
+def _failed(errors: tuple[EntryError, ...]) -> list[dict[str, str]]:
+    return [{"entry": e.entry, "reason": e.reason} for e in errors]
+
+
+async def add_entries(request: web.Request) -> web.Response:
+    """POST /lists/{list}/entries: add entries (idempotent)."""
+    resources = request.app[RESOURCES]
+    body = await _entries_body(request)
+    added, existing = await resources.store.add(_list_name(request), body.scope, body.entries)
+    resources.log.info("list_changed", key_name="admin", scope=body.scope,
+                       list=_list_name(request), op="add", added=len(added),
+                       existing=len(existing), failed=len(body.failed))
+    return web.json_response({"added": added, "existing": existing,
+                              "failed": _failed(body.failed)})
+
+
+async def remove_entries(request: web.Request) -> web.Response:
+    """DELETE /lists/{list}/entries: remove entries (idempotent)."""
+    resources = request.app[RESOURCES]
+    body = await _entries_body(request)
+    removed, missing = await resources.store.remove(_list_name(request), body.scope,
+                                                    body.entries)
+    resources.log.info("list_changed", key_name="admin", scope=body.scope,
+                       list=_list_name(request), op="remove", removed=len(removed),
+                       missing=len(missing), failed=len(body.failed))
+    return web.json_response({"removed": removed, "missing": missing,
+                              "failed": _failed(body.failed)})
+
+
+async def list_entries(request: web.Request) -> web.Response:
+    """GET /lists/{list}/entries?scope=&cursor=&limit=: one page, ordered by entry."""
+    query = request.query
+    scope = _scope(query.get("scope", "global"))
+    try:
+        limit = int(query.get("limit", DEFAULT_PAGE))
+    except ValueError as exc:
+        raise BadRequest("invalid_limit", "'limit' must be an integer.") from exc
+    if not 1 <= limit <= MAX_PAGE:
+        raise BadRequest("invalid_limit", f"'limit' must be between 1 and {MAX_PAGE}.")
+    page = await request.app[RESOURCES].store.page(_list_name(request), scope,
+                                                   query.get("cursor") or None, limit)
+    return web.json_response({"entries": list(page.entries), "next_cursor": page.next_cursor})
+
+
+async def explain(store: Store, number: str, scopes: list[str], region: str | None
+                  ) -> dict[str, Any] | None:
+    """The decision for a number with its reasons, or None if it is not a number.
+
+    Numbers that are E.164 by syntax but not possible (`+30123456789`) are still checked,
+    since such entries can be listed.
+    """
+    destination = parse_destination(number, region)
+    e164 = destination.e164
+    if e164 is None:
+        entry = parse_entry(number, region)
+        if not isinstance(entry, Entry) or entry.is_prefix:
+            return None
+        e164 = entry.value
+    applicable = list(dict.fromkeys(["global", *scopes]))
+    matches = await store.lookup([e164], applicable)
+    decision = decide(e164, applicable, matches[e164])
+    return {
+        "number": e164,
+        "possible": destination.kind == "phone",
+        "decision": decision.verdict,
+        "scopes": applicable,
+        "matched": [{"scope": m.scope, "list": m.list, "entry": m.entry}
+                    for m in decision.matched],
+    }
+
+
+async def check(request: web.Request) -> web.Response:
+    """GET /check?number=&scope=&channel=&region=: the decision and why."""
+    query = request.query
+    number = query.get("number", "")
+    scopes = [_scope(s.strip()) for value in query.getall("scope", [])
+              for s in value.split(",") if s.strip()]
+    channel = query.get("channel")
+    if channel is not None and channel not in CHANNELS:
+        raise BadRequest("invalid_channel", f"'channel' must be one of {', '.join(CHANNELS)}.")
+    result = await explain(request.app[RESOURCES].store, number, scopes,
+                           _region(query.get("region")))
+    if result is None:
+        raise BadRequest("invalid_phone_number", f"Not a phone number: {number!r}.")
+    if channel is not None:
+        result["channel"] = channel
+    return web.json_response(result)
+
+
+def create_native_app(resources: Resources) -> web.Application:
+    """The /admin/v1 sub-application."""
+    app = web.Application(middlewares=[auth_middleware(resources)])
+    app[RESOURCES] = resources
+    entries = "/lists/{list:block|allow}/entries"
+    app.router.add_post(entries, add_entries)
+    app.router.add_delete(entries, remove_entries)
+    app.router.add_get(entries, list_entries)
+    app.router.add_get("/check", check)
+    return app

@@ -1,0 +1,438 @@
+"""Configuration: frozen dataclasses parsed once from YAML and the environment.
+
+This is the only module that reads YAML or environment variables. Everything after
+`load_config()` works on the typed objects below, never on raw dictionaries.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, TypeVar, cast
+from urllib.parse import urlsplit
+
+import yaml
+
+from gatekeeper.numbers import is_known_region, is_valid_scope
+
+Channel = Literal["sms", "voice"]
+OnBlock = Literal["reject", "skip", "monitor"]
+OnInvalid = Literal["reject", "forward"]
+OnStoreError = Literal["closed", "open"]
+
+CHANNELS: tuple[Channel, ...] = ("sms", "voice")
+ON_BLOCK: tuple[OnBlock, ...] = ("reject", "skip", "monitor")
+ON_INVALID: tuple[OnInvalid, ...] = ("reject", "forward")
+ON_STORE_ERROR: tuple[OnStoreError, ...] = ("closed", "open")
+PRESETS: tuple[str, ...] = ("twilio", "generic")
+HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+DEFAULT_CONFIG_PATH = "config.yaml"
+CONFIG_ENV = "GATEKEEPER_CONFIG"
+DEFAULT_ADMIN_KEY_ENV = "GATEKEEPER_ADMIN_KEY"
+
+_NAME_RE = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
+_ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_DEST_PATH_RE = re.compile(r"^[A-Za-z0-9_$@-]+(\[\])?(\.[A-Za-z0-9_$@-]+(\[\])?)*$")
+
+
+class ConfigError(Exception):
+    """A configuration value is missing or invalid; names the key and the value."""
+
+    def __init__(self, key: str, value: object, problem: str) -> None:
+        self.key = key
+        self.value = value
+        self.problem = problem
+        super().__init__(f"config key '{key}': {problem} (got {value!r})")
+
+
+@dataclass(frozen=True, slots=True)
+class Listen:
+    """A host and port to listen on."""
+
+    host: str
+    port: int
+
+
+@dataclass(frozen=True, slots=True)
+class ProxyConfig:
+    """The proxy listener and its request limits."""
+
+    listen: Listen = Listen("127.0.0.1", 8080)
+    max_body_bytes: int = 1024 * 1024
+    on_invalid: OnInvalid = "reject"
+
+
+@dataclass(frozen=True, slots=True)
+class AdminConfig:
+    """The admin listener and its bearer key (None: the list API refuses every call)."""
+
+    listen: Listen = Listen("127.0.0.1", 8081)
+    key: str | None = field(default=None, repr=False)
+    key_source: str = f"${DEFAULT_ADMIN_KEY_ENV}"
+
+
+@dataclass(frozen=True, slots=True)
+class RedisConfig:
+    """Where the lists live: `embedded` (a private child redis-server) or a redis URL."""
+
+    url: str = "embedded"
+    data_dir: Path = Path("data")
+    key_prefix: str = "gk:"
+    timeout: float = 1.0
+    server_binary: str | None = None
+
+    @property
+    def embedded(self) -> bool:
+        """True when Gatekeeper runs its own redis-server."""
+        return self.url == "embedded"
+
+
+@dataclass(frozen=True, slots=True)
+class StoreConfig:
+    """How store faults are handled and how many blocked attempts are kept."""
+
+    on_error: OnStoreError = "closed"
+    attempts_max_len: int = 100_000
+
+
+@dataclass(frozen=True, slots=True)
+class LogConfig:
+    """Logging: level, renderer and whether phone numbers are masked."""
+
+    level: str = "info"
+    format: Literal["json", "console"] = "json"
+    mask_numbers: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class DestinationField:
+    """Where a generic route finds its destinations: a JSON dotted path or a form field."""
+
+    source: Literal["json", "form"]
+    path: str
+
+
+@dataclass(frozen=True, slots=True)
+class RouteConfig:
+    """A generic preset route: which requests are sends and where the recipient is."""
+
+    method: str
+    path: str
+    channel: Channel
+    destination: DestinationField
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamConfig:
+    """One gateway the proxy forwards to."""
+
+    name: str
+    url: str
+    preset: str
+    mount: str
+    region: str | None = None
+    on_block: OnBlock = "reject"
+    timeout: float = 30.0
+    scopes: tuple[str, ...] = ()
+    routes: tuple[RouteConfig, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """The whole, validated configuration."""
+
+    proxy: ProxyConfig = ProxyConfig()
+    admin: AdminConfig = AdminConfig()
+    redis: RedisConfig = RedisConfig()
+    store: StoreConfig = StoreConfig()
+    log: LogConfig = LogConfig()
+    upstreams: tuple[UpstreamConfig, ...] = ()
+    source: str = "<defaults>"
+
+
+# Defaults to read from: slotted dataclasses keep no class-level default values.
+_PROXY = ProxyConfig()
+_ADMIN = AdminConfig()
+_REDIS = RedisConfig()
+_STORE = StoreConfig()
+_LOG = LogConfig()
+_UPSTREAM = UpstreamConfig(name="", url="", preset="", mount="")
+
+T = TypeVar("T")
+
+
+class _Section:
+    """A mapping being read: remembers its key path and refuses unknown keys."""
+
+    def __init__(self, key: str, raw: object) -> None:
+        if raw is None:
+            raw = {}
+        if not isinstance(raw, Mapping):
+            raise ConfigError(key or "<root>", raw, "expected a mapping")
+        self.key = key
+        self.raw: Mapping[str, Any] = raw
+        self.seen: set[str] = set()
+
+    def path(self, name: str) -> str:
+        return f"{self.key}.{name}" if self.key else name
+
+    def get(self, name: str, kind: type[T], default: T) -> T:
+        self.seen.add(name)
+        value = self.raw.get(name, default)
+        # bool is an int subclass: refuse `port: true` and `mask_numbers: 1` alike.
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
+            raise ConfigError(self.path(name), value, f"expected {kind.__name__}")
+        return value
+
+    def optional_str(self, name: str) -> str | None:
+        self.seen.add(name)
+        value = self.raw.get(name)
+        if value is None:
+            return None
+        if not isinstance(value, str) or not value:
+            raise ConfigError(self.path(name), value, "expected a non-empty string")
+        return value
+
+    def choice(self, name: str, choices: tuple[T, ...], default: T) -> T:
+        value = self.get(name, str, cast(str, default))
+        if value not in choices:
+            allowed = ", ".join(str(c) for c in choices)
+            raise ConfigError(self.path(name), value, f"expected one of {allowed}")
+        return cast(T, value)
+
+    def section(self, name: str) -> _Section:
+        self.seen.add(name)
+        return _Section(self.path(name), self.raw.get(name))
+
+    def finish(self) -> None:
+        unknown = sorted(set(self.raw) - self.seen)
+        if unknown:
+            raise ConfigError(self.path(unknown[0]), self.raw[unknown[0]], "unknown key")
+
+
+def _positive(key: str, value: float) -> None:
+    if value <= 0:
+        raise ConfigError(key, value, "must be greater than zero")
+
+
+def _listen(section: _Section, default: Listen) -> Listen:
+    host = section.get("host", str, default.host)
+    port = section.get("port", int, default.port)
+    if not 0 <= port <= 65535:
+        raise ConfigError(section.path("port"), port, "expected a port number 0-65535")
+    return Listen(host, port)
+
+
+def _read_proxy(s: _Section) -> ProxyConfig:
+    max_body = s.get("max_body_bytes", int, _PROXY.max_body_bytes)
+    _positive(s.path("max_body_bytes"), max_body)
+    cfg = ProxyConfig(
+        listen=_listen(s, _PROXY.listen),
+        max_body_bytes=max_body,
+        on_invalid=s.choice("on_invalid", ON_INVALID, _PROXY.on_invalid),
+    )
+    s.finish()
+    return cfg
+
+
+def _read_admin(s: _Section, env: Mapping[str, str]) -> AdminConfig:
+    listen = _listen(s, _ADMIN.listen)
+    literal = s.optional_str("key")
+    key_env = s.get("key_env", str, DEFAULT_ADMIN_KEY_ENV)
+    if not _ENV_NAME_RE.match(key_env):
+        raise ConfigError(s.path("key_env"), key_env, "expected an environment variable name")
+    s.finish()
+    if literal is not None:
+        return AdminConfig(listen=listen, key=literal, key_source=s.path("key"))
+    return AdminConfig(listen=listen, key=env.get(key_env) or None, key_source=f"${key_env}")
+
+
+def _read_redis(s: _Section, base: Path) -> RedisConfig:
+    url = s.get("url", str, _REDIS.url)
+    if url != "embedded":
+        scheme = urlsplit(url).scheme
+        if scheme not in ("redis", "rediss", "unix"):
+            raise ConfigError(
+                s.path("url"), url, "expected 'embedded' or a redis://, rediss:// or unix:// URL"
+            )
+    data_dir = Path(s.get("data_dir", str, str(_REDIS.data_dir)))
+    timeout = s.get("timeout", float, _REDIS.timeout)
+    _positive(s.path("timeout"), timeout)
+    prefix = s.get("key_prefix", str, _REDIS.key_prefix)
+    if not prefix or any(c.isspace() for c in prefix):
+        raise ConfigError(s.path("key_prefix"), prefix, "expected a non-empty string, no spaces")
+    cfg = RedisConfig(
+        url=url,
+        data_dir=data_dir if data_dir.is_absolute() else base / data_dir,
+        key_prefix=prefix,
+        timeout=timeout,
+        server_binary=s.optional_str("server_binary"),
+    )
+    s.finish()
+    return cfg
+
+
+def _read_store(s: _Section) -> StoreConfig:
+    max_len = s.get("attempts_max_len", int, _STORE.attempts_max_len)
+    _positive(s.path("attempts_max_len"), max_len)
+    cfg = StoreConfig(
+        on_error=s.choice("on_error", ON_STORE_ERROR, _STORE.on_error),
+        attempts_max_len=max_len,
+    )
+    s.finish()
+    return cfg
+
+
+def _read_log(s: _Section) -> LogConfig:
+    level = s.choice("level", ("debug", "info", "warning", "error"), _LOG.level)
+    cfg = LogConfig(
+        level=level,
+        format=s.choice("format", ("json", "console"), _LOG.format),
+        mask_numbers=s.get("mask_numbers", bool, _LOG.mask_numbers),
+    )
+    s.finish()
+    return cfg
+
+
+def _read_route(s: _Section) -> RouteConfig:
+    method = s.get("method", str, "POST").upper()
+    if method not in HTTP_METHODS:
+        raise ConfigError(s.path("method"), method, f"expected one of {', '.join(HTTP_METHODS)}")
+    path = s.get("path", str, "")
+    if not path.startswith("/"):
+        raise ConfigError(s.path("path"), path, "expected a path starting with '/'")
+    channel = s.choice("channel", CHANNELS, cast(Channel, ""))
+    dest = s.section("destination")
+    json_path = dest.optional_str("json")
+    form_field = dest.optional_str("form")
+    dest.finish()
+    if (json_path is None) == (form_field is None):
+        raise ConfigError(dest.key, dict(dest.raw), "expected exactly one of 'json' or 'form'")
+    if json_path is not None:
+        if not _DEST_PATH_RE.match(json_path):
+            raise ConfigError(dest.path("json"), json_path, "expected a dotted path like a.b[].c")
+        destination = DestinationField("json", json_path)
+    else:
+        destination = DestinationField("form", cast(str, form_field))
+    s.finish()
+    return RouteConfig(method=method, path=path, channel=channel, destination=destination)
+
+
+def _read_scopes(key: str, raw: object) -> tuple[str, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise ConfigError(key, raw, "expected a list of scopes")
+    for i, scope in enumerate(raw):
+        if not isinstance(scope, str) or not is_valid_scope(scope):
+            raise ConfigError(f"{key}[{i}]", scope, "expected 'global' or 'kind:id'")
+    return tuple(dict.fromkeys(raw))
+
+
+def _read_upstream(s: _Section) -> UpstreamConfig:
+    name = s.get("name", str, "")
+    if not _NAME_RE.match(name):
+        raise ConfigError(s.path("name"), name, "expected a lower-case name like 'twilio'")
+    url = s.get("url", str, "").rstrip("/")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query:
+        raise ConfigError(s.path("url"), url, "expected an http(s) URL without a query")
+    preset = s.choice("preset", PRESETS, "")
+    mount = s.get("mount", str, f"/{name}").rstrip("/")
+    if not mount.startswith("/") or "//" in mount or any(c in mount for c in "?#{}*"):
+        raise ConfigError(s.path("mount"), mount, "expected a path prefix like '/twilio'")
+    region = s.optional_str("region")
+    if region is not None:
+        region = region.upper()
+        if not is_known_region(region):
+            raise ConfigError(s.path("region"), region, "expected a two-letter region like 'TR'")
+    timeout = s.get("timeout", float, _UPSTREAM.timeout)
+    _positive(s.path("timeout"), timeout)
+    s.seen.update(("scopes", "routes"))
+    scopes = _read_scopes(s.path("scopes"), s.raw.get("scopes"))
+    raw_routes = s.raw.get("routes") or []
+    if not isinstance(raw_routes, list):
+        raise ConfigError(s.path("routes"), raw_routes, "expected a list of routes")
+    routes = tuple(_read_route(_Section(f"{s.path('routes')}[{i}]", r)) for i, r in
+                   enumerate(raw_routes))
+    if preset == "generic" and not routes:
+        raise ConfigError(s.path("routes"), raw_routes, "a generic upstream needs routes")
+    if preset != "generic" and routes:
+        raise ConfigError(s.path("routes"), "...", f"preset '{preset}' defines its own routes")
+    cfg = UpstreamConfig(
+        name=name,
+        url=url,
+        preset=preset,
+        mount=mount,
+        region=region,
+        on_block=s.choice("on_block", ON_BLOCK, _UPSTREAM.on_block),
+        timeout=timeout,
+        scopes=scopes,
+        routes=routes,
+    )
+    s.finish()
+    return cfg
+
+
+def _read_upstreams(key: str, raw: object) -> tuple[UpstreamConfig, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise ConfigError(key, raw, "expected a list of upstreams")
+    upstreams = tuple(_read_upstream(_Section(f"{key}[{i}]", u)) for i, u in enumerate(raw))
+    names: set[str] = set()
+    mounts: set[str] = set()
+    for i, up in enumerate(upstreams):
+        if up.name in names:
+            raise ConfigError(f"{key}[{i}].name", up.name, "duplicate upstream name")
+        if up.mount in mounts:
+            raise ConfigError(f"{key}[{i}].mount", up.mount, "duplicate mount")
+        names.add(up.name)
+        mounts.add(up.mount)
+    return upstreams
+
+
+def parse_config(
+    raw: object, *, env: Mapping[str, str] | None = None, base: Path | None = None,
+    source: str = "<memory>",
+) -> Config:
+    """Validate a decoded YAML document into a `Config`; raise `ConfigError` naming the key."""
+    env = os.environ if env is None else env
+    root = _Section("", raw)
+    cfg = Config(
+        proxy=_read_proxy(root.section("proxy")),
+        admin=_read_admin(root.section("admin"), env),
+        redis=_read_redis(root.section("redis"), base or Path.cwd()),
+        store=_read_store(root.section("store")),
+        log=_read_log(root.section("log")),
+        upstreams=_read_upstreams("upstreams", root.raw.get("upstreams")),
+        source=source,
+    )
+    root.seen.add("upstreams")
+    root.finish()
+    return cfg
+
+
+def resolve_path(path: str | None, env: Mapping[str, str] | None = None) -> Path:
+    """The config file to read: the argument, else `$GATEKEEPER_CONFIG`, else ./config.yaml."""
+    env = os.environ if env is None else env
+    return Path(path or env.get(CONFIG_ENV) or DEFAULT_CONFIG_PATH)
+
+
+def load_config(path: str | None = None, *, env: Mapping[str, str] | None = None) -> Config:
+    """Read and validate the config file (see `resolve_path`)."""
+    file = resolve_path(path, env)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError("--config", str(file), f"cannot read file: {exc.strerror}") from exc
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError("<file>", str(file), f"not valid YAML: {exc}") from exc
+    return parse_config(raw, env=env, base=file.resolve().parent, source=str(file))

@@ -1,0 +1,173 @@
+"""Logging and metrics: structlog set-up, Prometheus metrics on an injected registry, and
+the middleware that reads each request's recorded outcome once to log and count it."""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from dataclasses import dataclass
+from typing import Any, TextIO
+
+import structlog
+from aiohttp import web
+from aiohttp.typedefs import Middleware
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+from gatekeeper.config import LogConfig
+from gatekeeper.numbers import mask_number
+from gatekeeper.policy import Decision
+
+REDACTED = "[redacted]"
+# Keys whose values are credentials wherever they appear in an event.
+_SECRET_KEY = re.compile(
+    r"(authorization|auth_token|token|api_?key|apikey|secret|password|passwd|hash|"
+    r"credential|cookie|signature|^sig$|^key$)", re.I)
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _redact(value: object) -> object:
+    if isinstance(value, Mapping):
+        return {k: REDACTED if isinstance(k, str) and _SECRET_KEY.search(k) else _redact(v)
+                for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_redact(v) for v in value]
+    return value
+
+
+def redact_secrets(_logger: object, _name: str, event: MutableMapping[str, Any]
+                   ) -> dict[str, Any]:
+    """structlog processor: replace credential-like fields by `[redacted]`, at any depth."""
+    return {k: REDACTED if _SECRET_KEY.search(k) else _redact(v) for k, v in event.items()}
+
+
+def configure_logging(config: LogConfig, stream: TextIO | None = None) -> None:
+    """Configure structlog once at start-up: JSON lines (or console), secrets redacted."""
+    renderer: structlog.typing.Processor = (
+        structlog.processors.JSONRenderer() if config.format == "json"
+        else structlog.dev.ConsoleRenderer(colors=False))
+    structlog.configure(
+        processors=[
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            redact_secrets,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(
+            logging.getLevelNamesMapping()[config.level.upper()]),
+        logger_factory=structlog.PrintLoggerFactory(stream or sys.stdout),
+        cache_logger_on_first_use=True,
+    )
+
+
+class Metrics:
+    """Gatekeeper's Prometheus metrics, registered on the registry given."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+        self.decisions = Counter(
+            "gatekeeper_decisions_total", "Destination decisions by action and reason.",
+            ["upstream", "channel", "action", "reason"], registry=registry)
+        self.request_duration = Histogram(
+            "gatekeeper_request_duration_seconds", "Time to answer a proxied request.",
+            ["upstream", "decision"], registry=registry)
+        self.upstream_duration = Histogram(
+            "gatekeeper_upstream_duration_seconds", "Time the upstream took to answer.",
+            ["upstream"], registry=registry)
+        self.upstream_errors = Counter(
+            "gatekeeper_upstream_errors_total", "Upstream requests that got no reply.",
+            ["upstream", "kind"], registry=registry)
+        self.store_errors = Counter(
+            "gatekeeper_store_errors_total", "Store operations that failed.",
+            ["operation"], registry=registry)
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What the proxy did with one intercepted request; recorded once on the request."""
+
+    upstream: str
+    channel: str
+    action: str                     # forwarded | rejected | skipped | monitored
+    reasons: tuple[str, ...]        # one per distinct destination
+    scopes: tuple[str, ...] = ()
+    blocked: tuple[Decision, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Passthrough:
+    """A request forwarded on a mount without being checked (not a send route)."""
+
+    upstream: str
+
+
+REQUEST_ID = web.RequestKey("request_id", str)
+OUTCOME = web.RequestKey("outcome", Outcome)
+PASSTHROUGH = web.RequestKey("passthrough", Passthrough)
+
+
+def request_id_for(request: web.Request) -> str:
+    """The caller's `X-Request-Id` when it is sane, else a new one."""
+    given = request.headers.get("X-Request-Id", "")
+    return given if _REQUEST_ID.match(given) else uuid.uuid4().hex
+
+
+@web.middleware
+async def with_request_id(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Middleware for the admin listener: request id in and out."""
+    request_id = request[REQUEST_ID] = request_id_for(request)
+    response = await handler(request)
+    if not response.prepared:
+        response.headers["X-Request-Id"] = request_id
+    return response
+
+
+def observe(metrics: Metrics, logger: structlog.typing.FilteringBoundLogger,
+            mask_numbers: bool) -> Middleware:
+    """Middleware: request id in and out, then log and count the recorded outcome."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        request_id = request[REQUEST_ID] = request_id_for(request)
+        started = time.perf_counter()
+        response = await handler(request)
+        if not response.prepared:
+            response.headers["X-Request-Id"] = request_id
+        elapsed = time.perf_counter() - started
+        outcome = request.get(OUTCOME)
+        if outcome is not None:
+            _record(outcome, request_id, elapsed, metrics, logger, mask_numbers)
+            label = outcome.action
+            upstream = outcome.upstream
+        else:
+            passthrough = request.get(PASSTHROUGH)
+            upstream = passthrough.upstream if passthrough else "none"
+            label = "passthrough" if passthrough else "error"
+        metrics.request_duration.labels(upstream, label).observe(elapsed)
+        logger.info("request", request_id=request_id, method=request.method,
+                    path=request.path, upstream=upstream, decision=label,
+                    status=response.status, duration_ms=round(elapsed * 1000, 3))
+        return response
+
+    return middleware
+
+
+def _record(outcome: Outcome, request_id: str, elapsed: float, metrics: Metrics,
+            logger: structlog.typing.FilteringBoundLogger, mask_numbers: bool) -> None:
+    for reason in outcome.reasons:
+        metrics.decisions.labels(outcome.upstream, outcome.channel, outcome.action,
+                                 reason).inc()
+    for decision in outcome.blocked:
+        cause = decision.cause
+        logger.warning(
+            "destination_blocked", request_id=request_id, upstream=outcome.upstream,
+            channel=outcome.channel, direction="outbound", scopes=list(outcome.scopes),
+            matched_entry=cause.entry if cause else None,
+            matched_scope=cause.scope if cause else None,
+            list=cause.list if cause else None, action=outcome.action,
+            number=mask_number(decision.number) if mask_numbers else decision.number)

@@ -1,0 +1,99 @@
+"""The long-lived things both listeners share: store, upstream sessions, metrics, logger.
+
+Built empty at composition time; `lifespan` (a `cleanup_ctx`) starts them and stops them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Coroutine
+from typing import Any
+
+import aiohttp
+import structlog
+from aiohttp import web
+
+from gatekeeper.config import Config
+from gatekeeper.embedded import EmbeddedRedis
+from gatekeeper.observability import Metrics
+from gatekeeper.store import Store, StoreUnavailable, connect
+
+Logger = structlog.typing.FilteringBoundLogger
+
+
+class Resources:
+    """Shared state of one Gatekeeper process."""
+
+    def __init__(self, config: Config, metrics: Metrics, logger: Logger,
+                 redis_client: Any | None = None) -> None:
+        self.config = config
+        self.metrics = metrics
+        self.log = logger
+        self._client = redis_client
+        self._store: Store | None = None
+        self._embedded: EmbeddedRedis | None = None
+        self.sessions: dict[str, aiohttp.ClientSession] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def store(self) -> Store:
+        """The list store (available once started)."""
+        if self._store is None:
+            raise RuntimeError("resources not started")
+        return self._store
+
+    async def start(self) -> None:
+        """Start the embedded store if configured, connect, open one session per upstream."""
+        client = self._client
+        if client is None:
+            url = self.config.redis.url
+            if self.config.redis.embedded:
+                self._embedded = EmbeddedRedis(self.config.redis.data_dir,
+                                               self.config.redis.server_binary)
+                url = (await asyncio.to_thread(self._embedded.start)).url
+                self.log.info("embedded_store_started", data_dir=str(self._embedded.data_dir),
+                              port=self._embedded.endpoint.port if self._embedded.endpoint
+                              else None)
+            client = connect(self.config.redis, url)
+        self._store = Store(client, self.config.redis, self.config.store)
+        try:
+            await self._store.prepare()
+        except StoreUnavailable as exc:
+            # Not fatal: /readyz reports it and store.on_error governs requests meanwhile.
+            self.log.warning("store_unavailable", operation="prepare", error=str(exc))
+        for upstream in self.config.upstreams:
+            self.sessions[upstream.name] = aiohttp.ClientSession(
+                # Bodies pass through byte for byte, compressed or not.
+                auto_decompress=False,
+                connector=aiohttp.TCPConnector(limit=256),
+            )
+
+    def spawn(self, job: Coroutine[Any, Any, None]) -> None:
+        """Run a side job (e.g. an attempts-log append) without holding up the reply."""
+        task = asyncio.get_running_loop().create_task(job)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def close(self) -> None:
+        """Finish side jobs, close sessions and the store, stop the embedded server."""
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        for session in self.sessions.values():
+            await session.close()
+        self.sessions.clear()
+        if self._store is not None:
+            await self._store.close()
+        if self._embedded is not None:
+            await asyncio.to_thread(self._embedded.stop)
+            self.log.info("embedded_store_stopped")
+
+    async def lifespan(self, _app: web.Application) -> AsyncIterator[None]:
+        """`cleanup_ctx` entry: start, yield while serving, close."""
+        try:
+            await self.start()
+            yield
+        finally:
+            await self.close()
+
+
+RESOURCES = web.AppKey("resources", Resources)
