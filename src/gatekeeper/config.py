@@ -210,13 +210,14 @@ class _Section:
         return _Section(self.path(name), self.raw.get(name))
 
     def finish(self) -> None:
-        unknown = sorted(set(self.raw) - self.seen)
+        # YAML keys need not be strings (`on:` is True): sort them as text.
+        unknown = sorted(set(self.raw) - self.seen, key=str)
         if unknown:
             raise ConfigError(self.path(unknown[0]), self.raw[unknown[0]], "unknown key")
 
 
 def _positive(key: str, value: float) -> None:
-    if value <= 0:
+    if not value > 0:  # also refuses NaN
         raise ConfigError(key, value, "must be greater than zero")
 
 
@@ -244,7 +245,7 @@ def _read_admin(s: _Section, env: Mapping[str, str]) -> AdminConfig:
     listen = _listen(s, _ADMIN.listen)
     literal = s.optional_str("key")
     key_env = s.get("key_env", str, DEFAULT_ADMIN_KEY_ENV)
-    if not _ENV_NAME_RE.match(key_env):
+    if not _ENV_NAME_RE.fullmatch(key_env):
         raise ConfigError(s.path("key_env"), key_env, "expected an environment variable name")
     s.finish()
     if literal is not None:
@@ -314,7 +315,7 @@ def _read_route(s: _Section) -> RouteConfig:
     if (json_path is None) == (form_field is None):
         raise ConfigError(dest.key, dict(dest.raw), "expected exactly one of 'json' or 'form'")
     if json_path is not None:
-        if not _DEST_PATH_RE.match(json_path):
+        if not _DEST_PATH_RE.fullmatch(json_path):
             raise ConfigError(dest.path("json"), json_path, "expected a dotted path like a.b[].c")
         destination = DestinationField("json", json_path)
     else:
@@ -336,7 +337,7 @@ def _read_scopes(key: str, raw: object) -> tuple[str, ...]:
 
 def _read_upstream(s: _Section) -> UpstreamConfig:
     name = s.get("name", str, "")
-    if not _NAME_RE.match(name):
+    if not _NAME_RE.fullmatch(name):
         raise ConfigError(s.path("name"), name, "expected a lower-case name like 'twilio'")
     url = s.get("url", str, "").rstrip("/")
     parts = urlsplit(url)
@@ -363,7 +364,7 @@ def _read_upstream(s: _Section) -> UpstreamConfig:
     if preset == "generic" and not routes:
         raise ConfigError(s.path("routes"), raw_routes, "a generic upstream needs routes")
     if preset != "generic" and routes:
-        raise ConfigError(s.path("routes"), "...", f"preset '{preset}' defines its own routes")
+        raise ConfigError(s.path("routes"), raw_routes, f"preset '{preset}' defines its own routes")
     cfg = UpstreamConfig(
         name=name,
         url=url,
@@ -431,6 +432,8 @@ def load_config(path: str | None = None, *, env: Mapping[str, str] | None = None
         text = file.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError("--config", str(file), f"cannot read file: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError("--config", str(file), f"not UTF-8 text: {exc.reason}") from exc
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:

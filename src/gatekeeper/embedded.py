@@ -154,7 +154,7 @@ class EmbeddedRedis:
             "bind 127.0.0.1\n"
             f"port {port}\n"
             f"requirepass {password}\n"
-            f"dir {json.dumps(str(self.data_dir.resolve()))}\n"
+            f"dir {json.dumps(str(self.data_dir.resolve()), ensure_ascii=False)}\n"
             "appendonly yes\n"
             "appendfsync everysec\n"
             'save ""\n'

@@ -28,7 +28,7 @@ DestinationKind = Literal["phone", "not_phone", "invalid"]
 
 def is_valid_scope(scope: str) -> bool:
     """True for `global` or `kind:id` (e.g. `tenant:acme`, `agent:42`)."""
-    return _SCOPE_SYNTAX.match(scope) is not None
+    return _SCOPE_SYNTAX.fullmatch(scope) is not None
 
 
 def is_known_region(region: str) -> bool:

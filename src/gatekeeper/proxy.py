@@ -131,7 +131,8 @@ class Proxy:
     async def handle(self, request: web.Request) -> web.StreamResponse:
         """Route the request to its upstream, checking it first when it is a send."""
         request_id = request[REQUEST_ID]
-        raw_path = request.rel_url.raw_path
+        # The request target exactly as sent: yarl would re-quote the query (%2F -> /).
+        raw_path, sep, query = request.raw_path.partition("?")
         for mount in self.mounts:
             rest = mount.rest(raw_path)
             if rest is not None:
@@ -146,14 +147,15 @@ class Proxy:
                 413, "body_too_large",
                 f"The body exceeds {self.resources.config.proxy.max_body_bytes} bytes.",
                 request_id)
+        target = rest + sep + query
         found = match_route(mount.routes, request.method, rest)
         if found is None:
             request[PASSTHROUGH] = Passthrough(mount.upstream.name)
-            return await self._forward(request, mount, rest, body, None)
+            return await self._forward(request, mount, target, body, None)
         route, params = found
-        return await self._check(request, mount, rest, body, route, params)
+        return await self._check(request, mount, target, body, route, params)
 
-    async def _check(self, request: web.Request, mount: Mount, rest: str, body: bytes,
+    async def _check(self, request: web.Request, mount: Mount, target: str, body: bytes,
                      route: Route, params: Mapping[str, str]) -> web.StreamResponse:
         request_id = request[REQUEST_ID]
         upstream = mount.upstream.name
@@ -210,7 +212,7 @@ class Proxy:
         for decision in blocked:
             self._log_attempt(request_id, mount, route, scopes, decision, action)
         if action in ("forwarded", "monitored"):
-            return await self._forward(request, mount, rest, body, action)
+            return await self._forward(request, mount, target, body, action)
         fields = {}
         if isinstance(route.locator, FormField):
             form = parse_form(body)
@@ -238,12 +240,11 @@ class Proxy:
             self.log.error("store_unavailable", request_id=attempt.request_id,
                            operation="append_attempt", error=str(exc))
 
-    async def _forward(self, request: web.Request, mount: Mount, rest: str, body: bytes,
+    async def _forward(self, request: web.Request, mount: Mount, target: str, body: bytes,
                        decision: str | None) -> web.StreamResponse:
         request_id = request[REQUEST_ID]
         name = mount.upstream.name
-        query = request.rel_url.raw_query_string
-        url = URL(mount.upstream.url + rest + (f"?{query}" if query else ""), encoded=True)
+        url = URL(mount.upstream.url + target, encoded=True)
         session = self.resources.sessions[name]
         started = time.perf_counter()
         try:

@@ -5,9 +5,28 @@ from __future__ import annotations
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from gatekeeper.admin.native import create_native_app
-from gatekeeper.observability import with_request_id
+from gatekeeper.admin.native import Handler, create_native_app
+from gatekeeper.observability import REQUEST_ID, with_request_id
+from gatekeeper.replies import error_response
 from gatekeeper.resources import RESOURCES, Resources
+
+_HTTP_ERROR_CODES = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}
+
+
+@web.middleware
+async def json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """aiohttp's own errors (unknown path or list, wrong method, body too large) as JSON."""
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        response = error_response(exc.status, _HTTP_ERROR_CODES.get(exc.status, "http_error"),
+                                  f"{exc.reason}: {request.method} {request.path}.",
+                                  request.get(REQUEST_ID, ""))
+        if "Allow" in exc.headers:
+            response.headers["Allow"] = exc.headers["Allow"]
+        return response
 
 
 async def healthz(_request: web.Request) -> web.Response:
@@ -31,7 +50,7 @@ async def metrics(request: web.Request) -> web.Response:
 
 def create_admin_app(resources: Resources) -> web.Application:
     """The admin listener's application."""
-    app = web.Application(middlewares=[with_request_id])
+    app = web.Application(middlewares=[with_request_id, json_errors])
     app[RESOURCES] = resources
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)

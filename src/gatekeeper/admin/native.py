@@ -56,8 +56,9 @@ def auth_middleware(resources: Resources) -> Middleware:
             return _error(request, 401, "unauthorized",
                           f"The admin API is disabled: no key is configured ({admin.key_source}).")
         scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(),
-                                                                 expected):
+        # surrogateescape: a header with non-UTF-8 bytes is a wrong key, not a crash.
+        given_key = given.strip().encode("utf-8", "surrogateescape")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(given_key, expected):
             return _error(request, 401, "unauthorized",
                           "Missing or wrong admin key: send 'Authorization: Bearer <key>'.")
         try:

@@ -16,8 +16,6 @@ from urllib.parse import parse_qsl, unquote
 
 from gatekeeper.config import Channel, UpstreamConfig
 
-_SLASHES = re.compile(r"/{2,}")
-
 
 @dataclass(frozen=True, slots=True)
 class Reply:
@@ -101,7 +99,8 @@ class JsonPath:
     def find(self, body: bytes) -> list[str] | BodyError:
         try:
             doc = json.loads(body)
-        except (UnicodeDecodeError, ValueError):
+        except (UnicodeDecodeError, ValueError, RecursionError):
+            # RecursionError: nesting too deep for the decoder (`[[[[...`), still bad input.
             return BodyError("invalid_json", "the body is not valid JSON")
         nodes: list[object] = [doc]
         for name, is_array in self.steps:
@@ -144,13 +143,20 @@ class Route:
 
 
 def normalise_path(raw: str) -> str:
-    """The path routes are matched on: decoded, no repeated or trailing slashes.
+    """The path routes are matched on: decoded, no repeated or trailing slashes, and
+    `.` / `..` segments resolved (RFC 3986 5.2.4; `..` stops at the root).
 
     Matching is looser than the gateway's own routing on purpose: a request that could
     reach a send endpoint must not slip past the check by spelling its path oddly.
     """
-    path = _SLASHES.sub("/", unquote(raw))
-    return path.rstrip("/") or "/"
+    segments: list[str] = []
+    for segment in unquote(raw).split("/"):
+        if segment == "..":
+            if segments:
+                segments.pop()
+        elif segment not in ("", "."):
+            segments.append(segment)
+    return "/" + "/".join(segments)
 
 
 def match_route(routes: tuple[Route, ...], method: str, raw_path: str

@@ -1,0 +1,190 @@
+"""Shared fixtures: configs, a recording fake upstream, Gatekeeper on fakeredis or a real
+redis-server started by the suite (never skipped: no server is a failure)."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import fakeredis
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+from prometheus_client import CollectorRegistry
+
+from gatekeeper.app import ADMIN_APP, create_app
+from gatekeeper.config import Config, LogConfig, RedisConfig, parse_config
+from gatekeeper.embedded import EmbeddedError, EmbeddedRedis, find_binary
+from gatekeeper.observability import configure_logging
+from gatekeeper.store import connect
+
+ADMIN_KEY = "test-admin-key-0123456789"
+AUTH = {"Authorization": f"Bearer {ADMIN_KEY}"}
+TWILIO_SID = "AC" + "0" * 32
+TWILIO_MESSAGES = f"/twilio/2010-04-01/Accounts/{TWILIO_SID}/Messages.json"
+TWILIO_CALLS = f"/twilio/2010-04-01/Accounts/{TWILIO_SID}/Calls.json"
+
+
+@pytest.fixture(autouse=True)
+def log_output() -> io.StringIO:
+    """Every test logs JSON lines into its own buffer."""
+    buffer = io.StringIO()
+    configure_logging(LogConfig(level="debug"), buffer)
+    return buffer
+
+
+def log_events(buffer: io.StringIO) -> list[dict[str, Any]]:
+    """The JSON log events written so far."""
+    return [json.loads(line) for line in buffer.getvalue().splitlines() if line.strip()]
+
+
+def make_config(upstream_url: str, tmp_path: Path, **sections: Any) -> Config:
+    """A config with a `twilio` and a `generic` upstream pointing at `upstream_url`.
+
+    Keyword arguments replace top-level sections; `twilio={...}` / `generic={...}` update
+    those upstreams.
+    """
+    twilio = {"name": "twilio", "url": upstream_url, "preset": "twilio", "region": "US"}
+    twilio.update(sections.pop("twilio", {}))
+    generic = {
+        "name": "generic", "url": upstream_url + "/base", "preset": "generic",
+        "routes": [
+            {"method": "POST", "path": "/v1/sms", "channel": "sms",
+             "destination": {"json": "messages[].to"}},
+            {"method": "POST", "path": "/v1/{account}/call", "channel": "voice",
+             "destination": {"form": "to"}},
+        ],
+    }
+    generic.update(sections.pop("generic", {}))
+    raw: dict[str, Any] = {
+        "redis": {"data_dir": str(tmp_path / "data")},
+        "upstreams": [twilio, generic],
+    }
+    raw.update(sections)
+    return parse_config(raw, env={"GATEKEEPER_ADMIN_KEY": ADMIN_KEY}, base=tmp_path)
+
+
+@dataclass
+class Recorded:
+    """One request as the fake upstream received it."""
+
+    method: str
+    path_qs: str
+    headers: dict[str, str]
+    raw_headers: list[tuple[str, str]]
+    body: bytes
+
+
+@dataclass
+class FakeUpstream:
+    """A loopback gateway that records requests and answers as told."""
+
+    url: str
+    received: list[Recorded] = field(default_factory=list)
+    status: int = 201
+    reply: bytes = b'{"sid": "SM123", "status": "queued"}'
+    reply_headers: dict[str, str] = field(
+        default_factory=lambda: {"Content-Type": "application/json"})
+    delay: float = 0.0
+
+
+@pytest.fixture
+async def upstream(aiohttp_server: Callable[..., Awaitable[TestServer]]) -> FakeUpstream:
+    """A fake gateway on 127.0.0.1 recording every request byte for byte."""
+    state = FakeUpstream(url="")
+
+    async def handler(request: web.Request) -> web.Response:
+        body = await request.read()
+        state.received.append(Recorded(
+            request.method, request.raw_path, dict(request.headers),
+            list(request.headers.items()), body))
+        if state.delay:
+            await asyncio.sleep(state.delay)
+        return web.Response(status=state.status, body=state.reply, headers=state.reply_headers)
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", handler)
+    server = await aiohttp_server(app, host="127.0.0.1")
+    state.url = str(server.make_url("")).rstrip("/")
+    return state
+
+
+@dataclass
+class Running:
+    """A Gatekeeper under test: proxy and admin clients sharing one store."""
+
+    proxy: TestClient[web.Request, web.Application]
+    admin: TestClient[web.Request, web.Application]
+    app: web.Application
+    registry: CollectorRegistry
+    redis: Any
+
+    async def block(self, *entries: str, scope: str = "global", list_name: str = "block"
+                    ) -> dict[str, Any]:
+        """Add entries through the admin API."""
+        resp = await self.admin.post(f"/admin/v1/lists/{list_name}/entries",
+                                     json={"entries": list(entries), "scope": scope},
+                                     headers=AUTH)
+        assert resp.status == 200, await resp.text()
+        return dict(await resp.json())
+
+    async def allow(self, *entries: str, scope: str = "global") -> dict[str, Any]:
+        """Add entries to the allow list through the admin API."""
+        return await self.block(*entries, scope=scope, list_name="allow")
+
+
+StartGatekeeper = Callable[..., Awaitable[Running]]
+
+
+@pytest.fixture
+async def start_gatekeeper(
+    aiohttp_client: Callable[..., Awaitable[TestClient[web.Request, web.Application]]],
+) -> StartGatekeeper:
+    """Start Gatekeeper for a config, on fakeredis unless a client is given."""
+
+    async def start(config: Config, redis: Any = None) -> Running:
+        client = redis if redis is not None else fakeredis.FakeAsyncRedis(decode_responses=True)
+        registry = CollectorRegistry()
+        app = create_app(config, registry=registry, redis_client=client)
+        proxy = await aiohttp_client(app)
+        admin = await aiohttp_client(app[ADMIN_APP])
+        return Running(proxy, admin, app, registry, client)
+
+    return start
+
+
+@pytest.fixture
+async def gatekeeper(start_gatekeeper: StartGatekeeper, upstream: FakeUpstream,
+                     tmp_path: Path) -> Running:
+    """Gatekeeper with the default test config on fakeredis."""
+    return await start_gatekeeper(make_config(upstream.url, tmp_path))
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real redis-server for the session, on a free loopback port; its URL.
+
+    Fails (never skips) when no redis-server can be found.
+    """
+    try:
+        find_binary(None)
+    except EmbeddedError as exc:
+        pytest.fail(f"integration tests need a real redis-server: {exc}")
+    server = EmbeddedRedis(tmp_path_factory.mktemp("redis-server"))
+    endpoint = server.start()
+    yield endpoint.url
+    server.stop()
+
+
+@pytest.fixture
+async def real_redis(redis_server: str) -> AsyncIterator[Any]:
+    """An empty database on the session's real redis-server."""
+    client = connect(RedisConfig(timeout=5.0), redis_server)
+    await client.flushall()
+    yield client
+    await client.aclose()

@@ -1,0 +1,98 @@
+"""Logging set-up, secret redaction, request ids and metrics on an injected registry."""
+
+from __future__ import annotations
+
+import io
+import json
+from typing import Any
+
+import pytest
+import structlog
+from prometheus_client import CollectorRegistry
+
+from gatekeeper.config import LogConfig
+from gatekeeper.observability import (
+    REDACTED,
+    Metrics,
+    configure_logging,
+    redact_secrets,
+)
+from tests.conftest import TWILIO_MESSAGES, Running
+
+
+@pytest.mark.parametrize(("event", "expected"), [
+    ({"authorization": "Basic x"}, {"authorization": REDACTED}),
+    ({"Authorization": "Bearer x"}, {"Authorization": REDACTED}),
+    ({"api_key": "k", "apiKey": "k", "auth_token": "t"},
+     {"api_key": REDACTED, "apiKey": REDACTED, "auth_token": REDACTED}),
+    ({"body": {"request": {"authentication": {"key": "k", "hash": "h"}}}},
+     {"body": {"request": {"authentication": {"key": REDACTED, "hash": REDACTED}}}}),
+    ({"headers": [{"password": "p"}, {"x": 1}]},
+     {"headers": [{"password": REDACTED}, {"x": 1}]}),
+    ({"sig": "abc", "signature": "abc", "cookie": "c"},
+     {"sig": REDACTED, "signature": REDACTED, "cookie": REDACTED}),
+    ({"key_name": "ops", "upstream": "twilio", "number": "+3361****789"},
+     {"key_name": "ops", "upstream": "twilio", "number": "+3361****789"}),
+], ids=["authorization", "case-insensitive", "api-keys-and-tokens", "nested-credentials",
+        "inside-lists", "signatures-and-cookies", "ordinary-fields-kept"])
+def test_redact_secrets(event: dict[str, Any], expected: dict[str, Any]) -> None:
+    """Credential-like fields are replaced at any depth; others are left alone."""
+    assert redact_secrets(None, "info", dict(event)) == expected
+
+
+def test_json_lines_and_level_filter() -> None:
+    """configure_logging writes one JSON object per line and drops lower levels."""
+    buffer = io.StringIO()
+    configure_logging(LogConfig(level="warning"), buffer)
+    log = structlog.get_logger("t")
+    log.info("quiet")
+    log.warning("loud", api_key="k")
+    [line] = buffer.getvalue().splitlines()
+    event = json.loads(line)
+    assert event["event"] == "loud"
+    assert event["level"] == "warning"
+    assert event["api_key"] == REDACTED
+    assert "timestamp" in event
+
+
+def test_metrics_live_on_the_injected_registry() -> None:
+    """Two Metrics on two registries do not collide and count separately."""
+    first, second = CollectorRegistry(), CollectorRegistry()
+    Metrics(first).decisions.labels("u", "sms", "forwarded", "unlisted").inc()
+    Metrics(second)
+    labels = {"upstream": "u", "channel": "sms", "action": "forwarded", "reason": "unlisted"}
+    assert first.get_sample_value("gatekeeper_decisions_total", labels) == 1
+    assert second.get_sample_value("gatekeeper_decisions_total", labels) is None
+
+
+@pytest.mark.parametrize(("given", "kept"), [
+    ("abc-123", True), ("a" * 128, True), ("a" * 129, False), ("bad id", False),
+    ("x\u00e9", False),
+], ids=["simple", "max-length", "too-long", "space", "non-ascii"])
+async def test_request_id_is_reused_only_when_sane(gatekeeper: Running, given: str,
+                                                   kept: bool) -> None:
+    """A caller's X-Request-Id comes back when it is safe to log, else a new one."""
+    resp = await gatekeeper.proxy.post(TWILIO_MESSAGES, data={"To": "+14155550100"},
+                                       headers={"X-Request-Id": given})
+    returned = resp.headers["X-Request-Id"]
+    assert (returned == given) is kept
+    assert returned
+
+
+async def test_admin_replies_carry_a_request_id(gatekeeper: Running) -> None:
+    """The admin listener answers with X-Request-Id too."""
+    resp = await gatekeeper.admin.get("/healthz")
+    assert resp.headers["X-Request-Id"]
+
+
+async def test_request_event_logged_once_per_request(gatekeeper: Running,
+                                                     log_output: io.StringIO) -> None:
+    """Each proxied request is one `request` event with its decision and status."""
+    await gatekeeper.proxy.post(TWILIO_MESSAGES, data={"To": "+14155550100"},
+                                headers={"X-Request-Id": "r1"})
+    events = [json.loads(x) for x in log_output.getvalue().splitlines()]
+    [event] = [e for e in events if e["event"] == "request"]
+    assert event["request_id"] == "r1"
+    assert event["decision"] == "forwarded"
+    assert event["status"] == 201
+    assert event["upstream"] == "twilio"
