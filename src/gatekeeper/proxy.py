@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from urllib.parse import unquote
 
 import aiohttp
 from aiohttp import web
@@ -79,6 +80,12 @@ class Mount:
         return None
 
 
+def _has_dot_segment(raw_path: str) -> bool:
+    if "." not in raw_path and "%" not in raw_path:
+        return False
+    return any(segment in (".", "..") for segment in unquote(raw_path).split("/"))
+
+
 def forward_headers(request: web.Request) -> CIMultiDict[str]:
     """End-to-end request headers for the upstream, with X-Forwarded-For appended."""
     named = {token.strip().lower() for value in request.headers.getall("Connection", ())
@@ -133,6 +140,11 @@ class Proxy:
         request_id = request[REQUEST_ID]
         # The request target exactly as sent: yarl would re-quote the query (%2F -> /).
         raw_path, sep, query = request.raw_path.partition("?")
+        if _has_dot_segment(raw_path):
+            # `..` could climb out of the mount into the upstream's base path, where no
+            # route check sees it; no SDK sends such paths.
+            return error_response(400, "invalid_path",
+                                  "Paths with '.' or '..' segments are refused.", request_id)
         for mount in self.mounts:
             rest = mount.rest(raw_path)
             if rest is not None:

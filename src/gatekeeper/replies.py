@@ -8,6 +8,7 @@ from gatekeeper.providers.base import Reply, gatekeeper_error
 
 DECISION_HEADER = "X-Gatekeeper-Decision"
 ERROR_TYPES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+               405: "method_not_allowed",
                413: "payload_too_large", 502: "bad_gateway", 503: "service_unavailable",
                504: "gateway_timeout"}
 

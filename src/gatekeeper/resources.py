@@ -50,7 +50,9 @@ class Resources:
             if self.config.redis.embedded:
                 self._embedded = EmbeddedRedis(self.config.redis.data_dir,
                                                self.config.redis.server_binary)
-                url = (await asyncio.to_thread(self._embedded.start)).url
+                # Started on the loop's own thread, before serving: the child's
+                # die-with-parent signal is tied to the thread that forks it.
+                url = self._embedded.start().url
                 self.log.info("embedded_store_started", data_dir=str(self._embedded.data_dir),
                               port=self._embedded.endpoint.port if self._embedded.endpoint
                               else None)
@@ -84,7 +86,7 @@ class Resources:
         if self._store is not None:
             await self._store.close()
         if self._embedded is not None:
-            await asyncio.to_thread(self._embedded.stop)
+            self._embedded.stop()
             self.log.info("embedded_store_stopped")
 
     async def lifespan(self, _app: web.Application) -> AsyncIterator[None]:

@@ -9,6 +9,7 @@ Layout (every key name is built by `Keys`):
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -129,9 +130,10 @@ class Store:
         """Check the server version and load the lookup script ahead of the first request."""
         try:
             info = await self.client.info("server")
-            version = str(info.get("redis_version") or info.get("valkey_version") or "0")
-            found = tuple(int(p) for p in version.split(".")[:2])
-            if found < MIN_REDIS_VERSION:
+            version = str(info.get("redis_version") or info.get("valkey_version") or "")
+            parts = re.findall(r"\d+", version)[:2]
+            # An unparsable version (a dev build) is given the benefit of the doubt.
+            if len(parts) == 2 and (int(parts[0]), int(parts[1])) < MIN_REDIS_VERSION:
                 raise StoreIncompatible(f"Redis {version} is too old: 6.2 or newer is needed")
             await self.client.script_load(LOOKUP_LUA)
         except RedisError as exc:
@@ -151,7 +153,7 @@ class Store:
     async def lookup(self, numbers: Sequence[str], scopes: Sequence[str]) -> dict[str, list[Match]]:
         """Every list entry matching each number in each scope, in one round trip."""
         owners: dict[str, list[str]] = {}
-        for number in numbers:
+        for number in dict.fromkeys(numbers):  # a repeated number must not repeat matches
             for candidate in lookup_candidates(number):
                 owners.setdefault(candidate, []).append(number)
         probes = [(name, scope) for scope in scopes for name in LISTS]

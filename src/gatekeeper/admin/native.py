@@ -205,6 +205,9 @@ async def check(request: web.Request) -> web.Response:
     """GET /check?number=&scope=&channel=&region=: the decision and why."""
     query = request.query
     number = query.get("number", "")
+    if number.startswith(" ") and number.strip().isdigit():
+        # `?number=+336...` unencoded: the query decodes `+` as a space.
+        number = "+" + number.strip()
     scopes = [_scope(s.strip()) for value in query.getall("scope", [])
               for s in value.split(",") if s.strip()]
     channel = query.get("channel")

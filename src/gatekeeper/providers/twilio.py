@@ -1,9 +1,10 @@
 """The `twilio` preset: Programmable Messaging and Voice (API 2010-04-01).
 
-Sends are POST `.../Accounts/{sid}/Messages.json` (sms) and `.../Calls.json` (voice),
-form-encoded, recipient in `To`. `.xml` and extension-less spellings reach the same
-endpoints, so they are intercepted too. Reject: 403 with Twilio's error shape (the SDK
-raises `TwilioRestException`); skip: 201 with a resource whose status is `canceled`.
+Sends are POST `.../Accounts/{sid}/Messages.json` (sms), `.../Calls.json` and
+`.../Conferences/{sid}/Participants.json` (voice), form-encoded, recipient in `To`.
+`.xml` and extension-less spellings reach the same endpoints, so they are intercepted
+too. Reject: 403 with Twilio's error shape (the SDK raises `TwilioRestException`);
+skip: 201 with a resource whose status is `canceled`.
 """
 
 from __future__ import annotations
@@ -31,6 +32,9 @@ class TwilioPreset:
         return (
             Route("POST", re.compile(_ACCOUNT + r"/(SMS/)?Messages" + suffix, re.I), "sms", _TO),
             Route("POST", re.compile(_ACCOUNT + r"/Calls" + suffix, re.I), "voice", _TO),
+            # Adding a conference participant dials `To`: an outbound call too.
+            Route("POST", re.compile(_ACCOUNT + r"/Conferences/[^/]+/Participants" + suffix,
+                                     re.I), "voice", _TO),
         )
 
     def reject(self, blocked: Blocked) -> Reply:

@@ -1,0 +1,628 @@
+"""Configuration parsing (gatekeeper.config): bad values, defaults, environment, files."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import math
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gatekeeper.config import (
+    AdminConfig,
+    Config,
+    ConfigError,
+    DestinationField,
+    Listen,
+    LogConfig,
+    ProxyConfig,
+    RedisConfig,
+    RouteConfig,
+    StoreConfig,
+    UpstreamConfig,
+    load_config,
+    parse_config,
+    resolve_path,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+KEY = "secret-admin-key"
+ENV = {"GATEKEEPER_ADMIN_KEY": KEY}
+ROUTE = {"method": "POST", "path": "/v2/messages", "channel": "sms",
+         "destination": {"json": "to"}}
+
+
+def base_raw() -> dict[str, Any]:
+    """A complete, valid raw config with every section and two upstreams."""
+    return {
+        "proxy": {"host": "127.0.0.1", "port": 8080, "max_body_bytes": 1048576,
+                  "on_invalid": "reject"},
+        "admin": {"host": "127.0.0.1", "port": 8081, "key_env": "GATEKEEPER_ADMIN_KEY"},
+        "redis": {"url": "embedded", "data_dir": "data", "key_prefix": "gk:", "timeout": 1.0},
+        "store": {"on_error": "closed", "attempts_max_len": 100000},
+        "log": {"level": "info", "format": "json", "mask_numbers": True},
+        "upstreams": [
+            {"name": "twilio", "url": "https://api.twilio.com", "preset": "twilio",
+             "region": "US", "on_block": "reject", "timeout": 30, "scopes": ["global"]},
+            {"name": "telnyx", "url": "https://api.telnyx.com", "preset": "generic",
+             "routes": [copy.deepcopy(ROUTE)]},
+        ],
+    }
+
+
+class _Delete:
+    def __repr__(self) -> str:
+        return "DELETE"
+
+
+DELETE: Any = _Delete()
+SAME: Any = object()
+_TOKEN = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
+
+
+def with_value(path: str, value: Any) -> dict[str, Any]:
+    """base_raw() with the key at `path` (written like a ConfigError key) set or deleted."""
+    raw = base_raw()
+    tokens: list[str | int] = [
+        int(index) if index else name for name, index in _TOKEN.findall(path)
+    ]
+    node: Any = raw
+    for token in tokens[:-1]:
+        node = node[token]
+    if value is DELETE:
+        del node[tokens[-1]]
+    else:
+        node[tokens[-1]] = value
+    return raw
+
+
+def parse(raw: object, tmp_path: Path, env: dict[str, str] | None = None) -> Config:
+    """parse_config with a fixed environment and base directory."""
+    return parse_config(raw, env=ENV if env is None else env, base=tmp_path)
+
+
+def test_base_config_is_valid(tmp_path: Path) -> None:
+    """The table's starting point parses, so each bad case fails for its own reason."""
+    cfg = parse(base_raw(), tmp_path)
+    assert [u.name for u in cfg.upstreams] == ["twilio", "telnyx"]
+
+
+# (id, key path to set, value, key the error names (None: the same), value shown (SAME))
+BAD: list[tuple[str, str, Any, str | None, Any]] = [
+    # Unknown keys, at every level.
+    ("unknown-root-key", "extra", 1, None, SAME),
+    ("unknown-proxy-key", "proxy.listen_port", 8080, None, SAME),
+    ("unknown-admin-key", "admin.token", "x", None, SAME),
+    ("unknown-redis-key", "redis.host", "localhost", None, SAME),
+    ("unknown-store-key", "store.retention", 5, None, SAME),
+    ("unknown-log-key", "log.colour", True, None, SAME),
+    ("unknown-upstream-key", "upstreams[0].api_key", "x", None, SAME),
+    ("unknown-route-key", "upstreams[1].routes[0].verb", "POST", None, SAME),
+    ("unknown-destination-key", "upstreams[1].routes[0].destination.xml", "to", None, SAME),
+    # Sections of the wrong shape.
+    ("proxy-not-a-mapping", "proxy", ["x"], None, SAME),
+    ("admin-not-a-mapping", "admin", "x", None, SAME),
+    ("redis-not-a-mapping", "redis", 5, None, SAME),
+    ("upstreams-not-a-list", "upstreams", {"name": "twilio"}, None, SAME),
+    ("upstream-not-a-mapping", "upstreams[0]", "twilio", None, SAME),
+    ("routes-not-a-list", "upstreams[1].routes", "POST /v2/messages", None, SAME),
+    ("route-not-a-mapping", "upstreams[1].routes[0]", "POST /v2/messages", None, SAME),
+    ("destination-not-a-mapping", "upstreams[1].routes[0].destination", "to", None, SAME),
+    ("scopes-not-a-list", "upstreams[0].scopes", "global", None, SAME),
+    # Wrong scalar types, including bool where an int or float is expected.
+    ("bool-for-port", "proxy.port", True, None, SAME),
+    ("bool-false-for-admin-port", "admin.port", False, None, SAME),
+    ("string-for-port", "proxy.port", "8080", None, SAME),
+    ("float-for-port", "proxy.port", 8080.0, None, SAME),
+    ("null-for-port", "proxy.port", None, None, SAME),
+    ("int-for-host", "proxy.host", 127, None, SAME),
+    ("bool-for-max-body-bytes", "proxy.max_body_bytes", True, None, SAME),
+    ("float-for-max-body-bytes", "proxy.max_body_bytes", 1.5, None, SAME),
+    ("bool-for-attempts-max-len", "store.attempts_max_len", False, None, SAME),
+    ("bool-for-redis-timeout", "redis.timeout", True, None, SAME),
+    ("string-for-redis-timeout", "redis.timeout", "1s", None, SAME),
+    ("bool-for-upstream-timeout", "upstreams[0].timeout", True, None, SAME),
+    ("int-for-mask-numbers", "log.mask_numbers", 1, None, SAME),
+    ("string-for-mask-numbers", "log.mask_numbers", "yes", None, SAME),
+    ("int-for-data-dir", "redis.data_dir", 5, None, SAME),
+    ("int-for-admin-key", "admin.key", 12345, None, SAME),
+    ("empty-admin-key", "admin.key", "", None, SAME),
+    ("empty-server-binary", "redis.server_binary", "", None, SAME),
+    ("int-for-upstream-url", "upstreams[0].url", 42, None, SAME),
+    ("bool-for-region-norway-problem", "upstreams[0].region", False, None, SAME),
+    ("bool-for-on-block", "upstreams[0].on_block", True, None, SAME),
+    ("int-scope", "upstreams[0].scopes[0]", 1, None, SAME),
+    # Ports.
+    ("negative-port", "proxy.port", -1, None, SAME),
+    ("port-too-large", "proxy.port", 65536, None, SAME),
+    ("admin-port-too-large", "admin.port", 70000, None, SAME),
+    # Upstream URLs.
+    ("upstream-url-ftp", "upstreams[0].url", "ftp://api.twilio.com", None, SAME),
+    ("upstream-url-no-scheme", "upstreams[0].url", "api.twilio.com", None, SAME),
+    ("upstream-url-no-host", "upstreams[0].url", "https://", None, "https:"),
+    ("upstream-url-query", "upstreams[0].url", "https://api.twilio.com/?x=1", None, SAME),
+    ("upstream-url-missing", "upstreams[0].url", DELETE, None, ""),
+    # Redis URLs.
+    ("redis-url-host-port", "redis.url", "localhost:6379", None, SAME),
+    ("redis-url-http", "redis.url", "http://localhost:6379", None, SAME),
+    ("redis-url-bare-word", "redis.url", "redis", None, SAME),
+    ("redis-url-empty", "redis.url", "", None, SAME),
+    ("redis-url-embedded-typo", "redis.url", "Embedded", None, SAME),
+    ("redis-key-prefix-empty", "redis.key_prefix", "", None, SAME),
+    ("redis-key-prefix-space", "redis.key_prefix", "gk :", None, SAME),
+    # Presets and routes.
+    ("unknown-preset", "upstreams[0].preset", "plivo", None, SAME),
+    ("missing-preset", "upstreams[0].preset", DELETE, None, ""),
+    ("generic-without-routes", "upstreams[1].routes", DELETE, None, []),
+    ("generic-with-empty-routes", "upstreams[1].routes", [], None, SAME),
+    ("routes-on-twilio-preset", "upstreams[0].routes", [ROUTE], None, SAME),
+    ("route-method-unknown", "upstreams[1].routes[0].method", "fetch", None, "FETCH"),
+    ("route-path-relative", "upstreams[1].routes[0].path", "v2/messages", None, SAME),
+    ("route-path-missing", "upstreams[1].routes[0].path", DELETE, None, ""),
+    ("route-channel-unknown", "upstreams[1].routes[0].channel", "fax", None, SAME),
+    ("route-channel-missing", "upstreams[1].routes[0].channel", DELETE, None, ""),
+    ("route-destination-both", "upstreams[1].routes[0].destination",
+     {"json": "to", "form": "To"}, None, SAME),
+    ("route-destination-neither", "upstreams[1].routes[0].destination", {}, None, SAME),
+    ("route-destination-missing", "upstreams[1].routes[0].destination", DELETE, None, {}),
+    ("route-destination-json-empty", "upstreams[1].routes[0].destination.json", "", None,
+     SAME),
+    ("route-destination-json-bad-path", "upstreams[1].routes[0].destination.json", "a..b",
+     None, SAME),
+    ("route-destination-json-space", "upstreams[1].routes[0].destination.json", "a b", None,
+     SAME),
+    ("route-destination-json-trailing-newline", "upstreams[1].routes[0].destination.json",
+     "to\n", None, SAME),
+    # Names, mounts, duplicates.
+    ("name-upper-case", "upstreams[0].name", "Twilio", None, SAME),
+    ("name-starts-with-digit", "upstreams[0].name", "1twilio", None, SAME),
+    ("name-missing", "upstreams[0].name", DELETE, None, ""),
+    ("name-trailing-newline", "upstreams[0].name", "twilio\n", None, SAME),
+    ("duplicate-name", "upstreams[1].name", "twilio", None, SAME),
+    ("duplicate-mount", "upstreams[1].mount", "/twilio", None, SAME),
+    ("duplicate-mount-trailing-slash", "upstreams[1].mount", "/twilio/", None, "/twilio"),
+    ("mount-without-slash", "upstreams[0].mount", "twilio", None, SAME),
+    ("mount-root", "upstreams[0].mount", "/", None, ""),
+    ("mount-double-slash", "upstreams[0].mount", "/a//b", None, SAME),
+    ("mount-query", "upstreams[0].mount", "/a?b", None, SAME),
+    ("mount-template", "upstreams[0].mount", "/{account}", None, SAME),
+    ("mount-glob", "upstreams[0].mount", "/a*", None, SAME),
+    # Scopes and regions.
+    ("scope-with-space", "upstreams[0].scopes", ["global", "tenant acme"],
+     "upstreams[0].scopes[1]", "tenant acme"),
+    ("scope-with-glob", "upstreams[0].scopes", ["tenant:*"], "upstreams[0].scopes[0]",
+     "tenant:*"),
+    ("scope-with-comma", "upstreams[0].scopes", ["global,tenant:acme"],
+     "upstreams[0].scopes[0]", "global,tenant:acme"),
+    ("scope-without-id", "upstreams[0].scopes", ["tenant:"], "upstreams[0].scopes[0]",
+     "tenant:"),
+    ("region-unknown", "upstreams[0].region", "XX", None, SAME),
+    ("region-unknown-shown-upper-cased", "upstreams[0].region", "zz", None, "ZZ"),
+    ("region-three-letters", "upstreams[0].region", "USA", None, SAME),
+    ("region-empty", "upstreams[0].region", "", None, SAME),
+    # Enumerated values.
+    ("bad-on-block", "upstreams[0].on_block", "drop", None, SAME),
+    ("on-block-case-sensitive", "upstreams[0].on_block", "Reject", None, SAME),
+    ("bad-on-invalid", "proxy.on_invalid", "allow", None, SAME),
+    ("bad-on-error", "store.on_error", "fail", None, SAME),
+    ("bad-log-level", "log.level", "verbose", None, SAME),
+    ("log-level-case-sensitive", "log.level", "INFO", None, SAME),
+    ("bad-log-format", "log.format", "text", None, SAME),
+    ("bad-admin-key-env", "admin.key_env", "NOT-A-NAME", None, SAME),
+    ("admin-key-env-trailing-newline", "admin.key_env", "GATEKEEPER_ADMIN_KEY\n", None, SAME),
+    # Non-positive timeouts and sizes.
+    ("zero-max-body-bytes", "proxy.max_body_bytes", 0, None, SAME),
+    ("negative-max-body-bytes", "proxy.max_body_bytes", -1, None, SAME),
+    ("zero-attempts-max-len", "store.attempts_max_len", 0, None, SAME),
+    ("zero-redis-timeout", "redis.timeout", 0, None, 0.0),
+    ("negative-redis-timeout", "redis.timeout", -0.5, None, SAME),
+    ("nan-redis-timeout", "redis.timeout", math.nan, None, SAME),
+    ("zero-upstream-timeout", "upstreams[0].timeout", 0, None, 0.0),
+    ("negative-upstream-timeout", "upstreams[1].timeout", -30, None, -30.0),
+    ("nan-upstream-timeout", "upstreams[0].timeout", math.nan, None, SAME),
+]
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "key", "shown"),
+    [pytest.param(*case[1:], id=case[0]) for case in BAD],
+)
+def test_bad_config_names_key_and_value(
+    path: str, value: Any, key: str | None, shown: Any, tmp_path: Path
+) -> None:
+    """Each bad value raises ConfigError whose message names the key path and the value."""
+    raw = with_value(path, value)
+    key = path if key is None else key
+    shown = value if shown is SAME else shown
+    with pytest.raises(ConfigError) as caught:
+        parse(raw, tmp_path)
+    err = caught.value
+    assert err.key == key
+    assert repr(err.value) == repr(shown)
+    assert f"config key '{key}'" in str(err)
+    assert repr(shown) in str(err)
+    assert err.problem
+    assert err.problem in str(err)
+
+
+@pytest.mark.parametrize(
+    ("section", "key"),
+    [pytest.param("proxy", "proxy.True", id="proxy"),
+     pytest.param("log", "log.True", id="log")],
+)
+def test_unknown_non_string_key_beside_string_key(
+    section: str, key: str, tmp_path: Path
+) -> None:
+    """Unknown keys of mixed types (YAML `on:` is True) still give a ConfigError."""
+    raw = base_raw()
+    raw[section].update({True: "x", "zzz": 1})
+    with pytest.raises(ConfigError) as caught:
+        parse(raw, tmp_path)
+    assert caught.value.key == key
+    assert caught.value.value == "x"
+
+
+@pytest.mark.parametrize(
+    ("raw", "key"),
+    [
+        pytest.param([], "<root>", id="root-list"),
+        pytest.param("proxy: {}", "<root>", id="root-string"),
+        pytest.param(42, "<root>", id="root-int"),
+    ],
+)
+def test_root_must_be_a_mapping(raw: object, key: str, tmp_path: Path) -> None:
+    """A document that is not a mapping is refused as `<root>`."""
+    with pytest.raises(ConfigError) as caught:
+        parse(raw, tmp_path)
+    assert caught.value.key == key
+    assert caught.value.value == raw
+
+
+# --------------------------------------------------------------------------- defaults
+
+@pytest.mark.parametrize("raw", [pytest.param(None, id="none"), pytest.param({}, id="empty")])
+def test_empty_config_gives_defaults(raw: object, tmp_path: Path) -> None:
+    """An empty document yields every documented default and no upstreams."""
+    cfg = parse(raw, tmp_path)
+    assert cfg.proxy == ProxyConfig(Listen("127.0.0.1", 8080), 1024 * 1024, "reject")
+    assert cfg.admin.listen == Listen("127.0.0.1", 8081)
+    assert cfg.redis == RedisConfig("embedded", tmp_path / "data", "gk:", 1.0, None)
+    assert cfg.redis.embedded is True
+    assert cfg.store == StoreConfig("closed", 100_000)
+    assert cfg.log == LogConfig("info", "json", True)
+    assert cfg.upstreams == ()
+    assert cfg.source == "<memory>"
+
+
+def test_upstream_defaults(tmp_path: Path) -> None:
+    """A minimal upstream gets mount `/<name>`, no region, reject, 30 s, no scopes."""
+    cfg = parse({"upstreams": [{"name": "twilio", "url": "https://api.twilio.com",
+                                "preset": "twilio"}]}, tmp_path)
+    assert cfg.upstreams == (UpstreamConfig(
+        name="twilio", url="https://api.twilio.com", preset="twilio", mount="/twilio",
+        region=None, on_block="reject", timeout=30.0, scopes=(), routes=()),)
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "attribute", "expected"),
+    [
+        pytest.param("upstreams[0].name", "sms-gw_2", "mount", "/sms-gw_2",
+                     id="mount-defaults-to-name"),
+        pytest.param("upstreams[0].mount", "/gw/twilio/", "mount", "/gw/twilio",
+                     id="mount-trailing-slash-dropped"),
+        pytest.param("upstreams[0].url", "https://api.twilio.com/", "url",
+                     "https://api.twilio.com", id="url-trailing-slash-dropped"),
+        pytest.param("upstreams[0].url", "http://10.0.0.5:8443/base", "url",
+                     "http://10.0.0.5:8443/base", id="url-http-with-port-and-path"),
+        pytest.param("upstreams[0].region", "tr", "region", "TR", id="region-upper-cased"),
+        pytest.param("upstreams[0].region", "Gb", "region", "GB", id="region-mixed-case"),
+        pytest.param("upstreams[0].region", DELETE, "region", None, id="region-optional"),
+        pytest.param("upstreams[0].timeout", 5, "timeout", 5.0, id="int-timeout-as-float"),
+        pytest.param("upstreams[0].timeout", 0.25, "timeout", 0.25, id="float-timeout"),
+        pytest.param("upstreams[0].on_block", "monitor", "on_block", "monitor",
+                     id="on-block-monitor"),
+        pytest.param("upstreams[0].on_block", "skip", "on_block", "skip", id="on-block-skip"),
+        pytest.param("upstreams[0].scopes", ["tenant:acme", "global", "tenant:acme"],
+                     "scopes", ("tenant:acme", "global"), id="scopes-deduplicated-in-order"),
+        pytest.param("upstreams[0].scopes", None, "scopes", (), id="scopes-null"),
+        pytest.param("upstreams[0].routes", [], "routes", (), id="twilio-empty-routes-ok"),
+    ],
+)
+def test_upstream_values(
+    path: str, value: Any, attribute: str, expected: Any, tmp_path: Path
+) -> None:
+    """Upstream values are normalised as documented."""
+    cfg = parse(with_value(path, value), tmp_path)
+    assert getattr(cfg.upstreams[0], attribute) == expected
+
+
+def test_timeout_is_always_a_float(tmp_path: Path) -> None:
+    """Integer timeouts become floats (not ints that merely compare equal)."""
+    cfg = parse(with_value("redis.timeout", 2), tmp_path)
+    assert type(cfg.redis.timeout) is float
+    assert type(cfg.upstreams[0].timeout) is float
+
+
+@pytest.mark.parametrize(
+    ("route", "expected"),
+    [
+        pytest.param(ROUTE, RouteConfig("POST", "/v2/messages", "sms",
+                                         DestinationField("json", "to")), id="json"),
+        pytest.param({"method": "post", "path": "/v1/{account}/call", "channel": "voice",
+                      "destination": {"form": "To"}},
+                     RouteConfig("POST", "/v1/{account}/call", "voice",
+                                 DestinationField("form", "To")), id="form-method-upper-cased"),
+        pytest.param({"path": "/v1/sms", "channel": "sms",
+                      "destination": {"json": "messages[].to"}},
+                     RouteConfig("POST", "/v1/sms", "sms",
+                                 DestinationField("json", "messages[].to")),
+                     id="method-defaults-to-post"),
+        pytest.param({"method": "PUT", "path": "/x", "channel": "sms",
+                      "destination": {"json": "a.b[].c_d-$e@f"}},
+                     RouteConfig("PUT", "/x", "sms", DestinationField("json", "a.b[].c_d-$e@f")),
+                     id="dotted-json-path"),
+    ],
+)
+def test_generic_routes(route: dict[str, Any], expected: RouteConfig, tmp_path: Path) -> None:
+    """Generic routes parse into RouteConfig with a json or form destination."""
+    cfg = parse(with_value("upstreams[1].routes", [route]), tmp_path)
+    assert cfg.upstreams[1].routes == (expected,)
+
+
+@pytest.mark.parametrize(
+    ("data_dir", "expected"),
+    [
+        pytest.param("data", "{base}/data", id="relative"),
+        pytest.param("./var/redis", "{base}/var/redis", id="dot-relative"),
+        pytest.param("/srv/gatekeeper/data", "/srv/gatekeeper/data", id="absolute"),
+    ],
+)
+def test_data_dir_relative_to_base(data_dir: str, expected: str, tmp_path: Path) -> None:
+    """redis.data_dir is resolved against `base`; absolute paths are kept."""
+    cfg = parse(with_value("redis.data_dir", data_dir), tmp_path)
+    assert cfg.redis.data_dir == Path(expected.format(base=tmp_path))
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["redis://localhost:6379/0", "rediss://cache.example:6380", "unix:///run/redis.sock"],
+)
+def test_redis_url_accepted(url: str, tmp_path: Path) -> None:
+    """redis://, rediss:// and unix:// URLs are accepted and mean an external server."""
+    cfg = parse(with_value("redis.url", url), tmp_path)
+    assert cfg.redis.url == url
+    assert cfg.redis.embedded is False
+
+
+@pytest.mark.parametrize("port", [0, 1, 65535])
+def test_port_range_bounds_accepted(port: int, tmp_path: Path) -> None:
+    """Ports 0 to 65535 are accepted."""
+    assert parse(with_value("proxy.port", port), tmp_path).proxy.listen.port == port
+
+
+# --------------------------------------------------------------------------- admin key
+
+@pytest.mark.parametrize(
+    ("admin", "env", "key", "source"),
+    [
+        pytest.param({}, {"GATEKEEPER_ADMIN_KEY": "k1"}, "k1", "$GATEKEEPER_ADMIN_KEY",
+                     id="default-env-var"),
+        pytest.param({}, {}, None, "$GATEKEEPER_ADMIN_KEY", id="default-env-var-unset"),
+        pytest.param({}, {"GATEKEEPER_ADMIN_KEY": ""}, None, "$GATEKEEPER_ADMIN_KEY",
+                     id="default-env-var-empty"),
+        pytest.param({"key_env": "MY_KEY"}, {"MY_KEY": "k2", "GATEKEEPER_ADMIN_KEY": "k1"},
+                     "k2", "$MY_KEY", id="key-env-names-the-variable"),
+        pytest.param({"key_env": "MY_KEY"}, {"GATEKEEPER_ADMIN_KEY": "k1"}, None, "$MY_KEY",
+                     id="key-env-unset-no-fallback"),
+        pytest.param({"key": "literal"}, {}, "literal", "admin.key", id="literal-key"),
+        pytest.param({"key": "literal", "key_env": "MY_KEY"},
+                     {"MY_KEY": "k2", "GATEKEEPER_ADMIN_KEY": "k1"}, "literal", "admin.key",
+                     id="literal-key-wins"),
+    ],
+)
+def test_admin_key(
+    admin: dict[str, Any], env: dict[str, str], key: str | None, source: str, tmp_path: Path
+) -> None:
+    """The admin key comes from a literal, else the env var named by key_env."""
+    cfg = parse({"admin": admin}, tmp_path, env=env)
+    assert cfg.admin.key == key
+    assert cfg.admin.key_source == source
+
+
+def test_admin_key_read_from_process_environment_by_default(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Without `env=`, $GATEKEEPER_ADMIN_KEY is read from os.environ."""
+    monkeypatch.setenv("GATEKEEPER_ADMIN_KEY", "from-os-environ")
+    cfg = parse_config({}, base=tmp_path)
+    assert cfg.admin.key == "from-os-environ"
+
+
+def test_admin_key_not_in_repr(tmp_path: Path) -> None:
+    """The admin key never shows in the config's repr (and so not in logs)."""
+    cfg = parse({}, tmp_path, env={"GATEKEEPER_ADMIN_KEY": "super-secret-value"})
+    assert cfg.admin.key == "super-secret-value"
+    assert "super-secret-value" not in repr(cfg)
+
+
+# --------------------------------------------------------------------------- files
+
+YAML_TEXT = """\
+redis:
+  data_dir: ./store
+upstreams:
+  - name: twilio
+    url: https://api.twilio.com
+    preset: twilio
+    region: tr
+"""
+
+
+def test_load_config_reads_file_relative_to_its_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """data_dir is relative to the config file's directory, not the working directory."""
+    conf_dir = tmp_path / "etc"
+    conf_dir.mkdir()
+    (conf_dir / "gk.yaml").write_text(YAML_TEXT, encoding="utf-8")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    cfg = load_config("../etc/gk.yaml", env=ENV)
+    assert cfg.redis.data_dir == conf_dir / "store"
+    assert cfg.upstreams[0].region == "TR"
+    assert cfg.admin.key == KEY
+    assert cfg.source == "../etc/gk.yaml"
+
+
+def test_load_config_uses_gatekeeper_config_env(tmp_path: Path) -> None:
+    """With no path given, $GATEKEEPER_CONFIG names the file."""
+    path = tmp_path / "from-env.yaml"
+    path.write_text(YAML_TEXT, encoding="utf-8")
+    cfg = load_config(env={"GATEKEEPER_CONFIG": str(path)})
+    assert cfg.source == str(path)
+    assert cfg.upstreams[0].name == "twilio"
+
+
+def test_load_config_path_argument_beats_env(tmp_path: Path) -> None:
+    """An explicit path wins over $GATEKEEPER_CONFIG."""
+    path = tmp_path / "arg.yaml"
+    path.write_text("log: {level: debug}\n", encoding="utf-8")
+    cfg = load_config(str(path), env={"GATEKEEPER_CONFIG": str(tmp_path / "missing.yaml")})
+    assert cfg.log.level == "debug"
+
+
+def test_load_config_defaults_to_config_yaml_in_cwd(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without a path or $GATEKEEPER_CONFIG, ./config.yaml is read."""
+    (tmp_path / "config.yaml").write_text("log: {format: console}\n", encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    cfg = load_config(env={})
+    assert cfg.log.format == "console"
+    assert cfg.redis.data_dir == tmp_path / "data"
+
+
+@pytest.mark.parametrize(
+    ("path", "env", "expected"),
+    [
+        pytest.param("a.yaml", {"GATEKEEPER_CONFIG": "b.yaml"}, "a.yaml", id="argument"),
+        pytest.param(None, {"GATEKEEPER_CONFIG": "b.yaml"}, "b.yaml", id="env"),
+        pytest.param(None, {"GATEKEEPER_CONFIG": ""}, "config.yaml", id="empty-env"),
+        pytest.param(None, {}, "config.yaml", id="default"),
+        pytest.param("", {"GATEKEEPER_CONFIG": "b.yaml"}, "b.yaml", id="empty-argument"),
+    ],
+)
+def test_resolve_path(path: str | None, env: dict[str, str], expected: str) -> None:
+    """resolve_path: argument, else $GATEKEEPER_CONFIG, else config.yaml."""
+    assert resolve_path(path, env) == Path(expected)
+
+
+@pytest.mark.parametrize(
+    ("content", "key"),
+    [
+        pytest.param(None, "--config", id="missing-file"),
+        pytest.param("DIR", "--config", id="directory"),
+        pytest.param(b"\xff\xfe\x00bad", "--config", id="not-utf8"),
+        pytest.param("proxy: [unclosed\n", "<file>", id="invalid-yaml-flow"),
+        pytest.param("proxy:\n  port: 1\n bad-indent: 2\n", "<file>", id="invalid-yaml-indent"),
+        pytest.param("- just\n- a list\n", "<root>", id="yaml-list-document"),
+        pytest.param("proxy:\n  on: reject\n  extra: 1\n", "proxy.True",
+                     id="yaml-boolean-key-on"),
+    ],
+)
+def test_unreadable_or_bad_files_raise_config_error(
+    content: str | bytes | None, key: str, tmp_path: Path
+) -> None:
+    """Missing, unreadable or malformed files raise ConfigError, never something else."""
+    path = tmp_path / "gk.yaml"
+    if content == "DIR":
+        path.mkdir()
+    elif isinstance(content, bytes):
+        path.write_bytes(content)
+    elif content is not None:
+        path.write_text(content, encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_config(str(path), env=ENV)
+    assert caught.value.key == key
+    if key in ("--config", "<file>"):
+        assert caught.value.value == str(path)
+        assert str(path) in str(caught.value)
+
+
+def test_empty_file_gives_defaults(tmp_path: Path) -> None:
+    """An empty config file is a valid config with every default."""
+    path = tmp_path / "empty.yaml"
+    path.write_text("", encoding="utf-8")
+    cfg = load_config(str(path), env={})
+    assert cfg.proxy == ProxyConfig()
+    assert cfg.upstreams == ()
+
+
+def test_shipped_config_yaml_loads() -> None:
+    """The repository's config.yaml is valid and says what its comments say."""
+    cfg = load_config(str(REPO / "config.yaml"), env=ENV)
+    assert cfg.proxy.listen == Listen("127.0.0.1", 8080)
+    assert cfg.admin.listen == Listen("127.0.0.1", 8081)
+    assert cfg.admin.key == KEY
+    assert cfg.redis.embedded
+    assert cfg.redis.data_dir == REPO / "data"
+    twilio, telnyx = cfg.upstreams
+    assert (twilio.name, twilio.mount, twilio.preset, twilio.region) == (
+        "twilio", "/twilio", "twilio", "US")
+    assert (telnyx.name, telnyx.mount, telnyx.preset) == ("telnyx", "/telnyx", "generic")
+    assert [(r.method, r.path, r.channel, r.destination) for r in telnyx.routes] == [
+        ("POST", "/v2/messages", "sms", DestinationField("json", "to")),
+        ("POST", "/v2/calls", "voice", DestinationField("json", "to")),
+    ]
+
+
+# --------------------------------------------------------------------------- immutability
+
+def _instances(tmp_path: Path) -> list[tuple[str, object]]:
+    cfg = parse(base_raw(), tmp_path)
+    route = cfg.upstreams[1].routes[0]
+    return [("config", cfg), ("proxy", cfg.proxy), ("listen", cfg.proxy.listen),
+            ("admin", cfg.admin), ("redis", cfg.redis), ("store", cfg.store),
+            ("log", cfg.log), ("upstream", cfg.upstreams[0]), ("route", route),
+            ("destination", route.destination)]
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["config", "proxy", "listen", "admin", "redis", "store", "log", "upstream", "route",
+     "destination"],
+)
+def test_config_dataclasses_are_frozen(name: str, tmp_path: Path) -> None:
+    """Every config object refuses assignment to its fields."""
+    obj = dict(_instances(tmp_path))[name]
+    assert dataclasses.is_dataclass(obj)
+    first = dataclasses.fields(obj)[0].name
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        setattr(obj, first, getattr(obj, first))
+
+
+def test_config_collections_are_tuples(tmp_path: Path) -> None:
+    """Upstreams, scopes and routes are tuples, so nothing inside can be appended to."""
+    cfg = parse(base_raw(), tmp_path)
+    assert isinstance(cfg.upstreams, tuple)
+    assert isinstance(cfg.upstreams[0].scopes, tuple)
+    assert isinstance(cfg.upstreams[1].routes, tuple)
+
+
+def test_config_error_attributes() -> None:
+    """ConfigError keeps key, value and problem, and its message shows all three."""
+    err = ConfigError("upstreams[0].on_block", "drop", "expected one of reject, skip, monitor")
+    assert (err.key, err.value, err.problem) == (
+        "upstreams[0].on_block", "drop", "expected one of reject, skip, monitor")
+    assert str(err) == ("config key 'upstreams[0].on_block': expected one of reject, skip, "
+                        "monitor (got 'drop')")
+
+
+def test_admin_config_default_source() -> None:
+    """AdminConfig's default source names the default environment variable."""
+    assert AdminConfig().key_source == "$GATEKEEPER_ADMIN_KEY"
+    assert AdminConfig().key is None
