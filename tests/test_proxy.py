@@ -312,6 +312,11 @@ async def test_body_over_limit_is_413(start_gatekeeper: StartGatekeeper,
                                headers={"Content-Type": FORM})
     assert resp.status == 413
     assert (await resp.json())["code"] == "body_too_large"
+    assert resp.headers["X-Gatekeeper-Decision"] == "rejected"
+    assert decisions(gk.registry, "twilio", "sms", "rejected", "malformed_request") == 1
+    passthrough = await gk.proxy.post("/twilio/upload", data=b"x" * 100)
+    assert passthrough.status == 413
+    assert "X-Gatekeeper-Decision" not in passthrough.headers
     ok = await gk.proxy.post(TWILIO_MESSAGES, data=b"To=%2B14155550100",
                              headers={"Content-Type": FORM})
     assert ok.status == 201

@@ -152,15 +152,19 @@ class Proxy:
         else:
             return error_response(404, "no_upstream",
                                   f"No upstream is mounted at {request.path}.", request_id)
+        found = match_route(mount.routes, request.method, rest)
         try:
             body = await request.read()
         except web.HTTPRequestEntityTooLarge:
-            return error_response(
-                413, "body_too_large",
-                f"The body exceeds {self.resources.config.proxy.max_body_bytes} bytes.",
-                request_id)
+            limit = self.resources.config.proxy.max_body_bytes
+            decision = None
+            if found is not None:
+                decision = "rejected"
+                request[OUTCOME] = Outcome(mount.upstream.name, found[0].channel, decision,
+                                           ("malformed_request",))
+            return error_response(413, "body_too_large", f"The body exceeds {limit} bytes.",
+                                  request_id, decision)
         target = rest + sep + query
-        found = match_route(mount.routes, request.method, rest)
         if found is None:
             request[PASSTHROUGH] = Passthrough(mount.upstream.name)
             return await self._forward(request, mount, target, body, None)
