@@ -9,11 +9,12 @@ import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from ssl import SSLContext
 from typing import Any
 
 import fakeredis
 import pytest
-from aiohttp import web
+from aiohttp import TCPConnector, web
 from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client import CollectorRegistry
 
@@ -41,6 +42,18 @@ def log_output() -> io.StringIO:
 def log_events(buffer: io.StringIO) -> list[dict[str, Any]]:
     """The JSON log events written so far."""
     return [json.loads(line) for line in buffer.getvalue().splitlines() if line.strip()]
+
+
+def sample(registry: CollectorRegistry, name: str, **labels: str) -> float:
+    """A metric sample's value (0 when absent)."""
+    return registry.get_sample_value(name, labels) or 0.0
+
+
+def decisions(registry: CollectorRegistry, upstream: str, channel: str, action: str,
+              reason: str, direction: str = "outbound") -> float:
+    """gatekeeper_decisions_total for one label set."""
+    return sample(registry, "gatekeeper_decisions_total", upstream=upstream, channel=channel,
+                  direction=direction, action=action, reason=reason)
 
 
 def make_config(upstream_url: str, tmp_path: Path, **sections: Any) -> Config:
@@ -147,11 +160,19 @@ async def start_gatekeeper(
 ) -> StartGatekeeper:
     """Start Gatekeeper for a config, on fakeredis unless a client is given."""
 
-    async def start(config: Config, redis: Any = None) -> Running:
+    async def start(config: Config, redis: Any = None, ssl: SSLContext | None = None
+                    ) -> Running:
         client = redis if redis is not None else fakeredis.FakeAsyncRedis(decode_responses=True)
         registry = CollectorRegistry()
         app = create_app(config, registry=registry, redis_client=client)
-        proxy = await aiohttp_client(app)
+        if ssl is None:
+            proxy = await aiohttp_client(app)
+        else:
+            # A TLS proxy listener (e.g. for SDKs that only speak HTTPS); the test client
+            # itself does not verify the certificate.
+            server = TestServer(app, host="127.0.0.1")
+            await server.start_server(ssl=ssl)
+            proxy = await aiohttp_client(server, connector=TCPConnector(ssl=False))
         admin = await aiohttp_client(app[ADMIN_APP])
         return Running(proxy, admin, app, registry, client)
 

@@ -6,13 +6,15 @@ import asyncio
 import dataclasses
 import io
 import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from gatekeeper.config import RedisConfig
-from gatekeeper.store import connect
+from gatekeeper.resources import RESOURCES
+from gatekeeper.store import EntryMeta, ListItem, Store, connect
 from tests.conftest import (
     ADMIN_KEY,
     AUTH,
@@ -44,7 +46,7 @@ async def call(gk: Running, method: str, path: str, *, body: Any = None,
     return resp.status, json.loads(text)
 
 
-async def add(gk: Running, entries: list[str], *, list_name: str = "block",
+async def add(gk: Running, entries: list[Any], *, list_name: str = "block",
               **extra: Any) -> dict[str, Any]:
     """Add entries, expecting 200."""
     status, payload = await call(gk, "POST", f"/admin/v1/lists/{list_name}/entries",
@@ -53,13 +55,42 @@ async def add(gk: Running, entries: list[str], *, list_name: str = "block",
     return dict(payload)
 
 
-async def listed(gk: Running, list_name: str = "block", scope: str = "global") -> list[str]:
-    """Every entry of a list, read through the API in one page."""
+async def remove(gk: Running, entries: list[Any], *, list_name: str = "block",
+                 **extra: Any) -> dict[str, Any]:
+    """Remove entries, expecting 200."""
+    status, payload = await call(gk, "DELETE", f"/admin/v1/lists/{list_name}/entries",
+                                 body={"entries": entries, **extra})
+    assert status == 200, payload
+    return dict(payload)
+
+
+async def listed_rows(gk: Running, list_name: str = "block", scope: str = "global"
+                      ) -> list[dict[str, Any]]:
+    """Every row of a list's listing, read through the API in one page."""
     status, payload = await call(gk, "GET", f"/admin/v1/lists/{list_name}/entries",
                                  params={"scope": scope, "limit": "1000"})
     assert status == 200, payload
     assert payload["next_cursor"] is None
     return list(payload["entries"])
+
+
+def shown(row: dict[str, Any]) -> str | dict[str, str]:
+    """A listing row in the form replies use: the entry string when it applies to every
+    channel, else {entry, channel}."""
+    if row["channel"] == "both":
+        return str(row["entry"])
+    return {"entry": row["entry"], "channel": row["channel"]}
+
+
+async def listed(gk: Running, list_name: str = "block", scope: str = "global"
+                 ) -> list[str | dict[str, str]]:
+    """Every entry of a list (as replies show entries), read through the API."""
+    return [shown(row) for row in await listed_rows(gk, list_name, scope)]
+
+
+def store_of(gk: Running) -> Store:
+    """The running Gatekeeper's own store."""
+    return gk.app[RESOURCES].store
 
 
 async def check(gk: Running, params: Any) -> dict[str, Any]:
@@ -283,6 +314,90 @@ async def test_add_accepts_the_maximum_batch(gatekeeper: Running) -> None:
     assert await gatekeeper.redis.zcard("gk:list:block:global") == 10_000
 
 
+async def test_add_accepts_channel_objects(gatekeeper: Running) -> None:
+    """Entries may be `{entry, channel}`; replies show channel-limited entries as objects
+    and every-channel ones (`both`, or no channel) as strings."""
+    payload = await add(gatekeeper, [
+        "+33*",
+        {"entry": "+44*", "channel": "voice"},
+        {"entry": "+1 415*", "channel": "sms"},
+        {"entry": "+336*", "channel": "both"},
+        {"entry": "+34*"},
+    ])
+    assert payload == {"added": ["+33*", {"entry": "+44*", "channel": "voice"},
+                                 {"entry": "+1415*", "channel": "sms"}, "+336*", "+34*"],
+                       "existing": [], "failed": []}
+    assert await gatekeeper.redis.zrange("gk:list:block:global", 0, -1) == [
+        "+1415*#sms", "+33*", "+336*", "+34*", "+44*#voice"]
+
+
+async def test_add_object_entries_are_normalised_with_the_region(gatekeeper: Running) -> None:
+    """An object's entry is normalised like a string entry, `region` included."""
+    payload = await add(gatekeeper, [{"entry": "06 12 34 56 78", "channel": "voice"}],
+                        region="FR")
+    assert payload["added"] == [{"entry": "+33612345678", "channel": "voice"}]
+
+
+async def test_channel_variants_are_separate_entries(gatekeeper: Running) -> None:
+    """One entry for every channel, for sms and for voice are three entries; each is
+    reported as existing when added again, in the form it was given."""
+    entries = ["+33612345678", {"entry": "+33612345678", "channel": "sms"},
+               {"entry": "+33612345678", "channel": "voice"}]
+    first = await add(gatekeeper, entries)
+    again = await add(gatekeeper, [{"entry": "+33 6 12 34 56 78", "channel": "voice"},
+                                   {"entry": "+33612345678", "channel": "both"}])
+    assert first == {"added": entries, "existing": [], "failed": []}
+    assert again == {"added": [], "failed": [],
+                     "existing": [{"entry": "+33612345678", "channel": "voice"},
+                                  "+33612345678"]}
+    assert await listed(gatekeeper) == entries
+
+
+async def test_add_collapses_a_string_and_its_both_object(gatekeeper: Running) -> None:
+    """`"+33*"` and `{"entry": "+33*", "channel": "both"}` are one entry in one call."""
+    payload = await add(gatekeeper, ["+33*", {"entry": "+33*", "channel": "both"},
+                                     {"entry": "+33*", "channel": "sms"},
+                                     {"entry": "+33 *", "channel": "sms"}])
+    assert payload["added"] == ["+33*", {"entry": "+33*", "channel": "sms"}]
+
+
+BAD_OBJECTS: list[tuple[str, Any, str]] = [
+    ("unknown-channel", {"entry": "+33*", "channel": "fax"}, "+33*"),
+    ("channel-case", {"entry": "+33*", "channel": "SMS"}, "+33*"),
+    ("channel-blank", {"entry": "+33*", "channel": ""}, "+33*"),
+    ("channel-null", {"entry": "+33*", "channel": None}, "+33*"),
+    ("channel-list", {"entry": "+33*", "channel": ["sms"]}, "+33*"),
+    ("unknown-field", {"entry": "+33*", "channel": "sms", "note": "x"},
+     '{"entry": "+33*", "channel": "sms", "note": "x"}'),
+    ("misspelt-entry", {"number": "+33*"}, '{"number": "+33*"}'),
+    ("no-entry", {"channel": "sms"}, "null"),
+    ("entry-number", {"entry": 33612345678, "channel": "sms"}, "33612345678"),
+    ("entry-null", {"entry": None}, "null"),
+    ("bad-number", {"entry": "garbage", "channel": "voice"}, "garbage"),
+    ("national-no-region", {"entry": "0612345678", "channel": "sms"}, "0612345678"),
+]
+
+
+@pytest.mark.parametrize(("method", "good", "key", "left"), [
+    ("POST", "+2*", "added", ["+1*", "+2*"]),
+    ("DELETE", "+1*", "removed", []),
+], ids=["add", "remove"])
+@pytest.mark.parametrize(("bad", "reported"), [c[1:] for c in BAD_OBJECTS],
+                         ids=[c[0] for c in BAD_OBJECTS])
+async def test_bad_entry_objects_fail_alone(gatekeeper: Running, method: str, good: str,
+                                            key: str, left: list[str], bad: Any,
+                                            reported: str) -> None:
+    """A bad `{entry, channel}` (unknown field or channel, no string entry, not a number)
+    is reported in `failed` with a reason; the good entries of the call still apply."""
+    await add(gatekeeper, ["+1*"])
+    status, payload = await call(gatekeeper, method, BLOCK, body={"entries": [bad, good]})
+    assert status == 200, payload
+    assert payload[key] == [good]
+    assert [f["entry"] for f in payload["failed"]] == [reported]
+    assert payload["failed"][0]["reason"]
+    assert await listed(gatekeeper) == left
+
+
 BAD_BODIES: list[tuple[str, Any, str]] = [
     ("not-json", b"not json", "invalid_body"),
     ("empty", b"", "invalid_body"),
@@ -298,6 +413,7 @@ BAD_BODIES: list[tuple[str, Any, str]] = [
     ("entry-number", {"entries": [33612345678]}, "invalid_body"),
     ("entry-null", {"entries": ["+33612345678", None]}, "invalid_body"),
     ("entry-list", {"entries": [["+33612345678"]]}, "invalid_body"),
+    ("entry-bool", {"entries": [{"entry": "+33*"}, True]}, "invalid_body"),
     ("unknown-field", {"entries": ["+33612345678"], "list": "block"}, "invalid_body"),
     ("scope-uppercase", {"entries": ["+33612345678"], "scope": "Tenant:acme"},
      "invalid_scope"),
@@ -421,6 +537,52 @@ async def test_remove_national_number_with_region(gatekeeper: Running) -> None:
     assert await listed(gatekeeper, "allow") == []
 
 
+async def test_remove_plain_entry_removes_every_channel_variant(gatekeeper: Running) -> None:
+    """DELETE of a string takes the entry out for every channel, its sms and voice
+    variants included; other entries stay."""
+    await add(gatekeeper, ["+33*", {"entry": "+33*", "channel": "sms"},
+                           {"entry": "+33*", "channel": "voice"},
+                           {"entry": "+44*", "channel": "voice"}, "+336*"])
+    payload = await remove(gatekeeper, ["+33*"])
+    assert payload == {"removed": ["+33*"], "missing": [], "failed": []}
+    assert await listed(gatekeeper) == ["+336*", {"entry": "+44*", "channel": "voice"}]
+    assert set(await gatekeeper.redis.hkeys("gk:meta:block:global")) == {"+336*",
+                                                                           "+44*#voice"}
+
+
+async def test_remove_plain_entry_present_only_for_one_channel(gatekeeper: Running) -> None:
+    """DELETE of a string also lifts an entry that was only listed for one channel."""
+    await add(gatekeeper, [{"entry": "+33612345678", "channel": "voice"}], list_name="allow")
+    payload = await remove(gatekeeper, ["+33612345678"], list_name="allow")
+    assert payload == {"removed": ["+33612345678"], "missing": [], "failed": []}
+    assert await listed(gatekeeper, "allow") == []
+
+
+@pytest.mark.parametrize(("channel", "left"), [
+    ("voice", ["+33*", {"entry": "+33*", "channel": "sms"}]),
+    ("sms", ["+33*", {"entry": "+33*", "channel": "voice"}]),
+], ids=["voice", "sms"])
+async def test_remove_channel_object_removes_only_that_channel(
+        gatekeeper: Running, channel: str, left: list[Any]) -> None:
+    """DELETE of `{entry, channel}` removes that channel's entry and nothing else."""
+    await add(gatekeeper, ["+33*", {"entry": "+33*", "channel": "sms"},
+                           {"entry": "+33*", "channel": "voice"}])
+    payload = await remove(gatekeeper, [{"entry": "+33 *", "channel": channel}])
+    assert payload == {"removed": [{"entry": "+33*", "channel": channel}], "missing": [],
+                       "failed": []}
+    assert await listed(gatekeeper) == left
+
+
+async def test_remove_channel_object_that_is_not_there_is_missing(gatekeeper: Running) -> None:
+    """A channel entry that is absent (only the every-channel one exists) is `missing`,
+    shown as an object, and the every-channel entry stays."""
+    await add(gatekeeper, ["+33*"])
+    payload = await remove(gatekeeper, [{"entry": "+33*", "channel": "voice"}])
+    assert payload == {"removed": [], "missing": [{"entry": "+33*", "channel": "voice"}],
+                       "failed": []}
+    assert await listed(gatekeeper) == ["+33*"]
+
+
 # ------------------------------------------------------------------------ list entries
 
 
@@ -437,12 +599,12 @@ async def test_listing_pages_through_every_entry_once_in_order(gatekeeper: Runni
             params["cursor"] = cursor
         status, page = await call(gatekeeper, "GET", BLOCK, params=params)
         assert status == 200
-        seen.extend(page["entries"])
+        seen.extend(row["entry"] for row in page["entries"])
         sizes.append(len(page["entries"]))
         cursor = page["next_cursor"]
         if cursor is None:
             break
-        assert cursor == page["entries"][-1]
+        assert cursor == page["entries"][-1]["entry"]
     assert sizes == [100, 100, 50]
     assert seen == sorted(entries)
     assert len(set(seen)) == 250
@@ -487,7 +649,67 @@ async def test_listing_orders_prefixes_with_numbers(gatekeeper: Running) -> None
     status, second = await call(gatekeeper, "GET", BLOCK,
                                 params={"limit": "10", "cursor": first["next_cursor"]})
     assert status == 200
-    assert first["entries"] + second["entries"] == sorted(entries)
+    assert [r["entry"] for r in first["entries"] + second["entries"]] == sorted(entries)
+
+
+def parse_added_at(text: str) -> datetime:
+    """An `added_at` value: ISO 8601 in UTC, to the second."""
+    when = datetime.fromisoformat(text)
+    assert when.utcoffset() == timedelta(0), text
+    assert when.microsecond == 0, text
+    return when
+
+
+async def test_listing_shows_channel_and_metadata(gatekeeper: Running) -> None:
+    """Each row names entry, channel (`both`, `sms` or `voice`), source, added_at (ISO
+    8601 UTC) and added_by; entries added through the API are from `api` by `admin`."""
+    before = datetime.now(UTC).replace(microsecond=0)
+    await add(gatekeeper, ["+33*", {"entry": "+44*", "channel": "voice"},
+                           {"entry": "+33612345678", "channel": "sms"}], scope="tenant:acme")
+    after = datetime.now(UTC)
+    rows = await listed_rows(gatekeeper, "block", "tenant:acme")
+    assert [(r["entry"], r["channel"]) for r in rows] == [
+        ("+33*", "both"), ("+33612345678", "sms"), ("+44*", "voice")]
+    for row in rows:
+        assert set(row) == {"entry", "channel", "source", "added_at", "added_by"}
+        assert (row["source"], row["added_by"]) == ("api", "admin")
+        assert before <= parse_added_at(row["added_at"]) <= after
+
+
+async def test_listing_keeps_the_first_source_of_an_entry(gatekeeper: Running) -> None:
+    """An entry an opt-out added lists as such (with its note) and stays so when an admin
+    adds it again; one added without metadata lists entry and channel only."""
+    opt_out = EntryMeta(source="opt-out", added_at=1_700_000_000.0,
+                        added_by="twilio-inbound", note="STOP")
+    await store_of(gatekeeper).add("block", "global", [ListItem("+33612345678", "sms")],
+                                   opt_out)
+    await gatekeeper.redis.zadd("gk:list:block:global", {"+44*": 0})
+    payload = await add(gatekeeper, [{"entry": "+33612345678", "channel": "sms"}, "+44*"])
+    assert payload["existing"] == [{"entry": "+33612345678", "channel": "sms"}, "+44*"]
+    assert await listed_rows(gatekeeper) == [
+        {"entry": "+33612345678", "channel": "sms", "source": "opt-out",
+         "added_at": "2023-11-14T22:13:20+00:00", "added_by": "twilio-inbound",
+         "note": "STOP"},
+        {"entry": "+44*", "channel": "both"},
+    ]
+
+
+async def test_listing_pages_across_channel_variants(gatekeeper: Running) -> None:
+    """Channel variants of an entry list right after it, and paging through them with
+    the returned cursor shows each row once."""
+    await add(gatekeeper, ["+33*", {"entry": "+33*", "channel": "voice"},
+                           {"entry": "+33*", "channel": "sms"}, "+34*"])
+    rows: list[dict[str, Any]] = []
+    params = {"limit": "2"}
+    for _ in range(5):
+        status, page = await call(gatekeeper, "GET", BLOCK, params=params)
+        assert status == 200
+        rows.extend(page["entries"])
+        if page["next_cursor"] is None:
+            break
+        params = {"limit": "2", "cursor": page["next_cursor"]}
+    assert [(r["entry"], r["channel"]) for r in rows] == [
+        ("+33*", "both"), ("+33*", "sms"), ("+33*", "voice"), ("+34*", "both")]
 
 
 @pytest.mark.parametrize(("params", "code"), [
@@ -544,8 +766,8 @@ async def test_check_decision_and_reason(gatekeeper: Running, blocked: list[str]
         await add(gatekeeper, allowed, list_name="allow")
     result = await check(gatekeeper, {"number": number})
     assert result["decision"] == decision
-    assert result["matched"] == [{"scope": "global", "list": lst, "entry": entry}
-                                 for lst, entry in matched]
+    assert result["matched"] == [{"scope": "global", "list": lst, "entry": entry,
+                                  "channel": "both"} for lst, entry in matched]
 
 
 async def test_tenant_entry_applies_only_with_its_scope(gatekeeper: Running) -> None:
@@ -559,7 +781,7 @@ async def test_tenant_entry_applies_only_with_its_scope(gatekeeper: Running) -> 
     assert with_scope["decision"] == "blocked"
     assert with_scope["scopes"] == ["global", "tenant:acme"]
     assert with_scope["matched"] == [{"scope": "tenant:acme", "list": "block",
-                                      "entry": "+33612345678"}]
+                                      "entry": "+33612345678", "channel": "both"}]
 
 
 async def test_global_always_applies(gatekeeper: Running) -> None:
@@ -569,8 +791,8 @@ async def test_global_always_applies(gatekeeper: Running) -> None:
     result = await check(gatekeeper, {"number": "+33612345678", "scope": "tenant:acme"})
     assert result["decision"] == "blocked"
     assert result["matched"] == [
-        {"scope": "global", "list": "block", "entry": "+33612345678"},
-        {"scope": "tenant:acme", "list": "allow", "entry": "+33612345678"},
+        {"scope": "global", "list": "block", "entry": "+33612345678", "channel": "both"},
+        {"scope": "tenant:acme", "list": "allow", "entry": "+33612345678", "channel": "both"},
     ]
 
 
@@ -588,7 +810,7 @@ async def test_check_scopes_repeatable_or_comma_separated(
     assert result["scopes"] == ["global", "tenant:acme", "agent:7"]
     assert result["decision"] == "blocked"
     assert result["matched"] == [{"scope": "agent:7", "list": "block",
-                                  "entry": "+33612345678"}]
+                                  "entry": "+33612345678", "channel": "both"}]
 
 
 @pytest.mark.parametrize(("number", "region"), [
@@ -627,6 +849,65 @@ async def test_check_listed_impossible_number(gatekeeper: Running, number: str) 
     assert result["number"] == number
     assert result["possible"] is False
     assert result["decision"] == "blocked"
+
+
+CHANNEL_CHECKS: list[tuple[str, list[Any], list[Any], str | None, str, list[dict[str, str]]]] = [
+    ("voice-block-on-voice", [{"entry": "+33*", "channel": "voice"}], [], "voice", "blocked",
+     [{"scope": "global", "list": "block", "entry": "+33*", "channel": "voice"}]),
+    ("voice-block-not-on-sms", [{"entry": "+33*", "channel": "voice"}], [], "sms",
+     "unlisted", []),
+    ("voice-block-not-without-channel", [{"entry": "+33*", "channel": "voice"}], [], None,
+     "unlisted", []),
+    ("sms-block-on-sms", [{"entry": "+33612345678", "channel": "sms"}], [], "sms",
+     "blocked",
+     [{"scope": "global", "list": "block", "entry": "+33612345678", "channel": "sms"}]),
+    ("sms-block-not-on-voice", [{"entry": "+33612345678", "channel": "sms"}], [], "voice",
+     "unlisted", []),
+    ("every-channel-block-on-voice", ["+33*"], [], "voice", "blocked",
+     [{"scope": "global", "list": "block", "entry": "+33*", "channel": "both"}]),
+    ("voice-allow-beats-shorter-block", ["+33*"], [{"entry": "+336*", "channel": "voice"}],
+     "voice", "allowed",
+     [{"scope": "global", "list": "allow", "entry": "+336*", "channel": "voice"}]),
+    ("voice-allow-not-on-sms", ["+33*"], [{"entry": "+336*", "channel": "voice"}], "sms",
+     "blocked", [{"scope": "global", "list": "block", "entry": "+33*", "channel": "both"}]),
+    ("tie-voice-block-beats-allow", [{"entry": "+336*", "channel": "voice"}], ["+336*"],
+     "voice", "blocked",
+     [{"scope": "global", "list": "block", "entry": "+336*", "channel": "voice"}]),
+]
+
+
+@pytest.mark.parametrize(("blocked", "allowed", "channel", "decision", "matched"),
+                         [c[1:] for c in CHANNEL_CHECKS], ids=[c[0] for c in CHANNEL_CHECKS])
+async def test_check_with_channel_entries(gatekeeper: Running, blocked: list[Any],
+                                          allowed: list[Any], channel: str | None,
+                                          decision: str, matched: list[dict[str, str]]
+                                          ) -> None:
+    """`channel=` brings that channel's entries in; without it only every-channel entries
+    count; each matched item names its channel."""
+    if blocked:
+        await add(gatekeeper, blocked)
+    if allowed:
+        await add(gatekeeper, allowed, list_name="allow")
+    params = {"number": "+33612345678", **({"channel": channel} if channel else {})}
+    result = await check(gatekeeper, params)
+    assert result["decision"] == decision
+    assert result["matched"] == matched
+    assert result.get("channel") == channel
+
+
+async def test_check_with_channel_across_scopes(gatekeeper: Running) -> None:
+    """A tenant's voice-only block overrides a global allow for voice only."""
+    await add(gatekeeper, ["+33612345678"], list_name="allow")
+    await add(gatekeeper, [{"entry": "+33*", "channel": "voice"}], scope="tenant:acme")
+    by_channel = {c: await check(gatekeeper, {"number": "+33612345678", "channel": c,
+                                              "scope": "tenant:acme"})
+                  for c in ("sms", "voice")}
+    assert by_channel["sms"]["decision"] == "allowed"
+    assert by_channel["voice"]["decision"] == "blocked"
+    assert by_channel["voice"]["matched"] == [
+        {"scope": "global", "list": "allow", "entry": "+33612345678", "channel": "both"},
+        {"scope": "tenant:acme", "list": "block", "entry": "+33*", "channel": "voice"},
+    ]
 
 
 @pytest.mark.parametrize("channel", ["sms", "voice"])

@@ -25,7 +25,8 @@ import yaml
 from gatekeeper.cli import EXIT_CONFIG, EXIT_RUNTIME, main
 from gatekeeper.config import RedisConfig, StoreConfig
 from gatekeeper.embedded import STATE_FILE, EmbeddedRedis, read_running
-from gatekeeper.store import Store, connect
+from gatekeeper.policy import ListName
+from gatekeeper.store import EntryMeta, ListItem, Store, connect
 from tests.conftest import ADMIN_KEY
 
 REPO = Path(__file__).resolve().parent.parent
@@ -70,23 +71,33 @@ def redis_pids(data_dir: Path) -> list[int]:
     return pids
 
 
-async def seed(url: str, prefix: str, entries: dict[tuple[Any, str], list[str]]) -> None:
+Seed = dict[tuple[ListName, str], list[ListItem]]
+
+
+async def seed(url: str, prefix: str, entries: Seed) -> None:
     """Add entries (by list and scope) through a Store on `url` with `prefix`."""
     config = RedisConfig(key_prefix=prefix, timeout=5.0)
     store = Store(connect(config, url), config, StoreConfig())
+    meta = EntryMeta(source="api", added_at=time.time(), added_by="test")
     try:
         for (name, scope), values in entries.items():
-            await store.add(name, scope, values)
+            added, _ = await store.add(name, scope, values, meta)
+            assert added == values
     finally:
         await store.close()
 
 
-SEED: dict[tuple[Any, str], list[str]] = {
-    ("block", "tenant:acme"): ["+4479*"],
-    ("allow", "agent:42"): ["+447911123456"],
-    ("block", "global"): ["+905321234567"],
-    ("allow", "global"): ["+1415555*"],
+SEED: Seed = {
+    ("block", "tenant:acme"): [ListItem("+4479*")],
+    ("allow", "agent:42"): [ListItem("+447911123456")],
+    ("block", "global"): [ListItem("+905321234567"), ListItem("+33612345678", "voice")],
+    ("allow", "global"): [ListItem("+1415555*"), ListItem("+4479*", "sms")],
 }
+
+
+def hit(scope: str, list_name: str, entry: str, channel: str = "both") -> dict[str, str]:
+    """One matched item as `check` prints it."""
+    return {"scope": scope, "list": list_name, "entry": entry, "channel": channel}
 
 
 # --- config check ---------------------------------------------------------------------
@@ -96,7 +107,7 @@ def test_config_check_accepts_the_shipped_config(capsys: pytest.CaptureFixture[s
     """`config check` on config.yaml prints OK and exits 0."""
     code, out, err = run_main(capsys, "config", "check", "--config", str(SHIPPED_CONFIG))
     assert code == 0, err
-    assert out.strip() == f"{SHIPPED_CONFIG}: OK (2 upstreams)"
+    assert out.strip() == f"{SHIPPED_CONFIG}: OK (10 upstreams)"
 
 
 def test_installed_command_checks_the_shipped_config() -> None:
@@ -179,18 +190,18 @@ def external_config(tmp_path: Path, redis_server: str) -> Path:
 
 CHECKS: list[tuple[str, list[str], str, str, list[dict[str, str]]]] = [
     ("prefix-block-in-scope", ["+447911123456", "--scope", "tenant:acme"], "+447911123456",
-     "blocked", [{"scope": "tenant:acme", "list": "block", "entry": "+4479*"}]),
+     "blocked", [hit("tenant:acme", "block", "+4479*")]),
     ("block-beats-allow-elsewhere",
      ["+447911123456", "--scope", "tenant:acme", "--scope", "agent:42"], "+447911123456",
-     "blocked", [{"scope": "tenant:acme", "list": "block", "entry": "+4479*"},
-                 {"scope": "agent:42", "list": "allow", "entry": "+447911123456"}]),
+     "blocked", [hit("tenant:acme", "block", "+4479*"),
+                 hit("agent:42", "allow", "+447911123456")]),
     ("exact-allow", ["+447911123456", "--scope", "agent:42"], "+447911123456", "allowed",
-     [{"scope": "agent:42", "list": "allow", "entry": "+447911123456"}]),
+     [hit("agent:42", "allow", "+447911123456")]),
     ("scope-not-given", ["+447911123456"], "+447911123456", "unlisted", []),
     ("global-prefix-allow", ["+1 415 555 0100"], "+14155550100", "allowed",
-     [{"scope": "global", "list": "allow", "entry": "+1415555*"}]),
+     [hit("global", "allow", "+1415555*")]),
     ("national-with-region", ["0532 123 45 67", "--region", "tr"], "+905321234567",
-     "blocked", [{"scope": "global", "list": "block", "entry": "+905321234567"}]),
+     "blocked", [hit("global", "block", "+905321234567")]),
     ("unlisted", ["+33612345678"], "+33612345678", "unlisted", []),
 ]
 
@@ -218,6 +229,35 @@ def test_check_echoes_the_channel(external_config: Path,
     assert code == 0
     assert json.loads(out)["channel"] == "voice"
     assert json.loads(out)["scopes"] == ["global", "tenant:acme"]
+
+
+CHANNEL_CHECKS: list[tuple[str, list[str], str, str, list[dict[str, str]]]] = [
+    ("voice-block-with-voice", ["+33612345678"], "voice", "blocked",
+     [hit("global", "block", "+33612345678", "voice")]),
+    ("voice-block-not-with-sms", ["+33612345678"], "sms", "unlisted", []),
+    ("sms-allow-with-sms", ["+447911123456"], "sms", "allowed",
+     [hit("global", "allow", "+4479*", "sms")]),
+    ("sms-allow-not-with-voice", ["+447911123456"], "voice", "unlisted", []),
+    ("sms-allow-and-tenant-block", ["+447911123456", "--scope", "tenant:acme"], "sms",
+     "blocked", [hit("global", "allow", "+4479*", "sms"),
+                 hit("tenant:acme", "block", "+4479*")]),
+]
+
+
+@pytest.mark.parametrize(("argv", "channel", "decision", "matched"),
+                         [c[1:] for c in CHANNEL_CHECKS], ids=[c[0] for c in CHANNEL_CHECKS])
+def test_check_passes_the_channel_to_the_lookup(
+        external_config: Path, capsys: pytest.CaptureFixture[str], argv: list[str],
+        channel: str, decision: str, matched: list[dict[str, str]]) -> None:
+    """With --channel, entries limited to that channel count (and only those); without
+    it they never do (see the `unlisted` and `scope-not-given` checks above)."""
+    code, out, err = run_main(capsys, "check", *argv, "--channel", channel,
+                              "--config", str(external_config))
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["decision"] == decision
+    assert result["matched"] == matched
+    assert result["channel"] == channel
 
 
 @pytest.mark.parametrize(("argv", "message"), [
@@ -298,7 +338,7 @@ def test_check_starts_and_stops_the_embedded_store_when_none_runs(
     assert code == 0, err
     assert json.loads(out)["decision"] == "blocked"
     assert json.loads(out)["matched"] == [
-        {"scope": "tenant:acme", "list": "block", "entry": "+4479*"}]
+        hit("tenant:acme", "block", "+4479*")]
     assert not (data_dir / STATE_FILE).exists()
     assert read_running(data_dir) is None
     assert redis_pids(data_dir) == []
@@ -402,7 +442,8 @@ def stop(process: subprocess.Popen[bytes], log: Path) -> None:
 
 def test_run_serves_persists_and_stops_cleanly(tmp_path: Path) -> None:
     """`gatekeeper run`: healthy, admin add works, SIGTERM exits 0 and stops the embedded
-    redis-server, and a second run on the same data dir still has the entry."""
+    redis-server, and a second run on the same data dir still has the entries, with their
+    channel and metadata."""
     data_dir = tmp_path / "data"
     admin_port = free_port()
     config = write_config(
@@ -417,9 +458,13 @@ def test_run_serves_persists_and_stops_cleanly(tmp_path: Path) -> None:
 
     with gatekeeper_process(config, log) as first:
         wait_healthy(first, admin, log)
+        voice_only = {"entry": "+44*", "channel": "voice"}
         status, body = http("POST", f"{admin}/admin/v1/lists/block/entries",
-                            {"entries": ["+33612345678"], "scope": "tenant:acme"})
-        assert (status, body["added"]) == (200, ["+33612345678"])
+                            {"entries": ["+33612345678", voice_only], "scope": "tenant:acme"})
+        assert (status, body["added"]) == (200, ["+33612345678", voice_only])
+        status, body = http("GET", f"{admin}/admin/v1/lists/block/entries?scope=tenant:acme")
+        assert status == 200, body
+        rows_before = body["entries"]
         running = read_running(data_dir)
         assert running is not None
         assert running.owner_pid == first.pid
@@ -437,7 +482,16 @@ def test_run_serves_persists_and_stops_cleanly(tmp_path: Path) -> None:
         assert status == 200, body
         assert body["decision"] == "blocked"
         assert body["matched"] == [
-            {"scope": "tenant:acme", "list": "block", "entry": "+33612345678"}]
+            hit("tenant:acme", "block", "+33612345678")]
+        status, body = http("GET", f"{admin}/admin/v1/check?number=%2B447911123456"
+                                   "&scope=tenant:acme&channel=voice")
+        assert (status, body["decision"]) == (200, "blocked")
+        assert body["matched"] == [hit("tenant:acme", "block", "+44*", "voice")]
+        status, body = http("GET", f"{admin}/admin/v1/lists/block/entries?scope=tenant:acme")
+        assert status == 200, body
+        assert body["entries"] == rows_before
+        assert [(r["entry"], r["channel"], r["source"]) for r in rows_before] == [
+            ("+33612345678", "both", "api"), ("+44*", "voice", "api")]
         stop(second, log)
     assert redis_pids(data_dir) == []
     events = [json.loads(line) for line in log.read_text().splitlines()

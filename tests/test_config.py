@@ -6,15 +6,19 @@ import copy
 import dataclasses
 import math
 import re
+import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from gatekeeper.config import (
+    PRESETS,
+    WEBHOOK_TYPES,
     AdminConfig,
     Config,
     ConfigError,
+    CredentialScopes,
     DestinationField,
     Listen,
     LogConfig,
@@ -22,7 +26,9 @@ from gatekeeper.config import (
     RedisConfig,
     RouteConfig,
     StoreConfig,
+    TlsConfig,
     UpstreamConfig,
+    WebhookConfig,
     load_config,
     parse_config,
     resolve_path,
@@ -33,6 +39,8 @@ KEY = "secret-admin-key"
 ENV = {"GATEKEEPER_ADMIN_KEY": KEY}
 ROUTE = {"method": "POST", "path": "/v2/messages", "channel": "sms",
          "destination": {"json": "to"}}
+SID = "AC" + "0" * 32
+DIGEST = "sha256:" + "0123456789abcdef" * 4
 
 
 def base_raw() -> dict[str, Any]:
@@ -46,9 +54,18 @@ def base_raw() -> dict[str, Any]:
         "log": {"level": "info", "format": "json", "mask_numbers": True},
         "upstreams": [
             {"name": "twilio", "url": "https://api.twilio.com", "preset": "twilio",
-             "region": "US", "on_block": "reject", "timeout": 30, "scopes": ["global"]},
+             "region": "US", "on_block": "reject", "timeout": 30, "scopes": ["global"],
+             "credentials": {SID: ["tenant:acme"], DIGEST: ["tenant:beta", "agent:7"]},
+             "scope_header": True},
             {"name": "telnyx", "url": "https://api.telnyx.com", "preset": "generic",
              "routes": [copy.deepcopy(ROUTE)]},
+        ],
+        "webhooks": [
+            {"name": "voice", "type": "twilio-voice", "url": "https://app.example/voice",
+             "scopes": ["tenant:acme"], "region": "US", "timeout": 5,
+             "opt_out_scope": "tenant:acme"},
+            {"name": "sms", "type": "twilio-sms", "path": "/in/sms",
+             "url": "http://10.0.0.2:8000/sms"},
         ],
     }
 
@@ -88,6 +105,7 @@ def test_base_config_is_valid(tmp_path: Path) -> None:
     """The table's starting point parses, so each bad case fails for its own reason."""
     cfg = parse(base_raw(), tmp_path)
     assert [u.name for u in cfg.upstreams] == ["twilio", "telnyx"]
+    assert [h.name for h in cfg.webhooks] == ["voice", "sms"]
 
 
 # (id, key path to set, value, key the error names (None: the same), value shown (SAME))
@@ -154,7 +172,8 @@ BAD: list[tuple[str, str, Any, str | None, Any]] = [
     ("redis-key-prefix-empty", "redis.key_prefix", "", None, SAME),
     ("redis-key-prefix-space", "redis.key_prefix", "gk :", None, SAME),
     # Presets and routes.
-    ("unknown-preset", "upstreams[0].preset", "plivo", None, SAME),
+    ("unknown-preset", "upstreams[0].preset", "nexmo", None, SAME),
+    ("preset-case-sensitive", "upstreams[0].preset", "Twilio", None, SAME),
     ("missing-preset", "upstreams[0].preset", DELETE, None, ""),
     ("generic-without-routes", "upstreams[1].routes", DELETE, None, []),
     ("generic-with-empty-routes", "upstreams[1].routes", [], None, SAME),
@@ -223,6 +242,93 @@ BAD: list[tuple[str, str, Any, str | None, Any]] = [
     ("zero-upstream-timeout", "upstreams[0].timeout", 0, None, 0.0),
     ("negative-upstream-timeout", "upstreams[1].timeout", -30, None, -30.0),
     ("nan-upstream-timeout", "upstreams[0].timeout", math.nan, None, SAME),
+    # Upstream credentials: identity -> scopes.
+    ("credentials-not-a-mapping", "upstreams[0].credentials", [SID], None, SAME),
+    ("credentials-string", "upstreams[0].credentials", SID, None, SAME),
+    ("credential-identity-space", "upstreams[0].credentials", {"AC 1": ["global"]},
+     "upstreams[0].credentials.AC 1", "AC 1"),
+    ("credential-identity-colon", "upstreams[0].credentials", {"user:pw": ["global"]},
+     "upstreams[0].credentials.user:pw", "user:pw"),
+    ("credential-identity-empty", "upstreams[0].credentials", {"": ["global"]},
+     "upstreams[0].credentials.", ""),
+    ("credential-identity-newline", "upstreams[0].credentials", {"AC1\n": ["global"]},
+     "upstreams[0].credentials.AC1\n", "AC1\n"),
+    ("credential-identity-float", "upstreams[0].credentials", {1.5: ["global"]},
+     "upstreams[0].credentials.1.5", 1.5),
+    ("credential-digest-upper-hex", "upstreams[0].credentials", {DIGEST.upper(): ["global"]},
+     f"upstreams[0].credentials.{DIGEST.upper()}", DIGEST.upper()),
+    ("credential-digest-prefix-upper", "upstreams[0].credentials",
+     {"SHA256:" + DIGEST[7:]: ["global"]}, f"upstreams[0].credentials.SHA256:{DIGEST[7:]}",
+     "SHA256:" + DIGEST[7:]),
+    ("credential-digest-short", "upstreams[0].credentials", {DIGEST[:-1]: ["global"]},
+     f"upstreams[0].credentials.{DIGEST[:-1]}", DIGEST[:-1]),
+    ("credential-digest-long", "upstreams[0].credentials", {DIGEST + "0": ["global"]},
+     f"upstreams[0].credentials.{DIGEST}0", DIGEST + "0"),
+    ("credential-digest-not-hex", "upstreams[0].credentials",
+     {"sha256:" + "g" * 64: ["global"]}, "upstreams[0].credentials.sha256:" + "g" * 64,
+     "sha256:" + "g" * 64),
+    ("credential-other-hash", "upstreams[0].credentials", {"sha1:" + "a" * 40: ["global"]},
+     "upstreams[0].credentials.sha1:" + "a" * 40, "sha1:" + "a" * 40),
+    ("credential-scopes-empty", f"upstreams[0].credentials.{SID}", [], None, SAME),
+    ("credential-scopes-null", f"upstreams[0].credentials.{SID}", None, None, SAME),
+    ("credential-scopes-string", f"upstreams[0].credentials.{SID}", "global", None, SAME),
+    ("credential-scope-invalid", f"upstreams[0].credentials.{SID}", ["global", "tenant acme"],
+     f"upstreams[0].credentials.{SID}[1]", "tenant acme"),
+    ("credential-scope-glob", f"upstreams[0].credentials.{DIGEST}", ["tenant:*"],
+     f"upstreams[0].credentials.{DIGEST}[0]", "tenant:*"),
+    ("scope-header-string", "upstreams[0].scope_header", "no", None, SAME),
+    ("scope-header-int", "upstreams[0].scope_header", 0, None, SAME),
+    ("scope-header-null", "upstreams[0].scope_header", None, None, SAME),
+    # Webhooks.
+    ("webhooks-not-a-list", "webhooks", {"name": "voice"}, None, SAME),
+    ("webhook-not-a-mapping", "webhooks[0]", "voice", None, SAME),
+    ("unknown-webhook-key", "webhooks[0].method", "GET", None, SAME),
+    ("webhook-name-upper-case", "webhooks[0].name", "Voice", None, SAME),
+    ("webhook-name-missing", "webhooks[0].name", DELETE, None, ""),
+    ("webhook-name-int", "webhooks[0].name", 7, None, SAME),
+    ("webhook-type-unknown", "webhooks[0].type", "plivo-answer", None, SAME),
+    ("webhook-type-case-sensitive", "webhooks[0].type", "Twilio-Voice", None, SAME),
+    ("webhook-type-missing", "webhooks[0].type", DELETE, None, ""),
+    ("webhook-path-relative", "webhooks[0].path", "hooks/voice", None, SAME),
+    ("webhook-path-root", "webhooks[0].path", "/", None, ""),
+    ("webhook-path-double-slash", "webhooks[0].path", "/hooks//voice", None, SAME),
+    ("webhook-path-query", "webhooks[0].path", "/hooks/voice?x=1", None, SAME),
+    ("webhook-path-fragment", "webhooks[0].path", "/hooks/voice#x", None, SAME),
+    ("webhook-path-template", "webhooks[0].path", "/hooks/{name}", None, SAME),
+    ("webhook-path-glob", "webhooks[0].path", "/hooks/*", None, SAME),
+    ("webhook-path-int", "webhooks[0].path", 5, None, SAME),
+    ("webhook-path-equals-mount", "webhooks[0].path", "/twilio", None, SAME),
+    ("webhook-path-under-mount", "webhooks[0].path", "/twilio/voice", None, SAME),
+    ("webhook-path-under-mount-trailing-slash", "webhooks[1].path", "/telnyx/sms/",
+     None, "/telnyx/sms"),
+    ("webhook-default-path-under-mount", "upstreams[1].mount", "/hooks", "webhooks[0].path",
+     "/hooks/voice"),
+    ("webhook-url-missing", "webhooks[0].url", DELETE, None, ""),
+    ("webhook-url-ftp", "webhooks[0].url", "ftp://app.example/voice", None, SAME),
+    ("webhook-url-no-scheme", "webhooks[0].url", "app.example/voice", None, SAME),
+    ("webhook-url-relative", "webhooks[0].url", "/voice", None, SAME),
+    ("webhook-url-no-host", "webhooks[0].url", "https://", None, SAME),
+    ("webhook-url-int", "webhooks[0].url", 80, None, SAME),
+    ("webhook-timeout-zero", "webhooks[0].timeout", 0, None, 0.0),
+    ("webhook-timeout-negative", "webhooks[0].timeout", -1.5, None, SAME),
+    ("webhook-timeout-nan", "webhooks[0].timeout", math.nan, None, SAME),
+    ("webhook-timeout-bool", "webhooks[0].timeout", True, None, SAME),
+    ("webhook-timeout-string", "webhooks[0].timeout", "10s", None, SAME),
+    ("webhook-scopes-not-a-list", "webhooks[0].scopes", "tenant:acme", None, SAME),
+    ("webhook-scope-invalid", "webhooks[0].scopes", ["global", "tenant:*"],
+     "webhooks[0].scopes[1]", "tenant:*"),
+    ("webhook-region-unknown", "webhooks[0].region", "XX", None, SAME),
+    ("webhook-region-shown-upper-cased", "webhooks[0].region", "zz", None, "ZZ"),
+    ("webhook-region-bool", "webhooks[0].region", False, None, SAME),
+    ("webhook-opt-out-scope-capitalised", "webhooks[0].opt_out_scope", "Global", None, SAME),
+    ("webhook-opt-out-scope-glob", "webhooks[0].opt_out_scope", "tenant:*", None, SAME),
+    ("webhook-opt-out-scope-list", "webhooks[0].opt_out_scope", ["global"], None, SAME),
+    ("webhook-opt-out-scope-null", "webhooks[0].opt_out_scope", None, None, SAME),
+    ("webhook-duplicate-name", "webhooks[1].name", "voice", "webhooks[1]", "voice"),
+    ("webhook-duplicate-path", "webhooks[1].path", "/hooks/voice", "webhooks[1]", "sms"),
+    ("webhook-duplicate-path-trailing-slash", "webhooks[1].path", "/hooks/voice/",
+     "webhooks[1]", "sms"),
+    ("webhook-name-is-an-upstream-name", "webhooks[1].name", "telnyx", None, SAME),
 ]
 
 
@@ -294,6 +400,8 @@ def test_empty_config_gives_defaults(raw: object, tmp_path: Path) -> None:
     assert cfg.store == StoreConfig("closed", 100_000)
     assert cfg.log == LogConfig("info", "json", True)
     assert cfg.upstreams == ()
+    assert cfg.webhooks == ()
+    assert cfg.proxy.tls is None
     assert cfg.source == "<memory>"
 
 
@@ -303,7 +411,8 @@ def test_upstream_defaults(tmp_path: Path) -> None:
                                 "preset": "twilio"}]}, tmp_path)
     assert cfg.upstreams == (UpstreamConfig(
         name="twilio", url="https://api.twilio.com", preset="twilio", mount="/twilio",
-        region=None, on_block="reject", timeout=30.0, scopes=(), routes=()),)
+        region=None, on_block="reject", timeout=30.0, scopes=(), routes=(),
+        credentials=(), scope_header=True),)
 
 
 @pytest.mark.parametrize(
@@ -329,6 +438,29 @@ def test_upstream_defaults(tmp_path: Path) -> None:
                      "scopes", ("tenant:acme", "global"), id="scopes-deduplicated-in-order"),
         pytest.param("upstreams[0].scopes", None, "scopes", (), id="scopes-null"),
         pytest.param("upstreams[0].routes", [], "routes", (), id="twilio-empty-routes-ok"),
+        pytest.param("upstreams[0].scope_header", False, "scope_header", False,
+                     id="scope-header-off"),
+        pytest.param("upstreams[0].scope_header", DELETE, "scope_header", True,
+                     id="scope-header-defaults-on"),
+        pytest.param("upstreams[0].credentials", None, "credentials", (),
+                     id="credentials-null"),
+        pytest.param("upstreams[0].credentials", {}, "credentials", (),
+                     id="credentials-empty"),
+        pytest.param("upstreams[0].credentials", DELETE, "credentials", (),
+                     id="credentials-absent"),
+        pytest.param("upstreams[0].credentials",
+                     {SID: ["tenant:acme", "global", "tenant:acme"]}, "credentials",
+                     (CredentialScopes(SID, ("tenant:acme", "global")),),
+                     id="credential-scopes-deduplicated-in-order"),
+        pytest.param("upstreams[0].credentials",
+                     {"SK" + "1" * 32: ["agent:7"], "a1b2c3d4": ["tenant:acme"],
+                      "MAXXXXXXXXXXXXXXXXXX": ["global"], "user@example.com": ["global"]},
+                     "credentials",
+                     (CredentialScopes("SK" + "1" * 32, ("agent:7",)),
+                      CredentialScopes("a1b2c3d4", ("tenant:acme",)),
+                      CredentialScopes("MAXXXXXXXXXXXXXXXXXX", ("global",)),
+                      CredentialScopes("user@example.com", ("global",))),
+                     id="account-ids-of-several-gateways"),
     ],
 )
 def test_upstream_values(
@@ -344,6 +476,28 @@ def test_timeout_is_always_a_float(tmp_path: Path) -> None:
     cfg = parse(with_value("redis.timeout", 2), tmp_path)
     assert type(cfg.redis.timeout) is float
     assert type(cfg.upstreams[0].timeout) is float
+
+
+def test_upstream_credentials_keep_their_order(tmp_path: Path) -> None:
+    """Credentials map identities (account ids or token digests) to scopes, in order."""
+    cfg = parse(base_raw(), tmp_path)
+    assert cfg.upstreams[0].credentials == (
+        CredentialScopes(SID, ("tenant:acme",)),
+        CredentialScopes(DIGEST, ("tenant:beta", "agent:7")),
+    )
+    assert cfg.upstreams[0].scope_header is True
+    assert cfg.upstreams[1].credentials == ()
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_every_preset_is_accepted(preset: str, tmp_path: Path) -> None:
+    """All ten presets parse; only `generic` takes routes."""
+    upstream: dict[str, Any] = {"name": "gw", "url": "https://gw.example", "preset": preset}
+    if preset == "generic":
+        upstream["routes"] = [ROUTE]
+    cfg = parse({"upstreams": [upstream]}, tmp_path)
+    assert cfg.upstreams[0].preset == preset
+    assert len(PRESETS) == 10
 
 
 @pytest.mark.parametrize(
@@ -401,6 +555,172 @@ def test_redis_url_accepted(url: str, tmp_path: Path) -> None:
 def test_port_range_bounds_accepted(port: int, tmp_path: Path) -> None:
     """Ports 0 to 65535 are accepted."""
     assert parse(with_value("proxy.port", port), tmp_path).proxy.listen.port == port
+
+
+# --------------------------------------------------------------------------- TLS
+
+def _pem_files(directory: Path) -> tuple[Path, Path]:
+    """A certificate and a key file (contents are not checked by the config)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    cert.write_text("-----BEGIN CERTIFICATE-----\n", encoding="utf-8")
+    key.write_text("-----BEGIN PRIVATE KEY-----\n", encoding="utf-8")
+    return cert, key
+
+
+@pytest.mark.parametrize(
+    ("cert", "key"),
+    [
+        pytest.param("tls/cert.pem", "tls/key.pem", id="relative"),
+        pytest.param("./tls/cert.pem", "tls/../tls/key.pem", id="dot-relative"),
+        pytest.param("{base}/tls/cert.pem", "{base}/tls/key.pem", id="absolute"),
+    ],
+)
+def test_proxy_tls_files_resolved_against_base(cert: str, key: str, tmp_path: Path) -> None:
+    """proxy.tls names a certificate and a key; relative paths start at the config's dir."""
+    _pem_files(tmp_path / "tls")
+    raw = {"proxy": {"tls": {"cert": cert.format(base=tmp_path),
+                             "key": key.format(base=tmp_path)}}}
+    tls = parse(raw, tmp_path).proxy.tls
+    assert tls is not None
+    assert tls.cert.resolve() == tmp_path / "tls" / "cert.pem"
+    assert tls.key.resolve() == tmp_path / "tls" / "key.pem"
+    assert tls.cert.is_absolute()
+    assert tls.key.is_absolute()
+
+
+def test_proxy_tls_null_means_plain_http(tmp_path: Path) -> None:
+    """`tls: null` (or no tls key) keeps the listener plain HTTP."""
+    assert parse({"proxy": {"tls": None}}, tmp_path).proxy.tls is None
+    assert parse({"proxy": {}}, tmp_path).proxy.tls is None
+
+
+def test_proxy_tls_relative_to_the_config_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Loaded from a file, TLS paths are relative to that file, not the working directory."""
+    conf_dir = tmp_path / "etc"
+    cert, key = _pem_files(conf_dir / "certs")
+    (conf_dir / "gk.yaml").write_text(
+        "proxy:\n  tls:\n    cert: certs/cert.pem\n    key: certs/key.pem\n", encoding="utf-8")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    cfg = load_config("../etc/gk.yaml", env=ENV)
+    assert cfg.proxy.tls == TlsConfig(cert, key)
+
+
+@pytest.mark.parametrize(
+    ("tls", "key", "shown"),
+    [
+        pytest.param("tls.pem", "proxy.tls", "tls.pem", id="not-a-mapping"),
+        pytest.param(["cert.pem", "key.pem"], "proxy.tls", ["cert.pem", "key.pem"],
+                     id="list"),
+        pytest.param({}, "proxy.tls.cert", "", id="empty-mapping"),
+        pytest.param({"key": "tls/key.pem"}, "proxy.tls.cert", "", id="cert-missing"),
+        pytest.param({"cert": "tls/cert.pem"}, "proxy.tls.key", "", id="key-missing"),
+        pytest.param({"cert": "", "key": "tls/key.pem"}, "proxy.tls.cert", "",
+                     id="cert-empty"),
+        pytest.param({"cert": "tls/nope.pem", "key": "tls/key.pem"}, "proxy.tls.cert",
+                     "{base}/tls/nope.pem", id="cert-file-absent"),
+        pytest.param({"cert": "tls/cert.pem", "key": "/nonexistent/key.pem"},
+                     "proxy.tls.key", "/nonexistent/key.pem", id="key-file-absent"),
+        pytest.param({"cert": "tls", "key": "tls/key.pem"}, "proxy.tls.cert", "{base}/tls",
+                     id="cert-is-a-directory"),
+        pytest.param({"cert": 5, "key": "tls/key.pem"}, "proxy.tls.cert", 5, id="cert-int"),
+        pytest.param({"cert": "tls/cert.pem", "key": None}, "proxy.tls.key", None,
+                     id="key-null"),
+        pytest.param({"cert": "tls/cert.pem", "key": "tls/key.pem", "ca": "tls/ca.pem"},
+                     "proxy.tls.ca", "tls/ca.pem", id="unknown-key"),
+    ],
+)
+def test_bad_proxy_tls_names_key_and_value(tls: Any, key: str, shown: Any,
+                                           tmp_path: Path) -> None:
+    """Bad TLS settings raise ConfigError naming the key and the value (file as resolved)."""
+    _pem_files(tmp_path / "tls")
+    if isinstance(shown, str):
+        shown = shown.format(base=tmp_path)
+    with pytest.raises(ConfigError) as caught:
+        parse({"proxy": {"tls": tls}}, tmp_path)
+    assert caught.value.key == key
+    assert caught.value.value == shown
+    assert f"config key '{key}'" in str(caught.value)
+    assert repr(shown) in str(caught.value)
+
+
+def test_proxy_tls_file_removed_after_writing_is_refused(tmp_path: Path) -> None:
+    """The files must exist when the config is read."""
+    cert, _ = _pem_files(tmp_path / "tls")
+    shutil.rmtree(tmp_path / "tls")
+    with pytest.raises(ConfigError) as caught:
+        parse({"proxy": {"tls": {"cert": "tls/cert.pem", "key": "tls/key.pem"}}}, tmp_path)
+    assert caught.value.key == "proxy.tls.cert"
+    assert caught.value.value == str(cert)
+
+
+# --------------------------------------------------------------------------- webhooks
+
+def test_webhooks_parse_with_defaults(tmp_path: Path) -> None:
+    """A webhook gets path /hooks/<name>, no scopes or region, 10 s and opt-outs to global."""
+    cfg = parse(base_raw(), tmp_path)
+    assert cfg.webhooks == (
+        WebhookConfig(name="voice", type="twilio-voice", path="/hooks/voice",
+                      url="https://app.example/voice", scopes=("tenant:acme",), region="US",
+                      timeout=5.0, opt_out_scope="tenant:acme"),
+        WebhookConfig(name="sms", type="twilio-sms", path="/in/sms",
+                      url="http://10.0.0.2:8000/sms", scopes=(), region=None, timeout=10.0,
+                      opt_out_scope="global"),
+    )
+    assert type(cfg.webhooks[0].timeout) is float
+
+
+@pytest.mark.parametrize("kind", WEBHOOK_TYPES)
+def test_every_webhook_type_is_accepted(kind: str, tmp_path: Path) -> None:
+    """twilio-voice, vonage-answer and twilio-sms are the webhook types."""
+    cfg = parse({"webhooks": [{"name": "in", "type": kind, "url": "https://app.example/"}]},
+                tmp_path)
+    assert cfg.webhooks[0].type == kind
+    assert cfg.webhooks[0].path == "/hooks/in"
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "attribute", "expected"),
+    [
+        pytest.param("webhooks[0].path", "/in/voice/", "path", "/in/voice",
+                     id="path-trailing-slash-dropped"),
+        pytest.param("webhooks[0].path", "/twilio-hooks/voice", "path", "/twilio-hooks/voice",
+                     id="path-beside-mount-not-under-it"),
+        pytest.param("webhooks[0].path", "/twilio2", "path", "/twilio2",
+                     id="path-mount-as-prefix-of-segment"),
+        pytest.param("webhooks[0].name", "call-in_2", "path", "/hooks/call-in_2",
+                     id="default-path-from-name"),
+        pytest.param("webhooks[0].region", "tr", "region", "TR", id="region-upper-cased"),
+        pytest.param("webhooks[0].region", None, "region", None, id="region-null"),
+        pytest.param("webhooks[0].timeout", 0.5, "timeout", 0.5, id="float-timeout"),
+        pytest.param("webhooks[0].scopes", ["tenant:acme", "global", "tenant:acme"],
+                     "scopes", ("tenant:acme", "global"), id="scopes-deduplicated-in-order"),
+        pytest.param("webhooks[0].scopes", None, "scopes", (), id="scopes-null"),
+        pytest.param("webhooks[0].opt_out_scope", "global", "opt_out_scope", "global",
+                     id="opt-out-scope-global"),
+        pytest.param("webhooks[0].opt_out_scope", DELETE, "opt_out_scope", "global",
+                     id="opt-out-scope-default"),
+        pytest.param("webhooks[0].url", "http://127.0.0.1:9000/voice?app=1", "url",
+                     "http://127.0.0.1:9000/voice?app=1", id="url-with-port-and-query"),
+        pytest.param("webhooks[0].type", "vonage-answer", "type", "vonage-answer",
+                     id="vonage-answer"),
+    ],
+)
+def test_webhook_values(path: str, value: Any, attribute: str, expected: Any,
+                        tmp_path: Path) -> None:
+    """Webhook values are normalised as documented."""
+    cfg = parse(with_value(path, value), tmp_path)
+    assert getattr(cfg.webhooks[0], attribute) == expected
+
+
+@pytest.mark.parametrize("webhooks", [pytest.param(None, id="null"), pytest.param([], id="empty")])
+def test_no_webhooks(webhooks: Any, tmp_path: Path) -> None:
+    """`webhooks: null` or `[]` means no webhooks."""
+    assert parse(with_value("webhooks", webhooks), tmp_path).webhooks == ()
 
 
 # --------------------------------------------------------------------------- admin key
@@ -570,31 +890,38 @@ def test_shipped_config_yaml_loads() -> None:
     assert cfg.admin.key == KEY
     assert cfg.redis.embedded
     assert cfg.redis.data_dir == REPO / "data"
-    twilio, telnyx = cfg.upstreams
-    assert (twilio.name, twilio.mount, twilio.preset, twilio.region) == (
-        "twilio", "/twilio", "twilio", "US")
-    assert (telnyx.name, telnyx.mount, telnyx.preset) == ("telnyx", "/telnyx", "generic")
-    assert [(r.method, r.path, r.channel, r.destination) for r in telnyx.routes] == [
-        ("POST", "/v2/messages", "sms", DestinationField("json", "to")),
-        ("POST", "/v2/calls", "voice", DestinationField("json", "to")),
-    ]
+    by_name = {u.name: u for u in cfg.upstreams}
+    # Every preset but generic is mounted at its provider's real base URL.
+    assert {u.preset for u in cfg.upstreams} == set(PRESETS) - {"generic"}
+    assert by_name["twilio"].url == "https://api.twilio.com"
+    assert (by_name["twilio"].mount, by_name["twilio"].region) == ("/twilio", "US")
+    assert by_name["telnyx"].url == "https://api.telnyx.com"
+    assert by_name["prelude"].url == "https://api.prelude.dev"
+    assert by_name["iletimerkezi"].url == "https://api.iletimerkezi.com"
+    assert all(u.url.startswith("https://") for u in cfg.upstreams)
+    assert all(u.mount == f"/{u.name}" for u in cfg.upstreams)
 
 
 # --------------------------------------------------------------------------- immutability
 
 def _instances(tmp_path: Path) -> list[tuple[str, object]]:
-    cfg = parse(base_raw(), tmp_path)
+    cert, key = _pem_files(tmp_path / "tls")
+    raw = base_raw()
+    raw["proxy"]["tls"] = {"cert": str(cert), "key": str(key)}
+    cfg = parse(raw, tmp_path)
     route = cfg.upstreams[1].routes[0]
+    assert cfg.proxy.tls is not None
     return [("config", cfg), ("proxy", cfg.proxy), ("listen", cfg.proxy.listen),
             ("admin", cfg.admin), ("redis", cfg.redis), ("store", cfg.store),
             ("log", cfg.log), ("upstream", cfg.upstreams[0]), ("route", route),
-            ("destination", route.destination)]
+            ("destination", route.destination), ("tls", cfg.proxy.tls),
+            ("credential", cfg.upstreams[0].credentials[0]), ("webhook", cfg.webhooks[0])]
 
 
 @pytest.mark.parametrize(
     "name",
     ["config", "proxy", "listen", "admin", "redis", "store", "log", "upstream", "route",
-     "destination"],
+     "destination", "tls", "credential", "webhook"],
 )
 def test_config_dataclasses_are_frozen(name: str, tmp_path: Path) -> None:
     """Every config object refuses assignment to its fields."""
@@ -611,6 +938,10 @@ def test_config_collections_are_tuples(tmp_path: Path) -> None:
     assert isinstance(cfg.upstreams, tuple)
     assert isinstance(cfg.upstreams[0].scopes, tuple)
     assert isinstance(cfg.upstreams[1].routes, tuple)
+    assert isinstance(cfg.upstreams[0].credentials, tuple)
+    assert isinstance(cfg.upstreams[0].credentials[1].scopes, tuple)
+    assert isinstance(cfg.webhooks, tuple)
+    assert isinstance(cfg.webhooks[0].scopes, tuple)
 
 
 def test_config_error_attributes() -> None:
@@ -626,3 +957,26 @@ def test_admin_config_default_source() -> None:
     """AdminConfig's default source names the default environment variable."""
     assert AdminConfig().key_source == "$GATEKEEPER_ADMIN_KEY"
     assert AdminConfig().key is None
+
+
+def test_all_digit_credential_ids_are_read_as_ids() -> None:
+    """An unquoted all-digit api_key (a YAML integer) is still an account id."""
+    raw = {"upstreams": [{"name": "v", "url": "https://x.example", "preset": "vonage",
+                          "credentials": {12345678: ["tenant:acme"]}}]}
+    [credential] = parse_config(raw, env={}).upstreams[0].credentials
+    assert credential.identity == "12345678"
+    assert credential.scopes == ("tenant:acme",)
+
+
+@pytest.mark.parametrize("path", ["/hooks/../twilio", "/hooks/./x", "/a%2Fb"],
+                         ids=["dotdot", "dot", "percent"])
+def test_webhook_paths_and_mounts_refuse_dot_segments(path: str) -> None:
+    """Paths that would be resolved or decoded differently from how they are written fail."""
+    with pytest.raises(ConfigError) as hook:
+        parse_config({"webhooks": [{"name": "h", "type": "twilio-voice", "path": path,
+                                    "url": "https://app.example/x"}]}, env={})
+    assert hook.value.key == "webhooks[0].path"
+    with pytest.raises(ConfigError) as mount:
+        parse_config({"upstreams": [{"name": "t", "url": "https://x.example",
+                                     "preset": "twilio", "mount": path}]}, env={})
+    assert mount.value.key == "upstreams[0].mount"

@@ -21,7 +21,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from gatekeeper.config import RedisConfig, StoreConfig
+from gatekeeper.config import Channel, RedisConfig, StoreConfig
 from gatekeeper.embedded import (
     NO_SERVER_HELP,
     STATE_FILE,
@@ -32,7 +32,7 @@ from gatekeeper.embedded import (
     read_running,
 )
 from gatekeeper.policy import Match
-from gatekeeper.store import Store, connect
+from gatekeeper.store import EntryMeta, Listed, ListItem, Store, connect
 
 StartEmbedded = Callable[..., EmbeddedRedis]
 
@@ -82,23 +82,41 @@ def raw_command(port: int, payload: bytes) -> bytes:
         return sock.recv(4096)
 
 
-async def add_entries(endpoint: Endpoint, entries: list[str]) -> None:
-    """Add block entries through a Store connected to the endpoint."""
-    store = Store(connect(RedisConfig(timeout=5.0), endpoint.url), RedisConfig(),
-                  StoreConfig())
+MANUAL = EntryMeta(source="api", added_at=1_700_000_000.0, added_by="admin")
+
+
+def open_store(endpoint: Endpoint) -> Store:
+    """A Store connected to the endpoint (default key prefix)."""
+    return Store(connect(RedisConfig(timeout=5.0), endpoint.url), RedisConfig(),
+                 StoreConfig())
+
+
+async def add_entries(endpoint: Endpoint, entries: list[ListItem]) -> None:
+    """Add block entries to tenant:acme through a Store connected to the endpoint."""
+    store = open_store(endpoint)
     try:
         await store.prepare()
-        await store.add("block", "tenant:acme", entries)
+        added, existing = await store.add("block", "tenant:acme", entries, MANUAL)
+        assert (added, existing) == (entries, [])
     finally:
         await store.close()
 
 
-async def lookup(endpoint: Endpoint, number: str) -> list[Match]:
+async def lookup(endpoint: Endpoint, number: str, channel: Channel | None = None
+                 ) -> list[Match]:
     """Look a number up in tenant:acme through a Store connected to the endpoint."""
-    store = Store(connect(RedisConfig(timeout=5.0), endpoint.url), RedisConfig(),
-                  StoreConfig())
+    store = open_store(endpoint)
     try:
-        return (await store.lookup([number], ["global", "tenant:acme"]))[number]
+        return (await store.lookup([number], ["global", "tenant:acme"], channel))[number]
+    finally:
+        await store.close()
+
+
+async def listing(endpoint: Endpoint) -> tuple[Listed, ...]:
+    """Every block entry of tenant:acme, with metadata."""
+    store = open_store(endpoint)
+    try:
+        return (await store.page("block", "tenant:acme", None, 100)).entries
     finally:
         await store.close()
 
@@ -167,12 +185,14 @@ def test_stop_ends_the_child_and_removes_the_state_file(
 
 async def test_entries_survive_a_restart_in_the_same_data_dir(
         tmp_path: Path, start_embedded: StartEmbedded) -> None:
-    """Entries added through a Store are still there after stop and a new start."""
+    """Entries added through a Store, channel-limited ones and metadata included, are
+    still there after stop and a new start."""
     data_dir = tmp_path / "data"
     server = start_embedded(data_dir)
     first = server.endpoint
     assert first is not None
-    await add_entries(first, ["+4479*", "+33612345678"])
+    await add_entries(first, [ListItem("+4479*"), ListItem("+33612345678"),
+                              ListItem("+33612345679", "voice")])
     server.stop()
     assert pid_gone(first.pid)
 
@@ -183,6 +203,14 @@ async def test_entries_survive_a_restart_in_the_same_data_dir(
     assert await lookup(again, "+447911123456") == [Match("tenant:acme", "block", "+4479*")]
     assert await lookup(again, "+33612345678") == [
         Match("tenant:acme", "block", "+33612345678")]
+    assert await lookup(again, "+33612345679") == []
+    assert await lookup(again, "+33612345679", "voice") == [
+        Match("tenant:acme", "block", "+33612345679", "voice")]
+    assert await listing(again) == (
+        Listed(ListItem("+33612345678"), MANUAL),
+        Listed(ListItem("+33612345679", "voice"), MANUAL),
+        Listed(ListItem("+4479*"), MANUAL),
+    )
 
 
 def test_second_owner_of_a_live_data_dir_is_refused(
@@ -204,7 +232,7 @@ async def test_leftover_server_of_a_dead_owner_is_taken_over(
     data_dir = tmp_path / "data"
     leftover = start_embedded(data_dir).endpoint
     assert leftover is not None
-    await add_entries(leftover, ["+4479*"])
+    await add_entries(leftover, [ListItem("+4479*")])
     state = data_dir / STATE_FILE
     raw = json.loads(state.read_text())
     raw["owner_pid"] = dead_pid()

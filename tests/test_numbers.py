@@ -99,6 +99,79 @@ def test_parse_destination_keeps_the_raw_text(raw: str) -> None:
     assert parse_destination(raw).raw == raw
 
 
+# (id, raw, region, kind, e164) with msisdn=True: bare digits are international numbers.
+MSISDN_DESTINATIONS = [
+    ("uk-mobile", "447700900123", None, "phone", "+447700900123"),
+    ("us-number", "14155550100", None, "phone", "+14155550100"),
+    ("netherlands-mobile", "31612345678", None, "phone", "+31612345678"),
+    ("international-prefix-00", "00447700900123", None, "phone", "+447700900123"),
+    ("surrounding-whitespace", " 447700900123\n", None, "phone", "+447700900123"),
+    ("region-does-not-apply", "447700900123", "US", "phone", "+447700900123"),
+    ("digits-win-over-region", "5320000099", "TR", "phone", "+5320000099"),
+    ("plus-still-accepted", "+447700900123", None, "phone", "+447700900123"),
+    ("plus-ignores-region", "+33612345678", "TR", "phone", "+33612345678"),
+    ("national-trunk-zero-uses-region", "05320000099", "TR", "phone", "+905320000099"),
+    ("national-spaced-uses-region", "06 12 34 56 78", "FR", "phone", "+33612345678"),
+    ("china-mobile", "8613800138000", None, "phone", "+8613800138000"),
+    ("national-trunk-zero-without-region", "05320000099", None, "invalid", None),
+    ("three-zeros", "000447700900123", None, "invalid", None),
+    ("single-zero-then-country", "0447700900123", "GB", "invalid", None),
+    ("spaced-digits-are-not-msisdn", "44 7700 900123", None, "invalid", None),
+    ("dashed-digits-are-not-msisdn", "44-7700-900123", None, "invalid", None),
+    ("sixteen-digits", "4477009001230000", None, "invalid", None),
+    ("five-digits", "12345", None, "invalid", None),
+    ("six-digits-not-possible", "123456", None, "invalid", None),
+    ("unknown-country-code", "99912345678", None, "invalid", None),
+    ("only-00", "00", None, "invalid", None),
+    ("letters", "44770090012a", None, "invalid", None),
+    ("fullwidth-digits-not-msisdn", "".join(chr(0xFF10 + int(d)) for d in "447700900123"),
+     None, "invalid", None),
+    ("whatsapp-bare-digits", "whatsapp:447700900123", None, "invalid", None),
+    ("whatsapp-plus", "whatsapp:+447700900123", None, "phone", "+447700900123"),
+    ("sip-digits-without-plus", "sip:447700900123@trunk.example", None, "not_phone", None),
+    ("client", "client:447700900123", None, "not_phone", None),
+]
+
+
+@pytest.mark.parametrize(
+    ("raw", "region", "kind", "e164"),
+    [pytest.param(*case[1:], id=case[0]) for case in MSISDN_DESTINATIONS],
+)
+def test_parse_destination_msisdn(
+    raw: str, region: str | None, kind: DestinationKind, e164: str | None
+) -> None:
+    """With msisdn, digits only (optionally after 00) are an international number."""
+    assert parse_destination(raw, region, msisdn=True) == Destination(kind, raw, e164)
+
+
+@pytest.mark.parametrize(
+    ("raw", "region", "kind", "e164"),
+    [
+        pytest.param("447700900123", None, "invalid", None, id="no-region"),
+        pytest.param("447700900123", "US", "invalid", None, id="us-region"),
+        pytest.param("00447700900123", None, "invalid", None, id="00-without-region"),
+        pytest.param("5320000099", "TR", "phone", "+905320000099", id="tr-national"),
+        pytest.param("905320000099", "TR", "phone", "+905320000099",
+                     id="country-code-with-region"),
+    ],
+)
+def test_parse_destination_without_msisdn_reads_digits_as_national(
+    raw: str, region: str | None, kind: DestinationKind, e164: str | None
+) -> None:
+    """Without msisdn (the default), bare digits are a national number for the region."""
+    assert parse_destination(raw, region) == Destination(kind, raw, e164)
+    assert parse_destination(raw, region, msisdn=False) == Destination(kind, raw, e164)
+
+
+def test_parse_destination_cache_keeps_msisdn_apart() -> None:
+    """The cached result for one msisdn setting is never returned for the other."""
+    raw = "447700900124"
+    assert parse_destination(raw, None, msisdn=False).kind == "invalid"
+    assert parse_destination(raw, None, msisdn=True).e164 == "+447700900124"
+    assert parse_destination(raw, None, False).kind == "invalid"
+    assert parse_destination(raw, None, True).e164 == "+447700900124"
+
+
 def test_destination_is_frozen() -> None:
     """A Destination cannot be modified (it is cached and shared)."""
     dest = parse_destination("+33612345678")

@@ -58,9 +58,10 @@ def test_json_lines_and_level_filter() -> None:
 def test_metrics_live_on_the_injected_registry() -> None:
     """Two Metrics on two registries do not collide and count separately."""
     first, second = CollectorRegistry(), CollectorRegistry()
-    Metrics(first).decisions.labels("u", "sms", "forwarded", "unlisted").inc()
+    Metrics(first).decisions.labels("u", "sms", "outbound", "forwarded", "unlisted").inc()
     Metrics(second)
-    labels = {"upstream": "u", "channel": "sms", "action": "forwarded", "reason": "unlisted"}
+    labels = {"upstream": "u", "channel": "sms", "direction": "outbound", "action": "forwarded",
+              "reason": "unlisted"}
     assert first.get_sample_value("gatekeeper_decisions_total", labels) == 1
     assert second.get_sample_value("gatekeeper_decisions_total", labels) is None
 

@@ -1,13 +1,19 @@
-"""Gateway presets: intercepted routes, recipient locators and replies (pure, no server)."""
+"""Gateway presets: intercepted routes, recipient locators, removal, identities and replies
+(pure, no server)."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
+import re
 from datetime import datetime
 from email.utils import parsedate_to_datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
+from multidict import CIMultiDict
 from twilio.base.exceptions import TwilioRestException
 from twilio.base.version import Version
 from twilio.http.response import Response
@@ -16,27 +22,55 @@ from twilio.rest.api.v2010.account.call import CallInstance
 from twilio.rest.api.v2010.account.message import MessageInstance
 
 from gatekeeper import config
-from gatekeeper.config import DestinationField, RouteConfig, UpstreamConfig
+from gatekeeper.config import DestinationField, RouteConfig, UpstreamConfig, parse_config
+from gatekeeper.numbers import is_known_region
 from gatekeeper.providers import PRESETS, generic, twilio
 from gatekeeper.providers.base import (
     Blocked,
     BodyError,
     FormField,
+    FormPair,
     JsonPath,
+    Locator,
+    Message,
+    Recipients,
     Reply,
+    basic_user,
+    json_leaves,
     match_route,
     normalise_path,
+    parse_form_pairs,
+    remove_positions,
+    token_digest,
 )
 
 SID = "AC" + "0" * 32
+API_KEY = "SK" + "1" * 32
 BASE = f"/2010-04-01/Accounts/{SID}"
 TWILIO_UPSTREAM = UpstreamConfig(name="twilio", url="https://api.twilio.com",
                                  preset="twilio", mount="/twilio")
 TWILIO_ROUTES = twilio.PRESET.routes(TWILIO_UPSTREAM)
+DIGEST_RE = re.compile(r"sha256:[0-9a-f]{64}")
 
 
 def _json(reply: Reply) -> Any:
     return json.loads(reply.body)
+
+
+def _found(locator: Locator, message: Message) -> Recipients:
+    """The locator's recipients, failing the test on a BodyError."""
+    found = locator.find(message)
+    assert isinstance(found, Recipients), found
+    return found
+
+
+def _basic(credentials: str | bytes) -> str:
+    raw = credentials.encode() if isinstance(credentials, str) else credentials
+    return "Basic " + base64.b64encode(raw).decode()
+
+
+def _sha(token: str) -> str:
+    return "sha256:" + hashlib.sha256(token.encode()).hexdigest()
 
 
 # --------------------------------------------------------------------------- registry
@@ -45,12 +79,28 @@ def _json(reply: Reply) -> Any:
 def test_registry_names_match_the_configurable_presets() -> None:
     """Every preset config accepts is registered, and nothing else."""
     assert sorted(PRESETS) == sorted(config.PRESETS)
+    assert len(PRESETS) == 10
 
 
 @pytest.mark.parametrize("name", config.PRESETS)
 def test_registered_preset_carries_its_own_name(name: str) -> None:
     """The registry key is the preset's `name`."""
     assert PRESETS[name].name == name
+
+
+@pytest.mark.parametrize("name", config.PRESETS)
+def test_registered_preset_declares_number_handling(name: str) -> None:
+    """Each preset says whether bare digits are MSISDNs and names a real default region."""
+    preset = PRESETS[name]
+    assert isinstance(preset.msisdn, bool)
+    assert preset.default_region is None or is_known_region(preset.default_region)
+
+
+@pytest.mark.parametrize("preset", [twilio.PRESET, generic.PRESET], ids=["twilio", "generic"])
+def test_twilio_and_generic_take_numbers_with_plus(preset: Any) -> None:
+    """Twilio and generic recipients are E.164 (or national with the upstream's region)."""
+    assert preset.msisdn is False
+    assert preset.default_region is None
 
 
 # ------------------------------------------------------------------------ path matching
@@ -80,6 +130,7 @@ def test_normalise_path(raw: str, expected: str) -> None:
     assert normalise_path(raw) == expected
 
 
+CONF = f"{BASE}/Conferences/CF" + "2" * 32
 TWILIO_CASES: list[tuple[str, str, str, str | None]] = [
     # (id, method, path, channel or None when not intercepted)
     ("messages-json", "POST", f"{BASE}/Messages.json", "sms"),
@@ -107,6 +158,16 @@ TWILIO_CASES: list[tuple[str, str, str, str | None]] = [
     ("encoded-dot-dot", "POST", f"{BASE}/Usage/%2E%2E/Calls.json", "voice"),
     ("dot-dot-between-resources", "POST", f"{BASE}/Calls/../Messages.json", "sms"),
     ("dot-dot-above-root", "POST", f"/../..{BASE}/Messages.json", "sms"),
+    # Adding a conference participant dials `To`: a voice send.
+    ("participants-json", "POST", f"{CONF}/Participants.json", "voice"),
+    ("participants-xml", "POST", f"{CONF}/Participants.xml", "voice"),
+    ("participants-no-ext", "POST", f"{CONF}/Participants", "voice"),
+    ("participants-friendly-name", "POST", f"{BASE}/Conferences/MyRoom/Participants.json",
+     "voice"),
+    ("participants-lower-case", "POST", f"{BASE}/conferences/CF1/participants.json", "voice"),
+    ("participants-trailing-slash", "POST", f"{CONF}/Participants.json/", "voice"),
+    ("participants-percent", "POST", f"{CONF}/%50articipants.json", "voice"),
+    ("participants-dot-dot", "POST", f"{CONF}/Recordings/../Participants.json", "voice"),
     # Not sends: reads, other resources, other methods, other versions.
     ("get-messages", "GET", f"{BASE}/Messages.json", None),
     ("get-calls", "GET", f"{BASE}/Calls.json", None),
@@ -124,6 +185,14 @@ TWILIO_CASES: list[tuple[str, str, str, str | None]] = [
     ("suffix-in-name", "POST", f"{BASE}/MessagesX.json", None),
     ("dot-dot-away", "POST", f"{BASE}/Messages.json/..", None),
     ("root", "POST", "/", None),
+    ("get-participants", "GET", f"{CONF}/Participants.json", None),
+    ("update-participant", "POST", f"{CONF}/Participants/CA1.json", None),
+    ("update-conference", "POST", f"{CONF}.json", None),
+    ("conferences-list", "POST", f"{BASE}/Conferences.json", None),
+    ("participants-without-conference", "POST", f"{BASE}/Conferences/Participants.json",
+     None),
+    ("participants-nested-too-deep", "POST", f"{CONF}/x/Participants.json", None),
+    ("conference-recordings", "POST", f"{CONF}/Recordings.json", None),
 ]
 
 
@@ -234,7 +303,36 @@ def test_generic_routes_follow_config() -> None:
     ]
 
 
-# ----------------------------------------------------------------------------- locators
+# --------------------------------------------------------------------------------- forms
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("", []),
+    ("To=%2B1", [FormPair("To", "+1", "To=%2B1")]),
+    ("a=1&&b=2&", [FormPair("a", "1", "a=1"), FormPair("b", "2", "b=2")]),
+    ("Body=a%20b+c", [FormPair("Body", "a b c", "Body=a%20b+c")]),
+    ("%54o=x", [FormPair("To", "x", "%54o=x")]),
+    ("k=a=b", [FormPair("k", "a=b", "k=a=b")]),
+    ("k=", [FormPair("k", "", "k=")]),
+    ("=v", [FormPair("", "v", "=v")]),
+    ("Body=caf%C3%A9", [FormPair("Body", "caf\u00e9", "Body=caf%C3%A9")]),
+], ids=["empty", "one", "empty-segments-skipped", "space-spellings", "encoded-name",
+        "equals-in-value", "empty-value", "empty-name", "utf8"])
+def test_parse_form_pairs_decodes_and_keeps_raw_text(text: str,
+                                                     expected: list[FormPair]) -> None:
+    """Each field is decoded as a form (`+` is a space) and keeps its raw spelling."""
+    assert parse_form_pairs(text) == expected
+
+
+@pytest.mark.parametrize("text", ["To", "a=1&b", "To=%FF", "To=%C3"],
+                         ids=["no-equals", "second-no-equals", "bad-utf8", "truncated-utf8"])
+def test_parse_form_pairs_errors(text: str) -> None:
+    """Fields without '=' or with undecodable bytes give invalid_form."""
+    found = parse_form_pairs(text)
+    assert isinstance(found, BodyError)
+    assert found.code == "invalid_form"
+    assert found.message
+
 
 TWILIO_FORM = b"To=%2B14155550100&From=%2B15005550006&Body=Hello+there%21"
 
@@ -251,12 +349,27 @@ TWILIO_FORM = b"To=%2B14155550100&From=%2B15005550006&Body=Hello+there%21"
     (b"To=%2B1+415+555+0100", ["+1 415 555 0100"]),
     (b"To=+14155550100", [" 14155550100"]),
     ("To=%2B14155550100&Body=caf\u00e9".encode(), ["+14155550100"]),
+    (b"%54o=%2B14155550100", ["+14155550100"]),
 ], ids=["twilio-send", "repeated-field", "interleaved", "blank-ignored",
         "whitespace-ignored", "trailing-amp", "empty-segments", "channel-address",
-        "plus-means-space", "raw-plus-is-space", "utf8-elsewhere"])
+        "plus-means-space", "raw-plus-is-space", "utf8-elsewhere", "encoded-name"])
 def test_form_field_finds_every_occurrence(body: bytes, expected: list[str]) -> None:
     """Every non-blank occurrence of the field is a recipient, decoded as a form."""
-    assert FormField("To").find(body) == expected
+    assert _found(FormField("To"), Message(body)).values == tuple(expected)
+
+
+@pytest.mark.parametrize(("body", "expected"), [
+    (b"dst=%2B14155550100%3C%2B33612345678", ["+14155550100", "+33612345678"]),
+    (b"dst=14155550100<33612345678<447700900123", ["14155550100", "33612345678",
+                                                   "447700900123"]),
+    (b"dst=a<<b<", ["a", "b"]),
+    (b"dst=a<b&dst=c", ["a", "b", "c"]),
+    (b"dst=a+<+b", ["a ", " b"]),
+], ids=["encoded-separator", "raw-separator", "blank-parts-ignored", "repeated-field",
+        "spaces-kept-for-parsing"])
+def test_form_field_separator_splits_one_field(body: bytes, expected: list[str]) -> None:
+    """With a separator, one field holds several recipients (Plivo's `a<b<c`)."""
+    assert _found(FormField("dst", separator="<"), Message(body)).values == tuple(expected)
 
 
 @pytest.mark.parametrize(("body", "code"), [
@@ -266,6 +379,7 @@ def test_form_field_finds_every_occurrence(body: bytes, expected: list[str]) -> 
     (b"To=", "missing_destination"),
     (b"To=%20&To=", "missing_destination"),
     (b"Too=%2B1&XTo=%2B1", "missing_destination"),
+    (b"to=%2B1", "missing_destination"),
     (b"To=\xff\xfe", "invalid_form"),
     (b"To=%FF", "invalid_form"),
     (b"Body=%C3&To=%2B1", "invalid_form"),
@@ -273,91 +387,623 @@ def test_form_field_finds_every_occurrence(body: bytes, expected: list[str]) -> 
     (b"To=%2B14155550100&junk", "invalid_form"),
     (b"\x80", "invalid_form"),
 ], ids=["empty", "only-amp", "missing", "blank", "all-blank", "similar-names",
-        "raw-invalid-utf8", "encoded-invalid-utf8", "truncated-utf8-elsewhere",
-        "no-equals", "trailing-no-equals", "lone-continuation-byte"])
+        "name-case-differs", "raw-invalid-utf8", "encoded-invalid-utf8",
+        "truncated-utf8-elsewhere", "no-equals", "trailing-no-equals",
+        "lone-continuation-byte"])
 def test_form_field_body_errors(body: bytes, code: str) -> None:
     """Unusable form bodies give a BodyError with a client-facing code, never raise."""
-    found = FormField("To").find(body)
+    found = FormField("To").find(Message(body))
     assert isinstance(found, BodyError)
     assert found.code == code
     assert found.message
 
 
+@pytest.mark.parametrize(("body", "query", "expected"), [
+    (b"", "to=%2B14155550100", ["+14155550100"]),
+    (b'{"to": "+33612345678"}', "api_key=k&to=%2B14155550100&to=%2B447700900123",
+     ["+14155550100", "+447700900123"]),
+    (b"to=%2B33612345678", "to=%2B14155550100", ["+14155550100"]),
+    (b"\xff\xfe", "to=%2B14155550100", ["+14155550100"]),
+], ids=["query-only", "body-ignored", "body-field-ignored", "non-utf8-body-ignored"])
+def test_form_field_in_query_reads_only_the_query(body: bytes, query: str,
+                                                  expected: list[str]) -> None:
+    """`in_query` reads the query string; the body is not looked at."""
+    assert _found(FormField("to", in_query=True), Message(body, query)).values == \
+        tuple(expected)
+
+
+@pytest.mark.parametrize(("body", "query", "code"), [
+    (b"to=%2B14155550100", "", "missing_destination"),
+    (b"", "api_key=k&from=X", "missing_destination"),
+    (b"", "to=", "missing_destination"),
+    (b"", "to=%FF", "invalid_form"),
+    (b"", "to=%2B1&verbose", "invalid_form"),
+], ids=["only-in-body", "absent", "blank", "bad-utf8", "field-without-equals"])
+def test_form_field_in_query_errors(body: bytes, query: str, code: str) -> None:
+    """A query without the parameter (or undecodable) is a BodyError naming the query."""
+    found = FormField("to", in_query=True).find(Message(body, query))
+    assert isinstance(found, BodyError)
+    assert found.code == code
+    if code == "missing_destination":
+        assert "query parameter 'to'" in found.message
+
+
+TWILIO_REPEATED = (b"To=%2B14155550100&From=%2B15005550006&To=%2B33612345678"
+                   b"&Body=Hello+there%21")
+ODD_FORM = (b"Body=a%20b+c%2b&To=%2b14155550100&To=%2B33612345678"
+            b"&MediaUrl=https%3a%2F%2Fx.example%2Fa%3Fb%3D1&StatusCallback=https://cb.example/x"
+            b"&From=whatsapp:+15005550006")
+PLIVO_FORM = (b"src=%2B15005550006&dst=%2B14155550100%3C%2B33612345678%3C%2B447700900123"
+              b"&text=Hi+%F0%9F%91%8B")
+
+# (id, locator, body, blocked, expected body)
+FORM_REMOVALS: list[tuple[str, FormField, bytes, set[str], bytes]] = [
+    ("twilio-second-to", FormField("To"), TWILIO_REPEATED, {"+33612345678"},
+     b"To=%2B14155550100&From=%2B15005550006&Body=Hello+there%21"),
+    ("twilio-first-to", FormField("To"), TWILIO_REPEATED, {"+14155550100"},
+     b"From=%2B15005550006&To=%2B33612345678&Body=Hello+there%21"),
+    ("odd-encodings-kept", FormField("To"), ODD_FORM, {"+14155550100"},
+     b"Body=a%20b+c%2b&To=%2B33612345678&MediaUrl=https%3a%2F%2Fx.example%2Fa%3Fb%3D1"
+     b"&StatusCallback=https://cb.example/x&From=whatsapp:+15005550006"),
+    ("odd-encodings-other-to", FormField("To"), ODD_FORM, {"+33612345678"},
+     b"Body=a%20b+c%2b&To=%2b14155550100&MediaUrl=https%3a%2F%2Fx.example%2Fa%3Fb%3D1"
+     b"&StatusCallback=https://cb.example/x&From=whatsapp:+15005550006"),
+    ("same-number-twice", FormField("To"),
+     b"To=%2B1&To=%2B2&To=%2B1&Body=x", {"+1"}, b"To=%2B2&Body=x"),
+    ("plus-means-space", FormField("To"),
+     b"To=%2B1+415+555+0100&To=%2B33612345678", {"+1 415 555 0100"},
+     b"To=%2B33612345678"),
+    ("blank-field-kept", FormField("To"), b"To=&To=%2B1&To=%2B2", {"+1"}, b"To=&To=%2B2"),
+    ("raw-utf8-kept", FormField("To"), "To=%2B1&To=%2B2&Body=caf\u00e9 \u260e".encode(),
+     {"+2"}, "To=%2B1&Body=caf\u00e9 \u260e".encode()),
+    ("encoded-name-dropped", FormField("To"), b"%54o=%2B1&To=%2B2", {"+1"}, b"To=%2B2"),
+    ("nothing-blocked-identical", FormField("To"), ODD_FORM, {"+999"}, ODD_FORM),
+    ("empty-segments-dropped", FormField("To"), b"&To=%2B1&&To=%2B2&", {"+1"}, b"To=%2B2"),
+    ("plivo-middle-part", FormField("dst", "<"), PLIVO_FORM, {"+33612345678"},
+     b"src=%2B15005550006&dst=%2B14155550100%3C%2B447700900123&text=Hi+%F0%9F%91%8B"),
+    ("plivo-two-parts", FormField("dst", "<"), PLIVO_FORM, {"+14155550100", "+447700900123"},
+     b"src=%2B15005550006&dst=%2B33612345678&text=Hi+%F0%9F%91%8B"),
+    ("plivo-raw-separator-reencoded", FormField("dst", "<"),
+     b"dst=14155550100<33612345678&text=a+b", {"14155550100"}, b"dst=33612345678&text=a+b"),
+    ("plivo-untouched-field-kept-raw", FormField("dst", "<"),
+     b"dst=a<b&dst=c<d", {"c"}, b"dst=a<b&dst=d"),
+    ("plivo-emptied-field-dropped", FormField("dst", "<"),
+     b"dst=a<b&dst=c&text=x", {"a", "b"}, b"dst=c&text=x"),
+    ("separator-keeps-encoded-name", FormField("dst", "<"),
+     b"%64st=a%3Cb%3Cc", {"b"}, b"%64st=a%3Cc"),
+]
+
+
+@pytest.mark.parametrize(("locator", "body", "blocked", "expected"),
+                         [c[1:] for c in FORM_REMOVALS], ids=[c[0] for c in FORM_REMOVALS])
+def test_form_field_removal_rewrites_exact_bytes(locator: FormField, body: bytes,
+                                                 blocked: set[str], expected: bytes) -> None:
+    """Blocked fields (or parts) go; every other field keeps its raw bytes, in order."""
+    headers = {"Content-Type": "application/x-www-form-urlencoded"}
+    message = Message(body, "PageSize=1&x=%2B1", headers)
+    rewritten = _found(locator, message).without(frozenset(blocked))
+    assert rewritten is not None
+    assert rewritten.body == expected
+    assert rewritten.query == "PageSize=1&x=%2B1"
+    assert rewritten.headers == headers
+
+
+def test_form_field_rewrite_finds_the_remaining_recipients() -> None:
+    """The rewritten body, read again, holds exactly the recipients that were not blocked."""
+    locator = FormField("dst", "<")
+    rewritten = _found(locator, Message(PLIVO_FORM)).without(frozenset({"+33612345678"}))
+    assert rewritten is not None
+    assert _found(locator, rewritten).values == ("+14155550100", "+447700900123")
+
+
+@pytest.mark.parametrize(("locator", "query", "blocked", "expected"), [
+    (FormField("to", in_query=True), "api_key=k&to=%2B1&to=%2B2&from=X", {"+1"},
+     "api_key=k&to=%2B2&from=X"),
+    (FormField("to", in_query=True), "to=%2b1&text=a%20b+c&to=%2B2", {"+2"},
+     "to=%2b1&text=a%20b+c"),
+    (FormField("to", "<", in_query=True), "to=1%3C2%3C3&api_key=k", {"2"},
+     "to=1%3C3&api_key=k"),
+], ids=["repeated", "odd-encodings-kept", "separator"])
+def test_form_field_in_query_removal_rewrites_the_query(locator: FormField, query: str,
+                                                        blocked: set[str],
+                                                        expected: str) -> None:
+    """An `in_query` removal rewrites only the query; the body's bytes are untouched."""
+    body = b'{"text": "hi", "to": "+1"}'
+    rewritten = _found(locator, Message(body, query)).without(frozenset(blocked))
+    assert rewritten is not None
+    assert rewritten.query == expected
+    assert rewritten.body == body
+
+
+def test_form_field_without_can_be_called_again() -> None:
+    """Each `without` starts from the original request."""
+    found = _found(FormField("To"), Message(TWILIO_REPEATED))
+    first = found.without(frozenset({"+14155550100"}))
+    second = found.without(frozenset({"+33612345678"}))
+    assert first is not None
+    assert second is not None
+    assert _found(FormField("To"), first).values == ("+33612345678",)
+    assert _found(FormField("To"), second).values == ("+14155550100",)
+
+
+def test_recipients_without_a_remover_cannot_be_edited() -> None:
+    """Recipients with no remover answer None: the request cannot be rewritten."""
+    assert Recipients(("+1", "+2")).without(frozenset({"+1"})) is None
+
+
+# ---------------------------------------------------------------------------------- JSON
+
 INFOBIP = {"messages": [
-    {"destinations": [{"to": "+41793026727"}, {"to": "+41793026728", "messageId": "m2"}],
+    {"destinations": [{"to": "41793026727"}, {"to": "41793026728", "messageId": "m2"}],
      "from": "InfoSMS", "text": "first"},
-    {"destinations": [{"to": "+33612345678"}], "text": "second"},
+    {"destinations": [{"to": "33612345678"}], "from": "InfoSMS", "text": "second"},
 ]}
 PRELUDE = {"target": {"type": "phone_number", "value": "+30123456789"},
            "template_id": "template_01hynrv4bmf1sbxvwn4gmb4tey"}
+ILETI_PATH = "request.order.message[].receipents.number[]"
+ILETI_MANY = frozenset({"message"})
 
 
-@pytest.mark.parametrize(("path", "doc", "expected"), [
-    ("to", {"to": "+14155550100"}, ["+14155550100"]),
-    ("to", {"to": ["+14155550100", "+33612345678"]}, ["+14155550100", "+33612345678"]),
-    ("to", {"to": ["+14155550100", "", "  "]}, ["+14155550100"]),
-    ("to", {"to": "+14155550100", "cc": "+33612345678"}, ["+14155550100"]),
-    ("messages[].destinations[].to", INFOBIP, ["+41793026727", "+41793026728",
-                                               "+33612345678"]),
-    ("messages[].destinations[].to",
+def _ileti(message: object) -> dict[str, Any]:
+    return {"request": {"authentication": {"key": "k", "hash": "h"},
+                        "order": {"sender": "ILETI", "sendDateTime": [], "message": message}}}
+
+
+ILETI_ONE = _ileti({"text": "Merhaba", "receipents": {"number": ["5057023100", "5057023101"]}})
+ILETI_TWO = _ileti([
+    {"text": "bir", "receipents": {"number": ["5057023100", "5057023101"]}},
+    {"text": "iki", "receipents": {"number": ["5057023102"]}},
+])
+
+
+@pytest.mark.parametrize(("path", "doc", "one_or_many", "expected"), [
+    ("to", {"to": "+1"}, frozenset(), [("+1", ("to",))]),
+    ("to", {"to": ["+1", "+2"]}, frozenset(), [("+1", ("to", 0)), ("+2", ("to", 1))]),
+    ("to[]", {"to": ["+1", "+2"]}, frozenset(), [("+1", ("to", 0)), ("+2", ("to", 1))]),
+    ("to", {"cc": "+1"}, frozenset(), []),
+    ("target.value", PRELUDE, frozenset(), [("+30123456789", ("target", "value"))]),
+    ("messages[].destinations[].to", INFOBIP, frozenset(), [
+        ("41793026727", ("messages", 0, "destinations", 0, "to")),
+        ("41793026728", ("messages", 0, "destinations", 1, "to")),
+        ("33612345678", ("messages", 1, "destinations", 0, "to")),
+    ]),
+    ("messages[].to", {"messages": [{"to": "+1"}, {"text": "x"}, {"to": ["+2"]}]}, frozenset(),
+     [("+1", ("messages", 0, "to")), ("+2", ("messages", 2, "to", 0))]),
+    (ILETI_PATH, ILETI_ONE, ILETI_MANY, [
+        ("5057023100", ("request", "order", "message", "receipents", "number", 0)),
+        ("5057023101", ("request", "order", "message", "receipents", "number", 1)),
+    ]),
+    (ILETI_PATH, ILETI_TWO, ILETI_MANY, [
+        ("5057023100", ("request", "order", "message", 0, "receipents", "number", 0)),
+        ("5057023101", ("request", "order", "message", 0, "receipents", "number", 1)),
+        ("5057023102", ("request", "order", "message", 1, "receipents", "number", 0)),
+    ]),
+    ("recipients", {"recipients": [31612345678, None]}, frozenset(),
+     [(31612345678, ("recipients", 0)), (None, ("recipients", 1))]),
+], ids=["string", "leaf-array", "explicit-array-leaf", "absent", "nested-object", "infobip",
+        "string-or-array-per-element", "one-or-many-object", "one-or-many-array",
+        "any-json-value"])
+def test_json_leaves_gives_values_and_positions(
+        path: str, doc: object, one_or_many: frozenset[str],
+        expected: list[tuple[object, tuple[str | int, ...]]]) -> None:
+    """Every leaf comes with its concrete position (keys and indices from the root)."""
+    assert json_leaves(doc, path, one_or_many) == expected
+
+
+@pytest.mark.parametrize(("path", "doc", "one_or_many"), [
+    ("messages[].to", {"messages": {"to": "+1"}}, frozenset()),
+    ("messages[].to", {"messages": "+1"}, frozenset({"messages"})),
+    ("messages[].to", {"messages": None}, frozenset({"messages"})),
+    (ILETI_PATH, _ileti({"text": "x", "receipents": {"number": "5057023100"}}), ILETI_MANY),
+], ids=["object-not-one-or-many", "string-for-one-or-many", "null-for-one-or-many",
+        "array-step-holds-string"])
+def test_json_leaves_refuses_a_non_array_step(path: str, doc: object,
+                                              one_or_many: frozenset[str]) -> None:
+    """An `a[]` step on something that is not an array (nor an allowed object) is an error."""
+    found = json_leaves(doc, path, one_or_many)
+    assert isinstance(found, BodyError)
+    assert found.code == "invalid_destination_field"
+    assert path in found.message
+
+
+# (id, document, positions, expected result, expected document afterwards)
+REMOVE_POSITIONS: list[tuple[str, Any, list[tuple[str | int, ...]], bool, Any]] = [
+    ("one-element", {"to": ["+1", "+2"]}, [("to", 0)], True, {"to": ["+2"]}),
+    ("several-in-one-array", {"to": [0, 1, 2, 3]}, [("to", 3), ("to", 1)], True,
+     {"to": [0, 2]}),
+    ("object-in-array", {"d": [{"to": "+1"}, {"to": "+2"}]}, [("d", 0, "to")], True,
+     {"d": [{"to": "+2"}]}),
+    ("emptied-array-removed-from-outer",
+     {"m": [{"d": [{"to": 1}], "t": "a"}, {"d": [{"to": 2}], "t": "b"}]},
+     [("m", 0, "d", 0, "to")], True, {"m": [{"d": [{"to": 2}], "t": "b"}]}),
+    ("cascade-two-levels", {"a": [{"b": [{"c": [1]}]}, {"b": [{"c": [2]}]}]},
+     [("a", 1, "b", 0, "c", 0)], True, {"a": [{"b": [{"c": [1]}]}]}),
+    ("outermost-array-left-empty", {"m": [{"d": [1]}]}, [("m", 0, "d", 0)], True, {"m": []}),
+    ("top-level-array", ["+1", "+2"], [(0,)], True, ["+2"]),
+    ("different-depths", {"m": [{"to": "+1"}, {"to": ["+2", "+3"]}]},
+     [("m", 0, "to"), ("m", 1, "to", 1)], True, {"m": [{"to": ["+2"]}]}),
+    ("whole-array-emptied-at-two-depths", {"m": [{"to": "+1"}, {"to": ["+2", "+3"]}]},
+     [("m", 1, "to", 0), ("m", 1, "to", 1)], True, {"m": [{"to": "+1"}]}),
+    ("duplicate-positions", {"to": ["+1", "+2"]}, [("to", 0), ("to", 0)], True,
+     {"to": ["+2"]}),
+    ("nothing", {"to": ["+1"]}, [], True, {"to": ["+1"]}),
+    ("lone-field", {"to": "+1"}, [("to",)], False, {"to": "+1"}),
+    ("lone-field-beside-array-untouched", {"to": "+1", "cc": ["+2", "+3"]},
+     [("cc", 0), ("to",)], False, {"to": "+1", "cc": ["+2", "+3"]}),
+]
+
+
+@pytest.mark.parametrize(("doc", "positions", "result", "after"),
+                         [c[1:] for c in REMOVE_POSITIONS],
+                         ids=[c[0] for c in REMOVE_POSITIONS])
+def test_remove_positions(doc: Any, positions: list[tuple[str | int, ...]], result: bool,
+                          after: Any) -> None:
+    """The innermost array element goes; emptied arrays go from the next array out; a
+    position in no array refuses the whole edit and leaves the document as it was."""
+    assert remove_positions(doc, positions) is result
+    assert doc == after
+
+
+@pytest.mark.parametrize(("locator", "doc", "expected"), [
+    (JsonPath("to"), {"to": "+14155550100"}, ["+14155550100"]),
+    (JsonPath("to"), {"to": ["+14155550100", "+33612345678"]},
+     ["+14155550100", "+33612345678"]),
+    (JsonPath("to"), {"to": ["+14155550100", "", "  "]}, ["+14155550100"]),
+    (JsonPath("to"), {"to": "+14155550100", "cc": "+33612345678"}, ["+14155550100"]),
+    (JsonPath("messages[].destinations[].to"), INFOBIP,
+     ["41793026727", "41793026728", "33612345678"]),
+    (JsonPath("messages[].destinations[].to"),
      {"messages": [{"text": "no destinations"}, {"destinations": [{"to": "+1"}]}]}, ["+1"]),
-    ("messages[].destinations[].to",
+    (JsonPath("messages[].destinations[].to"),
      {"messages": [{"destinations": [{"to": ["+1", "+2"]}]}]}, ["+1", "+2"]),
-    ("target.value", PRELUDE, ["+30123456789"]),
-    ("messages[].to", {"messages": [{"to": "+1"}, {"to": ["+2", "+3"]}]}, ["+1", "+2", "+3"]),
-    ("to[]", {"to": ["+1", "+2"]}, ["+1", "+2"]),
+    (JsonPath("target.value"), PRELUDE, ["+30123456789"]),
+    (JsonPath("messages[].to"), {"messages": [{"to": "+1"}, {"to": ["+2", "+3"]}]},
+     ["+1", "+2", "+3"]),
+    (JsonPath("to[]"), {"to": ["+1", "+2"]}, ["+1", "+2"]),
+    (JsonPath("dst", separator="<"), {"dst": "14155550100<33612345678<447700900123"},
+     ["14155550100", "33612345678", "447700900123"]),
+    (JsonPath("dst", separator="<"), {"dst": "a<<b< "}, ["a", "b"]),
+    (JsonPath("dst", separator="<"), {"dst": ["a<b", "c"]}, ["a", "b", "c"]),
+    (JsonPath("recipients", numbers=True), {"recipients": [31612345678, 31612345679]},
+     ["31612345678", "31612345679"]),
+    (JsonPath("recipients", numbers=True), {"recipients": 31612345678}, ["31612345678"]),
+    (JsonPath("recipients", numbers=True), {"recipients": ["31612345678", 31612345679]},
+     ["31612345678", "31612345679"]),
+    (JsonPath("recipients", separator=",", numbers=True),
+     {"recipients": "31612345678,31612345679"}, ["31612345678", "31612345679"]),
+    (JsonPath(ILETI_PATH, one_or_many=ILETI_MANY), ILETI_ONE, ["5057023100", "5057023101"]),
+    (JsonPath(ILETI_PATH, one_or_many=ILETI_MANY), ILETI_TWO,
+     ["5057023100", "5057023101", "5057023102"]),
 ], ids=["string", "list", "blanks-ignored", "other-keys-ignored", "infobip",
         "infobip-message-without-destinations", "infobip-list-leaf", "prelude",
-        "array-then-string-or-list", "explicit-array-leaf"])
-def test_json_path_finds_recipients(path: str, doc: object, expected: list[str]) -> None:
-    """A dotted path with `[]` collects every string recipient at its leaves, in order."""
-    assert JsonPath(path).find(json.dumps(doc).encode()) == expected
+        "array-then-string-or-list", "explicit-array-leaf", "plivo-separator",
+        "separator-blank-parts-ignored", "separator-in-array", "messagebird-int-array",
+        "messagebird-int", "messagebird-mixed", "messagebird-comma-string",
+        "iletimerkezi-message-object", "iletimerkezi-message-array"])
+def test_json_path_finds_recipients(locator: JsonPath, doc: object,
+                                    expected: list[str]) -> None:
+    """A dotted path with `[]` collects every recipient at its leaves, in order."""
+    assert _found(locator, Message(json.dumps(doc).encode())).values == tuple(expected)
 
 
-@pytest.mark.parametrize(("path", "body", "code"), [
-    ("to", b"", "invalid_json"),
-    ("to", b"To=%2B14155550100", "invalid_json"),
-    ("to", b'{"to": "+1"', "invalid_json"),
-    ("to", b'{"to": "\xff"}', "invalid_json"),
-    ("to", b"[" * 100_000, "invalid_json"),
-    ("to", b'{"to":' * 100_000, "invalid_json"),
-    ("to", b"{}", "missing_destination"),
-    ("to", b'{"To": "+1"}', "missing_destination"),
-    ("to", b'{"to": ""}', "missing_destination"),
-    ("to", b'{"to": []}', "missing_destination"),
-    ("to", b'["+1"]', "missing_destination"),
-    ("to", b'"+1"', "missing_destination"),
-    ("target.value", b'{"target": "+1"}', "missing_destination"),
-    ("target.value", b'{"target": {"type": "phone_number"}}', "missing_destination"),
-    ("messages[].destinations[].to", b'{"messages": []}', "missing_destination"),
-    ("messages[].destinations[].to", b'{"messages": [{"destinations": []}]}',
+@pytest.mark.parametrize(("locator", "body", "code"), [
+    (JsonPath("to"), b"", "invalid_json"),
+    (JsonPath("to"), b"To=%2B14155550100", "invalid_json"),
+    (JsonPath("to"), b'{"to": "+1"', "invalid_json"),
+    (JsonPath("to"), b'{"to": "\xff"}', "invalid_json"),
+    (JsonPath("to"), b"[" * 100_000, "invalid_json"),
+    (JsonPath("to"), b'{"to":' * 100_000, "invalid_json"),
+    (JsonPath("recipients", numbers=True), b'{"recipients": [' + b"9" * 5000 + b"]}",
+     "invalid_json"),
+    (JsonPath("to"), b"{}", "missing_destination"),
+    (JsonPath("to"), b'{"To": "+1"}', "missing_destination"),
+    (JsonPath("to"), b'{"to": ""}', "missing_destination"),
+    (JsonPath("to"), b'{"to": []}', "missing_destination"),
+    (JsonPath("to"), b'["+1"]', "missing_destination"),
+    (JsonPath("to"), b'"+1"', "missing_destination"),
+    (JsonPath("target.value"), b'{"target": "+1"}', "missing_destination"),
+    (JsonPath("target.value"), b'{"target": {"type": "phone_number"}}',
      "missing_destination"),
-    ("to", b'{"to": 14155550100}', "invalid_destination_field"),
-    ("to", b'{"to": null}', "invalid_destination_field"),
-    ("to", b'{"to": true}', "invalid_destination_field"),
-    ("to", b'{"to": {"number": "+1"}}', "invalid_destination_field"),
-    ("to", b'{"to": ["+1", 2]}', "invalid_destination_field"),
-    ("to", b'{"to": [["+1"]]}', "invalid_destination_field"),
-    ("target.value", b'{"target": {"value": 306912345678}}', "invalid_destination_field"),
-    ("messages[].to", b'{"messages": {"to": "+1"}}', "invalid_destination_field"),
-    ("messages[].destinations[].to", b'{"messages": [{"destinations": {"to": "+1"}}]}',
+    (JsonPath("messages[].destinations[].to"), b'{"messages": []}', "missing_destination"),
+    (JsonPath("messages[].destinations[].to"), b'{"messages": [{"destinations": []}]}',
+     "missing_destination"),
+    (JsonPath("dst", separator="<"), b'{"dst": "<<"}', "missing_destination"),
+    (JsonPath("to"), b'{"to": 14155550100}', "invalid_destination_field"),
+    (JsonPath("to"), b'{"to": null}', "invalid_destination_field"),
+    (JsonPath("to"), b'{"to": true}', "invalid_destination_field"),
+    (JsonPath("to"), b'{"to": {"number": "+1"}}', "invalid_destination_field"),
+    (JsonPath("to"), b'{"to": ["+1", 2]}', "invalid_destination_field"),
+    (JsonPath("to"), b'{"to": [["+1"]]}', "invalid_destination_field"),
+    (JsonPath("target.value"), b'{"target": {"value": 306912345678}}',
      "invalid_destination_field"),
-    ("messages[].destinations[].to", b'{"messages": "+1"}', "invalid_destination_field"),
+    (JsonPath("messages[].to"), b'{"messages": {"to": "+1"}}', "invalid_destination_field"),
+    (JsonPath("messages[].destinations[].to"), b'{"messages": [{"destinations": {"to": "+1"}}]}',
+     "invalid_destination_field"),
+    (JsonPath("messages[].destinations[].to"), b'{"messages": "+1"}',
+     "invalid_destination_field"),
+    (JsonPath("recipients", numbers=True), b'{"recipients": [31612345678.0]}',
+     "invalid_destination_field"),
+    (JsonPath("recipients", numbers=True), b'{"recipients": [true]}',
+     "invalid_destination_field"),
+    (JsonPath("recipients", numbers=True), b'{"recipients": null}',
+     "invalid_destination_field"),
+    (JsonPath("recipients", numbers=True), b'{"recipients": {"msisdn": 31612345678}}',
+     "invalid_destination_field"),
+    (JsonPath(ILETI_PATH, one_or_many=ILETI_MANY),
+     json.dumps(_ileti("5057023100")).encode(), "invalid_destination_field"),
+    (JsonPath(ILETI_PATH), json.dumps(ILETI_ONE).encode(), "invalid_destination_field"),
 ], ids=["empty", "form-body", "truncated", "invalid-utf8", "deep-array-nesting",
-        "deep-object-nesting", "empty-object", "key-case-differs", "blank", "empty-list",
-        "top-level-array", "top-level-string", "parent-is-string", "leaf-missing",
-        "no-messages", "no-destinations", "number", "null", "bool", "object",
-        "list-with-number", "nested-list", "prelude-number", "array-step-on-object",
-        "inner-array-step-on-object", "array-step-on-string"])
-def test_json_path_body_errors(path: str, body: bytes, code: str) -> None:
+        "deep-object-nesting", "integer-too-long", "empty-object", "key-case-differs",
+        "blank", "empty-list", "top-level-array", "top-level-string", "parent-is-string",
+        "leaf-missing", "no-messages", "no-destinations", "separator-only-blanks", "number",
+        "null", "bool", "object", "list-with-number", "nested-list", "prelude-number",
+        "array-step-on-object", "inner-array-step-on-object", "array-step-on-string",
+        "numbers-float", "numbers-bool", "numbers-null", "numbers-object",
+        "one-or-many-string", "object-without-one-or-many"])
+def test_json_path_body_errors(locator: JsonPath, body: bytes, code: str) -> None:
     """Unusable JSON bodies give a BodyError with a client-facing code, never raise."""
-    found = JsonPath(path).find(body)
+    found = locator.find(Message(body))
     assert isinstance(found, BodyError)
     assert found.code == code
     assert found.message
 
 
+TELNYX_ONE = {"from": "+15005550006", "to": "+14155550100", "text": "hi"}
+TELNYX_MANY = {"from": "+15005550006", "to": ["+14155550100", "+33612345678"], "text": "hi"}
+SINCH = {"from": "12345", "to": ["447700900123", "447700900124", "447700900125"],
+         "body": "Hi", "delivery_report": "none"}
+PLIVO = {"src": "+15005550006", "dst": "14155550100<33612345678<447700900123",
+         "text": "Merhaba d\u00fcnya"}
+MB_STRING = {"originator": "MessageBird", "recipients": "31612345678,31612345679",
+             "body": "Hi"}
+MB_INTS = {"originator": "MessageBird", "recipients": [31612345678, 31612345679, 31612345680],
+           "body": "Hi"}
+MIXED = {"messages": [{"to": "+1", "text": "a"}, {"to": ["+2", "+3"], "text": "b"}]}
+INFOBIP_PATH = JsonPath("messages[].destinations[].to")
+
+
+def _with(doc: Any, **changes: Any) -> Any:
+    return {**doc, **changes}
+
+
+# (id, locator, document, blocked, expected document, or None when it cannot be edited)
+JSON_REMOVALS: list[tuple[str, JsonPath, Any, set[str], Any]] = [
+    ("infobip-one-destination", INFOBIP_PATH, INFOBIP, {"41793026728"}, {"messages": [
+        {"destinations": [{"to": "41793026727"}], "from": "InfoSMS", "text": "first"},
+        INFOBIP["messages"][1]]}),
+    ("infobip-message-emptied-and-dropped", INFOBIP_PATH, INFOBIP, {"33612345678"},
+     {"messages": [INFOBIP["messages"][0]]}),
+    ("infobip-first-message-dropped", INFOBIP_PATH, INFOBIP, {"41793026727", "41793026728"},
+     {"messages": [INFOBIP["messages"][1]]}),
+    ("infobip-across-messages", INFOBIP_PATH, INFOBIP, {"41793026727", "33612345678"},
+     {"messages": [{"destinations": [{"to": "41793026728", "messageId": "m2"}],
+                    "from": "InfoSMS", "text": "first"}]}),
+    ("infobip-list-leaf", INFOBIP_PATH,
+     {"messages": [{"destinations": [{"to": ["+1", "+2"]}, {"to": "+3"}]}]}, {"+1"},
+     {"messages": [{"destinations": [{"to": ["+2"]}, {"to": "+3"}]}]}),
+    ("infobip-list-leaf-emptied", INFOBIP_PATH,
+     {"messages": [{"destinations": [{"to": ["+1", "+2"]}, {"to": "+3"}]}]}, {"+1", "+2"},
+     {"messages": [{"destinations": [{"to": "+3"}]}]}),
+    ("sinch-array-step", JsonPath("to[]"), SINCH, {"447700900124"},
+     _with(SINCH, to=["447700900123", "447700900125"])),
+    ("sinch-array-leaf", JsonPath("to"), SINCH, {"447700900123", "447700900125"},
+     _with(SINCH, to=["447700900124"])),
+    ("sinch-nothing-blocked", JsonPath("to[]"), SINCH, {"999"}, SINCH),
+    ("telnyx-string-cannot-be-removed", JsonPath("to"), TELNYX_ONE, {"+14155550100"}, None),
+    ("telnyx-array", JsonPath("to"), TELNYX_MANY, {"+14155550100"},
+     _with(TELNYX_MANY, to=["+33612345678"])),
+    ("blank-entries-kept", JsonPath("to"), {"to": ["+1", "", "+2"]}, {"+1"},
+     {"to": ["", "+2"]}),
+    ("same-number-twice", JsonPath("to"), {"to": ["+1", "+2", "+1"]}, {"+1"}, {"to": ["+2"]}),
+    ("plivo-middle", JsonPath("dst", separator="<"), PLIVO, {"33612345678"},
+     _with(PLIVO, dst="14155550100<447700900123")),
+    ("plivo-two", JsonPath("dst", separator="<"), PLIVO, {"14155550100", "447700900123"},
+     _with(PLIVO, dst="33612345678")),
+    ("plivo-blank-parts-dropped", JsonPath("dst", separator="<"), {"dst": "a<<b<c"}, {"b"},
+     {"dst": "a<c"}),
+    ("plivo-all-cannot-be-removed", JsonPath("dst", separator="<"), PLIVO,
+     {"14155550100", "33612345678", "447700900123"}, None),
+    ("separator-in-array-emptied", JsonPath("dst", separator="<"),
+     {"dst": ["a<b", "c"]}, {"a", "b"}, {"dst": ["c"]}),
+    ("iletimerkezi-object", JsonPath(ILETI_PATH, one_or_many=ILETI_MANY), ILETI_ONE,
+     {"5057023100"}, _ileti({"text": "Merhaba", "receipents": {"number": ["5057023101"]}})),
+    ("iletimerkezi-array", JsonPath(ILETI_PATH, one_or_many=ILETI_MANY), ILETI_TWO,
+     {"5057023101"}, _ileti([
+         {"text": "bir", "receipents": {"number": ["5057023100"]}},
+         {"text": "iki", "receipents": {"number": ["5057023102"]}}])),
+    ("iletimerkezi-message-dropped", JsonPath(ILETI_PATH, one_or_many=ILETI_MANY), ILETI_TWO,
+     {"5057023102"}, _ileti([
+         {"text": "bir", "receipents": {"number": ["5057023100", "5057023101"]}}])),
+    ("iletimerkezi-first-message-dropped", JsonPath(ILETI_PATH, one_or_many=ILETI_MANY),
+     ILETI_TWO, {"5057023100", "5057023101"},
+     _ileti([{"text": "iki", "receipents": {"number": ["5057023102"]}}])),
+    ("messagebird-comma-string", JsonPath("recipients", separator=",", numbers=True),
+     MB_STRING, {"31612345678"}, _with(MB_STRING, recipients="31612345679")),
+    ("messagebird-ints", JsonPath("recipients", separator=",", numbers=True), MB_INTS,
+     {"31612345679"}, _with(MB_INTS, recipients=[31612345678, 31612345680])),
+    ("messagebird-mixed", JsonPath("recipients", numbers=True),
+     {"recipients": ["31612345678", 31612345679]}, {"31612345679"},
+     {"recipients": ["31612345678"]}),
+    ("messagebird-lone-int-cannot-be-removed", JsonPath("recipients", numbers=True),
+     {"recipients": 31612345678}, {"31612345678"}, None),
+    ("string-or-list-first", JsonPath("messages[].to"), MIXED, {"+1"},
+     {"messages": [{"to": ["+2", "+3"], "text": "b"}]}),
+    ("string-or-list-second-emptied", JsonPath("messages[].to"), MIXED, {"+2", "+3"},
+     {"messages": [{"to": "+1", "text": "a"}]}),
+    ("string-or-list-one-of-each", JsonPath("messages[].to"), MIXED, {"+1", "+3"},
+     {"messages": [{"to": ["+2"], "text": "b"}]}),
+]
+
+
+@pytest.mark.parametrize(("locator", "doc", "blocked", "expected"),
+                         [c[1:] for c in JSON_REMOVALS], ids=[c[0] for c in JSON_REMOVALS])
+def test_json_path_removal(locator: JsonPath, doc: Any, blocked: set[str],
+                           expected: Any) -> None:
+    """Blocked leaves go with their innermost array element; emptied arrays go from the
+    next array out; a recipient in no array cannot be removed (None)."""
+    headers = {"Content-Type": "application/json"}
+    message = Message(json.dumps(doc, indent=2).encode(), "dry_run=1", headers)
+    rewritten = _found(locator, message).without(frozenset(blocked))
+    if expected is None:
+        assert rewritten is None
+        return
+    assert rewritten is not None
+    result = json.loads(rewritten.body)
+    assert result == expected
+    # Also tells 31612345679 from 31612345679.0, which compare equal.
+    assert json.dumps(result, sort_keys=True) == json.dumps(expected, sort_keys=True)
+    assert rewritten.query == "dry_run=1"
+    assert rewritten.headers == headers
+    assert set(_found(locator, rewritten).values).isdisjoint(blocked)
+
+
+def test_json_path_removal_keeps_unicode_as_utf8() -> None:
+    """The rewritten document is UTF-8 text: non-ASCII is not turned into escapes."""
+    doc = {"to": ["+1", "+2"], "text": "\u00c7a\u011fr\u0131 \u260e \U0001f44b"}
+    rewritten = _found(JsonPath("to"), Message(json.dumps(doc).encode())).without(
+        frozenset({"+1"}))
+    assert rewritten is not None
+    assert "\u00c7a\u011fr\u0131 \u260e \U0001f44b".encode() in rewritten.body
+    assert b"\\u" not in rewritten.body
+    assert json.loads(rewritten.body) == {"to": ["+2"], "text": doc["text"]}
+
+
+def test_json_path_without_can_be_called_again() -> None:
+    """Each `without` starts from the original document, not from an earlier rewrite."""
+    found = _found(JsonPath("to"), Message(json.dumps(SINCH).encode()))
+    first = found.without(frozenset({"447700900123"}))
+    second = found.without(frozenset({"447700900125"}))
+    assert first is not None
+    assert second is not None
+    assert json.loads(first.body)["to"] == ["447700900124", "447700900125"]
+    assert json.loads(second.body)["to"] == ["447700900123", "447700900124"]
+
+
+def test_json_path_refused_removal_leaves_later_removals_intact() -> None:
+    """A refused edit (lone recipient) does not spoil the next call on the same request."""
+    found = _found(JsonPath("dst", separator="<"), Message(json.dumps(PLIVO).encode()))
+    assert found.without(frozenset({"14155550100", "33612345678", "447700900123"})) is None
+    rewritten = found.without(frozenset({"14155550100"}))
+    assert rewritten is not None
+    assert json.loads(rewritten.body)["dst"] == "33612345678<447700900123"
+
+
+# ---------------------------------------------------------------------------- identities
+
+SID_BASIC = _basic(f"{SID}:auth-token")
+
+
+@pytest.mark.parametrize(("headers", "expected"), [
+    ({"Authorization": SID_BASIC}, SID),
+    ({"Authorization": _basic(f"{API_KEY}:secret")}, API_KEY),
+    ({"Authorization": "basic " + SID_BASIC.split()[1]}, SID),
+    ({"Authorization": "BASIC " + SID_BASIC.split()[1]}, SID),
+    ({"Authorization": "Basic   " + SID_BASIC.split()[1] + "  "}, SID),
+    (CIMultiDict({"authorization": SID_BASIC}), SID),
+    ({"Authorization": _basic("AC1")}, "AC1"),
+    ({"Authorization": _basic("AC1:a:b")}, "AC1"),
+    ({"Authorization": _basic("kullan\u0131c\u0131:pw")}, "kullan\u0131c\u0131"),
+    ({"Authorization": _basic(":secret")}, None),
+    ({"Authorization": _basic("")}, None),
+    ({"Authorization": "Basic "}, None),
+    ({"Authorization": "Basic"}, None),
+    ({"Authorization": "Basic !!!not-base64"}, None),
+    ({"Authorization": "Basic QUMxOnQ"}, None),
+    ({"Authorization": _basic(b"\xff\xfe:x")}, None),
+    ({"Authorization": "Basic\t" + SID_BASIC.split()[1]}, None),
+    ({"Authorization": "Bearer " + SID_BASIC.split()[1]}, None),
+    ({"Authorization": ""}, None),
+    ({}, None),
+], ids=["account-sid", "api-key", "scheme-lower", "scheme-upper", "extra-spaces",
+        "header-name-any-case", "no-password", "colons-in-password", "utf8-user",
+        "empty-user", "empty-credentials", "empty-token", "scheme-only", "not-base64",
+        "missing-padding", "not-utf8", "tab-after-scheme", "bearer", "empty-header", "no-header"])
+def test_basic_user(headers: Any, expected: str | None) -> None:
+    """The user of `Authorization: Basic`; None when absent, empty or undecodable."""
+    assert basic_user(headers) == expected
+
+
+@pytest.mark.parametrize(("header", "scheme", "expected"), [
+    ("Bearer abc", "Bearer",
+     "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"),
+    ("Bearer KEY0123456789", "Bearer", _sha("KEY0123456789")),
+    ("bearer KEY0123456789", "Bearer", _sha("KEY0123456789")),
+    ("BEARER KEY0123456789", "bearer", _sha("KEY0123456789")),
+    ("Bearer   KEY0123456789  ", "Bearer", _sha("KEY0123456789")),
+    ("Bearer a b", "Bearer", _sha("a b")),
+    ("App 003026bbc133714df1834b8638bb496e", "App", _sha("003026bbc133714df1834b8638bb496e")),
+    ("App 003026bbc133714df1834b8638bb496e", "Bearer", None),
+    ("Bearer KEY0123456789", "App", None),
+    (SID_BASIC, "Basic", _sha(SID_BASIC.split()[1])),
+    (SID_BASIC, "Bearer", None),
+    ("Bearer ", "Bearer", None),
+    ("Bearer    ", "Bearer", None),
+    ("Bearer", "Bearer", None),
+    ("BearerKEY", "Bearer", None),
+    ("", "Bearer", None),
+], ids=["known-vector", "bearer", "scheme-lower", "scheme-any-case", "spaces-stripped",
+        "inner-space-kept", "custom-scheme", "custom-scheme-not-bearer", "bearer-not-custom",
+        "basic-as-scheme", "basic-not-bearer", "empty-token", "blank-token", "scheme-only",
+        "no-space", "empty-header"])
+def test_token_digest(header: str, scheme: str, expected: str | None) -> None:
+    """`sha256:<hex>` of the token for the given scheme (any case); None otherwise."""
+    assert token_digest({"Authorization": header}, scheme) == expected
+
+
+def test_token_digest_defaults_to_bearer_and_reads_any_header_case() -> None:
+    """Without a scheme the token is a Bearer token; the header name's case is free."""
+    headers = CIMultiDict({"AUTHORIZATION": "Bearer KEY0123456789"})
+    digest = token_digest(headers)
+    assert digest == _sha("KEY0123456789")
+    assert digest is not None
+    assert DIGEST_RE.fullmatch(digest)
+    assert token_digest({}) is None
+
+
+def test_token_digest_is_accepted_as_a_credentials_key(tmp_path: Path) -> None:
+    """A digest can be pasted into `upstreams[].credentials` as it is."""
+    digest = token_digest({"Authorization": "Bearer KEY0123456789"})
+    cfg = parse_config({"upstreams": [{
+        "name": "gw", "url": "https://gw.example", "preset": "generic",
+        "routes": [{"path": "/v1/sms", "channel": "sms", "destination": {"json": "to"}}],
+        "credentials": {digest: ["tenant:acme"]},
+    }]}, env={}, base=tmp_path)
+    assert cfg.upstreams[0].credentials[0].identity == digest
+
+
+@pytest.mark.parametrize(("params", "headers", "expected"), [
+    ({"account_sid": SID}, {"Authorization": SID_BASIC}, (SID,)),
+    ({"account_sid": SID}, {"Authorization": _basic(f"{API_KEY}:secret")}, (SID, API_KEY)),
+    ({"account_sid": SID}, {}, (SID,)),
+    ({"account_sid": SID}, {"Authorization": "Bearer x"}, (SID,)),
+    ({}, {"Authorization": _basic(f"{API_KEY}:secret")}, (API_KEY,)),
+    ({"account_sid": "ACother"}, {"Authorization": SID_BASIC}, ("ACother", SID)),
+    ({}, {}, ()),
+], ids=["sid-in-path-and-auth", "api-key", "no-auth", "bearer-ignored", "no-path-param",
+        "different-accounts", "nothing"])
+def test_twilio_identities(params: dict[str, str], headers: dict[str, str],
+                           expected: tuple[str, ...]) -> None:
+    """Twilio: the account SID in the path, then the Basic user, without repeats."""
+    message = Message(b"To=%2B14155550100", "", headers)
+    assert twilio.PRESET.identities(message, params) == expected
+
+
+@pytest.mark.parametrize(("headers", "expected"), [
+    ({"Authorization": _basic("acme:pw")}, ("acme",)),
+    ({"Authorization": "Bearer KEY0123456789"}, (_sha("KEY0123456789"),)),
+    ({"Authorization": "Token KEY0123456789"}, ()),
+    ({"Authorization": "Basic %%%"}, ()),
+    ({}, ()),
+], ids=["basic-user", "bearer-digest", "other-scheme", "bad-basic", "no-auth"])
+def test_generic_identities(headers: dict[str, str], expected: tuple[str, ...]) -> None:
+    """Generic: the Basic user or the Bearer token's digest; path parameters are not used."""
+    message = Message(b'{"to": "+1"}', "account=acme", headers)
+    assert generic.PRESET.identities(message, {"account": "acme"}) == expected
+
+
 # ------------------------------------------------------------------------------ replies
+
+SEND_FORM = Message(b"To=%2B33612345678&From=%2B15005550006&Body=Hello+there%21")
 
 
 def _blocked(channel: config.Channel, **extra: Any) -> Blocked:
@@ -366,6 +1012,14 @@ def _blocked(channel: config.Channel, **extra: Any) -> Blocked:
 
 def _twilio_version() -> Version:
     return Client(SID, "token").api.v2010
+
+
+def test_blocked_defaults() -> None:
+    """A Blocked context without a request has an empty message and no destination list."""
+    blocked = _blocked("sms")
+    assert blocked.path_params == {}
+    assert blocked.message == Message(b"")
+    assert blocked.destinations == ()
 
 
 def test_twilio_reject_is_twilio_error_shape() -> None:
@@ -403,8 +1057,8 @@ def test_twilio_sdk_raises_its_rest_exception_for_reject(channel: config.Channel
 def test_twilio_skip_is_a_canceled_resource(channel: config.Channel, prefix: str,
                                             kind: str) -> None:
     """Twilio skip: 201 with a message (SM...) or call (CA...) resource, status canceled."""
-    blocked = _blocked(channel, path_params={"account_sid": SID},
-                       fields={"From": "+15005550006", "Body": "Hello"})
+    blocked = _blocked(channel, path_params={"account_sid": SID}, message=SEND_FORM,
+                       destinations=("+33612345678",))
     reply = twilio.PRESET.skip(blocked)
     assert reply.status == 201
     assert reply.content_type == "application/json"
@@ -423,7 +1077,7 @@ def test_twilio_skip_is_a_canceled_resource(channel: config.Channel, prefix: str
     assert parsedate_to_datetime(payload["date_created"]).tzinfo is not None
     assert payload["date_updated"] == payload["date_created"]
     if channel == "sms":
-        assert payload["body"] == "Hello"
+        assert payload["body"] == "Hello there!"
         assert payload["num_segments"] == "0"
     else:
         assert "body" not in payload
@@ -431,8 +1085,9 @@ def test_twilio_skip_is_a_canceled_resource(channel: config.Channel, prefix: str
 
 def test_twilio_skip_sms_parses_as_sdk_message() -> None:
     """The SDK reads the skipped message as a MessageInstance."""
-    reply = twilio.PRESET.skip(_blocked("sms", path_params={"account_sid": SID},
-                                        fields={"From": "+15005550006", "Body": "Hi"}))
+    reply = twilio.PRESET.skip(_blocked(
+        "sms", path_params={"account_sid": SID},
+        message=Message(b"To=%2B33612345678&From=%2B15005550006&Body=Hi")))
     message = MessageInstance(_twilio_version(), _json(reply), account_sid=SID)
     assert message.sid is not None
     assert message.sid.startswith("SM")
@@ -446,13 +1101,15 @@ def test_twilio_skip_sms_parses_as_sdk_message() -> None:
 
 def test_twilio_skip_call_parses_as_sdk_call() -> None:
     """The SDK reads the skipped call as a CallInstance."""
-    reply = twilio.PRESET.skip(_blocked("voice", path_params={"account_sid": SID},
-                                        fields={"From": "+15005550006"}))
+    reply = twilio.PRESET.skip(_blocked(
+        "voice", path_params={"account_sid": SID},
+        message=Message(b"To=%2B33612345678&From=%2B15005550006&Url=https%3A%2F%2Fx")))
     call = CallInstance(_twilio_version(), _json(reply), account_sid=SID)
     assert call.sid is not None
     assert call.sid.startswith("CA")
     assert call.status == "canceled"
     assert call.to == "+33612345678"
+    assert _json(reply)["from"] == "+15005550006"
     assert isinstance(call.date_created, datetime)
 
 
@@ -462,11 +1119,21 @@ def test_twilio_skip_gives_each_send_its_own_sid() -> None:
     assert len(sids) == 20
 
 
-def test_twilio_skip_without_form_fields() -> None:
-    """Missing From/Body/account do not break the skip reply."""
-    payload = _json(twilio.PRESET.skip(_blocked("sms")))
-    assert payload["from"] is None
-    assert payload["body"] == ""
+@pytest.mark.parametrize(("body", "sender", "text"), [
+    (b"", None, ""),
+    (b"To=%2B33612345678", None, ""),
+    (b"\xff\xfe", None, ""),
+    (b"To=%2B1&junk", None, ""),
+    (b"From=%2B1&From=%2B2&Body=a&Body=b", "+1", "a"),
+    ("Body=Merhaba+d%C3%BCnya+\u260e&From=ACME".encode(), "ACME", "Merhaba d\u00fcnya \u260e"),
+], ids=["empty", "no-from-or-body", "not-utf8", "invalid-form", "repeated-fields-first-wins",
+        "utf8-and-plus"])
+def test_twilio_skip_reads_from_and_body_from_the_message(body: bytes, sender: str | None,
+                                                          text: str) -> None:
+    """From and Body come from the blocked request's form; unreadable forms give defaults."""
+    payload = _json(twilio.PRESET.skip(_blocked("sms", message=Message(body))))
+    assert payload["from"] == sender
+    assert payload["body"] == text
     assert payload["account_sid"] == ""
 
 

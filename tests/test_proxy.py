@@ -3,41 +3,34 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import gzip
+import json
 import socket
 from pathlib import Path
 from typing import Any
 
 import pytest
-from prometheus_client import CollectorRegistry
 from yarl import URL
 
 from gatekeeper.config import RedisConfig
+from gatekeeper.providers.base import digest_of
 from gatekeeper.store import connect
 from tests.conftest import (
+    AUTH,
     TWILIO_CALLS,
     TWILIO_MESSAGES,
     TWILIO_SID,
     FakeUpstream,
     Running,
     StartGatekeeper,
+    decisions,
     log_events,
     make_config,
+    sample,
 )
 
 FORM = "application/x-www-form-urlencoded"
-
-
-def sample(registry: CollectorRegistry, name: str, **labels: str) -> float:
-    """A metric sample's value (0 when absent)."""
-    return registry.get_sample_value(name, labels) or 0.0
-
-
-def decisions(registry: CollectorRegistry, upstream: str, channel: str, action: str,
-              reason: str) -> float:
-    """gatekeeper_decisions_total for one label set."""
-    return sample(registry, "gatekeeper_decisions_total", upstream=upstream, channel=channel,
-                  action=action, reason=reason)
 
 
 def free_port() -> int:
@@ -356,18 +349,59 @@ async def test_non_phone_destinations_are_forwarded_and_counted(
                      "not_a_phone_number") == 1
 
 
-async def test_any_blocked_recipient_blocks_a_generic_send(gatekeeper: Running,
-                                                           upstream: FakeUpstream) -> None:
-    """With several recipients, one blocked one triggers the action (generic preset)."""
+async def test_blocked_recipients_are_removed_and_the_rest_forwarded(
+        gatekeeper: Running, upstream: FakeUpstream) -> None:
+    """Partly blocked: the upstream gets the same shape without the blocked recipients."""
     await gatekeeper.block("+33612345678")
-    body = {"messages": [{"to": "+14155550100"}, {"to": ["+44 7700 900123", "+33612345678"]}]}
+    body = {"messages": [{"to": "+14155550100", "text": "é"},
+                         {"to": ["+44 7700 900123", "+33612345678"]}]}
+    resp = await gatekeeper.proxy.post("/generic/v1/sms", json=body)
+    assert resp.status == 201
+    assert resp.headers["X-Gatekeeper-Decision"] == "partial"
+    assert resp.headers["X-Gatekeeper-Removed"] == "1"
+    [got] = upstream.received
+    assert json.loads(got.body) == {"messages": [{"to": "+14155550100", "text": "é"},
+                                                 {"to": ["+44 7700 900123"]}]}
+    assert got.headers["Content-Type"] == "application/json"
+    assert decisions(gatekeeper.registry, "generic", "sms", "partial", "blocked") == 1
+    assert decisions(gatekeeper.registry, "generic", "sms", "partial", "unlisted") == 2
+    [(_, fields)] = await attempts(gatekeeper.redis, 1)
+    assert fields["action"] == "removed"
+
+
+async def test_every_recipient_blocked_gets_the_upstream_action(
+        gatekeeper: Running, upstream: FakeUpstream) -> None:
+    """When nothing is left to send, on_block applies to the whole request."""
+    await gatekeeper.block("+33612345678", "+4477*")
+    body = {"messages": [{"to": "+33612345678"}, {"to": ["+44 7700 900123", "+33612345678"]}]}
     resp = await gatekeeper.proxy.post("/generic/v1/sms", json=body)
     assert resp.status == 403
     assert (await resp.json())["code"] == "destination_blocked"
     assert upstream.received == []
-    allowed = await gatekeeper.proxy.post("/generic/v1/sms", json={"messages": [
-        {"to": "+14155550100"}]})
-    assert allowed.status == 201
+
+
+async def test_duplicate_recipients_are_checked_once(gatekeeper: Running,
+                                                     upstream: FakeUpstream) -> None:
+    """The same number twice is one decision, one blocked attempt, both copies removed."""
+    await gatekeeper.block("+33612345678")
+    body = {"messages": [{"to": ["+33612345678", "+14155550100", "+33612345678"]}]}
+    resp = await gatekeeper.proxy.post("/generic/v1/sms", json=body)
+    assert resp.headers["X-Gatekeeper-Removed"] == "1"
+    assert json.loads(upstream.received[0].body) == {"messages": [{"to": ["+14155550100"]}]}
+    assert decisions(gatekeeper.registry, "generic", "sms", "partial", "blocked") == 1
+
+
+async def test_monitor_never_rewrites(start_gatekeeper: StartGatekeeper,
+                                      upstream: FakeUpstream, tmp_path: Path) -> None:
+    """on_block: monitor forwards the request untouched even when partly blocked."""
+    gk = await start_gatekeeper(make_config(upstream.url, tmp_path,
+                                            generic={"on_block": "monitor"}))
+    await gk.block("+33612345678")
+    body = b'{"messages": [{"to": ["+33612345678", "+14155550100"]}]}'
+    resp = await gk.proxy.post("/generic/v1/sms", data=body,
+                               headers={"Content-Type": "application/json"})
+    assert resp.headers["X-Gatekeeper-Decision"] == "monitored"
+    assert upstream.received[0].body == body
 
 
 async def test_generic_form_route_with_path_parameter(gatekeeper: Running,
@@ -501,8 +535,8 @@ async def test_metrics_labels_never_carry_numbers(gatekeeper: Running) -> None:
     for to in ("+33612345678", "+14155550100", "12"):
         await gatekeeper.proxy.post(TWILIO_MESSAGES, data={"To": to})
     text = await (await gatekeeper.admin.get("/metrics")).text()
-    assert 'gatekeeper_decisions_total{action="rejected",channel="sms",reason="blocked",' \
-           'upstream="twilio"} 1.0' in text
+    assert 'gatekeeper_decisions_total{action="rejected",channel="sms",direction="outbound",' \
+           'reason="blocked",upstream="twilio"} 1.0' in text
     assert 'reason="unlisted"' in text
     assert "gatekeeper_request_duration_seconds_bucket" in text
     assert "gatekeeper_upstream_duration_seconds_bucket" in text
@@ -563,3 +597,78 @@ async def test_conference_participant_dial_out_is_checked(gatekeeper: Running,
     assert resp.status == 403
     assert upstream.received == []
     assert decisions(gatekeeper.registry, "twilio", "voice", "rejected", "blocked") == 1
+
+
+@pytest.mark.parametrize(("path_sid", "basic_user", "blocked"), [
+    (TWILIO_SID, None, True),
+    ("AC" + "1" * 32, None, False),
+    ("AC" + "1" * 32, TWILIO_SID, True),
+], ids=["sid-in-path", "other-account", "basic-user"])
+async def test_credentials_map_to_scopes(start_gatekeeper: StartGatekeeper,
+                                         upstream: FakeUpstream, tmp_path: Path,
+                                         path_sid: str, basic_user: str | None,
+                                         blocked: bool) -> None:
+    """A tenant's account SID brings its scope without any header (no way to dodge it)."""
+    gk = await start_gatekeeper(make_config(upstream.url, tmp_path, twilio={
+        "credentials": {TWILIO_SID: ["tenant:acme"]}}))
+    await gk.block("+33612345678", scope="tenant:acme")
+    headers = {}
+    if basic_user:
+        headers["Authorization"] = "Basic " + base64.b64encode(
+            f"{basic_user}:token".encode()).decode()
+    resp = await gk.proxy.post(f"/twilio/2010-04-01/Accounts/{path_sid}/Messages.json",
+                               data={"To": "+33612345678"}, headers=headers)
+    assert resp.status == (403 if blocked else 201)
+
+
+async def test_bearer_token_maps_to_scopes_by_digest(start_gatekeeper: StartGatekeeper,
+                                                     upstream: FakeUpstream,
+                                                     tmp_path: Path) -> None:
+    """Bearer tokens are matched by their SHA-256, never configured in clear."""
+    gk = await start_gatekeeper(make_config(upstream.url, tmp_path, generic={
+        "credentials": {digest_of("tenant-token"): ["tenant:acme"]}}))
+    await gk.block("+33612345678", scope="tenant:acme")
+    body = {"messages": [{"to": "+33612345678"}]}
+    mine = await gk.proxy.post("/generic/v1/sms", json=body,
+                               headers={"Authorization": "Bearer tenant-token"})
+    other = await gk.proxy.post("/generic/v1/sms", json=body,
+                                headers={"Authorization": "Bearer other-token"})
+    assert (mine.status, other.status) == (403, 201)
+
+
+async def test_scope_header_can_be_switched_off(start_gatekeeper: StartGatekeeper,
+                                                upstream: FakeUpstream, tmp_path: Path) -> None:
+    """With scope_header: false the header adds nothing (and is still not forwarded)."""
+    gk = await start_gatekeeper(make_config(upstream.url, tmp_path,
+                                            twilio={"scope_header": False}))
+    await gk.block("+33612345678", scope="tenant:acme")
+    resp = await gk.proxy.post(TWILIO_MESSAGES, data={"To": "+33612345678"},
+                               headers={"X-Gatekeeper-Scope": "tenant:acme"})
+    assert resp.status == 201
+    assert "X-Gatekeeper-Scope" not in upstream.received[0].headers
+
+
+async def test_header_scopes_only_add(start_gatekeeper: StartGatekeeper,
+                                      upstream: FakeUpstream, tmp_path: Path) -> None:
+    """A header naming another tenant cannot remove the credential's own scope."""
+    gk = await start_gatekeeper(make_config(upstream.url, tmp_path, twilio={
+        "credentials": {TWILIO_SID: ["tenant:acme"]}}))
+    await gk.block("+33612345678", scope="tenant:acme")
+    resp = await gk.proxy.post(TWILIO_MESSAGES, data={"To": "+33612345678"},
+                               headers={"X-Gatekeeper-Scope": "tenant:other"})
+    assert resp.status == 403
+
+
+@pytest.mark.parametrize(("channel", "path", "blocked"), [
+    ("voice", TWILIO_CALLS, True), ("voice", TWILIO_MESSAGES, False),
+    ("sms", TWILIO_MESSAGES, True), ("sms", TWILIO_CALLS, False),
+], ids=["voice-entry-call", "voice-entry-sms", "sms-entry-sms", "sms-entry-call"])
+async def test_channel_limited_entries(gatekeeper: Running, upstream: FakeUpstream,
+                                       channel: str, path: str, blocked: bool) -> None:
+    """An entry limited to a channel blocks that channel's sends only."""
+    resp = await gatekeeper.admin.post(
+        "/admin/v1/lists/block/entries",
+        json={"entries": [{"entry": "+33*", "channel": channel}]}, headers=AUTH)
+    assert resp.status == 200
+    resp = await gatekeeper.proxy.post(path, data={"To": "+33612345678"})
+    assert resp.status == (403 if blocked else 201)

@@ -1,11 +1,13 @@
-"""The Redis list store: keys, add/remove, lookups in one round trip, paging, the attempts
-stream and store faults, on fakeredis and on the real redis-server started by the suite."""
+"""The Redis list store: keys and members, add/remove with channels and metadata, opt-in
+removal by source, lookups in one round trip, paging, the attempts stream and store
+faults, on fakeredis and on the real redis-server started by the suite."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import hashlib
+import json
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -19,13 +21,18 @@ from redis.asyncio.connection import AbstractConnection
 
 from gatekeeper import store as store_module
 from gatekeeper.admin.native import explain
-from gatekeeper.config import RedisConfig, StoreConfig
+from gatekeeper.config import Channel, RedisConfig, StoreConfig
 from gatekeeper.numbers import lookup_candidates
-from gatekeeper.policy import Match, decide
+from gatekeeper.policy import ListName, Match, decide
 from gatekeeper.store import (
+    ADD_LUA,
     LOOKUP_LUA,
+    REMOVE_IF_SOURCE_LUA,
     BlockedAttempt,
+    EntryMeta,
     Keys,
+    Listed,
+    ListItem,
     Page,
     Store,
     StoreIncompatible,
@@ -37,11 +44,52 @@ PREFIX = "t:"
 REDIS = RedisConfig(key_prefix=PREFIX, timeout=5.0)
 SCOPES3 = ["global", "tenant:acme", "agent:42"]
 TWELVE_DIGITS = "+447911123456"
+T0 = 1_700_000_000.0
+MANUAL = EntryMeta(source="api", added_at=T0, added_by="admin")
+OPT_OUT = EntryMeta(source="opt-out", added_at=T0 + 60, added_by="twilio-inbound",
+                    note="STOP")
+SCRIPTS = {"lookup": LOOKUP_LUA, "add": ADD_LUA, "remove_if_source": REMOVE_IF_SOURCE_LUA}
 
 
 def make_store(client: Any, attempts_max_len: int = 1000) -> Store:
     """A store on `client` with the test key prefix."""
     return Store(client, REDIS, StoreConfig(attempts_max_len=attempts_max_len))
+
+
+def items(*entries: str, channel: Channel | None = None) -> list[ListItem]:
+    """ListItems for `entries`, all for one channel (None: every channel)."""
+    return [ListItem(entry, channel) for entry in entries]
+
+
+def voice(entry: str) -> ListItem:
+    """A voice-only entry."""
+    return ListItem(entry, "voice")
+
+
+def sms(entry: str) -> ListItem:
+    """An sms-only entry."""
+    return ListItem(entry, "sms")
+
+
+async def put(store: Store, name: ListName, scope: str, *entries: str | ListItem,
+              meta: EntryMeta = MANUAL) -> None:
+    """Add entries (strings are every-channel entries) and check they were all new."""
+    wanted = [e if isinstance(e, ListItem) else ListItem(e) for e in entries]
+    added, existing = await store.add(name, scope, wanted, meta)
+    assert (added, existing) == (list(dict.fromkeys(wanted)), [])
+
+
+async def members(client: Any, name: ListName = "block", scope: str = "global"
+                  ) -> list[str]:
+    """The raw members of one list set, in set order."""
+    return list(await client.zrange(Keys(PREFIX).list(name, scope), 0, -1))
+
+
+async def stored_meta(client: Any, name: ListName = "block", scope: str = "global"
+                      ) -> dict[str, dict[str, Any]]:
+    """The metadata hash of one list, decoded."""
+    raw = await client.hgetall(Keys(PREFIX).meta(name, scope))
+    return {member: json.loads(text) for member, text in raw.items()}
 
 
 def attempt(number: str = "+33612345678", request_id: str = "req-1") -> BlockedAttempt:
@@ -76,16 +124,20 @@ class Wire:
 
     def commands(self) -> list[str]:
         """The first word of every command written, upper-case, in order."""
-        names: list[str] = []
+        return [command[0].upper() for command in self.parsed()]
+
+    def parsed(self) -> list[list[str]]:
+        """Every command written, as its list of arguments, in order."""
+        found: list[list[str]] = []
         for payload in self.writes:
             # RESP: each command is "*N" then N pairs of "$len", value.
             lines = payload.split(b"\r\n")
             i = 0
             while i < len(lines) and lines[i].startswith(b"*"):
-                names.append(lines[i + 2].decode().upper())
-                i += 1 + 2 * int(lines[i][1:])
-        return names
-        return names
+                count = int(lines[i][1:])
+                found.append([lines[i + 2 + 2 * k].decode() for k in range(count)])
+                i += 1 + 2 * count
+        return found
 
 
 @pytest.fixture
@@ -105,7 +157,22 @@ def wire(monkeypatch: pytest.MonkeyPatch) -> Wire:
     return recorded
 
 
-# --- keys -----------------------------------------------------------------------------
+async def warm_up(store: Store) -> None:
+    """Connect and load every script, so later calls are plain EVALSHAs."""
+    await store.ping()
+    for script in SCRIPTS.values():
+        await store.client.script_load(script)
+
+
+def test_wire_parses_every_command_of_a_batch() -> None:
+    """The RESP reader used above splits a pipelined write into its commands."""
+    wire = Wire([b"*1\r\n$5\r\nMULTI\r\n*3\r\n$4\r\nZREM\r\n$1\r\nk\r\n$4\r\n+33*\r\n"
+                 b"*1\r\n$4\r\nEXEC\r\n"])
+    assert wire.parsed() == [["MULTI"], ["ZREM", "k", "+33*"], ["EXEC"]]
+    assert wire.commands() == ["MULTI", "ZREM", "EXEC"]
+
+
+# --- keys and members -----------------------------------------------------------------
 
 
 @pytest.mark.parametrize(("prefix", "name", "scope", "expected"), [
@@ -114,9 +181,20 @@ def wire(monkeypatch: pytest.MonkeyPatch) -> Wire:
     ("other/", "block", "agent:42", "other/list:block:agent:42"),
 ], ids=["global-block", "tenant-allow", "custom-prefix"])
 def test_keys_build_list_names_from_prefix_list_and_scope(
-        prefix: str, name: Any, scope: str, expected: str) -> None:
+        prefix: str, name: ListName, scope: str, expected: str) -> None:
     """List set names are {prefix}list:{list}:{scope}."""
     assert Keys(prefix).list(name, scope) == expected
+
+
+@pytest.mark.parametrize(("prefix", "name", "scope", "expected"), [
+    ("gk:", "block", "global", "gk:meta:block:global"),
+    ("gk:", "allow", "tenant:acme", "gk:meta:allow:tenant:acme"),
+    ("other/", "block", "agent:42", "other/meta:block:agent:42"),
+], ids=["global-block", "tenant-allow", "custom-prefix"])
+def test_keys_build_metadata_hash_names(prefix: str, name: ListName, scope: str,
+                                        expected: str) -> None:
+    """Metadata hash names are {prefix}meta:{list}:{scope}."""
+    assert Keys(prefix).meta(name, scope) == expected
 
 
 def test_keys_attempts_stream_name() -> None:
@@ -124,14 +202,55 @@ def test_keys_attempts_stream_name() -> None:
     assert Keys("gk:").attempts == "gk:attempts"
 
 
+@pytest.mark.parametrize(("item", "member"), [
+    (ListItem("+33*"), "+33*"),
+    (ListItem("+33612345678"), "+33612345678"),
+    (ListItem("+33*", "sms"), "+33*#sms"),
+    (ListItem("+33612345678", "voice"), "+33612345678#voice"),
+], ids=["prefix-every-channel", "number-every-channel", "prefix-sms", "number-voice"])
+def test_keys_member_and_item_round_trip(item: ListItem, member: str) -> None:
+    """An entry for every channel is stored as written; a channel-limited one gets
+    `#sms`/`#voice`; parsing the member gives the item back."""
+    assert Keys.member(item) == member
+    assert Keys.item(member) == item
+
+
 async def test_store_writes_only_keys_built_by_keys(store: Store, client: Any) -> None:
     """Every key the store creates is one Keys names, under the configured prefix."""
-    await store.add("block", "global", ["+33*"])
-    await store.add("allow", "tenant:acme", ["+33612345678"])
+    await put(store, "block", "global", "+33*", voice("+44*"))
+    await put(store, "allow", "tenant:acme", "+33612345678")
     await store.append_attempt(attempt())
     keys = Keys(PREFIX)
     assert set(await client.keys("*")) == {
-        keys.list("block", "global"), keys.list("allow", "tenant:acme"), keys.attempts}
+        keys.list("block", "global"), keys.meta("block", "global"),
+        keys.list("allow", "tenant:acme"), keys.meta("allow", "tenant:acme"),
+        keys.attempts}
+
+
+# --- metadata -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("meta", "text"), [
+    (EntryMeta("api", 1.5), '{"source":"api","added_at":1.5}'),
+    (EntryMeta("api", T0, "admin"),
+     '{"source":"api","added_at":1700000000.0,"added_by":"admin"}'),
+    (EntryMeta("opt-out", 2.0, "twilio-inbound", "STOP"),
+     '{"source":"opt-out","added_at":2.0,"added_by":"twilio-inbound","note":"STOP"}'),
+], ids=["minimal", "with-added-by", "every-field"])
+def test_entry_meta_json_round_trip(meta: EntryMeta, text: str) -> None:
+    """Metadata is compact JSON without unset fields, and parses back unchanged."""
+    assert meta.to_json() == text
+    assert EntryMeta.from_json(text) == meta
+
+
+@pytest.mark.parametrize("text", [None, "", "not json", "[]", '"api"', "7", "{}",
+                                  '{"source":"api"}', '{"added_at":1}',
+                                  '{"source":"api","added_at":"soon"}'],
+                         ids=["none", "empty", "garbage", "array", "string", "number",
+                              "empty-object", "no-time", "no-source", "bad-time"])
+def test_entry_meta_from_unreadable_json_is_none(text: str | None) -> None:
+    """Absent or unreadable metadata parses as None instead of raising."""
+    assert EntryMeta.from_json(text) is None
 
 
 # --- add / remove ---------------------------------------------------------------------
@@ -140,62 +259,274 @@ async def test_store_writes_only_keys_built_by_keys(store: Store, client: Any) -
 async def test_add_reports_added_then_existing_and_stores_score_zero(
         store: Store, client: Any) -> None:
     """add returns (added, existing), is idempotent and stores members with score 0."""
-    added, existing = await store.add("block", "global", ["+33*", "+33612345678"])
-    assert (added, existing) == (["+33*", "+33612345678"], [])
-    added, existing = await store.add("block", "global", ["+33612345678", "+44*"])
-    assert (added, existing) == (["+44*"], ["+33612345678"])
-    members = await client.zrange(Keys(PREFIX).list("block", "global"), 0, -1, withscores=True)
-    assert sorted(members) == [("+33*", 0.0), ("+33612345678", 0.0), ("+44*", 0.0)]
+    added, existing = await store.add("block", "global", items("+33*", "+33612345678"),
+                                      MANUAL)
+    assert (added, existing) == (items("+33*", "+33612345678"), [])
+    added, existing = await store.add("block", "global", items("+33612345678", "+44*"),
+                                      MANUAL)
+    assert (added, existing) == (items("+44*"), items("+33612345678"))
+    scored = await client.zrange(Keys(PREFIX).list("block", "global"), 0, -1, withscores=True)
+    assert sorted(scored) == [("+33*", 0.0), ("+33612345678", 0.0), ("+44*", 0.0)]
 
 
 async def test_add_dedupes_input_keeping_first_order(store: Store) -> None:
     """Repeated entries in one call are added once and reported once."""
-    added, existing = await store.add("allow", "global", ["+44*", "+33*", "+44*", "+33*"])
-    assert (added, existing) == (["+44*", "+33*"], [])
+    added, existing = await store.add(
+        "allow", "global", [*items("+44*", "+33*", "+44*"), voice("+33*"), *items("+33*"),
+                            voice("+33*")], MANUAL)
+    assert (added, existing) == ([ListItem("+44*"), ListItem("+33*"), voice("+33*")], [])
+
+
+async def test_add_keeps_channel_variants_of_one_entry_apart(store: Store,
+                                                             client: Any) -> None:
+    """`+33*`, `+33*#sms` and `+33*#voice` are three members; each is added once."""
+    added, existing = await store.add(
+        "block", "global", [ListItem("+33*"), sms("+33*"), voice("+33*")], MANUAL)
+    assert (added, existing) == ([ListItem("+33*"), sms("+33*"), voice("+33*")], [])
+    assert await members(client) == ["+33*", "+33*#sms", "+33*#voice"]
+    added, existing = await store.add("block", "global", [voice("+33*"), voice("+44*")],
+                                      MANUAL)
+    assert (added, existing) == ([voice("+44*")], [voice("+33*")])
+
+
+async def test_add_records_metadata_for_each_added_member(store: Store,
+                                                          client: Any) -> None:
+    """Each added member gets the call's metadata as JSON in the list's meta hash."""
+    await put(store, "block", "tenant:acme", "+33*", sms("+33612345678"), meta=OPT_OUT)
+    expected = {"source": "opt-out", "added_at": T0 + 60, "added_by": "twilio-inbound",
+                "note": "STOP"}
+    assert await stored_meta(client, "block", "tenant:acme") == {
+        "+33*": expected, "+33612345678#sms": expected}
+    assert await stored_meta(client, "block", "global") == {}
+
+
+async def test_re_adding_by_another_source_keeps_the_first_metadata(
+        store: Store, client: Any) -> None:
+    """An opt-out of an entry that is already there (manually) does not relabel it, while
+    the entries that call does add get the opt-out's metadata."""
+    await put(store, "block", "global", sms("+33612345678"), meta=MANUAL)
+    added, existing = await store.add(
+        "block", "global", [sms("+33612345678"), sms("+33612345679")], OPT_OUT)
+    assert (added, existing) == ([sms("+33612345679")], [sms("+33612345678")])
+    meta = await stored_meta(client)
+    assert meta["+33612345678#sms"]["source"] == "api"
+    assert meta["+33612345678#sms"]["added_at"] == T0
+    assert meta["+33612345679#sms"]["source"] == "opt-out"
 
 
 async def test_add_and_remove_with_no_entries_send_nothing(store: Store, wire: Wire) -> None:
     """Empty input is a no-op that does not touch Redis."""
     await store.ping()  # open the connection so only the calls below are recorded
     wire.clear()
-    assert await store.add("block", "global", []) == ([], [])
+    assert await store.add("block", "global", [], MANUAL) == ([], [])
     assert await store.remove("block", "global", iter([])) == ([], [])
+    assert await store.remove("block", "global", [], every_channel=True) == ([], [])
     assert wire.writes == []
 
 
 async def test_remove_reports_removed_then_missing(store: Store, client: Any) -> None:
     """remove returns (removed, not present), dedupes input and is idempotent."""
-    await store.add("block", "global", ["+33*", "+44*"])
-    removed, missing = await store.remove("block", "global", ["+33*", "+33*", "+1*"])
-    assert (removed, missing) == (["+33*"], ["+1*"])
-    removed, missing = await store.remove("block", "global", ["+33*"])
-    assert (removed, missing) == ([], ["+33*"])
-    assert await client.zrange(Keys(PREFIX).list("block", "global"), 0, -1) == ["+44*"]
+    await put(store, "block", "global", "+33*", "+44*")
+    removed, missing = await store.remove("block", "global", items("+33*", "+33*", "+1*"))
+    assert (removed, missing) == (items("+33*"), items("+1*"))
+    removed, missing = await store.remove("block", "global", items("+33*"))
+    assert (removed, missing) == ([], items("+33*"))
+    assert await members(client) == ["+44*"]
+
+
+async def test_remove_deletes_the_metadata_of_what_it_removes(store: Store,
+                                                              client: Any) -> None:
+    """Removed members lose their metadata; the others keep theirs."""
+    await put(store, "block", "global", "+33*", voice("+44*"), "+1*")
+    await store.remove("block", "global", [ListItem("+33*"), voice("+44*")])
+    assert set(await stored_meta(client)) == {"+1*"}
+    await store.remove("block", "global", items("+1*"), every_channel=True)
+    assert await client.exists(Keys(PREFIX).meta("block", "global")) == 0
+
+
+REMOVE_CASES: list[tuple[str, list[ListItem], bool, list[ListItem], list[str]]] = [
+    ("plain-only-plain", items("+33*"), False, items("+33*"), ["+33*#sms", "+33*#voice"]),
+    ("plain-every-channel", items("+33*"), True, items("+33*"), []),
+    ("voice-only-voice", [voice("+33*")], False, [voice("+33*")], ["+33*", "+33*#sms"]),
+    ("voice-every-channel-still-only-voice", [voice("+33*")], True, [voice("+33*")],
+     ["+33*", "+33*#sms"]),
+    ("sms-and-voice", [sms("+33*"), voice("+33*")], False, [sms("+33*"), voice("+33*")],
+     ["+33*"]),
+]
+
+
+@pytest.mark.parametrize(("remove", "every_channel", "removed", "left"),
+                         [c[1:] for c in REMOVE_CASES], ids=[c[0] for c in REMOVE_CASES])
+async def test_remove_with_channels(store: Store, client: Any, remove: list[ListItem],
+                                    every_channel: bool, removed: list[ListItem],
+                                    left: list[str]) -> None:
+    """A channel item removes only its variant; a plain one removes only the plain member,
+    unless `every_channel`, when it takes its #sms/#voice variants with it."""
+    await put(store, "block", "global", "+33*", sms("+33*"), voice("+33*"), voice("+44*"))
+    assert await store.remove("block", "global", remove, every_channel) == (removed, [])
+    assert await members(client) == [*left, "+44*#voice"]
+    assert sorted(await stored_meta(client)) == [*left, "+44*#voice"]
+
+
+async def test_remove_every_channel_of_a_plain_entry_present_only_for_one_channel(
+        store: Store, client: Any) -> None:
+    """With every_channel a plain entry counts as removed when only a variant was there;
+    without it, it is missing and the variant stays."""
+    await put(store, "allow", "global", voice("+33612345678"))
+    assert await store.remove("allow", "global", items("+33612345678")) == (
+        [], items("+33612345678"))
+    assert await members(client, "allow") == ["+33612345678#voice"]
+    assert await store.remove("allow", "global", items("+33612345678"),
+                              every_channel=True) == (items("+33612345678"), [])
+    assert await members(client, "allow") == []
 
 
 async def test_lists_and_scopes_are_independent(store: Store) -> None:
     """An entry added to one list of one scope is absent from the others."""
-    await store.add("block", "tenant:acme", ["+33*"])
-    assert await store.add("allow", "tenant:acme", ["+33*"]) == (["+33*"], [])
-    assert await store.add("block", "tenant:other", ["+33*"]) == (["+33*"], [])
-    assert await store.remove("block", "global", ["+33*"]) == ([], ["+33*"])
+    await put(store, "block", "tenant:acme", "+33*")
+    assert await store.add("allow", "tenant:acme", items("+33*"), MANUAL) == (
+        items("+33*"), [])
+    assert await store.add("block", "tenant:other", items("+33*"), MANUAL) == (
+        items("+33*"), [])
+    assert await store.remove("block", "global", items("+33*"), every_channel=True) == (
+        [], items("+33*"))
 
 
-async def test_add_is_one_transaction_round_trip(store: Store, wire: Wire) -> None:
-    """Many entries are added in one MULTI/EXEC batch, written once."""
+async def test_add_is_one_round_trip(store: Store, wire: Wire) -> None:
+    """Many entries are added by one EVALSHA (set and metadata hash as its two keys),
+    written once."""
+    await warm_up(store)
+    wire.clear()
+    wanted = [ListItem(f"+3361234{i:04d}", ("sms", "voice", None)[i % 3]) for i in range(50)]
+    await store.add("block", "global", wanted, MANUAL)
+    assert len(wire.writes) == 1
+    [command] = wire.parsed()
+    keys = Keys(PREFIX)
+    assert command[0].upper() == "EVALSHA"
+    assert command[1] == hashlib.sha1(ADD_LUA.encode()).hexdigest()
+    assert command[2:5] == ["2", keys.list("block", "global"), keys.meta("block", "global")]
+    assert json.loads(command[5]) == {"source": "api", "added_at": T0, "added_by": "admin"}
+    assert command[6:] == [Keys.member(i) for i in wanted]
+
+
+async def test_remove_is_one_transaction_round_trip(store: Store, wire: Wire) -> None:
+    """Many entries (each with its channel variants) are removed, metadata included, in
+    one MULTI/EXEC batch, written once."""
     await store.ping()
     wire.clear()
-    await store.add("block", "global", [f"+3361234{i:04d}" for i in range(50)])
+    await store.remove("block", "global", items(*(f"+3361234{i:04d}" for i in range(50))),
+                       every_channel=True)
     assert len(wire.writes) == 1
-    names = wire.commands()
-    assert names[0] == "MULTI"
-    assert names[-1] == "EXEC"
-    assert names.count("ZADD") == 50
+    commands = wire.parsed()
+    assert commands[0] == ["MULTI"]
+    assert commands[-1] == ["EXEC"]
+    zrems = [c for c in commands if c[0].upper() == "ZREM"]
+    hdels = [c for c in commands if c[0].upper() == "HDEL"]
+    assert len(zrems) == len(hdels) == 50
+    assert zrems[7][2:] == ["+33612340007", "+33612340007#sms", "+33612340007#voice"]
+    assert hdels[7][1:] == [Keys(PREFIX).meta("block", "global"), *zrems[7][2:]]
+
+
+# --- remove_if_source -----------------------------------------------------------------
+
+
+async def seed_unreadable(client: Any, member: str, meta_text: str | None) -> None:
+    """A member put in by hand, with raw metadata text (or none at all)."""
+    await client.zadd(Keys(PREFIX).list("block", "global"), {member: 0})
+    if meta_text is not None:
+        await client.hset(Keys(PREFIX).meta("block", "global"), member, meta_text)
+
+
+REMOVE_IF_SOURCE_CASES: list[tuple[str, EntryMeta | str | None, ListItem, bool]] = [
+    ("opt-out-entry", OPT_OUT, sms("+33612345678"), True),
+    ("manual-entry", MANUAL, sms("+33612345678"), False),
+    ("manual-by-another-opt-out-like-source", EntryMeta("import", T0), sms("+33612345678"),
+     False),
+    ("no-metadata", None, sms("+33612345678"), False),
+    ("unreadable-metadata", "not json", sms("+33612345678"), False),
+    ("metadata-not-an-object", '"opt-out"', sms("+33612345678"), False),
+    ("metadata-without-source", '{"added_at":1}', sms("+33612345678"), False),
+    ("other-channel-variant", OPT_OUT, voice("+33612345678"), False),
+    ("every-channel-variant", OPT_OUT, ListItem("+33612345678"), False),
+]
+
+
+@pytest.mark.parametrize(("meta", "asked", "removed"),
+                         [c[1:] for c in REMOVE_IF_SOURCE_CASES],
+                         ids=[c[0] for c in REMOVE_IF_SOURCE_CASES])
+async def test_remove_if_source_only_lifts_entries_of_that_source(
+        store: Store, client: Any, meta: EntryMeta | str | None, asked: ListItem,
+        removed: bool) -> None:
+    """An opt-in removes the sms entry an opt-out added, and never a manual entry, one
+    without (readable) metadata, or another channel's variant."""
+    member = "+33612345678#sms"
+    if isinstance(meta, EntryMeta):
+        await put(store, "block", "global", sms("+33612345678"), meta=meta)
+    else:
+        await seed_unreadable(client, member, meta)
+    before = await client.hget(Keys(PREFIX).meta("block", "global"), member)
+
+    assert await store.remove_if_source("block", "global", asked, "opt-out") is removed
+
+    if removed:
+        assert await members(client) == []
+        assert await stored_meta(client) == {}
+    else:
+        assert await members(client) == [member]
+        assert await client.hget(Keys(PREFIX).meta("block", "global"), member) == before
+
+
+async def test_remove_if_source_on_an_absent_entry_is_false(store: Store,
+                                                            client: Any) -> None:
+    """Nothing to remove: False, and no key is created."""
+    assert await store.remove_if_source("block", "global", sms("+33612345678"),
+                                        "opt-out") is False
+    assert await client.keys("*") == []
+
+
+async def test_opt_out_then_opt_in_never_touches_a_manual_block(store: Store,
+                                                                client: Any) -> None:
+    """A manual sms block survives an opt-out (already there, stays manual) and the
+    opt-in that follows; a number only the opt-out blocked is lifted by the opt-in."""
+    await put(store, "block", "global", sms("+33612345678"), meta=MANUAL)
+    both = [sms("+33612345678"), sms("+33612345679")]
+    assert await store.add("block", "global", both, OPT_OUT) == (both[1:], both[:1])
+    for item in both:
+        await store.remove_if_source("block", "global", item, "opt-out")
+    assert await members(client) == ["+33612345678#sms"]
+    assert (await stored_meta(client))["+33612345678#sms"]["source"] == "api"
+    found = await store.lookup(["+33612345678", "+33612345679"], ["global"], "sms")
+    assert found == {"+33612345678": [Match("global", "block", "+33612345678", "sms")],
+                     "+33612345679": []}
+
+
+async def test_remove_if_source_is_one_round_trip(store: Store, wire: Wire) -> None:
+    """The check and the removal happen in one EVALSHA."""
+    await put(store, "block", "tenant:acme", sms("+33612345678"), meta=OPT_OUT)
+    await warm_up(store)
+    wire.clear()
+    assert await store.remove_if_source("block", "tenant:acme", sms("+33612345678"),
+                                        "opt-out") is True
+    keys = Keys(PREFIX)
+    assert wire.parsed() == [[
+        "EVALSHA", hashlib.sha1(REMOVE_IF_SOURCE_LUA.encode()).hexdigest(), "2",
+        keys.list("block", "tenant:acme"), keys.meta("block", "tenant:acme"),
+        "+33612345678#sms", "opt-out"]]
+    assert len(wire.writes) == 1
 
 
 # --- lookup ---------------------------------------------------------------------------
 
-LOOKUP_CASES: list[tuple[str, dict[tuple[Any, str], list[str]], str, list[str], set[Match]]] = [
+Seed = dict[tuple[ListName, str], list[str | ListItem]]
+
+
+async def seed(store: Store, entries: Seed) -> None:
+    """Add entries by list and scope (strings are every-channel entries)."""
+    for (name, scope), values in entries.items():
+        await put(store, name, scope, *values)
+
+
+LOOKUP_CASES: list[tuple[str, Seed, str, list[str], set[Match]]] = [
     ("exact", {("block", "global"): ["+33612345678"]}, "+33612345678", ["global"],
      {Match("global", "block", "+33612345678")}),
     ("one-digit-prefix", {("block", "global"): ["+3*"]}, "+33612345678", ["global"],
@@ -223,6 +554,10 @@ LOOKUP_CASES: list[tuple[str, dict[tuple[Any, str], list[str]], str, list[str], 
      "+33612345678", ["global", "tenant:acme"],
      {Match("global", "block", "+33*"), Match("global", "allow", "+336*"),
       Match("tenant:acme", "allow", "+33612345678")}),
+    ("channel-entries-ignored-without-a-channel",
+     {("block", "global"): [voice("+33*"), sms("+33612345678")],
+      ("allow", "global"): ["+336*"]},
+     "+33612345678", ["global"], {Match("global", "allow", "+336*")}),
 ]
 
 
@@ -230,22 +565,84 @@ LOOKUP_CASES: list[tuple[str, dict[tuple[Any, str], list[str]], str, list[str], 
                          [case[1:] for case in LOOKUP_CASES],
                          ids=[case[0] for case in LOOKUP_CASES])
 async def test_lookup_returns_every_matching_entry(
-        store: Store, entries: dict[tuple[Any, str], list[str]], number: str,
-        scopes: list[str], expected: set[Match]) -> None:
+        store: Store, entries: Seed, number: str, scopes: list[str],
+        expected: set[Match]) -> None:
     """lookup finds exact and prefix entries per list and scope, and nothing else."""
-    for (name, scope), values in entries.items():
-        await store.add(name, scope, values)
+    await seed(store, entries)
     found = await store.lookup([number], scopes)
     assert set(found) == {number}
     assert Counter(found[number]) == Counter(expected)
 
 
+N = "+33612345678"
+CHANNEL_CASES: list[tuple[str, Seed, Channel | None, set[Match], str]] = [
+    ("voice-block-blocks-voice", {("block", "global"): [voice("+33*")]}, "voice",
+     {Match("global", "block", "+33*", "voice")}, "blocked"),
+    ("voice-block-not-sms", {("block", "global"): [voice("+33*")]}, "sms", set(),
+     "unlisted"),
+    ("voice-block-not-without-channel", {("block", "global"): [voice("+33*")]}, None,
+     set(), "unlisted"),
+    ("sms-block-blocks-sms", {("block", "global"): [sms(N)]}, "sms",
+     {Match("global", "block", N, "sms")}, "blocked"),
+    ("sms-block-not-voice", {("block", "global"): [sms(N)]}, "voice", set(), "unlisted"),
+    ("every-channel-block-on-voice", {("block", "global"): ["+33*"]}, "voice",
+     {Match("global", "block", "+33*")}, "blocked"),
+    ("every-channel-block-on-sms", {("block", "global"): ["+33*"]}, "sms",
+     {Match("global", "block", "+33*")}, "blocked"),
+    ("plain-and-variant-both-match", {("block", "global"): ["+33*", voice("+33*")]},
+     "voice", {Match("global", "block", "+33*"), Match("global", "block", "+33*", "voice")},
+     "blocked"),
+    ("only-the-asked-variant", {("block", "global"): [sms("+33*"), voice("+33*")]}, "sms",
+     {Match("global", "block", "+33*", "sms")}, "blocked"),
+    ("longer-voice-allow-beats-every-channel-block",
+     {("block", "global"): ["+33*"], ("allow", "global"): [voice("+336*")]}, "voice",
+     {Match("global", "block", "+33*"), Match("global", "allow", "+336*", "voice")},
+     "allowed"),
+    ("longer-voice-allow-not-for-sms",
+     {("block", "global"): ["+33*"], ("allow", "global"): [voice("+336*")]}, "sms",
+     {Match("global", "block", "+33*")}, "blocked"),
+    ("tie-voice-allow-vs-every-channel-block-block-wins",
+     {("block", "global"): ["+33*"], ("allow", "global"): [voice("+33*")]}, "voice",
+     {Match("global", "block", "+33*"), Match("global", "allow", "+33*", "voice")},
+     "blocked"),
+    ("tie-every-channel-allow-vs-voice-block-block-wins",
+     {("allow", "global"): ["+33*"], ("block", "global"): [voice("+33*")]}, "voice",
+     {Match("global", "allow", "+33*"), Match("global", "block", "+33*", "voice")},
+     "blocked"),
+    ("exact-allow-beats-voice-prefix-block",
+     {("allow", "global"): [N], ("block", "global"): [voice("+3*")]}, "voice",
+     {Match("global", "allow", N), Match("global", "block", "+3*", "voice")}, "allowed"),
+    ("voice-block-in-other-scope-still-blocks",
+     {("allow", "global"): [N], ("block", "tenant:acme"): [voice("+33*")]}, "voice",
+     {Match("global", "allow", N), Match("tenant:acme", "block", "+33*", "voice")},
+     "blocked"),
+    ("voice-block-in-scope-not-asked", {("block", "tenant:other"): [voice("+33*")]},
+     "voice", set(), "unlisted"),
+]
+
+
+@pytest.mark.parametrize(("entries", "channel", "expected", "verdict"),
+                         [c[1:] for c in CHANNEL_CASES], ids=[c[0] for c in CHANNEL_CASES])
+async def test_lookup_and_decide_with_channel_entries(
+        store: Store, entries: Seed, channel: Channel | None, expected: set[Match],
+        verdict: str) -> None:
+    """Every-channel entries always apply, channel-limited ones only for their channel;
+    decide() ranks them by the usual rule (specificity, then block wins a tie)."""
+    await seed(store, entries)
+    scopes = ["global", "tenant:acme"]
+    found = await store.lookup([N], scopes, channel)
+    assert Counter(found[N]) == Counter(expected)
+    assert decide(N, scopes, found[N]).verdict == verdict
+
+
 async def test_lookup_returns_each_match_once_for_repeated_numbers(store: Store) -> None:
     """A number given twice gets each matching entry once, not once per repetition."""
-    await store.add("block", "global", ["+33*", "+33612345678"])
-    found = await store.lookup(["+33612345678", "+33612345678", "+14155550100"], ["global"])
+    await put(store, "block", "global", "+33*", "+33612345678", voice("+33612345678"))
+    found = await store.lookup(["+33612345678", "+33612345678", "+14155550100"], ["global"],
+                               "voice")
     assert Counter(found["+33612345678"]) == Counter(
-        [Match("global", "block", "+33*"), Match("global", "block", "+33612345678")])
+        [Match("global", "block", "+33*"), Match("global", "block", "+33612345678"),
+         Match("global", "block", "+33612345678", "voice")])
     assert found["+14155550100"] == []
 
 
@@ -254,47 +651,72 @@ async def test_lookup_with_nothing_to_probe_sends_nothing(store: Store, wire: Wi
     await store.ping()
     wire.clear()
     assert await store.lookup([], ["global"]) == {}
-    assert await store.lookup(["+33612345678"], []) == {"+33612345678": []}
+    assert await store.lookup([], ["global"], "voice") == {}
+    assert await store.lookup(["+33612345678"], [], "sms") == {"+33612345678": []}
     assert wire.writes == []
 
 
+ROUND_TRIP_CASES: list[tuple[Channel | None, str, list[dict[str, str]]]] = [
+    (None, "allowed", [
+        {"scope": "global", "list": "allow", "entry": "+44*", "channel": "both"},
+        {"scope": "tenant:acme", "list": "allow", "entry": "+4479*", "channel": "both"},
+        # the exact allow outranks the longer block prefix within agent:42
+        {"scope": "agent:42", "list": "allow", "entry": TWELVE_DIGITS, "channel": "both"},
+    ]),
+    ("voice", "blocked", [
+        {"scope": "global", "list": "allow", "entry": "+44*", "channel": "both"},
+        # the longer voice-only block outranks the every-channel allow
+        {"scope": "tenant:acme", "list": "block", "entry": "+44791*", "channel": "voice"},
+        {"scope": "agent:42", "list": "allow", "entry": TWELVE_DIGITS, "channel": "both"},
+    ]),
+    ("sms", "blocked", [
+        {"scope": "global", "list": "allow", "entry": "+44*", "channel": "both"},
+        {"scope": "tenant:acme", "list": "allow", "entry": "+4479*", "channel": "both"},
+        # an exact sms block ties the exact allow, and block wins the tie
+        {"scope": "agent:42", "list": "block", "entry": TWELVE_DIGITS, "channel": "sms"},
+    ]),
+]
+
+
+@pytest.mark.parametrize(("channel", "decision", "matched"), ROUND_TRIP_CASES,
+                         ids=["no-channel", "voice", "sms"])
 async def test_decision_for_three_scopes_and_twelve_digit_number_is_one_round_trip(
-        store: Store, wire: Wire) -> None:
-    """A decision over three scopes and a 12-digit number writes exactly one EVALSHA."""
-    await store.add("allow", "global", ["+44*"])
-    await store.add("block", "tenant:acme", ["+4479*"])
-    await store.add("allow", "agent:42", [TWELVE_DIGITS])
-    await store.add("block", "agent:42", ["+447911*"])
+        store: Store, wire: Wire, channel: Channel | None, decision: str,
+        matched: list[dict[str, str]]) -> None:
+    """A decision over three scopes and a 12-digit number, with or without a channel,
+    writes exactly one EVALSHA."""
+    await put(store, "allow", "global", "+44*")
+    await put(store, "allow", "tenant:acme", "+4479*")
+    await put(store, "block", "tenant:acme", voice("+44791*"))
+    await put(store, "allow", "agent:42", TWELVE_DIGITS)
+    await put(store, "block", "agent:42", "+447911*", sms(TWELVE_DIGITS))
     await store.lookup(["+10000000000"], ["global"])  # the script is cached from here on
     wire.clear()
 
-    result = await explain(store, TWELVE_DIGITS, SCOPES3[1:], None)
+    result = await explain(store, TWELVE_DIGITS, SCOPES3[1:], None, channel)
 
     assert wire.commands() == ["EVALSHA"]
     assert len(wire.writes) == 1
     assert result is not None
-    assert result["decision"] == "blocked"
-    assert result["matched"] == [
-        {"scope": "global", "list": "allow", "entry": "+44*"},
-        {"scope": "tenant:acme", "list": "block", "entry": "+4479*"},
-        # the exact allow outranks the longer block prefix within agent:42
-        {"scope": "agent:42", "list": "allow", "entry": TWELVE_DIGITS},
-    ]
+    assert result["decision"] == decision
+    assert result["matched"] == matched
 
 
+@pytest.mark.parametrize("channel", [None, "voice"], ids=["no-channel", "voice"])
 async def test_one_round_trip_seen_by_the_real_server(
-        redis_server: str, real_redis: Any) -> None:
+        redis_server: str, real_redis: Any, channel: Channel | None) -> None:
     """MONITOR on the real server shows one command from the store: EVALSHA, the probes
-    running inside the script."""
+    running inside the script; with a channel, the channel's members ride along in it."""
     client = connect(REDIS, redis_server)
     store = make_store(client)
     try:
-        await store.prepare()  # connects and loads the script
-        await store.add("block", "tenant:acme", ["+4479*"])
-        await store.add("allow", "agent:42", [TWELVE_DIGITS])
-        await store.add("allow", "global", ["+1*"])
+        await store.prepare()  # connects and loads the scripts
+        await put(store, "block", "tenant:acme", "+4479*")
+        await put(store, "allow", "agent:42", TWELVE_DIGITS)
+        await put(store, "block", "agent:42", voice(TWELVE_DIGITS), sms("+44*"))
+        await put(store, "allow", "global", "+1*")
         async with monitor(redis_server) as seen:
-            found = await store.lookup([TWELVE_DIGITS], SCOPES3)
+            found = await store.lookup([TWELVE_DIGITS], SCOPES3, channel)
             lines = await seen.until_marker(real_redis)
     finally:
         await client.aclose()
@@ -303,44 +725,59 @@ async def test_one_round_trip_seen_by_the_real_server(
     assert [line.command for line in from_clients] == ["EVALSHA"], lines
     evalsha = from_clients[0]
     assert evalsha.args[2] == "6"  # numkeys: 3 scopes x 2 lists, all in this one call
-    assert evalsha.args[10:] == list(lookup_candidates(TWELVE_DIGITS))
+    candidates = list(lookup_candidates(TWELVE_DIGITS))
+    if channel is not None:
+        candidates += [f"{c}#{channel}" for c in candidates]
+    assert sorted(evalsha.args[10:]) == sorted(candidates)
     inside = [line.command for line in lines if line.client == "lua"]
     assert inside.count("EXISTS") == 6
-    assert inside.count("ZMSCORE") == 3  # only the three sets that exist are probed
-    assert Counter(found[TWELVE_DIGITS]) == Counter([
-        Match("tenant:acme", "block", "+4479*"), Match("agent:42", "allow", TWELVE_DIGITS)])
+    assert inside.count("ZMSCORE") == 4  # only the four sets that exist are probed
+    expected = [Match("tenant:acme", "block", "+4479*"),
+                Match("agent:42", "allow", TWELVE_DIGITS)]
+    if channel == "voice":
+        expected.append(Match("agent:42", "block", TWELVE_DIGITS, "voice"))
+    assert Counter(found[TWELVE_DIGITS]) == Counter(expected)
     decision = decide(TWELVE_DIGITS, SCOPES3, found[TWELVE_DIGITS])
     assert decision.verdict == "blocked"
     assert decision.cause == Match("tenant:acme", "block", "+4479*")
+    agent = [m for m in decision.matched if m.scope == "agent:42"]
+    assert agent == [expected[-1] if channel == "voice" else expected[1]]
 
 
+@pytest.mark.parametrize("channel", [None, "sms"], ids=["no-channel", "sms"])
 async def test_thousand_numbers_three_scopes_is_one_round_trip_and_correct(
-        store: Store, wire: Wire) -> None:
-    """1000 recipients x 3 scopes (~12k candidates, several ARGV slices) in one EVALSHA."""
+        store: Store, wire: Wire, channel: Channel | None) -> None:
+    """1000 recipients x 3 scopes (~12k candidates, ~24k with a channel: several ARGV
+    slices) in one EVALSHA."""
     # Numbers diverge early, so most of their candidates are distinct.
     numbers = [f"+447{i:03d}{i * 7919 % 1_000_000:06d}" for i in range(1000)]
-    await store.add("block", "tenant:acme", ["+4475*"])  # numbers 500-599
-    await store.add("allow", "agent:42", [numbers[0], numbers[501], numbers[999]])
-    await store.add("block", "global", ["+33*"])
+    await put(store, "block", "tenant:acme", "+4475*")  # numbers 500-599
+    await put(store, "block", "tenant:acme", sms("+4476*"))  # numbers 600-699, sms only
+    await put(store, "allow", "agent:42", numbers[0], numbers[501], numbers[999])
+    await put(store, "block", "global", "+33*")
     await store.lookup(["+10000000000"], ["global"])
     wire.clear()
 
-    found = await store.lookup(numbers, SCOPES3)
+    found = await store.lookup(numbers, SCOPES3, channel)
 
     assert wire.commands() == ["EVALSHA"]
     candidates = {c for n in numbers for c in lookup_candidates(n)}
     assert len(candidates) > 2 * store_module._ARGV_SLICE  # really sliced
     assert set(found) == set(numbers)
     block = Match("tenant:acme", "block", "+4475*")
+    sms_block = Match("tenant:acme", "block", "+4476*", "sms")
     for i, number in enumerate(numbers):
         expected = []
         if 500 <= i < 600:
             expected.append(block)
+        if 600 <= i < 700 and channel == "sms":
+            expected.append(sms_block)
         if i in (0, 501, 999):
             expected.append(Match("agent:42", "allow", number))
         assert Counter(found[number]) == Counter(expected), number
     verdicts = Counter(decide(n, SCOPES3, found[n]).verdict for n in numbers)
-    assert verdicts == {"blocked": 100, "allowed": 2, "unlisted": 898}
+    blocked = 200 if channel == "sms" else 100
+    assert verdicts == {"blocked": blocked, "allowed": 2, "unlisted": 998 - blocked}
 
 
 @pytest.mark.parametrize("slice_size", [1, 2, 7, 13, 14, 4000],
@@ -350,25 +787,36 @@ async def test_lookup_is_correct_at_every_argv_slice_boundary(
     """The script maps ZMSCORE replies back to the right candidates whatever the slice."""
     monkeypatch.setattr(store_module, "_ARGV_SLICE", slice_size)
     numbers = ["+33612345678", "+33612345679", "+4420794600000", "+14155550100"]
-    await store.add("block", "global", ["+3*", "+33612345679", "+442079460000*"])
-    await store.add("allow", "tenant:acme", ["+1415555*", "+33612345678"])
-    found = await store.lookup(numbers, ["global", "tenant:acme"])
+    await put(store, "block", "global", "+3*", "+33612345679", "+442079460000*",
+              voice("+14155550100"))
+    await put(store, "allow", "tenant:acme", "+1415555*", "+33612345678",
+              voice("+3361234567*"))
+    found = await store.lookup(numbers, ["global", "tenant:acme"], "voice")
     assert Counter(found["+33612345678"]) == Counter(
-        [Match("global", "block", "+3*"), Match("tenant:acme", "allow", "+33612345678")])
+        [Match("global", "block", "+3*"), Match("tenant:acme", "allow", "+33612345678"),
+         Match("tenant:acme", "allow", "+3361234567*", "voice")])
     assert Counter(found["+33612345679"]) == Counter(
-        [Match("global", "block", "+3*"), Match("global", "block", "+33612345679")])
+        [Match("global", "block", "+3*"), Match("global", "block", "+33612345679"),
+         Match("tenant:acme", "allow", "+3361234567*", "voice")])
     assert found["+4420794600000"] == [Match("global", "block", "+442079460000*")]
-    assert found["+14155550100"] == [Match("tenant:acme", "allow", "+1415555*")]
+    assert Counter(found["+14155550100"]) == Counter(
+        [Match("global", "block", "+14155550100", "voice"),
+         Match("tenant:acme", "allow", "+1415555*")])
 
 
 async def test_lookup_reloads_the_script_when_the_server_forgot_it(
         store: Store, client: Any) -> None:
-    """After SCRIPT FLUSH (e.g. a Redis restart) lookups still work."""
-    await store.add("block", "global", ["+33*"])
+    """After SCRIPT FLUSH (e.g. a Redis restart) lookups, adds and opt-in removals still
+    work."""
+    await put(store, "block", "global", "+33*")
     await store.lookup(["+33612345678"], ["global"])
     await client.script_flush()
     found = await store.lookup(["+33612345678"], ["global"])
     assert found == {"+33612345678": [Match("global", "block", "+33*")]}
+    await client.script_flush()
+    await put(store, "block", "global", sms("+44*"), meta=OPT_OUT)
+    await client.script_flush()
+    assert await store.remove_if_source("block", "global", sms("+44*"), "opt-out") is True
 
 
 async def test_lookup_on_a_key_of_the_wrong_type_is_store_unavailable(
@@ -376,13 +824,13 @@ async def test_lookup_on_a_key_of_the_wrong_type_is_store_unavailable(
     """A list key clobbered with a string fails as StoreUnavailable, not a crash."""
     await client.set(Keys(PREFIX).list("block", "global"), "oops")
     with pytest.raises(StoreUnavailable):
-        await store.lookup(["+33612345678"], ["global"])
+        await store.lookup(["+33612345678"], ["global"], "voice")
 
 
 # --- page -----------------------------------------------------------------------------
 
 
-async def walk(store: Store, limit: int, name: Any = "block", scope: str = "global"
+async def walk(store: Store, limit: int, name: ListName = "block", scope: str = "global"
                ) -> list[Page]:
     """Every page of a listing, following next_cursor (bounded)."""
     pages = [await store.page(name, scope, None, limit)]
@@ -390,6 +838,11 @@ async def walk(store: Store, limit: int, name: Any = "block", scope: str = "glob
         assert len(pages) < 1000, "paging does not end"
         pages.append(await store.page(name, scope, pages[-1].next_cursor, limit))
     return pages
+
+
+def entries_of(page: Page) -> list[str]:
+    """The entries of a page, channel variants marked `entry#channel`."""
+    return [Keys.member(listed.item) for listed in page.entries]
 
 
 @pytest.mark.parametrize(("count", "limit", "sizes"), [
@@ -405,38 +858,67 @@ async def test_page_walks_all_entries_in_member_order_with_exact_limit(
     """Pages hold exactly `limit` entries, in order; next_cursor is None on the last."""
     entries = [f"+3361234{i:04d}" for i in range(count)]
     if entries:
-        await store.add("block", "global", reversed(entries))
+        await put(store, "block", "global", *reversed(entries))
     pages = await walk(store, limit)
     assert [len(p.entries) for p in pages] == sizes
-    assert [e for p in pages for e in p.entries] == entries
+    assert [e for p in pages for e in entries_of(p)] == entries
     assert pages[-1].next_cursor is None
     for page in pages[:-1]:
-        assert page.next_cursor == page.entries[-1]
+        assert page.next_cursor == entries_of(page)[-1]
 
 
 async def test_page_orders_prefixes_and_numbers_by_member(store: Store) -> None:
-    """Member order is bytewise: '*' sorts before digits, so '+336*' precedes '+3361...'."""
-    await store.add("allow", "tenant:acme", ["+4*", "+33612345678", "+33*", "+1*", "+336*"])
+    """Member order is bytewise: '*' sorts before digits, so '+336*' precedes '+3361...';
+    a channel variant follows its plain entry ('#' sorts before '*' and digits)."""
+    await put(store, "allow", "tenant:acme", "+4*", "+33612345678", "+33*", "+1*", "+336*",
+              voice("+33*"), sms("+33612345678"))
     page = await store.page("allow", "tenant:acme", None, 100)
-    assert page == Page(("+1*", "+33*", "+336*", "+33612345678", "+4*"), None)
+    assert entries_of(page) == ["+1*", "+33*", "+33*#voice", "+336*", "+33612345678",
+                                "+33612345678#sms", "+4*"]
+    assert page.next_cursor is None
+
+
+async def test_page_carries_channel_and_metadata(store: Store, client: Any) -> None:
+    """Each listed entry has its ListItem (with channel) and its metadata; entries without
+    readable metadata list with None."""
+    await put(store, "block", "global", "+33*", meta=MANUAL)
+    await put(store, "block", "global", sms("+33612345678"), meta=OPT_OUT)
+    await seed_unreadable(client, "+44*", None)
+    await seed_unreadable(client, "+44*#voice", "garbage")
+    page = await store.page("block", "global", None, 10)
+    assert page == Page((
+        Listed(ListItem("+33*"), MANUAL),
+        Listed(sms("+33612345678"), OPT_OUT),
+        Listed(ListItem("+44*"), None),
+        Listed(voice("+44*"), None),
+    ), None)
+
+
+async def test_page_cursor_can_be_a_channel_variant(store: Store) -> None:
+    """A page may end on a `#voice` member; the next page starts right after it."""
+    await put(store, "block", "global", "+33*", sms("+33*"), voice("+33*"), "+34*")
+    first = await store.page("block", "global", None, 2)
+    assert (entries_of(first), first.next_cursor) == (["+33*", "+33*#sms"], "+33*#sms")
+    second = await store.page("block", "global", first.next_cursor, 2)
+    assert (entries_of(second), second.next_cursor) == (["+33*#voice", "+34*"], None)
 
 
 async def test_page_continues_after_a_cursor_that_was_removed(store: Store) -> None:
     """A cursor is a position: removing that entry does not break the next page."""
-    await store.add("block", "global", ["+1*", "+2*", "+3*", "+4*"])
+    await put(store, "block", "global", "+1*", "+2*", "+3*", "+4*")
     first = await store.page("block", "global", None, 2)
-    assert first == Page(("+1*", "+2*"), "+2*")
-    await store.remove("block", "global", ["+2*"])
-    assert await store.page("block", "global", first.next_cursor, 2) == Page(("+3*", "+4*"),
-                                                                             None)
+    assert (entries_of(first), first.next_cursor) == (["+1*", "+2*"], "+2*")
+    await store.remove("block", "global", items("+2*"))
+    second = await store.page("block", "global", first.next_cursor, 2)
+    assert (entries_of(second), second.next_cursor) == (["+3*", "+4*"], None)
 
 
 async def test_page_only_lists_its_own_list_and_scope(store: Store) -> None:
     """Other lists and scopes do not leak into a listing."""
-    await store.add("block", "global", ["+1*"])
-    await store.add("allow", "global", ["+2*"])
-    await store.add("block", "tenant:acme", ["+3*"])
-    assert await store.page("block", "global", None, 10) == Page(("+1*",), None)
+    await put(store, "block", "global", "+1*")
+    await put(store, "allow", "global", "+2*")
+    await put(store, "block", "tenant:acme", "+3*")
+    assert entries_of(await store.page("block", "global", None, 10)) == ["+1*"]
     assert await store.page("block", "tenant:other", None, 10) == Page((), None)
 
 
@@ -483,13 +965,18 @@ async def test_append_attempt_sends_maxlen_approximate(store: Store, wire: Wire)
 # --- prepare / ping -------------------------------------------------------------------
 
 
-async def test_prepare_on_the_real_server_loads_the_script(real_redis: Any) -> None:
-    """prepare() accepts the suite's redis-server and loads the lookup script."""
-    sha = hashlib.sha1(LOOKUP_LUA.encode()).hexdigest()
+def shas() -> list[str]:
+    """The SHA1 of every script the store uses."""
+    return [hashlib.sha1(script.encode()).hexdigest() for script in SCRIPTS.values()]
+
+
+async def test_prepare_on_the_real_server_loads_the_scripts(real_redis: Any) -> None:
+    """prepare() accepts the suite's redis-server and loads the lookup, add and
+    remove-if-source scripts."""
     await real_redis.script_flush()
-    assert await real_redis.script_exists(sha) == [False]
+    assert await real_redis.script_exists(*shas()) == [False, False, False]
     await make_store(real_redis).prepare()
-    assert await real_redis.script_exists(sha) == [True]
+    assert await real_redis.script_exists(*shas()) == [True, True, True]
 
 
 @pytest.mark.parametrize(("info", "compatible"), [
@@ -512,11 +999,11 @@ async def test_prepare_refuses_servers_older_than_6_2(
     store = make_store(client)
     if compatible:
         await store.prepare()
-        sha = hashlib.sha1(LOOKUP_LUA.encode()).hexdigest()
-        assert await client.script_exists(sha) == [True]
+        assert await client.script_exists(*shas()) == [True, True, True]
     else:
         with pytest.raises(StoreIncompatible, match=r"too old: 6\.2 or newer"):
             await store.prepare()
+        assert await client.script_exists(*shas()) == [False, False, False]
 
 
 async def test_ping_is_true_when_the_store_answers(store: Store) -> None:
@@ -529,8 +1016,11 @@ async def test_ping_is_true_when_the_store_answers(store: Store) -> None:
 StoreCall = Callable[[Store], Awaitable[object]]
 CALLS: list[tuple[str, StoreCall]] = [
     ("lookup", lambda s: s.lookup(["+33612345678"], ["global", "tenant:acme"])),
-    ("add", lambda s: s.add("block", "global", ["+33*"])),
-    ("remove", lambda s: s.remove("block", "global", ["+33*"])),
+    ("lookup-channel", lambda s: s.lookup(["+33612345678"], ["global"], "voice")),
+    ("add", lambda s: s.add("block", "global", items("+33*"), MANUAL)),
+    ("remove", lambda s: s.remove("block", "global", items("+33*"), every_channel=True)),
+    ("remove-if-source",
+     lambda s: s.remove_if_source("block", "global", sms("+33612345678"), "opt-out")),
     ("page", lambda s: s.page("block", "global", None, 10)),
     ("append_attempt", lambda s: s.append_attempt(attempt())),
     ("prepare", lambda s: s.prepare()),
@@ -586,7 +1076,7 @@ async def test_connection_lost_mid_life_raises_store_unavailable(call: StoreCall
     """A store that worked and then lost its server raises StoreUnavailable."""
     server = fakeredis.FakeServer()
     store = make_store(fakeredis.FakeAsyncRedis(server=server, decode_responses=True))
-    await store.add("block", "global", ["+33*"])
+    await put(store, "block", "global", "+33*")
     server.connected = False
     with pytest.raises(StoreUnavailable):
         await call(store)

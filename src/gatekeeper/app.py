@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 from typing import Any
 
 import structlog
@@ -9,12 +10,21 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from gatekeeper.admin import create_admin_app
-from gatekeeper.config import Config
+from gatekeeper.config import Config, TlsConfig
+from gatekeeper.inbound import create_inbound_routes
 from gatekeeper.observability import Metrics, observe
-from gatekeeper.proxy import create_proxy_routes
+from gatekeeper.proxy import Screener, create_proxy_routes
 from gatekeeper.resources import RESOURCES, Resources
 
 ADMIN_APP = web.AppKey("admin_app", web.Application)
+
+
+def tls_context(tls: TlsConfig) -> ssl.SSLContext:
+    """A server TLS context for a listener (TLS 1.2 or newer)."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(tls.cert, tls.key)
+    return context
 
 
 def create_app(config: Config, *, registry: CollectorRegistry | None = None,
@@ -34,6 +44,8 @@ def create_app(config: Config, *, registry: CollectorRegistry | None = None,
     )
     app[RESOURCES] = resources
     app.cleanup_ctx.append(resources.lifespan)
-    create_proxy_routes(app)
+    screener = Screener(resources)
+    create_inbound_routes(app, screener)  # exact webhook paths before the catch-all
+    create_proxy_routes(app, screener)
     app[ADMIN_APP] = create_admin_app(resources)
     return app

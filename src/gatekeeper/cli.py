@@ -14,11 +14,12 @@ import structlog
 from aiohttp import web
 
 from gatekeeper.admin.native import explain
-from gatekeeper.app import ADMIN_APP, create_app
+from gatekeeper.app import ADMIN_APP, create_app, tls_context
 from gatekeeper.config import CHANNELS, Config, ConfigError, load_config
 from gatekeeper.embedded import EmbeddedError, EmbeddedRedis, read_running
 from gatekeeper.numbers import is_known_region, is_valid_scope
 from gatekeeper.observability import configure_logging
+from gatekeeper.providers.base import digest_of
 from gatekeeper.store import Store, StoreIncompatible, StoreUnavailable, connect
 
 EXIT_CONFIG = 2
@@ -44,6 +45,9 @@ def _parser() -> argparse.ArgumentParser:
                        help="an extra scope (repeatable); global always applies")
     check.add_argument("--channel", choices=CHANNELS)
     check.add_argument("--region", help="region for national-format numbers, e.g. TR")
+    commands.add_parser(
+        "digest", help="print sha256:<hex> of a token read from stdin, for "
+        "upstreams[].credentials (so tokens never sit in the config in clear)")
     return parser
 
 
@@ -56,12 +60,14 @@ async def _serve(config: Config) -> None:
     try:
         await admin_runner.setup()
         proxy, admin = config.proxy.listen, config.admin.listen
-        await web.TCPSite(proxy_runner, proxy.host, proxy.port).start()
+        proxy_tls = tls_context(config.proxy.tls) if config.proxy.tls else None
+        await web.TCPSite(proxy_runner, proxy.host, proxy.port, ssl_context=proxy_tls).start()
         await web.TCPSite(admin_runner, admin.host, admin.port).start()
         if config.admin.key is None:
             log.warning("admin_key_missing", message="the admin list API refuses every call "
                         f"until a key is set ({config.admin.key_source})")
-        log.info("gatekeeper_started", proxy=f"http://{proxy.host}:{proxy.port}",
+        scheme = "https" if proxy_tls else "http"
+        log.info("gatekeeper_started", proxy=f"{scheme}://{proxy.host}:{proxy.port}",
                  admin=f"http://{admin.host}:{admin.port}",
                  mounts={u.mount: u.url for u in config.upstreams}, config=config.source)
         stop = asyncio.Event()
@@ -88,7 +94,7 @@ async def _check(config: Config, number: str, scopes: list[str], channel: str | 
     store = Store(connect(config.redis, url), config.redis, config.store)
     try:
         await store.prepare()
-        result = await explain(store, number, scopes, region)
+        result = await explain(store, number, scopes, region, channel)  # type: ignore[arg-type]
     finally:
         await store.close()
         if embedded is not None:
@@ -101,6 +107,13 @@ async def _check(config: Config, number: str, scopes: list[str], channel: str | 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `gatekeeper` command."""
     args = _parser().parse_args(argv)
+    if args.command == "digest":
+        token = sys.stdin.readline().strip()
+        if not token:
+            print("gatekeeper: give the token on stdin", file=sys.stderr)
+            return EXIT_CONFIG
+        print(digest_of(token))
+        return 0
     try:
         config = load_config(args.config)
     except ConfigError as exc:

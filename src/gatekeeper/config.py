@@ -27,7 +27,10 @@ CHANNELS: tuple[Channel, ...] = ("sms", "voice")
 ON_BLOCK: tuple[OnBlock, ...] = ("reject", "skip", "monitor")
 ON_INVALID: tuple[OnInvalid, ...] = ("reject", "forward")
 ON_STORE_ERROR: tuple[OnStoreError, ...] = ("closed", "open")
-PRESETS: tuple[str, ...] = ("twilio", "generic")
+PRESETS: tuple[str, ...] = ("twilio", "generic", "vonage", "plivo", "telnyx", "sinch",
+                            "infobip", "messagebird", "iletimerkezi", "prelude")
+WebhookType = Literal["twilio-voice", "vonage-answer", "twilio-sms"]
+WEBHOOK_TYPES: tuple[WebhookType, ...] = ("twilio-voice", "vonage-answer", "twilio-sms")
 HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 DEFAULT_CONFIG_PATH = "config.yaml"
 CONFIG_ENV = "GATEKEEPER_CONFIG"
@@ -35,6 +38,7 @@ DEFAULT_ADMIN_KEY_ENV = "GATEKEEPER_ADMIN_KEY"
 
 _NAME_RE = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 _ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_IDENTITY_RE = re.compile(r"sha256:[0-9a-f]{64}|[^\s:]+")
 _DEST_PATH_RE = re.compile(r"^[A-Za-z0-9_$@-]+(\[\])?(\.[A-Za-z0-9_$@-]+(\[\])?)*$")
 
 
@@ -57,12 +61,21 @@ class Listen:
 
 
 @dataclass(frozen=True, slots=True)
+class TlsConfig:
+    """A certificate chain and key for a TLS listener (PEM files)."""
+
+    cert: Path
+    key: Path
+
+
+@dataclass(frozen=True, slots=True)
 class ProxyConfig:
     """The proxy listener and its request limits."""
 
     listen: Listen = Listen("127.0.0.1", 8080)
     max_body_bytes: int = 1024 * 1024
     on_invalid: OnInvalid = "reject"
+    tls: TlsConfig | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +151,34 @@ class UpstreamConfig:
     timeout: float = 30.0
     scopes: tuple[str, ...] = ()
     routes: tuple[RouteConfig, ...] = ()
+    credentials: tuple[CredentialScopes, ...] = ()
+    scope_header: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class CredentialScopes:
+    """Scopes that apply whenever a request carries this credential.
+
+    `identity` is an account id as sent (Twilio account SID, Vonage api_key, Plivo auth
+    id, iletiMerkezi key) or `sha256:<hex>` of a Bearer token, never the token itself.
+    """
+
+    identity: str
+    scopes: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookConfig:
+    """An inbound webhook screened on the proxy and forwarded to the application."""
+
+    name: str
+    type: WebhookType
+    path: str
+    url: str
+    scopes: tuple[str, ...] = ()
+    region: str | None = None
+    timeout: float = 10.0
+    opt_out_scope: str = "global"
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +191,7 @@ class Config:
     store: StoreConfig = StoreConfig()
     log: LogConfig = LogConfig()
     upstreams: tuple[UpstreamConfig, ...] = ()
+    webhooks: tuple[WebhookConfig, ...] = ()
     source: str = "<defaults>"
 
 
@@ -229,16 +271,34 @@ def _listen(section: _Section, default: Listen) -> Listen:
     return Listen(host, port)
 
 
-def _read_proxy(s: _Section) -> ProxyConfig:
+def _read_proxy(s: _Section, base: Path) -> ProxyConfig:
     max_body = s.get("max_body_bytes", int, _PROXY.max_body_bytes)
     _positive(s.path("max_body_bytes"), max_body)
+    tls = None
+    if s.raw.get("tls") is not None:
+        t = s.section("tls")
+        tls = TlsConfig(_file(t, "cert", base), _file(t, "key", base))
+        t.finish()
+    s.seen.add("tls")
     cfg = ProxyConfig(
         listen=_listen(s, _PROXY.listen),
         max_body_bytes=max_body,
         on_invalid=s.choice("on_invalid", ON_INVALID, _PROXY.on_invalid),
+        tls=tls,
     )
     s.finish()
     return cfg
+
+
+def _file(s: _Section, name: str, base: Path) -> Path:
+    given = s.get(name, str, "")
+    if not given:  # Path("") is ".": the error would name the config's directory
+        raise ConfigError(s.path(name), given, "expected the path of a PEM file")
+    path = Path(given)
+    path = path if path.is_absolute() else base / path
+    if not path.is_file():
+        raise ConfigError(s.path(name), str(path), "expected a readable file")
+    return path
 
 
 def _read_admin(s: _Section, env: Mapping[str, str]) -> AdminConfig:
@@ -345,17 +405,15 @@ def _read_upstream(s: _Section) -> UpstreamConfig:
         raise ConfigError(s.path("url"), url, "expected an http(s) URL without a query")
     preset = s.choice("preset", PRESETS, "")
     mount = s.get("mount", str, f"/{name}").rstrip("/")
-    if not mount.startswith("/") or "//" in mount or any(c in mount for c in "?#{}*"):
+    if not mount.startswith("/") or "//" in mount or any(c in mount for c in "?#{}*%") or \
+            any(part in (".", "..") for part in mount.split("/")):
         raise ConfigError(s.path("mount"), mount, "expected a path prefix like '/twilio'")
-    region = s.optional_str("region")
-    if region is not None:
-        region = region.upper()
-        if not is_known_region(region):
-            raise ConfigError(s.path("region"), region, "expected a two-letter region like 'TR'")
+    region = _read_region(s)
     timeout = s.get("timeout", float, _UPSTREAM.timeout)
     _positive(s.path("timeout"), timeout)
-    s.seen.update(("scopes", "routes"))
+    s.seen.update(("scopes", "routes", "credentials"))
     scopes = _read_scopes(s.path("scopes"), s.raw.get("scopes"))
+    credentials = _read_credentials(s.path("credentials"), s.raw.get("credentials"))
     raw_routes = s.raw.get("routes") or []
     if not isinstance(raw_routes, list):
         raise ConfigError(s.path("routes"), raw_routes, "expected a list of routes")
@@ -375,9 +433,87 @@ def _read_upstream(s: _Section) -> UpstreamConfig:
         timeout=timeout,
         scopes=scopes,
         routes=routes,
+        credentials=credentials,
+        scope_header=s.get("scope_header", bool, _UPSTREAM.scope_header),
     )
     s.finish()
     return cfg
+
+
+def _read_credentials(key: str, raw: object) -> tuple[CredentialScopes, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, Mapping):
+        raise ConfigError(key, raw, "expected a mapping of credential to scopes")
+    out = []
+    for key_value, scopes in raw.items():
+        # An all-digit id (a Vonage api_key, say) reads as a YAML integer: it is still an id.
+        is_int = isinstance(key_value, int) and not isinstance(key_value, bool)
+        identity = str(key_value) if is_int else key_value
+        if not isinstance(identity, str) or not _IDENTITY_RE.fullmatch(identity):
+            raise ConfigError(f"{key}.{identity}", identity,
+                              "expected an account id or 'sha256:<64 hex>' of a token")
+        read = _read_scopes(f"{key}.{identity}", scopes)
+        if not read:
+            raise ConfigError(f"{key}.{identity}", scopes, "expected at least one scope")
+        out.append(CredentialScopes(identity, read))
+    return tuple(out)
+
+
+def _read_region(s: _Section) -> str | None:
+    region = s.optional_str("region")
+    if region is not None:
+        region = region.upper()
+        if not is_known_region(region):
+            raise ConfigError(s.path("region"), region, "expected a two-letter region like 'TR'")
+    return region
+
+
+def _read_webhook(s: _Section) -> WebhookConfig:
+    name = s.get("name", str, "")
+    if not _NAME_RE.fullmatch(name):
+        raise ConfigError(s.path("name"), name, "expected a lower-case name")
+    kind = s.choice("type", WEBHOOK_TYPES, cast(WebhookType, ""))
+    path = s.get("path", str, f"/hooks/{name}").rstrip("/")
+    if not path.startswith("/") or "//" in path or any(c in path for c in "?#{}*%") or \
+            any(part in (".", "..") for part in path.split("/")):
+        raise ConfigError(s.path("path"), path, "expected a path like '/hooks/voice'")
+    url = s.get("url", str, "")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(s.path("url"), url, "expected the application's http(s) URL")
+    timeout = s.get("timeout", float, 10.0)
+    _positive(s.path("timeout"), timeout)
+    s.seen.add("scopes")
+    opt_out_scope = s.get("opt_out_scope", str, "global")
+    if not is_valid_scope(opt_out_scope):
+        raise ConfigError(s.path("opt_out_scope"), opt_out_scope, "expected 'global' or 'kind:id'")
+    cfg = WebhookConfig(name=name, type=kind, path=path, url=url,
+                        scopes=_read_scopes(s.path("scopes"), s.raw.get("scopes")),
+                        region=_read_region(s), timeout=timeout, opt_out_scope=opt_out_scope)
+    s.finish()
+    return cfg
+
+
+def _read_webhooks(key: str, raw: object, upstreams: tuple[UpstreamConfig, ...]
+                   ) -> tuple[WebhookConfig, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise ConfigError(key, raw, "expected a list of webhooks")
+    hooks = tuple(_read_webhook(_Section(f"{key}[{i}]", h)) for i, h in enumerate(raw))
+    seen: set[str] = set()
+    for i, hook in enumerate(hooks):
+        if hook.path in seen or hook.name in {h.name for h in hooks[:i]}:
+            raise ConfigError(f"{key}[{i}]", hook.name, "duplicate webhook name or path")
+        if hook.name in {u.name for u in upstreams}:
+            raise ConfigError(f"{key}[{i}].name", hook.name, "is also an upstream's name")
+        for up in upstreams:
+            if hook.path == up.mount or hook.path.startswith(up.mount + "/"):
+                raise ConfigError(f"{key}[{i}].path", hook.path,
+                                  f"is under the mount of upstream '{up.name}'")
+        seen.add(hook.path)
+    return hooks
 
 
 def _read_upstreams(key: str, raw: object) -> tuple[UpstreamConfig, ...]:
@@ -405,16 +541,18 @@ def parse_config(
     """Validate a decoded YAML document into a `Config`; raise `ConfigError` naming the key."""
     env = os.environ if env is None else env
     root = _Section("", raw)
+    upstreams = _read_upstreams("upstreams", root.raw.get("upstreams"))
     cfg = Config(
-        proxy=_read_proxy(root.section("proxy")),
+        proxy=_read_proxy(root.section("proxy"), base or Path.cwd()),
         admin=_read_admin(root.section("admin"), env),
         redis=_read_redis(root.section("redis"), base or Path.cwd()),
         store=_read_store(root.section("store")),
         log=_read_log(root.section("log")),
-        upstreams=_read_upstreams("upstreams", root.raw.get("upstreams")),
+        upstreams=upstreams,
+        webhooks=_read_webhooks("webhooks", root.raw.get("webhooks"), upstreams),
         source=source,
     )
-    root.seen.add("upstreams")
+    root.seen.update(("upstreams", "webhooks"))
     root.finish()
     return cfg
 

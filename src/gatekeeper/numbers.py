@@ -19,6 +19,7 @@ _PREFIX_SYNTAX = re.compile(r"^\+([0-9]{1,14})\*$")
 _SCOPE_SYNTAX = re.compile(r"^(global|[a-z][a-z0-9_-]{0,31}:[A-Za-z0-9._@+-]{1,128})$")
 # Punctuation people put in numbers; removed before an entry is checked.
 _ENTRY_PUNCTUATION = str.maketrans("", "", " \t-.()/")
+_MSISDN = re.compile(r"(00)?[1-9][0-9]{5,14}")
 _SIP_USER = re.compile(r"^\+[0-9]{2,15}$")
 
 _KNOWN_COUNTRY_CODES = frozenset(phonenumbers.COUNTRY_CODE_TO_REGION_CODE)
@@ -109,15 +110,20 @@ class Destination:
 
 
 @lru_cache(maxsize=65536)
-def parse_destination(raw: str, region: str | None = None) -> Destination:
+def parse_destination(raw: str, region: str | None = None, msisdn: bool = False
+                      ) -> Destination:
     """Normalise a recipient to E.164.
 
     `whatsapp:` and `tel:` carry a phone number; `sip:`/`sips:` URIs whose user part is
     `+digits` are that number (a SIP trunk still dials it), other `sip:` and `client:`
     destinations are not phone numbers. Anything else that is not a possible phone
-    number is `invalid`. Cached: the result depends only on the arguments.
+    number is `invalid`. With `msisdn`, digits alone are an international number without
+    its `+` (`447700900123`), as Vonage, Plivo, Sinch, Infobip and MessageBird write them.
+    Cached: the result depends only on the arguments.
     """
     text = raw.strip()
+    if msisdn and _MSISDN.fullmatch(text):
+        text = "+" + text.removeprefix("00")
     scheme, sep, rest = text.partition(":")
     if sep:
         scheme = scheme.lower()

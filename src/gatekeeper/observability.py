@@ -72,7 +72,7 @@ class Metrics:
         self.registry = registry
         self.decisions = Counter(
             "gatekeeper_decisions_total", "Destination decisions by action and reason.",
-            ["upstream", "channel", "action", "reason"], registry=registry)
+            ["upstream", "channel", "direction", "action", "reason"], registry=registry)
         self.request_duration = Histogram(
             "gatekeeper_request_duration_seconds", "Time to answer a proxied request.",
             ["upstream", "decision"], registry=registry)
@@ -91,12 +91,13 @@ class Metrics:
 class Outcome:
     """What the proxy did with one intercepted request; recorded once on the request."""
 
-    upstream: str
+    upstream: str                   # the upstream's (or inbound webhook's) name
     channel: str
-    action: str                     # forwarded | rejected | skipped | monitored
+    action: str                     # forwarded | partial | rejected | skipped | monitored
     reasons: tuple[str, ...]        # one per distinct destination
     scopes: tuple[str, ...] = ()
     blocked: tuple[Decision, ...] = ()
+    direction: str = "outbound"     # outbound sends, inbound calls and messages
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,14 +161,15 @@ def observe(metrics: Metrics, logger: structlog.typing.FilteringBoundLogger,
 def _record(outcome: Outcome, request_id: str, elapsed: float, metrics: Metrics,
             logger: structlog.typing.FilteringBoundLogger, mask_numbers: bool) -> None:
     for reason in outcome.reasons:
-        metrics.decisions.labels(outcome.upstream, outcome.channel, outcome.action,
-                                 reason).inc()
+        metrics.decisions.labels(outcome.upstream, outcome.channel, outcome.direction,
+                                 outcome.action, reason).inc()
     for decision in outcome.blocked:
         cause = decision.cause
         logger.warning(
             "destination_blocked", request_id=request_id, upstream=outcome.upstream,
-            channel=outcome.channel, direction="outbound", scopes=list(outcome.scopes),
+            channel=outcome.channel, direction=outcome.direction, scopes=list(outcome.scopes),
             matched_entry=cause.entry if cause else None,
             matched_scope=cause.scope if cause else None,
-            list=cause.list if cause else None, action=outcome.action,
+            list=cause.list if cause else None,
+            action="removed" if outcome.action == "partial" else outcome.action,
             number=mask_number(decision.number) if mask_numbers else decision.number)

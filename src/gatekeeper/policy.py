@@ -12,6 +12,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from gatekeeper.config import Channel
+
 ListName = Literal["block", "allow"]
 Verdict = Literal["blocked", "allowed", "unlisted"]
 LISTS: tuple[ListName, ...] = ("block", "allow")
@@ -27,6 +29,7 @@ class Match:
     scope: str
     list: ListName
     entry: str
+    channel: Channel | None = None  # None: the entry applies to every channel
 
     @property
     def specificity(self) -> int:

@@ -2,15 +2,16 @@
 
 A request under an upstream's mount is forwarded to the upstream's URL with the same
 method, path rest, query, body and end-to-end headers. On an intercepted route the
-recipients are found, normalised and decided first (one store round trip), and the
-upstream's `on_block` action applies to a blocked request. Nothing is ever retried.
+recipients are found, normalised and decided first (one store round trip for all of
+them); blocked recipients are removed when the request can be edited, otherwise the
+upstream's `on_block` action applies. Nothing is ever retried.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from urllib.parse import unquote
 
 import aiohttp
@@ -18,24 +19,18 @@ from aiohttp import web
 from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
-from gatekeeper.config import UpstreamConfig
-from gatekeeper.numbers import is_valid_scope, parse_destination
+from gatekeeper.config import Channel, UpstreamConfig
+from gatekeeper.numbers import Destination, is_valid_scope, parse_destination
 from gatekeeper.observability import OUTCOME, PASSTHROUGH, REQUEST_ID, Outcome, Passthrough
 from gatekeeper.policy import Decision, decide
 from gatekeeper.providers import PRESETS, Preset
-from gatekeeper.providers.base import (
-    Blocked,
-    BodyError,
-    FormField,
-    Route,
-    match_route,
-    parse_form,
-)
+from gatekeeper.providers.base import Blocked, BodyError, Message, Route, match_route
 from gatekeeper.replies import DECISION_HEADER, error_response, to_response
 from gatekeeper.resources import RESOURCES, Resources
 from gatekeeper.store import BlockedAttempt, StoreUnavailable
 
 SCOPE_HEADER = "X-Gatekeeper-Scope"
+REMOVED_HEADER = "X-Gatekeeper-Removed"
 # RFC 9110 7.6.1 hop-by-hop headers, plus ones this proxy sets or has consumed itself.
 _HOP_BY_HOP = frozenset({
     "connection", "keep-alive", "proxy-authenticate", "proxy-authorization",
@@ -61,14 +56,18 @@ class Mount:
     routes: tuple[Route, ...]
     scopes: tuple[str, ...]
     timeout: aiohttp.ClientTimeout
+    region: str | None
+    credentials: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     @classmethod
     def build(cls, upstream: UpstreamConfig) -> Mount:
-        """Resolve the preset and precompute routes, scopes and timeout."""
+        """Resolve the preset and precompute routes, scopes, credentials and timeout."""
         preset = PRESETS[upstream.preset]
         return cls(upstream, preset, preset.routes(upstream),
                    tuple(dict.fromkeys(("global", *upstream.scopes))),
-                   aiohttp.ClientTimeout(total=upstream.timeout))
+                   aiohttp.ClientTimeout(total=upstream.timeout),
+                   upstream.region or preset.default_region,
+                   {c.identity: c.scopes for c in upstream.credentials})
 
     def rest(self, raw_path: str) -> str | None:
         """The path below the mount, or None when the path is not under it."""
@@ -123,17 +122,139 @@ def requested_scopes(request: web.Request) -> list[str] | str:
     return scopes
 
 
+async def relay(resources: Resources, request: web.Request, name: str, url: URL,
+                body: bytes, client_timeout: aiohttp.ClientTimeout, decision: str | None,
+                extra_headers: Mapping[str, str] | None = None) -> web.StreamResponse:
+    """Send the request on to `url` once (never retried) and pass the reply back."""
+    request_id = request[REQUEST_ID]
+    metrics, log = resources.metrics, resources.log
+    started = time.perf_counter()
+
+    def failed(kind: str, status: int, code: str, message: str) -> web.Response:
+        metrics.upstream_errors.labels(name, kind).inc()
+        response = error_response(status, code, message, request_id, decision)
+        response.headers.update(extra_headers or {})
+        return response
+
+    try:
+        upstream = await resources.sessions[name].request(
+            request.method, url, headers=forward_headers(request), data=body or None,
+            allow_redirects=False, timeout=client_timeout,
+            skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
+        )
+    except TimeoutError:
+        return failed("timeout", 504, "upstream_timeout",
+                      f"The upstream '{name}' did not answer in time.")
+    except aiohttp.ClientError as exc:
+        log.warning("upstream_error", request_id=request_id, upstream=name,
+                    error=type(exc).__name__)
+        return failed("unavailable", 502, "upstream_unavailable",
+                      f"The upstream '{name}' could not be reached.")
+    async with upstream:
+        headers = reply_headers(upstream.headers)
+        if decision is not None:
+            headers[DECISION_HEADER] = decision
+        headers.update(extra_headers or {})
+        length = upstream.content_length
+        if length is not None and length <= _BUFFER_LIMIT:
+            try:
+                payload = await upstream.read()
+            except (TimeoutError, aiohttp.ClientError):
+                return failed("broken_reply", 502, "upstream_unavailable",
+                              f"The upstream '{name}' reply broke off.")
+            metrics.upstream_duration.labels(name).observe(time.perf_counter() - started)
+            return web.Response(status=upstream.status, reason=upstream.reason,
+                                body=payload, headers=headers)
+        metrics.upstream_duration.labels(name).observe(time.perf_counter() - started)
+        headers["X-Request-Id"] = request_id
+        response = web.StreamResponse(status=upstream.status, reason=upstream.reason,
+                                      headers=headers)
+        await response.prepare(request)
+        try:
+            async for chunk in upstream.content.iter_chunked(65536):
+                await response.write(chunk)
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            # Headers are gone already: the client sees a cut-off reply, never a retry.
+            metrics.upstream_errors.labels(name, "broken_reply").inc()
+            log.warning("upstream_error", request_id=request_id, upstream=name,
+                        error=type(exc).__name__, during="reply")
+            if request.transport is not None:
+                request.transport.close()
+            return response
+        await response.write_eof()
+        return response
+
+
+@dataclass(frozen=True, slots=True)
+class Screened:
+    """Decisions for a set of numbers, or the store fault that prevented them."""
+
+    decisions: tuple[Decision, ...]
+    store_failed: bool = False
+
+    @property
+    def blocked(self) -> tuple[Decision, ...]:
+        """The blocked ones."""
+        return tuple(d for d in self.decisions if d.verdict == "blocked")
+
+
+class Screener:
+    """Decides numbers against the lists; the one place store faults become open/closed."""
+
+    def __init__(self, resources: Resources) -> None:
+        self.resources = resources
+        self.fail_closed = resources.config.store.on_error == "closed"
+
+    async def screen(self, request_id: str, numbers: Sequence[str], scopes: Sequence[str],
+                     channel: Channel) -> Screened:
+        """One store round trip for all numbers; a fault is logged, counted and returned."""
+        if not numbers:
+            return Screened(())
+        try:
+            matches = await self.resources.store.lookup(numbers, scopes, channel)
+        except StoreUnavailable as exc:
+            self.resources.metrics.store_errors.labels("lookup").inc()
+            self.resources.log.error(
+                "store_unavailable", request_id=request_id, operation="lookup",
+                error=str(exc), on_error="closed" if self.fail_closed else "open")
+            return Screened((), store_failed=True)
+        return Screened(tuple(decide(n, scopes, matches[n]) for n in numbers))
+
+    def record(self, attempt: BlockedAttempt) -> None:
+        """Append a blocked attempt to the stream without holding up the reply."""
+        self.resources.spawn(self._append(attempt))
+
+    async def _append(self, attempt: BlockedAttempt) -> None:
+        try:
+            await self.resources.store.append_attempt(attempt)
+        except StoreUnavailable as exc:
+            self.resources.metrics.store_errors.labels("append_attempt").inc()
+            self.resources.log.error("store_unavailable", request_id=attempt.request_id,
+                                     operation="append_attempt", error=str(exc))
+
+
+def attempt_for(request_id: str, upstream: str, channel: str, direction: str,
+                scopes: Sequence[str], decision: Decision, action: str) -> BlockedAttempt:
+    """The attempts-stream record of a blocked decision."""
+    cause = decision.cause
+    return BlockedAttempt(
+        request_id=request_id, upstream=upstream, channel=channel, direction=direction,
+        number=decision.number, scopes=",".join(scopes),
+        scope=cause.scope if cause else "", list=cause.list if cause else "",
+        entry=cause.entry if cause else "", action=action)
+
+
 class Proxy:
     """The catch-all handler of the proxy listener."""
 
-    def __init__(self, resources: Resources, mounts: tuple[Mount, ...]) -> None:
+    def __init__(self, resources: Resources, screener: Screener,
+                 mounts: tuple[Mount, ...]) -> None:
         self.resources = resources
+        self.screener = screener
         # Longest mount first, so `/twilio-eu` is not taken for `/twilio`.
         self.mounts = tuple(sorted(mounts, key=lambda m: len(m.upstream.mount), reverse=True))
         self.on_invalid = resources.config.proxy.on_invalid
-        self.on_store_error = resources.config.store.on_error
-        self.metrics = resources.metrics
-        self.log = resources.log
+        self.max_body = resources.config.proxy.max_body_bytes
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         """Route the request to its upstream, checking it first when it is a send."""
@@ -156,174 +277,121 @@ class Proxy:
         try:
             body = await request.read()
         except web.HTTPRequestEntityTooLarge:
-            limit = self.resources.config.proxy.max_body_bytes
             decision = None
             if found is not None:
                 decision = "rejected"
                 request[OUTCOME] = Outcome(mount.upstream.name, found[0].channel, decision,
                                            ("malformed_request",))
-            return error_response(413, "body_too_large", f"The body exceeds {limit} bytes.",
-                                  request_id, decision)
-        target = rest + sep + query
+            return error_response(413, "body_too_large",
+                                  f"The body exceeds {self.max_body} bytes.", request_id,
+                                  decision)
         if found is None:
             request[PASSTHROUGH] = Passthrough(mount.upstream.name)
-            return await self._forward(request, mount, target, body, None)
+            return await self._send(request, mount, rest + sep + query, body, None)
         route, params = found
-        return await self._check(request, mount, target, body, route, params)
+        return await self._check(request, mount, rest, Message(body, query, request.headers),
+                                 route, params)
 
-    async def _check(self, request: web.Request, mount: Mount, target: str, body: bytes,
+    async def _send(self, request: web.Request, mount: Mount, target: str, body: bytes,
+                    decision: str | None, extra: Mapping[str, str] | None = None
+                    ) -> web.StreamResponse:
+        url = URL(mount.upstream.url + target, encoded=True)
+        return await relay(self.resources, request, mount.upstream.name, url, body,
+                           mount.timeout, decision, extra)
+
+    def _scopes(self, request: web.Request, mount: Mount, message: Message,
+                params: Mapping[str, str]) -> tuple[str, ...] | str:
+        """global + the upstream's + the credentials' + the header's (if allowed)."""
+        from_credentials = [scope for identity in mount.preset.identities(message, params)
+                            for scope in mount.credentials.get(identity, ())]
+        extra: list[str] | str = []
+        if mount.upstream.scope_header:
+            extra = requested_scopes(request)
+            if isinstance(extra, str):
+                return extra
+        return tuple(dict.fromkeys((*mount.scopes, *from_credentials, *extra)))
+
+    async def _check(self, request: web.Request, mount: Mount, rest: str, message: Message,
                      route: Route, params: Mapping[str, str]) -> web.StreamResponse:
         request_id = request[REQUEST_ID]
         upstream = mount.upstream.name
 
-        def refuse(status: int, code: str, message: str, reason: str,
+        def refuse(status: int, code: str, text: str, reason: str,
                    scopes: tuple[str, ...] = ()) -> web.Response:
             request[OUTCOME] = Outcome(upstream, route.channel, "rejected", (reason,), scopes)
-            return error_response(status, code, message, request_id, "rejected")
+            return error_response(status, code, text, request_id, "rejected")
 
-        found = route.locator.find(body)
-        if isinstance(found, BodyError):
-            return refuse(400, found.code, found.message, "malformed_request")
-        extra = requested_scopes(request)
-        if isinstance(extra, str):
-            return refuse(400, "invalid_scope", f"Invalid scope in {SCOPE_HEADER}: {extra!r}; "
+        recipients = route.locator.find(message)
+        if isinstance(recipients, BodyError):
+            return refuse(400, recipients.code, recipients.message, "malformed_request")
+        scopes = self._scopes(request, mount, message, params)
+        if isinstance(scopes, str):
+            return refuse(400, "invalid_scope", f"Invalid scope in {SCOPE_HEADER}: {scopes!r}; "
                           "expected 'global' or 'kind:id'.", "malformed_request")
-        scopes = tuple(dict.fromkeys((*mount.scopes, *extra)))
 
-        region = mount.upstream.region
-        destinations = [parse_destination(raw, region) for raw in dict.fromkeys(found)]
-        invalid = [d for d in destinations if d.kind == "invalid"]
+        # Duplicate recipients are checked once.
+        parsed: dict[str, Destination] = {
+            raw: parse_destination(raw, mount.region, mount.preset.msisdn)
+            for raw in dict.fromkeys(recipients.values)}
+        invalid = [d for d in parsed.values() if d.kind == "invalid"]
         if invalid and self.on_invalid == "reject":
             return refuse(400, "invalid_phone_number",
                           f"Not a possible phone number: {invalid[0].raw!r}.",
                           "invalid_number", scopes)
         reasons = ["invalid_number" if d.kind == "invalid" else "not_a_phone_number"
-                   for d in destinations if d.kind != "phone"]
-        raw_of: dict[str, str] = {}
-        for d in destinations:
-            if d.e164 is not None:
-                raw_of.setdefault(d.e164, d.raw)
-        decisions: list[Decision] = []
-        if raw_of:
-            try:
-                matches = await self.resources.store.lookup(list(raw_of), scopes)
-            except StoreUnavailable as exc:
-                self.metrics.store_errors.labels("lookup").inc()
-                self.log.error("store_unavailable", request_id=request_id, operation="lookup",
-                               error=str(exc), on_error=self.on_store_error)
-                # The one place a store fault turns into fail-closed or fail-open.
-                if self.on_store_error == "closed":
-                    return refuse(503, "store_unavailable",
-                                  "The list store is unavailable; the send was not forwarded.",
-                                  "store_unavailable", scopes)
-                reasons.extend("store_unavailable" for _ in raw_of)
-            else:
-                decisions = [decide(number, scopes, matches[number]) for number in raw_of]
-                reasons.extend(d.verdict for d in decisions)
+                   for d in parsed.values() if d.kind != "phone"]
+        numbers = list(dict.fromkeys(d.e164 for d in parsed.values() if d.e164))
+        screened = await self.screener.screen(request_id, numbers, scopes, route.channel)
+        if screened.store_failed:
+            if self.screener.fail_closed:
+                return refuse(503, "store_unavailable",
+                              "The list store is unavailable; the send was not forwarded.",
+                              "store_unavailable", scopes)
+            reasons.extend("store_unavailable" for _ in numbers)
+        reasons.extend(d.verdict for d in screened.decisions)
 
-        blocked = tuple(d for d in decisions if d.verdict == "blocked")
-        action = _ACTIONS[mount.upstream.on_block] if blocked else "forwarded"
+        blocked = screened.blocked
+        if not blocked:
+            request[OUTCOME] = Outcome(upstream, route.channel, "forwarded", tuple(reasons),
+                                       scopes)
+            return await self._send(request, mount, rest + _query(message.query),
+                                    message.body, "forwarded")
+        blocked_numbers = {d.number for d in blocked}
+        blocked_raws = frozenset(raw for raw, d in parsed.items() if d.e164 in blocked_numbers)
+        action = _ACTIONS[mount.upstream.on_block]
+        rewritten: Message | None = None
+        if action != "monitored" and len(blocked_raws) < len(parsed):
+            rewritten = recipients.without(blocked_raws)
+            if rewritten is not None:
+                action = "partial"
         request[OUTCOME] = Outcome(upstream, route.channel, action, tuple(reasons), scopes,
                                    blocked)
         for decision in blocked:
-            self._log_attempt(request_id, mount, route, scopes, decision, action)
-        if action in ("forwarded", "monitored"):
-            return await self._forward(request, mount, target, body, action)
-        fields = {}
-        if isinstance(route.locator, FormField):
-            form = parse_form(body)
-            fields = {} if isinstance(form, BodyError) else {k: v[0] for k, v in form.items()}
-        context = Blocked(request_id, route.channel, raw_of[blocked[0].number], params, fields)
+            self.screener.record(attempt_for(
+                request_id, upstream, route.channel, "outbound", scopes, decision,
+                "removed" if action == "partial" else action))
+        if action == "monitored":
+            return await self._send(request, mount, rest + _query(message.query),
+                                    message.body, action)
+        if rewritten is not None:
+            return await self._send(request, mount, rest + _query(rewritten.query),
+                                    rewritten.body, action,
+                                    {REMOVED_HEADER: str(len(blocked_numbers))})
+        first = next(raw for raw in parsed if raw in blocked_raws)
+        context = Blocked(request_id, route.channel, first, params, message,
+                          tuple(blocked_raws))
         reply = mount.preset.reject(context) if action == "rejected" else \
             mount.preset.skip(context)
         return to_response(reply, action)
 
-    def _log_attempt(self, request_id: str, mount: Mount, route: Route,
-                     scopes: tuple[str, ...], decision: Decision, action: str) -> None:
-        cause = decision.cause
-        attempt = BlockedAttempt(
-            request_id=request_id, upstream=mount.upstream.name, channel=route.channel,
-            direction="outbound", number=decision.number, scopes=",".join(scopes),
-            scope=cause.scope if cause else "", list=cause.list if cause else "",
-            entry=cause.entry if cause else "", action=action)
-        self.resources.spawn(self._append(attempt))
 
-    async def _append(self, attempt: BlockedAttempt) -> None:
-        try:
-            await self.resources.store.append_attempt(attempt)
-        except StoreUnavailable as exc:
-            self.metrics.store_errors.labels("append_attempt").inc()
-            self.log.error("store_unavailable", request_id=attempt.request_id,
-                           operation="append_attempt", error=str(exc))
-
-    async def _forward(self, request: web.Request, mount: Mount, target: str, body: bytes,
-                       decision: str | None) -> web.StreamResponse:
-        request_id = request[REQUEST_ID]
-        name = mount.upstream.name
-        url = URL(mount.upstream.url + target, encoded=True)
-        session = self.resources.sessions[name]
-        started = time.perf_counter()
-        try:
-            upstream = await session.request(
-                request.method, url, headers=forward_headers(request), data=body or None,
-                allow_redirects=False, timeout=mount.timeout,
-                skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
-            )
-        except TimeoutError:
-            return self._upstream_failed(name, "timeout", 504, "upstream_timeout",
-                                         f"The upstream '{name}' did not answer in time.",
-                                         request_id, decision)
-        except aiohttp.ClientError as exc:
-            self.log.warning("upstream_error", request_id=request_id, upstream=name,
-                             error=type(exc).__name__)
-            return self._upstream_failed(name, "unavailable", 502, "upstream_unavailable",
-                                         f"The upstream '{name}' could not be reached.",
-                                         request_id, decision)
-        async with upstream:
-            headers = reply_headers(upstream.headers)
-            if decision is not None:
-                headers[DECISION_HEADER] = decision
-            length = upstream.content_length
-            if length is not None and length <= _BUFFER_LIMIT:
-                try:
-                    payload = await upstream.read()
-                except (TimeoutError, aiohttp.ClientError):
-                    return self._upstream_failed(name, "broken_reply", 502,
-                                                 "upstream_unavailable",
-                                                 f"The upstream '{name}' reply broke off.",
-                                                 request_id, decision)
-                self.metrics.upstream_duration.labels(name).observe(
-                    time.perf_counter() - started)
-                return web.Response(status=upstream.status, reason=upstream.reason,
-                                    body=payload, headers=headers)
-            self.metrics.upstream_duration.labels(name).observe(time.perf_counter() - started)
-            headers["X-Request-Id"] = request_id
-            response = web.StreamResponse(status=upstream.status, reason=upstream.reason,
-                                          headers=headers)
-            await response.prepare(request)
-            try:
-                async for chunk in upstream.content.iter_chunked(65536):
-                    await response.write(chunk)
-            except (TimeoutError, aiohttp.ClientError) as exc:
-                # Headers are gone already: the client sees a cut-off reply, never a retry.
-                self.metrics.upstream_errors.labels(name, "broken_reply").inc()
-                self.log.warning("upstream_error", request_id=request_id, upstream=name,
-                                 error=type(exc).__name__, during="reply")
-                if request.transport is not None:
-                    request.transport.close()
-                return response
-            await response.write_eof()
-            return response
-
-    def _upstream_failed(self, name: str, kind: str, status: int, code: str, message: str,
-                         request_id: str, decision: str | None) -> web.Response:
-        self.metrics.upstream_errors.labels(name, kind).inc()
-        return error_response(status, code, message, request_id, decision)
+def _query(query: str) -> str:
+    return f"?{query}" if query else ""
 
 
-def create_proxy_routes(app: web.Application) -> None:
-    """Install the catch-all handler; mounts are resolved once, here."""
+def create_proxy_routes(app: web.Application, screener: Screener) -> None:
+    """Install the catch-all handler (last); mounts are resolved once, here."""
     resources = app[RESOURCES]
-    proxy = Proxy(resources, tuple(Mount.build(u) for u in resources.config.upstreams))
+    proxy = Proxy(resources, screener,
+                  tuple(Mount.build(u) for u in resources.config.upstreams))
     app.router.add_route("*", "/{tail:.*}", proxy.handle)
-

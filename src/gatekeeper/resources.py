@@ -43,7 +43,8 @@ class Resources:
         return self._store
 
     async def start(self) -> None:
-        """Start the embedded store if configured, connect, open one session per upstream."""
+        """Start the embedded store if configured, connect, open one session per upstream
+        and per webhook application."""
         client = self._client
         if client is None:
             url = self.config.redis.url
@@ -63,8 +64,9 @@ class Resources:
         except StoreUnavailable as exc:
             # Not fatal: /readyz reports it and store.on_error governs requests meanwhile.
             self.log.warning("store_unavailable", operation="prepare", error=str(exc))
-        for upstream in self.config.upstreams:
-            self.sessions[upstream.name] = aiohttp.ClientSession(
+        for name in [u.name for u in self.config.upstreams] + \
+                [h.name for h in self.config.webhooks]:
+            self.sessions[name] = aiohttp.ClientSession(
                 # Bodies pass through byte for byte, compressed or not.
                 auto_decompress=False,
                 connector=aiohttp.TCPConnector(limit=256),

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import hmac
+import json
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, cast
 
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
-from gatekeeper.config import CHANNELS
+from gatekeeper.config import CHANNELS, Channel
 from gatekeeper.numbers import (
     Entry,
     EntryError,
@@ -23,7 +26,7 @@ from gatekeeper.observability import REQUEST_ID
 from gatekeeper.policy import ListName, decide
 from gatekeeper.replies import error_response
 from gatekeeper.resources import RESOURCES, Resources
-from gatekeeper.store import Store, StoreUnavailable
+from gatekeeper.store import EntryMeta, Listed, ListItem, Store, StoreUnavailable
 
 MAX_ENTRIES_PER_CALL = 10_000
 MAX_PAGE = 1000
@@ -97,8 +100,27 @@ class EntriesBody:
     """A validated add/remove body."""
 
     scope: str
-    entries: tuple[str, ...]
+    items: tuple[ListItem, ...]
     failed: tuple[EntryError, ...]
+
+
+def _item(raw: object, region: str | None) -> ListItem | EntryError:
+    """A body entry: `"+33*"` (every channel) or `{"entry": "+33*", "channel": "voice"}`."""
+    channel: object = "both"
+    if isinstance(raw, dict):
+        unknown = sorted(set(raw) - {"entry", "channel"})
+        if unknown:
+            return EntryError(json.dumps(raw), f"unknown field {unknown[0]!r}")
+        channel = raw.get("channel", "both")
+        raw = raw.get("entry")
+    if not isinstance(raw, str):
+        return EntryError(json.dumps(raw), "an entry is a string or {entry, channel}")
+    if channel not in (*CHANNELS, "both"):
+        return EntryError(raw, "channel must be sms, voice or both")
+    parsed = parse_entry(raw, region)
+    if isinstance(parsed, EntryError):
+        return parsed
+    return ListItem(parsed.value, None if channel == "both" else cast(Channel, channel))
 
 
 async def _entries_body(request: web.Request) -> EntriesBody:
@@ -111,20 +133,22 @@ async def _entries_body(request: web.Request) -> EntriesBody:
     unknown = sorted(set(raw) - {"entries", "scope", "region"})
     if unknown:
         raise BadRequest("invalid_body", f"Unknown field {unknown[0]!r}.")
-    items = raw.get("entries")
-    if not isinstance(items, list) or not items or not all(isinstance(i, str) for i in items):
-        raise BadRequest("invalid_body", "'entries' must be a non-empty array of strings.")
-    if len(items) > MAX_ENTRIES_PER_CALL:
+    entries = raw.get("entries")
+    if not isinstance(entries, list) or not entries or \
+            not all(isinstance(i, str | dict) for i in entries):
+        raise BadRequest("invalid_body", "'entries' must be a non-empty array of strings "
+                         "or {entry, channel} objects.")
+    if len(entries) > MAX_ENTRIES_PER_CALL:
         raise BadRequest("too_many_entries",
                          f"At most {MAX_ENTRIES_PER_CALL} entries per call.")
     scope = _scope(raw.get("scope", "global"))
     region = _region(raw.get("region"))
-    good: list[str] = []
+    good: list[ListItem] = []
     failed: list[EntryError] = []
-    for item in items:
-        parsed = parse_entry(item, region)
-        if isinstance(parsed, Entry):
-            good.append(parsed.value)
+    for entry in entries:
+        parsed = _item(entry, region)
+        if isinstance(parsed, ListItem):
+            good.append(parsed)
         else:
             failed.append(parsed)
     return EntriesBody(scope, tuple(dict.fromkeys(good)), tuple(failed))
@@ -134,28 +158,57 @@ def _failed(errors: tuple[EntryError, ...]) -> list[dict[str, str]]:
     return [{"entry": e.entry, "reason": e.reason} for e in errors]
 
 
+def shown(item: ListItem) -> str | dict[str, str]:
+    """An entry as replies show it: the string, or {entry, channel} when channel-limited."""
+    return item.entry if item.channel is None else {"entry": item.entry,
+                                                     "channel": item.channel}
+
+
+def _iso(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="seconds")
+
+
+def listed(entry: Listed) -> dict[str, Any]:
+    """A listing row: entry, channel and what is known of its origin."""
+    row: dict[str, Any] = {"entry": entry.item.entry, "channel": entry.item.channel or "both"}
+    if entry.meta is not None:
+        row |= {"source": entry.meta.source, "added_at": _iso(entry.meta.added_at)}
+        if entry.meta.added_by:
+            row["added_by"] = entry.meta.added_by
+        if entry.meta.note:
+            row["note"] = entry.meta.note
+    return row
+
+
 async def add_entries(request: web.Request) -> web.Response:
     """POST /lists/{list}/entries: add entries (idempotent)."""
     resources = request.app[RESOURCES]
     body = await _entries_body(request)
-    added, existing = await resources.store.add(_list_name(request), body.scope, body.entries)
+    added, existing = await resources.store.add(
+        _list_name(request), body.scope, body.items,
+        EntryMeta(source="api", added_at=time.time(), added_by="admin"))
     resources.log.info("list_changed", key_name="admin", scope=body.scope,
                        list=_list_name(request), op="add", added=len(added),
                        existing=len(existing), failed=len(body.failed))
-    return web.json_response({"added": added, "existing": existing,
+    return web.json_response({"added": [shown(i) for i in added],
+                              "existing": [shown(i) for i in existing],
                               "failed": _failed(body.failed)})
 
 
 async def remove_entries(request: web.Request) -> web.Response:
-    """DELETE /lists/{list}/entries: remove entries (idempotent)."""
+    """DELETE /lists/{list}/entries: remove entries (idempotent).
+
+    A plain entry removes it for every channel; `{entry, channel}` only that channel's.
+    """
     resources = request.app[RESOURCES]
     body = await _entries_body(request)
     removed, missing = await resources.store.remove(_list_name(request), body.scope,
-                                                    body.entries)
+                                                    body.items, every_channel=True)
     resources.log.info("list_changed", key_name="admin", scope=body.scope,
                        list=_list_name(request), op="remove", removed=len(removed),
                        missing=len(missing), failed=len(body.failed))
-    return web.json_response({"removed": removed, "missing": missing,
+    return web.json_response({"removed": [shown(i) for i in removed],
+                              "missing": [shown(i) for i in missing],
                               "failed": _failed(body.failed)})
 
 
@@ -171,11 +224,12 @@ async def list_entries(request: web.Request) -> web.Response:
         raise BadRequest("invalid_limit", f"'limit' must be between 1 and {MAX_PAGE}.")
     page = await request.app[RESOURCES].store.page(_list_name(request), scope,
                                                    query.get("cursor") or None, limit)
-    return web.json_response({"entries": list(page.entries), "next_cursor": page.next_cursor})
+    return web.json_response({"entries": [listed(e) for e in page.entries],
+                              "next_cursor": page.next_cursor})
 
 
-async def explain(store: Store, number: str, scopes: list[str], region: str | None
-                  ) -> dict[str, Any] | None:
+async def explain(store: Store, number: str, scopes: list[str], region: str | None,
+                  channel: Channel | None = None) -> dict[str, Any] | None:
     """The decision for a number with its reasons, or None if it is not a number.
 
     Numbers that are E.164 by syntax but not possible (`+30123456789`) are still checked,
@@ -189,15 +243,15 @@ async def explain(store: Store, number: str, scopes: list[str], region: str | No
             return None
         e164 = entry.value
     applicable = list(dict.fromkeys(["global", *scopes]))
-    matches = await store.lookup([e164], applicable)
+    matches = await store.lookup([e164], applicable, channel)
     decision = decide(e164, applicable, matches[e164])
     return {
         "number": e164,
         "possible": destination.kind == "phone",
         "decision": decision.verdict,
         "scopes": applicable,
-        "matched": [{"scope": m.scope, "list": m.list, "entry": m.entry}
-                    for m in decision.matched],
+        "matched": [{"scope": m.scope, "list": m.list, "entry": m.entry,
+                     "channel": m.channel or "both"} for m in decision.matched],
     }
 
 
@@ -214,7 +268,7 @@ async def check(request: web.Request) -> web.Response:
     if channel is not None and channel not in CHANNELS:
         raise BadRequest("invalid_channel", f"'channel' must be one of {', '.join(CHANNELS)}.")
     result = await explain(request.app[RESOURCES].store, number, scopes,
-                           _region(query.get("region")))
+                           _region(query.get("region")), channel)
     if result is None:
         raise BadRequest("invalid_phone_number", f"Not a phone number: {number!r}.")
     if channel is not None:

@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
-from gatekeeper.providers import generic, twilio
+from gatekeeper.providers import (
+    generic,
+    iletimerkezi,
+    infobip,
+    messagebird,
+    plivo,
+    prelude,
+    sinch,
+    telnyx,
+    twilio,
+    vonage,
+)
 from gatekeeper.providers.base import Preset
 
 PRESETS: dict[str, Preset] = {
-    twilio.PRESET.name: twilio.PRESET,
-    generic.PRESET.name: generic.PRESET,
+    module.PRESET.name: module.PRESET
+    for module in (twilio, generic, vonage, plivo, telnyx, sinch, infobip, messagebird,
+                   iletimerkezi, prelude)
 }
 
 __all__ = ["PRESETS", "Preset"]

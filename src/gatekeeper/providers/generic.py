@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 
 from gatekeeper.config import RouteConfig, UpstreamConfig
 from gatekeeper.providers.base import (
@@ -10,10 +11,13 @@ from gatekeeper.providers.base import (
     FormField,
     JsonPath,
     Locator,
+    Message,
     Reply,
     Route,
+    basic_user,
     gatekeeper_error,
     json_reply,
+    token_digest,
 )
 
 _PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -41,10 +45,16 @@ class GenericPreset:
     """Any JSON or form gateway described entirely in config."""
 
     name = "generic"
+    msisdn = False
+    default_region: str | None = None
 
     def routes(self, upstream: UpstreamConfig) -> tuple[Route, ...]:
         return tuple(Route(r.method, compile_path(r.path), r.channel, _locator(r))
                      for r in upstream.routes)
+
+    def identities(self, message: Message, path_params: Mapping[str, str]) -> tuple[str, ...]:
+        found = (basic_user(message.headers), token_digest(message.headers))
+        return tuple(i for i in found if i)
 
     def reject(self, blocked: Blocked) -> Reply:
         return gatekeeper_error(403, "destination_blocked",

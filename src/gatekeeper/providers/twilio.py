@@ -10,15 +10,29 @@ skip: 201 with a resource whose status is `canceled`.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from email.utils import formatdate
 from uuid import uuid4
 
 from gatekeeper.config import UpstreamConfig
-from gatekeeper.providers.base import Blocked, FormField, Reply, Route, json_reply
+from gatekeeper.providers.base import (
+    Blocked,
+    FormField,
+    Message,
+    Reply,
+    Route,
+    basic_user,
+    json_reply,
+    parse_form,
+)
 
 API_VERSION = "2010-04-01"
 BLOCKED_CODE = 21610  # "Attempt to send to unsubscribed recipient"
 _ACCOUNT = rf"^/{API_VERSION}/Accounts/(?P<account_sid>[^/]+)"
+# A blocked inbound caller: refused before answering, so the call is not billed.
+INBOUND_REJECT = Reply(
+    200, b'<?xml version="1.0" encoding="UTF-8"?><Response><Reject reason="rejected"/>'
+    b"</Response>", "text/xml")
 _TO = FormField("To")
 
 
@@ -26,6 +40,8 @@ class TwilioPreset:
     """Twilio's Messages and Calls resources."""
 
     name = "twilio"
+    msisdn = False
+    default_region: str | None = None
 
     def routes(self, upstream: UpstreamConfig) -> tuple[Route, ...]:
         suffix = r"(\.json|\.xml)?$"
@@ -37,6 +53,11 @@ class TwilioPreset:
                                      re.I), "voice", _TO),
         )
 
+    def identities(self, message: Message, path_params: Mapping[str, str]) -> tuple[str, ...]:
+        """The account SID in the path and the Basic user (an account SID or API key)."""
+        found = (path_params.get("account_sid"), basic_user(message.headers))
+        return tuple(dict.fromkeys(i for i in found if i))
+
     def reject(self, blocked: Blocked) -> Reply:
         return json_reply(403, {
             "code": BLOCKED_CODE,
@@ -47,6 +68,8 @@ class TwilioPreset:
 
     def skip(self, blocked: Blocked) -> Reply:
         account = blocked.path_params.get("account_sid", "")
+        form = parse_form(blocked.message.body)
+        fields = {} if not isinstance(form, dict) else {k: v[0] for k, v in form.items()}
         kind, sid_prefix = ("Messages", "SM") if blocked.channel == "sms" else ("Calls", "CA")
         sid = sid_prefix + uuid4().hex
         now = formatdate(usegmt=True)
@@ -54,7 +77,7 @@ class TwilioPreset:
             "sid": sid,
             "account_sid": account,
             "to": blocked.destination,
-            "from": blocked.fields.get("From"),
+            "from": fields.get("From"),
             "status": "canceled",
             "direction": "outbound-api",
             "api_version": API_VERSION,
@@ -65,7 +88,7 @@ class TwilioPreset:
             "uri": f"/{API_VERSION}/Accounts/{account}/{kind}/{sid}.json",
         }
         if blocked.channel == "sms":
-            resource |= {"body": blocked.fields.get("Body", ""), "num_segments": "0",
+            resource |= {"body": fields.get("Body", ""), "num_segments": "0",
                          "price": None}
         return json_reply(201, resource)
 

@@ -1,0 +1,224 @@
+"""The `prelude` preset: Prelude's v2 API (api.prelude.dev), Verify and Notify.
+
+Sends (JSON bodies, Bearer token), all on the sms channel:
+- POST `/v2/verification`: `target: {"type", "value"}`. Only a `phone_number` target is
+  a phone; an `email_address` target is reported as `client:email_address`, which is no
+  phone number, so it is forwarded. Any other or missing type is checked as a phone (fail
+  safe). A verification may end up on WhatsApp, RCS or a voice call depending on its
+  options and Prelude's routing; the route is counted as sms, the common case.
+- POST `/v2/notify` (`to`, one number), `/v2/notify/batch` (`to: [...]`, blocked numbers
+  removed from the array), `/v2/notify/reply` (a WhatsApp reply, `to`) and the deprecated
+  POST `/v2/transactional` (`to`), which the SDK still sends.
+`/v2/verification/check`, lookups, Watch and the management API send nothing and pass.
+
+Replies follow the SDK (prelude-python-sdk 0.16). A blocked verification is not an error
+there: Prelude answers 200 with `status: "blocked"` (reason `in_block_list`, the one its
+own block list gives) and the SDK returns it as a normal result; skip answers the success
+shape (`status: "success"`). The message sends reject with 400 `{"code", "message",
+"type": "bad_request", "request_id"}` (the SDK raises `BadRequestError`); the code is
+`blocked_number`, Prelude's documented code for "the phone number is in the blocklist".
+Their skip replies carry the endpoint's success shape with generated ids; the batch one
+honestly lists every recipient with `success: false`.
+
+Identities: `sha256:<hex>` of the Bearer token.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from gatekeeper.config import UpstreamConfig
+from gatekeeper.providers.base import (
+    Blocked,
+    BodyError,
+    JsonPath,
+    Message,
+    Recipients,
+    Reply,
+    Route,
+    json_reply,
+    load_json,
+    token_digest,
+)
+
+BLOCKED_CODE = "blocked_number"
+BLOCKED_TEXT = "The phone number is in the block list; the message was not sent."
+# What an email verification target is reported as: not a phone number, so forwarded.
+EMAIL_TARGET = "client:email_address"
+_TO = JsonPath("to")
+_CROCKFORD = "0123456789abcdefghjkmnpqrstvwxyz"
+# Channels the SDK's verification response may list (a Literal there).
+_VERIFY_CHANNELS = frozenset({"rcs", "silent", "sms", "telegram", "viber", "voice", "whatsapp",
+                              "zalo"})
+
+
+def new_id(prefix: str) -> str:
+    """A Prelude-style id: prefix, then a lower-case ULID (`vrf_01jc0t6fwwfgfsq1md24mhyztj`)."""
+    value = (time.time_ns() // 1_000_000) << 80 | secrets.randbits(80)
+    chars = [_CROCKFORD[(value >> shift) & 31] for shift in range(125, -1, -5)]
+    return prefix + "".join(chars)
+
+
+def _rfc3339(moment: datetime) -> str:
+    return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+@dataclass(frozen=True, slots=True)
+class VerificationTarget:
+    """The `target` of a verification: its value when it is a phone number."""
+
+    def find(self, message: Message) -> Recipients | BodyError:
+        doc = load_json(message.body)
+        if isinstance(doc, BodyError):
+            return doc
+        target = doc.get("target") if isinstance(doc, dict) else None
+        if target is None:
+            return BodyError("missing_destination", "no destination at 'target'")
+        if not isinstance(target, dict):
+            return BodyError("invalid_destination_field", "'target' is not an object")
+        value = target.get("value")
+        if not isinstance(value, str) or not value.strip():
+            return BodyError("invalid_destination_field", "'target.value' is not a string")
+        if target.get("type") == "email_address":
+            return Recipients((EMAIL_TARGET,))
+        # One recipient: it is never removed on its own, the whole request is decided.
+        return Recipients((value,))
+
+
+def _body(blocked: Blocked) -> dict[str, object]:
+    doc = load_json(blocked.message.body)
+    return doc if isinstance(doc, dict) else {}
+
+
+def _text(doc: Mapping[str, object], key: str) -> str | None:
+    value = doc.get(key)
+    return value if isinstance(value, str) else None
+
+
+def _strings(doc: Mapping[str, object], key: str) -> dict[str, str]:
+    value = doc.get(key)
+    if not isinstance(value, dict):
+        return {}
+    return {k: v for k, v in value.items() if isinstance(k, str) and isinstance(v, str)}
+
+
+def _verification(blocked: Blocked, status: str) -> Reply:
+    """The Verify response: `blocked` for reject, `success` for skip (both HTTP 200)."""
+    doc = _body(blocked)
+    options = doc.get("options")
+    options = options if isinstance(options, dict) else {}
+    voice = options.get("method") == "voice"
+    reply: dict[str, object] = {
+        "id": new_id("vrf_"),
+        "method": "voice" if voice else "message",
+        "status": status,
+        "request_id": blocked.request_id,
+    }
+    if status == "blocked":
+        reply["reason"] = "in_block_list"  # no channel was used
+    else:
+        preferred = options.get("preferred_channel")
+        listed = options.get("channels")
+        first = listed[0] if isinstance(listed, list) and listed else preferred
+        channel = "voice" if voice else first if first in _VERIFY_CHANNELS else "sms"
+        reply["channels"] = [channel]
+    metadata = doc.get("metadata")
+    if isinstance(metadata, dict) and isinstance(metadata.get("correlation_id"), str):
+        reply["metadata"] = {"correlation_id": metadata["correlation_id"]}
+    return json_reply(200, reply)
+
+
+def _batch(blocked: Blocked) -> Reply:
+    """The batch response with every recipient refused, none sent."""
+    doc = _body(blocked)
+    listed = doc.get("to")
+    numbers = [n for n in listed if isinstance(n, str)] if isinstance(listed, list) else []
+    ordered = [n for n in dict.fromkeys(numbers) if n in blocked.destinations]
+    ordered += [n for n in blocked.destinations if n not in ordered]
+    results = [{"phone_number": number, "success": False,
+                "error": {"code": BLOCKED_CODE, "message": BLOCKED_TEXT}} for number in ordered]
+    reply: dict[str, object] = {
+        "total_count": len(results), "success_count": 0, "error_count": len(results),
+        "results": results, "request_id": blocked.request_id,
+        "template_id": _text(doc, "template_id"), "variables": _strings(doc, "variables"),
+    }
+    if _text(doc, "callback_url") is not None:
+        reply["callback_url"] = doc["callback_url"]
+    return json_reply(200, reply)
+
+
+def _message(blocked: Blocked, endpoint: str) -> Reply:
+    """The message resource `/v2/notify`, `/v2/transactional` or `/v2/notify/reply` returns."""
+    doc = _body(blocked)
+    now = datetime.now(UTC)
+    reply: dict[str, object] = {
+        "id": new_id("tx_" if endpoint == "transactional" else "msg_"),
+        "to": blocked.destination,
+        "created_at": _rfc3339(now),
+    }
+    if endpoint == "reply":
+        reply |= {"reply_to": _text(doc, "reply_to") or "", "text": _text(doc, "text") or ""}
+    else:
+        reply |= {
+            "template_id": _text(doc, "template_id") or "",
+            "variables": _strings(doc, "variables"),
+            "expires_at": _text(doc, "expires_at") or _rfc3339(now + timedelta(days=1)),
+        }
+        for key in ("from", "schedule_at"):
+            if _text(doc, key) is not None:
+                reply[key] = doc[key]
+    for key in ("callback_url", "correlation_id"):
+        if _text(doc, key) is not None:
+            reply[key] = doc[key]
+    return json_reply(200, reply)
+
+
+def _endpoint(blocked: Blocked) -> str:
+    return (blocked.path_params.get("endpoint") or "").lower()
+
+
+class PreludePreset:
+    """Prelude's Verify and Notify sends."""
+
+    name = "prelude"
+    msisdn = False
+    default_region: str | None = None
+
+    def routes(self, upstream: UpstreamConfig) -> tuple[Route, ...]:
+        def path(pattern: str) -> re.Pattern[str]:
+            return re.compile(f"^/v2/{pattern}$", re.I)
+
+        return (
+            Route("POST", path(r"(?P<endpoint>verification)"), "sms", VerificationTarget()),
+            Route("POST", path(r"(?P<endpoint>notify)"), "sms", _TO),
+            Route("POST", path(r"notify/(?P<endpoint>batch)"), "sms", _TO),
+            Route("POST", path(r"notify/(?P<endpoint>reply)"), "sms", _TO),
+            Route("POST", path(r"(?P<endpoint>transactional)"), "sms", _TO),
+        )
+
+    def identities(self, message: Message, path_params: Mapping[str, str]) -> tuple[str, ...]:
+        """The digest of the Bearer API token."""
+        digest = token_digest(message.headers)
+        return (digest,) if digest else ()
+
+    def reject(self, blocked: Blocked) -> Reply:
+        if _endpoint(blocked) == "verification":
+            return _verification(blocked, "blocked")
+        return json_reply(400, {"code": BLOCKED_CODE, "message": BLOCKED_TEXT,
+                                "type": "bad_request", "request_id": blocked.request_id})
+
+    def skip(self, blocked: Blocked) -> Reply:
+        endpoint = _endpoint(blocked)
+        if endpoint == "verification":
+            return _verification(blocked, "success")
+        if endpoint == "batch":
+            return _batch(blocked)
+        return _message(blocked, endpoint)
+
+
+PRESET = PreludePreset()

@@ -1,0 +1,159 @@
+"""The `sinch` preset: the Sinch SMS REST API (`https://{region}.sms.api.sinch.com`).
+
+Routes below `/xms/v1/{service_plan_id}` (a project id on the `zt.` OAuth hosts), JSON:
+- POST `/batches` (send), PUT `/batches/{id}` (replace): recipients in `to` (up to 1000).
+- POST `/batches/{id}` (update a scheduled batch): recipients added by `to_add`; an
+  update without `to_add` adds nobody and is forwarded unchecked.
+- POST `/batches/dry_run`: sends nothing, but is checked like a send (decision): the dry
+  run then predicts what the real send would do, recipients removed included.
+- POST `/groups`, PUT `/groups/{id}` (`members`), POST `/groups/{id}` (`add`): group
+  members receive every batch sent to the group, and a batch to a group ID cannot be
+  checked, so members are checked when they are added (decision).
+`to` may hold group IDs next to numbers; those are reported as `client:group:<id>` (not
+a phone number, forwarded). Numbers are MSISDNs with or without `+` (msisdn = True).
+Reject: 403 `{"code": "forbidden", "text": ...}`, which the SDK raises as its
+`SmsException`. Skip: the object Sinch would return (batch, dry-run result or group)
+with generated ids; a skipped batch says `"canceled": true`, since nothing will be sent.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from gatekeeper.config import UpstreamConfig
+from gatekeeper.providers.base import (
+    Blocked,
+    BodyError,
+    JsonPath,
+    Message,
+    Recipients,
+    Reply,
+    Route,
+    json_reply,
+    load_json,
+    token_digest,
+)
+
+_PLAN = r"^/xms/v1/(?P<service_plan_id>[^/]+)"
+# Sinch group IDs are ULIDs (26 Crockford base32 characters); no phone number has letters.
+_GROUP_ID = re.compile(r"(?=[0-9]*[A-Za-z])[0-9A-Za-z]{20,40}")
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+# Fields of a batch request that Sinch echoes in the batch it returns.
+_ECHOED = ("from", "body", "type", "udh", "parameters", "delivery_report", "send_at",
+           "expire_at", "callback_url", "client_reference", "feedback_enabled",
+           "flash_message", "truncate_concat", "max_number_of_message_parts", "from_ton",
+           "from_npi")
+
+
+@dataclass(frozen=True, slots=True)
+class SinchRecipients:
+    """Recipients in a top-level JSON array (`to`, `to_add`, `members`, `add`).
+
+    Group IDs become `client:group:<id>`; with `optional`, an absent, null or empty
+    field means the request adds no recipient (an update that only changes the text).
+    """
+
+    field: str
+    optional: bool = False
+
+    def find(self, message: Message) -> Recipients | BodyError:
+        if self.optional:
+            doc = load_json(message.body)
+            if isinstance(doc, BodyError):
+                return doc
+            if isinstance(doc, dict) and doc.get(self.field) is None:
+                return Recipients(())
+        found = JsonPath(self.field).find(message)
+        if isinstance(found, BodyError):
+            if self.optional and found.code == "missing_destination":
+                return Recipients(())
+            return found
+        # Only phone numbers are ever blocked, so the remover sees the raw values unchanged.
+        values = tuple(f"client:group:{v}" if _GROUP_ID.fullmatch(v) else v
+                       for v in found.values)
+        return Recipients(values, found.remover)
+
+
+def new_id() -> str:
+    """A ULID-shaped id (48-bit milliseconds + 80 random bits), as Sinch's ids are."""
+    value = (int(time.time() * 1000) << 80) | int.from_bytes(os.urandom(10), "big")
+    return "".join(_CROCKFORD[(value >> shift) & 31] for shift in range(125, -1, -5))
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class SinchPreset:
+    """Sinch SMS batches and groups (service plan id or project id in the path)."""
+
+    name = "sinch"
+    msisdn = True
+    default_region: str | None = None
+
+    def routes(self, upstream: UpstreamConfig) -> tuple[Route, ...]:
+        batches = _PLAN + r"/(?P<resource>batches)"
+        groups = _PLAN + r"/(?P<resource>groups)"
+        to = SinchRecipients("to")
+        return (
+            # Before `/batches/{id}`, which would otherwise take `dry_run` for an id.
+            Route("POST", re.compile(batches + r"/(?P<dry_run>dry_run)$", re.I), "sms", to),
+            Route("POST", re.compile(batches + "$", re.I), "sms", to),
+            Route("PUT", re.compile(batches + r"/(?P<batch_id>[^/]+)$", re.I), "sms", to),
+            Route("POST", re.compile(batches + r"/(?P<batch_id>[^/]+)$", re.I), "sms",
+                  SinchRecipients("to_add", optional=True)),
+            Route("POST", re.compile(groups + "$", re.I), "sms",
+                  SinchRecipients("members", optional=True)),
+            Route("PUT", re.compile(groups + r"/(?P<group_id>[^/]+)$", re.I), "sms",
+                  SinchRecipients("members", optional=True)),
+            Route("POST", re.compile(groups + r"/(?P<group_id>[^/]+)$", re.I), "sms",
+                  SinchRecipients("add", optional=True)),
+        )
+
+    def identities(self, message: Message, path_params: Mapping[str, str]) -> tuple[str, ...]:
+        """The service plan (or project) id in the path and the Bearer token's digest."""
+        found = (path_params.get("service_plan_id"), token_digest(message.headers))
+        return tuple(dict.fromkeys(i for i in found if i))
+
+    def reject(self, blocked: Blocked) -> Reply:
+        return json_reply(403, {
+            "code": "forbidden",
+            "text": "The recipient is on a block list: the request was not sent.",
+        })
+
+    def skip(self, blocked: Blocked) -> Reply:
+        doc = load_json(blocked.message.body)
+        request = doc if isinstance(doc, dict) else {}
+        params = blocked.path_params
+        now = _now()
+        if params.get("resource", "").lower() == "groups":
+            group_id = params.get("group_id")
+            group = {"id": group_id or new_id(), "name": request.get("name"),
+                     "created_at": now, "modified_at": now,
+                     "child_groups": request.get("child_groups") or []}
+            # A new group has no member; an existing group's size is not known here.
+            return json_reply(200, group) if group_id else json_reply(201, group | {"size": 0})
+        if "dry_run" in params:
+            return json_reply(200, {"number_of_recipients": 0, "number_of_messages": 0})
+        batch_id = params.get("batch_id")
+        batch = {key: request[key] for key in _ECHOED if key in request}
+        # A replace names the whole `to`; an update only the recipients it adds.
+        recipients = request.get("to", request.get("to_add"))
+        batch |= {
+            "id": batch_id or new_id(),
+            "to": recipients if isinstance(recipients, list) else [blocked.destination],
+            "type": batch.get("type") or "mt_text",
+            "canceled": True,
+            "created_at": now,
+            "modified_at": now,
+        }
+        # Sinch answers 201 to a new batch, 200 to a replaced or updated one.
+        return json_reply(200 if batch_id else 201, batch)
+
+
+PRESET = SinchPreset()

@@ -1,0 +1,196 @@
+"""The `telnyx` preset: Telnyx Messaging and Call Control (API v2).
+
+Routes (JSON, recipients in `to`):
+- sms: POST `/v2/messages` and its sender variants `/v2/messages/{long_code, short_code,
+  number_pool, alphanumeric_sender_id}`, plus `/v2/messages/schedule` (a send, later),
+  `/v2/messages/whatsapp` and `/v2/messages/rcs`: `to` is one string, so a blocked
+  recipient refuses the whole send. `/v2/messages/group_mms` takes a `to` array (up to
+  eight): a partly blocked group goes out to the others.
+- voice: POST `/v2/calls` (Call Control dial), `to` a string or an array (simultaneous
+  ring); a partly blocked array is dialled without the blocked numbers.
+Sender variants are matched with `-` or `_` and in any case, so an odd spelling of the
+path cannot slip past.
+
+Decisions: Telnyx writes every number as +E.164 (`msisdn = False`; digits alone are
+national numbers in the upstream's region, or invalid). A dial string may end in DTMF
+digits (`+18004247767,ww200`): the number before the comma is what is checked. A
+WhatsApp `to` may be a business-scoped user id (`US.13491208655302741918`), which has no
+number: it is reported as `client:whatsapp-bsuid:...`, not a phone number, and passes.
+
+Identity: `sha256:` digest of the Bearer API key. Reject: 422 `{"errors": [...]}` with
+Telnyx's block-rule code 40300 (the SDK raises `UnprocessableEntityError`; 422, not the
+409 Telnyx uses for its own block rules, because the SDK retries a 409). Skip: 200 with
+the message resource, each recipient `sending_failed` and the block in `errors` (the
+honest status the shape allows), or a call resource with `is_alive: false`.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from uuid import uuid4
+
+from gatekeeper.config import UpstreamConfig
+from gatekeeper.providers.base import (
+    Blocked,
+    BodyError,
+    JsonPath,
+    Locator,
+    Message,
+    Recipients,
+    Reply,
+    Route,
+    json_reply,
+    load_json,
+    token_digest,
+)
+
+BLOCKED_CODE = "40300"  # Telnyx: "Blocked due to STOP message" (an existing block rule)
+_TO = JsonPath("to")
+_BSUID = re.compile(r"[A-Za-z]{2}\.[0-9A-Za-z]+")
+# `/v2/messages/<sender>` variants that take one `to` string like `/v2/messages`.
+_SENDERS = ("long_code", "short_code", "number_pool", "alphanumeric_sender_id", "schedule",
+            "rcs")
+# The message `type` a variant implies when the body names none.
+_KINDS = {"whatsapp": "WHATSAPP", "rcs": "RCS", "group_mms": "MMS"}
+
+
+@dataclass(frozen=True, slots=True)
+class Converted:
+    """Recipients checked in a converted form; removal maps them back to the raw ones."""
+
+    inner: Locator
+    convert: Callable[[str], str]
+
+    def find(self, message: Message) -> Recipients | BodyError:
+        found = self.inner.find(message)
+        if isinstance(found, BodyError):
+            return found
+        raws = found.values
+
+        def remove(blocked: frozenset[str]) -> Message | None:
+            return found.without(frozenset(r for r in raws if self.convert(r) in blocked))
+
+        return Recipients(tuple(self.convert(r) for r in raws), remove)
+
+
+def dialled(value: str) -> str:
+    """The destination of a dial string, without the DTMF digits after a comma."""
+    head = value.split(",", 1)[0].strip()
+    return head or value
+
+
+def whatsapp_recipient(value: str) -> str:
+    """A WhatsApp user id (no number) as a non-phone destination; numbers unchanged."""
+    return f"client:whatsapp-bsuid:{value}" if _BSUID.fullmatch(value.strip()) else value
+
+
+def _variant(name: str) -> str:
+    return name.replace("_", "[-_]")
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _fields(message: Message) -> dict[str, object]:
+    doc = load_json(message.body)
+    return doc if isinstance(doc, dict) else {}
+
+
+def _raw_recipients(fields: Mapping[str, object], fallback: str) -> list[str]:
+    """The `to` of the request as written (string or array), in order."""
+    to = fields.get("to")
+    values = [to] if isinstance(to, str) else to if isinstance(to, list) else []
+    found = [v for v in values if isinstance(v, str) and v.strip()]
+    return found or [fallback]
+
+
+def _text(fields: Mapping[str, object], name: str) -> str | None:
+    value = fields.get(name)
+    return value if isinstance(value, str) else None
+
+
+class TelnyxPreset:
+    """Telnyx's message sends and Call Control dial."""
+
+    name = "telnyx"
+    msisdn = False
+    default_region: str | None = None
+
+    def routes(self, upstream: UpstreamConfig) -> tuple[Route, ...]:
+        senders = "|".join(_variant(s) for s in _SENDERS)
+        messages = r"^/v2/messages"
+        return (
+            Route("POST", re.compile(messages + "$", re.I), "sms", _TO),
+            Route("POST", re.compile(messages + rf"/(?P<sender>{senders})$", re.I), "sms", _TO),
+            Route("POST", re.compile(messages + r"/(?P<sender>whatsapp)$", re.I), "sms",
+                  Converted(_TO, whatsapp_recipient)),
+            Route("POST", re.compile(messages + rf"/(?P<sender>{_variant('group_mms')})$",
+                                     re.I), "sms", _TO),
+            Route("POST", re.compile(r"^/v2/calls$", re.I), "voice", Converted(_TO, dialled)),
+        )
+
+    def identities(self, message: Message, path_params: Mapping[str, str]) -> tuple[str, ...]:
+        """The digest of the Bearer API key (Telnyx v2 has no account id in requests)."""
+        digest = token_digest(message.headers)
+        return (digest,) if digest else ()
+
+    def reject(self, blocked: Blocked) -> Reply:
+        what = "Messages cannot be sent" if blocked.channel == "sms" else \
+            "Calls cannot be placed"
+        return json_reply(422, {"errors": [{
+            "code": BLOCKED_CODE,
+            "title": "Destination blocked",
+            "detail": f"{what} to this destination due to an existing block rule.",
+            "source": {"pointer": "/to"},
+            "meta": {"url": f"https://developers.telnyx.com/api/errors/{BLOCKED_CODE}"},
+        }]})
+
+    def skip(self, blocked: Blocked) -> Reply:
+        fields = _fields(blocked.message)
+        if blocked.channel == "voice":
+            call: dict[str, object] = {
+                "record_type": "call",
+                "call_control_id": "v3:" + secrets.token_urlsafe(32),
+                "call_leg_id": str(uuid4()),
+                "call_session_id": str(uuid4()),
+                "is_alive": False,
+            }
+            if (state := _text(fields, "client_state")) is not None:
+                call["client_state"] = state
+            return json_reply(200, {"data": call})
+        sender = blocked.path_params.get("sender") or ""
+        media = fields.get("media_urls")
+        kind = _text(fields, "type") or _KINDS.get(sender.lower().replace("-", "_")) or (
+            "MMS" if media else "SMS")
+        now = _now()
+        payload = {
+            "record_type": "message",
+            "id": str(uuid4()),
+            "direction": "outbound",
+            "type": kind,
+            "messaging_profile_id": _text(fields, "messaging_profile_id"),
+            "from": {"phone_number": _text(fields, "from")},
+            "to": [{"phone_number": to, "status": "sending_failed"}
+                   for to in _raw_recipients(fields, blocked.destination)],
+            "text": _text(fields, "text"),
+            "subject": _text(fields, "subject"),
+            "media": [{"url": url} for url in media if isinstance(url, str)]
+            if isinstance(media, list) else [],
+            "received_at": now,
+            "completed_at": now,
+            "sent_at": None,
+            "errors": [{
+                "code": BLOCKED_CODE,
+                "title": "Destination blocked",
+                "detail": "The message was not sent: the destination is on a block list.",
+            }],
+        }
+        return json_reply(200, {"data": payload})
+
+
+PRESET = TelnyxPreset()

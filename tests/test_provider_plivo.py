@@ -1,0 +1,319 @@
+"""The `plivo` preset on recorded request shapes: routes, recipients, rewriting, replies."""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+from uuid import UUID
+
+import pytest
+import requests
+from plivo import RestClient
+from plivo.exceptions import ValidationError
+
+from gatekeeper.config import Channel, UpstreamConfig
+from gatekeeper.numbers import parse_destination
+from gatekeeper.providers import PRESETS
+from gatekeeper.providers.base import (
+    Blocked,
+    BodyError,
+    Message,
+    Recipients,
+    Reply,
+    Route,
+    match_route,
+)
+from gatekeeper.providers.plivo import PRESET
+
+AUTH_ID = "MA" + "A" * 18
+TOKEN = "auth-token-not-real"
+UPSTREAM = UpstreamConfig(name="plivo", url="https://api.plivo.com", preset="plivo",
+                          mount="/plivo")
+ROUTES = PRESET.routes(UPSTREAM)
+MESSAGE = f"/v1/Account/{AUTH_ID}/Message/"
+CALL = f"/v1/Account/{AUTH_ID}/Call/"
+
+
+def body(**fields: Any) -> bytes:
+    """A JSON body as the SDK's `requests` sends it (`json=`: default separators)."""
+    return json.dumps(fields).encode()
+
+
+def find(path: str, raw: bytes, headers: dict[str, str] | None = None
+         ) -> tuple[Route, dict[str, str], Recipients | BodyError]:
+    """Match a POST and locate its recipients."""
+    found = match_route(ROUTES, "POST", path)
+    assert found is not None, path
+    route, params = found
+    return route, params, route.locator.find(Message(raw, "", headers or {}))
+
+
+def recipients(path: str, raw: bytes) -> Recipients:
+    """The recipients of a well-formed request."""
+    result = find(path, raw)[2]
+    assert isinstance(result, Recipients), result
+    return result
+
+
+def payload(reply: Reply) -> Any:
+    """A reply's JSON body."""
+    assert reply.content_type == "application/json"
+    return json.loads(reply.body)
+
+
+def blocked(channel: Channel, raw: bytes, destination: str = "33612345678") -> Blocked:
+    """The context of a refused send."""
+    return Blocked("req-1", channel, destination, {"auth_id": AUTH_ID},
+                   Message(raw), (destination,))
+
+
+def sdk_reads(reply: Reply) -> Any:
+    """What the Plivo SDK makes of a reply (its own response handling, no network)."""
+    response = requests.Response()
+    response.status_code = reply.status
+    response._content = reply.body
+    response.url = "https://api.plivo.com" + MESSAGE
+    return RestClient(AUTH_ID, TOKEN).process_response("POST", response)
+
+
+# ------------------------------------------------------------------------------ routes
+
+
+def test_registered_under_its_name() -> None:
+    """The registry holds this module's preset under `plivo`."""
+    assert PRESETS["plivo"] is PRESET
+
+
+@pytest.mark.parametrize(("method", "path", "channel"), [
+    ("POST", MESSAGE, "sms"),
+    ("POST", MESSAGE.rstrip("/"), "sms"),
+    ("POST", f"/v1/account/{AUTH_ID}/message/", "sms"),
+    ("POST", f"/v1/Account/{AUTH_ID}/Messages/", "sms"),
+    ("POST", f"//v1//Account/{AUTH_ID}//Message//", "sms"),
+    ("POST", f"/v1/Account/{AUTH_ID}/%4Dessage/", "sms"),
+    ("POST", f"/v1/Account/{AUTH_ID}/Number/../Message/", "sms"),
+    ("POST", CALL, "voice"),
+    ("POST", CALL.rstrip("/"), "voice"),
+    ("POST", f"/V1/ACCOUNT/{AUTH_ID}/CALL/", "voice"),
+    ("POST", f"/v1/Account/{AUTH_ID}/Calls/", "voice"),
+    ("GET", MESSAGE, None),
+    ("GET", CALL, None),
+    ("POST", f"/v1/Account/{AUTH_ID}/Message/1a2b3c/", None),
+    ("POST", f"/v1/Account/{AUTH_ID}/Call/1a2b3c/", None),
+    ("POST", f"/v1/Account/{AUTH_ID}/Number/", None),
+    ("POST", f"/v1/Account/{AUTH_ID}/", None),
+    ("POST", "/v1/Message/", None),
+], ids=["message", "message-no-slash", "message-lowercase", "messages-plural",
+        "message-doubled-slashes", "message-percent-encoded", "message-dot-dot",
+        "call", "call-no-slash", "call-uppercase", "calls-plural", "get-messages",
+        "get-calls", "message-resource", "call-update", "numbers", "account",
+        "no-account"])
+def test_routes(method: str, path: str, channel: str | None) -> None:
+    """Message and Call sends are intercepted however they are spelled; nothing else."""
+    found = match_route(ROUTES, method, path)
+    if channel is None:
+        assert found is None
+    else:
+        assert found is not None
+        assert found[0].channel == channel
+        assert found[1] == {"auth_id": AUTH_ID}
+
+
+# --------------------------------------------------------------------------- recipients
+
+
+@pytest.mark.parametrize(("path", "raw", "expected"), [
+    (MESSAGE, body(src="14155550199", dst="33612345678", text="hi", type="sms"),
+     ("33612345678",)),
+    (MESSAGE, body(src="14155550199", dst="33612345678<14155550100<447700900123",
+                   text="hi"), ("33612345678", "14155550100", "447700900123")),
+    (MESSAGE, body(powerpack_uuid="pp-1", dst="33612345678<<14155550100<", text="hi"),
+     ("33612345678", "14155550100")),
+    (MESSAGE, body(src="14155550199", dst=33612345678, text="hi"), ("33612345678",)),
+    (MESSAGE, body(src="14155550199", dst=["33612345678", "14155550100"], text="hi"),
+     ("33612345678", "14155550100")),
+    (CALL, body(**{"from": "14155550199", "to": "33612345678",
+                   "answer_url": "https://example.com/answer"}), ("33612345678",)),
+    (CALL, body(**{"from": "14155550199",
+                   "to": "33612345678<sip:john1234@phone.plivo.com<14155550100",
+                   "answer_url": "https://example.com/answer"}),
+     ("33612345678", "sip:john1234@phone.plivo.com", "14155550100")),
+], ids=["message", "message-bulk", "message-empty-parts", "message-json-number",
+        "message-array", "call", "call-bulk-with-sip"])
+def test_recipients_found(path: str, raw: bytes, expected: tuple[str, ...]) -> None:
+    """`dst` / `to` split on `<`, in order."""
+    assert recipients(path, raw).values == expected
+
+
+@pytest.mark.parametrize(("raw", "expected"), [
+    ("33612345678", ("phone", "+33612345678")),
+    ("0033612345678", ("phone", "+33612345678")),
+    ("+33612345678", ("phone", "+33612345678")),
+    ("sip:john1234@phone.plivo.com", ("not_phone", None)),
+    ("sip:+33612345678@phone.plivo.com", ("phone", "+33612345678")),
+], ids=["msisdn", "msisdn-00", "e164", "sip-endpoint", "sip-number"])
+def test_plivo_numbers_are_international_without_plus(
+        raw: str, expected: tuple[str, str | None]) -> None:
+    """With the preset's `msisdn`, Plivo's digits-only numbers are international."""
+    assert PRESET.msisdn is True
+    found = parse_destination(raw, UPSTREAM.region or PRESET.default_region, PRESET.msisdn)
+    assert (found.kind, found.e164) == expected
+
+
+@pytest.mark.parametrize(("path", "raw", "code"), [
+    (MESSAGE, b"dst=33612345678&src=14155550199", "invalid_json"),
+    (MESSAGE, b"\xff\xfe", "invalid_json"),
+    (MESSAGE, b"", "invalid_json"),
+    (MESSAGE, body(src="14155550199", text="hi"), "missing_destination"),
+    (MESSAGE, body(src="14155550199", dst="", text="hi"), "missing_destination"),
+    (MESSAGE, body(src="14155550199", dst="<<", text="hi"), "missing_destination"),
+    (MESSAGE, b"[]", "missing_destination"),
+    (MESSAGE, body(dst={"number": "33612345678"}), "invalid_destination_field"),
+    (MESSAGE, body(dst=True), "invalid_destination_field"),
+    (MESSAGE, body(dst=None), "invalid_destination_field"),
+    (CALL, body(**{"from": "14155550199", "answer_url": "https://x"}), "missing_destination"),
+    (CALL, body(to=[["33612345678"]]), "invalid_destination_field"),
+], ids=["form-body", "not-utf8", "empty", "no-dst", "empty-dst", "only-separators",
+        "array-document", "dst-object", "dst-bool", "dst-null", "call-no-to",
+        "call-nested-array"])
+def test_malformed_bodies(path: str, raw: bytes, code: str) -> None:
+    """Unusable bodies are refused with a code, never forwarded unchecked."""
+    result = find(path, raw)[2]
+    assert isinstance(result, BodyError)
+    assert result.code == code
+
+
+# --------------------------------------------------------------------------- rewriting
+
+
+@pytest.mark.parametrize(("path", "raw", "drop", "expected"), [
+    (MESSAGE, body(src="14155550199", dst="33612345678<14155550100<447700900123",
+                   text="hi", type="sms"),
+     {"14155550100"},
+     b'{"src":"14155550199","dst":"33612345678<447700900123","text":"hi","type":"sms"}'),
+    (MESSAGE, body(src="14155550199", dst="33612345678<14155550100<447700900123",
+                   text="hi"),
+     {"33612345678", "447700900123"},
+     b'{"src":"14155550199","dst":"14155550100","text":"hi"}'),
+    (MESSAGE, body(src="14155550199", dst="33612345678<14155550100<33612345678",
+                   text="h\u00e9llo \u2713"),
+     {"33612345678"},
+     '{"src":"14155550199","dst":"14155550100","text":"h\u00e9llo \u2713"}'.encode()),
+    (CALL, body(**{"from": "14155550199",
+                   "to": "33612345678<sip:john1234@phone.plivo.com",
+                   "answer_url": "https://example.com/answer"}),
+     {"33612345678"},
+     b'{"from":"14155550199","to":"sip:john1234@phone.plivo.com",'
+     b'"answer_url":"https://example.com/answer"}'),
+    (MESSAGE, body(src="14155550199", dst=["33612345678", "14155550100"], text="hi"),
+     {"33612345678"},
+     b'{"src":"14155550199","dst":["14155550100"],"text":"hi"}'),
+], ids=["message-middle", "message-keeps-one", "message-duplicates-and-unicode",
+        "call-keeps-sip", "message-array"])
+def test_partial_removal_rewrites_the_body(path: str, raw: bytes, drop: set[str],
+                                           expected: bytes) -> None:
+    """Blocked recipients leave the `<`-joined field; every other field is kept."""
+    rewritten = recipients(path, raw).without(frozenset(drop))
+    assert rewritten is not None
+    assert rewritten.body == expected
+    assert rewritten.query == ""
+
+
+@pytest.mark.parametrize(("path", "raw", "drop"), [
+    (MESSAGE, body(src="14155550199", dst="33612345678", text="hi"), {"33612345678"}),
+    (MESSAGE, body(src="14155550199", dst="33612345678<14155550100", text="hi"),
+     {"33612345678", "14155550100"}),
+    (MESSAGE, body(src="14155550199", dst=33612345678, text="hi"), {"33612345678"}),
+    (CALL, body(**{"from": "14155550199", "to": "33612345678<447700900123",
+                   "answer_url": "https://x"}), {"33612345678", "447700900123"}),
+], ids=["message-single", "message-all", "message-json-number", "call-all"])
+def test_every_recipient_blocked_cannot_be_rewritten(path: str, raw: bytes,
+                                                     drop: set[str]) -> None:
+    """A send left with no destination is not rewritten (the upstream's on_block applies)."""
+    assert recipients(path, raw).without(frozenset(drop)) is None
+
+
+# -------------------------------------------------------------------------- identities
+
+
+def _basic(user: str) -> dict[str, str]:
+    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{TOKEN}".encode()).decode()}
+
+
+@pytest.mark.parametrize(("headers", "expected"), [
+    (_basic(AUTH_ID), (AUTH_ID,)),
+    (_basic("SA" + "B" * 18), (AUTH_ID, "SA" + "B" * 18)),
+    ({}, (AUTH_ID,)),
+    ({"Authorization": "Bearer abc"}, (AUTH_ID,)),
+    ({"Authorization": "Basic !!!"}, (AUTH_ID,)),
+], ids=["same-auth-id", "other-basic-user", "no-auth", "bearer", "bad-basic"])
+def test_identities(headers: dict[str, str], expected: tuple[str, ...]) -> None:
+    """The path's auth id and the Basic user, once each; never the token."""
+    _, params, _ = find(MESSAGE, body(dst="33612345678"), headers)
+    identities = PRESET.identities(Message(b"", "", headers), params)
+    assert identities == expected
+    assert all(TOKEN not in i for i in identities)
+
+
+# ------------------------------------------------------------------------------ replies
+
+
+@pytest.mark.parametrize("channel", ["sms", "voice"])
+def test_reject_is_plivo_error_and_sdk_raises_validation_error(channel: Channel) -> None:
+    """Reject: 400 `{"api_id", "error"}`; the SDK raises ValidationError with the text."""
+    reply = PRESET.reject(blocked(channel, body(dst="33612345678")))
+    assert reply.status == 400
+    data = payload(reply)
+    assert set(data) == {"api_id", "error"}
+    UUID(data["api_id"])
+    assert "block list" in data["error"]
+    with pytest.raises(ValidationError, match="block list"):
+        sdk_reads(reply)
+
+
+@pytest.mark.parametrize(("raw", "count"), [
+    (body(src="14155550199", dst="33612345678", text="hi"), 1),
+    (body(src="14155550199", dst="33612345678<447700900123<33612345678", text="hi"), 2),
+    (b"not json", 1),
+], ids=["single", "bulk-with-duplicate", "unreadable-body"])
+def test_skip_message_is_queued_reply_with_a_uuid_per_destination(raw: bytes,
+                                                                   count: int) -> None:
+    """Skip (sms): 202 `message(s) queued` with one fresh message_uuid per destination."""
+    reply = PRESET.skip(blocked("sms", raw))
+    assert reply.status == 202
+    data = payload(reply)
+    assert set(data) == {"api_id", "message", "message_uuid"}
+    assert data["message"] == "message(s) queued"
+    assert len(data["message_uuid"]) == count
+    assert len({UUID(u) for u in data["message_uuid"]} | {UUID(data["api_id"])}) == count + 1
+    assert sdk_reads(reply).message_uuid == data["message_uuid"]
+
+
+def test_skip_single_call_is_call_fired() -> None:
+    """Skip (voice, one destination): 201 `call fired` with one request_uuid."""
+    reply = PRESET.skip(blocked("voice", body(**{"from": "14155550199",
+                                                 "to": "33612345678"})))
+    assert reply.status == 201
+    data = payload(reply)
+    assert set(data) == {"api_id", "message", "request_uuid"}
+    assert data["message"] == "call fired"
+    UUID(data["request_uuid"])
+    assert sdk_reads(reply).request_uuid == data["request_uuid"]
+
+
+def test_skip_bulk_call_is_calls_fired_with_a_uuid_each() -> None:
+    """Skip (voice, several destinations): `calls fired` with a list of request_uuid."""
+    reply = PRESET.skip(blocked("voice", body(**{"from": "14155550199",
+                                                 "to": "33612345678<447700900123"})))
+    assert reply.status == 201
+    data = payload(reply)
+    assert data["message"] == "calls fired"
+    assert len({UUID(u) for u in data["request_uuid"]}) == 2
+
+
+def test_skip_gives_each_send_its_own_ids() -> None:
+    """Two skips never share an id."""
+    ids = {payload(PRESET.skip(blocked("sms", body(dst="33612345678"))))["message_uuid"][0]
+           for _ in range(20)}
+    assert len(ids) == 20

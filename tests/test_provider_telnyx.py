@@ -1,0 +1,395 @@
+"""The `telnyx` preset on recorded request shapes: routes, recipients, rewriting, replies."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import httpx
+import pytest
+from telnyx import Telnyx, UnprocessableEntityError
+
+from gatekeeper.config import Channel, UpstreamConfig
+from gatekeeper.numbers import parse_destination
+from gatekeeper.providers import PRESETS
+from gatekeeper.providers.base import (
+    Blocked,
+    BodyError,
+    Message,
+    Recipients,
+    Reply,
+    Route,
+    match_route,
+)
+from gatekeeper.providers.telnyx import PRESET, dialled, whatsapp_recipient
+
+API_KEY = "KEY0123456789ABCDEF_not_real"
+UPSTREAM = UpstreamConfig(name="telnyx", url="https://api.telnyx.com", preset="telnyx",
+                          mount="/telnyx")
+ROUTES = PRESET.routes(UPSTREAM)
+BSUID = "US.13491208655302741918"
+
+
+def body(**fields: Any) -> bytes:
+    """A JSON body as the SDK (httpx `json=`) sends it: compact separators."""
+    return json.dumps(fields, separators=(",", ":")).encode()
+
+
+def message(to: object = "+33612345678", **fields: Any) -> bytes:
+    """A message send."""
+    return body(**{"from": "+14155550199", "to": to, "text": "hello", **fields})
+
+
+def dial(to: object, **fields: Any) -> bytes:
+    """A Call Control dial."""
+    return body(**{"connection_id": "1494404757140276705", "from": "+14155550199",
+                   "to": to, **fields})
+
+
+def locate(path: str, raw: bytes) -> tuple[Route, dict[str, str], Recipients | BodyError]:
+    """Match a POST and locate its recipients."""
+    found = match_route(ROUTES, "POST", path)
+    assert found is not None, path
+    route, params = found
+    return route, params, route.locator.find(Message(raw))
+
+
+def recipients(path: str, raw: bytes) -> Recipients:
+    """The recipients of a well-formed request."""
+    result = locate(path, raw)[2]
+    assert isinstance(result, Recipients), result
+    return result
+
+
+def blocked(channel: Channel, raw: bytes, sender: str | None = None,
+            destination: str = "+33612345678") -> Blocked:
+    """The context of a refused send on `/v2/messages[/<sender>]` or `/v2/calls`."""
+    params = {"sender": sender} if sender else {}
+    return Blocked("req-1", channel, destination, params, Message(raw), (destination,))
+
+
+def payload(reply: Reply) -> Any:
+    """A reply's JSON body."""
+    assert reply.content_type == "application/json"
+    return json.loads(reply.body)
+
+
+def sdk_answering(reply: Reply) -> Telnyx:
+    """A Telnyx client whose transport answers every request with `reply` (no network).
+
+    Strict response validation: the reply must fit the SDK's own response models.
+    """
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(reply.status, content=reply.body,
+                              headers={"Content-Type": reply.content_type})
+
+    return Telnyx(api_key=API_KEY, base_url="http://telnyx.invalid/v2", max_retries=0,
+                  http_client=httpx.Client(transport=httpx.MockTransport(answer)),
+                  _strict_response_validation=True)
+
+
+# ------------------------------------------------------------------------------ routes
+
+
+def test_registered_under_its_name() -> None:
+    """The registry holds this module's preset under `telnyx`."""
+    assert PRESETS["telnyx"] is PRESET
+
+
+@pytest.mark.parametrize(("method", "path", "channel", "params"), [
+    ("POST", "/v2/messages", "sms", {}),
+    ("POST", "/v2/messages/", "sms", {}),
+    ("POST", "/V2/Messages", "sms", {}),
+    ("POST", "//v2//messages//", "sms", {}),
+    ("POST", "/v2/messages/long_code", "sms", {"sender": "long_code"}),
+    ("POST", "/v2/messages/long-code", "sms", {"sender": "long-code"}),
+    ("POST", "/v2/messages/short_code", "sms", {"sender": "short_code"}),
+    ("POST", "/v2/messages/number_pool", "sms", {"sender": "number_pool"}),
+    ("POST", "/v2/messages/alphanumeric_sender_id", "sms",
+     {"sender": "alphanumeric_sender_id"}),
+    ("POST", "/v2/messages/schedule", "sms", {"sender": "schedule"}),
+    ("POST", "/v2/messages/rcs", "sms", {"sender": "rcs"}),
+    ("POST", "/v2/messages/whatsapp", "sms", {"sender": "whatsapp"}),
+    ("POST", "/v2/messages/group_mms", "sms", {"sender": "group_mms"}),
+    ("POST", "/v2/messages/Group-MMS/", "sms", {"sender": "Group-MMS"}),
+    ("POST", "/v2/messages/%6Cong_code", "sms", {"sender": "long_code"}),
+    ("POST", "/v2/profiles/../messages", "sms", {}),
+    ("POST", "/v2/calls", "voice", {}),
+    ("POST", "/v2/calls/", "voice", {}),
+    ("POST", "/V2/CALLS", "voice", {}),
+    ("GET", "/v2/messages", None, None),
+    ("GET", "/v2/calls", None, None),
+    ("POST", "/v2/messages/40385f64-5717-4562-b3fc-2c963f66afa6", None, None),
+    ("POST", "/v2/messages/rcs/deeplinks/agent-1", None, None),
+    ("POST", "/v2/messages/long_code/extra", None, None),
+    ("POST", "/v2/messaging_profiles", None, None),
+    ("POST", "/v2/calls/v3:abc/actions/hangup", None, None),
+    ("POST", "/v1/messages", None, None),
+], ids=["messages", "messages-slash", "messages-case", "messages-doubled-slashes",
+        "long-code", "long-code-hyphen", "short-code", "number-pool", "alphanumeric",
+        "schedule", "rcs", "whatsapp", "group-mms", "group-mms-odd-spelling",
+        "percent-encoded", "dot-dot", "calls", "calls-slash", "calls-case", "get-messages",
+        "get-calls", "message-id", "rcs-deeplink", "variant-subpath", "profiles",
+        "call-action", "v1"])
+def test_routes(method: str, path: str, channel: str | None,
+                params: dict[str, str] | None) -> None:
+    """Every send endpoint is intercepted however it is spelled; nothing else."""
+    found = match_route(ROUTES, method, path)
+    if channel is None:
+        assert found is None
+    else:
+        assert found is not None
+        assert (found[0].channel, found[1]) == (channel, params)
+
+
+# --------------------------------------------------------------------------- recipients
+
+
+@pytest.mark.parametrize(("path", "raw", "expected"), [
+    ("/v2/messages", message(), ("+33612345678",)),
+    ("/v2/messages/long_code", message(type="SMS"), ("+33612345678",)),
+    ("/v2/messages/number_pool",
+     body(messaging_profile_id="4001", to="+33612345678", text="hi"), ("+33612345678",)),
+    ("/v2/messages/alphanumeric_sender_id",
+     body(**{"from": "ACME", "messaging_profile_id": "4001", "to": "+33612345678",
+             "text": "hi"}), ("+33612345678",)),
+    ("/v2/messages/schedule", message(send_at="2030-01-01T10:00:00Z"), ("+33612345678",)),
+    ("/v2/messages/rcs", body(agent_id="agent-1", messaging_profile_id="4001",
+                              to="+33612345678", agent_message={}), ("+33612345678",)),
+    ("/v2/messages/whatsapp", message(whatsapp_message={"type": "text"}), ("+33612345678",)),
+    ("/v2/messages/whatsapp", message(BSUID), (f"client:whatsapp-bsuid:{BSUID}",)),
+    ("/v2/messages/group_mms", message(["+33612345678", "+14155550100", "+447700900123"]),
+     ("+33612345678", "+14155550100", "+447700900123")),
+    ("/v2/calls", dial("+33612345678"), ("+33612345678",)),
+    ("/v2/calls", dial("+18004247767,ww200"), ("+18004247767",)),
+    ("/v2/calls", dial(["+33612345678", "sip:alice@example.com;secure=true"]),
+     ("+33612345678", "sip:alice@example.com;secure=true")),
+], ids=["message", "long-code", "number-pool", "alphanumeric", "schedule", "rcs",
+        "whatsapp-number", "whatsapp-user-id", "group-mms", "call", "call-dtmf-suffix",
+        "call-array-with-sip"])
+def test_recipients_found(path: str, raw: bytes, expected: tuple[str, ...]) -> None:
+    """`to` as a string or an array, in order, in the form that is checked."""
+    assert recipients(path, raw).values == expected
+
+
+@pytest.mark.parametrize(("raw", "expected"), [
+    ("+33612345678", ("phone", "+33612345678")),
+    ("33612345678", ("invalid", None)),
+    (dialled("+33612345678,1w2"), ("phone", "+33612345678")),
+    (dialled("+33612345678"), ("phone", "+33612345678")),
+    (dialled(",123"), ("invalid", None)),
+    ("sip:+33612345678@sip.telnyx.com", ("phone", "+33612345678")),
+    ("sip:alice@example.com;secure=true", ("not_phone", None)),
+    (whatsapp_recipient(BSUID), ("not_phone", None)),
+    (whatsapp_recipient("+33612345678"), ("phone", "+33612345678")),
+], ids=["e164", "digits-not-msisdn", "dtmf-with-pauses", "no-dtmf", "only-dtmf",
+        "sip-number", "sip-user", "whatsapp-user-id", "whatsapp-number"])
+def test_how_recipients_are_checked(raw: str, expected: tuple[str, str | None]) -> None:
+    """Telnyx numbers are +E.164 (`msisdn` off); DTMF suffixes and user ids do not hide."""
+    assert PRESET.msisdn is False
+    found = parse_destination(raw, UPSTREAM.region or PRESET.default_region, PRESET.msisdn)
+    assert (found.kind, found.e164) == expected
+
+
+@pytest.mark.parametrize(("path", "raw", "code"), [
+    ("/v2/messages", b"to=%2B33612345678", "invalid_json"),
+    ("/v2/messages", b"\xff", "invalid_json"),
+    ("/v2/messages", b"", "invalid_json"),
+    ("/v2/messages", body(text="hi"), "missing_destination"),
+    ("/v2/messages", message(""), "missing_destination"),
+    ("/v2/messages", message(33612345678), "invalid_destination_field"),
+    ("/v2/messages", message({"phone_number": "+33612345678"}), "invalid_destination_field"),
+    ("/v2/messages", message(None), "invalid_destination_field"),
+    ("/v2/messages/group_mms", message([]), "missing_destination"),
+    ("/v2/messages/group_mms", message(["+33612345678", 7]), "invalid_destination_field"),
+    ("/v2/messages/whatsapp", b"{", "invalid_json"),
+    ("/v2/calls", dial([["+33612345678"]]), "invalid_destination_field"),
+    ("/v2/calls", body(connection_id="1"), "missing_destination"),
+    ("/v2/calls", b"[]", "missing_destination"),
+], ids=["form-body", "not-utf8", "empty", "no-to", "empty-to", "to-number", "to-object",
+        "to-null", "group-empty", "group-number-inside", "whatsapp-bad-json",
+        "call-nested-array", "call-no-to", "array-document"])
+def test_malformed_bodies(path: str, raw: bytes, code: str) -> None:
+    """Unusable bodies are refused with a code, never forwarded unchecked."""
+    result = locate(path, raw)[2]
+    assert isinstance(result, BodyError)
+    assert result.code == code
+
+
+# --------------------------------------------------------------------------- rewriting
+
+
+@pytest.mark.parametrize(("path", "raw", "drop", "expected"), [
+    ("/v2/messages/group_mms",
+     message(["+33612345678", "+14155550100", "+447700900123"], media_urls=["https://x/a.png"]),
+     {"+14155550100"},
+     b'{"from":"+14155550199","to":["+33612345678","+447700900123"],"text":"hello",'
+     b'"media_urls":["https://x/a.png"]}'),
+    ("/v2/messages/group_mms",
+     message(["+33612345678", "+14155550100", "+33612345678"], text="h\u00e9llo \u2713"),
+     {"+33612345678"},
+     '{"from":"+14155550199","to":["+14155550100"],"text":"h\u00e9llo \u2713"}'.encode()),
+    ("/v2/calls", dial(["+33612345678", "sip:alice@example.com", "+14155550100"]),
+     {"+33612345678"},
+     b'{"connection_id":"1494404757140276705","from":"+14155550199",'
+     b'"to":["sip:alice@example.com","+14155550100"]}'),
+    ("/v2/calls", dial(["+33612345678,1", "+14155550100", "+33612345678"]),
+     {"+33612345678"},
+     b'{"connection_id":"1494404757140276705","from":"+14155550199",'
+     b'"to":["+14155550100"]}'),
+], ids=["group-mms", "group-mms-duplicates-unicode", "call-array", "call-dtmf-and-plain"])
+def test_partial_removal_rewrites_the_body(path: str, raw: bytes, drop: set[str],
+                                           expected: bytes) -> None:
+    """Blocked recipients leave the `to` array; every other field is kept."""
+    rewritten = recipients(path, raw).without(frozenset(drop))
+    assert rewritten is not None
+    assert rewritten.body == expected
+
+
+@pytest.mark.parametrize(("path", "raw"), [
+    ("/v2/messages", message()),
+    ("/v2/messages/short_code", message()),
+    ("/v2/messages/whatsapp", message()),
+    ("/v2/calls", dial("+33612345678")),
+    ("/v2/calls", dial("+33612345678,200")),
+], ids=["message", "short-code", "whatsapp", "call", "call-dtmf"])
+def test_single_blocked_recipient_cannot_be_rewritten(path: str, raw: bytes) -> None:
+    """A lone `to` string cannot be dropped: the upstream's on_block applies."""
+    assert recipients(path, raw).without(frozenset({"+33612345678"})) is None
+
+
+def test_removal_of_nothing_blocked_keeps_every_recipient() -> None:
+    """Dropping a number that is not there leaves the recipients as they were."""
+    raw = message(["+33612345678", "+14155550100"])
+    rewritten = recipients("/v2/messages/group_mms", raw).without(frozenset({"+15550000000"}))
+    assert rewritten is not None
+    assert json.loads(rewritten.body) == json.loads(raw)
+
+
+# -------------------------------------------------------------------------- identities
+
+
+@pytest.mark.parametrize(("headers", "expected"), [
+    ({"Authorization": f"Bearer {API_KEY}"},
+     ("sha256:" + hashlib.sha256(API_KEY.encode()).hexdigest(),)),
+    ({"Authorization": f"bearer  {API_KEY} "},
+     ("sha256:" + hashlib.sha256(API_KEY.encode()).hexdigest(),)),
+    ({}, ()),
+    ({"Authorization": "Bearer "}, ()),
+    ({"Authorization": "Basic dXNlcjpwYXNz"}, ()),
+], ids=["bearer", "bearer-spacing", "none", "empty-token", "basic"])
+def test_identities(headers: dict[str, str], expected: tuple[str, ...]) -> None:
+    """Only the digest of the Bearer API key identifies the caller; never the key."""
+    identities = PRESET.identities(Message(message(), "", headers), {})
+    assert identities == expected
+    assert all(API_KEY not in i for i in identities)
+
+
+# ------------------------------------------------------------------------------ replies
+
+
+def _send_message(client: Telnyx) -> Any:
+    return client.messages.send(to="+33612345678", from_="+14155550199", text="hello")
+
+
+def _dial(client: Telnyx) -> Any:
+    return client.calls.dial(connection_id="1", from_="+14155550199", to="+33612345678")
+
+
+@pytest.mark.parametrize(("channel", "send"), [
+    ("sms", _send_message),
+    ("voice", _dial),
+], ids=["sms", "voice"])
+def test_reject_is_telnyx_error_and_sdk_raises_unprocessable_entity(
+        channel: Channel, send: Callable[[Telnyx], Any]) -> None:
+    """Reject: 422 `{"errors": [...]}` code 40300; the SDK raises UnprocessableEntityError."""
+    reply = PRESET.reject(blocked(channel, message()))
+    assert reply.status == 422
+    [error] = payload(reply)["errors"]
+    assert error["code"] == "40300"
+    assert error["title"] == "Destination blocked"
+    assert "block rule" in error["detail"]
+    assert error["source"] == {"pointer": "/to"}
+    with pytest.raises(UnprocessableEntityError) as raised:
+        send(sdk_answering(reply))
+    assert raised.value.status_code == 422
+    assert raised.value.body == payload(reply)
+
+
+@pytest.mark.parametrize(("sender", "raw", "kind", "to"), [
+    (None, message(), "SMS", ["+33612345678"]),
+    (None, message(media_urls=["https://x/a.png"]), "MMS", ["+33612345678"]),
+    ("long_code", message(type="MMS"), "MMS", ["+33612345678"]),
+    ("whatsapp", message(BSUID), "WHATSAPP", [BSUID]),
+    ("rcs", body(agent_id="a", to="+33612345678"), "RCS", ["+33612345678"]),
+    ("Group-MMS", message(["+33612345678", "+33698765432"]), "MMS",
+     ["+33612345678", "+33698765432"]),
+    (None, b"not json", "SMS", ["+33612345678"]),
+], ids=["sms", "media-is-mms", "type-from-body", "whatsapp", "rcs", "group-mms",
+        "unreadable-body"])
+def test_skip_message_is_a_message_that_was_not_sent(
+        sender: str | None, raw: bytes, kind: str, to: list[str]) -> None:
+    """Skip (sms): 200 message resource; every recipient `sending_failed`, block in errors."""
+    reply = PRESET.skip(blocked("sms", raw, sender))
+    assert reply.status == 200
+    data = payload(reply)["data"]
+    assert data["record_type"] == "message"
+    assert data["direction"] == "outbound"
+    UUID(data["id"])
+    assert data["type"] == kind
+    assert data["to"] == [{"phone_number": t, "status": "sending_failed"} for t in to]
+    assert [e["code"] for e in data["errors"]] == ["40300"]
+    assert datetime.fromisoformat(data["received_at"]).tzinfo is not None
+
+
+def test_skip_message_keeps_the_request_fields() -> None:
+    """The skipped message echoes sender, text, profile and media as Telnyx does."""
+    raw = message(messaging_profile_id="4001", media_urls=["https://x/a.png"], subject="S")
+    data = payload(PRESET.skip(blocked("sms", raw)))["data"]
+    assert data["from"] == {"phone_number": "+14155550199"}
+    assert data["text"] == "hello"
+    assert data["subject"] == "S"
+    assert data["messaging_profile_id"] == "4001"
+    assert data["media"] == [{"url": "https://x/a.png"}]
+
+
+def test_sdk_reads_the_skipped_message() -> None:
+    """The SDK parses the skip into its message model (strict validation)."""
+    reply = PRESET.skip(blocked("sms", message()))
+    sent = _send_message(sdk_answering(reply))
+    assert sent.data is not None
+    assert sent.data.id == payload(reply)["data"]["id"]
+    assert sent.data.to is not None
+    assert [(t.phone_number, t.status) for t in sent.data.to] == [
+        ("+33612345678", "sending_failed")]
+    assert sent.data.errors is not None
+    assert sent.data.errors[0].code == "40300"
+
+
+def test_skip_call_is_a_call_that_is_not_alive() -> None:
+    """Skip (voice): 200 call resource, `is_alive: false`, fresh ids, client_state echoed."""
+    reply = PRESET.skip(blocked("voice", dial("+33612345678", client_state="aGk=")))
+    assert reply.status == 200
+    data = payload(reply)["data"]
+    assert data["record_type"] == "call"
+    assert data["is_alive"] is False
+    assert data["call_control_id"].startswith("v3:")
+    UUID(data["call_leg_id"])
+    UUID(data["call_session_id"])
+    assert data["client_state"] == "aGk="
+    dialled_call = _dial(sdk_answering(reply))
+    assert dialled_call.data is not None
+    assert dialled_call.data.call_control_id == data["call_control_id"]
+    assert dialled_call.data.is_alive is False
+
+
+def test_skip_gives_each_send_its_own_ids() -> None:
+    """Two skips never share an id."""
+    ids = {payload(PRESET.skip(blocked("sms", message())))["data"]["id"] for _ in range(20)}
+    calls = {payload(PRESET.skip(blocked("voice", dial("+33612345678"))))["data"][
+        "call_control_id"] for _ in range(20)}
+    assert len(ids) == len(calls) == 20
