@@ -100,6 +100,16 @@ async def check(gk: Running, params: Any) -> dict[str, Any]:
     return dict(payload)
 
 
+def reasons(result: dict[str, Any], added_by: str = "admin") -> list[dict[str, str]]:
+    """A check's matched items without their metadata, after checking that each says it
+    was added through the API by `added_by`, at an ISO 8601 UTC instant."""
+    for item in result["matched"]:
+        assert (item["source"], item["added_by"]) == ("api", added_by), item
+        parse_added_at(item["added_at"])
+    return [{k: item[k] for k in ("scope", "list", "entry", "channel")}
+            for item in result["matched"]]
+
+
 async def raw_request(gk: Running, head: bytes) -> tuple[int, bytes]:
     """Send raw request bytes to the admin listener; the status and the body."""
     reader, writer = await asyncio.open_connection(gk.admin.server.host, gk.admin.server.port)
@@ -184,7 +194,8 @@ async def test_admin_api_without_configured_key_refuses_everything(
         method: str, path: str) -> None:
     """No key configured: every list call is 401, even with the usual key."""
     config = make_config(upstream.url, tmp_path)
-    config = dataclasses.replace(config, admin=dataclasses.replace(config.admin, key=None))
+    config = dataclasses.replace(config, admin=dataclasses.replace(config.admin, keys=()))
+    assert config.admin.key is None
     gk = await start_gatekeeper(config)
     status, payload = await call(gk, method, path, body=GOOD_BODY,
                                  params={"number": "+33612345678"})
@@ -739,7 +750,7 @@ async def test_check_unlisted_number(gatekeeper: Running) -> None:
     """A number on no list is `unlisted`, with nothing matched."""
     result = await check(gatekeeper, {"number": "+33612345678"})
     assert result == {"number": "+33612345678", "possible": True, "decision": "unlisted",
-                      "scopes": ["global"], "matched": []}
+                      "label": None, "scopes": ["global"], "matched": []}
 
 
 @pytest.mark.parametrize(("blocked", "allowed", "number", "decision", "matched"), [
@@ -759,15 +770,17 @@ async def test_check_unlisted_number(gatekeeper: Running) -> None:
 async def test_check_decision_and_reason(gatekeeper: Running, blocked: list[str],
                                          allowed: list[str], number: str, decision: str,
                                          matched: list[tuple[str, str]]) -> None:
-    """The decision follows the most specific entry, and names it."""
+    """The decision follows the most specific entry, and names it; a blocked number
+    carries the `Blacklisted` label (NLPearl's), others none."""
     if blocked:
         await add(gatekeeper, blocked)
     if allowed:
         await add(gatekeeper, allowed, list_name="allow")
     result = await check(gatekeeper, {"number": number})
     assert result["decision"] == decision
-    assert result["matched"] == [{"scope": "global", "list": lst, "entry": entry,
-                                  "channel": "both"} for lst, entry in matched]
+    assert result["label"] == ("Blacklisted" if decision == "blocked" else None)
+    assert reasons(result) == [{"scope": "global", "list": lst, "entry": entry,
+                                "channel": "both"} for lst, entry in matched]
 
 
 async def test_tenant_entry_applies_only_with_its_scope(gatekeeper: Running) -> None:
@@ -780,8 +793,8 @@ async def test_tenant_entry_applies_only_with_its_scope(gatekeeper: Running) -> 
     assert other["decision"] == "unlisted"
     assert with_scope["decision"] == "blocked"
     assert with_scope["scopes"] == ["global", "tenant:acme"]
-    assert with_scope["matched"] == [{"scope": "tenant:acme", "list": "block",
-                                      "entry": "+33612345678", "channel": "both"}]
+    assert reasons(with_scope) == [{"scope": "tenant:acme", "list": "block",
+                                    "entry": "+33612345678", "channel": "both"}]
 
 
 async def test_global_always_applies(gatekeeper: Running) -> None:
@@ -790,7 +803,7 @@ async def test_global_always_applies(gatekeeper: Running) -> None:
     await add(gatekeeper, ["+33612345678"], list_name="allow", scope="tenant:acme")
     result = await check(gatekeeper, {"number": "+33612345678", "scope": "tenant:acme"})
     assert result["decision"] == "blocked"
-    assert result["matched"] == [
+    assert reasons(result) == [
         {"scope": "global", "list": "block", "entry": "+33612345678", "channel": "both"},
         {"scope": "tenant:acme", "list": "allow", "entry": "+33612345678", "channel": "both"},
     ]
@@ -809,8 +822,8 @@ async def test_check_scopes_repeatable_or_comma_separated(
     result = await check(gatekeeper, [("number", "+33612345678"), *params])
     assert result["scopes"] == ["global", "tenant:acme", "agent:7"]
     assert result["decision"] == "blocked"
-    assert result["matched"] == [{"scope": "agent:7", "list": "block",
-                                  "entry": "+33612345678", "channel": "both"}]
+    assert reasons(result) == [{"scope": "agent:7", "list": "block",
+                                "entry": "+33612345678", "channel": "both"}]
 
 
 @pytest.mark.parametrize(("number", "region"), [
@@ -891,7 +904,7 @@ async def test_check_with_channel_entries(gatekeeper: Running, blocked: list[Any
     params = {"number": "+33612345678", **({"channel": channel} if channel else {})}
     result = await check(gatekeeper, params)
     assert result["decision"] == decision
-    assert result["matched"] == matched
+    assert reasons(result) == matched
     assert result.get("channel") == channel
 
 
@@ -904,7 +917,7 @@ async def test_check_with_channel_across_scopes(gatekeeper: Running) -> None:
                   for c in ("sms", "voice")}
     assert by_channel["sms"]["decision"] == "allowed"
     assert by_channel["voice"]["decision"] == "blocked"
-    assert by_channel["voice"]["matched"] == [
+    assert reasons(by_channel["voice"]) == [
         {"scope": "global", "list": "allow", "entry": "+33612345678", "channel": "both"},
         {"scope": "tenant:acme", "list": "block", "entry": "+33*", "channel": "voice"},
     ]

@@ -16,6 +16,7 @@ import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -96,8 +97,18 @@ SEED: Seed = {
 
 
 def hit(scope: str, list_name: str, entry: str, channel: str = "both") -> dict[str, str]:
-    """One matched item as `check` prints it."""
+    """One matched item as `check` prints it, without its metadata (see `reasons`)."""
     return {"scope": scope, "list": list_name, "entry": entry, "channel": channel}
+
+
+def reasons(result: dict[str, Any], added_by: str = "test") -> list[dict[str, str]]:
+    """A check's matched items without their metadata, after checking that each names
+    its source, who added it and when (ISO 8601 UTC)."""
+    for item in result["matched"]:
+        assert (item["source"], item["added_by"]) == ("api", added_by), item
+        assert datetime.fromisoformat(item["added_at"]).utcoffset() == timedelta(0), item
+    return [{k: item[k] for k in ("scope", "list", "entry", "channel")}
+            for item in result["matched"]]
 
 
 # --- config check ---------------------------------------------------------------------
@@ -217,7 +228,8 @@ def test_check_prints_the_decision(
     result = json.loads(out)
     assert result["number"] == number
     assert result["decision"] == decision
-    assert result["matched"] == matched
+    assert result["label"] == ("Blacklisted" if decision == "blocked" else None)
+    assert reasons(result) == matched
     assert "channel" not in result
 
 
@@ -256,7 +268,7 @@ def test_check_passes_the_channel_to_the_lookup(
     assert code == 0, err
     result = json.loads(out)
     assert result["decision"] == decision
-    assert result["matched"] == matched
+    assert reasons(result) == matched
     assert result["channel"] == channel
 
 
@@ -337,8 +349,7 @@ def test_check_starts_and_stops_the_embedded_store_when_none_runs(
 
     assert code == 0, err
     assert json.loads(out)["decision"] == "blocked"
-    assert json.loads(out)["matched"] == [
-        hit("tenant:acme", "block", "+4479*")]
+    assert reasons(json.loads(out)) == [hit("tenant:acme", "block", "+4479*")]
     assert not (data_dir / STATE_FILE).exists()
     assert read_running(data_dir) is None
     assert redis_pids(data_dir) == []
@@ -371,7 +382,8 @@ def test_check_starts_an_empty_embedded_store_in_a_new_data_dir(
     code, out, err = run_main(capsys, "check", "+33612345678", "--config", str(path))
     assert code == 0, err
     assert json.loads(out) == {"number": "+33612345678", "possible": True,
-                               "decision": "unlisted", "scopes": ["global"], "matched": []}
+                               "decision": "unlisted", "label": None, "scopes": ["global"],
+                               "matched": []}
     assert data_dir.is_dir()
     assert redis_pids(data_dir) == []
 
@@ -481,12 +493,11 @@ def test_run_serves_persists_and_stops_cleanly(tmp_path: Path) -> None:
                                    "&scope=tenant:acme")
         assert status == 200, body
         assert body["decision"] == "blocked"
-        assert body["matched"] == [
-            hit("tenant:acme", "block", "+33612345678")]
+        assert reasons(body, added_by="admin") == [hit("tenant:acme", "block", "+33612345678")]
         status, body = http("GET", f"{admin}/admin/v1/check?number=%2B447911123456"
                                    "&scope=tenant:acme&channel=voice")
         assert (status, body["decision"]) == (200, "blocked")
-        assert body["matched"] == [hit("tenant:acme", "block", "+44*", "voice")]
+        assert reasons(body, added_by="admin") == [hit("tenant:acme", "block", "+44*", "voice")]
         status, body = http("GET", f"{admin}/admin/v1/lists/block/entries?scope=tenant:acme")
         assert status == 200, body
         assert body["entries"] == rows_before

@@ -16,6 +16,7 @@ from gatekeeper.config import (
     PRESETS,
     WEBHOOK_TYPES,
     AdminConfig,
+    AdminKey,
     Config,
     ConfigError,
     CredentialScopes,
@@ -242,6 +243,11 @@ BAD: list[tuple[str, str, Any, str | None, Any]] = [
     ("zero-upstream-timeout", "upstreams[0].timeout", 0, None, 0.0),
     ("negative-upstream-timeout", "upstreams[1].timeout", -30, None, -30.0),
     ("nan-upstream-timeout", "upstreams[0].timeout", math.nan, None, SAME),
+    ("zero-sweep-interval", "store.sweep_interval", 0, None, 0.0),
+    ("negative-sweep-interval", "store.sweep_interval", -1, None, -1.0),
+    ("nan-sweep-interval", "store.sweep_interval", math.nan, None, SAME),
+    ("bool-sweep-interval", "store.sweep_interval", True, None, SAME),
+    ("string-sweep-interval", "store.sweep_interval", "5s", None, SAME),
     # Upstream credentials: identity -> scopes.
     ("credentials-not-a-mapping", "upstreams[0].credentials", [SID], None, SAME),
     ("credentials-string", "upstreams[0].credentials", SID, None, SAME),
@@ -725,21 +731,23 @@ def test_no_webhooks(webhooks: Any, tmp_path: Path) -> None:
 
 # --------------------------------------------------------------------------- admin key
 
+K1, K2, LITERAL = "k1-secret-0123456789", "k2-secret-0123456789", "literal-secret-0123456789"
+
 @pytest.mark.parametrize(
     ("admin", "env", "key", "source"),
     [
-        pytest.param({}, {"GATEKEEPER_ADMIN_KEY": "k1"}, "k1", "$GATEKEEPER_ADMIN_KEY",
+        pytest.param({}, {"GATEKEEPER_ADMIN_KEY": K1}, K1, "$GATEKEEPER_ADMIN_KEY",
                      id="default-env-var"),
         pytest.param({}, {}, None, "$GATEKEEPER_ADMIN_KEY", id="default-env-var-unset"),
         pytest.param({}, {"GATEKEEPER_ADMIN_KEY": ""}, None, "$GATEKEEPER_ADMIN_KEY",
                      id="default-env-var-empty"),
-        pytest.param({"key_env": "MY_KEY"}, {"MY_KEY": "k2", "GATEKEEPER_ADMIN_KEY": "k1"},
-                     "k2", "$MY_KEY", id="key-env-names-the-variable"),
-        pytest.param({"key_env": "MY_KEY"}, {"GATEKEEPER_ADMIN_KEY": "k1"}, None, "$MY_KEY",
+        pytest.param({"key_env": "MY_KEY"}, {"MY_KEY": K2, "GATEKEEPER_ADMIN_KEY": K1},
+                     K2, "$MY_KEY", id="key-env-names-the-variable"),
+        pytest.param({"key_env": "MY_KEY"}, {"GATEKEEPER_ADMIN_KEY": K1}, None, "$MY_KEY",
                      id="key-env-unset-no-fallback"),
-        pytest.param({"key": "literal"}, {}, "literal", "admin.key", id="literal-key"),
-        pytest.param({"key": "literal", "key_env": "MY_KEY"},
-                     {"MY_KEY": "k2", "GATEKEEPER_ADMIN_KEY": "k1"}, "literal", "admin.key",
+        pytest.param({"key": LITERAL}, {}, LITERAL, "admin.key", id="literal-key"),
+        pytest.param({"key": LITERAL, "key_env": "MY_KEY"},
+                     {"MY_KEY": K2, "GATEKEEPER_ADMIN_KEY": K1}, LITERAL, "admin.key",
                      id="literal-key-wins"),
     ],
 )
@@ -756,9 +764,9 @@ def test_admin_key_read_from_process_environment_by_default(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     """Without `env=`, $GATEKEEPER_ADMIN_KEY is read from os.environ."""
-    monkeypatch.setenv("GATEKEEPER_ADMIN_KEY", "from-os-environ")
+    monkeypatch.setenv("GATEKEEPER_ADMIN_KEY", "from-os-environ-0123456789")
     cfg = parse_config({}, base=tmp_path)
-    assert cfg.admin.key == "from-os-environ"
+    assert cfg.admin.key == "from-os-environ-0123456789"
 
 
 def test_admin_key_not_in_repr(tmp_path: Path) -> None:
@@ -766,6 +774,203 @@ def test_admin_key_not_in_repr(tmp_path: Path) -> None:
     cfg = parse({}, tmp_path, env={"GATEKEEPER_ADMIN_KEY": "super-secret-value"})
     assert cfg.admin.key == "super-secret-value"
     assert "super-secret-value" not in repr(cfg)
+
+
+def test_legacy_admin_key_is_one_write_key_for_every_scope(tmp_path: Path) -> None:
+    """The single key (`key`/`key_env`) is an `admin` key that may write any scope."""
+    cfg = parse({}, tmp_path, env={"GATEKEEPER_ADMIN_KEY": K1})
+    assert cfg.admin.keys == (AdminKey("admin", K1, "write", ("*",)),)
+    assert AdminConfig().keys == ()
+
+
+# --------------------------------------------------------------------------- admin keys
+
+OPS_SECRET = "ops-secret-0123456789"
+RO_SECRET = "read-only-secret-0123"
+
+
+def admin_keys(*keys: dict[str, Any], **admin: Any) -> dict[str, Any]:
+    """A raw config whose admin section lists `keys` (plus any other admin settings)."""
+    return {"admin": {"keys": list(keys), **admin}}
+
+
+def test_admin_keys_with_defaults(tmp_path: Path) -> None:
+    """A listed key defaults to role `read` and scopes `["*"]`; the keys keep their
+    order, `key` is the first one's secret, and the source names `admin.keys`."""
+    cfg = parse(admin_keys({"name": "ro", "secret": RO_SECRET},
+                           {"name": "ops", "secret": OPS_SECRET, "role": "write",
+                            "scopes": ["tenant:acme*", "global"]}), tmp_path)
+    assert cfg.admin.keys == (AdminKey("ro", RO_SECRET, "read", ("*",)),
+                              AdminKey("ops", OPS_SECRET, "write", ("tenant:acme*", "global")))
+    assert isinstance(cfg.admin.keys[1].scopes, tuple)
+    assert cfg.admin.key == RO_SECRET
+    assert cfg.admin.key_source == "admin.keys"
+
+
+def test_admin_keys_ignore_the_legacy_variable(tmp_path: Path) -> None:
+    """With `keys`, $GATEKEEPER_ADMIN_KEY is not a key as well."""
+    cfg = parse(admin_keys({"name": "ops", "secret": OPS_SECRET}), tmp_path,
+                env={"GATEKEEPER_ADMIN_KEY": "legacy-key-0123456789"})
+    assert [k.secret for k in cfg.admin.keys] == [OPS_SECRET]
+
+
+def test_admin_key_secret_from_env_and_file(tmp_path: Path) -> None:
+    """`secret_env` names a variable; `secret_file` is read (relative to the config's
+    directory, or absolute) and stripped of surrounding whitespace."""
+    (tmp_path / "ops.key").write_text(f"  {OPS_SECRET}\n", encoding="utf-8")
+    absolute = tmp_path / "keys" / "audit.key"
+    absolute.parent.mkdir()
+    absolute.write_text("audit-secret-0123456789\n", encoding="utf-8")
+    cfg = parse(admin_keys({"name": "env", "secret_env": "ENV_KEY"},
+                           {"name": "file", "secret_file": "ops.key"},
+                           {"name": "abs", "secret_file": str(absolute)}),
+                tmp_path, env={"ENV_KEY": RO_SECRET})
+    assert [(k.name, k.secret) for k in cfg.admin.keys] == [
+        ("env", RO_SECRET), ("file", OPS_SECRET), ("abs", "audit-secret-0123456789")]
+
+
+def test_admin_key_secret_of_exactly_16_characters_is_accepted(tmp_path: Path) -> None:
+    """16 characters is the minimum length of a listed key's secret."""
+    cfg = parse(admin_keys({"name": "ops", "secret": "x" * 16}), tmp_path)
+    assert cfg.admin.key == "x" * 16
+
+
+def test_admin_key_secrets_not_in_repr(tmp_path: Path) -> None:
+    """Listed keys' secrets never show in the config's repr; their names do."""
+    cfg = parse(admin_keys({"name": "ops", "secret": OPS_SECRET},
+                           {"name": "ro", "secret_env": "RO"}), tmp_path, env={"RO": RO_SECRET})
+    assert OPS_SECRET not in repr(cfg)
+    assert RO_SECRET not in repr(cfg)
+    assert "'ops'" in repr(cfg.admin)
+
+
+@pytest.mark.parametrize(("scopes", "allowed", "refused"), [
+    (["*"], ["global", "tenant:acme", "agent:42"], []),
+    (["tenant:acme*"], ["tenant:acme", "tenant:acme-eu"], ["global", "tenant:beta"]),
+    (["tenant*", "global"], ["global", "tenant:acme"], ["agent:42"]),
+    (["agent:42"], ["agent:42"], ["agent:420", "agent:4", "global"]),
+], ids=["everything", "tenant-glob", "kind-glob-and-global", "one-scope"])
+def test_admin_key_scope_globs(scopes: list[str], allowed: list[str], refused: list[str],
+                               tmp_path: Path) -> None:
+    """A key's scopes are globs matched against the whole scope name."""
+    [key] = parse(admin_keys({"name": "ops", "secret": OPS_SECRET, "scopes": scopes}),
+                  tmp_path).admin.keys
+    assert [s for s in allowed + refused if key.permits(s)] == allowed
+
+
+@pytest.mark.parametrize(("role", "read", "write"), [("read", True, False),
+                                                    ("write", True, True)])
+def test_admin_key_roles(role: str, read: bool, write: bool, tmp_path: Path) -> None:
+    """`write` covers reading; `read` only reads."""
+    [key] = parse(admin_keys({"name": "k", "secret": OPS_SECRET, "role": role}),
+                  tmp_path).admin.keys
+    assert (key.allows("read"), key.allows("write")) == (read, write)
+
+
+OPS = {"name": "ops", "secret": OPS_SECRET}
+# (id, keys, env, key the error names, value shown)
+BAD_KEYS: list[tuple[str, Any, dict[str, str], str, Any]] = [
+    ("keys-empty", [], {}, "admin.keys", []),
+    ("keys-not-a-list", "ops", {}, "admin.keys", "ops"),
+    ("keys-mapping", {"name": "ops"}, {}, "admin.keys", {"name": "ops"}),
+    ("key-not-a-mapping", ["ops"], {}, "admin.keys[0]", "ops"),
+    ("no-name", [{"secret": OPS_SECRET}], {}, "admin.keys[0].name", ""),
+    ("name-with-space", [{**OPS, "name": "ops team"}], {}, "admin.keys[0].name", "ops team"),
+    ("name-not-a-string", [{**OPS, "name": 7}], {}, "admin.keys[0].name", 7),
+    ("no-secret", [{"name": "ops"}], {}, "admin.keys[0]", "ops"),
+    ("secret-and-env", [{**OPS, "secret_env": "OPS_KEY"}], {"OPS_KEY": RO_SECRET},
+     "admin.keys[0]", "ops"),
+    ("env-and-file", [{"name": "ops", "secret_env": "OPS_KEY", "secret_file": "ops.key"}],
+     {"OPS_KEY": RO_SECRET}, "admin.keys[0]", "ops"),
+    ("secret-too-short", [{**OPS, "secret": "x" * 15}], {}, "admin.keys[0].secret",
+     "<hidden>"),
+    ("secret-empty", [{**OPS, "secret": ""}], {}, "admin.keys[0].secret", "<hidden>"),
+    ("secret-not-a-string", [{**OPS, "secret": ["x" * 16]}], {}, "admin.keys[0].secret",
+     "<hidden>"),
+    ("secret-unquoted-number", [{**OPS, "secret": 123456789012345678}], {},
+     "admin.keys[0].secret", "<hidden>"),
+    ("env-unset", [{"name": "ops", "secret_env": "OPS_KEY"}], {},
+     "admin.keys[0].secret_env", "OPS_KEY"),
+    ("env-empty", [{"name": "ops", "secret_env": "OPS_KEY"}], {"OPS_KEY": ""},
+     "admin.keys[0].secret_env", "OPS_KEY"),
+    ("env-too-short", [{"name": "ops", "secret_env": "OPS_KEY"}], {"OPS_KEY": "short"},
+     "admin.keys[0].secret_env", "OPS_KEY"),
+    ("file-missing", [{"name": "ops", "secret_file": "missing.key"}], {},
+     "admin.keys[0].secret_file", "<tmp>/missing.key"),
+    ("file-too-short", [{"name": "ops", "secret_file": "short.key"}], {},
+     "admin.keys[0].secret_file", "short.key"),
+    ("bad-role", [{**OPS, "role": "admin"}], {}, "admin.keys[0].role", "admin"),
+    ("role-case", [{**OPS, "role": "Write"}], {}, "admin.keys[0].role", "Write"),
+    ("scopes-empty", [{**OPS, "scopes": []}], {}, "admin.keys[0].scopes", []),
+    ("scopes-not-a-list", [{**OPS, "scopes": "tenant:*"}], {}, "admin.keys[0].scopes",
+     "tenant:*"),
+    ("scope-uppercase", [{**OPS, "scopes": ["global", "Tenant:acme"]}], {},
+     "admin.keys[0].scopes[1]", "Tenant:acme"),
+    ("scope-with-space", [{**OPS, "scopes": ["tenant acme"]}], {},
+     "admin.keys[0].scopes[0]", "tenant acme"),
+    ("scope-not-a-string", [{**OPS, "scopes": [7]}], {}, "admin.keys[0].scopes[0]", 7),
+    ("scope-empty", [{**OPS, "scopes": [""]}], {}, "admin.keys[0].scopes[0]", ""),
+    ("unknown-field", [{**OPS, "expires": "never"}], {}, "admin.keys[0].expires", "never"),
+    ("duplicate-name", [OPS, {"name": "ops", "secret": RO_SECRET}], {},
+     "admin.keys[1].name", "ops"),
+    ("duplicate-secret", [OPS, {"name": "ro", "secret_env": "RO"}], {"RO": OPS_SECRET},
+     "admin.keys[1]", "ro"),
+]
+
+
+@pytest.mark.parametrize(("keys", "env", "key", "shown"), [c[1:] for c in BAD_KEYS],
+                         ids=[c[0] for c in BAD_KEYS])
+def test_bad_admin_keys_name_key_and_value_but_never_a_secret(
+        keys: Any, env: dict[str, str], key: str, shown: Any, tmp_path: Path) -> None:
+    """Each bad listed key raises ConfigError naming the key path and value; no secret
+    (of any key) appears in the message."""
+    (tmp_path / "short.key").write_text("short\n", encoding="utf-8")
+    if shown == "<tmp>/missing.key":
+        shown = str(tmp_path / "missing.key")
+    with pytest.raises(ConfigError) as caught:
+        parse({"admin": {"keys": keys}}, tmp_path, env=env)
+    assert caught.value.key == key
+    assert caught.value.value == shown
+    assert f"config key '{key}'" in str(caught.value)
+    for secret in (OPS_SECRET, RO_SECRET, "x" * 15, "123456789012345678"):
+        assert secret not in str(caught.value)
+
+
+@pytest.mark.parametrize("legacy", [{"key": "literal-key-0123456789"},
+                                    {"key_env": "GATEKEEPER_ADMIN_KEY"},
+                                    {"key": "literal-key-0123456789", "key_env": "OTHER"}],
+                         ids=["key", "key-env", "both"])
+def test_admin_keys_cannot_mix_with_the_single_key(legacy: dict[str, str],
+                                                   tmp_path: Path) -> None:
+    """`keys` and `key`/`key_env` are two ways to say the same thing: not both."""
+    with pytest.raises(ConfigError) as caught:
+        parse(admin_keys(OPS, **legacy), tmp_path)
+    assert caught.value.key == "admin.keys"
+    assert "either" in caught.value.problem
+    assert "literal-key-0123456789" not in str(caught.value)
+
+
+def test_admin_key_file_that_is_a_directory_is_refused(tmp_path: Path) -> None:
+    """An unreadable secret_file is a ConfigError naming it, not a crash."""
+    (tmp_path / "keys").mkdir()
+    with pytest.raises(ConfigError) as caught:
+        parse(admin_keys({"name": "ops", "secret_file": "keys"}), tmp_path)
+    assert caught.value.key == "admin.keys[0].secret_file"
+    assert caught.value.value == str(tmp_path / "keys")
+
+
+# --------------------------------------------------------------------------- store
+
+@pytest.mark.parametrize(("value", "expected"), [(None, 5.0), (1, 1.0), (0.05, 0.05),
+                                                 (3600, 3600.0)],
+                         ids=["default", "int", "fraction", "hour"])
+def test_store_sweep_interval(value: float | None, expected: float, tmp_path: Path) -> None:
+    """store.sweep_interval is seconds between sweeps of expired entries (default 5),
+    always a float."""
+    raw = {} if value is None else {"store": {"sweep_interval": value}}
+    interval = parse(raw, tmp_path).store.sweep_interval
+    assert interval == expected
+    assert isinstance(interval, float)
 
 
 # --------------------------------------------------------------------------- files
@@ -980,3 +1185,24 @@ def test_webhook_paths_and_mounts_refuse_dot_segments(path: str) -> None:
         parse_config({"upstreams": [{"name": "t", "url": "https://x.example",
                                      "preset": "twilio", "mount": path}]}, env={})
     assert mount.value.key == "upstreams[0].mount"
+
+
+@pytest.mark.parametrize(("admin", "env", "key"), [
+    ({}, {"GATEKEEPER_ADMIN_KEY": "change-me"}, "$GATEKEEPER_ADMIN_KEY"),
+    ({}, {"GATEKEEPER_ADMIN_KEY": "a-long-enough-secret\n"}, "$GATEKEEPER_ADMIN_KEY"),
+    ({"key": "short"}, {}, "admin.key"),
+    ({"keys": None}, {}, "admin.keys"),
+    ({"keys": [{"name": "k", "secret": " padded-secret-0123456789 "}]}, {},
+     "admin.keys[0].secret"),
+    ({"keys": [{"name": "k", "secret_env": "not a name"}]}, {}, "admin.keys[0].secret_env"),
+    ({"keys": [{"name": "k", "secret": "a-long-enough-secret", "scopes": ["tenant:"]}]}, {},
+     "admin.keys[0].scopes[0]"),
+], ids=["legacy-too-short", "legacy-trailing-newline", "literal-too-short", "keys-null",
+        "padded-secret", "bad-env-name", "empty-scope-id"])
+def test_admin_secrets_that_could_never_match_are_refused(
+        admin: dict[str, object], env: dict[str, str], key: str) -> None:
+    """Short, padded or unusable keys fail at start-up, naming the key, hiding the secret."""
+    with pytest.raises(ConfigError) as raised:
+        parse_config({"admin": admin}, env=env)
+    assert raised.value.key == key
+    assert "a-long-enough" not in str(raised.value)

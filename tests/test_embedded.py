@@ -3,7 +3,9 @@ second owner, takeover of a leftover server, and finding the binary."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import dataclasses
 import importlib.util
 import json
 import os
@@ -210,6 +212,44 @@ async def test_entries_survive_a_restart_in_the_same_data_dir(
         Listed(ListItem("+33612345678"), MANUAL),
         Listed(ListItem("+33612345679", "voice"), MANUAL),
         Listed(ListItem("+4479*"), MANUAL),
+    )
+
+
+async def test_expiry_and_shared_metadata_survive_a_restart(
+        tmp_path: Path, start_embedded: StartEmbedded) -> None:
+    """Expiry sets and bulk-load metadata (`@batch`) persist like the lists: after a
+    restart an entry keeps its expiry and shared metadata, and one that expired while the
+    server was down no longer matches although nothing swept it."""
+    data_dir = tmp_path / "data"
+    server = start_embedded(data_dir)
+    first = server.endpoint
+    assert first is not None
+    later = time.time() + 3600
+    soon = time.time() + 0.3
+    loaded = EntryMeta(source="import", added_at=1_700_000_000.0, added_by="ops")
+    store = open_store(first)
+    try:
+        await store.add("block", "tenant:acme", [ListItem("+4479*")],
+                        dataclasses.replace(MANUAL, expires_at=later))
+        await store.add("block", "tenant:acme", [ListItem("+33612345678")],
+                        dataclasses.replace(MANUAL, expires_at=soon))
+        batch = await store.save_batch(loaded)
+        await store.add_to(store.keys.of("block", "tenant:acme"),
+                           [ListItem("+1415555*", "sms")], batch, None)
+    finally:
+        await store.close()
+    server.stop()
+    await asyncio.sleep(max(0.0, soon - time.time()) + 0.05)
+
+    again = start_embedded(data_dir).endpoint
+    assert again is not None
+    assert await lookup(again, "+447911123456") == [Match("tenant:acme", "block", "+4479*")]
+    assert await lookup(again, "+33612345678") == []
+    assert await lookup(again, "+14155550100", "sms") == [
+        Match("tenant:acme", "block", "+1415555*", "sms")]
+    assert await listing(again) == (
+        Listed(ListItem("+1415555*", "sms"), loaded),
+        Listed(ListItem("+4479*"), dataclasses.replace(MANUAL, expires_at=later)),
     )
 
 

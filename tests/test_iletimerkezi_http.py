@@ -221,13 +221,12 @@ async def test_get_api_partly_blocked(
                            "&receipents=5301234568&sender=APITEST")
 
 
-async def test_blacklist_calls_pass_through(
+async def test_other_calls_pass_through(
         start_gatekeeper: StartGatekeeper, upstream: FakeUpstream, tmp_path: Path) -> None:
-    """iletiMerkezi's own blacklist API is not a send: forwarded untouched."""
+    """Calls that are neither sends nor list changes (balance) are forwarded untouched."""
     gk = await start(start_gatekeeper, upstream, tmp_path)
-    raw = json.dumps({"request": {"authentication": {"key": "K", "hash": "H"},
-                                  "blacklist": {"number": "905301234567"}}}).encode()
-    resp = await gk.proxy.post("/iletimerkezi/v1/add-blacklist/json", data=raw)
+    raw = json.dumps({"request": {"authentication": {"key": "K", "hash": "H"}}}).encode()
+    resp = await gk.proxy.post("/iletimerkezi/v1/get-balance/json", data=raw)
     assert resp.status == 200
     [got] = upstream.received
-    assert (got.path_qs, got.body) == ("/v1/add-blacklist/json", raw)
+    assert (got.path_qs, got.body) == ("/v1/get-balance/json", raw)

@@ -11,7 +11,7 @@ import json
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -28,11 +28,14 @@ from gatekeeper.store import (
     ADD_LUA,
     LOOKUP_LUA,
     REMOVE_IF_SOURCE_LUA,
+    SWAP_LUA,
+    SWEEP_LUA,
     BlockedAttempt,
     EntryMeta,
     Keys,
     Listed,
     ListItem,
+    ListKeys,
     Page,
     Store,
     StoreIncompatible,
@@ -48,7 +51,8 @@ T0 = 1_700_000_000.0
 MANUAL = EntryMeta(source="api", added_at=T0, added_by="admin")
 OPT_OUT = EntryMeta(source="opt-out", added_at=T0 + 60, added_by="twilio-inbound",
                     note="STOP")
-SCRIPTS = {"lookup": LOOKUP_LUA, "add": ADD_LUA, "remove_if_source": REMOVE_IF_SOURCE_LUA}
+SCRIPTS = {"lookup": LOOKUP_LUA, "add": ADD_LUA, "remove_if_source": REMOVE_IF_SOURCE_LUA,
+           "sweep": SWEEP_LUA, "swap": SWAP_LUA}
 
 
 def make_store(client: Any, attempts_max_len: int = 1000) -> Store:
@@ -88,7 +92,7 @@ async def members(client: Any, name: ListName = "block", scope: str = "global"
 async def stored_meta(client: Any, name: ListName = "block", scope: str = "global"
                       ) -> dict[str, dict[str, Any]]:
     """The metadata hash of one list, decoded."""
-    raw = await client.hgetall(Keys(PREFIX).meta(name, scope))
+    raw = await client.hgetall(Keys(PREFIX).of(name, scope).meta)
     return {member: json.loads(text) for member, text in raw.items()}
 
 
@@ -140,9 +144,8 @@ class Wire:
         return found
 
 
-@pytest.fixture
-def wire(monkeypatch: pytest.MonkeyPatch) -> Wire:
-    """Records what every redis-py connection (real or fakeredis) sends."""
+def record_wire(monkeypatch: pytest.MonkeyPatch) -> Wire:
+    """Record what every redis-py connection (real or fakeredis) sends from now on."""
     recorded = Wire()
     original = AbstractConnection.send_packed_command
 
@@ -155,6 +158,12 @@ def wire(monkeypatch: pytest.MonkeyPatch) -> Wire:
 
     monkeypatch.setattr(AbstractConnection, "send_packed_command", send_packed_command)
     return recorded
+
+
+@pytest.fixture
+def wire(monkeypatch: pytest.MonkeyPatch) -> Wire:
+    """Records what every redis-py connection (real or fakeredis) sends."""
+    return record_wire(monkeypatch)
 
 
 async def warm_up(store: Store) -> None:
@@ -187,14 +196,49 @@ def test_keys_build_list_names_from_prefix_list_and_scope(
 
 
 @pytest.mark.parametrize(("prefix", "name", "scope", "expected"), [
-    ("gk:", "block", "global", "gk:meta:block:global"),
-    ("gk:", "allow", "tenant:acme", "gk:meta:allow:tenant:acme"),
-    ("other/", "block", "agent:42", "other/meta:block:agent:42"),
+    ("gk:", "block", "global",
+     ListKeys("gk:list:block:global", "gk:meta:block:global", "gk:exp:block:global")),
+    ("gk:", "allow", "tenant:acme",
+     ListKeys("gk:list:allow:tenant:acme", "gk:meta:allow:tenant:acme",
+              "gk:exp:allow:tenant:acme")),
+    ("other/", "block", "agent:42",
+     ListKeys("other/list:block:agent:42", "other/meta:block:agent:42",
+              "other/exp:block:agent:42")),
 ], ids=["global-block", "tenant-allow", "custom-prefix"])
-def test_keys_build_metadata_hash_names(prefix: str, name: ListName, scope: str,
-                                        expected: str) -> None:
-    """Metadata hash names are {prefix}meta:{list}:{scope}."""
-    assert Keys(prefix).meta(name, scope) == expected
+def test_keys_of_a_list_are_its_set_metadata_hash_and_expiry_set(
+        prefix: str, name: ListName, scope: str, expected: ListKeys) -> None:
+    """A list's keys are {prefix}list|meta|exp:{list}:{scope}, in script order in `all`."""
+    keys = Keys(prefix).of(name, scope)
+    assert keys == expected
+    assert keys.list == Keys(prefix).list(name, scope)
+    assert keys.all == (expected.list, expected.meta, expected.expiry)
+
+
+@pytest.mark.parametrize(("key", "expected"), [
+    ("gk:exp:block:global", ("block", "global")),
+    ("gk:exp:allow:tenant:acme", ("allow", "tenant:acme")),
+    ("gk:exp:deny:global", None),
+    ("gk:exp:block", None),
+    ("gk:exp:block:", None),
+], ids=["global-block", "scope-with-colon", "unknown-list", "no-scope", "empty-scope"])
+def test_keys_from_expiry_finds_the_list_an_expiry_set_belongs_to(
+        key: str, expected: tuple[ListName, str] | None) -> None:
+    """The sweeper maps each expiry set found by SCAN back to its list; stray keys that
+    only look like expiry sets are skipped."""
+    keys = Keys("gk:")
+    assert keys.from_expiry(key) == (None if expected is None else keys.of(*expected))
+    assert keys.expiry_pattern == "gk:exp:*"
+
+
+def test_keys_staging_are_fresh_and_apart_from_live_keys() -> None:
+    """Each load gets its own tmp keys, never a live key nor one the sweeper scans."""
+    keys = Keys("gk:")
+    first, second = keys.staging("block", "global"), keys.staging("block", "global")
+    assert first != second
+    for staged in (first, second):
+        assert all(k.startswith("gk:tmp:") for k in staged.all)
+        assert not set(staged.all) & set(keys.of("block", "global").all)
+        assert keys.from_expiry(staged.expiry) is None
 
 
 def test_keys_attempts_stream_name() -> None:
@@ -219,11 +263,14 @@ async def test_store_writes_only_keys_built_by_keys(store: Store, client: Any) -
     """Every key the store creates is one Keys names, under the configured prefix."""
     await put(store, "block", "global", "+33*", voice("+44*"))
     await put(store, "allow", "tenant:acme", "+33612345678")
+    await put(store, "allow", "agent:42", "+1*",
+              meta=replace(MANUAL, expires_at=time.time() + 3600))
+    batch = await store.save_batch(MANUAL)
     await store.append_attempt(attempt())
     keys = Keys(PREFIX)
     assert set(await client.keys("*")) == {
-        keys.list("block", "global"), keys.meta("block", "global"),
-        keys.list("allow", "tenant:acme"), keys.meta("allow", "tenant:acme"),
+        *keys.of("block", "global").all[:2], *keys.of("allow", "tenant:acme").all[:2],
+        *keys.of("allow", "agent:42").all, keys.batch_prefix + batch.removeprefix("@"),
         keys.attempts}
 
 
@@ -236,7 +283,12 @@ async def test_store_writes_only_keys_built_by_keys(store: Store, client: Any) -
      '{"source":"api","added_at":1700000000.0,"added_by":"admin"}'),
     (EntryMeta("opt-out", 2.0, "twilio-inbound", "STOP"),
      '{"source":"opt-out","added_at":2.0,"added_by":"twilio-inbound","note":"STOP"}'),
-], ids=["minimal", "with-added-by", "every-field"])
+    (EntryMeta("api", 2.0, "ops", "fraud ring", 3.5),
+     '{"source":"api","added_at":2.0,"added_by":"ops","note":"fraud ring",'
+     '"expires_at":3.5}'),
+    (EntryMeta("api", 2.0, note="Grüße, 日本"),
+     '{"source":"api","added_at":2.0,"note":"Grüße, 日本"}'),
+], ids=["minimal", "with-added-by", "with-note", "every-field", "non-ascii-note"])
 def test_entry_meta_json_round_trip(meta: EntryMeta, text: str) -> None:
     """Metadata is compact JSON without unset fields, and parses back unchanged."""
     assert meta.to_json() == text
@@ -245,9 +297,11 @@ def test_entry_meta_json_round_trip(meta: EntryMeta, text: str) -> None:
 
 @pytest.mark.parametrize("text", [None, "", "not json", "[]", '"api"', "7", "{}",
                                   '{"source":"api"}', '{"added_at":1}',
-                                  '{"source":"api","added_at":"soon"}'],
+                                  '{"source":"api","added_at":"soon"}',
+                                  '{"source":"api","added_at":1,"expires_at":"later"}'],
                          ids=["none", "empty", "garbage", "array", "string", "number",
-                              "empty-object", "no-time", "no-source", "bad-time"])
+                              "empty-object", "no-time", "no-source", "bad-time",
+                              "bad-expiry"])
 def test_entry_meta_from_unreadable_json_is_none(text: str | None) -> None:
     """Absent or unreadable metadata parses as None instead of raising."""
     assert EntryMeta.from_json(text) is None
@@ -341,7 +395,7 @@ async def test_remove_deletes_the_metadata_of_what_it_removes(store: Store,
     await store.remove("block", "global", [ListItem("+33*"), voice("+44*")])
     assert set(await stored_meta(client)) == {"+1*"}
     await store.remove("block", "global", items("+1*"), every_channel=True)
-    assert await client.exists(Keys(PREFIX).meta("block", "global")) == 0
+    assert await client.exists(Keys(PREFIX).of("block", "global").meta) == 0
 
 
 REMOVE_CASES: list[tuple[str, list[ListItem], bool, list[ListItem], list[str]]] = [
@@ -393,8 +447,8 @@ async def test_lists_and_scopes_are_independent(store: Store) -> None:
 
 
 async def test_add_is_one_round_trip(store: Store, wire: Wire) -> None:
-    """Many entries are added by one EVALSHA (set and metadata hash as its two keys),
-    written once."""
+    """Many entries are added by one EVALSHA (set, metadata hash and expiry set as its
+    three keys; metadata and an empty expiry as its first arguments), written once."""
     await warm_up(store)
     wire.clear()
     wanted = [ListItem(f"+3361234{i:04d}", ("sms", "voice", None)[i % 3]) for i in range(50)]
@@ -404,14 +458,15 @@ async def test_add_is_one_round_trip(store: Store, wire: Wire) -> None:
     keys = Keys(PREFIX)
     assert command[0].upper() == "EVALSHA"
     assert command[1] == hashlib.sha1(ADD_LUA.encode()).hexdigest()
-    assert command[2:5] == ["2", keys.list("block", "global"), keys.meta("block", "global")]
-    assert json.loads(command[5]) == {"source": "api", "added_at": T0, "added_by": "admin"}
-    assert command[6:] == [Keys.member(i) for i in wanted]
+    assert command[2:6] == ["3", *keys.of("block", "global").all]
+    assert json.loads(command[6]) == {"source": "api", "added_at": T0, "added_by": "admin"}
+    assert command[7] == ""  # no expiry
+    assert command[8:] == [Keys.member(i) for i in wanted]
 
 
 async def test_remove_is_one_transaction_round_trip(store: Store, wire: Wire) -> None:
-    """Many entries (each with its channel variants) are removed, metadata included, in
-    one MULTI/EXEC batch, written once."""
+    """Many entries (each with its channel variants) are removed, metadata and expiry
+    included, in one MULTI/EXEC batch, written once."""
     await store.ping()
     wire.clear()
     await store.remove("block", "global", items(*(f"+3361234{i:04d}" for i in range(50))),
@@ -420,11 +475,15 @@ async def test_remove_is_one_transaction_round_trip(store: Store, wire: Wire) ->
     commands = wire.parsed()
     assert commands[0] == ["MULTI"]
     assert commands[-1] == ["EXEC"]
-    zrems = [c for c in commands if c[0].upper() == "ZREM"]
+    keys = Keys(PREFIX).of("block", "global")
+    zrems = [c for c in commands if c[0].upper() == "ZREM" and c[1] == keys.list]
     hdels = [c for c in commands if c[0].upper() == "HDEL"]
-    assert len(zrems) == len(hdels) == 50
+    expiries = [c for c in commands if c[0].upper() == "ZREM" and c[1] == keys.expiry]
+    assert len(zrems) == len(hdels) == len(expiries) == 50
+    assert len(commands) == 2 + 3 * 50
     assert zrems[7][2:] == ["+33612340007", "+33612340007#sms", "+33612340007#voice"]
-    assert hdels[7][1:] == [Keys(PREFIX).meta("block", "global"), *zrems[7][2:]]
+    assert hdels[7][1:] == [keys.meta, *zrems[7][2:]]
+    assert expiries[7][1:] == [keys.expiry, *zrems[7][2:]]
 
 
 # --- remove_if_source -----------------------------------------------------------------
@@ -434,7 +493,7 @@ async def seed_unreadable(client: Any, member: str, meta_text: str | None) -> No
     """A member put in by hand, with raw metadata text (or none at all)."""
     await client.zadd(Keys(PREFIX).list("block", "global"), {member: 0})
     if meta_text is not None:
-        await client.hset(Keys(PREFIX).meta("block", "global"), member, meta_text)
+        await client.hset(Keys(PREFIX).of("block", "global").meta, member, meta_text)
 
 
 REMOVE_IF_SOURCE_CASES: list[tuple[str, EntryMeta | str | None, ListItem, bool]] = [
@@ -464,7 +523,7 @@ async def test_remove_if_source_only_lifts_entries_of_that_source(
         await put(store, "block", "global", sms("+33612345678"), meta=meta)
     else:
         await seed_unreadable(client, member, meta)
-    before = await client.hget(Keys(PREFIX).meta("block", "global"), member)
+    before = await client.hget(Keys(PREFIX).of("block", "global").meta, member)
 
     assert await store.remove_if_source("block", "global", asked, "opt-out") is removed
 
@@ -473,7 +532,7 @@ async def test_remove_if_source_only_lifts_entries_of_that_source(
         assert await stored_meta(client) == {}
     else:
         assert await members(client) == [member]
-        assert await client.hget(Keys(PREFIX).meta("block", "global"), member) == before
+        assert await client.hget(Keys(PREFIX).of("block", "global").meta, member) == before
 
 
 async def test_remove_if_source_on_an_absent_entry_is_false(store: Store,
@@ -509,9 +568,9 @@ async def test_remove_if_source_is_one_round_trip(store: Store, wire: Wire) -> N
                                         "opt-out") is True
     keys = Keys(PREFIX)
     assert wire.parsed() == [[
-        "EVALSHA", hashlib.sha1(REMOVE_IF_SOURCE_LUA.encode()).hexdigest(), "2",
-        keys.list("block", "tenant:acme"), keys.meta("block", "tenant:acme"),
-        "+33612345678#sms", "opt-out"]]
+        "EVALSHA", hashlib.sha1(REMOVE_IF_SOURCE_LUA.encode()).hexdigest(), "3",
+        *keys.of("block", "tenant:acme").all, "+33612345678#sms", "opt-out",
+        keys.batch_prefix]]
     assert len(wire.writes) == 1
 
 
@@ -684,7 +743,7 @@ async def test_decision_for_three_scopes_and_twelve_digit_number_is_one_round_tr
         store: Store, wire: Wire, channel: Channel | None, decision: str,
         matched: list[dict[str, str]]) -> None:
     """A decision over three scopes and a 12-digit number, with or without a channel,
-    writes exactly one EVALSHA."""
+    writes exactly one EVALSHA; `explain` then only reads the matched entries' metadata."""
     await put(store, "allow", "global", "+44*")
     await put(store, "allow", "tenant:acme", "+4479*")
     await put(store, "block", "tenant:acme", voice("+44791*"))
@@ -693,20 +752,31 @@ async def test_decision_for_three_scopes_and_twelve_digit_number_is_one_round_tr
     await store.lookup(["+10000000000"], ["global"])  # the script is cached from here on
     wire.clear()
 
-    result = await explain(store, TWELVE_DIGITS, SCOPES3[1:], None, channel)
+    found = await store.lookup([TWELVE_DIGITS], SCOPES3, channel)
 
     assert wire.commands() == ["EVALSHA"]
     assert len(wire.writes) == 1
+    assert decide(TWELVE_DIGITS, SCOPES3, found[TWELVE_DIGITS]).verdict == decision
+
+    wire.clear()
+    result = await explain(store, TWELVE_DIGITS, SCOPES3[1:], None, channel)
+
+    commands = wire.commands()
+    assert commands[0] == "EVALSHA"
+    assert set(commands[1:]) <= {"HMGET", "ZMSCORE"}  # metadata of what matched, read only
     assert result is not None
     assert result["decision"] == decision
-    assert result["matched"] == matched
+    assert [{k: m[k] for k in ("scope", "list", "entry", "channel")}
+            for m in result["matched"]] == matched
+    assert {(m["source"], m["added_by"]) for m in result["matched"]} == {("api", "admin")}
 
 
 @pytest.mark.parametrize("channel", [None, "voice"], ids=["no-channel", "voice"])
 async def test_one_round_trip_seen_by_the_real_server(
         redis_server: str, real_redis: Any, channel: Channel | None) -> None:
     """MONITOR on the real server shows one command from the store: EVALSHA, the probes
-    running inside the script; with a channel, the channel's members ride along in it."""
+    running inside the script; with a channel, the channel's members ride along in it.
+    Each list travels with its expiry set; with none present, no expiry is read."""
     client = connect(REDIS, redis_server)
     store = make_store(client)
     try:
@@ -724,14 +794,22 @@ async def test_one_round_trip_seen_by_the_real_server(
     from_clients = [line for line in lines if line.client != "lua"]
     assert [line.command for line in from_clients] == ["EVALSHA"], lines
     evalsha = from_clients[0]
-    assert evalsha.args[2] == "6"  # numkeys: 3 scopes x 2 lists, all in this one call
+    # numkeys: 3 scopes x 2 lists, each with its expiry set, all in this one call
+    assert evalsha.args[2] == "12"
+    keys = Keys(PREFIX)
+    assert evalsha.args[3:15] == [k for scope in SCOPES3 for name in ("block", "allow")
+                                  for k in (keys.of(name, scope).list,
+                                            keys.of(name, scope).expiry)]
     candidates = list(lookup_candidates(TWELVE_DIGITS))
     if channel is not None:
         candidates += [f"{c}#{channel}" for c in candidates]
-    assert sorted(evalsha.args[10:]) == sorted(candidates)
+    assert sorted(evalsha.args[16:]) == sorted(candidates)
     inside = [line.command for line in lines if line.client == "lua"]
-    assert inside.count("EXISTS") == 6
+    assert inside.count("TIME") == 1
+    # 6 list sets; then the expiry set of each of the four that exist
+    assert inside.count("EXISTS") == 6 + 4
     assert inside.count("ZMSCORE") == 4  # only the four sets that exist are probed
+    assert inside.count("ZSCORE") == 0  # no expiry set exists
     expected = [Match("tenant:acme", "block", "+4479*"),
                 Match("agent:42", "allow", TWELVE_DIGITS)]
     if channel == "voice":
@@ -922,6 +1000,79 @@ async def test_page_only_lists_its_own_list_and_scope(store: Store) -> None:
     assert await store.page("block", "tenant:other", None, 10) == Page((), None)
 
 
+# --- bulk replace: staging keys, swap, drop --------------------------------------------
+
+
+async def test_swap_replaces_a_list_with_its_metadata_and_expiry_in_one_step(
+        store: Store, client: Any) -> None:
+    """A list loaded into staging keys (shared batch metadata, an expiry) replaces the
+    live list whole: old members, metadata and expiries go, the staging keys vanish."""
+    later = time.time() + 3600
+    await put(store, "block", "global", "+1*", "+2*")
+    await put(store, "block", "global", "+3*", meta=replace(MANUAL, expires_at=later))
+    live = store.keys.of("block", "global")
+    staged = store.keys.staging("block", "global")
+    batch = await store.save_batch(OPT_OUT)
+    assert await store.add_to(staged, [ListItem("+2*"), sms("+44*")], batch, later) == (
+        [ListItem("+2*"), sms("+44*")], [])
+    assert await store.add_to(staged, items("+5*"), MANUAL.to_json(), None) == (
+        items("+5*"), [])
+    assert entries_of(await store.page("block", "global", None, 10)) == ["+1*", "+2*", "+3*"]
+
+    assert await store.swap(live, staged) == 3
+
+    page = await store.page("block", "global", None, 10)
+    assert page.entries == (
+        Listed(ListItem("+2*"), replace(OPT_OUT, expires_at=later)),
+        Listed(sms("+44*"), replace(OPT_OUT, expires_at=later)),
+        Listed(ListItem("+5*"), MANUAL))
+    assert set(await client.zrange(live.expiry, 0, -1)) == {"+2*", "+44*#sms"}
+    assert await client.exists(*staged.all) == 0
+    found = await store.lookup(["+33612345678", "+5123456789"], ["global"])
+    assert found == {"+33612345678": [], "+5123456789": [Match("global", "block", "+5*")]}
+
+
+async def test_swap_without_expiries_drops_the_old_expiry_set(store: Store,
+                                                              client: Any) -> None:
+    """A loaded list with no expiring entry leaves no stale expiry set behind, so an old
+    expiry cannot later sweep a reloaded entry of the same name."""
+    await put(store, "block", "global", "+1*", meta=replace(MANUAL, expires_at=time.time() + 1))
+    live, staged = store.keys.of("block", "global"), store.keys.staging("block", "global")
+    await store.add_to(staged, items("+1*"), MANUAL.to_json(), None)
+    assert await store.swap(live, staged) == 1
+    assert await client.exists(live.expiry) == 0
+    assert await store.metadata("block", "global", items("+1*")) == [MANUAL]
+
+
+async def test_swap_with_an_empty_load_empties_the_list(store: Store, client: Any) -> None:
+    """Swapping in a load with no entries (its keys never created) clears the list."""
+    await put(store, "allow", "tenant:acme", "+1*", meta=replace(MANUAL, expires_at=T0 * 2))
+    live = store.keys.of("allow", "tenant:acme")
+    assert await store.swap(live, store.keys.staging("allow", "tenant:acme")) == 0
+    assert await client.exists(*live.all) == 0
+
+
+async def test_drop_deletes_an_abandoned_load_only(store: Store, client: Any) -> None:
+    """drop() removes the staging keys of a load and leaves the live list alone."""
+    await put(store, "block", "global", "+1*")
+    staged = store.keys.staging("block", "global")
+    await store.add_to(staged, items("+2*"), MANUAL.to_json(), T0 * 2)
+    assert await client.exists(*staged.all) == 3
+    await store.drop(staged)
+    assert await client.exists(*staged.all) == 0
+    assert await members(client) == ["+1*"]
+
+
+async def test_scan_entries_walks_every_live_entry_in_chunks(store: Store) -> None:
+    """scan_entries yields every entry once, in order, whatever the chunk size."""
+    entries = [f"+3361234{i:04d}" for i in range(23)]
+    await put(store, "block", "global", *entries)
+    for chunk in (1, 5, 23, 100):
+        seen = [Keys.member(e.item) async for e in store.scan_entries("block", "global", chunk)]
+        assert seen == entries, chunk
+    assert await store.count("block", "global") == 23
+
+
 # --- attempts stream ------------------------------------------------------------------
 
 
@@ -971,12 +1122,12 @@ def shas() -> list[str]:
 
 
 async def test_prepare_on_the_real_server_loads_the_scripts(real_redis: Any) -> None:
-    """prepare() accepts the suite's redis-server and loads the lookup, add and
-    remove-if-source scripts."""
+    """prepare() accepts the suite's redis-server and loads every script (lookup, add,
+    remove-if-source, sweep, swap)."""
     await real_redis.script_flush()
-    assert await real_redis.script_exists(*shas()) == [False, False, False]
+    assert await real_redis.script_exists(*shas()) == [False] * len(SCRIPTS)
     await make_store(real_redis).prepare()
-    assert await real_redis.script_exists(*shas()) == [True, True, True]
+    assert await real_redis.script_exists(*shas()) == [True] * len(SCRIPTS)
 
 
 @pytest.mark.parametrize(("info", "compatible"), [
@@ -999,11 +1150,11 @@ async def test_prepare_refuses_servers_older_than_6_2(
     store = make_store(client)
     if compatible:
         await store.prepare()
-        assert await client.script_exists(*shas()) == [True, True, True]
+        assert await client.script_exists(*shas()) == [True] * len(SCRIPTS)
     else:
         with pytest.raises(StoreIncompatible, match=r"too old: 6\.2 or newer"):
             await store.prepare()
-        assert await client.script_exists(*shas()) == [False, False, False]
+        assert await client.script_exists(*shas()) == [False] * len(SCRIPTS)
 
 
 async def test_ping_is_true_when_the_store_answers(store: Store) -> None:
@@ -1022,7 +1173,14 @@ CALLS: list[tuple[str, StoreCall]] = [
     ("remove-if-source",
      lambda s: s.remove_if_source("block", "global", sms("+33612345678"), "opt-out")),
     ("page", lambda s: s.page("block", "global", None, 10)),
+    ("metadata", lambda s: s.metadata("block", "global", items("+33*"))),
+    ("count", lambda s: s.count("block", "global")),
+    ("sweep-expired", lambda s: s.sweep_expired()),
+    ("save-batch", lambda s: s.save_batch(MANUAL)),
+    ("swap", lambda s: s.swap(s.keys.of("block", "global"), s.keys.staging("block", "global"))),
+    ("drop", lambda s: s.drop(s.keys.staging("block", "global"))),
     ("append_attempt", lambda s: s.append_attempt(attempt())),
+    ("read-attempts", lambda s: s.read_attempts()),
     ("prepare", lambda s: s.prepare()),
 ]
 

@@ -1,4 +1,4 @@
-"""The `gatekeeper` command: run, config check, check NUMBER."""
+"""The `gatekeeper` command: run, config check, check NUMBER, lists import|export."""
 
 from __future__ import annotations
 
@@ -6,24 +6,47 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import signal
 import sys
-from collections.abc import Sequence
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from pathlib import Path
+from typing import BinaryIO, TextIO, cast
 
 import structlog
 from aiohttp import web
 
 from gatekeeper.admin.native import explain
 from gatekeeper.app import ADMIN_APP, create_app, tls_context
-from gatekeeper.config import CHANNELS, Config, ConfigError, load_config
+from gatekeeper.bulk import (
+    MAX_NOTE,
+    MODES,
+    Importer,
+    ImportOptions,
+    ImportReport,
+    NoValidEntries,
+    expiry_from,
+    export_csv,
+)
+from gatekeeper.config import CHANNELS, Channel, Config, ConfigError, load_config
 from gatekeeper.embedded import EmbeddedError, EmbeddedRedis, read_running
 from gatekeeper.numbers import is_known_region, is_valid_scope
 from gatekeeper.observability import configure_logging
+from gatekeeper.policy import LISTS, ListName
 from gatekeeper.providers.base import digest_of
 from gatekeeper.store import Store, StoreIncompatible, StoreUnavailable, connect
 
 EXIT_CONFIG = 2
 EXIT_RUNTIME = 1
+EXIT_INTERRUPTED = 130
+CLI_KEY_NAME = "cli"  # who the audit log names for list changes made from the command line
+READ_CHUNK = 256 * 1024
+PROGRESS_INTERVAL = 0.25
+
+
+class UsageError(Exception):
+    """A bad argument found after parsing (exit 2, message on stderr)."""
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -48,6 +71,26 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser(
         "digest", help="print sha256:<hex> of a token read from stdin, for "
         "upstreams[].credentials (so tokens never sit in the config in clear)")
+    lists = commands.add_parser("lists", help="bulk list commands, straight on the store")
+    lists_commands = lists.add_subparsers(dest="lists_command", required=True)
+    load = with_config(lists_commands.add_parser(
+        "import", help="load entries from a file: one per line, or CSV (entry[,channel])"))
+    load.add_argument("file", help="the file to import, or - for stdin")
+    load.add_argument("--list", dest="list_name", choices=LISTS, required=True)
+    load.add_argument("--scope", required=True, help="'global' or 'kind:id'")
+    load.add_argument("--mode", choices=MODES, default="add",
+                      help="add to the list (default), or replace it whole, atomically")
+    load.add_argument("--channel", choices=(*CHANNELS, "both"), default="both",
+                      help="channel of lines without a channel column (default both)")
+    load.add_argument("--note", help="a note kept with every imported entry")
+    load.add_argument("--ttl-seconds", type=int, help="imported entries expire after this")
+    load.add_argument("--expires-at", help="imported entries expire then (ISO 8601 or "
+                      "epoch seconds)")
+    load.add_argument("--region", help="region for national-format numbers, e.g. TR")
+    dump = with_config(lists_commands.add_parser("export", help="write a list as CSV"))
+    dump.add_argument("--list", dest="list_name", choices=LISTS, required=True)
+    dump.add_argument("--scope", required=True, help="'global' or 'kind:id'")
+    dump.add_argument("--output", help="file to write (default: stdout)")
     return parser
 
 
@@ -81,8 +124,10 @@ async def _serve(config: Config) -> None:
         await proxy_runner.cleanup()
 
 
-async def _check(config: Config, number: str, scopes: list[str], channel: str | None,
-                 region: str | None) -> dict[str, object] | None:
+@contextlib.asynccontextmanager
+async def _open_store(config: Config) -> AsyncIterator[Store]:
+    """The configured store: a running embedded server (embedded.json) if there is one,
+    else one started for the call and stopped after it."""
     embedded: EmbeddedRedis | None = None
     url = config.redis.url
     if config.redis.embedded:
@@ -94,14 +139,193 @@ async def _check(config: Config, number: str, scopes: list[str], channel: str | 
     store = Store(connect(config.redis, url), config.redis, config.store)
     try:
         await store.prepare()
-        result = await explain(store, number, scopes, region, channel)  # type: ignore[arg-type]
+        yield store
     finally:
         await store.close()
         if embedded is not None:
             embedded.stop()
+
+
+async def _check(config: Config, number: str, scopes: list[str], channel: str | None,
+                 region: str | None) -> dict[str, object] | None:
+    async with _open_store(config) as store:
+        result = await explain(store, number, scopes, region, channel)  # type: ignore[arg-type]
     if result is not None and channel is not None:
         result["channel"] = channel
     return result
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} GB"  # pragma: no cover - the loop always returns
+
+
+class ProgressBar:
+    """Progress on stderr: rewritten in place with `\r` a few times a second when it is a
+    terminal, nothing until the final summary line otherwise."""
+
+    def __init__(self, stream: TextIO, total_bytes: int | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._stream = stream
+        self._total = total_bytes
+        self._tty = stream.isatty()
+        self._clock = clock
+        self._started = clock()
+        self._shown = 0.0
+        self._width = 0
+
+    @property
+    def elapsed(self) -> float:
+        """Seconds since the start."""
+        return self._clock() - self._started
+
+    def rate(self, count: int) -> float:
+        """`count` per second since the start."""
+        return count / max(self.elapsed, 1e-6)
+
+    def update(self, count: int, unit: str, done_bytes: int | None = None) -> None:
+        """Show `count` units done (and bytes done of the total), at most every 0.25 s."""
+        now = self._clock()
+        if not self._tty or now - self._shown < PROGRESS_INTERVAL:
+            return
+        self._shown = now
+        parts = [f"{count:,} {unit}"]
+        if done_bytes is not None:
+            if self._total:
+                parts.append(f"{_size(done_bytes)} of {_size(self._total)} "
+                             f"({min(100.0, 100 * done_bytes / self._total):.0f}%)")
+            else:
+                parts.append(_size(done_bytes))
+        parts.append(f"{self.rate(count):,.0f} {unit}/s")
+        self._show("  ".join(parts))
+
+    def _show(self, text: str) -> None:
+        # Padding wipes what a longer previous line left behind.
+        self._stream.write("\r" + text.ljust(self._width))
+        self._stream.flush()
+        self._width = len(text)
+
+    def finish(self, summary: str) -> None:
+        """Replace the bar by a final summary line (always written)."""
+        if self._tty and self._width:
+            self._stream.write("\r" + " " * self._width + "\r")
+        self._stream.write(summary + "\n")
+        self._stream.flush()
+
+
+async def _file_chunks(stream: BinaryIO) -> AsyncIterator[bytes]:
+    # Read in a thread, so the file is read while the store writes the last batch.
+    while chunk := await asyncio.to_thread(stream.read, READ_CHUNK):
+        yield chunk
+
+
+def _audit(report: ImportReport, outcome: str, **extra: object) -> None:
+    structlog.get_logger("gatekeeper").info(
+        "list_changed", key_name=CLI_KEY_NAME, outcome=outcome, **report.audit(), **extra)
+
+
+async def _import(config: Config, options: ImportOptions, stream: BinaryIO,
+                  total: int | None, report: ImportReport) -> None:
+    """Run the import, counting into `report` (kept by the caller, also on failure)."""
+    bar = ProgressBar(sys.stderr, total)
+    async with _open_store(config) as store:
+        importer = Importer(store, options, on_progress=lambda r: bar.update(
+            r.lines, "lines", r.bytes), report=report)
+        try:
+            await importer.run(_file_chunks(stream))
+        except BaseException as exc:
+            bar.finish(f"import stopped after {report.lines:,} lines: "
+                       f"{exc or type(exc).__name__}")
+            _audit(report, "refused" if isinstance(exc, NoValidEntries) else "aborted",
+                   error=str(exc) or type(exc).__name__)
+            raise
+    outcome = f", list size {report.size:,}" if report.size is not None else ""
+    bar.finish(f"imported {report.lines:,} lines ({_size(report.bytes)}) into "
+               f"{options.name} {options.scope} ({options.mode}): {report.added:,} added, "
+               f"{report.existing:,} existing, {report.failed:,} failed{outcome}; "
+               f"{bar.elapsed:.1f} s, {bar.rate(report.lines):,.0f} lines/s")
+    _audit(report, "applied")
+
+
+async def _export(config: Config, name: ListName, scope: str, out: BinaryIO) -> int:
+    bar = ProgressBar(sys.stderr)
+    rows = 0
+
+    def seen(count: int) -> None:
+        nonlocal rows
+        rows = count
+        bar.update(count, "rows")
+
+    async with _open_store(config) as store:
+        async for chunk in export_csv(store, name, scope, on_rows=seen):
+            await asyncio.to_thread(out.write, chunk)
+    bar.finish(f"exported {rows:,} rows of {name} {scope}; {bar.elapsed:.1f} s")
+    return rows
+
+
+def _import_options(args: argparse.Namespace) -> ImportOptions:
+    region = args.region.upper() if args.region else None
+    if region is not None and not is_known_region(region):
+        raise UsageError(f"unknown region {args.region!r}")
+    if args.note is not None and len(args.note) > MAX_NOTE:
+        raise UsageError(f"--note is longer than {MAX_NOTE} characters")
+    try:
+        expires_at = expiry_from(args.ttl_seconds, args.expires_at)
+    except ValueError as exc:
+        raise UsageError(str(exc).replace("'ttl_seconds'", "--ttl-seconds")
+                         .replace("'expires_at'", "--expires-at")) from exc
+    channel = None if args.channel == "both" else cast(Channel, args.channel)
+    return ImportOptions(name=args.list_name, scope=args.scope, mode=args.mode,
+                         added_by=CLI_KEY_NAME, note=args.note or None,
+                         expires_at=expires_at, region=region, channel=channel)
+
+
+def _lists(config: Config, args: argparse.Namespace) -> int:
+    """`lists import` and `lists export`."""
+    if not is_valid_scope(args.scope):
+        raise UsageError(f"invalid scope {args.scope!r}: expected 'global' or 'kind:id'")
+    configure_logging(config.log, sys.stderr)
+    if args.lists_command == "export":
+        if args.output is None:
+            asyncio.run(_export(config, args.list_name, args.scope, sys.stdout.buffer))
+            sys.stdout.flush()
+            return 0
+        # Written beside the target and renamed at the end: never a truncated file.
+        target = Path(args.output)
+        partial = target.with_name(target.name + ".part")
+        try:
+            with partial.open("wb") as out:
+                rows = asyncio.run(_export(config, args.list_name, args.scope, out))
+            partial.replace(target)
+        finally:
+            partial.unlink(missing_ok=True)
+        print(json.dumps({"list": args.list_name, "scope": args.scope, "rows": rows,
+                          "output": str(target)}))
+        return 0
+    options = _import_options(args)
+    try:
+        stream = sys.stdin.buffer if args.file == "-" else open(args.file, "rb")  # noqa: SIM115
+    except OSError as exc:
+        raise UsageError(f"cannot read {args.file}: {exc.strerror}") from exc
+    report = ImportReport(options.mode, options.scope, options.name)
+    with stream:
+        total = None if args.file == "-" else os.fstat(stream.fileno()).st_size
+        try:
+            asyncio.run(_import(config, options, stream, total, report))
+        except KeyboardInterrupt:
+            print("gatekeeper: interrupted", file=sys.stderr)
+            return EXIT_INTERRUPTED
+        except NoValidEntries as exc:
+            # The report still goes to stdout: its failures say what was wrong.
+            print(json.dumps(report.to_json(), indent=2))
+            print(f"gatekeeper: import refused, the list was left as it was: {exc}",
+                  file=sys.stderr)
+            return EXIT_RUNTIME
+    print(json.dumps(report.to_json(), indent=2))
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -128,6 +352,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             with contextlib.suppress(KeyboardInterrupt):
                 asyncio.run(_serve(config))
             return 0
+        if args.command == "lists":
+            return _lists(config, args)
         bad = [s for s in args.scope if not is_valid_scope(s)]
         if bad:
             print(f"gatekeeper: invalid scope {bad[0]!r}: expected 'global' or 'kind:id'",
@@ -139,6 +365,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return EXIT_CONFIG
         configure_logging(config.log, sys.stderr)
         result = asyncio.run(_check(config, args.number, args.scope, args.channel, region))
+    except UsageError as exc:
+        print(f"gatekeeper: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
     except (EmbeddedError, StoreUnavailable, StoreIncompatible, OSError) as exc:
         print(f"gatekeeper: {exc}", file=sys.stderr)
         return EXIT_RUNTIME

@@ -10,6 +10,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any, Literal, TypeVar, cast
 from urllib.parse import urlsplit
@@ -22,6 +23,7 @@ Channel = Literal["sms", "voice"]
 OnBlock = Literal["reject", "skip", "monitor"]
 OnInvalid = Literal["reject", "forward"]
 OnStoreError = Literal["closed", "open"]
+AdminRole = Literal["read", "write"]
 
 CHANNELS: tuple[Channel, ...] = ("sms", "voice")
 ON_BLOCK: tuple[OnBlock, ...] = ("reject", "skip", "monitor")
@@ -29,6 +31,8 @@ ON_INVALID: tuple[OnInvalid, ...] = ("reject", "forward")
 ON_STORE_ERROR: tuple[OnStoreError, ...] = ("closed", "open")
 PRESETS: tuple[str, ...] = ("twilio", "generic", "vonage", "plivo", "telnyx", "sinch",
                             "infobip", "messagebird", "iletimerkezi", "prelude")
+# Presets whose own list API Gatekeeper serves (admin/compat.py), so `mirror` means something.
+LIST_API_PRESETS: tuple[str, ...] = ("iletimerkezi", "prelude")
 WebhookType = Literal["twilio-voice", "vonage-answer", "twilio-sms"]
 WEBHOOK_TYPES: tuple[WebhookType, ...] = ("twilio-voice", "vonage-answer", "twilio-sms")
 HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
@@ -79,12 +83,38 @@ class ProxyConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class AdminKey:
+    """An admin API key: its name (for audit), secret, role and the scopes it may touch.
+
+    `scopes` are globs (`tenant:acme*`, `*`); `read` keys may only read.
+    """
+
+    name: str
+    secret: str = field(repr=False)
+    role: AdminRole = "write"
+    scopes: tuple[str, ...] = ("*",)
+
+    def permits(self, scope: str) -> bool:
+        """True when `scope` matches one of the key's scope globs."""
+        return any(fnmatchcase(scope, pattern) for pattern in self.scopes)
+
+    def allows(self, role: AdminRole) -> bool:
+        """True when the key's role covers `role` (write covers read)."""
+        return self.role == "write" or role == "read"
+
+
+@dataclass(frozen=True, slots=True)
 class AdminConfig:
-    """The admin listener and its bearer key (None: the list API refuses every call)."""
+    """The admin listener and its keys (none: the list API refuses every call)."""
 
     listen: Listen = Listen("127.0.0.1", 8081)
-    key: str | None = field(default=None, repr=False)
+    keys: tuple[AdminKey, ...] = ()
     key_source: str = f"${DEFAULT_ADMIN_KEY_ENV}"
+
+    @property
+    def key(self) -> str | None:
+        """The secret of the first key (the single-key set-up's key)."""
+        return self.keys[0].secret if self.keys else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +139,7 @@ class StoreConfig:
 
     on_error: OnStoreError = "closed"
     attempts_max_len: int = 100_000
+    sweep_interval: float = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,6 +184,8 @@ class UpstreamConfig:
     routes: tuple[RouteConfig, ...] = ()
     credentials: tuple[CredentialScopes, ...] = ()
     scope_header: bool = True
+    # Also forward list changes made through the provider's list API to the provider.
+    mirror: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -301,16 +334,94 @@ def _file(s: _Section, name: str, base: Path) -> Path:
     return path
 
 
-def _read_admin(s: _Section, env: Mapping[str, str]) -> AdminConfig:
+def _read_admin(s: _Section, env: Mapping[str, str], base: Path) -> AdminConfig:
     listen = _listen(s, _ADMIN.listen)
     literal = s.optional_str("key")
     key_env = s.get("key_env", str, DEFAULT_ADMIN_KEY_ENV)
     if not _ENV_NAME_RE.fullmatch(key_env):
         raise ConfigError(s.path("key_env"), key_env, "expected an environment variable name")
+    s.seen.add("keys")
+    raw_keys = s.raw.get("keys")
+    if "keys" in s.raw:
+        if literal is not None or "key_env" in s.raw:
+            raise ConfigError(s.path("keys"), "...", "use either 'keys' or 'key'/'key_env'")
+        if not isinstance(raw_keys, list) or not raw_keys:
+            raise ConfigError(s.path("keys"), raw_keys, "expected a non-empty list of keys")
+        keys = tuple(_read_key(_Section(f"{s.path('keys')}[{i}]", k), env, base)
+                     for i, k in enumerate(raw_keys))
+        names = [k.name for k in keys]
+        for i, name in enumerate(names):
+            if name in names[:i]:
+                raise ConfigError(f"{s.path('keys')}[{i}].name", name, "duplicate key name")
+        secrets = [k.secret for k in keys]
+        for i, secret in enumerate(secrets):
+            if secret in secrets[:i]:
+                raise ConfigError(f"{s.path('keys')}[{i}]", names[i],
+                                  "two keys have the same secret")
+        s.finish()
+        return AdminConfig(listen=listen, keys=keys, key_source=s.path("keys"))
     s.finish()
     if literal is not None:
-        return AdminConfig(listen=listen, key=literal, key_source=s.path("key"))
-    return AdminConfig(listen=listen, key=env.get(key_env) or None, key_source=f"${key_env}")
+        _check_secret(s.path("key"), "<hidden>", literal)
+        return AdminConfig(listen=listen, keys=(AdminKey("admin", literal),),
+                           key_source=s.path("key"))
+    from_env = env.get(key_env)
+    if from_env:
+        _check_secret(f"${key_env}", "<hidden>", from_env)
+    return AdminConfig(listen=listen, keys=(AdminKey("admin", from_env),) if from_env else (),
+                       key_source=f"${key_env}")
+
+
+def _check_secret(key: str, shown: str, secret: str) -> None:
+    """Secrets are compared exactly against a trimmed header: refuse ones that never match."""
+    if secret != secret.strip():
+        raise ConfigError(key, shown, "the secret has leading or trailing whitespace")
+    if len(secret) < 16:
+        raise ConfigError(key, shown, "a key secret needs at least 16 characters")
+
+
+_KEY_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+_SCOPE_GLOB_RE = re.compile(r"\*|global|[a-z][a-z0-9_-]{0,31}(\*|:[A-Za-z0-9._@+*-]{1,128})")
+
+
+def _read_key(s: _Section, env: Mapping[str, str], base: Path) -> AdminKey:
+    name = s.get("name", str, "")
+    if not _KEY_NAME_RE.fullmatch(name):
+        raise ConfigError(s.path("name"), name, "expected a key name like 'ops'")
+    sources = [k for k in ("secret", "secret_env", "secret_file") if k in s.raw]
+    if len(sources) != 1:
+        raise ConfigError(s.key, name, "expected exactly one of secret, secret_env, secret_file")
+    source = sources[0]
+    if source == "secret" and not isinstance(s.raw[source], str):
+        # An unquoted number is still a secret: never echo it in the error.
+        raise ConfigError(s.path(source), "<hidden>", "expected str")
+    value = s.get(source, str, "")
+    if source == "secret_env":
+        if not _ENV_NAME_RE.fullmatch(value):
+            raise ConfigError(s.path(source), value, "expected an environment variable name")
+        secret = env.get(value, "")
+        if not secret:
+            raise ConfigError(s.path(source), value, "the environment variable is not set")
+    elif source == "secret_file":
+        path = Path(value) if Path(value).is_absolute() else base / value
+        try:
+            secret = path.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(s.path(source), str(path), "cannot read the key file") from exc
+    else:
+        secret = value
+    _check_secret(s.path(source), value if source != "secret" else "<hidden>", secret)
+    role: AdminRole = s.choice("role", ("read", "write"), "read")
+    s.seen.add("scopes")
+    raw_scopes = s.raw.get("scopes", ["*"])
+    if not isinstance(raw_scopes, list) or not raw_scopes:
+        raise ConfigError(s.path("scopes"), raw_scopes, "expected a non-empty list of globs")
+    for i, glob in enumerate(raw_scopes):
+        if not isinstance(glob, str) or not _SCOPE_GLOB_RE.fullmatch(glob):
+            raise ConfigError(f"{s.path('scopes')}[{i}]", glob,
+                              "expected a scope or a glob like 'tenant:acme*' or '*'")
+    s.finish()
+    return AdminKey(name, secret, role, tuple(raw_scopes))
 
 
 def _read_redis(s: _Section, base: Path) -> RedisConfig:
@@ -341,9 +452,12 @@ def _read_redis(s: _Section, base: Path) -> RedisConfig:
 def _read_store(s: _Section) -> StoreConfig:
     max_len = s.get("attempts_max_len", int, _STORE.attempts_max_len)
     _positive(s.path("attempts_max_len"), max_len)
+    sweep = s.get("sweep_interval", float, _STORE.sweep_interval)
+    _positive(s.path("sweep_interval"), sweep)
     cfg = StoreConfig(
         on_error=s.choice("on_error", ON_STORE_ERROR, _STORE.on_error),
         attempts_max_len=max_len,
+        sweep_interval=sweep,
     )
     s.finish()
     return cfg
@@ -435,7 +549,13 @@ def _read_upstream(s: _Section) -> UpstreamConfig:
         routes=routes,
         credentials=credentials,
         scope_header=s.get("scope_header", bool, _UPSTREAM.scope_header),
+        mirror=s.get("mirror", bool, _UPSTREAM.mirror),
     )
+    # `mirror` forwards calls of the provider's list API, which only some presets have.
+    if cfg.mirror and preset not in LIST_API_PRESETS:
+        raise ConfigError(s.path("mirror"), True,
+                          f"preset '{preset}' has no list API to mirror "
+                          f"(only {', '.join(LIST_API_PRESETS)})")
     s.finish()
     return cfg
 
@@ -544,7 +664,7 @@ def parse_config(
     upstreams = _read_upstreams("upstreams", root.raw.get("upstreams"))
     cfg = Config(
         proxy=_read_proxy(root.section("proxy"), base or Path.cwd()),
-        admin=_read_admin(root.section("admin"), env),
+        admin=_read_admin(root.section("admin"), env, base or Path.cwd()),
         redis=_read_redis(root.section("redis"), base or Path.cwd()),
         store=_read_store(root.section("store")),
         log=_read_log(root.section("log")),

@@ -4,7 +4,9 @@ A request under an upstream's mount is forwarded to the upstream's URL with the 
 method, path rest, query, body and end-to-end headers. On an intercepted route the
 recipients are found, normalised and decided first (one store round trip for all of
 them); blocked recipients are removed when the request can be edited, otherwise the
-upstream's `on_block` action applies. Nothing is ever retried.
+upstream's `on_block` action applies. Calls of a provider's own list API (see
+admin/compat.py) are answered from the store instead, and with `mirror` also forwarded
+once. Nothing is ever retried.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from aiohttp import web
 from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
+from gatekeeper.admin.compat import COMPAT, CompatCall, CompatHandler
 from gatekeeper.config import Channel, UpstreamConfig
 from gatekeeper.numbers import Destination, is_valid_scope, parse_destination
 from gatekeeper.observability import OUTCOME, PASSTHROUGH, REQUEST_ID, Outcome, Passthrough
@@ -31,6 +34,8 @@ from gatekeeper.store import BlockedAttempt, StoreUnavailable
 
 SCOPE_HEADER = "X-Gatekeeper-Scope"
 REMOVED_HEADER = "X-Gatekeeper-Removed"
+# On a provider list-API reply: the provider's status for the mirrored call, or `failed`.
+MIRROR_HEADER = "X-Gatekeeper-Mirror"
 # RFC 9110 7.6.1 hop-by-hop headers, plus ones this proxy sets or has consumed itself.
 _HOP_BY_HOP = frozenset({
     "connection", "keep-alive", "proxy-authenticate", "proxy-authorization",
@@ -58,6 +63,7 @@ class Mount:
     timeout: aiohttp.ClientTimeout
     region: str | None
     credentials: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    compat: CompatHandler | None = None  # the preset's own list API, if it has one
 
     @classmethod
     def build(cls, upstream: UpstreamConfig) -> Mount:
@@ -67,7 +73,8 @@ class Mount:
                    tuple(dict.fromkeys(("global", *upstream.scopes))),
                    aiohttp.ClientTimeout(total=upstream.timeout),
                    upstream.region or preset.default_region,
-                   {c.identity: c.scopes for c in upstream.credentials})
+                   {c.identity: c.scopes for c in upstream.credentials},
+                   COMPAT.get(preset.name))
 
     def rest(self, raw_path: str) -> str | None:
         """The path below the mount, or None when the path is not under it."""
@@ -273,6 +280,9 @@ class Proxy:
         else:
             return error_response(404, "no_upstream",
                                   f"No upstream is mounted at {request.path}.", request_id)
+        if mount.compat is not None and mount.compat.matches(request.method, rest):
+            # The provider's own list API: answered from the store, before route matching.
+            return await self._compat(request, mount, mount.compat, rest, sep + query)
         found = match_route(mount.routes, request.method, rest)
         try:
             body = await request.read()
@@ -291,6 +301,59 @@ class Proxy:
         route, params = found
         return await self._check(request, mount, rest, Message(body, query, request.headers),
                                  route, params)
+
+    async def _compat(self, request: web.Request, mount: Mount, handler: CompatHandler,
+                      rest: str, query: str) -> web.StreamResponse:
+        """A list-API call: the local change and reply, then (`mirror`) the provider's copy."""
+        request_id, name = request[REQUEST_ID], mount.upstream.name
+        # Logged and timed as `list_api`; no destination was decided.
+        request[OUTCOME] = Outcome(name, "", "list_api", ())
+        try:
+            body = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            return error_response(413, "body_too_large",
+                                  f"The body exceeds {self.max_body} bytes.", request_id)
+        call = CompatCall(request_id, request.method, rest, request.headers, body, name,
+                          mount.credentials)
+        try:
+            result = await handler.handle(call, self.resources.store, self.resources.log)
+        except StoreUnavailable as exc:
+            self.resources.metrics.store_errors.labels("list_api").inc()
+            self.resources.log.error("store_unavailable", request_id=request_id,
+                                     operation="list_api", error=str(exc))
+            return error_response(503, "store_unavailable",
+                                  "The list store is unavailable; nothing was changed.",
+                                  request_id)
+        response = to_response(result.reply)
+        if result.wrote and mount.upstream.mirror:
+            response.headers[MIRROR_HEADER] = await self._mirror(request, mount, rest + query,
+                                                                 body)
+        return response
+
+    async def _mirror(self, request: web.Request, mount: Mount, target: str, body: bytes
+                      ) -> str:
+        """Forward a list change once (never retried); the provider's status or `failed`.
+
+        The local change stands whatever happens here.
+        """
+        name = mount.upstream.name
+        try:
+            async with self.resources.sessions[name].request(
+                request.method, URL(mount.upstream.url + target, encoded=True),
+                headers=forward_headers(request), data=body or None, allow_redirects=False,
+                timeout=mount.timeout,
+                skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
+            ) as reply:
+                status = reply.status
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            self.resources.metrics.upstream_errors.labels(name, "mirror").inc()
+            self.resources.log.warning("mirror_failed", request_id=request[REQUEST_ID],
+                                       upstream=name, error=type(exc).__name__)
+            return "failed"
+        if status >= 400:
+            self.resources.log.warning("mirror_failed", request_id=request[REQUEST_ID],
+                                       upstream=name, status=status)
+        return str(status)
 
     async def _send(self, request: web.Request, mount: Mount, target: str, body: bytes,
                     decision: str | None, extra: Mapping[str, str] | None = None

@@ -6,6 +6,7 @@ Built empty at composition time; `lifespan` (a `cleanup_ctx`) starts them and st
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Coroutine
 from typing import Any
 
@@ -34,6 +35,7 @@ class Resources:
         self._embedded: EmbeddedRedis | None = None
         self.sessions: dict[str, aiohttp.ClientSession] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._sweeper: asyncio.Task[None] | None = None
 
     @property
     def store(self) -> Store:
@@ -64,6 +66,7 @@ class Resources:
         except StoreUnavailable as exc:
             # Not fatal: /readyz reports it and store.on_error governs requests meanwhile.
             self.log.warning("store_unavailable", operation="prepare", error=str(exc))
+        self._sweeper = asyncio.get_running_loop().create_task(self._sweep_forever())
         for name in [u.name for u in self.config.upstreams] + \
                 [h.name for h in self.config.webhooks]:
             self.sessions[name] = aiohttp.ClientSession(
@@ -71,6 +74,19 @@ class Resources:
                 auto_decompress=False,
                 connector=aiohttp.TCPConnector(limit=256),
             )
+
+    async def _sweep_forever(self) -> None:
+        """Tidy expired entries out of Redis (lookups already ignore them)."""
+        while True:
+            await asyncio.sleep(self.config.store.sweep_interval)
+            try:
+                removed = await self.store.sweep_expired()
+            except StoreUnavailable as exc:
+                self.metrics.store_errors.labels("sweep").inc()
+                self.log.warning("store_unavailable", operation="sweep", error=str(exc))
+                continue
+            if removed:
+                self.log.info("entries_expired", removed=removed)
 
     def spawn(self, job: Coroutine[Any, Any, None]) -> None:
         """Run a side job (e.g. an attempts-log append) without holding up the reply."""
@@ -80,6 +96,10 @@ class Resources:
 
     async def close(self) -> None:
         """Finish side jobs, close sessions and the store, stop the embedded server."""
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         for session in self.sessions.values():

@@ -6,7 +6,11 @@ Layout (every key and member name is built by `Keys`):
                                       `#voice` appended for a channel-limited entry; equal
                                       scores order the set by member, so listings page by
                                       value.
-  {prefix}meta:{block|allow}:{scope}  hash, member -> JSON metadata (source, added_at, ...)
+  {prefix}meta:{block|allow}:{scope}  hash, member -> JSON metadata (source, added_at,
+                                      ...), or `@<id>` naming metadata shared by a bulk
+                                      load, kept once in {prefix}batch:{id}
+  {prefix}exp:{block|allow}:{scope}   sorted set, member -> expires_at (epoch seconds)
+  {prefix}tmp:{token}:...             a list being loaded, swapped in whole when complete
   {prefix}attempts                    stream of blocked attempts, capped (MAXLEN ~).
 """
 
@@ -15,8 +19,9 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+import uuid
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, replace
 from typing import Any, cast
 
 import redis.asyncio as aioredis
@@ -33,57 +38,116 @@ MIN_REDIS_VERSION = (6, 2)
 _ARGV_SLICE = 4000
 
 LOOKUP_LUA = """
--- Which candidate members are present in each list set.
--- KEYS: the list sets to probe, in order ({prefix}list:{list}:{scope}, ...)
+-- Which candidate members are live (present and not expired) in each list set.
+-- KEYS: pairs of (list set, its expiry set), in order
 -- ARGV[1]: slice size for unpack(); ARGV[2..]: candidate members (numbers and prefixes)
--- returns: one array per key, holding the candidates that are members of that key
+-- returns: one array per pair, holding the candidates that are live members of that list
 local slice = tonumber(ARGV[1])
 local n = #ARGV
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
 local out = {}
-for i, key in ipairs(KEYS) do
+for i = 1, #KEYS, 2 do
+  local key, expiry = KEYS[i], KEYS[i + 1]
   local hits = {}
   if redis.call('EXISTS', key) == 1 then
+    local expiring = redis.call('EXISTS', expiry) == 1
     for first = 2, n, slice do
       local last = math.min(first + slice - 1, n)
       local scores = redis.call('ZMSCORE', key, unpack(ARGV, first, last))
       for j, score in ipairs(scores) do
-        if score then hits[#hits + 1] = ARGV[first + j - 1] end
+        if score then
+          local member = ARGV[first + j - 1]
+          local at = expiring and redis.call('ZSCORE', expiry, member)
+          if not at or tonumber(at) > now then hits[#hits + 1] = member end
+        end
       end
     end
   end
-  out[i] = hits
+  out[#out + 1] = hits
 end
 return out
 """
 
-
 ADD_LUA = """
--- Add members that are absent, recording metadata only for those it adds (so a manual
--- entry never takes an opt-out's metadata, or the reverse).
--- KEYS[1]: the list set; KEYS[2]: its metadata hash
--- ARGV[1]: metadata JSON; ARGV[2..]: members
+-- Add members that are absent (or expired), recording metadata and expiry only for those
+-- it adds, so a manual entry never takes an opt-out's metadata, or the reverse.
+-- KEYS[1]: the list set; KEYS[2]: its metadata hash; KEYS[3]: its expiry set
+-- ARGV[1]: metadata (JSON, or @batch-id); ARGV[2]: expires_at (epoch seconds) or '';
+-- ARGV[3..]: members
 -- returns: one 1 (added) or 0 (already present) per member
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
+local expiring = redis.call('EXISTS', KEYS[3]) == 1
 local out = {}
-for i = 2, #ARGV do
-  local added = redis.call('ZADD', KEYS[1], 'NX', 0, ARGV[i])
-  if added == 1 then redis.call('HSET', KEYS[2], ARGV[i], ARGV[1]) end
-  out[i - 1] = added
+for i = 3, #ARGV do
+  local member = ARGV[i]
+  local added = redis.call('ZADD', KEYS[1], 'NX', 0, member)
+  if added == 0 and expiring then
+    local at = redis.call('ZSCORE', KEYS[3], member)
+    if at and tonumber(at) <= now then added = 1 end  -- expired, not yet swept: gone
+  end
+  if added == 1 then
+    redis.call('HSET', KEYS[2], member, ARGV[1])
+    if ARGV[2] ~= '' then
+      redis.call('ZADD', KEYS[3], ARGV[2], member)
+    elseif expiring then
+      redis.call('ZREM', KEYS[3], member)
+    end
+  end
+  out[i - 2] = added
 end
 return out
 """
 
 REMOVE_IF_SOURCE_LUA = """
 -- Remove a member only if its metadata says it came from the given source.
--- KEYS[1]: the list set; KEYS[2]: its metadata hash
--- ARGV[1]: member; ARGV[2]: source (e.g. opt-out)
+-- KEYS[1]: the list set; KEYS[2]: its metadata hash; KEYS[3]: its expiry set
+-- ARGV[1]: member; ARGV[2]: source (e.g. opt-out); ARGV[3]: prefix of batch keys
 -- returns: 1 when removed, 0 when absent or from another source
 local meta = redis.call('HGET', KEYS[2], ARGV[1])
 if not meta then return 0 end
+if string.sub(meta, 1, 1) == '@' then
+  meta = redis.call('GET', ARGV[3] .. string.sub(meta, 2))
+  if not meta then return 0 end
+end
 local ok, decoded = pcall(cjson.decode, meta)
 if not ok or type(decoded) ~= 'table' or decoded['source'] ~= ARGV[2] then return 0 end
 redis.call('ZREM', KEYS[1], ARGV[1])
 redis.call('HDEL', KEYS[2], ARGV[1])
+redis.call('ZREM', KEYS[3], ARGV[1])
 return 1
+"""
+
+SWEEP_LUA = """
+-- Remove expired members of one list (lookups already ignore them; this tidies up).
+-- KEYS[1]: the list set; KEYS[2]: its metadata hash; KEYS[3]: its expiry set
+-- ARGV[1]: at most this many members per call
+-- returns: the number of members removed
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
+local gone = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))
+for _, member in ipairs(gone) do
+  redis.call('ZREM', KEYS[1], member)
+  redis.call('HDEL', KEYS[2], member)
+  redis.call('ZREM', KEYS[3], member)
+end
+return #gone
+"""
+
+SWAP_LUA = """
+-- Replace a list with a fully loaded copy in one step (lookups see old or new, never half).
+-- KEYS[1..3]: the live list set, metadata hash and expiry set
+-- KEYS[4..6]: the loaded copies of the same
+-- returns: the number of members of the new list
+for i = 1, 3 do
+  if redis.call('EXISTS', KEYS[i + 3]) == 1 then
+    redis.call('RENAME', KEYS[i + 3], KEYS[i])
+  else
+    redis.call('DEL', KEYS[i])
+  end
+end
+return redis.call('ZCARD', KEYS[1])
 """
 
 
@@ -96,8 +160,22 @@ class StoreIncompatible(Exception):
 
 
 @dataclass(frozen=True, slots=True)
+class ListKeys:
+    """The three keys of one list: members, metadata, expiry."""
+
+    list: str
+    meta: str
+    expiry: str
+
+    @property
+    def all(self) -> tuple[str, str, str]:
+        """The keys in script order (list, meta, expiry)."""
+        return (self.list, self.meta, self.expiry)
+
+
+@dataclass(frozen=True, slots=True)
 class Keys:
-    """Builds every Redis key name the store uses."""
+    """Builds every Redis key and member name the store uses."""
 
     prefix: str
 
@@ -105,9 +183,35 @@ class Keys:
         """The sorted set holding one list of one scope."""
         return f"{self.prefix}list:{name}:{scope}"
 
-    def meta(self, name: ListName, scope: str) -> str:
-        """The hash of metadata of one list of one scope."""
-        return f"{self.prefix}meta:{name}:{scope}"
+    def of(self, name: ListName, scope: str) -> ListKeys:
+        """The keys of one list of one scope."""
+        return ListKeys(self.list(name, scope), f"{self.prefix}meta:{name}:{scope}",
+                        f"{self.prefix}exp:{name}:{scope}")
+
+    def staging(self, name: ListName, scope: str) -> ListKeys:
+        """Fresh keys to load a replacement of a list into before swapping it in."""
+        token = uuid.uuid4().hex
+        return ListKeys(f"{self.prefix}tmp:{token}:list:{name}:{scope}",
+                        f"{self.prefix}tmp:{token}:meta:{name}:{scope}",
+                        f"{self.prefix}tmp:{token}:exp:{name}:{scope}")
+
+    @property
+    def expiry_pattern(self) -> str:
+        """SCAN pattern matching every expiry set."""
+        return f"{self.prefix}exp:*"
+
+    def from_expiry(self, key: str) -> ListKeys | None:
+        """The list keys an expiry set belongs to."""
+        rest = key.removeprefix(f"{self.prefix}exp:")
+        name, _, scope = rest.partition(":")
+        if name not in LISTS or not scope:
+            return None
+        return self.of(name, scope)
+
+    @property
+    def batch_prefix(self) -> str:
+        """Prefix of the keys holding metadata shared by a bulk load."""
+        return f"{self.prefix}batch:"
 
     @staticmethod
     def member(item: ListItem) -> str:
@@ -152,17 +256,18 @@ class ListItem:
 
 @dataclass(frozen=True, slots=True)
 class EntryMeta:
-    """Where an entry came from and when (kept beside it, returned in listings)."""
+    """Where an entry came from, when, and until when (kept beside it)."""
 
     source: str
     added_at: float
     added_by: str | None = None
     note: str | None = None
+    expires_at: float | None = None
 
     def to_json(self) -> str:
         """Compact JSON, without unset fields."""
         return json.dumps({k: v for k, v in asdict(self).items() if v is not None},
-                          separators=(",", ":"))
+                          separators=(",", ":"), ensure_ascii=False)
 
     @classmethod
     def from_json(cls, text: str | None) -> EntryMeta | None:
@@ -171,9 +276,10 @@ class EntryMeta:
             return None
         try:
             raw = json.loads(text)
+            expires = raw.get("expires_at")
             return cls(str(raw["source"]), float(raw["added_at"]), raw.get("added_by"),
-                       raw.get("note"))
-        except (ValueError, KeyError, TypeError):
+                       raw.get("note"), None if expires is None else float(expires))
+        except (ValueError, KeyError, TypeError, AttributeError):
             return None
 
 
@@ -208,6 +314,9 @@ def connect(config: RedisConfig, url: str | None = None) -> aioredis.Redis:
     )
 
 
+_SCRIPTS = (LOOKUP_LUA, ADD_LUA, REMOVE_IF_SOURCE_LUA, SWEEP_LUA, SWAP_LUA)
+
+
 class Store:
     """Allow and block lists in Redis, plus the attempts stream."""
 
@@ -219,9 +328,11 @@ class Store:
         self._lookup = client.register_script(LOOKUP_LUA)
         self._add = client.register_script(ADD_LUA)
         self._remove_if_source = client.register_script(REMOVE_IF_SOURCE_LUA)
+        self._sweep = client.register_script(SWEEP_LUA)
+        self._swap = client.register_script(SWAP_LUA)
 
     async def prepare(self) -> None:
-        """Check the server version and load the lookup script ahead of the first request."""
+        """Check the server version and load the scripts ahead of the first request."""
         try:
             info = await self.client.info("server")
             version = str(info.get("redis_version") or info.get("valkey_version") or "")
@@ -229,7 +340,7 @@ class Store:
             # An unparsable version (a dev build) is given the benefit of the doubt.
             if len(parts) == 2 and (int(parts[0]), int(parts[1])) < MIN_REDIS_VERSION:
                 raise StoreIncompatible(f"Redis {version} is too old: 6.2 or newer is needed")
-            for script in (LOOKUP_LUA, ADD_LUA, REMOVE_IF_SOURCE_LUA):
+            for script in _SCRIPTS:
                 await self.client.script_load(script)
         except RedisError as exc:
             raise StoreUnavailable(str(exc)) from exc
@@ -247,9 +358,10 @@ class Store:
 
     async def lookup(self, numbers: Sequence[str], scopes: Sequence[str],
                      channel: Channel | None = None) -> dict[str, list[Match]]:
-        """Every entry matching each number in each scope, in one round trip.
+        """Every live entry matching each number in each scope, in one round trip.
 
         Entries for every channel always apply; entries limited to `channel` apply too.
+        Expired entries stop matching at their expiry instant (the server's clock).
         """
         owners: dict[str, list[str]] = {}
         for number in dict.fromkeys(numbers):  # a repeated number must not repeat matches
@@ -261,7 +373,10 @@ class Store:
         found: dict[str, list[Match]] = {number: [] for number in numbers}
         if not owners or not probes:
             return found
-        keys = [self.keys.list(name, scope) for name, scope in probes]
+        keys: list[str] = []
+        for name, scope in probes:
+            list_keys = self.keys.of(name, scope)
+            keys += [list_keys.list, list_keys.expiry]
         try:
             reply = await self._lookup(keys=keys, args=[_ARGV_SLICE, *owners])
         except RedisError as exc:
@@ -275,19 +390,49 @@ class Store:
 
     async def add(self, name: ListName, scope: str, items: Iterable[ListItem],
                   meta: EntryMeta) -> tuple[list[ListItem], list[ListItem]]:
-        """Add entries; returns (added, already present). Idempotent; metadata is
-        recorded for the added ones only."""
+        """Add entries; returns (added, already present). Idempotent; metadata and
+        expiry are recorded for the added ones only."""
+        return await self.add_to(self.keys.of(name, scope), items, meta.to_json(),
+                                 meta.expires_at)
+
+    async def add_to(self, keys: ListKeys, items: Iterable[ListItem], meta_value: str,
+                     expires_at: float | None) -> tuple[list[ListItem], list[ListItem]]:
+        """`add` into explicit keys (a list being loaded), with stored metadata text."""
         wanted = list(dict.fromkeys(items))
         if not wanted:
             return [], []
+        expiry = "" if expires_at is None else repr(float(expires_at))
         try:
             flags = await self._add(
-                keys=[self.keys.list(name, scope), self.keys.meta(name, scope)],
-                args=[meta.to_json(), *(self.keys.member(i) for i in wanted)])
+                keys=list(keys.all),
+                args=[meta_value, expiry, *(self.keys.member(i) for i in wanted)])
         except RedisError as exc:
             raise StoreUnavailable(str(exc)) from exc
         pairs = list(zip(wanted, cast(list[int], flags), strict=True))
         return [i for i, f in pairs if f], [i for i, f in pairs if not f]
+
+    async def save_batch(self, meta: EntryMeta) -> str:
+        """Store metadata shared by a bulk load once; returns the value entries carry."""
+        batch = uuid.uuid4().hex
+        try:
+            await self.client.set(self.keys.batch_prefix + batch, meta.to_json())
+        except RedisError as exc:
+            raise StoreUnavailable(str(exc)) from exc
+        return "@" + batch
+
+    async def swap(self, live: ListKeys, loaded: ListKeys) -> int:
+        """Atomically replace a list by a loaded copy; returns its size."""
+        try:
+            return int(await self._swap(keys=[*live.all, *loaded.all]))
+        except RedisError as exc:
+            raise StoreUnavailable(str(exc)) from exc
+
+    async def drop(self, keys: ListKeys) -> None:
+        """Delete a list's keys (an abandoned load)."""
+        try:
+            await self.client.delete(*keys.all)
+        except RedisError as exc:
+            raise StoreUnavailable(str(exc)) from exc
 
     async def remove(self, name: ListName, scope: str, items: Iterable[ListItem],
                      every_channel: bool = False) -> tuple[list[ListItem], list[ListItem]]:
@@ -299,7 +444,7 @@ class Store:
         wanted = list(dict.fromkeys(items))
         if not wanted:
             return [], []
-        key, meta_key = self.keys.list(name, scope), self.keys.meta(name, scope)
+        keys = self.keys.of(name, scope)
         groups: list[list[str]] = []
         for item in wanted:
             variants = [item]
@@ -309,12 +454,13 @@ class Store:
         try:
             async with self.client.pipeline(transaction=True) as pipe:
                 for members in groups:
-                    pipe.zrem(key, *members)
-                    pipe.hdel(meta_key, *members)
+                    pipe.zrem(keys.list, *members)
+                    pipe.hdel(keys.meta, *members)
+                    pipe.zrem(keys.expiry, *members)
                 counts = await pipe.execute()
         except RedisError as exc:
             raise StoreUnavailable(str(exc)) from exc
-        removed = counts[::2]
+        removed = counts[::3]
         pairs = list(zip(wanted, removed, strict=True))
         return [i for i, n in pairs if n], [i for i, n in pairs if not n]
 
@@ -324,27 +470,103 @@ class Store:
         manual block). True when removed."""
         try:
             done = await self._remove_if_source(
-                keys=[self.keys.list(name, scope), self.keys.meta(name, scope)],
-                args=[self.keys.member(item), source])
+                keys=list(self.keys.of(name, scope).all),
+                args=[self.keys.member(item), source, self.keys.batch_prefix])
         except RedisError as exc:
             raise StoreUnavailable(str(exc)) from exc
         return bool(done)
 
+    async def sweep_expired(self, per_call: int = 1000) -> int:
+        """Remove expired entries from every list; returns how many went."""
+        removed = 0
+        try:
+            async for key in self.client.scan_iter(match=self.keys.expiry_pattern, count=500):
+                keys = self.keys.from_expiry(key)
+                if keys is None:
+                    continue
+                while True:
+                    gone = int(await self._sweep(keys=list(keys.all), args=[per_call]))
+                    removed += gone
+                    if gone < per_call:
+                        break
+        except RedisError as exc:
+            raise StoreUnavailable(str(exc)) from exc
+        return removed
+
+    async def _metas(self, values: Sequence[str | None]) -> list[EntryMeta | None]:
+        """Decode stored metadata values, fetching shared bulk-load metadata once each."""
+        batches = sorted({v[1:] for v in values if v and v.startswith("@")})
+        shared: dict[str, str | None] = {}
+        if batches:
+            found = await self.client.mget([self.keys.batch_prefix + b for b in batches])
+            shared = dict(zip(batches, cast(list[str | None], found), strict=True))
+        return [EntryMeta.from_json(shared.get(v[1:]) if v and v.startswith("@") else v)
+                for v in values]
+
     async def page(self, name: ListName, scope: str, cursor: str | None, limit: int) -> Page:
-        """Up to `limit` entries after `cursor` (a member), in order, with metadata."""
+        """Up to `limit` live entries after `cursor` (a member), in order, with metadata."""
+        keys = self.keys.of(name, scope)
         start = f"({cursor}" if cursor else "-"
         try:
             members = cast(list[str], await self.client.zrangebylex(
-                self.keys.list(name, scope), start, "+", start=0, num=limit + 1))
+                keys.list, start, "+", start=0, num=limit + 1))
             shown = members[:limit]
-            metas = cast(list[str | None], await self.client.hmget(
-                self.keys.meta(name, scope), shown)) if shown else []
+            entries: list[Listed] = []
+            if shown:
+                async with self.client.pipeline(transaction=False) as pipe:
+                    pipe.hmget(keys.meta, shown)
+                    pipe.zmscore(keys.expiry, shown)
+                    pipe.time()  # the server's clock, as lookups use: both agree on expiry
+                    values, expiries, (seconds, micros) = await pipe.execute()
+                now = seconds + micros / 1_000_000
+                metas = await self._metas(values)
+                for member, meta, expiry in zip(shown, metas, expiries, strict=True):
+                    if expiry is not None and float(expiry) <= now:
+                        continue  # expired: gone from listings at that instant
+                    shown_meta = meta if meta is None or expiry is None else \
+                        replace(meta, expires_at=float(expiry))
+                    entries.append(Listed(self.keys.item(member), shown_meta))
         except RedisError as exc:
             raise StoreUnavailable(str(exc)) from exc
-        entries = tuple(Listed(self.keys.item(m), EntryMeta.from_json(j))
-                        for m, j in zip(shown, metas, strict=True))
         more = len(members) > limit
-        return Page(entries, shown[-1] if more and shown else None)
+        return Page(tuple(entries), shown[-1] if more and shown else None)
+
+    async def scan_entries(self, name: ListName, scope: str, chunk: int = 1000
+                           ) -> AsyncIterator[Listed]:
+        """Every live entry of a list in order, fetched a chunk at a time (bounded memory)."""
+        cursor: str | None = None
+        while True:
+            page = await self.page(name, scope, cursor, chunk)
+            for entry in page.entries:
+                yield entry
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
+
+    async def metadata(self, name: ListName, scope: str, items: Sequence[ListItem]
+                       ) -> list[EntryMeta | None]:
+        """The metadata of some entries of one list (None where unknown)."""
+        if not items:
+            return []
+        keys = self.keys.of(name, scope)
+        members = [self.keys.member(i) for i in items]
+        try:
+            async with self.client.pipeline(transaction=False) as pipe:
+                pipe.hmget(keys.meta, members)
+                pipe.zmscore(keys.expiry, members)
+                values, expiries = await pipe.execute()
+            metas = await self._metas(values)
+        except RedisError as exc:
+            raise StoreUnavailable(str(exc)) from exc
+        return [m if m is None or e is None else replace(m, expires_at=float(e))
+                for m, e in zip(metas, expiries, strict=True)]
+
+    async def count(self, name: ListName, scope: str) -> int:
+        """How many members a list holds (expired ones not yet swept included)."""
+        try:
+            return int(await self.client.zcard(self.keys.list(name, scope)))
+        except RedisError as exc:
+            raise StoreUnavailable(str(exc)) from exc
 
     async def append_attempt(self, attempt: BlockedAttempt) -> str:
         """Append a blocked attempt to the capped stream; returns its stream id."""
@@ -355,3 +577,13 @@ class Store:
                 approximate=True))
         except RedisError as exc:
             raise StoreUnavailable(str(exc)) from exc
+
+    async def read_attempts(self, newest: str = "+", oldest: str = "-", count: int = 500
+                            ) -> list[tuple[str, dict[str, str]]]:
+        """Up to `count` attempts between two stream ids, newest first."""
+        try:
+            entries = await self.client.xrevrange(self.keys.attempts, newest, oldest,
+                                                  count=count)
+        except RedisError as exc:
+            raise StoreUnavailable(str(exc)) from exc
+        return [(str(i), dict(f)) for i, f in cast(list[tuple[str, dict[str, str]]], entries)]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from gatekeeper.admin import agent
 from gatekeeper.admin.native import Handler, create_native_app
 from gatekeeper.observability import REQUEST_ID, with_request_id
 from gatekeeper.replies import error_response
@@ -55,5 +56,6 @@ def create_admin_app(resources: Resources) -> web.Application:
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
+    agent.add_routes(app)
     app.add_subapp("/admin/v1", create_native_app(resources))
     return app

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import hmac
 import json
+import math
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -13,6 +13,8 @@ from typing import Any, cast
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
+from gatekeeper.admin import attempts, bulk
+from gatekeeper.admin.auth import ADMIN_KEY, BadRequest, Forbidden, KeyRing, authorize
 from gatekeeper.config import CHANNELS, Channel
 from gatekeeper.numbers import (
     Entry,
@@ -35,39 +37,33 @@ DEFAULT_PAGE = 100
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-class BadRequest(Exception):
-    """A client error in an admin call: becomes a 400 with this code and message."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-
-
 def _error(request: web.Request, status: int, code: str, message: str) -> web.Response:
     return error_response(status, code, message, request.get(REQUEST_ID, ""))
 
 
 def auth_middleware(resources: Resources) -> Middleware:
-    """Bearer-key check (constant time); also turns BadRequest/store faults into JSON."""
+    """Bearer-key check (constant time); turns BadRequest, Forbidden and store faults
+    into JSON replies."""
     admin = resources.config.admin
-    expected = admin.key.encode() if admin.key else None
+    ring = KeyRing(admin.keys)
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if expected is None:
+        if not ring:
             return _error(request, 401, "unauthorized",
                           f"The admin API is disabled: no key is configured ({admin.key_source}).")
         scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-        # surrogateescape: a header with non-UTF-8 bytes is a wrong key, not a crash.
-        given_key = given.strip().encode("utf-8", "surrogateescape")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(given_key, expected):
+        key = ring.find(given.strip()) if scheme.lower() == "bearer" else None
+        if key is None:
             return _error(request, 401, "unauthorized",
                           "Missing or wrong admin key: send 'Authorization: Bearer <key>'.")
+        request[ADMIN_KEY] = key
         try:
             return await handler(request)
         except BadRequest as exc:
             return _error(request, 400, exc.code, exc.message)
+        except Forbidden as exc:
+            return _error(request, 403, "forbidden", exc.message)
         except StoreUnavailable as exc:
             resources.metrics.store_errors.labels("admin").inc()
             resources.log.error("store_unavailable", operation="admin", error=str(exc))
@@ -102,6 +98,56 @@ class EntriesBody:
     scope: str
     items: tuple[ListItem, ...]
     failed: tuple[EntryError, ...]
+    note: str | None = None
+    expires_at: float | None = None
+
+
+MAX_NOTE = 500
+MAX_TTL = 10 * 365 * 24 * 3600
+
+
+def parse_instant(value: object, field: str) -> float:
+    """An ISO 8601 date-time (with or without zone: UTC) or epoch seconds."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        try:
+            number = float(value)
+        except OverflowError:  # an integer beyond any float
+            number = math.inf
+        # JSON bodies may also carry NaN and Infinity: none of these is an instant.
+        if math.isfinite(number):
+            return number
+    if isinstance(value, str):
+        try:
+            instant = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            pass
+        else:
+            if instant.tzinfo is None:
+                instant = instant.replace(tzinfo=UTC)
+            return instant.timestamp()
+    raise BadRequest("invalid_body", f"'{field}' must be an ISO 8601 date-time or epoch seconds.")
+
+
+def expiry_of(ttl: object, expires: object) -> float | None:
+    """The expiry instant from `ttl_seconds` or `expires_at` (at most one, in the future)."""
+    if ttl is not None and expires is not None:
+        raise BadRequest("invalid_body", "Give 'ttl_seconds' or 'expires_at', not both.")
+    if ttl is not None:
+        if not isinstance(ttl, int) or isinstance(ttl, bool) or not 1 <= ttl <= MAX_TTL:
+            raise BadRequest("invalid_body",
+                             f"'ttl_seconds' must be an integer from 1 to {MAX_TTL}.")
+        return time.time() + ttl
+    if expires is not None:
+        instant = parse_instant(expires, "expires_at")
+        now = time.time()
+        if instant <= now:
+            raise BadRequest("invalid_body", "'expires_at' is in the past.")
+        # Same bound as ttl_seconds; also keeps the instant within what listings can show.
+        if instant > now + MAX_TTL:
+            raise BadRequest("invalid_body", "'expires_at' is too far ahead: at most "
+                             f"{MAX_TTL} seconds from now.")
+        return instant
+    return None
 
 
 def _item(raw: object, region: str | None) -> ListItem | EntryError:
@@ -130,7 +176,8 @@ async def _entries_body(request: web.Request) -> EntriesBody:
         raise BadRequest("invalid_body", "The body is not valid JSON.") from exc
     if not isinstance(raw, dict):
         raise BadRequest("invalid_body", "Expected an object with 'entries' and 'scope'.")
-    unknown = sorted(set(raw) - {"entries", "scope", "region"})
+    unknown = sorted(set(raw) - {"entries", "scope", "region", "note", "ttl_seconds",
+                                 "expires_at"})
     if unknown:
         raise BadRequest("invalid_body", f"Unknown field {unknown[0]!r}.")
     entries = raw.get("entries")
@@ -151,7 +198,11 @@ async def _entries_body(request: web.Request) -> EntriesBody:
             good.append(parsed)
         else:
             failed.append(parsed)
-    return EntriesBody(scope, tuple(dict.fromkeys(good)), tuple(failed))
+    note = raw.get("note")
+    if note is not None and (not isinstance(note, str) or len(note) > MAX_NOTE):
+        raise BadRequest("invalid_body", f"'note' must be a string of at most {MAX_NOTE}.")
+    return EntriesBody(scope, tuple(dict.fromkeys(good)), tuple(failed), note or None,
+                       expiry_of(raw.get("ttl_seconds"), raw.get("expires_at")))
 
 
 def _failed(errors: tuple[EntryError, ...]) -> list[dict[str, str]]:
@@ -168,26 +219,36 @@ def _iso(timestamp: float) -> str:
     return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="seconds")
 
 
+def described(meta: EntryMeta | None) -> dict[str, Any]:
+    """Who added an entry, when, why and until when (what is known of it)."""
+    if meta is None:
+        return {}
+    row: dict[str, Any] = {"source": meta.source, "added_at": _iso(meta.added_at)}
+    if meta.added_by:
+        row["added_by"] = meta.added_by
+    if meta.note:
+        row["note"] = meta.note
+    if meta.expires_at is not None:
+        row["expires_at"] = _iso(meta.expires_at)
+    return row
+
+
 def listed(entry: Listed) -> dict[str, Any]:
     """A listing row: entry, channel and what is known of its origin."""
-    row: dict[str, Any] = {"entry": entry.item.entry, "channel": entry.item.channel or "both"}
-    if entry.meta is not None:
-        row |= {"source": entry.meta.source, "added_at": _iso(entry.meta.added_at)}
-        if entry.meta.added_by:
-            row["added_by"] = entry.meta.added_by
-        if entry.meta.note:
-            row["note"] = entry.meta.note
-    return row
+    return {"entry": entry.item.entry, "channel": entry.item.channel or "both",
+            **described(entry.meta)}
 
 
 async def add_entries(request: web.Request) -> web.Response:
     """POST /lists/{list}/entries: add entries (idempotent)."""
     resources = request.app[RESOURCES]
     body = await _entries_body(request)
+    key = authorize(request, "write", body.scope)
     added, existing = await resources.store.add(
         _list_name(request), body.scope, body.items,
-        EntryMeta(source="api", added_at=time.time(), added_by="admin"))
-    resources.log.info("list_changed", key_name="admin", scope=body.scope,
+        EntryMeta(source="api", added_at=time.time(), added_by=key.name, note=body.note,
+                  expires_at=body.expires_at))
+    resources.log.info("list_changed", key_name=key.name, scope=body.scope,
                        list=_list_name(request), op="add", added=len(added),
                        existing=len(existing), failed=len(body.failed))
     return web.json_response({"added": [shown(i) for i in added],
@@ -202,9 +263,10 @@ async def remove_entries(request: web.Request) -> web.Response:
     """
     resources = request.app[RESOURCES]
     body = await _entries_body(request)
+    key = authorize(request, "write", body.scope)
     removed, missing = await resources.store.remove(_list_name(request), body.scope,
                                                     body.items, every_channel=True)
-    resources.log.info("list_changed", key_name="admin", scope=body.scope,
+    resources.log.info("list_changed", key_name=key.name, scope=body.scope,
                        list=_list_name(request), op="remove", removed=len(removed),
                        missing=len(missing), failed=len(body.failed))
     return web.json_response({"removed": [shown(i) for i in removed],
@@ -216,6 +278,7 @@ async def list_entries(request: web.Request) -> web.Response:
     """GET /lists/{list}/entries?scope=&cursor=&limit=: one page, ordered by entry."""
     query = request.query
     scope = _scope(query.get("scope", "global"))
+    authorize(request, "read", scope)
     try:
         limit = int(query.get("limit", DEFAULT_PAGE))
     except ValueError as exc:
@@ -245,13 +308,19 @@ async def explain(store: Store, number: str, scopes: list[str], region: str | No
     applicable = list(dict.fromkeys(["global", *scopes]))
     matches = await store.lookup([e164], applicable, channel)
     decision = decide(e164, applicable, matches[e164])
+    matched = []
+    for m in decision.matched:
+        [meta] = await store.metadata(m.list, m.scope, [ListItem(m.entry, m.channel)])
+        matched.append({"scope": m.scope, "list": m.list, "entry": m.entry,
+                        "channel": m.channel or "both", **described(meta)})
     return {
         "number": e164,
         "possible": destination.kind == "phone",
         "decision": decision.verdict,
+        # NLPearl shows blocked numbers with this label.
+        "label": "Blacklisted" if decision.verdict == "blocked" else None,
         "scopes": applicable,
-        "matched": [{"scope": m.scope, "list": m.list, "entry": m.entry,
-                     "channel": m.channel or "both"} for m in decision.matched],
+        "matched": matched,
     }
 
 
@@ -267,6 +336,8 @@ async def check(request: web.Request) -> web.Response:
     channel = query.get("channel")
     if channel is not None and channel not in CHANNELS:
         raise BadRequest("invalid_channel", f"'channel' must be one of {', '.join(CHANNELS)}.")
+    # `global` always applies to a decision; the key must cover the scopes it names.
+    authorize(request, "read", *scopes)
     result = await explain(request.app[RESOURCES].store, number, scopes,
                            _region(query.get("region")), channel)
     if result is None:
@@ -285,4 +356,6 @@ def create_native_app(resources: Resources) -> web.Application:
     app.router.add_delete(entries, remove_entries)
     app.router.add_get(entries, list_entries)
     app.router.add_get("/check", check)
+    bulk.add_routes(app)
+    attempts.add_routes(app)
     return app

@@ -9,7 +9,8 @@ Sends (JSON bodies, Bearer token), all on the sms channel:
 - POST `/v2/notify` (`to`, one number), `/v2/notify/batch` (`to: [...]`, blocked numbers
   removed from the array), `/v2/notify/reply` (a WhatsApp reply, `to`) and the deprecated
   POST `/v2/transactional` (`to`), which the SDK still sends.
-`/v2/verification/check`, lookups, Watch and the management API send nothing and pass.
+`/v2/verification/check`, lookups and Watch send nothing and pass; the management API's
+allow/block list calls are answered by Gatekeeper itself (admin/prelude_lists.py).
 
 Replies follow the SDK (prelude-python-sdk 0.16). A blocked verification is not an error
 there: Prelude answers 200 with `status: "blocked"` (reason `in_block_list`, the one its

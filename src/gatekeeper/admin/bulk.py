@@ -1,0 +1,159 @@
+"""Bulk list import and export over the admin API, streamed both ways.
+
+`POST /lists/{list}/import` reads its body incrementally (`request.content`), so the
+listener's client_max_size, which only bounds bodies read whole, does not limit it and
+memory stays bounded whatever its size. `GET /lists/{list}/export` streams CSV with
+chunked transfer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import zlib
+from collections.abc import AsyncIterator
+from typing import cast
+
+from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
+
+from gatekeeper.admin.auth import BadRequest, authorize
+from gatekeeper.bulk import (
+    MAX_NOTE,
+    MODES,
+    Importer,
+    ImportOptions,
+    NoValidEntries,
+    expiry_from,
+    export_csv,
+)
+from gatekeeper.config import CHANNELS, Channel
+from gatekeeper.numbers import is_known_region, is_valid_scope
+from gatekeeper.policy import ListName
+from gatekeeper.resources import RESOURCES
+from gatekeeper.store import StoreUnavailable
+
+READ_CHUNK = 64 * 1024
+_IMPORT_PARAMS = frozenset({"scope", "mode", "note", "ttl_seconds", "expires_at", "region",
+                            "channel"})
+_EXPORT_PARAMS = frozenset({"scope"})
+
+
+def _checked_query(request: web.Request, known: frozenset[str]) -> None:
+    # A mistyped parameter (`mdoe=replace`) must not silently import in another mode.
+    unknown = sorted(set(request.query) - known)
+    if unknown:
+        raise BadRequest("invalid_query", f"Unknown parameter {unknown[0]!r}.")
+
+
+def _scope(request: web.Request) -> str:
+    value = request.query.get("scope", "global")
+    if not is_valid_scope(value):
+        raise BadRequest("invalid_scope", f"Invalid scope {value!r}: expected 'global' or "
+                         "'kind:id'.")
+    return value
+
+
+def _options(request: web.Request, scope: str) -> ImportOptions:
+    """The import's parameters, all from the query string (the body is the data)."""
+    query = request.query
+    mode = query.get("mode", "add")
+    if mode not in MODES:
+        raise BadRequest("invalid_query", "'mode' must be add or replace.")
+    note = query.get("note") or None
+    if note is not None and len(note) > MAX_NOTE:
+        raise BadRequest("invalid_query", f"'note' must be at most {MAX_NOTE} characters.")
+    region = (query.get("region") or "").upper() or None
+    if region is not None and not is_known_region(region):
+        raise BadRequest("invalid_region",
+                         f"Unknown region {query['region']!r}: expected e.g. 'TR'.")
+    channel = query.get("channel", "both")
+    if channel not in (*CHANNELS, "both"):
+        raise BadRequest("invalid_channel", "'channel' must be sms, voice or both.")
+    try:
+        expires_at = expiry_from(query.get("ttl_seconds"), query.get("expires_at"))
+    except ValueError as exc:
+        raise BadRequest("invalid_query", str(exc).capitalize() + ".") from exc
+    return ImportOptions(
+        name=cast(ListName, request.match_info["list"]), scope=scope, mode=mode,
+        note=note, expires_at=expires_at, region=region,
+        channel=None if channel == "both" else cast(Channel, channel))
+
+
+async def import_list(request: web.Request) -> web.Response:
+    """POST /lists/{list}/import?scope=&mode=add|replace: load the body's entries."""
+    _checked_query(request, _IMPORT_PARAMS)
+    scope = _scope(request)
+    options = _options(request, scope)
+    key = authorize(request, "write", scope)  # before a byte of the body is read
+    resources = request.app[RESOURCES]
+    importer = Importer(resources.store, dataclasses.replace(options, added_by=key.name))
+    report = importer.report
+
+    def audit(outcome: str, **extra: object) -> None:
+        # A failed add keeps what it loaded; a failed replace changed nothing.
+        resources.log.info("list_changed", key_name=key.name, outcome=outcome,
+                           **report.audit(), **extra)
+
+    try:
+        await importer.run(request.content.iter_chunked(READ_CHUNK))
+    except NoValidEntries as exc:
+        audit("refused", error=str(exc))
+        first = report.failures[0]
+        raise BadRequest("no_valid_entries", f"No line is a valid entry ({report.failed} "
+                         f"failed; line {first.line}: {first.reason}): the list was left "
+                         "as it was.") from exc
+    except (web.RequestPayloadError, HttpProcessingError, zlib.error) as exc:
+        # A body aiohttp could not decode (chunked framing, content encoding); zlib's
+        # own error comes through when the fault is found while reading.
+        detail = exc.message if isinstance(exc, HttpProcessingError) else str(exc)
+        detail = " ".join(detail.replace("400, message:", "").split())
+        audit("aborted", error=detail)
+        raise BadRequest("invalid_body", f"The request body is malformed: {detail}."
+                         ) from exc
+    except (OSError, StoreUnavailable, asyncio.CancelledError) as exc:
+        # The client went away mid-body: OSError, or cancellation when the server runs
+        # with handler_cancellation. Nobody reads a reply then.
+        audit("aborted", error=str(exc) or type(exc).__name__)
+        raise
+    audit("applied")
+    return web.json_response(report.to_json())
+
+
+async def export_list(request: web.Request) -> web.StreamResponse:
+    """GET /lists/{list}/export?scope=: the list as CSV, streamed."""
+    _checked_query(request, _EXPORT_PARAMS)
+    scope = _scope(request)
+    authorize(request, "read", scope)
+    name = cast(ListName, request.match_info["list"])
+    resources = request.app[RESOURCES]
+    chunks: AsyncIterator[bytes] = export_csv(resources.store, name, scope)
+    # The first chunk is read before replying, so a store that is down at the start
+    # still gets a clean 503 from the middleware.
+    first = await anext(chunks)
+    response = web.StreamResponse(headers={
+        "Content-Type": "text/csv; charset=utf-8",
+        "Content-Disposition":
+            f'attachment; filename="{name}-{scope.replace(":", "_")}.csv"'})
+    response.enable_chunked_encoding()
+    await response.prepare(request)
+    await response.write(first)
+    try:
+        async for chunk in chunks:
+            await response.write(chunk)
+    except StoreUnavailable as exc:
+        # Too late for an error status: end the connection without the final chunk, so
+        # the client sees a truncated transfer rather than a short but complete file.
+        resources.metrics.store_errors.labels("admin").inc()
+        resources.log.error("store_unavailable", operation="export", error=str(exc))
+        if request.transport is not None:
+            request.transport.abort()
+        return response
+    await response.write_eof()
+    return response
+
+
+def add_routes(app: web.Application) -> None:
+    """Install this module's routes on the /admin/v1 application."""
+    app.router.add_post("/lists/{list:block|allow}/import", import_list)
+    app.router.add_get("/lists/{list:block|allow}/export", export_list)
