@@ -517,3 +517,18 @@ async def test_seed_flow_on_a_real_redis_server(start_gatekeeper: StartGatekeepe
     assert payload["removed"] == [SEED_NUMBER]
     assert payload["failed"] == [{"number": "+442079460958", "reason": NOT_FOUND}]
     assert await blocked(gk) == [REAL_NUMBER]
+
+
+@pytest.mark.parametrize(("body", "content_type"), [
+    (b'{"uid": "u", "agentId": "42", "numbers": ["+14155550100"]}',
+     "application/json; charset=bogus"),
+    (b'{"uid": "\\ud800", "agentId": "42", "numbers": ["+14155550100"]}', "application/json"),
+], ids=["unknown-charset", "lone-surrogate-uid"])
+async def test_undecodable_bodies_are_400_not_500(gatekeeper: Running, body: bytes,
+                                                  content_type: str) -> None:
+    """Bodies that cannot be decoded or stored are refused as bad input; nothing written."""
+    resp = await gatekeeper.admin.post(PATH, data=body,
+                                       headers={**KEY, "Content-Type": content_type})
+    assert resp.status == 400
+    assert (await resp.json())["code"] == "invalid_body"
+    assert await gatekeeper.redis.keys("gk:list:*") == []

@@ -22,10 +22,10 @@ import fakeredis
 import pytest
 
 from gatekeeper import store as store_module
-from gatekeeper.admin.native import MAX_TTL
 from gatekeeper.config import RedisConfig
 from gatekeeper.policy import ListName, Match
 from gatekeeper.store import EntryMeta, Keys, Listed, ListItem, Store, connect
+from gatekeeper.times import MAX_TTL
 from tests.conftest import (
     AUTH,
     TWILIO_MESSAGES,

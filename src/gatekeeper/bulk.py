@@ -24,13 +24,13 @@ import re
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any, Literal
 
 from gatekeeper.config import CHANNELS, Channel
 from gatekeeper.numbers import EntryError, parse_entry
 from gatekeeper.policy import ListName
 from gatekeeper.store import EntryMeta, Listed, ListItem, ListKeys, Store
+from gatekeeper.times import expiry_instant, iso
 
 Mode = Literal["add", "replace"]
 MODES: tuple[Mode, ...] = ("add", "replace")
@@ -40,8 +40,6 @@ BATCH_SIZE = 5000
 # A longer line is refused (and skipped) instead of being buffered without bound.
 MAX_LINE = 4096
 MAX_FAILURES_SHOWN = 100
-MAX_NOTE = 500
-MAX_TTL = 10 * 365 * 24 * 3600
 EXPORT_COLUMNS = ("entry", "channel", "source", "added_at", "added_by", "note",
                   "expires_at")
 EXPORT_CHUNK_ROWS = 1000
@@ -180,41 +178,13 @@ def expiry_from(ttl_seconds: str | int | None, expires_at: str | float | None,
                 now: float | None = None) -> float | None:
     """The expiry instant of an import from a TTL or an instant (ISO 8601 or epoch
     seconds); ValueError, with a message for the operator, when they are unusable."""
-    now = time.time() if now is None else now
-    if ttl_seconds is not None and expires_at is not None:
-        raise ValueError("give 'ttl_seconds' or 'expires_at', not both")
+    ttl: int | None = None
     if ttl_seconds is not None:
         try:
             ttl = int(ttl_seconds)
         except ValueError:
-            ttl = 0
-        if not 1 <= ttl <= MAX_TTL:
-            raise ValueError(f"'ttl_seconds' must be an integer from 1 to {MAX_TTL}")
-        return now + ttl
-    if expires_at is None:
-        return None
-    instant = _instant(expires_at)
-    if instant is None:
-        raise ValueError("'expires_at' must be an ISO 8601 date-time or epoch seconds")
-    if instant <= now:
-        raise ValueError("'expires_at' is in the past")
-    return instant
-
-
-def _instant(value: str | float) -> float | None:
-    if isinstance(value, int | float):
-        return float(value)
-    try:
-        return float(value)
-    except ValueError:
-        pass
-    try:
-        instant = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    if instant.tzinfo is None:
-        instant = instant.replace(tzinfo=UTC)
-    return instant.timestamp()
+            ttl = 0  # refused below, with the range in the message
+    return expiry_instant(ttl, expires_at, time.time() if now is None else now)
 
 
 @dataclass(frozen=True, slots=True)
@@ -388,9 +358,7 @@ class Importer:
 
 
 def _iso(timestamp: float | None) -> str:
-    if timestamp is None:
-        return ""
-    return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="seconds")
+    return "" if timestamp is None else iso(timestamp)
 
 
 def _text_cell(value: str | None) -> str:

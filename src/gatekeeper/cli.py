@@ -20,7 +20,6 @@ from aiohttp import web
 from gatekeeper.admin.native import explain
 from gatekeeper.app import ADMIN_APP, create_app, tls_context
 from gatekeeper.bulk import (
-    MAX_NOTE,
     MODES,
     Importer,
     ImportOptions,
@@ -35,7 +34,7 @@ from gatekeeper.numbers import is_known_region, is_valid_scope
 from gatekeeper.observability import configure_logging
 from gatekeeper.policy import LISTS, ListName
 from gatekeeper.providers.base import digest_of
-from gatekeeper.store import Store, StoreIncompatible, StoreUnavailable, connect
+from gatekeeper.store import MAX_NOTE, Store, StoreIncompatible, StoreUnavailable, connect
 
 EXIT_CONFIG = 2
 EXIT_RUNTIME = 1

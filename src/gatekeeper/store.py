@@ -34,6 +34,8 @@ from gatekeeper.numbers import lookup_candidates
 from gatekeeper.policy import LISTS, ListName, Match
 
 MIN_REDIS_VERSION = (6, 2)
+# The longest note an entry carries (metadata is stored beside every entry).
+MAX_NOTE = 500
 # Lua's unpack() has a stack limit; probe the candidates in slices of this size.
 _ARGV_SLICE = 4000
 

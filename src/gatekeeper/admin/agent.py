@@ -17,11 +17,10 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
 
 from aiohttp import web
 
-from gatekeeper.admin.auth import ADMIN_KEY, BadRequest, Forbidden, KeyRing, authorize
+from gatekeeper.admin.auth import ADMIN_KEY, BadRequest, Forbidden, KeyRing, authorize, json_object
 from gatekeeper.config import AdminKey, AdminRole
 from gatekeeper.numbers import Entry, is_valid_scope, parse_entry
 from gatekeeper.observability import REQUEST_ID
@@ -100,12 +99,7 @@ def _number(raw: str) -> str | None:
 
 async def _body(request: web.Request) -> tuple[Target, Parsed]:
     """A POST/DELETE body: `uid`, `agentId` and `numbers` (string[]); other fields ignored."""
-    try:
-        raw: Any = await request.json()
-    except ValueError as exc:
-        raise BadRequest("invalid_body", "Invalid request body: not valid JSON.") from exc
-    if not isinstance(raw, dict):
-        raise BadRequest("invalid_body", "Invalid request body: expected a JSON object.")
+    raw = await json_object(request, "Invalid request body: expected a JSON object.")
     target = _target(raw.get("uid"), raw.get("agentId"))
     if target is None:
         raise BadRequest("invalid_body", "Invalid request body: 'uid' and 'agentId' are "

@@ -21,7 +21,6 @@ import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
@@ -38,6 +37,7 @@ from gatekeeper.numbers import (
 )
 from gatekeeper.resources import RESOURCES
 from gatekeeper.store import Store
+from gatekeeper.times import iso, parse_instant
 
 DIRECTIONS = ("outbound", "inbound")
 MAX_LIMIT = 1000
@@ -49,7 +49,6 @@ TOP_ENTRIES = 100
 # The largest sequence part of a stream id (a 64-bit unsigned integer).
 _MAX_SEQ = 2**64 - 1
 # 9999-12-31T23:59:59Z: later instants cannot be shown (and NaN compares false).
-_LAST_INSTANT = 253402300799.0
 _STREAM_ID = re.compile(r"^([0-9]{1,20})-([0-9]{1,20})$")
 
 LIST_PARAMS = frozenset({"scope", "number", "region", "channel", "direction", "since",
@@ -79,7 +78,7 @@ class Attempt:
         scope, listed, entry = self.get("scope"), self.get("list"), self.get("entry")
         return {
             "id": self.id,
-            "at": _iso(self.millis / 1000, "milliseconds"),
+            "at": iso(self.millis / 1000, "milliseconds"),
             "request_id": self.get("request_id"),
             "upstream": self.get("upstream"),
             "channel": self.get("channel"),
@@ -92,10 +91,6 @@ class Attempt:
 
 
 Keep = Callable[[Attempt], bool]
-
-
-def _iso(timestamp: float, timespec: str = "seconds") -> str:
-    return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec=timespec)
 
 
 def _params(query: MultiMapping[str], known: frozenset[str]) -> dict[str, str]:
@@ -153,25 +148,14 @@ def _instant(value: str | None, name: str) -> float | None:
     """An ISO 8601 date-time (no zone: UTC) or epoch seconds, from a query string."""
     if not value:
         return None
-    instant: float | None = None
-    try:
-        instant = float(value)
-    except ValueError:
-        # An unencoded `+01:00` arrives as ` 01:00`: try the last space as a `+` too.
-        head, space, tail = value.rpartition(" ")
-        for text in (value, f"{head}+{tail}" if space else value):
-            try:
-                parsed = datetime.fromisoformat(text)
-            except ValueError:
-                continue
-            if parsed.tzinfo is None:
-                parsed = parsed.replace(tzinfo=UTC)
-            instant = parsed.timestamp()
-            break
-    if instant is None or not 0 <= instant <= _LAST_INSTANT:
-        raise BadRequest("invalid_time", f"'{name}' must be an ISO 8601 date-time or epoch "
-                         "seconds, from 1970 to 9999.")
-    return instant
+    # An unencoded `+01:00` arrives as ` 01:00`: try the last space as a `+` too.
+    head, space, tail = value.rpartition(" ")
+    for text in (value, f"{head}+{tail}") if space else (value,):
+        instant = parse_instant(text)
+        if instant is not None:
+            return instant
+    raise BadRequest("invalid_time", f"'{name}' must be an ISO 8601 date-time or epoch "
+                     "seconds, from 1970 to 9999.")
 
 
 def _millis(instant: float) -> int:
@@ -330,8 +314,8 @@ async def summary(request: web.Request) -> web.Response:
     # Most frequent first; ties in a stable order so the top 100 do not flicker.
     top = sorted(by_entry.items(), key=lambda kv: (-kv[1], kv[0]))[:TOP_ENTRIES]
     return web.json_response({
-        "since": _iso(since, "milliseconds"),
-        "until": _iso(until, "milliseconds"),
+        "since": iso(since, "milliseconds"),
+        "until": iso(until, "milliseconds"),
         "total": by_scope.total(),
         "by_scope": dict(by_scope.most_common()),
         "by_channel": dict(by_channel.most_common()),

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 from collections.abc import Iterable
+from typing import Any
 
 from aiohttp import web
 
@@ -20,6 +22,28 @@ class BadRequest(Exception):
         super().__init__(message)
         self.code = code
         self.message = message
+
+
+async def json_object(request: web.Request, message: str) -> dict[str, Any]:
+    """The request's JSON object body; `BadRequest("invalid_body", message)` otherwise
+    (not JSON, an unknown charset, not an object, or strings that are not valid Unicode,
+    which the store could not encode)."""
+    try:
+        raw: Any = await request.json()
+    except (ValueError, LookupError) as exc:  # LookupError: an unknown charset
+        raise BadRequest("invalid_body", message) from exc
+    if not isinstance(raw, dict) or not is_unicode(json.dumps(raw, ensure_ascii=False)):
+        raise BadRequest("invalid_body", message)
+    return raw
+
+
+def is_unicode(text: str) -> bool:
+    """False for text with lone surrogates (JSON allows `"\\ud800"`; UTF-8 does not)."""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 class Forbidden(Exception):

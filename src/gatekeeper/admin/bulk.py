@@ -19,7 +19,6 @@ from aiohttp.http_exceptions import HttpProcessingError
 
 from gatekeeper.admin.auth import BadRequest, authorize
 from gatekeeper.bulk import (
-    MAX_NOTE,
     MODES,
     Importer,
     ImportOptions,
@@ -29,9 +28,10 @@ from gatekeeper.bulk import (
 )
 from gatekeeper.config import CHANNELS, Channel
 from gatekeeper.numbers import is_known_region, is_valid_scope
+from gatekeeper.observability import REQUEST_ID
 from gatekeeper.policy import ListName
 from gatekeeper.resources import RESOURCES
-from gatekeeper.store import StoreUnavailable
+from gatekeeper.store import MAX_NOTE, StoreUnavailable
 
 READ_CHUNK = 64 * 1024
 _IMPORT_PARAMS = frozenset({"scope", "mode", "note", "ttl_seconds", "expires_at", "region",
@@ -134,7 +134,9 @@ async def export_list(request: web.Request) -> web.StreamResponse:
     response = web.StreamResponse(headers={
         "Content-Type": "text/csv; charset=utf-8",
         "Content-Disposition":
-            f'attachment; filename="{name}-{scope.replace(":", "_")}.csv"'})
+            f'attachment; filename="{name}-{scope.replace(":", "_")}.csv"',
+        # Prepared here, so the request-id middleware cannot add it afterwards.
+        "X-Request-Id": request.get(REQUEST_ID, "")})
     response.enable_chunked_encoding()
     await response.prepare(request)
     await response.write(first)

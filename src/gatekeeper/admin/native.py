@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import json
-import math
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, cast
 
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
-from gatekeeper.admin import attempts, bulk
-from gatekeeper.admin.auth import ADMIN_KEY, BadRequest, Forbidden, KeyRing, authorize
+from gatekeeper.admin import attempts, bulk, openapi
+from gatekeeper.admin.auth import ADMIN_KEY, BadRequest, Forbidden, KeyRing, authorize, json_object
 from gatekeeper.config import CHANNELS, Channel
 from gatekeeper.numbers import (
     Entry,
@@ -28,7 +26,8 @@ from gatekeeper.observability import REQUEST_ID
 from gatekeeper.policy import ListName, decide
 from gatekeeper.replies import error_response
 from gatekeeper.resources import RESOURCES, Resources
-from gatekeeper.store import EntryMeta, Listed, ListItem, Store, StoreUnavailable
+from gatekeeper.store import MAX_NOTE, EntryMeta, Listed, ListItem, Store, StoreUnavailable
+from gatekeeper.times import MAX_TTL, expiry_instant, iso
 
 MAX_ENTRIES_PER_CALL = 10_000
 MAX_PAGE = 1000
@@ -49,6 +48,8 @@ def auth_middleware(resources: Resources) -> Middleware:
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.match_info.handler is openapi.serve_document:
+            return await handler(request)  # documentation: served without a key
         if not ring:
             return _error(request, 401, "unauthorized",
                           f"The admin API is disabled: no key is configured ({admin.key_source}).")
@@ -102,52 +103,14 @@ class EntriesBody:
     expires_at: float | None = None
 
 
-MAX_NOTE = 500
-MAX_TTL = 10 * 365 * 24 * 3600
-
-
-def parse_instant(value: object, field: str) -> float:
-    """An ISO 8601 date-time (with or without zone: UTC) or epoch seconds."""
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        try:
-            number = float(value)
-        except OverflowError:  # an integer beyond any float
-            number = math.inf
-        # JSON bodies may also carry NaN and Infinity: none of these is an instant.
-        if math.isfinite(number):
-            return number
-    if isinstance(value, str):
-        try:
-            instant = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            pass
-        else:
-            if instant.tzinfo is None:
-                instant = instant.replace(tzinfo=UTC)
-            return instant.timestamp()
-    raise BadRequest("invalid_body", f"'{field}' must be an ISO 8601 date-time or epoch seconds.")
-
-
 def expiry_of(ttl: object, expires: object) -> float | None:
     """The expiry instant from `ttl_seconds` or `expires_at` (at most one, in the future)."""
-    if ttl is not None and expires is not None:
-        raise BadRequest("invalid_body", "Give 'ttl_seconds' or 'expires_at', not both.")
-    if ttl is not None:
-        if not isinstance(ttl, int) or isinstance(ttl, bool) or not 1 <= ttl <= MAX_TTL:
-            raise BadRequest("invalid_body",
-                             f"'ttl_seconds' must be an integer from 1 to {MAX_TTL}.")
-        return time.time() + ttl
-    if expires is not None:
-        instant = parse_instant(expires, "expires_at")
-        now = time.time()
-        if instant <= now:
-            raise BadRequest("invalid_body", "'expires_at' is in the past.")
-        # Same bound as ttl_seconds; also keeps the instant within what listings can show.
-        if instant > now + MAX_TTL:
-            raise BadRequest("invalid_body", "'expires_at' is too far ahead: at most "
-                             f"{MAX_TTL} seconds from now.")
-        return instant
-    return None
+    if ttl is not None and (not isinstance(ttl, int) or isinstance(ttl, bool)):
+        raise BadRequest("invalid_body", f"'ttl_seconds' must be an integer from 1 to {MAX_TTL}.")
+    try:
+        return expiry_instant(ttl, expires, time.time())
+    except ValueError as exc:
+        raise BadRequest("invalid_body", f"{str(exc)[0].upper()}{str(exc)[1:]}.") from exc
 
 
 def _item(raw: object, region: str | None) -> ListItem | EntryError:
@@ -170,12 +133,7 @@ def _item(raw: object, region: str | None) -> ListItem | EntryError:
 
 
 async def _entries_body(request: web.Request) -> EntriesBody:
-    try:
-        raw: Any = await request.json()
-    except ValueError as exc:
-        raise BadRequest("invalid_body", "The body is not valid JSON.") from exc
-    if not isinstance(raw, dict):
-        raise BadRequest("invalid_body", "Expected an object with 'entries' and 'scope'.")
+    raw = await json_object(request, "Expected a JSON object with 'entries' and 'scope'.")
     unknown = sorted(set(raw) - {"entries", "scope", "region", "note", "ttl_seconds",
                                  "expires_at"})
     if unknown:
@@ -200,7 +158,8 @@ async def _entries_body(request: web.Request) -> EntriesBody:
             failed.append(parsed)
     note = raw.get("note")
     if note is not None and (not isinstance(note, str) or len(note) > MAX_NOTE):
-        raise BadRequest("invalid_body", f"'note' must be a string of at most {MAX_NOTE}.")
+        raise BadRequest("invalid_body", f"'note' must be a string of at most {MAX_NOTE} "
+                         "characters, valid Unicode.")
     return EntriesBody(scope, tuple(dict.fromkeys(good)), tuple(failed), note or None,
                        expiry_of(raw.get("ttl_seconds"), raw.get("expires_at")))
 
@@ -215,21 +174,17 @@ def shown(item: ListItem) -> str | dict[str, str]:
                                                      "channel": item.channel}
 
 
-def _iso(timestamp: float) -> str:
-    return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="seconds")
-
-
 def described(meta: EntryMeta | None) -> dict[str, Any]:
     """Who added an entry, when, why and until when (what is known of it)."""
     if meta is None:
         return {}
-    row: dict[str, Any] = {"source": meta.source, "added_at": _iso(meta.added_at)}
+    row: dict[str, Any] = {"source": meta.source, "added_at": iso(meta.added_at)}
     if meta.added_by:
         row["added_by"] = meta.added_by
     if meta.note:
         row["note"] = meta.note
     if meta.expires_at is not None:
-        row["expires_at"] = _iso(meta.expires_at)
+        row["expires_at"] = iso(meta.expires_at)
     return row
 
 
@@ -358,4 +313,5 @@ def create_native_app(resources: Resources) -> web.Application:
     app.router.add_get("/check", check)
     bulk.add_routes(app)
     attempts.add_routes(app)
+    openapi.add_routes(app)
     return app

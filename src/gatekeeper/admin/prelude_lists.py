@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import re
 import time
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, cast
 
 from gatekeeper.numbers import Entry, parse_entry
 from gatekeeper.policy import ListName
 from gatekeeper.providers.base import Reply, json_reply, load_json, normalise_path, token_digest
 from gatekeeper.store import EntryMeta, ListItem, Store
+from gatekeeper.times import iso
 
 if TYPE_CHECKING:
     from gatekeeper.admin.compat import CompatCall, CompatReply, Logger
@@ -47,8 +47,7 @@ def _error(call: CompatCall, status: int, code: str, message: str, kind: str) ->
 
 def _iso(timestamp: float) -> str:
     """RFC 3339 in UTC with a `Z`."""
-    return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="seconds") \
-        .replace("+00:00", "Z")
+    return iso(timestamp).replace("+00:00", "Z")
 
 
 def _number(body: bytes) -> str | None:
