@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,7 +18,13 @@ from gatekeeper.observability import (
     configure_logging,
     redact_secrets,
 )
-from tests.conftest import TWILIO_MESSAGES, Running
+from tests.conftest import (
+    TWILIO_MESSAGES,
+    FakeUpstream,
+    Running,
+    StartGatekeeper,
+    make_config,
+)
 
 
 @pytest.mark.parametrize(("event", "expected"), [
@@ -86,9 +93,12 @@ async def test_admin_replies_carry_a_request_id(gatekeeper: Running) -> None:
     assert resp.headers["X-Request-Id"]
 
 
-async def test_request_event_logged_once_per_request(gatekeeper: Running,
-                                                     log_output: io.StringIO) -> None:
-    """Each proxied request is one `request` event with its decision and status."""
+async def test_request_event_logged_once_per_request(
+        start_gatekeeper: StartGatekeeper, upstream: FakeUpstream, tmp_path: Path,
+        log_output: io.StringIO) -> None:
+    """With log.access, each proxied request is one `request` event (decision, status)."""
+    gatekeeper = await start_gatekeeper(make_config(upstream.url, tmp_path,
+                                                    log={"access": True}))
     await gatekeeper.proxy.post(TWILIO_MESSAGES, data={"To": "+14155550100"},
                                 headers={"X-Request-Id": "r1"})
     events = [json.loads(x) for x in log_output.getvalue().splitlines()]
@@ -97,3 +107,13 @@ async def test_request_event_logged_once_per_request(gatekeeper: Running,
     assert event["decision"] == "forwarded"
     assert event["status"] == 201
     assert event["upstream"] == "twilio"
+
+
+async def test_no_access_log_by_default(gatekeeper: Running, log_output: io.StringIO) -> None:
+    """Without log.access, forwarded requests log nothing (blocked attempts still do)."""
+    await gatekeeper.block("+33612345678")
+    await gatekeeper.proxy.post(TWILIO_MESSAGES, data={"To": "+14155550100"})
+    await gatekeeper.proxy.post(TWILIO_MESSAGES, data={"To": "+33612345678"})
+    events = [json.loads(x)["event"] for x in log_output.getvalue().splitlines()]
+    assert "request" not in events
+    assert events.count("destination_blocked") == 1

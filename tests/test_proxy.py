@@ -514,8 +514,12 @@ async def test_store_down_fails_open_when_configured(start_gatekeeper: StartGate
     assert decisions(gk.registry, "twilio", "sms", "forwarded", "store_unavailable") == 1
 
 
-async def test_secrets_never_reach_the_logs(gatekeeper: Running, log_output: Any) -> None:
-    """Authorization headers and credentials in bodies are not logged."""
+async def test_secrets_never_reach_the_logs(start_gatekeeper: StartGatekeeper,
+                                            upstream: FakeUpstream, tmp_path: Path,
+                                            log_output: Any) -> None:
+    """Authorization headers and credentials in bodies are not logged (access log on)."""
+    gatekeeper = await start_gatekeeper(make_config(upstream.url, tmp_path,
+                                                    log={"access": True}))
     await gatekeeper.block("+33612345678")
     secret = "S3cr3tT0ken"
     for to in ("+33612345678", "+14155550100"):

@@ -28,18 +28,20 @@ def tls_context(tls: TlsConfig) -> ssl.SSLContext:
 
 
 def create_app(config: Config, *, registry: CollectorRegistry | None = None,
-               redis_client: Any | None = None) -> web.Application:
+               redis_client: Any | None = None, housekeeping: bool = True
+               ) -> web.Application:
     """The proxy application; its admin application is `app[ADMIN_APP]`.
 
     Resources start with the proxy application (its `cleanup_ctx`), so start the proxy
     first and the admin application after it. `redis_client` replaces the configured
-    store connection (tests pass fakeredis).
+    store connection (tests pass fakeredis). `housekeeping` runs the expiry sweeper (one
+    worker of several is enough).
     """
     metrics = Metrics(registry or CollectorRegistry())
     logger = structlog.get_logger("gatekeeper")
-    resources = Resources(config, metrics, logger, redis_client)
+    resources = Resources(config, metrics, logger, redis_client, housekeeping=housekeeping)
     app = web.Application(
-        middlewares=[observe(metrics, logger, config.log.mask_numbers)],
+        middlewares=[observe(metrics, logger, config.log.mask_numbers, config.log.access)],
         client_max_size=config.proxy.max_body_bytes,
     )
     app[RESOURCES] = resources

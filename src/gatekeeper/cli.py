@@ -6,13 +6,15 @@ import argparse
 import asyncio
 import contextlib
 import json
+import multiprocessing
 import os
 import signal
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from dataclasses import replace
 from pathlib import Path
-from typing import BinaryIO, TextIO, cast
+from typing import Any, BinaryIO, TextIO, cast
 
 import structlog
 from aiohttp import web
@@ -57,7 +59,9 @@ def _parser() -> argparse.ArgumentParser:
                        "else ./config.yaml)")
         return p
 
-    with_config(commands.add_parser("run", help="run the proxy and admin listeners"))
+    run = with_config(commands.add_parser("run", help="run the proxy and admin listeners"))
+    run.add_argument("--workers", type=int, default=1,
+                     help="proxy processes sharing the port (SO_REUSEPORT); default 1")
     config = commands.add_parser("config", help="configuration commands")
     config_commands = config.add_subparsers(dest="config_command", required=True)
     with_config(config_commands.add_parser("check", help="validate the configuration"))
@@ -93,24 +97,29 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-async def _serve(config: Config) -> None:
-    log = structlog.get_logger("gatekeeper")
-    app = create_app(config)
+async def _serve(config: Config, worker: int = 0, workers: int = 1) -> None:
+    """Serve until SIGINT/SIGTERM. With several workers, each serves the proxy on a shared
+    port (SO_REUSEPORT) and worker 0 alone serves the admin listener."""
+    log = structlog.get_logger("gatekeeper").bind(worker=worker) if workers > 1 else \
+        structlog.get_logger("gatekeeper")
+    app = create_app(config, housekeeping=worker == 0)
     proxy_runner = web.AppRunner(app, access_log=None, handle_signals=False)
     admin_runner = web.AppRunner(app[ADMIN_APP], access_log=None, handle_signals=False)
     await proxy_runner.setup()  # starts the resources (and the embedded store)
     try:
-        await admin_runner.setup()
         proxy, admin = config.proxy.listen, config.admin.listen
         proxy_tls = tls_context(config.proxy.tls) if config.proxy.tls else None
-        await web.TCPSite(proxy_runner, proxy.host, proxy.port, ssl_context=proxy_tls).start()
-        await web.TCPSite(admin_runner, admin.host, admin.port).start()
-        if config.admin.key is None:
+        await web.TCPSite(proxy_runner, proxy.host, proxy.port, ssl_context=proxy_tls,
+                          reuse_port=workers > 1).start()
+        if worker == 0:
+            await admin_runner.setup()
+            await web.TCPSite(admin_runner, admin.host, admin.port).start()
+        if config.admin.key is None and worker == 0:
             log.warning("admin_key_missing", message="the admin list API refuses every call "
                         f"until a key is set ({config.admin.key_source})")
         scheme = "https" if proxy_tls else "http"
         log.info("gatekeeper_started", proxy=f"{scheme}://{proxy.host}:{proxy.port}",
-                 admin=f"http://{admin.host}:{admin.port}",
+                 admin=f"http://{admin.host}:{admin.port}" if worker == 0 else None,
                  mounts={u.mount: u.url for u in config.upstreams}, config=config.source)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -121,6 +130,64 @@ async def _serve(config: Config) -> None:
     finally:
         await admin_runner.cleanup()
         await proxy_runner.cleanup()
+
+
+def _run_loop(main: Coroutine[Any, Any, None]) -> None:
+    """Run on uvloop when it is installed (a faster event loop), else asyncio's."""
+    try:
+        import uvloop  # noqa: PLC0415 - optional speed-up
+    except ImportError:
+        asyncio.run(main)
+    else:
+        uvloop.run(main)
+
+
+def _worker(config: Config, worker: int, workers: int) -> None:
+    configure_logging(config.log)
+    with contextlib.suppress(KeyboardInterrupt):
+        _run_loop(_serve(config, worker, workers))
+
+
+def _serve_workers(config: Config, workers: int) -> int:
+    """Pre-fork `workers` processes sharing the proxy port; the store is started once here."""
+    embedded: EmbeddedRedis | None = None
+    if config.redis.embedded:
+        embedded = EmbeddedRedis(config.redis.data_dir, config.redis.server_binary)
+        url = embedded.start().url
+        config = replace(config, redis=replace(config.redis, url=url))
+    context = multiprocessing.get_context("fork")
+    children = [context.Process(target=_worker, args=(config, i, workers), daemon=False)
+                for i in range(workers)]
+    stopping = False
+
+    def stop(_signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+        for child in children:
+            if child.is_alive() and child.pid is not None:
+                os.kill(child.pid, signal.SIGTERM)
+
+    try:
+        for child in children:
+            child.start()
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        # A worker that dies on its own takes the whole service down: a half-served port
+        # is worse than a restart by the supervisor.
+        while any(c.is_alive() for c in children):
+            for child in children:
+                child.join(timeout=0.2)
+                if child.exitcode not in (None, 0) and not stopping:
+                    stop(signal.SIGTERM, None)
+        failed = [c.exitcode for c in children if c.exitcode]
+        return EXIT_RUNTIME if failed and not stopping else 0
+    finally:
+        for child in children:
+            child.join(timeout=10)
+            if child.is_alive():
+                child.kill()
+        if embedded is not None:
+            embedded.stop()
 
 
 @contextlib.asynccontextmanager
@@ -347,9 +414,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     try:
         if args.command == "run":
+            if args.workers < 1:
+                print("gatekeeper: --workers must be at least 1", file=sys.stderr)
+                return EXIT_CONFIG
             configure_logging(config.log)
+            if args.workers > 1:
+                return _serve_workers(config, args.workers)
             with contextlib.suppress(KeyboardInterrupt):
-                asyncio.run(_serve(config))
+                _run_loop(_serve(config))
             return 0
         if args.command == "lists":
             return _lists(config, args)

@@ -149,6 +149,7 @@ class LogConfig:
     level: str = "info"
     format: Literal["json", "console"] = "json"
     mask_numbers: bool = True
+    access: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -469,6 +470,7 @@ def _read_log(s: _Section) -> LogConfig:
         level=level,
         format=s.choice("format", ("json", "console"), _LOG.format),
         mask_numbers=s.get("mask_numbers", bool, _LOG.mask_numbers),
+        access=s.get("access", bool, _LOG.access),
     )
     s.finish()
     return cfg

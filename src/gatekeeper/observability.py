@@ -85,6 +85,34 @@ class Metrics:
         self.store_errors = Counter(
             "gatekeeper_store_errors_total", "Store operations that failed.",
             ["operation"], registry=registry)
+        # Label children looked up once: `labels()` takes a lock and builds a key each call.
+        self._decided: dict[tuple[str, ...], Any] = {}
+        self._timed: dict[tuple[str, str], Any] = {}
+        self._upstream_timed: dict[str, Any] = {}
+
+    def decided(self, upstream: str, channel: str, direction: str, action: str,
+                reason: str) -> None:
+        """Count one destination decision."""
+        key = (upstream, channel, direction, action, reason)
+        child = self._decided.get(key)
+        if child is None:
+            child = self._decided[key] = self.decisions.labels(*key)
+        child.inc()
+
+    def upstream_answered(self, upstream: str, seconds: float) -> None:
+        """Time one upstream exchange."""
+        child = self._upstream_timed.get(upstream)
+        if child is None:
+            child = self._upstream_timed[upstream] = self.upstream_duration.labels(upstream)
+        child.observe(seconds)
+
+    def answered(self, upstream: str, decision: str, seconds: float) -> None:
+        """Time one proxied request."""
+        key = (upstream, decision)
+        child = self._timed.get(key)
+        if child is None:
+            child = self._timed[key] = self.request_duration.labels(*key)
+        child.observe(seconds)
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,8 +157,12 @@ async def with_request_id(request: web.Request, handler: Handler) -> web.StreamR
 
 
 def observe(metrics: Metrics, logger: structlog.typing.FilteringBoundLogger,
-            mask_numbers: bool) -> Middleware:
-    """Middleware: request id in and out, then log and count the recorded outcome."""
+            mask_numbers: bool, access_log: bool = False) -> Middleware:
+    """Middleware: request id in and out, then log and count the recorded outcome.
+
+    Blocked attempts are always logged; the per-request `request` event only with
+    `log.access` (it costs more than the rest of this middleware together).
+    """
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -149,10 +181,11 @@ def observe(metrics: Metrics, logger: structlog.typing.FilteringBoundLogger,
             passthrough = request.get(PASSTHROUGH)
             upstream = passthrough.upstream if passthrough else "none"
             label = "passthrough" if passthrough else "error"
-        metrics.request_duration.labels(upstream, label).observe(elapsed)
-        logger.info("request", request_id=request_id, method=request.method,
-                    path=request.path, upstream=upstream, decision=label,
-                    status=response.status, duration_ms=round(elapsed * 1000, 3))
+        metrics.answered(upstream, label, elapsed)
+        if access_log:
+            logger.info("request", request_id=request_id, method=request.method,
+                        path=request.path, upstream=upstream, decision=label,
+                        status=response.status, duration_ms=round(elapsed * 1000, 3))
         return response
 
     return middleware
@@ -161,8 +194,8 @@ def observe(metrics: Metrics, logger: structlog.typing.FilteringBoundLogger,
 def _record(outcome: Outcome, request_id: str, elapsed: float, metrics: Metrics,
             logger: structlog.typing.FilteringBoundLogger, mask_numbers: bool) -> None:
     for reason in outcome.reasons:
-        metrics.decisions.labels(outcome.upstream, outcome.channel, outcome.direction,
-                                 outcome.action, reason).inc()
+        metrics.decided(outcome.upstream, outcome.channel, outcome.direction, outcome.action,
+                        reason)
     for decision in outcome.blocked:
         cause = decision.cause
         logger.warning(

@@ -169,10 +169,10 @@ async def relay(resources: Resources, request: web.Request, name: str, url: URL,
             except (TimeoutError, aiohttp.ClientError):
                 return failed("broken_reply", 502, "upstream_unavailable",
                               f"The upstream '{name}' reply broke off.")
-            metrics.upstream_duration.labels(name).observe(time.perf_counter() - started)
+            metrics.upstream_answered(name, time.perf_counter() - started)
             return web.Response(status=upstream.status, reason=upstream.reason,
                                 body=payload, headers=headers)
-        metrics.upstream_duration.labels(name).observe(time.perf_counter() - started)
+        metrics.upstream_answered(name, time.perf_counter() - started)
         headers["X-Request-Id"] = request_id
         response = web.StreamResponse(status=upstream.status, reason=upstream.reason,
                                       headers=headers)

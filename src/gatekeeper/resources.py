@@ -26,7 +26,7 @@ class Resources:
     """Shared state of one Gatekeeper process."""
 
     def __init__(self, config: Config, metrics: Metrics, logger: Logger,
-                 redis_client: Any | None = None) -> None:
+                 redis_client: Any | None = None, housekeeping: bool = True) -> None:
         self.config = config
         self.metrics = metrics
         self.log = logger
@@ -36,6 +36,7 @@ class Resources:
         self.sessions: dict[str, aiohttp.ClientSession] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._sweeper: asyncio.Task[None] | None = None
+        self._housekeeping = housekeeping
 
     @property
     def store(self) -> Store:
@@ -48,6 +49,7 @@ class Resources:
         """Start the embedded store if configured, connect, open one session per upstream
         and per webhook application."""
         client = self._client
+        lookup_url: str | None = None
         if client is None:
             url = self.config.redis.url
             if self.config.redis.embedded:
@@ -60,13 +62,15 @@ class Resources:
                               port=self._embedded.endpoint.port if self._embedded.endpoint
                               else None)
             client = connect(self.config.redis, url)
-        self._store = Store(client, self.config.redis, self.config.store)
+            lookup_url = url
+        self._store = Store(client, self.config.redis, self.config.store, lookup_url)
         try:
             await self._store.prepare()
         except StoreUnavailable as exc:
             # Not fatal: /readyz reports it and store.on_error governs requests meanwhile.
             self.log.warning("store_unavailable", operation="prepare", error=str(exc))
-        self._sweeper = asyncio.get_running_loop().create_task(self._sweep_forever())
+        if self._housekeeping:
+            self._sweeper = asyncio.get_running_loop().create_task(self._sweep_forever())
         for name in [u.name for u in self.config.upstreams] + \
                 [h.name for h in self.config.webhooks]:
             self.sessions[name] = aiohttp.ClientSession(
