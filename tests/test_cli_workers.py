@@ -1,0 +1,83 @@
+"""`gatekeeper run --workers N`: several processes on one port, one store, clean stop."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ADMIN_KEY
+from tests.test_cli import GATEKEEPER, free_port, http, redis_pids, wait_healthy, write_config
+
+
+def children(pid: int) -> list[int]:
+    """The direct child processes of `pid`."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                if int(fields[1]) == pid:
+                    found.append(int(entry.name))
+    return found
+
+
+@contextlib.contextmanager
+def workers_process(config: Path, log: Path, workers: int
+                    ) -> Iterator[subprocess.Popen[bytes]]:
+    """`gatekeeper run --workers N`, killed (with its group) if still running at the end."""
+    env = {k: v for k, v in os.environ.items() if k != "GATEKEEPER_CONFIG"}
+    env["GATEKEEPER_ADMIN_KEY"] = ADMIN_KEY
+    with log.open("ab") as output:
+        process = subprocess.Popen(
+            [str(GATEKEEPER), "run", "--config", str(config), "--workers", str(workers)],
+            stdin=subprocess.DEVNULL, stdout=output, stderr=output, env=env,
+            start_new_session=True)
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=10)
+
+
+def test_two_workers_share_the_port_and_stop_together(tmp_path: Path) -> None:
+    """Both workers answer on the proxy port, share the embedded store, and SIGTERM stops
+    them and the store."""
+    data_dir = tmp_path / "data"
+    proxy_port, admin_port = free_port(), free_port()
+    config = write_config(
+        tmp_path / "w.yaml", proxy={"host": "127.0.0.1", "port": proxy_port},
+        admin={"host": "127.0.0.1", "port": admin_port},
+        redis={"url": "embedded", "data_dir": str(data_dir)},
+        upstreams=[{"name": "twilio", "url": "http://127.0.0.1:9", "preset": "twilio"}])
+    log = tmp_path / "w.log"
+    with workers_process(config, log, 2) as parent:
+        wait_healthy(parent, f"http://127.0.0.1:{admin_port}", log)
+        status, _ = http("POST", f"http://127.0.0.1:{admin_port}/admin/v1/lists/block/entries",
+                         {"entries": ["+33612345678"]})
+        assert status == 200
+        # Every worker sees the entry (one store): a blocked send is refused whichever
+        # worker takes the connection; new connections spread over both.
+        for _ in range(20):
+            request = urllib.request.Request(
+                f"http://127.0.0.1:{proxy_port}/twilio/2010-04-01/Accounts/AC1/Messages.json",
+                data=b"To=%2B33612345678", method="POST")
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                urllib.request.urlopen(request, timeout=5)
+            assert refused.value.code == 403
+        workers = [p for p in children(parent.pid)
+                   if "redis" not in Path(f"/proc/{p}/cmdline").read_text()]
+        assert len(workers) == 2
+        parent.send_signal(signal.SIGTERM)
+        assert parent.wait(timeout=30) == 0, log.read_text()
+    time.sleep(0.2)
+    assert redis_pids(data_dir) == []
+    assert all(not Path(f"/proc/{p}").exists() for p in workers)
