@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 CONFIG ?= config.yaml
 
-.PHONY: install run test lint clean
+.PHONY: install run test lint clean bench wrk
 
 install: $(VENV)/.installed
 
@@ -17,11 +17,20 @@ run: install
 	$(BIN)/gatekeeper run --config $(CONFIG)
 
 lint: install
-	$(BIN)/ruff check src tests
-	$(BIN)/mypy src
+	$(BIN)/ruff check src tests bench
+	$(BIN)/mypy src bench
 
-test: lint
+test: lint wrk
 	$(BIN)/pytest -q
+
+# wrk drives the benchmark (and its smoke test): Debian's package, installed when missing.
+wrk:
+	@command -v wrk >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq wrk; } \
+	  || { echo "the benchmark needs wrk: apt-get install wrk (as root)"; exit 1; }
+
+# The benchmark (needs wrk: apt-get install wrk); e.g. make bench BENCH_ARGS="--quick".
+bench: install wrk
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

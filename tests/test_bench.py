@@ -1,0 +1,50 @@
+"""Smoke test of the benchmark harness (bench/): it runs every row end to end and writes
+a complete report. It asserts that the bench works, never how fast anything is."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+ROWS = ("direct", "passthrough", "gatekeeper-empty", "gatekeeper-lists")
+MODES = ("concurrency", "rate")
+
+
+@pytest.mark.integration
+def test_bench_quick_run_reports_every_row(tmp_path: Path) -> None:
+    if shutil.which("wrk") is None:
+        pytest.fail("the benchmark smoke test needs wrk on PATH: install it with "
+                    "`apt-get install wrk` (Debian/Ubuntu)")
+    output = tmp_path / "bench.json"
+    # --quick: 10k numbers and 100 prefixes; 2 s windows keep CPU figures above the
+    # 10 ms resolution of /proc/<pid>/stat even in the fixed-rate mode.
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.run", "--quick", "--duration", "2", "--warmup", "1",
+         "--output", str(output)],
+        cwd=REPO, capture_output=True, text=True, timeout=150, check=False)
+    assert done.returncode == 0, f"bench failed:\n{done.stdout}\n{done.stderr}"
+    report = json.loads(output.read_text())
+    rows = {(r["row"], r["mode"]): r for r in report["rows"]}
+    assert set(rows) == {(row, mode) for row in ROWS for mode in MODES}
+    for key, row in rows.items():
+        assert row["requests"] > 0, key
+        assert row["requests_per_s"] > 0, key
+        assert row["cpu_us_per_req"] > 0, key
+        assert row["latency_ms"]["p99"] > 0, key
+        assert row["unexpected_errors"] == 0, (key, row["errors"], row["status"])
+        assert row["checks"] == [], (key, row["checks"])
+        assert row["cpu_ratio_to_passthrough"] is not None, key
+        if row["row"].startswith("gatekeeper"):
+            assert row["redis_cpu_us_per_req"] is not None, key
+    # Blocked numbers are refused by Gatekeeper only when the lists are loaded.
+    assert rows[("gatekeeper-lists", "concurrency")]["expected_rejections"] > 0
+    assert rows[("gatekeeper-empty", "concurrency")]["status"]["403"] == 0
+    assert report["failures"] == []
+    assert report["machine"]["wrk"]
+    assert report["lists"]["numbers"] == 10_000
