@@ -87,7 +87,9 @@ class Mount:
 
 
 def _has_dot_segment(raw_path: str) -> bool:
-    if "." not in raw_path and "%" not in raw_path:
+    # A `.` segment starts right after a `/`; encoded ones need a `%`. Most paths
+    # (`.../Messages.json`) have neither, so they skip the decoding.
+    if "/." not in raw_path and "%" not in raw_path:
         return False
     return any(segment in (".", "..") for segment in unquote(raw_path).split("/"))
 

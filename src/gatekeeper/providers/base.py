@@ -16,6 +16,7 @@ import json
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from typing import Protocol
 from urllib.parse import quote_plus, unquote, unquote_plus
 
@@ -348,9 +349,11 @@ class Route:
     locator: Locator
 
 
+@lru_cache(maxsize=4096)
 def normalise_path(raw: str) -> str:
     """The path routes are matched on: decoded, no repeated or trailing slashes, and
-    `.` / `..` segments resolved (RFC 3986 5.2.4; `..` stops at the root).
+    `.` / `..` segments resolved (RFC 3986 5.2.4; `..` stops at the root). Cached: the
+    same few paths come back on every request.
 
     Matching is looser than the gateway's own routing on purpose: a request that could
     reach a send endpoint must not slip past the check by spelling its path oddly.
