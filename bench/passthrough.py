@@ -5,20 +5,20 @@ with its method, path, query and headers (less hop-by-hop ones and Host); the re
 status, body and content type come back. Default asyncio event loop, no tuning: this is
 what "any Python proxy in between" costs, the floor Gatekeeper is compared with.
 
-    python bench/passthrough.py --port 9102 --upstream http://127.0.0.1:9101
+    python -m bench.passthrough --port 9102 --upstream http://127.0.0.1:9101
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import signal
 from collections.abc import AsyncIterator
 
 import aiohttp
 from aiohttp import web
 
-HOST = "127.0.0.1"
+from bench.serving import HOST, serve_until_stopped
+
 SESSION = web.AppKey("session", aiohttp.ClientSession)
 UPSTREAM = web.AppKey("upstream", str)
 _NOT_FORWARDED = frozenset({
@@ -52,18 +52,7 @@ async def serve(port: int, upstream: str) -> None:
         await app[SESSION].close()
 
     app.cleanup_ctx.append(session_ctx)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
-    await runner.setup()
-    await web.TCPSite(runner, HOST, port, backlog=1024).start()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    print(f"passthrough on http://{HOST}:{port} -> {upstream}", flush=True)
-    try:
-        await stop.wait()
-    finally:
-        await runner.cleanup()
+    await serve_until_stopped(app, port, f"passthrough on http://{HOST}:{port} -> {upstream}")
 
 
 def main() -> None:

@@ -773,7 +773,7 @@ class Bench:
 
     def start_upstream(self, name: str, cpus: str | None) -> tuple[Process, int]:
         port = free_port()
-        process = self.spawn(name, [sys.executable, str(BENCH_DIR / "upstream.py"),
+        process = self.spawn(name, [sys.executable, "-m", "bench.upstream",
                                     "--port", str(port)], cpus)
         wait_http(process, port, "/ready")
         return process, port
@@ -898,7 +898,7 @@ class Bench:
         if row.name == ROW_PASSTHROUGH:
             port = free_port()
             process = self.spawn("passthrough" + tag, [
-                sys.executable, str(BENCH_DIR / "passthrough.py"), "--port", str(port),
+                sys.executable, "-m", "bench.passthrough", "--port", str(port),
                 "--upstream", f"http://{HOST}:{upstream_port}"], self.cpus(row.cpus))
             wait_http(process, port, "/ready")
             return process, f"http://{HOST}:{port}{SEND_PATH}", \

@@ -1,7 +1,7 @@
 """A fast fake SMS gateway for the benchmark: answers every request 201 with a small
 Twilio-like message resource. Loopback only; runs until SIGINT/SIGTERM.
 
-    python bench/upstream.py --port 9101
+    python -m bench.upstream --port 9101
 """
 
 from __future__ import annotations
@@ -9,12 +9,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import signal
 from collections.abc import Callable
 
 from aiohttp import web
 
-HOST = "127.0.0.1"
+from bench.serving import HOST, serve_until_stopped
+
 REPLY = json.dumps({
     "account_sid": "AC00000000000000000000000000000000",
     "api_version": "2010-04-01",
@@ -43,18 +43,7 @@ async def serve(port: int) -> None:
     """Serve on 127.0.0.1:`port` until SIGINT or SIGTERM."""
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", answer)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
-    await runner.setup()
-    await web.TCPSite(runner, HOST, port, backlog=1024).start()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    print(f"fake upstream on http://{HOST}:{port}", flush=True)
-    try:
-        await stop.wait()
-    finally:
-        await runner.cleanup()
+    await serve_until_stopped(app, port, f"fake upstream on http://{HOST}:{port}")
 
 
 def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
