@@ -297,6 +297,21 @@ def _positive(key: str, value: float) -> None:
         raise ConfigError(key, value, "must be greater than zero")
 
 
+def _http_url(s: _Section, url: str, query: bool) -> str:
+    """An upstream or application URL: http(s), a host, a valid port, no credentials
+    (those travel in the caller's Authorization header)."""
+    parts = urlsplit(url)
+    try:
+        port_ok = parts.port is None or parts.port > 0
+    except ValueError:
+        port_ok = False
+    if parts.scheme not in ("http", "https") or not parts.hostname or not port_ok or \
+            parts.username is not None or parts.fragment or (parts.query and not query):
+        raise ConfigError(s.path("url"), url, "expected an http(s) URL without credentials"
+                          + ("" if query else " or a query"))
+    return url
+
+
 def _listen(section: _Section, default: Listen) -> Listen:
     host = section.get("host", str, default.host)
     port = section.get("port", int, default.port)
@@ -515,10 +530,7 @@ def _read_upstream(s: _Section) -> UpstreamConfig:
     name = s.get("name", str, "")
     if not _NAME_RE.fullmatch(name):
         raise ConfigError(s.path("name"), name, "expected a lower-case name like 'twilio'")
-    url = s.get("url", str, "").rstrip("/")
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query:
-        raise ConfigError(s.path("url"), url, "expected an http(s) URL without a query")
+    url = _http_url(s, s.get("url", str, "").rstrip("/"), query=False)
     preset = s.choice("preset", PRESETS, "")
     mount = s.get("mount", str, f"/{name}").rstrip("/")
     if not mount.startswith("/") or "//" in mount or any(c in mount for c in "?#{}*%") or \
@@ -600,10 +612,7 @@ def _read_webhook(s: _Section) -> WebhookConfig:
     if not path.startswith("/") or "//" in path or any(c in path for c in "?#{}*%") or \
             any(part in (".", "..") for part in path.split("/")):
         raise ConfigError(s.path("path"), path, "expected a path like '/hooks/voice'")
-    url = s.get("url", str, "")
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(s.path("url"), url, "expected the application's http(s) URL")
+    url = _http_url(s, s.get("url", str, ""), query=True)
     timeout = s.get("timeout", float, 10.0)
     _positive(s.path("timeout"), timeout)
     s.seen.add("scopes")

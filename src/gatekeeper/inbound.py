@@ -16,10 +16,9 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
-import aiohttp
 from aiohttp import web
-from yarl import URL
 
 from gatekeeper.config import Channel, WebhookConfig
 from gatekeeper.numbers import parse_destination
@@ -101,7 +100,8 @@ class Webhook:
         self.config = config
         self.kind = kind_of(config)
         self.scopes = tuple(dict.fromkeys(("global", *config.scopes)))
-        self.timeout = aiohttp.ClientTimeout(total=config.timeout)
+        url = urlsplit(config.url)
+        self.path, self.query = url.path or "/", url.query
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         """Screen, maybe refuse, maybe record an opt-out or opt-in, else forward."""
@@ -172,10 +172,10 @@ class Webhook:
 
     async def _forward(self, request: web.Request, body: bytes, decision: str
                        ) -> web.StreamResponse:
-        query = request.rel_url.raw_query_string
-        target = self.config.url + (f"?{query}" if query else "")
-        return await relay(self.resources, request, self.config.name, URL(target, encoded=True),
-                           body, self.timeout, decision)
+        query = "&".join(q for q in (self.query, request.rel_url.raw_query_string) if q)
+        target = self.path + (f"?{query}" if query else "")
+        return await relay(self.resources, request, self.config.name, target, body,
+                           self.config.timeout, decision)
 
 
 def create_inbound_routes(app: web.Application, screener: Screener) -> None:

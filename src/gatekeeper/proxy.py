@@ -14,12 +14,9 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from urllib.parse import unquote
+from urllib.parse import unquote, urlsplit
 
-import aiohttp
 from aiohttp import web
-from multidict import CIMultiDict, CIMultiDictProxy
-from yarl import URL
 
 from gatekeeper.admin.compat import COMPAT, CompatCall, CompatHandler
 from gatekeeper.config import Channel, UpstreamConfig
@@ -31,6 +28,7 @@ from gatekeeper.providers.base import Blocked, BodyError, Message, Route, match_
 from gatekeeper.replies import DECISION_HEADER, error_response, to_response
 from gatekeeper.resources import RESOURCES, Resources
 from gatekeeper.store import BlockedAttempt, StoreUnavailable
+from gatekeeper.upstream import UpstreamError
 
 SCOPE_HEADER = "X-Gatekeeper-Scope"
 REMOVED_HEADER = "X-Gatekeeper-Removed"
@@ -38,18 +36,25 @@ REMOVED_HEADER = "X-Gatekeeper-Removed"
 MIRROR_HEADER = "X-Gatekeeper-Mirror"
 # RFC 9110 7.6.1 hop-by-hop headers, plus ones this proxy sets or has consumed itself.
 _HOP_BY_HOP = frozenset({
-    "connection", "keep-alive", "proxy-authenticate", "proxy-authorization",
-    "proxy-connection", "te", "trailer", "trailers", "transfer-encoding", "upgrade",
+    b"connection", b"keep-alive", b"proxy-authenticate", b"proxy-authorization",
+    b"proxy-connection", b"te", b"trailer", b"trailers", b"transfer-encoding", b"upgrade",
 })
 _NOT_FORWARDED = _HOP_BY_HOP | {
-    # aiohttp sets Host and Content-Length for the upstream; the server already answered
-    # Expect and decoded any Content-Encoding of the body it read.
-    "host", "content-length", "expect", "content-encoding", SCOPE_HEADER.lower(),
+    # The upstream client sets Host and Content-Length; the server already answered
+    # Expect and decoded any Content-Encoding of the body it read. X-Forwarded-For is
+    # rebuilt with the peer appended.
+    b"host", b"content-length", b"expect", b"content-encoding", b"x-forwarded-for",
+    SCOPE_HEADER.lower().encode(),
 }
-_NOT_RETURNED = _HOP_BY_HOP | {"content-length"}
+_NOT_RETURNED = _HOP_BY_HOP | {
+    b"content-length", DECISION_HEADER.lower().encode(), REMOVED_HEADER.lower().encode(),
+}
 _ACTIONS = {"reject": "rejected", "skip": "skipped", "monitor": "monitored"}
-# Upstream replies up to this size are read whole and sent with a Content-Length.
-_BUFFER_LIMIT = 1024 * 1024
+_UPSTREAM_FAILURES = {
+    "timeout": (504, "upstream_timeout", "The upstream '{}' did not answer in time."),
+    "unavailable": (502, "upstream_unavailable", "The upstream '{}' could not be reached."),
+    "broken_reply": (502, "upstream_unavailable", "The upstream '{}' reply broke off."),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +65,8 @@ class Mount:
     preset: Preset
     routes: tuple[Route, ...]
     scopes: tuple[str, ...]
-    timeout: aiohttp.ClientTimeout
+    timeout: float
+    base_path: str  # the upstream URL's path, put in front of the path below the mount
     region: str | None
     credentials: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     compat: CompatHandler | None = None  # the preset's own list API, if it has one
@@ -71,10 +77,15 @@ class Mount:
         preset = PRESETS[upstream.preset]
         return cls(upstream, preset, preset.routes(upstream),
                    tuple(dict.fromkeys(("global", *upstream.scopes))),
-                   aiohttp.ClientTimeout(total=upstream.timeout),
+                   upstream.timeout, urlsplit(upstream.url).path,
                    upstream.region or preset.default_region,
                    {c.identity: c.scopes for c in upstream.credentials},
                    COMPAT.get(preset.name))
+
+    def target(self, rest: str) -> str:
+        """The upstream's request target for a path (and query) below the mount."""
+        target = self.base_path + rest
+        return target if target.startswith("/") else "/" + target
 
     def rest(self, raw_path: str) -> str | None:
         """The path below the mount, or None when the path is not under it."""
@@ -94,27 +105,37 @@ def _has_dot_segment(raw_path: str) -> bool:
     return any(segment in (".", "..") for segment in unquote(raw_path).split("/"))
 
 
-def forward_headers(request: web.Request) -> CIMultiDict[str]:
-    """End-to-end request headers for the upstream, with X-Forwarded-For appended."""
-    named = {token.strip().lower() for value in request.headers.getall("Connection", ())
-             for token in value.split(",")}
-    headers: CIMultiDict[str] = CIMultiDict()
-    for name, value in request.headers.items():
+def _connection_named(headers: Sequence[tuple[bytes, bytes]]) -> frozenset[bytes]:
+    """Header names listed in Connection: hop-by-hop for this message only."""
+    return frozenset(token.strip().lower() for name, value in headers
+                     if name.lower() == b"connection" for token in value.split(b","))
+
+
+def forward_headers(request: web.Request) -> list[tuple[bytes, bytes]]:
+    """End-to-end request headers for the upstream, byte for byte as received, with the
+    peer appended to X-Forwarded-For."""
+    raw = request.raw_headers
+    named = _connection_named(raw)
+    headers: list[tuple[bytes, bytes]] = []
+    forwarded_for: list[bytes] = []
+    for name, value in raw:
         lower = name.lower()
-        if lower not in _NOT_FORWARDED and lower not in named:
-            headers.add(name, value)
-    peer = request.remote or "unknown"
-    previous = request.headers.get("X-Forwarded-For")
-    headers["X-Forwarded-For"] = f"{previous}, {peer}" if previous else peer
+        if lower in _NOT_FORWARDED or lower in named:
+            if lower == b"x-forwarded-for":
+                forwarded_for.append(value)
+            continue
+        headers.append((name, value))
+    forwarded_for.append((request.remote or "unknown").encode("ascii", "replace"))
+    headers.append((b"X-Forwarded-For", b", ".join(forwarded_for)))
     return headers
 
 
-def reply_headers(headers: CIMultiDictProxy[str]) -> CIMultiDict[str]:
-    """The upstream's reply headers less hop-by-hop ones."""
-    named = {token.strip().lower() for value in headers.getall("Connection", ())
-             for token in value.split(",")}
-    return CIMultiDict((k, v) for k, v in headers.items()
-                       if k.lower() not in _NOT_RETURNED and k.lower() not in named)
+def reply_headers(raw: Sequence[tuple[bytes, bytes]]) -> list[tuple[str, str]]:
+    """The upstream's reply headers less hop-by-hop ones, as text for the response."""
+    named = _connection_named(raw)
+    return [(name.decode("latin-1"), value.decode("utf-8", "replace"))
+            for name, value in raw
+            if (lower := name.lower()) not in _NOT_RETURNED and lower not in named]
 
 
 def requested_scopes(request: web.Request) -> list[str] | str:
@@ -131,67 +152,56 @@ def requested_scopes(request: web.Request) -> list[str] | str:
     return scopes
 
 
-async def relay(resources: Resources, request: web.Request, name: str, url: URL,
-                body: bytes, client_timeout: aiohttp.ClientTimeout, decision: str | None,
+async def relay(resources: Resources, request: web.Request, name: str, target: str,
+                body: bytes, time_limit: float, decision: str | None,
                 extra_headers: Mapping[str, str] | None = None) -> web.StreamResponse:
-    """Send the request on to `url` once (never retried) and pass the reply back."""
+    """Send the request on to upstream `name` once (never retried); pass the reply back.
+
+    `time_limit` is the upstream's timeout in seconds, up to the reply's last byte.
+    """
     request_id = request[REQUEST_ID]
-    metrics, log = resources.metrics, resources.log
+    metrics = resources.metrics
     started = time.perf_counter()
-
-    def failed(kind: str, status: int, code: str, message: str) -> web.Response:
-        metrics.upstream_errors.labels(name, kind).inc()
-        response = error_response(status, code, message, request_id, decision)
-        response.headers.update(extra_headers or {})
-        return response
-
     try:
-        upstream = await resources.sessions[name].request(
-            request.method, url, headers=forward_headers(request), data=body or None,
-            allow_redirects=False, timeout=client_timeout,
-            skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
-        )
-    except TimeoutError:
-        return failed("timeout", 504, "upstream_timeout",
-                      f"The upstream '{name}' did not answer in time.")
-    except aiohttp.ClientError as exc:
-        log.warning("upstream_error", request_id=request_id, upstream=name,
-                    error=type(exc).__name__)
-        return failed("unavailable", 502, "upstream_unavailable",
-                      f"The upstream '{name}' could not be reached.")
-    async with upstream:
-        headers = reply_headers(upstream.headers)
-        if decision is not None:
-            headers[DECISION_HEADER] = decision
-        headers.update(extra_headers or {})
-        length = upstream.content_length
-        if length is not None and length <= _BUFFER_LIMIT:
-            try:
-                payload = await upstream.read()
-            except (TimeoutError, aiohttp.ClientError):
-                return failed("broken_reply", 502, "upstream_unavailable",
-                              f"The upstream '{name}' reply broke off.")
-            metrics.upstream_answered(name, time.perf_counter() - started)
-            return web.Response(status=upstream.status, reason=upstream.reason,
-                                body=payload, headers=headers)
-        metrics.upstream_answered(name, time.perf_counter() - started)
-        headers["X-Request-Id"] = request_id
-        response = web.StreamResponse(status=upstream.status, reason=upstream.reason,
-                                      headers=headers)
+        reply = await resources.upstreams[name].send(
+            request.method, target, forward_headers(request), body, time_limit)
+    except UpstreamError as exc:
+        metrics.upstream_errors.labels(name, exc.kind).inc()
+        if exc.kind != "timeout":
+            resources.log.warning("upstream_error", request_id=request_id, upstream=name,
+                                  error=str(exc))
+        status, code, text = _UPSTREAM_FAILURES[exc.kind]
+        failure = error_response(status, code, text.format(name), request_id, decision)
+        failure.headers.update(extra_headers or {})
+        return failure
+    metrics.upstream_answered(name, time.perf_counter() - started)
+    headers = reply_headers(reply.headers)
+    if decision is not None:
+        headers.append((DECISION_HEADER, decision))
+    if extra_headers:
+        headers.extend(extra_headers.items())
+    if reply.body is not None:
+        return web.Response(status=reply.status, reason=reply.reason, body=reply.body,
+                            headers=headers)
+    # Too long to hold, or of unknown length: streamed as it comes.
+    headers.append(("X-Request-Id", request_id))
+    response = web.StreamResponse(status=reply.status, reason=reply.reason, headers=headers)
+    try:
         await response.prepare(request)
-        try:
-            async for chunk in upstream.content.iter_chunked(65536):
-                await response.write(chunk)
-        except (TimeoutError, aiohttp.ClientError) as exc:
-            # Headers are gone already: the client sees a cut-off reply, never a retry.
-            metrics.upstream_errors.labels(name, "broken_reply").inc()
-            log.warning("upstream_error", request_id=request_id, upstream=name,
-                        error=type(exc).__name__, during="reply")
-            if request.transport is not None:
-                request.transport.close()
-            return response
-        await response.write_eof()
+        while chunk := await reply.read():
+            await response.write(chunk)
+    except UpstreamError as exc:
+        # Headers are gone already: the client sees a cut-off reply, never a retry.
+        metrics.upstream_errors.labels(name, "broken_reply").inc()
+        resources.log.warning("upstream_error", request_id=request_id, upstream=name,
+                              error=str(exc), during="reply")
+        if request.transport is not None:
+            request.transport.close()
         return response
+    finally:
+        reply.close()  # a no-op once the body was read to its end
+    await response.write_eof()
+    return response
 
 
 @dataclass(frozen=True, slots=True)
@@ -340,18 +350,16 @@ class Proxy:
         """
         name = mount.upstream.name
         try:
-            async with self.resources.sessions[name].request(
-                request.method, URL(mount.upstream.url + target, encoded=True),
-                headers=forward_headers(request), data=body or None, allow_redirects=False,
-                timeout=mount.timeout,
-                skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
-            ) as reply:
-                status = reply.status
-        except (TimeoutError, aiohttp.ClientError) as exc:
+            reply = await self.resources.upstreams[name].send(
+                request.method, mount.target(target), forward_headers(request), body,
+                mount.timeout)
+        except UpstreamError as exc:
             self.resources.metrics.upstream_errors.labels(name, "mirror").inc()
             self.resources.log.warning("mirror_failed", request_id=request[REQUEST_ID],
-                                       upstream=name, error=type(exc).__name__)
+                                       upstream=name, error=exc.kind)
             return "failed"
+        reply.close()
+        status = reply.status
         if status >= 400:
             self.resources.log.warning("mirror_failed", request_id=request[REQUEST_ID],
                                        upstream=name, status=status)
@@ -360,9 +368,8 @@ class Proxy:
     async def _send(self, request: web.Request, mount: Mount, target: str, body: bytes,
                     decision: str | None, extra: Mapping[str, str] | None = None
                     ) -> web.StreamResponse:
-        url = URL(mount.upstream.url + target, encoded=True)
-        return await relay(self.resources, request, mount.upstream.name, url, body,
-                           mount.timeout, decision, extra)
+        return await relay(self.resources, request, mount.upstream.name,
+                           mount.target(target), body, mount.timeout, decision, extra)
 
     def _scopes(self, request: web.Request, mount: Mount, message: Message,
                 params: Mapping[str, str]) -> tuple[str, ...] | str:

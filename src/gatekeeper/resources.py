@@ -1,4 +1,4 @@
-"""The long-lived things both listeners share: store, upstream sessions, metrics, logger.
+"""The long-lived things both listeners share: store, upstream pools, metrics, logger.
 
 Built empty at composition time; `lifespan` (a `cleanup_ctx`) starts them and stops them.
 """
@@ -10,7 +10,6 @@ import contextlib
 from collections.abc import AsyncIterator, Coroutine
 from typing import Any
 
-import aiohttp
 import structlog
 from aiohttp import web
 
@@ -18,6 +17,7 @@ from gatekeeper.config import Config
 from gatekeeper.embedded import EmbeddedRedis
 from gatekeeper.observability import Metrics
 from gatekeeper.store import Store, StoreUnavailable, connect
+from gatekeeper.upstream import Upstream
 
 Logger = structlog.typing.FilteringBoundLogger
 
@@ -33,7 +33,8 @@ class Resources:
         self._client = redis_client
         self._store: Store | None = None
         self._embedded: EmbeddedRedis | None = None
-        self.sessions: dict[str, aiohttp.ClientSession] = {}
+        # Connection pools by upstream or webhook name.
+        self.upstreams: dict[str, Upstream] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._sweeper: asyncio.Task[None] | None = None
         self._housekeeping = housekeeping
@@ -46,8 +47,8 @@ class Resources:
         return self._store
 
     async def start(self) -> None:
-        """Start the embedded store if configured, connect, open one session per upstream
-        and per webhook application."""
+        """Start the embedded store if configured, connect, and set up one connection pool
+        per upstream and per webhook application."""
         client = self._client
         lookup_url: str | None = None
         if client is None:
@@ -71,13 +72,9 @@ class Resources:
             self.log.warning("store_unavailable", operation="prepare", error=str(exc))
         if self._housekeeping:
             self._sweeper = asyncio.get_running_loop().create_task(self._sweep_forever())
-        for name in [u.name for u in self.config.upstreams] + \
-                [h.name for h in self.config.webhooks]:
-            self.sessions[name] = aiohttp.ClientSession(
-                # Bodies pass through byte for byte, compressed or not.
-                auto_decompress=False,
-                connector=aiohttp.TCPConnector(limit=256),
-            )
+        for name, url in [(u.name, u.url) for u in self.config.upstreams] + \
+                [(h.name, h.url) for h in self.config.webhooks]:
+            self.upstreams[name] = Upstream(url)
 
     async def _sweep_forever(self) -> None:
         """Tidy expired entries out of Redis (lookups already ignore them)."""
@@ -99,16 +96,16 @@ class Resources:
         task.add_done_callback(self._tasks.discard)
 
     async def close(self) -> None:
-        """Finish side jobs, close sessions and the store, stop the embedded server."""
+        """Finish side jobs, close upstream pools and the store, stop the embedded server."""
         if self._sweeper is not None:
             self._sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._sweeper
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
-        for session in self.sessions.values():
-            await session.close()
-        self.sessions.clear()
+        for pool in self.upstreams.values():
+            pool.close()
+        self.upstreams.clear()
         if self._store is not None:
             await self._store.close()
         if self._embedded is not None:
