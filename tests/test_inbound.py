@@ -80,6 +80,25 @@ async def test_allowed_caller_reaches_the_application_unchanged(
                      direction="inbound") == 1
 
 
+@pytest.mark.parametrize(("app_url", "sent", "arrives"), [
+    ("/app/voice?tenant=7", "/hooks/voice?x=1", "/app/voice?tenant=7&x=1"),
+    ("/app/voice?tenant=7", "/hooks/voice", "/app/voice?tenant=7"),
+    ("", "/hooks/voice?x=1", "/?x=1"),
+], ids=["both-queries", "url-query-only", "bare-origin"])
+async def test_application_url_query_and_path_are_kept(
+        start_gatekeeper: StartGatekeeper, upstream: FakeUpstream, tmp_path: Path,
+        app_url: str, sent: str, arrives: str) -> None:
+    """The application URL's own path and query come first, then the caller's query."""
+    config = make_config(upstream.url, tmp_path, webhooks=[
+        {"name": "voice-in", "type": "twilio-voice", "path": "/hooks/voice",
+         "url": upstream.url + app_url}])
+    running = await start_gatekeeper(config)
+    resp = await running.proxy.post(sent, data=b"CallSid=CA1&From=%2B14155550100",
+                                    headers={"Content-Type": FORM})
+    assert resp.status == upstream.status
+    assert upstream.received[0].path_qs == arrives
+
+
 @pytest.mark.parametrize(("entry", "scope"), [
     (CALLER, "global"), ("+336*", "global"), (CALLER, "tenant:acme"),
     ({"entry": CALLER, "channel": "voice"}, "global"),

@@ -439,6 +439,22 @@ async def test_upstream_error_replies_are_passed_on(gatekeeper: Running,
     assert resp.headers["X-Gatekeeper-Decision"] == "forwarded"
 
 
+async def test_forwarded_for_chain_and_upstream_decision_headers(
+        gatekeeper: Running, upstream: FakeUpstream) -> None:
+    """Several X-Forwarded-For headers make one chain; an upstream's own Gatekeeper
+    decision header never reaches the client beside ours."""
+    upstream.reply_headers = {"Content-Type": "application/json",
+                              "X-Gatekeeper-Decision": "skipped", "X-Upstream": "kept"}
+    resp = await gatekeeper.proxy.post(
+        TWILIO_MESSAGES, data={"To": "+14155550100"},
+        headers=[("X-Forwarded-For", "203.0.113.9"), ("X-Forwarded-For", "198.51.100.2")])
+    assert resp.status == upstream.status
+    assert resp.headers.getall("X-Gatekeeper-Decision") == ["forwarded"]
+    assert resp.headers["X-Upstream"] == "kept"
+    assert [v for k, v in upstream.received[0].raw_headers if k == "X-Forwarded-For"] == [
+        "203.0.113.9, 198.51.100.2, 127.0.0.1"]
+
+
 async def test_compressed_and_large_replies_pass_through_unchanged(
         gatekeeper: Running, upstream: FakeUpstream) -> None:
     """Encoded bodies are not decoded; replies over the buffer limit are streamed."""
