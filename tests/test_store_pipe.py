@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from gatekeeper.config import RedisConfig, StoreConfig
-from gatekeeper.store import EntryMeta, ListItem, Store, StoreUnavailable, connect
+from gatekeeper.store import EntryMeta, ListItem, LookupPipe, Store, StoreUnavailable, connect
 
 SCOPES = ("global", "tenant:acme", "tenant:beta")
 
@@ -126,6 +126,30 @@ async def test_pipe_times_out_as_store_unavailable() -> None:
             await store.lookup(["+33612345678"], SCOPES)
         assert time.monotonic() - started < 2
         await store.close()
+
+
+async def test_pipe_times_out_a_call_made_after_answered_ones() -> None:
+    """The one watchdog timer also catches a call that is not the first: a server that
+    answers once and then falls silent fails the next call within the timeout."""
+    async def answer_once(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(65536)
+        writer.write(b"+PONG\r\n")
+        await writer.drain()
+        await asyncio.sleep(5)  # silent from now on; the pipe gives up first
+        writer.close()
+    server = await asyncio.start_server(answer_once, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    pipe = LookupPipe(f"redis://127.0.0.1:{port}/0", timeout=0.2)
+    assert await pipe.call(["PING"]) == "PONG"
+    # Before the first call's deadline: the timer fires then, finds the second call not
+    # yet due, and must wait for that one's own deadline (not fail it early).
+    await asyncio.sleep(0.1)
+    started = time.monotonic()
+    with pytest.raises(StoreUnavailable, match="timed out"):
+        await pipe.call(["PING"])
+    assert 0.15 < time.monotonic() - started < 2
+    pipe.close()
+    server.close()
 
 
 async def test_pipe_refused_port_is_store_unavailable() -> None:

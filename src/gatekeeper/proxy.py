@@ -374,8 +374,10 @@ class Proxy:
     def _scopes(self, request: web.Request, mount: Mount, message: Message,
                 params: Mapping[str, str]) -> tuple[str, ...] | str:
         """global + the upstream's + the credentials' + the header's (if allowed)."""
+        # With no credentials configured there is nothing to look up.
         from_credentials = [scope for identity in mount.preset.identities(message, params)
-                            for scope in mount.credentials.get(identity, ())]
+                            for scope in mount.credentials.get(identity, ())] \
+            if mount.credentials else []
         extra: list[str] | str = []
         if mount.upstream.scope_header:
             extra = requested_scopes(request)

@@ -378,7 +378,7 @@ class _PipeProtocol(asyncio.Protocol):
             if reply is False:
                 return
             if pending:
-                waiter = pending.popleft()
+                waiter, _ = pending.popleft()
                 if not waiter.done():
                     waiter.set_result(reply)
 
@@ -400,8 +400,13 @@ class LookupPipe:
         self._timeout = timeout
         self._transport: asyncio.Transport | None = None
         self._connecting: asyncio.Lock | None = None
-        self.pending: collections.deque[asyncio.Future[Any]] = collections.deque()
+        # Calls in flight, oldest first, with their deadlines (loop time).
+        self.pending: collections.deque[tuple[asyncio.Future[Any], float]] = \
+            collections.deque()
         self._outbox: list[bytes] = []
+        # One timer for all calls, not one per call: it watches the oldest call only,
+        # since replies come in order and a later call cannot be due sooner.
+        self._watchdog: asyncio.TimerHandle | None = None
 
     def _flush(self) -> None:
         outbox, self._outbox = self._outbox, []
@@ -414,8 +419,11 @@ class LookupPipe:
         self._outbox = []
         if transport is not None:
             transport.abort()
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
         pending, self.pending = self.pending, collections.deque()
-        for waiter in pending:
+        for waiter, _ in pending:
             if not waiter.done():
                 waiter.set_exception(StoreUnavailable(why))
 
@@ -463,18 +471,28 @@ class LookupPipe:
             raise StoreUnavailable("not connected")
         loop = asyncio.get_running_loop()
         waiter: asyncio.Future[Any] = loop.create_future()
-        self.pending.append(waiter)
+        deadline = loop.time() + self._timeout
+        self.pending.append((waiter, deadline))
+        if self._watchdog is None:
+            self._watchdog = loop.call_at(deadline, self._watch)
         # Lookups started in the same loop iteration leave in one write (one syscall).
         self._outbox.append(payload)
         if len(self._outbox) == 1:
             loop.call_soon(self._flush)
-        try:
-            async with asyncio.timeout(self._timeout):
-                return await waiter
-        except TimeoutError as exc:
+        return await waiter
+
+    def _watch(self) -> None:
+        """Fail everything once the oldest call is overdue, else wait for its deadline."""
+        self._watchdog = None
+        if not self.pending:
+            return
+        deadline = self.pending[0][1]
+        loop = asyncio.get_running_loop()
+        if loop.time() >= deadline:
             # Replies still on their way would be matched to the wrong calls: start over.
             self.broken("timed out")
-            raise StoreUnavailable("timed out") from exc
+        else:
+            self._watchdog = loop.call_at(deadline, self._watch)
 
     async def call(self, args: Sequence[str | bytes]) -> Any:
         """Send one command and return its reply (error replies are returned, not raised)."""

@@ -395,7 +395,13 @@ def gatekeeper_error(status: int, code: str, message: str, request_id: str,
 
 def basic_user(headers: Mapping[str, str]) -> str | None:
     """The user name of `Authorization: Basic ...`, if any."""
-    scheme, _, token = headers.get("Authorization", "").partition(" ")
+    return _basic_user(headers.get("Authorization", ""))
+
+
+@lru_cache(maxsize=1024)
+def _basic_user(authorization: str) -> str | None:
+    # Cached: a sender's few credentials come back on every request.
+    scheme, _, token = authorization.partition(" ")
     if scheme.lower() != "basic":
         return None
     try:
