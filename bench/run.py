@@ -817,14 +817,15 @@ class Bench:
         gk_rows = [r for r in rows if r.name.startswith("gatekeeper")]
         if gk_rows:
             self.start_redis()
-        lists_loaded = False
+        if any(r.lists and r.name not in self.skipped for r in rows):
+            # Before any row, and settled: an import's aftermath (Redis rewriting its
+            # append-only file in a forked child) would otherwise land in one row only.
+            extra["import_seconds"] = self.load_lists(lists, upstream_port)
+            extra["store_settle_seconds"] = self.wait_store_idle()
         for round_ in range(1, params.repeat + 1):
             for row in rows:
                 if row.name in self.skipped:
                     continue
-                if row.lists and not lists_loaded:
-                    extra["import_seconds"] = self.load_lists(lists, upstream_port)
-                    lists_loaded = True
                 suffix = f" (round {round_} of {params.repeat})" if params.repeat > 1 else ""
                 log(f"row {row.label}{suffix} ...")
                 process, url, probe = self.start_row(row, round_, upstream_port,
@@ -858,6 +859,28 @@ class Bench:
         log(f"importing {params.numbers:,} numbers and {params.prefixes:,} prefixes over "
             f"{len(SCOPES)} scopes (gatekeeper lists import, --mode replace) ...")
         return self.import_lists(config, lists)
+
+    def wait_store_idle(self, limit: float = 120.0) -> float:
+        """Seconds until redis-server has no append-only-file rewrite or snapshot under
+        way (or `limit`)."""
+        import redis  # noqa: PLC0415 - only the bench's store check needs the client
+
+        client = redis.Redis.from_url(self.redis_url)
+        started = time.monotonic()
+        try:
+            while time.monotonic() - started < limit:
+                info = client.info("persistence")
+                if not any(info.get(k) for k in ("aof_rewrite_in_progress",
+                                                 "aof_rewrite_scheduled",
+                                                 "rdb_bgsave_in_progress")):
+                    break
+                time.sleep(0.5)
+        finally:
+            client.close()
+        waited = round(time.monotonic() - started, 1)
+        if waited >= 1:
+            log(f"  waited {waited} s for redis-server to finish rewriting its files")
+        return waited
 
     def row_specs(self) -> list[RowSpec]:
         params = self.params

@@ -7,12 +7,21 @@ import contextlib
 import socket
 import time
 from collections.abc import AsyncIterator
+from dataclasses import asdict, replace
 from typing import Any
 
 import pytest
 
 from gatekeeper.config import RedisConfig, StoreConfig
-from gatekeeper.store import EntryMeta, ListItem, LookupPipe, Store, StoreUnavailable, connect
+from gatekeeper.store import (
+    BlockedAttempt,
+    EntryMeta,
+    ListItem,
+    LookupPipe,
+    Store,
+    StoreUnavailable,
+    connect,
+)
 
 SCOPES = ("global", "tenant:acme", "tenant:beta")
 
@@ -163,3 +172,21 @@ async def test_pipe_refused_port_is_store_unavailable() -> None:
     with pytest.raises(StoreUnavailable):
         await store.lookup(["+33612345678"], SCOPES)
     await store.close()
+
+
+async def test_pipe_appends_attempts_like_redis_py(redis_server: str, real_redis: Any) -> None:
+    """A blocked attempt appended on the pipe is the same stream entry, capped the same."""
+    config = RedisConfig(timeout=2.0, key_prefix="pipe-attempts:")
+    fast = Store(connect(config, redis_server), config, StoreConfig(attempts_max_len=10),
+                 lookup_url=redis_server)
+    attempt = BlockedAttempt(request_id="req-1", upstream="twilio", channel="sms",
+                             direction="outbound", number="+33612345678",
+                             scopes="global,tenant:acme", scope="global", list="block",
+                             entry="+336*", action="rejected")
+    ids = [await fast.append_attempt(replace(attempt, request_id=f"req-{i}"))
+           for i in range(500)]
+    entries = await fast.read_attempts(count=1000)
+    assert entries[0] == (ids[-1], {"ts": entries[0][1]["ts"],
+                                    **asdict(replace(attempt, request_id="req-499"))})
+    assert 10 <= len(entries) <= 200  # MAXLEN ~ 10 trims whole nodes
+    await fast.close()

@@ -808,6 +808,14 @@ class Store:
     async def append_attempt(self, attempt: BlockedAttempt) -> str:
         """Append a blocked attempt to the capped stream; returns its stream id."""
         fields: Mapping[Any, Any] = {"ts": f"{time.time():.3f}", **asdict(attempt)}
+        if self._pipe is not None:
+            # On the lean connection too: one append per blocked send.
+            reply = await self._pipe.call([
+                "XADD", self.keys.attempts, "MAXLEN", "~", str(self._attempts_max_len), "*",
+                *(part for pair in fields.items() for part in pair)])
+            if isinstance(reply, hiredis.ReplyError):
+                raise StoreUnavailable(str(reply))
+            return cast(str, reply)
         try:
             return cast(str, await self.client.xadd(
                 self.keys.attempts, dict(fields), maxlen=self._attempts_max_len,
