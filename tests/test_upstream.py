@@ -306,6 +306,8 @@ def test_head_reply_has_no_body_and_its_connection_is_not_reused(loop: str) -> N
                  "broken_reply", id="cut-in-a-chunk"),
     pytest.param(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\nConnection: upgrade"
                  b"\r\n\r\n", "unavailable", id="protocol-switch"),
+    pytest.param(b"HTTP/1.1 200 OK\r\n" + b"X-Pad: %s\r\n" % (b"p" * 1000) * 70 +
+                 b"Content-Length: 0\r\n\r\n", "unavailable", id="head-over-64k"),
 ])
 def test_a_failed_exchange_is_an_error_and_never_retried(loop: str, reply: bytes,
                                                          kind: str) -> None:

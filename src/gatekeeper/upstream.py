@@ -30,6 +30,8 @@ ErrorKind = Literal["timeout", "unavailable", "broken_reply"]
 BUFFER_LIMIT = 1024 * 1024
 # A streamed reply stops reading from the upstream while this much waits for the client.
 _STREAM_HIGH_WATER = 256 * 1024
+# A reply head (status line and headers) larger than this is refused as unparsable.
+HEAD_LIMIT = 64 * 1024
 # Idle connections older than this are closed instead of reused (aiohttp's default too).
 KEEPALIVE = 15.0
 # RFC 9110 9.3: methods whose requests carry a Content-Length even when empty.
@@ -38,6 +40,10 @@ _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 class _Unsolicited(Exception):
     """Raised inside the parser when a reply starts with no request outstanding."""
+
+
+class _TooLarge(Exception):
+    """Raised inside the parser when a reply's head passes HEAD_LIMIT."""
 
 
 class UpstreamError(Exception):
@@ -137,6 +143,7 @@ class _Connection(asyncio.Protocol):
         self._waiter: asyncio.Future[Reply] | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._reason = b""
+        self._head_size = 0
         self._headers: list[tuple[bytes, bytes]] = []
         self._length: int | None = None
         self._chunked = False
@@ -152,7 +159,7 @@ class _Connection(asyncio.Protocol):
         assert self.transport is not None
         loop = self.pool.loop
         self._busy, self._head = True, head
-        self._reason, self._headers, self._parts = b"", [], []
+        self._reason, self._headers, self._parts, self._head_size = b"", [], [], 0
         self._length, self._chunked, self._stream, self._headers_done = None, False, None, False
         waiter = self._waiter = loop.create_future()
         self._timer = loop.call_at(deadline, self._timed_out)
@@ -211,8 +218,14 @@ class _Connection(asyncio.Protocol):
 
     def on_status(self, status: bytes) -> None:
         self._reason += status
+        self._head_size += len(status)
+        if self._head_size > HEAD_LIMIT:
+            raise _TooLarge
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        self._head_size += len(name) + len(value) + 4
+        if self._head_size > HEAD_LIMIT:
+            raise _TooLarge
         self._headers.append((name, value))
         lower = name.lower()
         if lower == b"content-length":
@@ -228,6 +241,7 @@ class _Connection(asyncio.Protocol):
         if status < 200:
             # 1xx interim replies are dropped; llhttp goes on to the final one.
             self._reason, self._headers, self._length, self._chunked = b"", [], None, False
+            self._head_size = 0
             return
         self._headers_done = True
         length = self._length
