@@ -197,24 +197,21 @@ def test_keys_build_list_names_from_prefix_list_and_scope(
 
 @pytest.mark.parametrize(("prefix", "name", "scope", "expected"), [
     ("gk:", "block", "global",
-     ListKeys("gk:list:block:global", "gk:meta:block:global", "gk:exp:block:global",
-              "gk:shape:block:global")),
+     ListKeys("gk:list:block:global", "gk:meta:block:global", "gk:exp:block:global")),
     ("gk:", "allow", "tenant:acme",
      ListKeys("gk:list:allow:tenant:acme", "gk:meta:allow:tenant:acme",
-              "gk:exp:allow:tenant:acme", "gk:shape:allow:tenant:acme")),
+              "gk:exp:allow:tenant:acme")),
     ("other/", "block", "agent:42",
      ListKeys("other/list:block:agent:42", "other/meta:block:agent:42",
-              "other/exp:block:agent:42", "other/shape:block:agent:42")),
+              "other/exp:block:agent:42")),
 ], ids=["global-block", "tenant-allow", "custom-prefix"])
-def test_keys_of_a_list_are_its_set_metadata_hash_expiry_set_and_shape(
+def test_keys_of_a_list_are_its_set_metadata_hash_and_expiry_set(
         prefix: str, name: ListName, scope: str, expected: ListKeys) -> None:
-    """A list's keys are {prefix}list|meta|exp|shape:{list}:{scope}, in script order in
-    `all` (three) and `shaped` (four)."""
+    """A list's keys are {prefix}list|meta|exp:{list}:{scope}, in script order in `all`."""
     keys = Keys(prefix).of(name, scope)
     assert keys == expected
     assert keys.list == Keys(prefix).list(name, scope)
     assert keys.all == (expected.list, expected.meta, expected.expiry)
-    assert keys.shaped == (*keys.all, expected.shape)
 
 
 @pytest.mark.parametrize(("key", "expected"), [
@@ -272,9 +269,8 @@ async def test_store_writes_only_keys_built_by_keys(store: Store, client: Any) -
     await store.append_attempt(attempt())
     keys = Keys(PREFIX)
     assert set(await client.keys("*")) == {
-        *keys.of("block", "global").all[:2], keys.of("block", "global").shape,
-        *keys.of("allow", "tenant:acme").all[:2], keys.of("allow", "tenant:acme").shape,
-        *keys.of("allow", "agent:42").shaped, keys.batch_prefix + batch.removeprefix("@"),
+        *keys.of("block", "global").all[:2], *keys.of("allow", "tenant:acme").all[:2],
+        *keys.of("allow", "agent:42").all, keys.batch_prefix + batch.removeprefix("@"),
         keys.attempts}
 
 
@@ -451,8 +447,8 @@ async def test_lists_and_scopes_are_independent(store: Store) -> None:
 
 
 async def test_add_is_one_round_trip(store: Store, wire: Wire) -> None:
-    """Many entries are added by one EVALSHA (set, metadata hash, expiry set and shape as
-    its four keys; metadata and an empty expiry as its first arguments), written once."""
+    """Many entries are added by one EVALSHA (set, metadata hash and expiry set as its
+    three keys; metadata and an empty expiry as its first arguments), written once."""
     await warm_up(store)
     wire.clear()
     wanted = [ListItem(f"+3361234{i:04d}", ("sms", "voice", None)[i % 3]) for i in range(50)]
@@ -462,10 +458,10 @@ async def test_add_is_one_round_trip(store: Store, wire: Wire) -> None:
     keys = Keys(PREFIX)
     assert command[0].upper() == "EVALSHA"
     assert command[1] == hashlib.sha1(ADD_LUA.encode()).hexdigest()
-    assert command[2:7] == ["4", *keys.of("block", "global").shaped]
-    assert json.loads(command[7]) == {"source": "api", "added_at": T0, "added_by": "admin"}
-    assert command[8] == ""  # no expiry
-    assert command[9:] == [Keys.member(i) for i in wanted]
+    assert command[2:6] == ["3", *keys.of("block", "global").all]
+    assert json.loads(command[6]) == {"source": "api", "added_at": T0, "added_by": "admin"}
+    assert command[7] == ""  # no expiry
+    assert command[8:] == [Keys.member(i) for i in wanted]
 
 
 async def test_remove_is_one_transaction_round_trip(store: Store, wire: Wire) -> None:
@@ -798,22 +794,20 @@ async def test_one_round_trip_seen_by_the_real_server(
     from_clients = [line for line in lines if line.client != "lua"]
     assert [line.command for line in from_clients] == ["EVALSHA"], lines
     evalsha = from_clients[0]
-    # numkeys: 3 scopes x 2 lists, each with its expiry set and shape, all in this one call
-    assert evalsha.args[2] == "18"
+    # numkeys: 3 scopes x 2 lists, each with its expiry set, all in this one call
+    assert evalsha.args[2] == "12"
     keys = Keys(PREFIX)
-    assert evalsha.args[3:21] == [k for scope in SCOPES3 for name in ("block", "allow")
+    assert evalsha.args[3:15] == [k for scope in SCOPES3 for name in ("block", "allow")
                                   for k in (keys.of(name, scope).list,
-                                            keys.of(name, scope).expiry,
-                                            keys.of(name, scope).shape)]
+                                            keys.of(name, scope).expiry)]
     candidates = list(lookup_candidates(TWELVE_DIGITS))
     if channel is not None:
         candidates += [f"{c}#{channel}" for c in candidates]
-    assert sorted(evalsha.args[22:]) == sorted(candidates)
+    assert sorted(evalsha.args[16:]) == sorted(candidates)
     inside = [line.command for line in lines if line.client == "lua"]
     assert inside.count("TIME") == 1
     # 6 list sets; then the expiry set of each of the four that exist
     assert inside.count("EXISTS") == 6 + 4
-    assert inside.count("HGETALL") == 4  # the shape of each of the four
     assert inside.count("ZMSCORE") == 4  # only the four sets that exist are probed
     assert inside.count("ZSCORE") == 0  # no expiry set exists
     expected = [Match("tenant:acme", "block", "+4479*"),
@@ -1329,135 +1323,3 @@ def test_parse_monitor_line_reads_client_and_arguments() -> None:
     line = parse_monitor_line('+1.5 [0 127.0.0.1:5000] "EVALSHA" "ab" "1" "k:\\"x" "+33*"')
     assert line == Monitored("127.0.0.1:5000", "EVALSHA", ["EVALSHA", "ab", "1", 'k:"x', "+33*"])
     assert parse_monitor_line('+1.5 [0 lua] "zmscore" "k"').client == "lua"
-
-
-# --- list shapes: which prefix lengths and channel limits a list holds -----------------
-
-
-async def shape_of(client: Any, name: ListName = "block", scope: str = "global"
-                   ) -> set[str]:
-    """The fields of one list's shape hash."""
-    return set(await client.hgetall(Keys(PREFIX).of(name, scope).shape))
-
-
-def naive_matches(entries: dict[str, set[ListItem]], number: str, channel: Channel | None
-                  ) -> Counter[tuple[str, str, Channel | None]]:
-    """What a lookup must find, computed without the store: every entry of every scope
-    that is the number or a prefix of it, for every channel or for `channel`."""
-    found: Counter[tuple[str, str, Channel | None]] = Counter()
-    for scope, wanted in entries.items():
-        for item in wanted:
-            applies = item.channel is None or item.channel == channel
-            covers = item.entry == number or (
-                item.entry.endswith("*") and number.startswith(item.entry[:-1]))
-            if applies and covers:
-                found[(scope, item.entry, item.channel)] += 1
-    return found
-
-
-async def test_shape_records_prefix_lengths_and_channel_limits(store: Store,
-                                                               client: Any) -> None:
-    """Adding entries records their prefix digit counts and whether any is limited to a
-    channel; exact numbers add nothing but the shape's mark."""
-    await put(store, "block", "global", "+14155550100")
-    assert await shape_of(client) == {"v"}
-    await put(store, "block", "global", "+33*", voice("+4477*"), sms("+1415555010*"))
-    assert await shape_of(client) == {"v", "p2", "p4", "p10", "chan"}
-
-
-async def test_shape_never_shrinks_on_removal(store: Store, client: Any) -> None:
-    """Removing entries leaves the shape a superset: it may probe more, never less."""
-    await put(store, "block", "global", "+33*", sms("+44*"))
-    await store.remove("block", "global", [ListItem("+33*"), sms("+44*")])
-    assert await shape_of(client) == {"v", "p2", "chan"}
-    await put(store, "block", "global", "+336*")
-    found = await store.lookup(["+33612345678"], ["global"], "sms")
-    assert found["+33612345678"] == [Match("global", "block", "+336*")]
-
-
-@pytest.mark.parametrize("seed", range(4))
-async def test_shaped_lookups_find_exactly_what_a_naive_matcher_finds(
-        store: Store, seed: int) -> None:
-    """Random prefixes of every length, numbers and channel limits in three scopes: the
-    store finds, for random numbers, every entry a naive matcher finds, and no other."""
-    import random  # noqa: PLC0415 - this test alone draws random data
-
-    rng = random.Random(seed)
-    scopes = ("global", "tenant:acme", "tenant:beta")
-    channels: tuple[Channel | None, ...] = (None, None, "sms", "voice")
-    roots = ["+33612345678", "+14155550100", "+447700900123", "+905321234567"]
-    entries: dict[str, set[ListItem]] = {scope: set() for scope in scopes}
-    for scope in scopes[: 1 + seed % 3]:
-        for _ in range(rng.randint(3, 25)):
-            root = rng.choice(roots)
-            cut = rng.randint(2, len(root))
-            entry = root if cut == len(root) else root[:cut] + "*"
-            entries[scope].add(ListItem(entry, rng.choice(channels)))
-        await store.add("block", scope, entries[scope], MANUAL)
-    numbers = roots + [root[:-1] + str((int(root[-1]) + 1) % 10) for root in roots]
-    for channel in (None, "sms", "voice"):
-        found = await store.lookup(numbers, scopes, channel)
-        for number in numbers:
-            got = Counter((m.scope, m.entry, m.channel) for m in found[number])
-            assert got == naive_matches(entries, number, channel), (number, channel)
-
-
-async def test_list_without_a_shape_is_probed_with_every_candidate(store: Store,
-                                                                   client: Any) -> None:
-    """A list written before shapes existed (no shape hash) keeps matching every entry,
-    and adding to it does not start a shape that would hide its older entries."""
-    await put(store, "block", "global", "+33*", sms("+4477*"))
-    await client.delete(Keys(PREFIX).of("block", "global").shape)  # as an old version left it
-    await put(store, "block", "global", "+1415*")
-    assert await shape_of(client) == set()
-    for number, channel, entry in [("+33612345678", None, "+33*"),
-                                   ("+447700900123", "sms", "+4477*"),
-                                   ("+14155550100", None, "+1415*")]:
-        found = await store.lookup([number], ["global"], channel)
-        assert [m.entry for m in found[number]] == [entry]
-
-
-async def test_a_list_that_emptied_keeps_its_shape_and_grows_it(store: Store,
-                                                                client: Any) -> None:
-    """Redis drops a set when its last member goes; the shape stays and keeps growing,
-    so the list is never mistaken for one written before shapes."""
-    await put(store, "block", "global", "+33*")
-    await store.remove("block", "global", [ListItem("+33*")])
-    await put(store, "block", "global", voice("+4477*"))
-    assert await shape_of(client) == {"v", "p2", "p4", "chan"}
-    found = await store.lookup(["+447700900123"], ["global"], "voice")
-    assert [m.entry for m in found["+447700900123"]] == ["+4477*"]
-
-
-async def test_replacing_a_list_brings_the_new_lists_shape(store: Store, client: Any) -> None:
-    """A loaded copy swapped in carries its own shape; a swapped-in empty list takes the
-    shape away with the set."""
-    await put(store, "block", "global", "+33*")
-    live = Keys(PREFIX).of("block", "global")
-    loaded = Keys(PREFIX).staging("block", "global")
-    await store.add_to(loaded, [ListItem("+4477*", "sms")], MANUAL.to_json(), None)
-    await store.swap(live, loaded)
-    assert await shape_of(client) == {"v", "p4", "chan"}
-    found = await store.lookup(["+447700900123", "+33612345678"], ["global"], "sms")
-    assert [m.entry for m in found["+447700900123"]] == ["+4477*"]
-    assert found["+33612345678"] == []
-    await store.swap(live, Keys(PREFIX).staging("block", "global"))  # nothing loaded
-    assert await client.exists(live.list, live.shape) == 0
-
-
-async def test_shape_keeps_probes_to_what_the_list_can_hold(
-        redis_server: str, real_redis: Any) -> None:
-    """MONITOR: a list of four-digit prefixes only, with no channel limits, is probed
-    with the number and its four-digit prefix, not all 24 candidates."""
-    client = connect(REDIS, redis_server)
-    store = make_store(client)
-    try:
-        await store.prepare()
-        await put(store, "block", "global", "+4477*", "+3361*")
-        async with monitor(redis_server) as seen:
-            await store.lookup([TWELVE_DIGITS], ["global"], "sms")
-            lines = await seen.until_marker(real_redis)
-    finally:
-        await client.aclose()
-    [zmscore] = [line for line in lines if line.command == "ZMSCORE"]
-    assert sorted(zmscore.args[2:]) == sorted([TWELVE_DIGITS, TWELVE_DIGITS[:5] + "*"])

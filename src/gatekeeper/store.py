@@ -48,50 +48,25 @@ _ARGV_SLICE = 4000
 
 LOOKUP_LUA = """
 -- Which candidate members are live (present and not expired) in each list set.
--- KEYS: triples of (list set, its expiry set, its shape hash), in order
--- ARGV[1]: slice size for unpack(); ARGV[2..]: candidate members (numbers and prefixes,
---   each maybe with a '#channel' suffix)
--- returns: one array per triple, holding the candidates that are live members of that list
--- A list's shape names the prefix lengths ('p<digits>') and whether channel-limited
--- entries ('chan') were ever added to it; candidates it cannot hold are not probed. A
--- list without a shape (written before shapes existed) is probed with every candidate.
+-- KEYS: pairs of (list set, its expiry set), in order
+-- ARGV[1]: slice size for unpack(); ARGV[2..]: candidate members (numbers and prefixes)
+-- returns: one array per pair, holding the candidates that are live members of that list
 local slice = tonumber(ARGV[1])
 local n = #ARGV
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
-local class, chan = {}, {}
-for i = 2, n do
-  local member = ARGV[i]
-  local hash = string.find(member, '#', 1, true)
-  local base = hash and string.sub(member, 1, hash - 1) or member
-  chan[i] = hash ~= nil
-  class[i] = string.byte(base, -1) == 42 and ('p' .. (#base - 2)) or false
-end
 local out = {}
-for k = 1, #KEYS, 3 do
-  local key, expiry = KEYS[k], KEYS[k + 1]
+for i = 1, #KEYS, 2 do
+  local key, expiry = KEYS[i], KEYS[i + 1]
   local hits = {}
   if redis.call('EXISTS', key) == 1 then
-    local fields = redis.call('HGETALL', KEYS[k + 2])
-    local probe = {}
-    if #fields == 0 then
-      for i = 2, n do probe[#probe + 1] = ARGV[i] end
-    else
-      local shape = {}
-      for j = 1, #fields, 2 do shape[fields[j]] = true end
-      for i = 2, n do
-        if (not chan[i] or shape['chan']) and (not class[i] or shape[class[i]]) then
-          probe[#probe + 1] = ARGV[i]
-        end
-      end
-    end
     local expiring = redis.call('EXISTS', expiry) == 1
-    for first = 1, #probe, slice do
-      local last = math.min(first + slice - 1, #probe)
-      local scores = redis.call('ZMSCORE', key, unpack(probe, first, last))
+    for first = 2, n, slice do
+      local last = math.min(first + slice - 1, n)
+      local scores = redis.call('ZMSCORE', key, unpack(ARGV, first, last))
       for j, score in ipairs(scores) do
         if score then
-          local member = probe[first + j - 1]
+          local member = ARGV[first + j - 1]
           local at = expiring and redis.call('ZSCORE', expiry, member)
           if not at or tonumber(at) > now then hits[#hits + 1] = member end
         end
@@ -106,19 +81,13 @@ return out
 ADD_LUA = """
 -- Add members that are absent (or expired), recording metadata and expiry only for those
 -- it adds, so a manual entry never takes an opt-out's metadata, or the reverse.
--- Records each added member's shape (prefix length, channel limit) in the shape hash, in
--- the same step, so a lookup never sees a member its shape does not cover. A list that
--- exists without a shape (written before shapes existed) is left without one.
--- KEYS[1]: the list set; KEYS[2]: its metadata hash; KEYS[3]: its expiry set;
--- KEYS[4]: its shape hash
+-- KEYS[1]: the list set; KEYS[2]: its metadata hash; KEYS[3]: its expiry set
 -- ARGV[1]: metadata (JSON, or @batch-id); ARGV[2]: expires_at (epoch seconds) or '';
 -- ARGV[3..]: members
 -- returns: one 1 (added) or 0 (already present) per member
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
 local expiring = redis.call('EXISTS', KEYS[3]) == 1
-local shaped = redis.call('EXISTS', KEYS[4]) == 1 or redis.call('EXISTS', KEYS[1]) == 0
-local shape = {}
 local out = {}
 for i = 3, #ARGV do
   local member = ARGV[i]
@@ -128,12 +97,6 @@ for i = 3, #ARGV do
     if at and tonumber(at) <= now then added = 1 end  -- expired, not yet swept: gone
   end
   if added == 1 then
-    if shaped then
-      local hash = string.find(member, '#', 1, true)
-      local base = hash and string.sub(member, 1, hash - 1) or member
-      if hash then shape['chan'] = 1 end
-      if string.byte(base, -1) == 42 then shape['p' .. (#base - 2)] = 1 end
-    end
     redis.call('HSET', KEYS[2], member, ARGV[1])
     if ARGV[2] ~= '' then
       redis.call('ZADD', KEYS[3], ARGV[2], member)
@@ -142,15 +105,6 @@ for i = 3, #ARGV do
     end
   end
   out[i - 2] = added
-end
-if shaped then
-  -- 'v' makes the hash exist (the mark of a shaped list) even with no prefix or channel.
-  local fields = {'v', 1}
-  for field, _ in pairs(shape) do
-    fields[#fields + 1] = field
-    fields[#fields + 1] = 1
-  end
-  redis.call('HSET', KEYS[4], unpack(fields))
 end
 return out
 """
@@ -192,12 +146,12 @@ return #gone
 
 SWAP_LUA = """
 -- Replace a list with a fully loaded copy in one step (lookups see old or new, never half).
--- KEYS[1..4]: the live list set, metadata hash, expiry set and shape hash
--- KEYS[5..8]: the loaded copies of the same
+-- KEYS[1..3]: the live list set, metadata hash and expiry set
+-- KEYS[4..6]: the loaded copies of the same
 -- returns: the number of members of the new list
-for i = 1, 4 do
-  if redis.call('EXISTS', KEYS[i + 4]) == 1 then
-    redis.call('RENAME', KEYS[i + 4], KEYS[i])
+for i = 1, 3 do
+  if redis.call('EXISTS', KEYS[i + 3]) == 1 then
+    redis.call('RENAME', KEYS[i + 3], KEYS[i])
   else
     redis.call('DEL', KEYS[i])
   end
@@ -216,23 +170,16 @@ class StoreIncompatible(Exception):
 
 @dataclass(frozen=True, slots=True)
 class ListKeys:
-    """The keys of one list: members, metadata, expiry, and its shape (which prefix
-    lengths and channel limits it has ever held: lookups probe only those)."""
+    """The three keys of one list: members, metadata, expiry."""
 
     list: str
     meta: str
     expiry: str
-    shape: str
 
     @property
     def all(self) -> tuple[str, str, str]:
         """The keys in script order (list, meta, expiry)."""
         return (self.list, self.meta, self.expiry)
-
-    @property
-    def shaped(self) -> tuple[str, str, str, str]:
-        """The keys in script order with the shape last (adding, swapping, dropping)."""
-        return (self.list, self.meta, self.expiry, self.shape)
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,16 +195,14 @@ class Keys:
     def of(self, name: ListName, scope: str) -> ListKeys:
         """The keys of one list of one scope."""
         return ListKeys(self.list(name, scope), f"{self.prefix}meta:{name}:{scope}",
-                        f"{self.prefix}exp:{name}:{scope}",
-                        f"{self.prefix}shape:{name}:{scope}")
+                        f"{self.prefix}exp:{name}:{scope}")
 
     def staging(self, name: ListName, scope: str) -> ListKeys:
         """Fresh keys to load a replacement of a list into before swapping it in."""
         token = uuid.uuid4().hex
         return ListKeys(f"{self.prefix}tmp:{token}:list:{name}:{scope}",
                         f"{self.prefix}tmp:{token}:meta:{name}:{scope}",
-                        f"{self.prefix}tmp:{token}:exp:{name}:{scope}",
-                        f"{self.prefix}tmp:{token}:shape:{name}:{scope}")
+                        f"{self.prefix}tmp:{token}:exp:{name}:{scope}")
 
     @property
     def expiry_pattern(self) -> str:
@@ -651,7 +596,7 @@ class Store:
             keys: list[str] = []
             for name, scope in lists:
                 list_keys = self.keys.of(name, scope)
-                keys += [list_keys.list, list_keys.expiry, list_keys.shape]
+                keys += [list_keys.list, list_keys.expiry]
             head = ["EVALSHA", self._lookup_sha, str(len(keys)), *keys, str(_ARGV_SLICE)]
             probe = _Probe(lists, tuple(keys), len(head),
                            b"".join(_resp_bulk(arg) for arg in head))
@@ -696,7 +641,7 @@ class Store:
         expiry = "" if expires_at is None else repr(float(expires_at))
         try:
             flags = await self._add(
-                keys=list(keys.shaped),
+                keys=list(keys.all),
                 args=[meta_value, expiry, *(self.keys.member(i) for i in wanted)])
         except RedisError as exc:
             raise StoreUnavailable(str(exc)) from exc
@@ -715,14 +660,14 @@ class Store:
     async def swap(self, live: ListKeys, loaded: ListKeys) -> int:
         """Atomically replace a list by a loaded copy; returns its size."""
         try:
-            return int(await self._swap(keys=[*live.shaped, *loaded.shaped]))
+            return int(await self._swap(keys=[*live.all, *loaded.all]))
         except RedisError as exc:
             raise StoreUnavailable(str(exc)) from exc
 
     async def drop(self, keys: ListKeys) -> None:
         """Delete a list's keys (an abandoned load)."""
         try:
-            await self.client.delete(*keys.shaped)
+            await self.client.delete(*keys.all)
         except RedisError as exc:
             raise StoreUnavailable(str(exc)) from exc
 
