@@ -369,6 +369,41 @@ async def test_failed_replace_leaves_the_live_list_untouched(
     assert await tmp_keys(store) == []
 
 
+async def test_replace_keeps_entries_added_while_it_loads(store: Store) -> None:
+    """An opt-out or an operator's block added to the live list while a replace import
+    is still reading its input is in the list after the swap (and nothing is left
+    behind: staging keys, load mark, journal)."""
+    await load(store, lines(numbers(5)))
+
+    async def slow_input() -> AsyncIterator[bytes]:
+        yield lines(numbers(20, start=1000))
+        await store.add("block", "global", [E("+447700900123", "sms")],
+                        EntryMeta(source="opt-out", added_at=1.0, added_by="sms-in"))
+        yield lines(numbers(20, start=2000))
+
+    importer = Importer(store, ImportOptions("block", "global", "replace"), batch_size=7)
+    report = await importer.run(slow_input())
+    assert report.size == 41
+    assert await members(store) == {*numbers(20, start=1000), *numbers(20, start=2000),
+                                    "+447700900123#sms"}
+    assert await tmp_keys(store) == []
+    live = KEYS.of("block", "global")
+    assert await store.client.exists(live.loading, live.journal) == 0
+
+
+async def test_abandoned_replace_stops_journaling(store: Store) -> None:
+    """A replace that fails unmarks its load: later adds leave no journal behind."""
+    data = lines(numbers(10))
+    importer = Importer(store, ImportOptions("block", "global", "replace"), batch_size=3)
+    with pytest.raises(ConnectionResetError):
+        await importer.run(_broken(data, ConnectionResetError("gone")))
+    await asyncio.sleep(0)
+    await store.add("block", "global", [E("+447700900123")],
+                    EntryMeta(source="api", added_at=1.0, added_by="admin"))
+    live = KEYS.of("block", "global")
+    assert await store.client.exists(live.loading, live.journal) == 0
+
+
 async def test_failed_add_keeps_what_it_loaded(store: Store) -> None:
     """An add that breaks mid-way keeps the batches written before (and says how many)."""
     importer = Importer(store, ImportOptions("block", "global"), batch_size=10)

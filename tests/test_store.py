@@ -26,6 +26,9 @@ from gatekeeper.numbers import lookup_candidates
 from gatekeeper.policy import ListName, Match, decide
 from gatekeeper.store import (
     ADD_LUA,
+    BEGIN_LOAD_LUA,
+    END_LOAD_LUA,
+    LOAD_MARK_SECONDS,
     LOOKUP_LUA,
     REMOVE_IF_SOURCE_LUA,
     SWAP_LUA,
@@ -52,7 +55,8 @@ MANUAL = EntryMeta(source="api", added_at=T0, added_by="admin")
 OPT_OUT = EntryMeta(source="opt-out", added_at=T0 + 60, added_by="twilio-inbound",
                     note="STOP")
 SCRIPTS = {"lookup": LOOKUP_LUA, "add": ADD_LUA, "remove_if_source": REMOVE_IF_SOURCE_LUA,
-           "sweep": SWEEP_LUA, "swap": SWAP_LUA}
+           "sweep": SWEEP_LUA, "swap": SWAP_LUA, "begin_load": BEGIN_LOAD_LUA,
+           "end_load": END_LOAD_LUA}
 
 
 def make_store(client: Any, attempts_max_len: int = 1000) -> Store:
@@ -197,17 +201,21 @@ def test_keys_build_list_names_from_prefix_list_and_scope(
 
 @pytest.mark.parametrize(("prefix", "name", "scope", "expected"), [
     ("gk:", "block", "global",
-     ListKeys("gk:list:block:global", "gk:meta:block:global", "gk:exp:block:global")),
+     ListKeys("gk:list:block:global", "gk:meta:block:global", "gk:exp:block:global",
+              "gk:loading:block:global", "gk:journal:block:global")),
     ("gk:", "allow", "tenant:acme",
      ListKeys("gk:list:allow:tenant:acme", "gk:meta:allow:tenant:acme",
-              "gk:exp:allow:tenant:acme")),
+              "gk:exp:allow:tenant:acme", "gk:loading:allow:tenant:acme",
+              "gk:journal:allow:tenant:acme")),
     ("other/", "block", "agent:42",
      ListKeys("other/list:block:agent:42", "other/meta:block:agent:42",
-              "other/exp:block:agent:42")),
+              "other/exp:block:agent:42", "other/loading:block:agent:42",
+              "other/journal:block:agent:42")),
 ], ids=["global-block", "tenant-allow", "custom-prefix"])
-def test_keys_of_a_list_are_its_set_metadata_hash_and_expiry_set(
+def test_keys_of_a_list_are_its_set_metadata_hash_expiry_set_mark_and_journal(
         prefix: str, name: ListName, scope: str, expected: ListKeys) -> None:
-    """A list's keys are {prefix}list|meta|exp:{list}:{scope}, in script order in `all`."""
+    """A list's keys are {prefix}list|meta|exp|loading|journal:{list}:{scope}; `all` is
+    the first three in script order."""
     keys = Keys(prefix).of(name, scope)
     assert keys == expected
     assert keys.list == Keys(prefix).list(name, scope)
@@ -447,8 +455,9 @@ async def test_lists_and_scopes_are_independent(store: Store) -> None:
 
 
 async def test_add_is_one_round_trip(store: Store, wire: Wire) -> None:
-    """Many entries are added by one EVALSHA (set, metadata hash and expiry set as its
-    three keys; metadata and an empty expiry as its first arguments), written once."""
+    """Many entries are added by one EVALSHA (set, metadata hash, expiry set, load mark
+    and journal as its keys; metadata, an empty expiry and the journal's lifetime as its
+    first arguments), written once."""
     await warm_up(store)
     wire.clear()
     wanted = [ListItem(f"+3361234{i:04d}", ("sms", "voice", None)[i % 3]) for i in range(50)]
@@ -458,10 +467,12 @@ async def test_add_is_one_round_trip(store: Store, wire: Wire) -> None:
     keys = Keys(PREFIX)
     assert command[0].upper() == "EVALSHA"
     assert command[1] == hashlib.sha1(ADD_LUA.encode()).hexdigest()
-    assert command[2:6] == ["3", *keys.of("block", "global").all]
-    assert json.loads(command[6]) == {"source": "api", "added_at": T0, "added_by": "admin"}
-    assert command[7] == ""  # no expiry
-    assert command[8:] == [Keys.member(i) for i in wanted]
+    live = keys.of("block", "global")
+    assert command[2:8] == ["5", *live.all, live.loading, live.journal]
+    assert json.loads(command[8]) == {"source": "api", "added_at": T0, "added_by": "admin"}
+    assert command[9] == ""  # no expiry
+    assert command[10] == str(LOAD_MARK_SECONDS)
+    assert command[11:] == [Keys.member(i) for i in wanted]
 
 
 async def test_remove_is_one_transaction_round_trip(store: Store, wire: Wire) -> None:
@@ -1058,9 +1069,84 @@ async def test_drop_deletes_an_abandoned_load_only(store: Store, client: Any) ->
     staged = store.keys.staging("block", "global")
     await store.add_to(staged, items("+2*"), MANUAL.to_json(), T0 * 2)
     assert await client.exists(*staged.all) == 3
-    await store.drop(staged)
+    await store.drop(store.keys.of("block", "global"), staged)
     assert await client.exists(*staged.all) == 0
     assert await members(client) == ["+1*"]
+
+
+# --- entries added while a replace import loads ----------------------------------------
+
+
+async def test_entries_added_during_a_replace_survive_the_swap(store: Store,
+                                                              client: Any) -> None:
+    """Adds to the live list between begin_load and swap (an opt-out, an operator's block)
+    are in the new list, with their metadata and expiry; the journal is gone after."""
+    live = store.keys.of("block", "global")
+    await put(store, "block", "global", "+1*", "+2*")
+    staged = store.keys.staging("block", "global")
+    await store.begin_load(live, staged)
+    await store.add_to(staged, items("+2*", "+3*"), MANUAL.to_json(), None)
+    expiring = replace(OPT_OUT, expires_at=time.time() + 3600)
+    await put(store, "block", "global", sms("+33612345678"), meta=expiring)
+    await put(store, "block", "global", "+3*")  # already in the file: the file's wins
+    assert await store.swap(live, staged) == 3
+    assert sorted(await members(client)) == ["+2*", "+3*", "+33612345678#sms"]
+    meta = await stored_meta(client)
+    assert meta["+33612345678#sms"]["source"] == "opt-out"
+    assert meta["+3*"] == json.loads(MANUAL.to_json())
+    assert await client.zscore(live.expiry, "+33612345678#sms") == pytest.approx(
+        expiring.expires_at)
+    assert await client.exists(live.loading, live.journal) == 0
+
+
+async def test_entry_added_then_removed_during_a_replace_stays_removed(
+        store: Store, client: Any) -> None:
+    """The journal carries only what is still live at the swap."""
+    live = store.keys.of("block", "global")
+    staged = store.keys.staging("block", "global")
+    await store.begin_load(live, staged)
+    await store.add_to(staged, items("+2*"), MANUAL.to_json(), None)
+    await put(store, "block", "global", "+44*")
+    await store.remove("block", "global", [ListItem("+44*")])
+    await store.swap(live, staged)
+    assert await members(client) == ["+2*"]
+
+
+async def test_without_a_load_adds_keep_no_journal(store: Store, client: Any) -> None:
+    """Outside a replace, nothing is journaled; an abandoned load unmarks itself."""
+    live = store.keys.of("block", "global")
+    await put(store, "block", "global", "+1*")
+    assert await client.exists(live.loading, live.journal) == 0
+    staged = store.keys.staging("block", "global")
+    await store.begin_load(live, staged)
+    await put(store, "block", "global", "+2*")
+    assert await client.exists(live.journal) == 1
+    assert 0 < await client.ttl(live.journal) <= LOAD_MARK_SECONDS
+    assert 0 < await client.ttl(live.loading) <= LOAD_MARK_SECONDS
+    await store.drop(live, staged)
+    assert await client.exists(live.loading, live.journal) == 0
+    await put(store, "block", "global", "+3*")
+    assert await client.exists(live.journal) == 0
+    assert sorted(await members(client)) == ["+1*", "+2*", "+3*"]
+
+
+async def test_overlapping_replaces_both_keep_the_adds_made_meanwhile(
+        store: Store, client: Any) -> None:
+    """Two replaces of one list at once: the first swap keeps the journal for the
+    second, which keeps the adds too."""
+    live = store.keys.of("block", "global")
+    first, second = store.keys.staging("block", "global"), store.keys.staging("block", "global")
+    await store.begin_load(live, first)
+    await store.begin_load(live, second)
+    await store.add_to(first, items("+1*"), MANUAL.to_json(), None)
+    await store.add_to(second, items("+2*"), MANUAL.to_json(), None)
+    await put(store, "block", "global", "+44*")
+    await store.swap(live, first)
+    assert sorted(await members(client)) == ["+1*", "+44*"]
+    assert await client.exists(live.journal) == 1
+    await store.swap(live, second)
+    assert sorted(await members(client)) == ["+2*", "+44*"]
+    assert await client.exists(live.loading, live.journal) == 0
 
 
 async def test_scan_entries_walks_every_live_entry_in_chunks(store: Store) -> None:
@@ -1178,7 +1264,9 @@ CALLS: list[tuple[str, StoreCall]] = [
     ("sweep-expired", lambda s: s.sweep_expired()),
     ("save-batch", lambda s: s.save_batch(MANUAL)),
     ("swap", lambda s: s.swap(s.keys.of("block", "global"), s.keys.staging("block", "global"))),
-    ("drop", lambda s: s.drop(s.keys.staging("block", "global"))),
+    ("drop", lambda s: s.drop(s.keys.of("block", "global"), s.keys.staging("block", "global"))),
+    ("begin_load", lambda s: s.begin_load(s.keys.of("block", "global"),
+                                          s.keys.staging("block", "global"))),
     ("append_attempt", lambda s: s.append_attempt(attempt())),
     ("read-attempts", lambda s: s.read_attempts()),
     ("prepare", lambda s: s.prepare()),

@@ -282,6 +282,8 @@ class Importer:
         parser = LineParser(options.region, options.channel)
         batch: list[ListItem] = []
         try:
+            if target != live:
+                await self.store.begin_load(live, target)
             async for chunk in chunks:
                 self.report.bytes += len(chunk)
                 batch = await self._load(parser.feed(chunk), batch, target)
@@ -298,7 +300,8 @@ class Importer:
                                          f"({self.report.failed} failed)")
                 self.report.size = await self.store.swap(live, target)
         except BaseException:
-            cleanup = asyncio.ensure_future(self._abandon(target if target != live else None))
+            cleanup = asyncio.ensure_future(
+                self._abandon(live, target if target != live else None))
             _CLEANUPS.add(cleanup)
             cleanup.add_done_callback(_CLEANUPS.discard)
             with contextlib.suppress(Exception):
@@ -346,7 +349,7 @@ class Importer:
         if pending is not None:
             await pending
 
-    async def _abandon(self, staging: ListKeys | None) -> None:
+    async def _abandon(self, live: ListKeys, staging: ListKeys | None) -> None:
         # The batch in flight finishes first, or it could recreate the dropped keys.
         pending, self._pending = self._pending, None
         if pending is not None:
@@ -354,7 +357,7 @@ class Importer:
                 await pending
         if staging is not None:
             with contextlib.suppress(Exception):
-                await self.store.drop(staging)
+                await self.store.drop(live, staging)
 
 
 def _iso(timestamp: float | None) -> str:

@@ -45,6 +45,9 @@ MIN_REDIS_VERSION = (6, 2)
 MAX_NOTE = 500
 # Lua's unpack() has a stack limit; probe the candidates in slices of this size.
 _ARGV_SLICE = 4000
+# A replace import's mark, and the journal of entries added meanwhile, vanish after this
+# long if the import never finishes (its process was killed).
+LOAD_MARK_SECONDS = 24 * 3600
 
 LOOKUP_LUA = """
 -- Which candidate members are live (present and not expired) in each list set.
@@ -81,15 +84,20 @@ return out
 ADD_LUA = """
 -- Add members that are absent (or expired), recording metadata and expiry only for those
 -- it adds, so a manual entry never takes an opt-out's metadata, or the reverse.
--- KEYS[1]: the list set; KEYS[2]: its metadata hash; KEYS[3]: its expiry set
+-- While a replace import of the list is under way (its load mark exists), the members
+-- added are also written to the list's journal, so that the swap keeps them.
+-- KEYS[1]: the list set; KEYS[2]: its metadata hash; KEYS[3]: its expiry set;
+-- KEYS[4]: its load mark; KEYS[5]: its journal
 -- ARGV[1]: metadata (JSON, or @batch-id); ARGV[2]: expires_at (epoch seconds) or '';
--- ARGV[3..]: members
+-- ARGV[3]: seconds a journal lives; ARGV[4..]: members
 -- returns: one 1 (added) or 0 (already present) per member
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
 local expiring = redis.call('EXISTS', KEYS[3]) == 1
+local loading = redis.call('EXISTS', KEYS[4]) == 1
+local journaled = false
 local out = {}
-for i = 3, #ARGV do
+for i = 4, #ARGV do
   local member = ARGV[i]
   local added = redis.call('ZADD', KEYS[1], 'NX', 0, member)
   if added == 0 and expiring then
@@ -103,9 +111,14 @@ for i = 3, #ARGV do
     elseif expiring then
       redis.call('ZREM', KEYS[3], member)
     end
+    if loading then
+      redis.call('SADD', KEYS[5], member)
+      journaled = true
+    end
   end
-  out[i - 2] = added
+  out[i - 3] = added
 end
+if journaled then redis.call('EXPIRE', KEYS[5], tonumber(ARGV[3])) end
 return out
 """
 
@@ -146,9 +159,26 @@ return #gone
 
 SWAP_LUA = """
 -- Replace a list with a fully loaded copy in one step (lookups see old or new, never half).
+-- Entries added to the live list while the copy loaded (the journal), and still there,
+-- are carried into the copy first, with their metadata and expiry; the copy's own entry
+-- wins where both have one. The journal goes when no other load of the list is left.
 -- KEYS[1..3]: the live list set, metadata hash and expiry set
 -- KEYS[4..6]: the loaded copies of the same
+-- KEYS[7]: the live list's load mark; KEYS[8]: its journal
+-- ARGV[1]: this load's token (its member of the load mark)
 -- returns: the number of members of the new list
+for _, member in ipairs(redis.call('SMEMBERS', KEYS[8])) do
+  if redis.call('ZSCORE', KEYS[1], member) then
+    if redis.call('ZADD', KEYS[4], 'NX', 0, member) == 1 then
+      local meta = redis.call('HGET', KEYS[2], member)
+      if meta then redis.call('HSET', KEYS[5], member, meta) end
+      local at = redis.call('ZSCORE', KEYS[3], member)
+      if at then redis.call('ZADD', KEYS[6], at, member) end
+    end
+  end
+end
+redis.call('SREM', KEYS[7], ARGV[1])
+if redis.call('EXISTS', KEYS[7]) == 0 then redis.call('DEL', KEYS[8]) end
 for i = 1, 3 do
   if redis.call('EXISTS', KEYS[i + 3]) == 1 then
     redis.call('RENAME', KEYS[i + 3], KEYS[i])
@@ -157,6 +187,27 @@ for i = 1, 3 do
   end
 end
 return redis.call('ZCARD', KEYS[1])
+"""
+
+BEGIN_LOAD_LUA = """
+-- Mark a replace import of a list as under way (adds to the live list get journaled).
+-- KEYS[1]: the list's load mark (a set of load tokens)
+-- ARGV[1]: this load's token; ARGV[2]: seconds the mark lives without a refresh
+-- returns: the number of loads of this list now under way
+redis.call('SADD', KEYS[1], ARGV[1])
+redis.call('EXPIRE', KEYS[1], tonumber(ARGV[2]))
+return redis.call('SCARD', KEYS[1])
+"""
+
+END_LOAD_LUA = """
+-- An abandoned replace import: unmark it; the journal goes when no other load is left.
+-- KEYS[1]: the list's load mark; KEYS[2]: its journal
+-- ARGV[1]: this load's token
+-- returns: the number of loads of this list still under way
+redis.call('SREM', KEYS[1], ARGV[1])
+local left = redis.call('SCARD', KEYS[1])
+if left == 0 then redis.call('DEL', KEYS[2]) end
+return left
 """
 
 
@@ -170,11 +221,14 @@ class StoreIncompatible(Exception):
 
 @dataclass(frozen=True, slots=True)
 class ListKeys:
-    """The three keys of one list: members, metadata, expiry."""
+    """The keys of one list: members, metadata, expiry; and, for a live list, the mark of
+    replace imports under way and the journal of entries added meanwhile."""
 
     list: str
     meta: str
     expiry: str
+    loading: str
+    journal: str
 
     @property
     def all(self) -> tuple[str, str, str]:
@@ -195,14 +249,19 @@ class Keys:
     def of(self, name: ListName, scope: str) -> ListKeys:
         """The keys of one list of one scope."""
         return ListKeys(self.list(name, scope), f"{self.prefix}meta:{name}:{scope}",
-                        f"{self.prefix}exp:{name}:{scope}")
+                        f"{self.prefix}exp:{name}:{scope}",
+                        f"{self.prefix}loading:{name}:{scope}",
+                        f"{self.prefix}journal:{name}:{scope}")
 
     def staging(self, name: ListName, scope: str) -> ListKeys:
         """Fresh keys to load a replacement of a list into before swapping it in."""
         token = uuid.uuid4().hex
+        # A copy being loaded is never itself being replaced: its mark is never set.
         return ListKeys(f"{self.prefix}tmp:{token}:list:{name}:{scope}",
                         f"{self.prefix}tmp:{token}:meta:{name}:{scope}",
-                        f"{self.prefix}tmp:{token}:exp:{name}:{scope}")
+                        f"{self.prefix}tmp:{token}:exp:{name}:{scope}",
+                        f"{self.prefix}tmp:{token}:loading:{name}:{scope}",
+                        f"{self.prefix}tmp:{token}:journal:{name}:{scope}")
 
     @property
     def expiry_pattern(self) -> str:
@@ -323,7 +382,8 @@ def connect(config: RedisConfig, url: str | None = None) -> aioredis.Redis:
     )
 
 
-_SCRIPTS = (LOOKUP_LUA, ADD_LUA, REMOVE_IF_SOURCE_LUA, SWEEP_LUA, SWAP_LUA)
+_SCRIPTS = (LOOKUP_LUA, ADD_LUA, REMOVE_IF_SOURCE_LUA, SWEEP_LUA, SWAP_LUA,
+            BEGIN_LOAD_LUA, END_LOAD_LUA)
 
 
 def _resp_bulk(arg: str | bytes) -> bytes:
@@ -527,6 +587,8 @@ class Store:
         self._sweep = client.register_script(SWEEP_LUA)
         self._probe_cache: dict[tuple[str, ...], _Probe] = {}
         self._swap = client.register_script(SWAP_LUA)
+        self._begin_load = client.register_script(BEGIN_LOAD_LUA)
+        self._end_load = client.register_script(END_LOAD_LUA)
 
     async def prepare(self) -> None:
         """Check the server version and load the scripts ahead of the first request."""
@@ -641,8 +703,9 @@ class Store:
         expiry = "" if expires_at is None else repr(float(expires_at))
         try:
             flags = await self._add(
-                keys=list(keys.all),
-                args=[meta_value, expiry, *(self.keys.member(i) for i in wanted)])
+                keys=[*keys.all, keys.loading, keys.journal],
+                args=[meta_value, expiry, LOAD_MARK_SECONDS,
+                      *(self.keys.member(i) for i in wanted)])
         except RedisError as exc:
             raise StoreUnavailable(str(exc)) from exc
         pairs = list(zip(wanted, cast(list[int], flags), strict=True))
@@ -657,17 +720,29 @@ class Store:
             raise StoreUnavailable(str(exc)) from exc
         return "@" + batch
 
-    async def swap(self, live: ListKeys, loaded: ListKeys) -> int:
-        """Atomically replace a list by a loaded copy; returns its size."""
+    async def begin_load(self, live: ListKeys, loaded: ListKeys) -> None:
+        """Mark a replace of `live` by `loaded` as under way: from now on, entries added
+        to the live list are journaled and survive the swap."""
         try:
-            return int(await self._swap(keys=[*live.all, *loaded.all]))
+            await self._begin_load(keys=[live.loading], args=[loaded.list, LOAD_MARK_SECONDS])
         except RedisError as exc:
             raise StoreUnavailable(str(exc)) from exc
 
-    async def drop(self, keys: ListKeys) -> None:
-        """Delete a list's keys (an abandoned load)."""
+    async def swap(self, live: ListKeys, loaded: ListKeys) -> int:
+        """Atomically replace a list by a loaded copy, keeping entries added to the live
+        list since `begin_load`; returns the new list's size."""
         try:
-            await self.client.delete(*keys.all)
+            return int(await self._swap(
+                keys=[*live.all, *loaded.all, live.loading, live.journal],
+                args=[loaded.list]))
+        except RedisError as exc:
+            raise StoreUnavailable(str(exc)) from exc
+
+    async def drop(self, live: ListKeys, loaded: ListKeys) -> None:
+        """Delete an abandoned load's keys and unmark it."""
+        try:
+            await self.client.delete(*loaded.all)
+            await self._end_load(keys=[live.loading, live.journal], args=[loaded.list])
         except RedisError as exc:
             raise StoreUnavailable(str(exc)) from exc
 
