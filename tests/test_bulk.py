@@ -32,7 +32,15 @@ from gatekeeper.bulk import (
 )
 from gatekeeper.config import Channel, RedisConfig, StoreConfig
 from gatekeeper.policy import ListName
-from gatekeeper.store import EntryMeta, Keys, ListItem, ListKeys, Store, StoreUnavailable
+from gatekeeper.store import (
+    LOAD_MARK_SECONDS,
+    EntryMeta,
+    Keys,
+    ListItem,
+    ListKeys,
+    Store,
+    StoreUnavailable,
+)
 
 PREFIX = "b:"
 REDIS = RedisConfig(key_prefix=PREFIX, timeout=10.0)
@@ -375,10 +383,13 @@ async def test_replace_keeps_entries_added_while_it_loads(store: Store) -> None:
     behind: staging keys, load mark, journal)."""
     await load(store, lines(numbers(5)))
 
+    staging_ttls: list[int] = []
+
     async def slow_input() -> AsyncIterator[bytes]:
         yield lines(numbers(20, start=1000))
         await store.add("block", "global", [E("+447700900123", "sms")],
                         EntryMeta(source="opt-out", added_at=1.0, added_by="sms-in"))
+        staging_ttls.extend([await store.client.ttl(k) for k in await tmp_keys(store)])
         yield lines(numbers(20, start=2000))
 
     importer = Importer(store, ImportOptions("block", "global", "replace"), batch_size=7)
@@ -389,6 +400,10 @@ async def test_replace_keeps_entries_added_while_it_loads(store: Store) -> None:
     assert await tmp_keys(store) == []
     live = KEYS.of("block", "global")
     assert await store.client.exists(live.loading, live.journal) == 0
+    # While it loaded, the copy would have vanished by itself had the import been killed.
+    assert staging_ttls
+    assert all(0 < ttl <= LOAD_MARK_SECONDS for ttl in staging_ttls)
+    assert [await store.client.ttl(k) for k in live.all[:2]] == [-1, -1]
 
 
 async def test_abandoned_replace_stops_journaling(store: Store) -> None:
@@ -520,7 +535,8 @@ async def test_import_memory_stays_bounded(monkeypatch: pytest.MonkeyPatch,
     written = 0
 
     async def discard(_keys: ListKeys, items: Iterable[ListItem], _meta: str,
-                      _expires: float | None) -> tuple[list[ListItem], list[ListItem]]:
+                      _expires: float | None, loading: bool = False
+                      ) -> tuple[list[ListItem], list[ListItem]]:
         nonlocal written
         batch = list(items)
         written += len(batch)

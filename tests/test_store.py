@@ -472,7 +472,8 @@ async def test_add_is_one_round_trip(store: Store, wire: Wire) -> None:
     assert json.loads(command[8]) == {"source": "api", "added_at": T0, "added_by": "admin"}
     assert command[9] == ""  # no expiry
     assert command[10] == str(LOAD_MARK_SECONDS)
-    assert command[11:] == [Keys.member(i) for i in wanted]
+    assert command[11] == ""  # a live list: no lifetime
+    assert command[12:] == [Keys.member(i) for i in wanted]
 
 
 async def test_remove_is_one_transaction_round_trip(store: Store, wire: Wire) -> None:
@@ -1109,6 +1110,23 @@ async def test_entry_added_then_removed_during_a_replace_stays_removed(
     await put(store, "block", "global", "+44*")
     await store.remove("block", "global", [ListItem("+44*")])
     await store.swap(live, staged)
+    assert await members(client) == ["+2*"]
+
+
+async def test_a_copy_being_loaded_expires_unless_swapped_in(store: Store,
+                                                              client: Any) -> None:
+    """A replace's copy carries a lifetime (a killed import leaves nothing for good);
+    swapped in, the list, its metadata and expiry set are permanent again. Live lists
+    never get a lifetime."""
+    live = store.keys.of("block", "global")
+    await store.add_to(live, items("+1*"), MANUAL.to_json(), T0 * 2)
+    assert [await client.ttl(k) for k in live.all] == [-1, -1, -1]
+    staged = store.keys.staging("block", "global")
+    await store.add_to(staged, items("+2*"), MANUAL.to_json(), T0 * 2, loading=True)
+    for key in staged.all:
+        assert 0 < await client.ttl(key) <= LOAD_MARK_SECONDS
+    await store.swap(live, staged)
+    assert [await client.ttl(k) for k in live.all] == [-1, -1, -1]
     assert await members(client) == ["+2*"]
 
 

@@ -339,7 +339,8 @@ class Importer:
         self._pending = asyncio.ensure_future(self._write(batch, target, self._meta_value))
 
     async def _write(self, batch: list[ListItem], target: ListKeys, meta_value: str) -> None:
-        added, _ = await self.store.add_to(target, batch, meta_value, self.options.expires_at)
+        added, _ = await self.store.add_to(target, batch, meta_value, self.options.expires_at,
+                                           loading=self.options.mode == "replace")
         self.report.added += len(added)
         # Repeats within the batch are "existing" too: every entry line is counted once.
         self.report.existing += len(batch) - len(added)

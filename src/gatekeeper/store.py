@@ -89,7 +89,9 @@ ADD_LUA = """
 -- KEYS[1]: the list set; KEYS[2]: its metadata hash; KEYS[3]: its expiry set;
 -- KEYS[4]: its load mark; KEYS[5]: its journal
 -- ARGV[1]: metadata (JSON, or @batch-id); ARGV[2]: expires_at (epoch seconds) or '';
--- ARGV[3]: seconds a journal lives; ARGV[4..]: members
+-- ARGV[3]: seconds a journal lives; ARGV[4]: for a copy being loaded, seconds its keys
+--   live unless swapped in (so a killed import leaves nothing for good), else '';
+-- ARGV[5..]: members
 -- returns: one 1 (added) or 0 (already present) per member
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
@@ -97,7 +99,7 @@ local expiring = redis.call('EXISTS', KEYS[3]) == 1
 local loading = redis.call('EXISTS', KEYS[4]) == 1
 local journaled = false
 local out = {}
-for i = 4, #ARGV do
+for i = 5, #ARGV do
   local member = ARGV[i]
   local added = redis.call('ZADD', KEYS[1], 'NX', 0, member)
   if added == 0 and expiring then
@@ -116,9 +118,12 @@ for i = 4, #ARGV do
       journaled = true
     end
   end
-  out[i - 3] = added
+  out[i - 4] = added
 end
 if journaled then redis.call('EXPIRE', KEYS[5], tonumber(ARGV[3])) end
+if ARGV[4] ~= '' then
+  for k = 1, 3 do redis.call('EXPIRE', KEYS[k], tonumber(ARGV[4])) end
+end
 return out
 """
 
@@ -182,6 +187,7 @@ if redis.call('EXISTS', KEYS[7]) == 0 then redis.call('DEL', KEYS[8]) end
 for i = 1, 3 do
   if redis.call('EXISTS', KEYS[i + 3]) == 1 then
     redis.call('RENAME', KEYS[i + 3], KEYS[i])
+    redis.call('PERSIST', KEYS[i])  -- the copy's lifetime ends here: the list stays
   else
     redis.call('DEL', KEYS[i])
   end
@@ -695,8 +701,11 @@ class Store:
                                  meta.expires_at)
 
     async def add_to(self, keys: ListKeys, items: Iterable[ListItem], meta_value: str,
-                     expires_at: float | None) -> tuple[list[ListItem], list[ListItem]]:
-        """`add` into explicit keys (a list being loaded), with stored metadata text."""
+                     expires_at: float | None, loading: bool = False
+                     ) -> tuple[list[ListItem], list[ListItem]]:
+        """`add` into explicit keys, with stored metadata text. `loading`: the keys are a
+        copy being loaded for a replace, which vanishes unless swapped in within
+        LOAD_MARK_SECONDS."""
         wanted = list(dict.fromkeys(items))
         if not wanted:
             return [], []
@@ -705,6 +714,7 @@ class Store:
             flags = await self._add(
                 keys=[*keys.all, keys.loading, keys.journal],
                 args=[meta_value, expiry, LOAD_MARK_SECONDS,
+                      LOAD_MARK_SECONDS if loading else "",
                       *(self.keys.member(i) for i in wanted)])
         except RedisError as exc:
             raise StoreUnavailable(str(exc)) from exc
