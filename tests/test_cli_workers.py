@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import ADMIN_KEY
 from tests.test_cli import GATEKEEPER, free_port, http, redis_pids, wait_healthy, write_config
@@ -29,12 +30,24 @@ def children(pid: int) -> list[int]:
     return found
 
 
+def rejected_count(exposition: str) -> float:
+    """The sum of gatekeeper_decisions_total samples with action="rejected"."""
+    total = 0.0
+    for family in text_string_to_metric_families(exposition):
+        if family.name == "gatekeeper_decisions":
+            total += sum(sample.value for sample in family.samples
+                         if sample.name == "gatekeeper_decisions_total"
+                         and sample.labels.get("action") == "rejected")
+    return total
+
+
 @contextlib.contextmanager
 def workers_process(config: Path, log: Path, workers: int
                     ) -> Iterator[subprocess.Popen[bytes]]:
     """`gatekeeper run --workers N`, killed (with its group) if still running at the end."""
     env = {k: v for k, v in os.environ.items() if k != "GATEKEEPER_CONFIG"}
     env["GATEKEEPER_ADMIN_KEY"] = ADMIN_KEY
+    env["TMPDIR"] = str(config.parent)  # where the workers' shared metrics files go
     with log.open("ab") as output:
         process = subprocess.Popen(
             [str(GATEKEEPER), "run", "--config", str(config), "--workers", str(workers)],
@@ -49,8 +62,8 @@ def workers_process(config: Path, log: Path, workers: int
 
 
 def test_two_workers_share_the_port_and_stop_together(tmp_path: Path) -> None:
-    """Both workers answer on the proxy port, share the embedded store, and SIGTERM stops
-    them and the store."""
+    """Both workers answer on the proxy port, share the embedded store and one /metrics,
+    and SIGTERM stops them and the store (and removes the shared metrics files)."""
     data_dir = tmp_path / "data"
     proxy_port, admin_port = free_port(), free_port()
     config = write_config(
@@ -73,6 +86,12 @@ def test_two_workers_share_the_port_and_stop_together(tmp_path: Path) -> None:
             with pytest.raises(urllib.error.HTTPError) as refused:
                 urllib.request.urlopen(request, timeout=5)
             assert refused.value.code == 403
+        # One /metrics counts the sends both workers refused.
+        with urllib.request.urlopen(f"http://127.0.0.1:{admin_port}/metrics",
+                                    timeout=5) as response:
+            exposition = response.read().decode()
+        assert rejected_count(exposition) == 20
+        assert len(list(tmp_path.glob("gatekeeper-metrics-*"))) == 1
         workers = [p for p in children(parent.pid)
                    if "redis" not in Path(f"/proc/{p}/cmdline").read_text()]
         assert len(workers) == 2
@@ -81,3 +100,4 @@ def test_two_workers_share_the_port_and_stop_together(tmp_path: Path) -> None:
     time.sleep(0.2)
     assert redis_pids(data_dir) == []
     assert all(not Path(f"/proc/{p}").exists() for p in workers)
+    assert list(tmp_path.glob("gatekeeper-metrics-*")) == []

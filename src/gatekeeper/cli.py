@@ -9,8 +9,10 @@ import gc
 import json
 import multiprocessing
 import os
+import shutil
 import signal
 import sys
+import tempfile
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from dataclasses import replace
@@ -34,7 +36,7 @@ from gatekeeper.bulk import (
 from gatekeeper.config import CHANNELS, Channel, Config, ConfigError, load_config
 from gatekeeper.embedded import EmbeddedError, EmbeddedRedis, read_running
 from gatekeeper.numbers import is_known_region, is_valid_scope
-from gatekeeper.observability import configure_logging
+from gatekeeper.observability import configure_logging, share_metrics
 from gatekeeper.policy import LISTS, ListName
 from gatekeeper.providers.base import digest_of
 from gatekeeper.store import MAX_NOTE, Store, StoreIncompatible, StoreUnavailable, connect
@@ -146,8 +148,9 @@ def _run_loop(main: Coroutine[Any, Any, None]) -> None:
         uvloop.run(main)
 
 
-def _worker(config: Config, worker: int, workers: int) -> None:
+def _worker(config: Config, worker: int, workers: int, metrics_dir: str) -> None:
     configure_logging(config.log)
+    share_metrics(metrics_dir)
     with contextlib.suppress(KeyboardInterrupt):
         _run_loop(_serve(config, worker, workers))
 
@@ -159,8 +162,11 @@ def _serve_workers(config: Config, workers: int) -> int:
         embedded = EmbeddedRedis(config.redis.data_dir, config.redis.server_binary)
         url = embedded.start().url
         config = replace(config, redis=replace(config.redis, url=url))
+    # Every worker counts into files here; worker 0's /metrics sums them.
+    metrics_dir = tempfile.mkdtemp(prefix="gatekeeper-metrics-")
     context = multiprocessing.get_context("fork")
-    children = [context.Process(target=_worker, args=(config, i, workers), daemon=False)
+    children = [context.Process(target=_worker, args=(config, i, workers, metrics_dir),
+                                daemon=False)
                 for i in range(workers)]
     stopping = False
 
@@ -190,6 +196,7 @@ def _serve_workers(config: Config, workers: int) -> int:
             child.join(timeout=10)
             if child.is_alive():
                 child.kill()
+        shutil.rmtree(metrics_dir, ignore_errors=True)
         if embedded is not None:
             embedded.stop()
 

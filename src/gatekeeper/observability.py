@@ -4,6 +4,7 @@ the middleware that reads each request's recorded outcome once to log and count 
 from __future__ import annotations
 
 import logging
+import os
 import random
 import re
 import sys
@@ -15,7 +16,8 @@ from typing import Any, TextIO
 import structlog
 from aiohttp import web
 from aiohttp.typedefs import Middleware
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Histogram, values
+from prometheus_client.multiprocess import MultiProcessCollector
 
 from gatekeeper.config import LogConfig
 from gatekeeper.numbers import mask_number
@@ -65,11 +67,29 @@ def configure_logging(config: LogConfig, stream: TextIO | None = None) -> None:
     )
 
 
+_SHARED_DIR = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def share_metrics(directory: str) -> None:
+    """Have this process's metrics written to files in `directory`, which every worker of
+    one `run --workers N` shares, so that one /metrics sums them all (prometheus_client's
+    multiprocess mode). Call in each worker before its metrics are created."""
+    os.environ[_SHARED_DIR] = directory
+    # prometheus_client picks its value storage once, at import time, from the
+    # environment; the workers are forked after that import.
+    values.ValueClass = values.get_value_class()  # type: ignore[no-untyped-call]
+
+
 class Metrics:
     """Gatekeeper's Prometheus metrics, registered on the registry given."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry
+        # What /metrics shows: this registry, or every worker's shared files.
+        self.exposed = registry
+        if os.environ.get(_SHARED_DIR):
+            self.exposed = CollectorRegistry()
+            MultiProcessCollector(self.exposed)  # type: ignore[no-untyped-call]
         self.decisions = Counter(
             "gatekeeper_decisions_total", "Destination decisions by action and reason.",
             ["upstream", "channel", "direction", "action", "reason"], registry=registry)

@@ -43,8 +43,8 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    """Prometheus exposition of the injected registry."""
-    registry = request.app[RESOURCES].metrics.registry
+    """Prometheus exposition of the injected registry (or of every worker's metrics)."""
+    registry = request.app[RESOURCES].metrics.exposed
     return web.Response(body=generate_latest(registry),
                         headers={"Content-Type": CONTENT_TYPE_LATEST})
 
