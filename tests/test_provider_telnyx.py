@@ -6,7 +6,7 @@ import hashlib
 import json
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 from uuid import UUID
 
 import httpx
@@ -48,6 +48,12 @@ def dial(to: object, **fields: Any) -> bytes:
     """A Call Control dial."""
     return body(**{"connection_id": "1494404757140276705", "from": "+14155550199",
                    "to": to, **fields})
+
+
+def texml(to: str, **fields: Any) -> bytes:
+    """A TeXML call, with Telnyx's (Twilio-style) capitalised field names."""
+    return body(**{"ApplicationSid": "1494404757140276705", "From": "+14155550199",
+                   "To": to, "Url": "https://app.example/texml.xml", **fields})
 
 
 def locate(path: str, raw: bytes) -> tuple[Route, dict[str, str], Recipients | BodyError]:
@@ -129,12 +135,22 @@ def test_registered_under_its_name() -> None:
     ("POST", "/v2/messaging_profiles", None, None),
     ("POST", "/v2/calls/v3:abc/actions/hangup", None, None),
     ("POST", "/v1/messages", None, None),
+    ("POST", "/v2/calls/v3:abc/actions/transfer", "voice", {"call_control_id": "v3:abc"}),
+    ("POST", "/v2/calls/v3:abc/Actions/Transfer/", "voice", {"call_control_id": "v3:abc"}),
+    ("POST", "/v2/texml/Accounts/ACb1/Calls", "voice", {"account_sid": "ACb1"}),
+    ("POST", "/v2/texml/accounts/ACb1/calls.json", "voice", {"account_sid": "ACb1"}),
+    ("POST", "/v2/texml/calls/1494404757140276705", "voice",
+     {"connection_id": "1494404757140276705"}),
+    ("POST", "/v2/texml/Accounts/ACb1/Calls/CA1", None, None),
+    ("GET", "/v2/texml/Accounts/ACb1/Calls", None, None),
 ], ids=["messages", "messages-slash", "messages-case", "messages-doubled-slashes",
         "long-code", "long-code-hyphen", "short-code", "number-pool", "alphanumeric",
         "schedule", "rcs", "whatsapp", "group-mms", "group-mms-odd-spelling",
         "percent-encoded", "dot-dot", "calls", "calls-slash", "calls-case", "get-messages",
         "get-calls", "message-id", "rcs-deeplink", "variant-subpath", "profiles",
-        "call-action", "v1"])
+        "call-action", "v1", "transfer", "transfer-odd-spelling", "texml-account-call",
+        "texml-account-call-json-suffix", "texml-connection-call", "texml-call-update",
+        "texml-list-calls"])
 def test_routes(method: str, path: str, channel: str | None,
                 params: dict[str, str] | None) -> None:
     """Every send endpoint is intercepted however it is spelled; nothing else."""
@@ -168,9 +184,12 @@ def test_routes(method: str, path: str, channel: str | None,
     ("/v2/calls", dial("+18004247767,ww200"), ("+18004247767",)),
     ("/v2/calls", dial(["+33612345678", "sip:alice@example.com;secure=true"]),
      ("+33612345678", "sip:alice@example.com;secure=true")),
+    ("/v2/calls/v3:abc/actions/transfer", body(to="+33612345678,ww1"), ("+33612345678",)),
+    ("/v2/texml/Accounts/ACb1/Calls", texml("+33612345678"), ("+33612345678",)),
+    ("/v2/texml/calls/1494404757140276705", texml("+33612345678"), ("+33612345678",)),
 ], ids=["message", "long-code", "number-pool", "alphanumeric", "schedule", "rcs",
         "whatsapp-number", "whatsapp-user-id", "group-mms", "call", "call-dtmf-suffix",
-        "call-array-with-sip"])
+        "call-array-with-sip", "transfer", "texml-account-call", "texml-connection-call"])
 def test_recipients_found(path: str, raw: bytes, expected: tuple[str, ...]) -> None:
     """`to` as a string or an array, in order, in the form that is checked."""
     assert recipients(path, raw).values == expected
@@ -393,3 +412,44 @@ def test_skip_gives_each_send_its_own_ids() -> None:
     calls = {payload(PRESET.skip(blocked("voice", dial("+33612345678"))))["data"][
         "call_control_id"] for _ in range(20)}
     assert len(ids) == len(calls) == 20
+
+
+@pytest.mark.parametrize("raw", [
+    b"To=%2B33612345678&From=%2B14155550199",
+    body(to="+33612345678"),
+], ids=["form-body", "lower-case-to"])
+def test_texml_call_without_a_json_To_is_refused_not_forwarded(raw: bytes) -> None:
+    """A TeXML call whose `To` cannot be read is malformed (refused), never passed on."""
+    _, _, found = locate("/v2/texml/Accounts/ACb1/Calls", raw)
+    assert isinstance(found, BodyError)
+
+
+def test_skip_transfer_is_the_command_result_the_sdk_reads() -> None:
+    """Skip (transfer): 200 `{"data": {"result": "ok"}}`, as the SDK's model reads it."""
+    reply = PRESET.skip(Blocked("req-1", "voice", "+33612345678", {"call_control_id": "v3:abc"},
+                                Message(body(to="+33612345678")), ("+33612345678",)))
+    assert payload(reply) == {"data": {"result": "ok"}}
+    done = sdk_answering(reply).calls.actions.transfer("v3:abc", to="+33612345678")
+    assert done.data is not None
+    assert done.data.result == "ok"
+
+
+def test_skip_texml_call_is_a_canceled_call_the_sdk_reads() -> None:
+    """Skip (TeXML): 200 with From and To echoed and `status: canceled`."""
+    reply = PRESET.skip(Blocked("req-1", "voice", "+33612345678", {"account_sid": "ACb1"},
+                                Message(texml("+33612345678")), ("+33612345678",)))
+    data = payload(reply)
+    assert data["call_sid"].startswith("v3:")
+    assert {k: data[k] for k in ("from", "to", "status")} == {
+        "from": "+14155550199", "to": "+33612345678", "status": "canceled"}
+    call = sdk_answering(reply).texml.accounts.calls.calls("ACb1", body=cast(Any, {
+        "ApplicationSid": "1", "From": "+14155550199", "To": "+33612345678"}))
+    assert (call.to, call.status) == ("+33612345678", "canceled")
+
+
+def test_reject_texml_call_points_at_To() -> None:
+    """Reject (TeXML): the error's pointer names the capitalised field."""
+    reply = PRESET.reject(Blocked("req-1", "voice", "+33612345678", {"connection_id": "1"},
+                                  Message(texml("+33612345678")), ("+33612345678",)))
+    assert reply.status == 422
+    assert payload(reply)["errors"][0]["source"] == {"pointer": "/To"}

@@ -6,7 +6,7 @@ import asyncio
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import pytest
@@ -129,13 +129,33 @@ def _dial_many(client: Telnyx) -> Any:
                              to=["+33612345678", "+33698765432"])
 
 
+def _transfer(client: Telnyx) -> Any:
+    return client.calls.actions.transfer("v3:abc", to="+33612345678")
+
+
+def _texml_call(client: Telnyx) -> Any:
+    # This method sends `body` as given: Telnyx's own capitalised names.
+    return client.texml.accounts.calls.calls("ACb1", body=cast(Any, {
+        "ApplicationSid": "1494404757140276705", "From": SENDER, "To": "+33612345678",
+        "Url": "https://app.example/texml.xml"}))
+
+
+def _texml_connection_call(client: Telnyx) -> Any:
+    return client.texml.calls.create("1494404757140276705", from_=SENDER, to="+33612345678",
+                                     url="https://app.example/texml.xml")
+
+
 @pytest.mark.parametrize(("channel", "send", "count"), [
     ("sms", _send, 1),
     ("sms", _long_code, 1),
     ("sms", _group_mms, 2),
     ("voice", _dial, 1),
     ("voice", _dial_many, 2),
-], ids=["message", "long-code", "group-mms", "call", "call-array"])
+    ("voice", _transfer, 1),
+    ("voice", _texml_call, 1),
+    ("voice", _texml_connection_call, 1),
+], ids=["message", "long-code", "group-mms", "call", "call-array", "transfer", "texml-call",
+        "texml-connection-call"])
 async def test_blocked_send_raises_unprocessable_entity(
         start_gatekeeper: StartGatekeeper, upstream: FakeUpstream, tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch, channel: str, send: Callable[[Telnyx], Any],

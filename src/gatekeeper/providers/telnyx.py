@@ -7,7 +7,11 @@ Routes (JSON, recipients in `to`):
   recipient refuses the whole send. `/v2/messages/group_mms` takes a `to` array (up to
   eight): a partly blocked group goes out to the others.
 - voice: POST `/v2/calls` (Call Control dial), `to` a string or an array (simultaneous
-  ring); a partly blocked array is dialled without the blocked numbers.
+  ring); a partly blocked array is dialled without the blocked numbers. POST
+  `/v2/calls/{call_control_id}/actions/transfer` dials `to` (one string) and bridges the
+  call to it. TeXML calls, POST `/v2/texml/Accounts/{account_sid}/Calls` and
+  `/v2/texml/calls/{connection_id}`, dial `To` (JSON, case-sensitive as Telnyx reads it;
+  a form body is refused as unreadable rather than forwarded unchecked).
 Sender variants are matched with `-` or `_` and in any case, so an odd spelling of the
 path cannot slip past.
 
@@ -21,7 +25,9 @@ Identity: `sha256:` digest of the Bearer API key. Reject: 422 `{"errors": [...]}
 Telnyx's block-rule code 40300 (the SDK raises `UnprocessableEntityError`; 422, not the
 409 Telnyx uses for its own block rules, because the SDK retries a 409). Skip: 200 with
 the message resource, each recipient `sending_failed` and the block in `errors` (the
-honest status the shape allows), or a call resource with `is_alive: false`.
+honest status the shape allows), a call resource with `is_alive: false`, a TeXML call
+with `status: canceled`, or, for a transfer, the command result `ok` (the only shape a
+command has; the call stays where it was and no transfer webhooks follow).
 """
 
 from __future__ import annotations
@@ -50,6 +56,7 @@ from gatekeeper.providers.base import (
 
 BLOCKED_CODE = "40300"  # Telnyx: "Blocked due to STOP message" (an existing block rule)
 _TO = JsonPath("to")
+_TEXML_TO = JsonPath("To")
 _BSUID = re.compile(r"[A-Za-z]{2}\.[0-9A-Za-z]+")
 # `/v2/messages/<sender>` variants that take one `to` string like `/v2/messages`.
 _SENDERS = ("long_code", "short_code", "number_pool", "alphanumeric_sender_id", "schedule",
@@ -109,6 +116,11 @@ def _raw_recipients(fields: Mapping[str, object], fallback: str) -> list[str]:
     return found or [fallback]
 
 
+def _texml(blocked: Blocked) -> bool:
+    """Whether the refused send is a TeXML call (Twilio-style capitalised fields)."""
+    return "account_sid" in blocked.path_params or "connection_id" in blocked.path_params
+
+
 def _text(fields: Mapping[str, object], name: str) -> str | None:
     value = fields.get(name)
     return value if isinstance(value, str) else None
@@ -132,6 +144,14 @@ class TelnyxPreset:
             Route("POST", re.compile(messages + rf"/(?P<sender>{_variant('group_mms')})$",
                                      re.I), "sms", _TO),
             Route("POST", re.compile(r"^/v2/calls$", re.I), "voice", Converted(_TO, dialled)),
+            Route("POST", re.compile(
+                r"^/v2/calls/(?P<call_control_id>[^/]+)/actions/transfer$", re.I), "voice",
+                Converted(_TO, dialled)),
+            Route("POST", re.compile(
+                r"^/v2/texml/Accounts/(?P<account_sid>[^/]+)/Calls(?:\.json)?$", re.I),
+                "voice", Converted(_TEXML_TO, dialled)),
+            Route("POST", re.compile(r"^/v2/texml/calls/(?P<connection_id>[^/]+)$", re.I),
+                  "voice", Converted(_TEXML_TO, dialled)),
         )
 
     def identities(self, message: Message, path_params: Mapping[str, str]) -> tuple[str, ...]:
@@ -146,12 +166,18 @@ class TelnyxPreset:
             "code": BLOCKED_CODE,
             "title": "Destination blocked",
             "detail": f"{what} to this destination due to an existing block rule.",
-            "source": {"pointer": "/to"},
+            "source": {"pointer": "/To" if _texml(blocked) else "/to"},
             "meta": {"url": f"https://developers.telnyx.com/api/errors/{BLOCKED_CODE}"},
         }]})
 
     def skip(self, blocked: Blocked) -> Reply:
         fields = _fields(blocked.message)
+        if "call_control_id" in blocked.path_params:
+            return json_reply(200, {"data": {"result": "ok"}})
+        if _texml(blocked):
+            return json_reply(200, {"call_sid": "v3:" + secrets.token_urlsafe(32),
+                                    "from": _text(fields, "From"), "to": _text(fields, "To"),
+                                    "status": "canceled"})
         if blocked.channel == "voice":
             call: dict[str, object] = {
                 "record_type": "call",
