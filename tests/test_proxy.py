@@ -7,10 +7,13 @@ import base64
 import gzip
 import json
 import socket
+import ssl
 from pathlib import Path
 from typing import Any
 
 import pytest
+import trustme
+from aiohttp import web
 from yarl import URL
 
 from gatekeeper.config import RedisConfig
@@ -692,3 +695,39 @@ async def test_channel_limited_entries(gatekeeper: Running, upstream: FakeUpstre
     assert resp.status == 200
     resp = await gatekeeper.proxy.post(path, data={"To": "+33612345678"})
     assert resp.status == (403 if blocked else 201)
+
+
+@pytest.mark.parametrize("trusted", [True, False], ids=["trusted-ca", "unknown-ca"])
+async def test_https_upstream_is_verified_against_the_system_store(
+        start_gatekeeper: StartGatekeeper, aiohttp_server: Any, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch, trusted: bool) -> None:
+    """An https upstream is reached over verified TLS; SSL_CERT_FILE names the CA to trust.
+    An upstream whose certificate nobody vouches for is never sent the request: 502."""
+    ca = trustme.CA()
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(server_tls)
+    received: list[bytes] = []
+
+    async def handler(request: web.Request) -> web.Response:
+        received.append(await request.read())
+        return web.json_response({"sid": "SM1"}, status=201)
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", handler)
+    server = await aiohttp_server(app, host="127.0.0.1", ssl=server_tls)
+    if trusted:
+        bundle = tmp_path / "ca.pem"
+        ca.cert_pem.write_to_path(str(bundle))
+        monkeypatch.setenv("SSL_CERT_FILE", str(bundle))
+    else:
+        monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    gk = await start_gatekeeper(make_config(
+        f"https://127.0.0.1:{server.port}", tmp_path))
+    resp = await gk.proxy.post(TWILIO_MESSAGES, data={"To": "+14155550100", "Body": "hi"})
+    if trusted:
+        assert resp.status == 201
+        assert received == [b"To=%2B14155550100&Body=hi"]
+    else:
+        assert resp.status == 502
+        assert (await resp.json())["code"] == "upstream_unavailable"
+        assert received == []
