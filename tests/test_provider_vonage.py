@@ -101,6 +101,11 @@ def test_preset_is_registered_as_msisdn_gateway() -> None:
     ("POST", "/v1/Messages/", "sms"),
     ("POST", "/v0.1/messages", "sms"),
     ("POST", "/v0.1/dispatch", "sms"),
+    ("POST", "/v2/verify", "sms"),
+    ("POST", "/V2/Verify/", "sms"),
+    ("POST", "/v2/verify/c11236f4-00bf-4b89-84ba-88b25df97315", None),
+    ("POST", "/v2/verify/c11236f4-00bf-4b89-84ba-88b25df97315/next_workflow", None),
+    ("GET", "/v2/verify/c11236f4-00bf-4b89-84ba-88b25df97315", None),
     ("POST", "/v1/calls", "voice"),
     ("POST", "/V1/CALLS/", "voice"),
     ("PUT", "/v1/calls/63f61863-4a51-4f6b-86e1-46edebcf9356", "voice"),
@@ -546,3 +551,74 @@ def test_inbound_end_call_is_a_valid_ending_ncco() -> None:
     ncco = json.loads(INBOUND_END_CALL.body)
     assert [action["action"] for action in ncco] == ["talk"]
     assert ncco[0]["text"]
+
+
+# ------------------------------------------------------------------------------- Verify
+
+VERIFY = {"brand": "Acme", "workflow": [
+    {"channel": "sms", "to": A},
+    {"channel": "whatsapp", "to": B, "from": "447700900001"},
+    {"channel": "email", "to": "alice@example.com"},
+    {"channel": "voice", "to": C},
+]}
+
+
+def test_verify_workflow_numbers_are_checked_and_emails_pass() -> None:
+    """Every step's `to` is a recipient; an email step's address is not a phone number."""
+    found = _recipients("POST", "/v2/verify", VERIFY)
+    assert found.values == (A, B, "client:email:alice@example.com", C)
+    assert [parse_destination(v, None, PRESET.msisdn).kind for v in found.values] == [
+        "phone", "phone", "not_phone", "phone"]
+
+
+def test_verify_sdk_body_is_read() -> None:
+    """The body the Vonage SDK sends for Verify v2 is read as sent."""
+    from vonage_verify import SmsChannel, VerifyRequest, VoiceChannel  # noqa: PLC0415
+
+    request = VerifyRequest(brand="Acme", workflow=[SmsChannel(to=A), VoiceChannel(to=C)])
+    body = request.model_dump(by_alias=True, exclude_none=True)
+    assert _recipients("POST", "/v2/verify", body).values == (A, C)
+
+
+@pytest.mark.parametrize(("blocked", "steps"), [
+    ({A}, [B, "alice@example.com", C]),
+    ({A, C}, [B, "alice@example.com"]),
+], ids=["first-step", "two-steps"])
+def test_verify_blocked_steps_are_dropped(blocked: set[str], steps: list[str]) -> None:
+    """A blocked number's steps leave the workflow; the other steps stay in order."""
+    edited = _recipients("POST", "/v2/verify", VERIFY).without(frozenset(blocked))
+    assert edited is not None
+    assert [step["to"] for step in json.loads(edited.body)["workflow"]] == steps
+
+
+def test_verify_signed_request_is_never_edited() -> None:
+    """A `sig` makes Verify uneditable too."""
+    found = _recipients("POST", "/v2/verify", VERIFY, query="sig=abcdef0123456789")
+    assert found.without(frozenset({A})) is None
+
+
+@pytest.mark.parametrize(("body", "code"), [
+    ({"brand": "Acme"}, "missing_destination"),
+    ({"brand": "Acme", "workflow": {"channel": "sms", "to": A}}, "invalid_destination_field"),
+    ({"brand": "Acme", "workflow": [{"channel": "sms", "to": 447700900000}]},
+     "invalid_destination_field"),
+], ids=["no-workflow", "workflow-not-array", "number-not-string"])
+def test_verify_bad_bodies(body: dict[str, Any], code: str) -> None:
+    """A Verify request whose recipients cannot be read is refused, never forwarded."""
+    found = _find("POST", "/v2/verify", body)
+    assert isinstance(found, BodyError)
+    assert found.code == code
+
+
+def test_verify_skip_and_reject() -> None:
+    """Skip: 202 with a fresh request id the SDK reads; reject: 403 problem document."""
+    from vonage_verify.responses import StartVerificationResponse  # noqa: PLC0415
+
+    reply = PRESET.skip(_blocked({"verify": "verify"}))
+    assert reply.status == 202
+    started = StartVerificationResponse(**_json(reply))
+    assert started.request_id
+    assert started.request_id != _json(PRESET.skip(_blocked({"verify": "verify"})))[
+        "request_id"]
+    refused = PRESET.reject(_blocked({"verify": "verify"}))
+    assert (refused.status, refused.content_type) == (403, "application/problem+json")

@@ -34,7 +34,7 @@ API_KEY = "abcd1234"
 API_SECRET = "Secret-not-real-1"
 SIGNATURE_SECRET = "signature-secret-not-real"
 APP_ID = "aaaaaaaa-bbbb-cccc-dddd-0123456789ab"
-A, B = "447700900000", "33612345678"
+A, B, C = "447700900000", "33612345678", "14155550100"
 SMS_OK = {"message-count": "1", "messages": [{
     "to": A, "message-id": "0A0000000123ABCD1", "status": "0",
     "remaining-balance": "3.14159265", "message-price": "0.03330000", "network": "23410"}]}
@@ -281,4 +281,30 @@ async def test_call_updates_pass_and_transfers_are_checked(
     connect = Connect(endpoint=[PhoneEndpoint(number=B)], from_=A)
     with pytest.raises(ForbiddenError):
         await call(client.voice.transfer_call_ncco, CALL_OK["uuid"], [connect])
+    assert len(upstream.received) == 1
+
+
+# ------------------------------------------------------------------------------- Verify
+
+
+async def test_verify_blocked_step_is_dropped_and_fully_blocked_is_refused(
+        gk: Running, upstream: FakeUpstream, app_key: rsa.RSAPrivateKey) -> None:
+    """Verify v2 through the SDK: a blocked number's step leaves the workflow and the
+    code goes by the other; with every number blocked the SDK gets a 403 and nothing is
+    sent."""
+    from vonage_verify import SmsChannel, VerifyRequest, VoiceChannel  # noqa: PLC0415
+
+    upstream.status = 202
+    upstream.reply = b'{"request_id": "c11236f4-00bf-4b89-84ba-88b25df97315"}'
+    await gk.block("+" + A)
+    client = sdk(gk, app(app_key))
+    started = await call(client.verify.start_verification, VerifyRequest(
+        brand="Acme", workflow=[SmsChannel(to=A), VoiceChannel(to=C)]))
+    assert started.request_id == "c11236f4-00bf-4b89-84ba-88b25df97315"
+    [got] = upstream.received
+    assert json.loads(got.body)["workflow"] == [{"channel": "voice", "to": C}]
+    assert client.http_client.last_response.headers["X-Gatekeeper-Decision"] == "partial"
+    with pytest.raises(ForbiddenError):
+        await call(client.verify.start_verification,
+                   VerifyRequest(brand="Acme", workflow=[SmsChannel(to=A)]))
     assert len(upstream.received) == 1

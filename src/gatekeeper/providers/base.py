@@ -337,6 +337,25 @@ class JsonPath:
         return Recipients(tuple(value for value, _ in found), remove)
 
 
+@dataclass(frozen=True, slots=True)
+class Converted:
+    """Recipients checked in a converted form; removal maps them back to the raw ones."""
+
+    inner: Locator
+    convert: Callable[[str], str]
+
+    def find(self, message: Message) -> Recipients | BodyError:
+        found = self.inner.find(message)
+        if isinstance(found, BodyError):
+            return found
+        raws = found.values
+
+        def remove(blocked: frozenset[str]) -> Message | None:
+            return found.without(frozenset(r for r in raws if self.convert(r) in blocked))
+
+        return Recipients(tuple(self.convert(r) for r in raws), remove)
+
+
 # ------------------------------------------------------------------ routes and presets
 
 @dataclass(frozen=True, slots=True)

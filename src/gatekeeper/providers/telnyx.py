@@ -34,19 +34,16 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from uuid import uuid4
 
 from gatekeeper.config import UpstreamConfig
 from gatekeeper.providers.base import (
     Blocked,
-    BodyError,
+    Converted,
     JsonPath,
-    Locator,
     Message,
-    Recipients,
     Reply,
     Route,
     json_reply,
@@ -63,25 +60,6 @@ _SENDERS = ("long_code", "short_code", "number_pool", "alphanumeric_sender_id", 
             "rcs")
 # The message `type` a variant implies when the body names none.
 _KINDS = {"whatsapp": "WHATSAPP", "rcs": "RCS", "group_mms": "MMS"}
-
-
-@dataclass(frozen=True, slots=True)
-class Converted:
-    """Recipients checked in a converted form; removal maps them back to the raw ones."""
-
-    inner: Locator
-    convert: Callable[[str], str]
-
-    def find(self, message: Message) -> Recipients | BodyError:
-        found = self.inner.find(message)
-        if isinstance(found, BodyError):
-            return found
-        raws = found.values
-
-        def remove(blocked: frozenset[str]) -> Message | None:
-            return found.without(frozenset(r for r in raws if self.convert(r) in blocked))
-
-        return Recipients(tuple(self.convert(r) for r in raws), remove)
 
 
 def dialled(value: str) -> str:

@@ -12,6 +12,11 @@ Intercepted (paths below the mount, case-insensitive; one upstream can serve bot
   from `failover`; a blocked primary `to` cannot be removed, so the whole send is handled.
   The older spellings POST `/v0.1/messages` (`to.number`) and `/v0.1/dispatch`
   (`workflow[].to.number`) are checked too, never rewritten.
+- sms: POST `/v2/verify` (Verify v2): every `workflow[].to`, the numbers a code goes to by
+  SMS, WhatsApp, voice or silent auth, checked on the sms channel (a voice-only entry
+  does not stop a Verify workflow); an email step's address is not a phone number and
+  passes. Blocked steps are dropped from the workflow; a workflow left empty is handled
+  whole.
 - voice: POST `/v1/calls`: the endpoints of `to[]` (phone `number`; `sip` `uri`, which is
   a number when it reads `sip:+digits@host`; websocket/app/vbc are `client:<type>`) and
   of every inline `ncco[]` connect action, which dials too. Blocked endpoints are removed;
@@ -24,7 +29,8 @@ blocked signed request gets the upstream's whole `on_block` action.
 Reject: legacy SMS answers 200 with status "7" "Number barred." (the SDK raises
 `SmsError`); the others answer 403 `application/problem+json` (the SDK raises
 `ForbiddenError`). Skip: a success in each API's shape (SMS status "0"; Messages 202
-`message_uuid`; Voice 201 `started`, as create-call always answers; transfer 204).
+`message_uuid`; Voice 201 `started`, as create-call always answers; transfer 204; Verify
+202 with a `request_id` no code was sent for, so a later check of it fails).
 """
 
 from __future__ import annotations
@@ -45,6 +51,7 @@ from gatekeeper.config import UpstreamConfig
 from gatekeeper.providers.base import (
     Blocked,
     BodyError,
+    Converted,
     FormField,
     JsonDoc,
     JsonPath,
@@ -438,6 +445,11 @@ def jwt_application(headers: Mapping[str, str]) -> str | None:
 
 # ------------------------------------------------------------------ replies
 
+def verify_recipient(value: str) -> str:
+    """A Verify step's `to`: an email address is not a phone number; numbers unchanged."""
+    return f"client:email:{value}" if "@" in value else value
+
+
 def _problem(blocked: Blocked) -> Reply:
     return json_reply(403, {
         "type": PROBLEM_TYPE,
@@ -488,6 +500,8 @@ class VonagePreset:
             Route("POST", re.compile(r"^/v0\.1/messages$", re.I), "sms", EndpointAt("to")),
             Route("POST", re.compile(r"^/v0\.1/(?P<dispatch>dispatch)$", re.I), "sms",
                   EndpointAt("workflow[].to")),
+            Route("POST", re.compile(r"^/v2/(?P<verify>verify)$", re.I), "sms",
+                  Signed(Converted(JsonPath("workflow[].to"), verify_recipient))),
             Route("POST", re.compile(r"^/v1/calls$", re.I), "voice",
                   Signed(CallEndpoints(create=True))),
             Route("PUT", re.compile(r"^/v1/calls/(?P<call_uuid>[^/]+)$", re.I), "voice",
@@ -515,6 +529,8 @@ class VonagePreset:
             return Reply(204, b"")  # a transfer answers with no content
         if blocked.path_params.get("dispatch"):
             return json_reply(202, {"dispatch_uuid": str(uuid4())})
+        if blocked.path_params.get("verify"):
+            return json_reply(202, {"request_id": str(uuid4())})
         if blocked.channel == "voice":
             return json_reply(201, {"uuid": str(uuid4()), "status": "started",
                                     "direction": "outbound",
