@@ -317,3 +317,66 @@ def test_skip_gives_each_send_its_own_ids() -> None:
     ids = {payload(PRESET.skip(blocked("sms", body(dst="33612345678"))))["message_uuid"][0]
            for _ in range(20)}
     assert len(ids) == 20
+
+
+# ------------------------------------------------- Verify sessions, multi-party participants
+
+VERIFY = f"/v1/Account/{AUTH_ID}/Verify/Session/"
+PARTICIPANT = f"/v1/Account/{AUTH_ID}/MultiPartyCall/name_sales/Participant/"
+
+
+@pytest.mark.parametrize(("path", "channel"), [
+    (VERIFY, "sms"),
+    (f"/v1/Account/{AUTH_ID}/verify/sessions", "sms"),
+    (PARTICIPANT, "voice"),
+    (f"/v1/Account/{AUTH_ID}/MultiPartyCall/uuid_1234/participant", "voice"),
+    (f"/v1/Account/{AUTH_ID}/Verify/Session/5b4c8a6f/", None),
+    (f"/v1/Account/{AUTH_ID}/MultiPartyCall/name_sales/Participant/abc/", None),
+    (f"/v1/Account/{AUTH_ID}/MultiPartyCall/name_sales/", None),
+], ids=["verify", "verify-odd-spelling", "participant", "participant-by-uuid",
+        "verify-code-check", "participant-update", "mpc-start"])
+def test_verify_and_participant_routes(path: str, channel: str | None) -> None:
+    """A Verify session and a dialled participant are sends; their follow-ups are not."""
+    found = match_route(ROUTES, "POST", path)
+    assert (found[0].channel if found else None) == channel
+
+
+@pytest.mark.parametrize(("path", "raw", "expected"), [
+    (VERIFY, body(recipient="33612345678", channel="sms"), ("33612345678",)),
+    (VERIFY, body(recipient="+33612345678", channel="voice"), ("+33612345678",)),
+    (PARTICIPANT, body(role="Agent", to="33612345678<33698765432"),
+     ("33612345678", "33698765432")),
+    (PARTICIPANT, body(role="Customer", call_uuid="8b1f3d0e"), ()),
+], ids=["verify-sms", "verify-voice", "participant-agents", "participant-existing-call"])
+def test_verify_and_participant_recipients(path: str, raw: bytes,
+                                           expected: tuple[str, ...]) -> None:
+    """`recipient` for Verify; `to` for a participant, none when it joins by call_uuid."""
+    assert recipients(path, raw).values == expected
+
+
+def test_verify_without_a_recipient_is_refused_not_forwarded() -> None:
+    """A Verify session with no readable `recipient` is malformed."""
+    found = find(VERIFY, body(channel="sms"))[2]
+    assert isinstance(found, BodyError)
+    assert found.code == "missing_destination"
+
+
+def test_verify_and_participant_replies() -> None:
+    """Reject names the field; skips are Plivo's own successes, read by the SDK."""
+    session = Blocked("req-1", "sms", "33612345678", {"auth_id": AUTH_ID, "verify": "Verify"},
+                      Message(body(recipient="33612345678")), ("33612345678",))
+    refused = PRESET.reject(session)
+    assert refused.status == 400
+    assert "'recipient' is blocked" in payload(refused)["error"]
+    skipped = PRESET.skip(session)
+    assert skipped.status == 202
+    read = sdk_reads(skipped)
+    assert read.message == "Session initiated"
+    assert read.session_uuid
+    participant = Blocked("req-1", "voice", "33612345678",
+                          {"auth_id": AUTH_ID, "mpc": "MultiPartyCall", "mpc_id": "name_sales"},
+                          Message(body(role="Agent", to="33612345678")), ("33612345678",))
+    assert "'to' is blocked" in payload(PRESET.reject(participant))["error"]
+    added = PRESET.skip(participant)
+    assert added.status == 201
+    assert sdk_reads(added).message == "add participant action initiated"

@@ -195,3 +195,29 @@ async def test_skip_answers_plivo_success_without_sending(
     assert upstream.received == []
     assert adapter.replies[0].status_code == 202
     assert decisions(gk.registry, "plivo", "sms", "skipped", "blocked") == 2
+
+
+@pytest.mark.parametrize(("channel", "send"), [
+    ("sms", lambda client, to: lambda: client.verify_session.create(
+        recipient=to, channel="sms")),
+    ("voice", lambda client, to: lambda: client.multi_party_calls.add_participant(
+        role="Agent", friendly_name="sales", from_=SENDER, to_=to)),
+], ids=["verify-session", "mpc-participant"])
+async def test_verify_and_participant_sends_are_checked(
+        start_gatekeeper: StartGatekeeper, upstream: FakeUpstream, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch, channel: str,
+        send: Callable[[RestClient, str], Callable[[], Any]]) -> None:
+    """A Verify code or a dialled participant to a blocked number: the SDK raises its
+    ValidationError and nothing reaches Plivo; an allowed one goes through."""
+    gk = await start(start_gatekeeper, upstream, tmp_path)
+    await gk.block("+336*")
+    client, adapter = sdk_client(gk, monkeypatch)
+    with pytest.raises(ValidationError, match="block list"):
+        await call(send(client, "+33612345678"))
+    assert upstream.received == []
+    assert adapter.replies[0].headers["X-Gatekeeper-Decision"] == "rejected"
+    assert decisions(gk.registry, "plivo", channel, "rejected", "blocked") == 1
+    upstream.status, upstream.reply = 202, b'{"api_id": "a1", "message": "ok"}'
+    await call(send(client, "+14155550100"))
+    assert len(upstream.received) == 1
+    assert adapter.replies[1].headers["X-Gatekeeper-Decision"] == "forwarded"
