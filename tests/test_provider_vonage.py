@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from vonage_messages.responses import SendMessageResponse
@@ -622,3 +622,47 @@ def test_verify_skip_and_reject() -> None:
         "request_id"]
     refused = PRESET.reject(_blocked({"verify": "verify"}))
     assert (refused.status, refused.content_type) == (403, "application/problem+json")
+
+
+# ------------------------------------------------------------------------ legacy Verify
+
+
+@pytest.mark.parametrize(("method", "path"), [
+    ("POST", "/verify/json"), ("GET", "/verify/json"), ("POST", "/Verify/XML"),
+    ("POST", "/verify/psd2/json"),
+])
+def test_legacy_verify_routes_read_number(method: str, path: str) -> None:
+    """Legacy Verify and PSD2 requests are sends to `number`, query or body."""
+    found = match_route(ROUTES, method, path)
+    assert found is not None
+    assert found[0].channel == "sms"
+    assert _recipients(method, path, b"number=447700900000&brand=Acme",
+                       headers=FORM).values == (A,)
+    assert _recipients(method, path, b"", query=f"number={A}&brand=Acme").values == (A,)
+
+
+@pytest.mark.parametrize("path", [
+    "/verify/check/json", "/verify/control/json", "/verify/search/json",
+], ids=["check", "control", "search"])
+def test_legacy_verify_follow_ups_pass(path: str) -> None:
+    """Checking a code, cancelling or searching sends nothing to a number."""
+    assert match_route(ROUTES, "POST", path) is None
+
+
+def test_legacy_verify_replies_are_read_by_the_sdk() -> None:
+    """Reject: status 7, the SDK raises VerifyError; skip: status 0 with a request id."""
+    from vonage_verify_legacy.errors import VerifyError  # noqa: PLC0415
+    from vonage_verify_legacy.responses import StartVerificationResponse  # noqa: PLC0415
+    from vonage_verify_legacy.verify_legacy import VerifyLegacy  # noqa: PLC0415
+
+    params = {"verify_format": "json"}
+    refused = _json(PRESET.reject(_blocked(params)))
+    assert refused["status"] == "7"
+    with pytest.raises(VerifyError):
+        VerifyLegacy._check_for_error(cast(Any, None), refused)
+    started = StartVerificationResponse(**_json(PRESET.skip(_blocked(params))))
+    assert started.status == "0"
+    assert len(started.request_id) == 32
+    xml = PRESET.reject(_blocked({"verify_format": "xml"}))
+    assert xml.content_type == "text/xml"
+    assert b"<status>7</status>" in xml.body

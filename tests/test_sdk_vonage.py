@@ -308,3 +308,23 @@ async def test_verify_blocked_step_is_dropped_and_fully_blocked_is_refused(
         await call(client.verify.start_verification,
                    VerifyRequest(brand="Acme", workflow=[SmsChannel(to=A)]))
     assert len(upstream.received) == 1
+
+
+async def test_legacy_verify_blocked_raises_verify_error(gk: Running,
+                                                        upstream: FakeUpstream) -> None:
+    """Legacy Verify to a blocked number: status 7, the SDK raises VerifyError, nothing is
+    sent; an allowed number goes through."""
+    from vonage_verify_legacy import VerifyRequest as LegacyVerifyRequest  # noqa: PLC0415
+    from vonage_verify_legacy.errors import VerifyError  # noqa: PLC0415
+
+    await gk.block("+" + A)
+    client = sdk(gk, basic())
+    with pytest.raises(VerifyError):
+        await call(client.verify_legacy.start_verification,
+                   LegacyVerifyRequest(number=A, brand="Acme"))
+    assert upstream.received == []
+    upstream.status, upstream.reply = 200, b'{"request_id": "abcdef0123456789", "status": "0"}'
+    started = await call(client.verify_legacy.start_verification,
+                         LegacyVerifyRequest(number=C, brand="Acme"))
+    assert started.request_id == "abcdef0123456789"
+    assert len(upstream.received) == 1

@@ -12,6 +12,8 @@ Intercepted (paths below the mount, case-insensitive; one upstream can serve bot
   from `failover`; a blocked primary `to` cannot be removed, so the whole send is handled.
   The older spellings POST `/v0.1/messages` (`to.number`) and `/v0.1/dispatch`
   (`workflow[].to.number`) are checked too, never rewritten.
+- sms: GET/POST `/verify/json|xml` and `/verify/psd2/json|xml` (legacy Verify): `number`,
+  read like the legacy SMS API's `to` (query and body).
 - sms: POST `/v2/verify` (Verify v2): every `workflow[].to`, the numbers a code goes to by
   SMS, WhatsApp, voice or silent auth, checked on the sms channel (a voice-only entry
   does not stop a Verify workflow); an email step's address is not a phone number and
@@ -30,7 +32,9 @@ Reject: legacy SMS answers 200 with status "7" "Number barred." (the SDK raises
 `SmsError`); the others answer 403 `application/problem+json` (the SDK raises
 `ForbiddenError`). Skip: a success in each API's shape (SMS status "0"; Messages 202
 `message_uuid`; Voice 201 `started`, as create-call always answers; transfer 204; Verify
-202 with a `request_id` no code was sent for, so a later check of it fails).
+202 with a `request_id` no code was sent for, so a later check of it fails). Legacy Verify
+answers 200 in its own format: reject status "7" (the number is barred from verification;
+the SDK raises `VerifyError`), skip status "0" with a fresh `request_id`.
 """
 
 from __future__ import annotations
@@ -476,6 +480,15 @@ def _sms_reply(blocked: Blocked, status: str) -> Reply:
     return json_reply(200, {"message-count": "1", "messages": [fields]})
 
 
+def _verify_reply(blocked: Blocked, fields: dict[str, str]) -> Reply:
+    """A legacy Verify API answer, in the format the path asked for."""
+    if blocked.path_params["verify_format"].lower() == "xml":
+        inner = "".join(f"<{k}>{escape(v)}</{k}>" for k, v in fields.items())
+        return Reply(200, ('<?xml version="1.0" encoding="UTF-8"?>'
+                           f"<verify_response>{inner}</verify_response>").encode(), "text/xml")
+    return json_reply(200, fields)
+
+
 def _is_legacy_sms(blocked: Blocked) -> bool:
     return "sms_format" in blocked.path_params
 
@@ -491,6 +504,7 @@ class VonagePreset:
         sms = Signed(SmsParams())
         legacy = re.compile(r"^/sms" + _SMS_FORMAT, re.I)
         short_code = re.compile(r"^/sc/us/(?:alert|2fa|marketing)" + _SMS_FORMAT, re.I)
+        legacy_verify = re.compile(r"^/verify(?:/psd2)?/(?P<verify_format>json|xml)$", re.I)
         return (
             Route("POST", legacy, "sms", sms),
             Route("GET", legacy, "sms", sms),
@@ -500,6 +514,8 @@ class VonagePreset:
             Route("POST", re.compile(r"^/v0\.1/messages$", re.I), "sms", EndpointAt("to")),
             Route("POST", re.compile(r"^/v0\.1/(?P<dispatch>dispatch)$", re.I), "sms",
                   EndpointAt("workflow[].to")),
+            Route("POST", legacy_verify, "sms", Signed(SmsParams("number"))),
+            Route("GET", legacy_verify, "sms", Signed(SmsParams("number"))),
             Route("POST", re.compile(r"^/v2/(?P<verify>verify)$", re.I), "sms",
                   Signed(Converted(JsonPath("workflow[].to"), verify_recipient))),
             Route("POST", re.compile(r"^/v1/calls$", re.I), "voice",
@@ -520,11 +536,18 @@ class VonagePreset:
     def reject(self, blocked: Blocked) -> Reply:
         if _is_legacy_sms(blocked):
             return _sms_reply(blocked, BARRED_STATUS)
+        if "verify_format" in blocked.path_params:
+            return _verify_reply(blocked, {
+                "status": BARRED_STATUS,
+                "error_text": "The number you are trying to verify is blacklisted for "
+                              "verification."})
         return _problem(blocked)
 
     def skip(self, blocked: Blocked) -> Reply:
         if _is_legacy_sms(blocked):
             return _sms_reply(blocked, "0")
+        if "verify_format" in blocked.path_params:
+            return _verify_reply(blocked, {"request_id": uuid4().hex, "status": "0"})
         if blocked.path_params.get("call_uuid"):
             return Reply(204, b"")  # a transfer answers with no content
         if blocked.path_params.get("dispatch"):
