@@ -400,3 +400,50 @@ def test_skip_2fa_pin_says_not_sent(channel: Channel, field: str) -> None:
     assert getattr(response, field) == "MESSAGE_NOT_SENT"
     assert response.pin_id
     assert len(response.pin_id) == 32
+
+
+# ------------------------------------------------------------------------------ Calls API
+
+
+@pytest.mark.parametrize(("endpoint", "expected"), [
+    ({"type": "PHONE", "phoneNumber": "41792036727"}, ("41792036727",)),
+    ({"type": "VIBER", "phoneNumber": "41792036727"}, ("41792036727",)),
+    ({"type": "WEBRTC", "identity": "alice"}, ("client:webrtc",)),
+    ({"type": "SIP", "username": "alice", "host": "sip.example.com"}, ("client:sip",)),
+], ids=["phone", "viber", "webrtc", "sip"])
+def test_calls_api_callee(endpoint: dict[str, str], expected: tuple[str, ...]) -> None:
+    """The callee of a Calls API call: the number of a PHONE or VIBER endpoint; other
+    endpoints have none and pass."""
+    raw = body(endpoint=endpoint, **{"from": "41793026834", "callsConfigurationId": "c1"})
+    assert recipients("POST", "/calls/1/calls", raw).values == expected
+
+
+@pytest.mark.parametrize(("raw", "code"), [
+    (body(callsConfigurationId="c1"), "missing_destination"),
+    (body(endpoint={"type": "PHONE"}), "missing_destination"),
+    (body(endpoint={"type": "PHONE", "phoneNumber": 41792036727}),
+     "invalid_destination_field"),
+    (b"endpoint=x", "invalid_json"),
+], ids=["no-endpoint", "phone-without-number", "number-not-string", "form-body"])
+def test_calls_api_unreadable_callee_is_refused(raw: bytes, code: str) -> None:
+    """A call whose callee cannot be read is malformed, never forwarded unchecked."""
+    found = find("POST", "/calls/1/calls", raw)[2]
+    assert isinstance(found, BodyError)
+    assert found.code == code
+
+
+def test_calls_api_routes_and_replies() -> None:
+    """Creating a call is a voice send (actions on it are not); reject is Infobip's
+    error document, skip a call resource already CANCELLED."""
+    created = match_route(ROUTES, "POST", "/calls/1/calls")
+    assert created is not None
+    assert created[0].channel == "voice"
+    assert match_route(ROUTES, "POST", "/calls/1/calls/abc/hangup") is None
+    assert match_route(ROUTES, "GET", "/calls/1/calls") is None
+    context = blocked("voice", {"calls": "calls"}, "41792036727")
+    refused = PRESET.reject(context)
+    assert refused.status == 400
+    assert payload(refused)["violations"][0]["property"] == "endpoint.phoneNumber"
+    skipped = payload(PRESET.skip(context))
+    assert (skipped["state"], skipped["endpoint"]["phoneNumber"]) == ("CANCELLED",
+                                                                      "41792036727")

@@ -159,3 +159,22 @@ async def test_api_key_maps_to_its_scope(
     with pytest.raises(BadRequestException):
         await call(lambda: sms.send_sms_messages(sms_request([ALLOWED])))
     assert upstream.received == []
+
+
+async def test_calls_api_checks_phone_callees_only(
+        start_gatekeeper: StartGatekeeper, upstream: FakeUpstream, tmp_path: Path) -> None:
+    """Calls API through the proxy: a blocked PHONE callee is refused and not sent; a
+    WEBRTC callee, which has no number, goes through."""
+    gk = await start(start_gatekeeper, upstream, tmp_path)
+    headers = {"Authorization": f"App {KEY}", "Content-Type": "application/json"}
+    refused = await gk.proxy.post("/infobip/calls/1/calls", headers=headers, json={
+        "endpoint": {"type": "PHONE", "phoneNumber": "33612345678"},
+        "from": "41793026834", "callsConfigurationId": "c1"})
+    assert refused.status == 400
+    assert refused.headers["X-Gatekeeper-Decision"] == "rejected"
+    assert upstream.received == []
+    webrtc = await gk.proxy.post("/infobip/calls/1/calls", headers=headers, json={
+        "endpoint": {"type": "WEBRTC", "identity": "alice"}, "callsConfigurationId": "c1"})
+    assert webrtc.status == upstream.status
+    assert webrtc.headers["X-Gatekeeper-Decision"] == "forwarded"
+    assert len(upstream.received) == 1

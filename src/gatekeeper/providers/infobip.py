@@ -13,6 +13,8 @@ or newer spelling of the same send cannot slip past):
   `/voice/ivr/1/messages` (`messages[].destinations[].to`): voice.
 - POST `/2fa/2/pin` (sms) and `/2fa/2/pin/voice` (voice): `to`, one number. Resending a
   PIN goes to the number already checked when the PIN was created.
+- POST `/calls/1/calls` (Calls API, voice): `endpoint.phoneNumber` (PHONE and VIBER
+  endpoints); a WEBRTC or SIP endpoint has no number and passes as `client:<type>`.
 Numbers are MSISDNs without `+` (msisdn = True).
 Reject: 400, which the SDK raises as `BadRequestException`; `/sms/3` gets Infobip's
 newer error shape (`errorCode`, `description`, `action`, `violations`, `resources`, what
@@ -26,18 +28,22 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from uuid import uuid4
 
 from gatekeeper.config import Channel, UpstreamConfig
 from gatekeeper.providers.base import (
     Blocked,
+    BodyError,
     FormField,
     JsonPath,
     Message,
+    Recipients,
     Reply,
     Route,
     basic_user,
     json_reply,
+    load_json,
     parse_form,
     token_digest,
 )
@@ -47,6 +53,30 @@ _DESTINATIONS = JsonPath("messages[].destinations[].to")
 _TO = JsonPath("to")
 _MESSAGES_TO = JsonPath("messages[].to")
 _QUERY_TO = FormField("to", ",", in_query=True)
+
+
+@dataclass(frozen=True, slots=True)
+class CallEndpoint:
+    """The callee of a Calls API call: `endpoint.phoneNumber`, or `client:<type>` for an
+    endpoint without a number (WEBRTC, SIP). One endpoint: never edited."""
+
+    def find(self, message: Message) -> Recipients | BodyError:
+        doc = load_json(message.body)
+        if isinstance(doc, BodyError):
+            return doc
+        endpoint = doc.get("endpoint") if isinstance(doc, dict) else None
+        if not isinstance(endpoint, dict):
+            return BodyError("missing_destination", "no destination at 'endpoint'")
+        number = endpoint.get("phoneNumber")
+        if number is not None:
+            if not isinstance(number, str):
+                return BodyError("invalid_destination_field",
+                                 "'endpoint.phoneNumber' is not a string")
+            return Recipients((number,))
+        kind = endpoint.get("type")
+        if not isinstance(kind, str) or kind.upper() in ("PHONE", "VIBER"):
+            return BodyError("missing_destination", "no destination at 'endpoint'")
+        return Recipients((f"client:{kind.lower()}",))
 # Infobip's status for a destination it refused; group 5 is REJECTED.
 REJECTED_STATUS = {
     "groupId": 5,
@@ -58,8 +88,8 @@ REJECTED_STATUS = {
 _REJECT_TEXT = "Invalid destination address: the destination is on a block list."
 
 
-def _route(method: str, pattern: str, channel: Channel, locator: JsonPath | FormField
-           ) -> Route:
+def _route(method: str, pattern: str, channel: Channel,
+           locator: JsonPath | FormField | CallEndpoint) -> Route:
     return Route(method, re.compile(f"^{pattern}$", re.I), channel, locator)
 
 
@@ -86,6 +116,7 @@ class InfobipPreset:
             _route("POST", rf"/voice/ivr/{_V}/messages", "voice", _DESTINATIONS),
             _route("POST", rf"/2fa/{_V}/(?P<pin>pin)", "sms", _TO),
             _route("POST", rf"/2fa/{_V}/(?P<pin>pin)/voice", "voice", _TO),
+            _route("POST", rf"/calls/{_V}/(?P<calls>calls)", "voice", CallEndpoint()),
         )
 
     def identities(self, message: Message, path_params: Mapping[str, str]) -> tuple[str, ...]:
@@ -99,6 +130,12 @@ class InfobipPreset:
         return tuple(dict.fromkeys(i for i in found if i))
 
     def reject(self, blocked: Blocked) -> Reply:
+        if "calls" in blocked.path_params:
+            return json_reply(400, {"errorCode": "40001", "description":
+                                    f"Bad request. {_REJECT_TEXT}", "action": "",
+                                    "violations": [{"property": "endpoint.phoneNumber",
+                                                    "violation": _REJECT_TEXT}],
+                                    "resources": []})
         if int(blocked.path_params.get("sms_version", "0")) >= 3:
             return json_reply(400, {
                 "errorCode": "E400",
@@ -115,6 +152,12 @@ class InfobipPreset:
         # `destinations` holds every recipient when the whole send is skipped.
         rest = sorted(set(blocked.destinations) - {blocked.destination})
         destinations = [blocked.destination, *rest]
+        if "calls" in blocked.path_params:
+            # The call resource Infobip answers with, already cancelled: nobody is called.
+            return json_reply(201, {
+                "id": str(uuid4()), "endpoint": {"type": "PHONE",
+                                                 "phoneNumber": blocked.destination},
+                "direction": "OUTBOUND", "state": "CANCELLED"})
         if "pin" in blocked.path_params:
             status = "callStatus" if blocked.channel == "voice" else "smsStatus"
             return json_reply(200, {"pinId": uuid4().hex.upper(), "to": blocked.destination,
