@@ -27,11 +27,10 @@ from aiohttp import web
 from multidict import MultiMapping
 
 from gatekeeper.admin.auth import BadRequest, authorize
+from gatekeeper.admin.params import region_param, scope_param
 from gatekeeper.config import CHANNELS, AdminKey
 from gatekeeper.numbers import (
     Entry,
-    is_known_region,
-    is_valid_scope,
     parse_destination,
     parse_entry,
 )
@@ -106,15 +105,6 @@ def _params(query: MultiMapping[str], known: frozenset[str]) -> dict[str, str]:
     return {name: query[name] for name in query}
 
 
-def _scope(value: str | None) -> str | None:
-    if not value:
-        return None
-    if not is_valid_scope(value):
-        raise BadRequest("invalid_scope",
-                         f"Invalid scope {value!r}: expected 'global' or 'kind:id'.")
-    return value
-
-
 def _choice(params: Mapping[str, str], name: str, allowed: tuple[str, ...]) -> str | None:
     value = params.get(name) or None
     if value is not None and value not in allowed:
@@ -126,9 +116,7 @@ def _number(value: str | None, region: str | None) -> str | None:
     """The E.164 number to match, from any spelling an operator might paste."""
     if not value:
         return None
-    if region is not None and not is_known_region(region.upper()):
-        raise BadRequest("invalid_region", f"Unknown region {region!r}: expected e.g. 'FR'.")
-    region = region.upper() if region else None
+    region = region_param(region)
     text = value
     if text.startswith(" ") and text.strip()[:1].isdigit():
         # `?number=+336...` unencoded: the query decodes `+` as a space.
@@ -251,7 +239,7 @@ async def list_attempts(request: web.Request) -> web.Response:
     """GET /attempts?scope=&number=&region=&channel=&direction=&since=&until=&limit=&cursor=:
     blocked attempts, newest first; `next_cursor` (exclusive) is null on the last page."""
     params = _params(request.query, LIST_PARAMS)
-    scope = _scope(params.get("scope"))
+    scope = scope_param(params["scope"]) if params.get("scope") else None
     key = authorize(request, "read", *([scope] if scope else []))
     number = _number(params.get("number"), params.get("region") or None)
     channel = _choice(params, "channel", CHANNELS)
@@ -288,7 +276,7 @@ async def summary(request: web.Request) -> web.Response:
     """GET /attempts/summary?since=&until=&scope=: counts over a window (default: the
     last 24 hours) by matched scope, channel, direction, action and matched entry."""
     params = _params(request.query, SUMMARY_PARAMS)
-    scope = _scope(params.get("scope"))
+    scope = scope_param(params["scope"]) if params.get("scope") else None
     key = authorize(request, "read", *([scope] if scope else []))
     until = _instant(params.get("until"), "until")
     since = _instant(params.get("since"), "since")

@@ -18,6 +18,7 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from gatekeeper.admin.auth import BadRequest, authorize
+from gatekeeper.admin.params import region_param, scope_param
 from gatekeeper.bulk import (
     MODES,
     Importer,
@@ -27,7 +28,6 @@ from gatekeeper.bulk import (
     export_csv,
 )
 from gatekeeper.config import CHANNELS, Channel
-from gatekeeper.numbers import is_known_region, is_valid_scope
 from gatekeeper.observability import REQUEST_ID
 from gatekeeper.policy import ListName
 from gatekeeper.resources import RESOURCES
@@ -46,14 +46,6 @@ def _checked_query(request: web.Request, known: frozenset[str]) -> None:
         raise BadRequest("invalid_query", f"Unknown parameter {unknown[0]!r}.")
 
 
-def _scope(request: web.Request) -> str:
-    value = request.query.get("scope", "global")
-    if not is_valid_scope(value):
-        raise BadRequest("invalid_scope", f"Invalid scope {value!r}: expected 'global' or "
-                         "'kind:id'.")
-    return value
-
-
 def _options(request: web.Request, scope: str) -> ImportOptions:
     """The import's parameters, all from the query string (the body is the data)."""
     query = request.query
@@ -63,10 +55,7 @@ def _options(request: web.Request, scope: str) -> ImportOptions:
     note = query.get("note") or None
     if note is not None and len(note) > MAX_NOTE:
         raise BadRequest("invalid_query", f"'note' must be at most {MAX_NOTE} characters.")
-    region = (query.get("region") or "").upper() or None
-    if region is not None and not is_known_region(region):
-        raise BadRequest("invalid_region",
-                         f"Unknown region {query['region']!r}: expected e.g. 'TR'.")
+    region = region_param(query.get("region"))
     channel = query.get("channel", "both")
     if channel not in (*CHANNELS, "both"):
         raise BadRequest("invalid_channel", "'channel' must be sms, voice or both.")
@@ -83,7 +72,7 @@ def _options(request: web.Request, scope: str) -> ImportOptions:
 async def import_list(request: web.Request) -> web.Response:
     """POST /lists/{list}/import?scope=&mode=add|replace: load the body's entries."""
     _checked_query(request, _IMPORT_PARAMS)
-    scope = _scope(request)
+    scope = scope_param(request.query.get("scope", "global"))
     options = _options(request, scope)
     key = authorize(request, "write", scope)  # before a byte of the body is read
     resources = request.app[RESOURCES]
@@ -123,7 +112,7 @@ async def import_list(request: web.Request) -> web.Response:
 async def export_list(request: web.Request) -> web.StreamResponse:
     """GET /lists/{list}/export?scope=: the list as CSV, streamed."""
     _checked_query(request, _EXPORT_PARAMS)
-    scope = _scope(request)
+    scope = scope_param(request.query.get("scope", "global"))
     authorize(request, "read", scope)
     name = cast(ListName, request.match_info["list"])
     resources = request.app[RESOURCES]

@@ -13,12 +13,11 @@ from aiohttp.typedefs import Middleware
 
 from gatekeeper.admin import attempts, bulk, openapi
 from gatekeeper.admin.auth import ADMIN_KEY, BadRequest, Forbidden, KeyRing, authorize, json_object
+from gatekeeper.admin.params import region_param, scope_param
 from gatekeeper.config import CHANNELS, Channel
 from gatekeeper.numbers import (
     Entry,
     EntryError,
-    is_known_region,
-    is_valid_scope,
     parse_destination,
     parse_entry,
 )
@@ -71,21 +70,6 @@ def auth_middleware(resources: Resources) -> Middleware:
             return _error(request, 503, "store_unavailable", "The list store is unavailable.")
 
     return middleware
-
-
-def _scope(value: object) -> str:
-    if not isinstance(value, str) or not is_valid_scope(value):
-        raise BadRequest("invalid_scope", f"Invalid scope {value!r}: expected 'global' or "
-                         "'kind:id'.")
-    return value
-
-
-def _region(value: object) -> str | None:
-    if value is None or value == "":
-        return None
-    if not isinstance(value, str) or not is_known_region(value.upper()):
-        raise BadRequest("invalid_region", f"Unknown region {value!r}: expected e.g. 'TR'.")
-    return value.upper()
 
 
 def _list_name(request: web.Request) -> ListName:
@@ -146,8 +130,8 @@ async def _entries_body(request: web.Request) -> EntriesBody:
     if len(entries) > MAX_ENTRIES_PER_CALL:
         raise BadRequest("too_many_entries",
                          f"At most {MAX_ENTRIES_PER_CALL} entries per call.")
-    scope = _scope(raw.get("scope", "global"))
-    region = _region(raw.get("region"))
+    scope = scope_param(raw.get("scope", "global"))
+    region = region_param(raw.get("region"))
     good: list[ListItem] = []
     failed: list[EntryError] = []
     for entry in entries:
@@ -232,7 +216,7 @@ async def remove_entries(request: web.Request) -> web.Response:
 async def list_entries(request: web.Request) -> web.Response:
     """GET /lists/{list}/entries?scope=&cursor=&limit=: one page, ordered by entry."""
     query = request.query
-    scope = _scope(query.get("scope", "global"))
+    scope = scope_param(query.get("scope", "global"))
     authorize(request, "read", scope)
     try:
         limit = int(query.get("limit", DEFAULT_PAGE))
@@ -286,7 +270,7 @@ async def check(request: web.Request) -> web.Response:
     if number.startswith(" ") and number.strip().isdigit():
         # `?number=+336...` unencoded: the query decodes `+` as a space.
         number = "+" + number.strip()
-    scopes = [_scope(s.strip()) for value in query.getall("scope", [])
+    scopes = [scope_param(s.strip()) for value in query.getall("scope", [])
               for s in value.split(",") if s.strip()]
     channel = query.get("channel")
     if channel is not None and channel not in CHANNELS:
@@ -294,7 +278,7 @@ async def check(request: web.Request) -> web.Response:
     # `global` always applies to a decision; the key must cover the scopes it names.
     authorize(request, "read", *scopes)
     result = await explain(request.app[RESOURCES].store, number, scopes,
-                           _region(query.get("region")), channel)
+                           region_param(query.get("region")), channel)
     if result is None:
         raise BadRequest("invalid_phone_number", f"Not a phone number: {number!r}.")
     if channel is not None:
