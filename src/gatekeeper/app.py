@@ -28,16 +28,17 @@ def tls_context(tls: TlsConfig) -> ssl.SSLContext:
 
 
 def create_app(config: Config, *, registry: CollectorRegistry | None = None,
-               redis_client: Any | None = None, housekeeping: bool = True
-               ) -> web.Application:
+               redis_client: Any | None = None, housekeeping: bool = True,
+               metrics_dir: str | None = None) -> web.Application:
     """The proxy application; its admin application is `app[ADMIN_APP]`.
 
     Resources start with the proxy application (its `cleanup_ctx`), so start the proxy
     first and the admin application after it. `redis_client` replaces the configured
     store connection (tests pass fakeredis). `housekeeping` runs the expiry sweeper (one
-    worker of several is enough).
+    worker of several is enough). `metrics_dir`: the workers' shared metrics files
+    (`observability.share_metrics`), which /metrics then sums.
     """
-    metrics = Metrics(registry or CollectorRegistry())
+    metrics = Metrics(registry or CollectorRegistry(), metrics_dir)
     logger = structlog.get_logger("gatekeeper")
     resources = Resources(config, metrics, logger, redis_client, housekeeping=housekeeping)
     app = web.Application(

@@ -100,12 +100,13 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-async def _serve(config: Config, worker: int = 0, workers: int = 1) -> None:
+async def _serve(config: Config, worker: int = 0, workers: int = 1,
+                 metrics_dir: str | None = None) -> None:
     """Serve until SIGINT/SIGTERM. With several workers, each serves the proxy on a shared
     port (SO_REUSEPORT) and worker 0 alone serves the admin listener."""
     log = structlog.get_logger("gatekeeper").bind(worker=worker) if workers > 1 else \
         structlog.get_logger("gatekeeper")
-    app = create_app(config, housekeeping=worker == 0)
+    app = create_app(config, housekeeping=worker == 0, metrics_dir=metrics_dir)
     proxy_runner = web.AppRunner(app, access_log=None, handle_signals=False)
     admin_runner = web.AppRunner(app[ADMIN_APP], access_log=None, handle_signals=False)
     await proxy_runner.setup()  # starts the resources (and the embedded store)
@@ -152,7 +153,7 @@ def _worker(config: Config, worker: int, workers: int, metrics_dir: str) -> None
     configure_logging(config.log)
     share_metrics(metrics_dir)
     with contextlib.suppress(KeyboardInterrupt):
-        _run_loop(_serve(config, worker, workers))
+        _run_loop(_serve(config, worker, workers, metrics_dir))
 
 
 def _serve_workers(config: Config, workers: int) -> int:

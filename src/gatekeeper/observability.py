@@ -67,14 +67,13 @@ def configure_logging(config: LogConfig, stream: TextIO | None = None) -> None:
     )
 
 
-_SHARED_DIR = "PROMETHEUS_MULTIPROC_DIR"
-
-
 def share_metrics(directory: str) -> None:
     """Have this process's metrics written to files in `directory`, which every worker of
     one `run --workers N` shares, so that one /metrics sums them all (prometheus_client's
-    multiprocess mode). Call in each worker before its metrics are created."""
-    os.environ[_SHARED_DIR] = directory
+    multiprocess mode). Call in each worker before its metrics are created, and give the
+    same directory to `Metrics`."""
+    # prometheus_client reads its multiprocess directory from the environment only.
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
     # prometheus_client picks its value storage once, at import time, from the
     # environment; the workers are forked after that import.
     values.ValueClass = values.get_value_class()  # type: ignore[no-untyped-call]
@@ -83,13 +82,13 @@ def share_metrics(directory: str) -> None:
 class Metrics:
     """Gatekeeper's Prometheus metrics, registered on the registry given."""
 
-    def __init__(self, registry: CollectorRegistry) -> None:
+    def __init__(self, registry: CollectorRegistry, shared_dir: str | None = None) -> None:
         self.registry = registry
-        # What /metrics shows: this registry, or every worker's shared files.
+        # What /metrics shows: this registry, or every worker's files (`share_metrics`).
         self.exposed = registry
-        if os.environ.get(_SHARED_DIR):
+        if shared_dir is not None:
             self.exposed = CollectorRegistry()
-            MultiProcessCollector(self.exposed)  # type: ignore[no-untyped-call]
+            MultiProcessCollector(self.exposed, shared_dir)  # type: ignore[no-untyped-call]
         self.decisions = Counter(
             "gatekeeper_decisions_total", "Destination decisions by action and reason.",
             ["upstream", "channel", "direction", "action", "reason"], registry=registry)

@@ -46,8 +46,10 @@ _NOT_FORWARDED = _HOP_BY_HOP | {
     b"host", b"content-length", b"expect", b"content-encoding", b"x-forwarded-for",
     SCOPE_HEADER.lower().encode(),
 }
+# Ours replace the upstream's: the decision headers and the request id.
 _NOT_RETURNED = _HOP_BY_HOP | {
-    b"content-length", DECISION_HEADER.lower().encode(), REMOVED_HEADER.lower().encode(),
+    b"content-length", b"x-request-id", DECISION_HEADER.lower().encode(),
+    REMOVED_HEADER.lower().encode(),
 }
 _ACTIONS = {"reject": "rejected", "skip": "skipped", "monitor": "monitored"}
 _UPSTREAM_FAILURES = {

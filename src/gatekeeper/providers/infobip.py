@@ -37,6 +37,7 @@ from gatekeeper.providers.base import (
     BodyError,
     FormField,
     JsonPath,
+    Locator,
     Message,
     Recipients,
     Reply,
@@ -88,13 +89,12 @@ REJECTED_STATUS = {
 _REJECT_TEXT = "Invalid destination address: the destination is on a block list."
 
 
-def _route(method: str, pattern: str, channel: Channel,
-           locator: JsonPath | FormField | CallEndpoint) -> Route:
+def _route(method: str, pattern: str, channel: Channel, locator: Locator) -> Route:
     return Route(method, re.compile(f"^{pattern}$", re.I), channel, locator)
 
 
 class InfobipPreset:
-    """Infobip's SMS, TTS/IVR voice and 2FA PIN sends."""
+    """Infobip's SMS, TTS/IVR voice, 2FA PIN and Calls API sends."""
 
     name = "infobip"
     msisdn = True

@@ -81,7 +81,7 @@ def _destinations(blocked: Blocked) -> list[str]:
 
 
 class PlivoPreset:
-    """Plivo's Message and Call resources."""
+    """Plivo's Message and Call resources, Verify sessions and multi-party participants."""
 
     name = "plivo"
     msisdn = True

@@ -105,7 +105,7 @@ def _text(fields: Mapping[str, object], name: str) -> str | None:
 
 
 class TelnyxPreset:
-    """Telnyx's message sends and Call Control dial."""
+    """Telnyx's message sends, Call Control dial and transfer, and TeXML calls."""
 
     name = "telnyx"
     msisdn = False

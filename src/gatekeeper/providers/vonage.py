@@ -494,7 +494,7 @@ def _is_legacy_sms(blocked: Blocked) -> bool:
 
 
 class VonagePreset:
-    """Vonage's legacy SMS, Messages (v1, v0.1, Dispatch) and Voice v1 APIs."""
+    """Vonage's legacy SMS, Messages (v1, v0.1, Dispatch), Voice v1 and Verify APIs."""
 
     name = "vonage"
     msisdn = True
