@@ -18,17 +18,18 @@ from urllib.parse import urlsplit
 import yaml
 
 from gatekeeper.numbers import is_known_region, is_valid_scope
+from gatekeeper.types import CHANNELS, Channel
 
-Channel = Literal["sms", "voice"]
 OnBlock = Literal["reject", "skip", "monitor"]
 OnInvalid = Literal["reject", "forward"]
 OnStoreError = Literal["closed", "open"]
 AdminRole = Literal["read", "write"]
+UnknownWrites = Literal["scan", "reject", "forward"]
 
-CHANNELS: tuple[Channel, ...] = ("sms", "voice")
 ON_BLOCK: tuple[OnBlock, ...] = ("reject", "skip", "monitor")
 ON_INVALID: tuple[OnInvalid, ...] = ("reject", "forward")
 ON_STORE_ERROR: tuple[OnStoreError, ...] = ("closed", "open")
+UNKNOWN_WRITES: tuple[UnknownWrites, ...] = ("scan", "reject", "forward")
 PRESETS: tuple[str, ...] = ("twilio", "generic", "vonage", "plivo", "telnyx", "sinch",
                             "infobip", "messagebird", "iletimerkezi", "prelude")
 # Presets whose own list API Gatekeeper serves (admin/compat.py), so `mirror` means something.
@@ -73,6 +74,15 @@ class TlsConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class Timeouts:
+    """How long a listener waits on a client, in seconds."""
+
+    header: float = 10.0   # from the connection (or the previous reply) to a full request head
+    body: float = 30.0     # to read a request's whole body
+    idle: float = 60.0     # a kept-alive connection with no request in progress
+
+
+@dataclass(frozen=True, slots=True)
 class ProxyConfig:
     """The proxy listener and its request limits."""
 
@@ -80,6 +90,11 @@ class ProxyConfig:
     max_body_bytes: int = 1024 * 1024
     on_invalid: OnInvalid = "reject"
     tls: TlsConfig | None = None
+    # Writes on a mount that match no send route: deep-scanned, refused, or forwarded.
+    unknown_writes: UnknownWrites = "scan"
+    max_recipients: int = 10_000
+    max_scopes: int = 16
+    timeouts: Timeouts = Timeouts()
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +125,7 @@ class AdminConfig:
     listen: Listen = Listen("127.0.0.1", 8081)
     keys: tuple[AdminKey, ...] = ()
     key_source: str = f"${DEFAULT_ADMIN_KEY_ENV}"
+    timeouts: Timeouts = Timeouts()
 
     @property
     def key(self) -> str | None:
@@ -187,6 +203,10 @@ class UpstreamConfig:
     scope_header: bool = True
     # Also forward list changes made through the provider's list API to the provider.
     mirror: bool = False
+    # None: `proxy.unknown_writes` applies.
+    unknown_writes: UnknownWrites | None = None
+    # Refuse checked requests whose credential maps to no scope (not only unreadable ones).
+    require_credential: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -329,14 +349,33 @@ def _read_proxy(s: _Section, base: Path) -> ProxyConfig:
         tls = TlsConfig(_file(t, "cert", base), _file(t, "key", base))
         t.finish()
     s.seen.add("tls")
+    max_recipients = s.get("max_recipients", int, _PROXY.max_recipients)
+    _positive(s.path("max_recipients"), max_recipients)
+    max_scopes = s.get("max_scopes", int, _PROXY.max_scopes)
+    _positive(s.path("max_scopes"), max_scopes)
     cfg = ProxyConfig(
         listen=_listen(s, _PROXY.listen),
         max_body_bytes=max_body,
         on_invalid=s.choice("on_invalid", ON_INVALID, _PROXY.on_invalid),
         tls=tls,
+        unknown_writes=s.choice("unknown_writes", UNKNOWN_WRITES, _PROXY.unknown_writes),
+        max_recipients=max_recipients,
+        max_scopes=max_scopes,
+        timeouts=_read_timeouts(s.section("timeouts")),
     )
     s.finish()
     return cfg
+
+
+def _read_timeouts(s: _Section) -> Timeouts:
+    default = Timeouts()
+    values = {}
+    for name in ("header", "body", "idle"):
+        value = s.get(name, float, getattr(default, name))
+        _positive(s.path(name), value)
+        values[name] = value
+    s.finish()
+    return Timeouts(**values)
 
 
 def _file(s: _Section, name: str, base: Path) -> Path:
@@ -352,6 +391,7 @@ def _file(s: _Section, name: str, base: Path) -> Path:
 
 def _read_admin(s: _Section, env: Mapping[str, str], base: Path) -> AdminConfig:
     listen = _listen(s, _ADMIN.listen)
+    timeouts = _read_timeouts(s.section("timeouts"))
     literal = s.optional_str("key")
     key_env = s.get("key_env", str, DEFAULT_ADMIN_KEY_ENV)
     if not _ENV_NAME_RE.fullmatch(key_env):
@@ -375,17 +415,18 @@ def _read_admin(s: _Section, env: Mapping[str, str], base: Path) -> AdminConfig:
                 raise ConfigError(f"{s.path('keys')}[{i}]", names[i],
                                   "two keys have the same secret")
         s.finish()
-        return AdminConfig(listen=listen, keys=keys, key_source=s.path("keys"))
+        return AdminConfig(listen=listen, keys=keys, key_source=s.path("keys"),
+                           timeouts=timeouts)
     s.finish()
     if literal is not None:
         _check_secret(s.path("key"), "<hidden>", literal)
         return AdminConfig(listen=listen, keys=(AdminKey("admin", literal),),
-                           key_source=s.path("key"))
+                           key_source=s.path("key"), timeouts=timeouts)
     from_env = env.get(key_env)
     if from_env:
         _check_secret(f"${key_env}", "<hidden>", from_env)
     return AdminConfig(listen=listen, keys=(AdminKey("admin", from_env),) if from_env else (),
-                       key_source=f"${key_env}")
+                       key_source=f"${key_env}", timeouts=timeouts)
 
 
 def _check_secret(key: str, shown: str, secret: str) -> None:
@@ -564,6 +605,10 @@ def _read_upstream(s: _Section) -> UpstreamConfig:
         credentials=credentials,
         scope_header=s.get("scope_header", bool, _UPSTREAM.scope_header),
         mirror=s.get("mirror", bool, _UPSTREAM.mirror),
+        unknown_writes=cast(UnknownWrites, s.choice("unknown_writes", UNKNOWN_WRITES,
+                                                    cast(UnknownWrites, "scan")))
+        if "unknown_writes" in s.raw else None,
+        require_credential=s.get("require_credential", bool, _UPSTREAM.require_credential),
     )
     # `mirror` forwards calls of the provider's list API, which only some presets have.
     if cfg.mirror and preset not in LIST_API_PRESETS:

@@ -10,13 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Literal
 
-from gatekeeper.config import Channel
+from gatekeeper.types import LISTS, Channel, ListName, Verdict
 
-ListName = Literal["block", "allow"]
-Verdict = Literal["blocked", "allowed", "unlisted"]
-LISTS: tuple[ListName, ...] = ("block", "allow")
+__all__ = ["LISTS", "Decision", "ListName", "Match", "Verdict", "decide"]
 
 # An exact entry outranks any prefix, however long.
 _EXACT = 1_000
