@@ -30,7 +30,7 @@ from gatekeeper.bulk import (
     export_csv,
     parse_lines,
 )
-from gatekeeper.config import Channel, RedisConfig, StoreConfig
+from gatekeeper.config import RedisConfig, StoreConfig
 from gatekeeper.policy import ListName
 from gatekeeper.store import (
     LOAD_MARK_SECONDS,
@@ -41,6 +41,7 @@ from gatekeeper.store import (
     Store,
     StoreUnavailable,
 )
+from gatekeeper.types import Channel
 
 PREFIX = "b:"
 REDIS = RedisConfig(key_prefix=PREFIX, timeout=10.0)

@@ -23,7 +23,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from gatekeeper.config import Channel, RedisConfig, StoreConfig
+from gatekeeper.config import RedisConfig, StoreConfig
 from gatekeeper.embedded import (
     NO_SERVER_HELP,
     STATE_FILE,
@@ -35,6 +35,7 @@ from gatekeeper.embedded import (
 )
 from gatekeeper.policy import Match
 from gatekeeper.store import EntryMeta, Listed, ListItem, Store, connect
+from gatekeeper.types import Channel
 
 StartEmbedded = Callable[..., EmbeddedRedis]
 

@@ -17,7 +17,7 @@ from infobip_api_client.models.tfa_start_authentication_response import (
     TfaStartAuthenticationResponse,
 )
 
-from gatekeeper.config import Channel, UpstreamConfig
+from gatekeeper.config import UpstreamConfig
 from gatekeeper.numbers import parse_destination
 from gatekeeper.providers import PRESETS
 from gatekeeper.providers.base import (
@@ -30,6 +30,7 @@ from gatekeeper.providers.base import (
     match_route,
 )
 from gatekeeper.providers.infobip import PRESET, REJECTED_STATUS
+from gatekeeper.types import Channel
 
 KEY = "infobip-api-key-not-real"
 UPSTREAM = UpstreamConfig(name="infobip", url="https://xyz.api.infobip.com",

@@ -15,7 +15,7 @@ from messagebird.serde import json_serialize
 from messagebird.verify import Verify
 from messagebird.voicemessage import VoiceMessage
 
-from gatekeeper.config import Channel, UpstreamConfig
+from gatekeeper.config import UpstreamConfig
 from gatekeeper.numbers import parse_destination
 from gatekeeper.providers import PRESETS
 from gatekeeper.providers.base import (
@@ -28,6 +28,7 @@ from gatekeeper.providers.base import (
     match_route,
 )
 from gatekeeper.providers.messagebird import PRESET, is_json
+from gatekeeper.types import Channel
 
 KEY = "live-access-key-not-real"
 UPSTREAM = UpstreamConfig(name="messagebird", url="https://rest.messagebird.com",

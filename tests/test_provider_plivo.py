@@ -12,7 +12,7 @@ import requests
 from plivo import RestClient
 from plivo.exceptions import ValidationError
 
-from gatekeeper.config import Channel, UpstreamConfig
+from gatekeeper.config import UpstreamConfig
 from gatekeeper.numbers import parse_destination
 from gatekeeper.providers import PRESETS
 from gatekeeper.providers.base import (
@@ -25,6 +25,7 @@ from gatekeeper.providers.base import (
     match_route,
 )
 from gatekeeper.providers.plivo import PRESET
+from gatekeeper.types import Channel
 
 AUTH_ID = "MA" + "A" * 18
 TOKEN = "auth-token-not-real"

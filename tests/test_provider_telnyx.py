@@ -13,7 +13,7 @@ import httpx
 import pytest
 from telnyx import Telnyx, UnprocessableEntityError
 
-from gatekeeper.config import Channel, UpstreamConfig
+from gatekeeper.config import UpstreamConfig
 from gatekeeper.numbers import parse_destination
 from gatekeeper.providers import PRESETS
 from gatekeeper.providers.base import (
@@ -26,6 +26,7 @@ from gatekeeper.providers.base import (
     match_route,
 )
 from gatekeeper.providers.telnyx import PRESET, dialled, whatsapp_recipient
+from gatekeeper.types import Channel
 
 API_KEY = "KEY0123456789ABCDEF_not_real"
 UPSTREAM = UpstreamConfig(name="telnyx", url="https://api.telnyx.com", preset="telnyx",

@@ -12,7 +12,7 @@ from vonage_messages.responses import SendMessageResponse
 from vonage_sms.responses import SmsResponse
 from vonage_voice.models.responses import CreateCallResponse
 
-from gatekeeper.config import Channel, UpstreamConfig
+from gatekeeper.config import UpstreamConfig
 from gatekeeper.numbers import parse_destination
 from gatekeeper.providers import PRESETS
 from gatekeeper.providers.base import (
@@ -25,6 +25,7 @@ from gatekeeper.providers.base import (
     match_route,
 )
 from gatekeeper.providers.vonage import INBOUND_END_CALL, PRESET
+from gatekeeper.types import Channel
 
 UPSTREAM = UpstreamConfig(name="vonage", url="https://api.nexmo.com", preset="vonage",
                           mount="/vonage")

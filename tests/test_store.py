@@ -21,7 +21,7 @@ from redis.asyncio.connection import AbstractConnection
 
 from gatekeeper import store as store_module
 from gatekeeper.admin.native import explain
-from gatekeeper.config import Channel, RedisConfig, StoreConfig
+from gatekeeper.config import RedisConfig, StoreConfig
 from gatekeeper.numbers import lookup_candidates
 from gatekeeper.policy import ListName, Match, decide
 from gatekeeper.store import (
@@ -45,6 +45,7 @@ from gatekeeper.store import (
     StoreUnavailable,
     connect,
 )
+from gatekeeper.types import Channel
 
 PREFIX = "t:"
 REDIS = RedisConfig(key_prefix=PREFIX, timeout=5.0)

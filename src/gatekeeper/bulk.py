@@ -26,11 +26,11 @@ from collections.abc import AsyncIterable, AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from gatekeeper.config import CHANNELS, Channel
 from gatekeeper.numbers import EntryError, parse_entry
 from gatekeeper.policy import ListName
 from gatekeeper.store import EntryMeta, Listed, ListItem, ListKeys, Store
 from gatekeeper.times import expiry_instant, iso
+from gatekeeper.types import CHANNELS, Channel
 
 Mode = Literal["add", "replace"]
 MODES: tuple[Mode, ...] = ("add", "replace")

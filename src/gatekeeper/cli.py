@@ -33,13 +33,14 @@ from gatekeeper.bulk import (
     expiry_from,
     export_csv,
 )
-from gatekeeper.config import CHANNELS, Channel, Config, ConfigError, load_config
+from gatekeeper.config import Config, ConfigError, load_config
 from gatekeeper.embedded import EmbeddedError, EmbeddedRedis, read_running
 from gatekeeper.numbers import is_known_region, is_valid_scope
 from gatekeeper.observability import configure_logging, share_metrics
 from gatekeeper.policy import LISTS, ListName
 from gatekeeper.providers.base import digest_of
 from gatekeeper.store import MAX_NOTE, Store, StoreIncompatible, StoreUnavailable, connect
+from gatekeeper.types import CHANNELS, Channel
 
 EXIT_CONFIG = 2
 EXIT_RUNTIME = 1

@@ -605,8 +605,7 @@ def _read_upstream(s: _Section) -> UpstreamConfig:
         credentials=credentials,
         scope_header=s.get("scope_header", bool, _UPSTREAM.scope_header),
         mirror=s.get("mirror", bool, _UPSTREAM.mirror),
-        unknown_writes=cast(UnknownWrites, s.choice("unknown_writes", UNKNOWN_WRITES,
-                                                    cast(UnknownWrites, "scan")))
+        unknown_writes=s.choice("unknown_writes", UNKNOWN_WRITES, "scan")
         if "unknown_writes" in s.raw else None,
         require_credential=s.get("require_credential", bool, _UPSTREAM.require_credential),
     )

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from gatekeeper.config import Channel, WebhookConfig
+from gatekeeper.config import WebhookConfig
 from gatekeeper.numbers import parse_destination
 from gatekeeper.observability import OUTCOME, REQUEST_ID, Outcome
 from gatekeeper.providers import twilio, vonage
@@ -29,6 +29,7 @@ from gatekeeper.proxy import Screener, attempt_for, relay
 from gatekeeper.replies import error_response, to_response
 from gatekeeper.resources import RESOURCES, Resources
 from gatekeeper.store import EntryMeta, ListItem, StoreUnavailable
+from gatekeeper.types import Channel
 
 OPT_OUT_KEYWORDS = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT"})
 OPT_IN_KEYWORDS = frozenset({"START", "YES", "UNSTOP"})

@@ -19,7 +19,7 @@ from urllib.parse import unquote, urlsplit
 from aiohttp import web
 
 from gatekeeper.admin.compat import COMPAT, CompatCall, CompatHandler
-from gatekeeper.config import Channel, UpstreamConfig
+from gatekeeper.config import UpstreamConfig
 from gatekeeper.numbers import Destination, is_valid_scope, parse_destination
 from gatekeeper.observability import OUTCOME, PASSTHROUGH, REQUEST_ID, Outcome, Passthrough
 from gatekeeper.policy import Decision, decide
@@ -28,6 +28,7 @@ from gatekeeper.providers.base import Blocked, BodyError, Message, Route, match_
 from gatekeeper.replies import DECISION_HEADER, error_response, to_response
 from gatekeeper.resources import RESOURCES, Resources
 from gatekeeper.store import BlockedAttempt, StoreUnavailable
+from gatekeeper.types import Channel
 from gatekeeper.upstream import UpstreamError
 
 SCOPE_HEADER = "X-Gatekeeper-Scope"

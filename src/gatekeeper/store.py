@@ -36,9 +36,10 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
-from gatekeeper.config import CHANNELS, Channel, RedisConfig, StoreConfig
+from gatekeeper.config import RedisConfig, StoreConfig
 from gatekeeper.numbers import lookup_candidates
 from gatekeeper.policy import LISTS, ListName, Match
+from gatekeeper.types import CHANNELS, Channel
 
 MIN_REDIS_VERSION = (6, 2)
 # The longest note an entry carries (metadata is stored beside every entry).

@@ -28,7 +28,7 @@ from multidict import MultiMapping
 
 from gatekeeper.admin.auth import BadRequest, authorize
 from gatekeeper.admin.params import region_param, scope_param
-from gatekeeper.config import CHANNELS, AdminKey
+from gatekeeper.config import AdminKey
 from gatekeeper.numbers import (
     Entry,
     parse_destination,
@@ -37,6 +37,7 @@ from gatekeeper.numbers import (
 from gatekeeper.resources import RESOURCES
 from gatekeeper.store import Store
 from gatekeeper.times import iso, parse_instant
+from gatekeeper.types import CHANNELS
 
 DIRECTIONS = ("outbound", "inbound")
 MAX_LIMIT = 1000

@@ -27,11 +27,11 @@ from gatekeeper.bulk import (
     expiry_from,
     export_csv,
 )
-from gatekeeper.config import CHANNELS, Channel
 from gatekeeper.observability import REQUEST_ID
 from gatekeeper.policy import ListName
 from gatekeeper.resources import RESOURCES
 from gatekeeper.store import MAX_NOTE, StoreUnavailable
+from gatekeeper.types import CHANNELS, Channel
 
 READ_CHUNK = 64 * 1024
 _IMPORT_PARAMS = frozenset({"scope", "mode", "note", "ttl_seconds", "expires_at", "region",

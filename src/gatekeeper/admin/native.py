@@ -14,7 +14,6 @@ from aiohttp.typedefs import Middleware
 from gatekeeper.admin import attempts, bulk, openapi
 from gatekeeper.admin.auth import ADMIN_KEY, BadRequest, Forbidden, KeyRing, authorize, json_object
 from gatekeeper.admin.params import region_param, scope_param
-from gatekeeper.config import CHANNELS, Channel
 from gatekeeper.numbers import (
     Entry,
     EntryError,
@@ -27,6 +26,7 @@ from gatekeeper.replies import error_response
 from gatekeeper.resources import RESOURCES, Resources
 from gatekeeper.store import MAX_NOTE, EntryMeta, Listed, ListItem, Store, StoreUnavailable
 from gatekeeper.times import MAX_TTL, expiry_instant, iso
+from gatekeeper.types import CHANNELS, Channel
 
 MAX_ENTRIES_PER_CALL = 10_000
 MAX_PAGE = 1000

@@ -20,11 +20,11 @@ from aiohttp import web
 from gatekeeper import __version__
 from gatekeeper.admin.attempts import DEFAULT_LIMIT, DIRECTIONS, MAX_LIMIT, TOP_ENTRIES
 from gatekeeper.bulk import EXPORT_COLUMNS, MAX_FAILURES_SHOWN, MODES
-from gatekeeper.config import CHANNELS
 from gatekeeper.policy import ListName, Verdict
 from gatekeeper.replies import ERROR_TYPES
 from gatekeeper.store import MAX_NOTE
 from gatekeeper.times import MAX_TTL
+from gatekeeper.types import CHANNELS
 
 # native.py's limits: it imports this module, so importing them would be a cycle (the
 # test compares them).

@@ -20,7 +20,8 @@ from functools import lru_cache
 from typing import Protocol
 from urllib.parse import quote_plus, unquote, unquote_plus
 
-from gatekeeper.config import Channel, UpstreamConfig
+from gatekeeper.config import UpstreamConfig
+from gatekeeper.types import Channel
 
 JsonDoc = object
 # A concrete position in a JSON document: keys and list indices from the root.

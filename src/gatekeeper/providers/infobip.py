@@ -31,7 +31,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from uuid import uuid4
 
-from gatekeeper.config import Channel, UpstreamConfig
+from gatekeeper.config import UpstreamConfig
 from gatekeeper.providers.base import (
     Blocked,
     BodyError,
@@ -48,6 +48,7 @@ from gatekeeper.providers.base import (
     parse_form,
     token_digest,
 )
+from gatekeeper.types import Channel
 
 _V = r"\d+"  # any API version
 _DESTINATIONS = JsonPath("messages[].destinations[].to")

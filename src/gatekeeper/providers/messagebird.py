@@ -32,7 +32,7 @@ from typing import Any
 from urllib.parse import quote_plus, unquote_plus
 from uuid import uuid4
 
-from gatekeeper.config import Channel, UpstreamConfig
+from gatekeeper.config import UpstreamConfig
 from gatekeeper.providers.base import (
     Blocked,
     BodyError,
@@ -47,6 +47,7 @@ from gatekeeper.providers.base import (
     parse_form_pairs,
     token_digest,
 )
+from gatekeeper.types import Channel
 
 REST_URL = "https://rest.messagebird.com"
 BLOCKED_CODE = 9  # MessageBird: "no (correct) recipients found"
