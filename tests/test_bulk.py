@@ -21,6 +21,7 @@ from gatekeeper import bulk
 from gatekeeper.bulk import (
     EXPORT_COLUMNS,
     MAX_LINE,
+    EmptyImport,
     Importer,
     ImportOptions,
     LineError,
@@ -81,9 +82,9 @@ PARSE_CASES: list[tuple[str, bytes, list[ListItem | LineError]]] = [
      [E("+33612345678", "voice"), E("+4479*", "sms")]),
     ("semicolon-and-tab", b"+33612345678;sms\n+4479*\tvoice\n",
      [E("+33612345678", "sms"), E("+4479*", "voice")]),
-    ("extra-columns-ignored",
-     b'entry,channel,source,added_at,added_by,note,expires_at\n'
-     b'+33612345678,sms,import,2024-01-01T00:00:00+00:00,ops,"a, note",\n',
+    ("extra-columns-ignored",  # not the export's header: a plain file
+     b'entry,channel,source,added_at,note\n'
+     b'+33612345678,sms,import,2024-01-01T00:00:00+00:00,"a, note"\n',
      [E("+33612345678", "sms")]),
     ("bad-lines-numbered",
      b"entry,channel\n+33612345678\nhello\n\n+0033*\n+33612345678,fax\n,sms\n+999123456\n"
@@ -311,12 +312,31 @@ async def test_replace_with_only_failed_lines_is_refused(store: Store) -> None:
     assert await tmp_keys(store) == []
 
 
-async def test_replace_with_an_empty_input_clears_the_list(store: Store) -> None:
-    """An input with no entry lines at all (and no failures) empties the list."""
+async def test_replace_with_no_entry_is_refused(store: Store) -> None:
+    """An input with no entry lines at all (and no failures) would empty the list:
+    refused, live list untouched, nothing left behind."""
     await load(store, lines(numbers(3)))
-    report = await load(store, b"# nothing left\n", mode="replace")
+    with pytest.raises(EmptyImport, match=r"no entry \(1 lines"):
+        await load(store, b"# nothing left\n", mode="replace")
+    assert await members(store) == set(numbers(3))
+    assert await tmp_keys(store) == []
+
+
+async def test_replace_with_no_entry_and_allow_empty_clears_the_list(store: Store) -> None:
+    """`allow_empty`: the same input empties the list."""
+    await load(store, lines(numbers(3)))
+    report = await load(store, b"# nothing left\n", mode="replace", allow_empty=True)
     assert (report.size, report.lines) == (0, 1)
     assert await members(store) == set()
+
+
+async def test_replace_with_only_failed_lines_is_refused_even_with_allow_empty(
+        store: Store) -> None:
+    """A file of garbage is not an intent to clear the list: still refused."""
+    await load(store, lines(numbers(3)))
+    with pytest.raises(NoValidEntries):
+        await load(store, b"0612345678\nnot a number\n", mode="replace", allow_empty=True)
+    assert await members(store) == set(numbers(3))
 
 
 async def test_replace_duplicates_count_as_existing(store: Store) -> None:

@@ -9,6 +9,7 @@ import io
 import json
 import time
 import uuid
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ from gatekeeper.cli import EXIT_CONFIG, EXIT_RUNTIME, ProgressBar, main
 from gatekeeper.config import RedisConfig, StoreConfig
 from gatekeeper.embedded import EmbeddedRedis, read_running
 from gatekeeper.policy import ListName
-from gatekeeper.store import EntryMeta, ListItem, Store, connect
+from gatekeeper.store import EntryMeta, Listed, ListItem, Store, connect
 
 UPSTREAMS = [{"name": "twilio", "url": "https://api.twilio.com", "preset": "twilio",
               "region": "US"}]
@@ -311,6 +312,119 @@ def test_failed_export_leaves_no_file(tmp_path: Path,
                           "--output", str(target), "--config", str(path))
     assert code == EXIT_RUNTIME
     assert list(tmp_path.glob("out.csv*")) == []
+
+
+# ------------------------------------------------------------------------ restore, empty replace
+
+EXPORT_HEADER = "entry,channel,source,added_at,added_by,note,expires_at\n"
+
+
+async def _seed_and_list(url: str, prefix: str, scope: str, seeded: bool
+                         ) -> list[Listed]:
+    """Seed block/<scope> with awkward metadata (when `seeded`); its entries listed."""
+    store = on_store(url, prefix)
+    try:
+        if seeded:
+            soon = time.time() + 86_400.5
+            await store.add("block", scope, [ListItem("+33612345678"),
+                                             ListItem("+4479*", "sms")],
+                            EntryMeta("api", 1.5, "=ops", 'STOP, "no"\r\nsaid \'=1+1',
+                                      soon))
+            await store.add("block", scope, [ListItem("+905321234567", "voice")],
+                            EntryMeta("opt-out", 2.0, "sms-in", "numéro ✓ 😀, ''x"))
+            keys = store.keys.of("block", scope)
+            shared = await store.save_batch(EntryMeta("import", 3.0, "cli", "-5; x\ty"))
+            await store.add_to(keys, [ListItem("+34*"), ListItem("+1415555*", "voice")],
+                               shared, None)
+            await store.add_to(keys, [ListItem("+49301234567")], "", None)
+        return [entry async for entry in store.scan_entries("block", scope)]
+    finally:
+        await store.close()
+
+
+def test_export_then_replace_import_restores_the_list(
+        tmp_path: Path, config: Path, redis_server: str, prefix: str,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """On the real server: export to a file, replace the list by it, export again: the
+    same bytes and the same entries with the same metadata (the file's authors kept, the
+    audit naming `cli`)."""
+    before = asyncio.run(_seed_and_list(redis_server, prefix, "tenant:r", True))
+    base = ["--list", "block", "--scope", "tenant:r", "--config", str(config)]
+    first, second = tmp_path / "first.csv", tmp_path / "second.csv"
+    assert run_main(capsys, "lists", "export", *base, "--output", str(first))[0] == 0
+    code, out, err = run_main(capsys, "lists", "import", str(first), *base,
+                              "--mode", "replace")
+    assert code == 0, err
+    assert (json.loads(out)["failed"], json.loads(out)["size"]) == (0, 6)
+    [event] = events(err)
+    assert (event["key_name"], event["restored"]) == ("cli", True)
+    assert run_main(capsys, "lists", "export", *base, "--output", str(second))[0] == 0
+    assert second.read_bytes() == first.read_bytes()
+    after = asyncio.run(_seed_and_list(redis_server, prefix, "tenant:r", False))
+    whole_seconds = [Listed(e.item, e.meta and replace(
+        e.meta, added_at=float(int(e.meta.added_at)),
+        expires_at=e.meta.expires_at and float(int(e.meta.expires_at)))) for e in before]
+    assert after == whole_seconds
+
+
+@pytest.mark.parametrize("body", [b"", b"\xef\xbb\xbfentry,channel\r\n", b"# none\n\n",
+                                  EXPORT_HEADER.encode()],
+                         ids=["empty", "header", "comments", "export-header"])
+def test_replace_with_no_entry_exits_2_unless_allow_empty(
+        tmp_path: Path, config: Path, redis_server: str, prefix: str,
+        capsys: pytest.CaptureFixture[str], body: bytes) -> None:
+    """Refused with exit 2 and a message naming --allow-empty, the list as it was;
+    with --allow-empty the list is emptied."""
+    base = ["--list", "block", "--scope", "global", "--config", str(config)]
+    assert run_main(capsys, "lists", "import", str(write(tmp_path / "a.txt", "+4479*\n")),
+                    *base)[0] == 0
+    source = write(tmp_path / "empty.csv", body)
+    code, out, err = run_main(capsys, "lists", "import", str(source), *base,
+                              "--mode", "replace")
+    assert code == EXIT_CONFIG
+    assert json.loads(out)["added"] == 0
+    assert "import refused, the list was left as it was" in err
+    assert "give --allow-empty" in err
+    assert [e["outcome"] for e in events(err)] == ["refused"]
+    assert members(redis_server, prefix) == {"+4479*"}
+    code, out, err = run_main(capsys, "lists", "import", str(source), *base,
+                              "--mode", "replace", "--allow-empty")
+    assert code == 0, err
+    assert json.loads(out)["size"] == 0
+    assert members(redis_server, prefix) == set()
+
+
+def test_replace_of_garbage_with_allow_empty_still_exits_1(
+        tmp_path: Path, config: Path, redis_server: str, prefix: str,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Every line failed: refused (exit 1) whatever --allow-empty says."""
+    base = ["--list", "block", "--scope", "global", "--config", str(config)]
+    assert run_main(capsys, "lists", "import", str(write(tmp_path / "a.txt", "+4479*\n")),
+                    *base)[0] == 0
+    code, _, err = run_main(capsys, "lists", "import",
+                            str(write(tmp_path / "bad.txt", "0612345678\n")), *base,
+                            "--mode", "replace", "--allow-empty")
+    assert code == EXIT_RUNTIME
+    assert "no line of the input is a valid entry" in err
+    assert members(redis_server, prefix) == {"+4479*"}
+
+
+@pytest.mark.parametrize(("body", "extra", "message"), [
+    ("+33612345678\n", ["--allow-empty"], "--allow-empty applies to --mode replace only"),
+    (EXPORT_HEADER + "+33612345678,both,api,2024-01-01T00:00:00+00:00,ops,,\n",
+     ["--note", "x"], "import refused: the input is an export"),
+], ids=["allow-empty-with-add", "note-with-an-export"])
+def test_import_option_conflicts_exit_2(tmp_path: Path, config: Path, redis_server: str,
+                                        prefix: str, capsys: pytest.CaptureFixture[str],
+                                        body: str, extra: list[str], message: str) -> None:
+    """Options that make no sense with the mode or the file: exit 2, nothing written."""
+    code, out, err = run_main(capsys, "lists", "import", str(write(tmp_path / "in", body)),
+                              "--list", "block", "--scope", "global", "--config",
+                              str(config), *extra)
+    assert code == EXIT_CONFIG
+    assert out == ""
+    assert f"gatekeeper: {message}" in err
+    assert members(redis_server, prefix) == set()
 
 
 # ------------------------------------------------------------------------ embedded store

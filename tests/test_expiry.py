@@ -21,10 +21,10 @@ from typing import Any
 import fakeredis
 import pytest
 
-from gatekeeper import store as store_module
 from gatekeeper.config import RedisConfig
 from gatekeeper.policy import ListName, Match
 from gatekeeper.store import EntryMeta, Keys, Listed, ListItem, Store, connect
+from gatekeeper.store import attempts as store_module
 from gatekeeper.times import MAX_TTL
 from tests.conftest import (
     AUTH,

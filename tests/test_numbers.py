@@ -50,11 +50,13 @@ DESTINATIONS = [
     ("sips-plus-digits", "sips:+33612345678@trunk.example;transport=tls", None, "phone",
      "+33612345678"),
     ("sip-plus-digits-no-host", "sip:+33612345678", None, "phone", "+33612345678"),
+    # RFC 3261/3966 visual separators in a global number: still that number.
+    ("sip-punctuated-number", "sip:+33-6-12-34-56-78@trunk.example", None, "phone",
+     "+33612345678"),
     # Other sip: and client: destinations are not phone numbers.
     ("sip-user", "sip:alice@pbx.example", None, "not_phone", None),
     ("sip-digits-without-plus", "sip:33612345678@trunk.example", None, "not_phone", None),
     ("sip-national-digits", "sip:0612345678@trunk.example", "FR", "not_phone", None),
-    ("sip-punctuated-number", "sip:+33-6-12-34-56-78@trunk.example", None, "not_phone", None),
     ("sip-scheme-case", "SIP:alice@pbx.example", None, "not_phone", None),
     ("client", "client:alice", None, "not_phone", None),
     ("client-looks-like-number", "client:+33612345678", None, "not_phone", None),
@@ -128,7 +130,9 @@ MSISDN_DESTINATIONS = [
      None, "invalid", None),
     ("whatsapp-bare-digits", "whatsapp:447700900123", None, "invalid", None),
     ("whatsapp-plus", "whatsapp:+447700900123", None, "phone", "+447700900123"),
-    ("sip-digits-without-plus", "sip:447700900123@trunk.example", None, "not_phone", None),
+    # An msisdn preset's SIP trunk dials digits as an international number.
+    ("sip-digits-without-plus", "sip:447700900123@trunk.example", None, "phone",
+     "+447700900123"),
     ("client", "client:447700900123", None, "not_phone", None),
 ]
 

@@ -11,16 +11,12 @@ import pytest
 from gatekeeper.config import UpstreamConfig
 from gatekeeper.numbers import parse_destination
 from gatekeeper.providers import PRESETS
-from gatekeeper.providers.base import (
-    Blocked,
-    BodyError,
-    FormField,
-    Message,
-    Recipients,
-    Reply,
-    match_route,
-)
 from gatekeeper.providers.iletimerkezi import PRESET, SendSmsBody
+from gatekeeper.providers.listapi.iletimerkezi import IletiMerkeziLists
+from gatekeeper.providers.locators import FormField
+from gatekeeper.providers.preset import Blocked, BodyError, Message, Recipients
+from gatekeeper.replies import Reply
+from tests.presets_helpers import PASSES, REFUSED, canonical, match, outcome, route_for
 
 UPSTREAM = UpstreamConfig(name="iletimerkezi", url="https://api.iletimerkezi.com",
                           preset="iletimerkezi", mount="/iletimerkezi")
@@ -50,11 +46,6 @@ def as_sent(doc: object) -> bytes:
     return json.dumps(doc).encode()
 
 
-def as_rewritten(doc: object) -> bytes:
-    """JSON as Gatekeeper writes a rewritten body (compact, UTF-8)."""
-    return json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode()
-
-
 def xml(*messages: tuple[str, ...], auth: str = "<key>API_KEY_1</key><hash>H</hash>") -> bytes:
     """An XML order as the docs show it, one `<message>` per tuple of numbers."""
     parts = "".join(
@@ -70,7 +61,7 @@ def xml(*messages: tuple[str, ...], auth: str = "<key>API_KEY_1</key><hash>H</ha
 def locate(method: str, path: str, raw: bytes = b"", query: str = ""
            ) -> tuple[dict[str, str], Recipients | BodyError]:
     """Match a request and locate its recipients."""
-    found = match_route(ROUTES, method, path)
+    found = match(ROUTES, method, path)
     assert found is not None, path
     route, params = found
     return params, route.locator.find(Message(raw, query, {}))
@@ -89,25 +80,41 @@ def blocked(method: str, path: str, raw: bytes = b"", query: str = "") -> Blocke
     return Blocked("req-1", "sms", N1, params, Message(raw, query, {}), (N1,))
 
 
+def reject(method: str, path: str, raw: bytes = b"", query: str = "") -> Reply:
+    """The reject of the route the request matches."""
+    return route_for(ROUTES, method, path).reject(blocked(method, path, raw, query))
+
+
+def skip(method: str, path: str, raw: bytes = b"", query: str = "") -> Reply:
+    """The skip of the route the request matches."""
+    return route_for(ROUTES, method, path).skip(blocked(method, path, raw, query))
+
+
 # --------------------------------------------------------------------------- routes
 
 
-PASSES = "passes through"
+JSON_REPLY = "application/json; charset=utf-8"
+XML_REPLY = "application/xml; charset=utf-8"
 ROUTE_CASES: list[tuple[str, str, str, str]] = [
-    # (id, method, path, the `api` group, or PASSES when not intercepted)
+    # (id, method, path, which API: "json", "xml" (answers in the body's format), "get",
+    # or PASSES / REFUSED)
     ("json", "POST", "/v1/send-sms/json", "json"),
-    ("xml", "POST", "/v1/send-sms", ""),
+    ("xml", "POST", "/v1/send-sms", "xml"),
     ("get", "GET", "/v1/send-sms/get/", "get"),
     ("get-no-slash", "GET", "/v1/send-sms/get", "get"),
     ("get-api-head", "HEAD", "/v1/send-sms/get", "get"),
     ("get-api-post", "POST", "/v1/send-sms/get", "get"),
-    ("upper-case", "POST", "/V1/SEND-SMS/JSON", "JSON"),
+    ("upper-case", "POST", "/V1/SEND-SMS/JSON", "json"),
     ("trailing-slash", "POST", "/v1/send-sms/json/", "json"),
-    ("xml-trailing-slash", "POST", "/v1/send-sms/", ""),
+    ("xml-trailing-slash", "POST", "/v1/send-sms/", "xml"),
     ("doubled-slashes", "POST", "//v1//send-sms//json", "json"),
     ("percent-letter", "POST", "/v1/send-%73ms/json", "json"),
-    ("percent-slash", "POST", "/v1/send-sms%2Fjson", "json"),
-    ("dot-dot", "POST", "/v1/get-report/../send-sms/json", "json"),
+    # A PUT or PATCH on the send path is checked like the POST.
+    ("put-json", "PUT", "/v1/send-sms/json", "json"),
+    ("patch-xml", "PATCH", "/v1/send-sms", "xml"),
+    # Spellings some server would read differently are refused before routing.
+    ("percent-slash", "POST", "/v1/send-sms%2Fjson", REFUSED),
+    ("dot-dot", "POST", "/v1/get-report/../send-sms/json", REFUSED),
     # Not sends: the blacklist, reports, balance; other methods and versions.
     ("add-blacklist", "POST", "/v1/add-blacklist/json", PASSES),
     ("get-blacklist", "POST", "/v1/get-blacklist/json", PASSES),
@@ -115,7 +122,7 @@ ROUTE_CASES: list[tuple[str, str, str, str]] = [
     ("get-balance", "POST", "/v1/get-balance/json", PASSES),
     ("cancel-order", "POST", "/v1/cancel-order/json", PASSES),
     ("get-on-json", "GET", "/v1/send-sms/json", PASSES),
-    ("put-json", "PUT", "/v1/send-sms/json", PASSES),
+    ("delete-json", "DELETE", "/v1/send-sms/json", PASSES),
     ("other-suffix", "POST", "/v1/send-sms/jsonx", PASSES),
     ("other-version", "POST", "/v2/send-sms/json", PASSES),
     ("no-version", "POST", "/send-sms/json", PASSES),
@@ -125,19 +132,25 @@ ROUTE_CASES: list[tuple[str, str, str, str]] = [
 @pytest.mark.parametrize(("method", "path", "api"), [c[1:] for c in ROUTE_CASES],
                          ids=[c[0] for c in ROUTE_CASES])
 def test_routes(method: str, path: str, api: str) -> None:
-    """Sends are intercepted however the path is spelt; anything else passes through."""
-    found = match_route(ROUTES, method, path)
-    if api == PASSES:
-        assert found is None
+    """Sends are intercepted however the path is spelt (or the spelling is refused);
+    anything else passes through. Each API reads its own place and answers in its format."""
+    if api in (PASSES, REFUSED):
+        assert outcome(ROUTES, method, path) == api
         return
+    assert outcome(ROUTES, method, path) == "sms"
+    found = match(ROUTES, method, path)
     assert found is not None
     route, params = found
-    assert route.channel == "sms"
-    assert params == {"api": api}
-    if api.lower() == "get":
+    assert params == {}
+    context = Blocked("req-1", "sms", N1, {}, Message(xml((N1,))), (N1,))
+    if api == "get":
         assert route.locator == FormField("receipents", separator=",", in_query=True)
+        assert route.reject(context).content_type == XML_REPLY
     else:
         assert route.locator == SendSmsBody()
+        # The JSON API answers in JSON whatever the body; `/v1/send-sms` in the body's own.
+        expected = JSON_REPLY if api == "json" else XML_REPLY
+        assert route.reject(context).content_type == expected
 
 
 def test_preset_is_registered_with_turkish_defaults() -> None:
@@ -225,7 +238,16 @@ FIND_CASES: list[tuple[str, str, str, bytes, str, tuple[str, ...] | str]] = [
      (N1, N2)),
     ("get-plus-as-space", "GET", GET_PATH, b"", "receipents=+905301234567", (" 905301234567",)),
     ("get-missing", "GET", GET_PATH, b"", "key=K&text=x", "missing_destination"),
-    ("get-bad-query", "GET", GET_PATH, b"", "receipents", "invalid_form"),
+    ("get-no-equals-is-blank", "GET", GET_PATH, b"", "receipents", "missing_destination"),
+    ("get-bad-query", "GET", GET_PATH, b"", "receipents=%FF", "invalid_form"),
+    ("get-raw-semicolon", "GET", GET_PATH, b"", "receipents=5301234567;5301234568",
+     "ambiguous_request"),
+    ("json-key-in-two-cases", "POST", JSON_PATH,
+     b'{"request": {"order": {"message": {"receipents": {"number": ["5301234567"], '
+     b'"Number": ["5301234568"]}}}}}', "", (N1, N2)),
+    ("xml-namespaced-number", "POST", XML_PATH,
+     b'<request><order><message><receipents><x:number xmlns:x="urn:x">5301234567</x:number>'
+     b"</receipents></message></order></request>", "", (N1,)),
 ]
 
 
@@ -269,16 +291,34 @@ JSON_REMOVE_CASES: list[tuple[str, object, frozenset[str], object]] = [
 @pytest.mark.parametrize(("doc", "removed", "expected"), [c[1:] for c in JSON_REMOVE_CASES],
                          ids=[c[0] for c in JSON_REMOVE_CASES])
 def test_json_partial_removal(doc: object, removed: frozenset[str], expected: object) -> None:
-    """Blocked numbers leave their message; a message left with none is dropped."""
+    """Blocked numbers leave their message; a message left with none is dropped. The rest
+    of the body is kept byte for byte as the client sent it."""
     rewritten = recipients("POST", JSON_PATH, as_sent(doc)).without(removed)
     assert rewritten is not None
-    assert rewritten.body == as_rewritten(expected)
+    assert rewritten.body == as_sent(expected)
 
 
 def test_json_lone_string_in_single_message_cannot_be_edited() -> None:
     """A single message whose only number is a string cannot lose it: decided whole."""
     raw = as_sent(order({"text": "x", "receipents": {"number": N1}}))
     assert recipients("POST", JSON_PATH, raw).without(frozenset({N1})) is None
+
+
+@pytest.mark.parametrize(("method", "path", "raw", "query"), [
+    ("POST", JSON_PATH, b'{"request": {"order": {"message": {"receipents": {"number": '
+     b'["5301234567", "5301234568"], "NUMBER": ["5301234569"]}}}}}', ""),
+    ("POST", XML_PATH,
+     b'<request><order><message><receipents><number>5301234567</number>'
+     b'<x:number xmlns:x="urn:x">5301234568</x:number></receipents></message></order>'
+     b"</request>", ""),
+    ("GET", GET_PATH, b"", "receipents=5301234567,5301234568&receipents=5301234569"),
+], ids=["json-key-in-two-cases", "xml-namespace-prefix", "get-repeated-parameter"])
+def test_orders_read_two_ways_are_never_edited(method: str, path: str, raw: bytes,
+                                               query: str) -> None:
+    """Where readers could disagree on the recipients, all count and nothing is edited."""
+    found = recipients(method, path, raw, query)
+    assert N1 in found.values
+    assert found.without(frozenset({N1})) is None
 
 
 def test_xml_partial_removal_keeps_every_other_byte() -> None:
@@ -338,7 +378,8 @@ IDENTITY_CASES: list[tuple[str, str, bytes, str, tuple[str, ...]]] = [
     ("xml-bad", XML_PATH, b"<request>", "", ()),
     ("get-key", GET_PATH, b"", "key=K&hash=H&receipents=5301234567", ("K",)),
     ("get-username", GET_PATH, b"", "username=U&password=P&receipents=5301234567", ("U",)),
-    ("get-bad-query", GET_PATH, b"", "key", ()),
+    ("get-key-without-value", GET_PATH, b"", "key", ()),
+    ("get-bad-query", GET_PATH, b"", "key=K;x", ()),
 ]
 
 
@@ -346,9 +387,7 @@ IDENTITY_CASES: list[tuple[str, str, bytes, str, tuple[str, ...]]] = [
                          [c[1:] for c in IDENTITY_CASES], ids=[c[0] for c in IDENTITY_CASES])
 def test_identities(path: str, raw: bytes, query: str, expected: tuple[str, ...]) -> None:
     """The API key and legacy user name as sent; never the hash or password."""
-    method = "GET" if path == GET_PATH else "POST"
-    params, _ = locate(method, path, raw, query)
-    found = PRESET.identities(Message(raw, query, {}), params)
+    found = PRESET.identities(Message(raw, query, {}), canonical(path))
     assert found == expected
     assert not {"H", "P", "p", "API_HASH_1"} & set(found)
 
@@ -376,13 +415,12 @@ XML_REJECT = (XML_HEAD + "<response><status><code>452</code><message>Mesaj alıc
 def test_reject_is_452_in_the_api_format(method: str, path: str, raw: bytes, query: str,
                                          expected: Reply) -> None:
     """452 "Mesaj alıcıları hatalı" in the HTTP status and the body, JSON or XML."""  # noqa: RUF002
-    assert PRESET.reject(blocked(method, path, raw, query)) == expected
+    assert reject(method, path, raw, query) == expected
 
 
 def test_json_skip_is_a_success_with_a_numeric_order_id() -> None:
     """200 "İşlem başarılı" and a fresh numeric order id."""  # noqa: RUF002
-    replies = [PRESET.skip(blocked("POST", JSON_PATH, as_sent(order(msg(N1)))))
-               for _ in range(5)]
+    replies = [skip("POST", JSON_PATH, as_sent(order(msg(N1)))) for _ in range(5)]
     docs = [json.loads(r.body) for r in replies]
     assert {r.status for r in replies} == {200}
     assert all(d["response"]["status"] == {"code": 200, "message": "İşlem başarılı"}  # noqa: RUF001
@@ -399,7 +437,7 @@ def test_json_skip_is_a_success_with_a_numeric_order_id() -> None:
 def test_xml_skip_is_a_success_with_an_order(method: str, path: str, raw: bytes,
                                              query: str) -> None:
     """The XML success reply with `<order><id>`."""
-    reply = PRESET.skip(blocked(method, path, raw, query))
+    reply = skip(method, path, raw, query)
     assert (reply.status, reply.content_type) == (200, "application/xml; charset=utf-8")
     text = reply.body.decode()
     assert text.startswith(XML_HEAD + "<response><status><code>200</code><message>"
@@ -407,3 +445,46 @@ def test_xml_skip_is_a_success_with_an_order(method: str, path: str, raw: bytes,
     order_id = text.split("<id>")[1].split("</id>")[0]
     assert order_id.isdigit()
     assert text.endswith("</id></order></response>")
+
+
+# ------------------------------------------------------------------- unauthorized, refuse
+
+
+UNAUTHORIZED_JSON = '{"response": {"status": {"code": 401, "message": "Üyelik bilgileri hatalı"}}}'  # noqa: RUF001
+
+
+@pytest.mark.parametrize(("reply", "expected"), [
+    (PRESET.unauthorized("req-9"), Reply(401, UNAUTHORIZED_JSON.encode(), JSON_REPLY)),
+    (PRESET.refuse(Blocked("req-9", None, N1, {}, Message(as_sent(order(msg(N1)))))),
+     Reply(452, REJECT_JSON.encode(), JSON_REPLY)),
+    (PRESET.refuse(Blocked("req-9", None, N1, {}, Message(xml((N1,))))),
+     Reply(452, XML_REJECT.encode(), XML_REPLY)),
+    (PRESET.refuse(Blocked("req-9", None, N1)),
+     Reply(452, XML_REJECT.encode(), XML_REPLY)),
+], ids=["unauthorized", "refuse-json-body", "refuse-xml-body", "refuse-no-body"])
+def test_unauthorized_and_refuse_in_the_api_format(reply: Reply, expected: Reply) -> None:
+    """401 "Üyelik bilgileri hatalı" (JSON); a scanned write is refused with 452 in the
+    body's own format (XML when there is no JSON body)."""  # noqa: RUF002
+    assert reply == expected
+
+
+# ----------------------------------------------------------------------------- list API
+
+
+@pytest.mark.parametrize(("method", "path", "served"), [
+    ("POST", "/v1/add-blacklist/json", True),
+    ("POST", "/v1/get-blacklist/json", True),
+    ("POST", "/v1/delete-blacklist/json", True),
+    ("POST", "/V1/ADD-BLACKLIST/JSON/", True),
+    ("POST", "//v1//delete-blacklist/json", True),
+    ("POST", "/v1/%61dd-blacklist/json", True),
+    ("GET", "/v1/get-blacklist/json", False),
+    ("POST", "/v1/add-blacklist", False),
+    ("POST", "/v1/send-sms/json", False),
+], ids=["add", "get", "delete", "upper-case-trailing-slash", "doubled-slashes",
+        "percent-letter", "get-method", "xml-path", "send"])
+def test_list_api_matches_the_canonical_blacklist_paths(method: str, path: str,
+                                                        served: bool) -> None:
+    """The preset's list API answers the blacklist calls, on the path as routes see it."""
+    assert isinstance(PRESET.list_api, IletiMerkeziLists)
+    assert PRESET.list_api.matches(method, canonical(path)) is served

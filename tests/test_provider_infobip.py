@@ -20,17 +20,11 @@ from infobip_api_client.models.tfa_start_authentication_response import (
 from gatekeeper.config import UpstreamConfig
 from gatekeeper.numbers import parse_destination
 from gatekeeper.providers import PRESETS
-from gatekeeper.providers.base import (
-    Blocked,
-    BodyError,
-    Message,
-    Recipients,
-    Reply,
-    Route,
-    match_route,
-)
 from gatekeeper.providers.infobip import PRESET, REJECTED_STATUS
+from gatekeeper.providers.preset import Blocked, BodyError, Message, Recipients, Route
+from gatekeeper.replies import Reply
 from gatekeeper.types import Channel
+from tests.presets_helpers import PASSES, REFUSED, canonical, match, outcome, route_for
 
 KEY = "infobip-api-key-not-real"
 UPSTREAM = UpstreamConfig(name="infobip", url="https://xyz.api.infobip.com",
@@ -60,7 +54,7 @@ def v2(*destinations: list[str]) -> bytes:
 def find(method: str, path: str, raw: bytes, query: str = ""
          ) -> tuple[Route, dict[str, str], Recipients | BodyError]:
     """Match a request and locate its recipients."""
-    found = match_route(ROUTES, method, path)
+    found = match(ROUTES, method, path)
     assert found is not None, (method, path)
     route, params = found
     return route, params, route.locator.find(Message(raw, query, {}))
@@ -79,9 +73,21 @@ def payload(reply: Reply) -> Any:
     return json.loads(reply.body)
 
 
-def blocked(channel: Channel, params: dict[str, str], *destinations: str) -> Blocked:
+def blocked(channel: Channel | None, *destinations: str) -> Blocked:
     """The context of a refused send."""
-    return Blocked("req-1", channel, destinations[0], params, Message(b"{}"), destinations)
+    return Blocked("req-1", channel, destinations[0], {}, Message(b"{}"), destinations)
+
+
+def reject(path: str, *destinations: str) -> Reply:
+    """The reject of the route POST `path` matches."""
+    route = route_for(ROUTES, "POST", path)
+    return route.reject(blocked(route.channel, *destinations))
+
+
+def skip(path: str, *destinations: str) -> Reply:
+    """The skip of the route POST `path` matches."""
+    route = route_for(ROUTES, "POST", path)
+    return route.skip(blocked(route.channel, *destinations))
 
 
 # ------------------------------------------------------------------------------ routes
@@ -92,42 +98,49 @@ def test_registered_under_its_name() -> None:
     assert PRESETS["infobip"] is PRESET
 
 
-@pytest.mark.parametrize(("method", "path", "channel", "params"), [
-    ("POST", "/sms/3/messages", "sms", {"sms_version": "3"}),
-    ("POST", "/sms/3/messages/", "sms", {"sms_version": "3"}),
-    ("POST", "/SMS/3/Messages", "sms", {"sms_version": "3"}),
-    ("POST", "//sms//3/messages", "sms", {"sms_version": "3"}),
-    ("POST", "/sms/3/%6Dessages", "sms", {"sms_version": "3"}),
-    ("POST", "/sms/2/text/advanced", "sms", {}),
-    ("POST", "/sms/2/binary/advanced", "sms", {}),
-    ("POST", "/sms/1/text/advanced", "sms", {}),
-    ("POST", "/sms/1/binary/advanced", "sms", {}),
-    ("POST", "/sms/1/logs/../text/advanced", "sms", {}),
-    ("POST", "/sms/1/text/single", "sms", {}),
-    ("POST", "/sms/2/text/single", "sms", {}),
-    ("POST", "/sms/1/binary/single", "sms", {}),
-    ("POST", "/sms/1/text/multi", "sms", {}),
-    ("POST", "/sms/1/binary/multi", "sms", {}),
-    ("GET", "/sms/1/text/query", "sms", {}),
-    ("POST", "/sms/1/text/query", "sms", {}),
-    ("POST", "/tts/3/single", "voice", {}),
-    ("POST", "/tts/3/multi", "voice", {}),
-    ("POST", "/tts/3/advanced", "voice", {}),
-    ("POST", "/voice/ivr/1/messages", "voice", {}),
-    ("POST", "/2fa/2/pin", "sms", {"pin": "pin"}),
-    ("POST", "/2fa/2/pin/voice", "voice", {"pin": "pin"}),
+@pytest.mark.parametrize(("method", "path", "channel"), [
+    ("POST", "/sms/3/messages", "sms"),
+    ("POST", "/sms/3/messages/", "sms"),
+    ("POST", "/SMS/3/Messages", "sms"),
+    ("POST", "//sms//3/messages", "sms"),
+    ("POST", "/sms/3/%6Dessages", "sms"),
+    ("PUT", "/sms/3/messages", "sms"),
+    ("POST", "/sms/2/messages", "sms"),
+    ("POST", "/sms/12/messages", "sms"),
+    ("POST", "/sms/2/text/advanced", "sms"),
+    ("POST", "/sms/2/binary/advanced", "sms"),
+    ("POST", "/sms/1/text/advanced", "sms"),
+    ("POST", "/sms/1/binary/advanced", "sms"),
+    ("POST", "/sms/1/text/single", "sms"),
+    ("POST", "/sms/2/text/single", "sms"),
+    ("POST", "/sms/1/binary/single", "sms"),
+    ("POST", "/sms/1/text/multi", "sms"),
+    ("POST", "/sms/1/binary/multi", "sms"),
+    ("GET", "/sms/1/text/query", "sms"),
+    ("POST", "/sms/1/text/query", "sms"),
+    ("POST", "/tts/3/single", "voice"),
+    ("POST", "/tts/3/multi", "voice"),
+    ("POST", "/tts/3/advanced", "voice"),
+    ("POST", "/voice/ivr/1/messages", "voice"),
+    ("POST", "/2fa/2/pin", "sms"),
+    ("POST", "/2fa/2/pin/voice", "voice"),
+    ("POST", "/calls/1/calls", "voice"),
+    ("POST", "/sms/1/logs/../text/advanced", REFUSED),
+    ("POST", "/sms/3%2Fmessages", REFUSED),
 ], ids=["v3", "v3-trailing-slash", "v3-mixed-case", "v3-doubled-slashes", "v3-percent",
-        "v2-text", "v2-binary", "v1-text-advanced", "v1-binary-advanced", "v1-dot-dot",
-        "v1-text-single", "v2-text-single", "v1-binary-single", "v1-text-multi",
-        "v1-binary-multi", "query", "query-post", "tts-single", "tts-multi", "tts-advanced",
-        "ivr-messages", "2fa-pin-sms", "2fa-pin-voice"])
-def test_routes_intercepted(method: str, path: str, channel: str,
-                            params: dict[str, str]) -> None:
-    """Every send that takes numbers is intercepted, in every version and spelling."""
-    found = match_route(ROUTES, method, path)
-    assert found is not None
-    assert found[0].channel == channel
-    assert found[1] == params
+        "v3-put", "v2-messages", "v12-messages", "v2-text", "v2-binary", "v1-text-advanced",
+        "v1-binary-advanced", "v1-text-single", "v2-text-single", "v1-binary-single",
+        "v1-text-multi", "v1-binary-multi", "query", "query-post", "tts-single", "tts-multi",
+        "tts-advanced", "ivr-messages", "2fa-pin-sms", "2fa-pin-voice", "calls",
+        "v1-dot-dot", "v3-encoded-slash"])
+def test_routes_intercepted(method: str, path: str, channel: str) -> None:
+    """Every send that takes numbers is intercepted, in every version and spelling (or the
+    spelling is refused); no path parameters are captured."""
+    assert outcome(ROUTES, method, path) == channel
+    if channel != REFUSED:
+        found = match(ROUTES, method, path)
+        assert found is not None
+        assert found[1] == {}
 
 
 @pytest.mark.parametrize(("method", "path"), [
@@ -146,7 +159,7 @@ def test_routes_intercepted(method: str, path: str, channel: str,
         "2fa-verify", "2fa-resend", "2fa-application", "tts-logs"])
 def test_routes_passed_through(method: str, path: str) -> None:
     """Reports, logs, previews and PIN checks send nothing to a new number."""
-    assert match_route(ROUTES, method, path) is None
+    assert outcome(ROUTES, method, path) == PASSES
 
 
 # --------------------------------------------------------------------------- recipients
@@ -224,9 +237,11 @@ def test_infobip_numbers_are_international_without_plus(
      "missing_destination"),
     ("POST", "/2fa/2/pin", body(applicationId="x", to=[[A]]), "",
      "invalid_destination_field"),
+    ("GET", "/sms/1/text/query", b"", f"username=user&to={A};{B}", "ambiguous_request"),
 ], ids=["form-body", "empty", "no-messages", "no-destinations", "messages-object",
         "destinations-object", "to-number", "to-null", "single-no-to", "multi-no-to",
-        "query-no-to", "query-not-utf8", "query-post-form-body", "pin-nested-array"])
+        "query-no-to", "query-not-utf8", "query-post-form-body", "pin-nested-array",
+        "query-raw-semicolon"])
 def test_malformed_requests(method: str, path: str, raw: bytes, query: str, code: str
                             ) -> None:
     """Unusable requests are refused with a code, never forwarded unchecked."""
@@ -269,20 +284,36 @@ def test_malformed_requests(method: str, path: str, raw: bytes, query: str, code
         "tts-multi", "ivr"])
 def test_blocked_destinations_removed(path: str, raw: bytes, drop: set[str],
                                       expected: dict[str, Any]) -> None:
-    """Destinations go with their objects; a message left with none goes too."""
+    """Destinations go with their objects; a message left with none goes too. The rest of
+    the body keeps its bytes as the SDK sent them."""
     rewritten = recipients("POST", path, raw).without(frozenset(drop))
     assert rewritten is not None
     assert json.loads(rewritten.body) == expected
-    assert rewritten.body == json.dumps(expected, separators=(",", ":")).encode()
+    assert rewritten.body == json.dumps(expected).encode()
 
 
 def test_query_send_loses_blocked_numbers_and_keeps_the_rest() -> None:
-    """The query string is rewritten field by field; credentials and text stay as sent."""
+    """The query string is rewritten field by field; credentials, text and the kept part's
+    separators stay as sent."""
     query = f"username=user&password=p%26ss&to={A},{B},{C}&text=Hello+world"
     rewritten = recipients("GET", "/sms/1/text/query", b"", query).without(frozenset({B}))
     assert rewritten is not None
-    assert rewritten.query == f"username=user&password=p%26ss&to={A}%2C{C}&text=Hello+world"
+    assert rewritten.query == f"username=user&password=p%26ss&to={A},{C}&text=Hello+world"
     assert rewritten.body == b""
+
+
+@pytest.mark.parametrize(("raw", "query"), [
+    (b"", f"username=user&to={A},{B}&to={C}"),
+    (b"", f"username=user&to={A},{B}&TO={C}"),
+    (b'{"messages": [{"destinations": [{"to": "41793026727"}, {"to": "41793026728"}], '
+     b'"Destinations": [{"to": "41793026729"}]}]}', ""),
+], ids=["query-to-repeated", "query-to-in-two-cases", "json-key-in-two-cases"])
+def test_recipients_read_two_ways_are_never_edited(raw: bytes, query: str) -> None:
+    """Every reading's recipients count; such a request is decided whole."""
+    path = "/sms/1/text/query" if query else "/sms/3/messages"
+    found = recipients("GET" if query else "POST", path, raw, query)
+    assert set(found.values) == {A, B, C}
+    assert found.without(frozenset({B})) is None
 
 
 def test_lone_recipient_cannot_be_removed() -> None:
@@ -311,7 +342,7 @@ def digest(token: str) -> str:
 ], ids=["app-key", "app-lowercase", "ibsso", "bearer", "basic", "query-username", "none"])
 def test_identities(headers: dict[str, str], query: str, expected: tuple[str, ...]) -> None:
     """Token digests and user names, never a key or password in clear."""
-    found = PRESET.identities(Message(b"", query, headers), {})
+    found = PRESET.identities(Message(b"", query, headers), canonical("/sms/1/text/query"))
     assert found == expected
     assert KEY not in "".join(found)
     assert "secret" not in "".join(found)
@@ -322,7 +353,7 @@ def test_identities(headers: dict[str, str], query: str, expected: tuple[str, ..
 
 def test_reject_v3_is_the_api_error_the_sdk_parses() -> None:
     """`/sms/3` errors use Infobip's newer shape, which the SDK reads as ApiError."""
-    reply = PRESET.reject(blocked("sms", {"sms_version": "3"}, A))
+    reply = reject("/sms/3/messages", A)
     assert reply.status == 400
     error = ApiError.from_dict(payload(reply))
     assert error is not None
@@ -331,15 +362,13 @@ def test_reject_v3_is_the_api_error_the_sdk_parses() -> None:
     assert "block list" in (error.violations[0].violation or "")
 
 
-@pytest.mark.parametrize(("channel", "params"), [
-    ("sms", {}),
-    ("voice", {}),
-    ("sms", {"pin": "pin"}),
-], ids=["sms-v1-v2", "voice", "2fa"])
-def test_reject_elsewhere_is_a_request_error(channel: Channel, params: dict[str, str]
-                                             ) -> None:
+@pytest.mark.parametrize("path", [
+    "/sms/2/text/advanced", "/sms/1/text/single", "/sms/2/messages", "/tts/3/single",
+    "/voice/ivr/1/messages", "/2fa/2/pin", "/2fa/2/pin/voice",
+], ids=["sms-v2", "sms-v1", "sms-messages-before-v3", "voice", "ivr", "2fa", "2fa-voice"])
+def test_reject_elsewhere_is_a_request_error(path: str) -> None:
     """Other endpoints get `requestError.serviceException` (the SDK's ApiException model)."""
-    reply = PRESET.reject(blocked(channel, params, A))
+    reply = reject(path, A)
     assert reply.status == 400
     error = ApiExceptionModel.from_dict(payload(reply))
     assert error is not None
@@ -352,7 +381,7 @@ def test_reject_elsewhere_is_a_request_error(channel: Channel, params: dict[str,
 
 def test_skip_v3_rejects_every_destination() -> None:
     """A v3 skip is an SmsResponse whose destinations all carry the REJECTED status."""
-    reply = PRESET.skip(blocked("sms", {"sms_version": "3"}, B, A))
+    reply = skip("/sms/3/messages", B, A)
     assert reply.status == 200
     response = SmsResponse.from_dict(payload(reply))
     assert response is not None
@@ -370,7 +399,7 @@ def test_skip_v3_rejects_every_destination() -> None:
 
 def test_skip_v1_v2_uses_to_and_counts_no_sms() -> None:
     """Older SMS endpoints answer with `to` and `smsCount` per message."""
-    data = payload(PRESET.skip(blocked("sms", {}, A, B)))
+    data = payload(skip("/sms/2/text/advanced", A, B))
     assert [m["to"] for m in data["messages"]] == [A, B]
     assert all(m["status"] == REJECTED_STATUS and m["smsCount"] == 0
                for m in data["messages"])
@@ -379,7 +408,7 @@ def test_skip_v1_v2_uses_to_and_counts_no_sms() -> None:
 
 def test_skip_voice_is_a_calls_voice_response() -> None:
     """TTS and IVR skips parse as the SDK's CallsVoiceResponse, no SMS count."""
-    data = payload(PRESET.skip(blocked("voice", {}, A)))
+    data = payload(skip("/tts/3/advanced", A))
     assert "smsCount" not in data["messages"][0]
     response = CallsVoiceResponse.from_dict(data)
     assert response is not None
@@ -389,12 +418,12 @@ def test_skip_voice_is_a_calls_voice_response() -> None:
     assert response.messages[0].status.group_name == "REJECTED"
 
 
-@pytest.mark.parametrize(("channel", "field"), [("sms", "sms_status"),
-                                                ("voice", "call_status")],
+@pytest.mark.parametrize(("path", "field"), [("/2fa/2/pin", "sms_status"),
+                                             ("/2fa/2/pin/voice", "call_status")],
                          ids=["sms", "voice"])
-def test_skip_2fa_pin_says_not_sent(channel: Channel, field: str) -> None:
+def test_skip_2fa_pin_says_not_sent(path: str, field: str) -> None:
     """A skipped PIN has an id and says the message was not sent."""
-    reply = PRESET.skip(blocked(channel, {"pin": "pin"}, A))
+    reply = skip(path, A)
     response = TfaStartAuthenticationResponse.from_dict(payload(reply))
     assert response is not None
     assert response.to == A
@@ -436,15 +465,42 @@ def test_calls_api_unreadable_callee_is_refused(raw: bytes, code: str) -> None:
 def test_calls_api_routes_and_replies() -> None:
     """Creating a call is a voice send (actions on it are not); reject is Infobip's
     error document, skip a call resource already CANCELLED."""
-    created = match_route(ROUTES, "POST", "/calls/1/calls")
-    assert created is not None
-    assert created[0].channel == "voice"
-    assert match_route(ROUTES, "POST", "/calls/1/calls/abc/hangup") is None
-    assert match_route(ROUTES, "GET", "/calls/1/calls") is None
-    context = blocked("voice", {"calls": "calls"}, "41792036727")
-    refused = PRESET.reject(context)
+    assert outcome(ROUTES, "POST", "/calls/1/calls") == "voice"
+    assert outcome(ROUTES, "POST", "/calls/1/calls/abc/hangup") == PASSES
+    assert outcome(ROUTES, "GET", "/calls/1/calls") == PASSES
+    refused = reject("/calls/1/calls", "41792036727")
     assert refused.status == 400
     assert payload(refused)["violations"][0]["property"] == "endpoint.phoneNumber"
-    skipped = payload(PRESET.skip(context))
+    skipped = payload(skip("/calls/1/calls", "41792036727"))
     assert (skipped["state"], skipped["endpoint"]["phoneNumber"]) == ("CANCELLED",
                                                                       "41792036727")
+
+
+def test_calls_api_reads_every_endpoint_and_number_spelling() -> None:
+    """Duplicate or case-variant `endpoint` and `phoneNumber` keys all count."""
+    raw = (b'{"endpoint": {"type": "PHONE", "phoneNumber": "41792036727", '
+           b'"PhoneNumber": "41792036728"}, "Endpoint": {"type": "PHONE", '
+           b'"phoneNumber": "41792036729"}}')
+    assert recipients("POST", "/calls/1/calls", raw).values == (
+        "41792036727", "41792036728", "41792036729")
+
+
+# ------------------------------------------------------------------- unauthorized, refuse
+
+
+@pytest.mark.parametrize(("reply", "status", "message_id"), [
+    (PRESET.unauthorized("req-9"), 401, "UNAUTHORIZED"),
+    (PRESET.refuse(blocked(None, A)), 400, "BAD_REQUEST"),
+], ids=["unauthorized", "refuse"])
+def test_unauthorized_and_refuse_are_request_errors(reply: Reply, status: int,
+                                                    message_id: str) -> None:
+    """401 and the scanned-write refusal use `requestError.serviceException`, which the
+    SDK's ApiException model reads."""
+    assert reply.status == status
+    error = ApiExceptionModel.from_dict(payload(reply))
+    assert error is not None
+    assert error.request_error is not None
+    details = error.request_error.service_exception
+    assert details is not None
+    assert details.message_id == message_id
+    assert details.text

@@ -19,16 +19,12 @@ from prelude_python_sdk.types import (
 from gatekeeper.config import UpstreamConfig
 from gatekeeper.numbers import parse_destination
 from gatekeeper.providers import PRESETS
-from gatekeeper.providers.base import (
-    Blocked,
-    BodyError,
-    JsonPath,
-    Message,
-    Recipients,
-    Reply,
-    match_route,
-)
+from gatekeeper.providers.listapi.prelude import PreludeLists
+from gatekeeper.providers.locators import JsonPath
 from gatekeeper.providers.prelude import EMAIL_TARGET, PRESET, VerificationTarget, new_id
+from gatekeeper.providers.preset import Blocked, BodyError, Message, Recipients
+from gatekeeper.replies import Reply
+from tests.presets_helpers import PASSES, REFUSED, canonical, match, outcome, route_for
 
 UPSTREAM = UpstreamConfig(name="prelude", url="https://api.prelude.dev", preset="prelude",
                           mount="/prelude")
@@ -46,7 +42,7 @@ def body(**fields: Any) -> bytes:
 
 def find(path: str, raw: bytes) -> tuple[dict[str, str], Recipients | BodyError]:
     """Match a POST and locate its recipients."""
-    found = match_route(ROUTES, "POST", path)
+    found = match(ROUTES, "POST", path)
     assert found is not None, path
     route, params = found
     return params, route.locator.find(Message(raw, "", BEARER))
@@ -62,8 +58,19 @@ def recipients(path: str, raw: bytes) -> Recipients:
 def blocked(path: str, raw: bytes, *destinations: str) -> Blocked:
     """The context the proxy hands to reject/skip for this request."""
     params, _ = find(path, raw)
-    return Blocked("req-123", "sms", destinations[0], params, Message(raw, "", BEARER),
+    channel = route_for(ROUTES, "POST", path).channel
+    return Blocked("req-123", channel, destinations[0], params, Message(raw, "", BEARER),
                    destinations)
+
+
+def reject(path: str, raw: bytes, *destinations: str) -> Reply:
+    """The reject of the route POST `path` matches."""
+    return route_for(ROUTES, "POST", path).reject(blocked(path, raw, *destinations))
+
+
+def skip(path: str, raw: bytes, *destinations: str) -> Reply:
+    """The skip of the route POST `path` matches."""
+    return route_for(ROUTES, "POST", path).skip(blocked(path, raw, *destinations))
 
 
 def payload(reply: Reply) -> Any:
@@ -76,48 +83,53 @@ def payload(reply: Reply) -> Any:
 
 
 ROUTE_CASES: list[tuple[str, str, str, str | None]] = [
-    # (id, method, path, endpoint group or None when not intercepted)
-    ("verification", "POST", "/v2/verification", "verification"),
-    ("notify", "POST", "/v2/notify", "notify"),
-    ("notify-batch", "POST", "/v2/notify/batch", "batch"),
-    ("notify-reply", "POST", "/v2/notify/reply", "reply"),
-    ("transactional", "POST", "/v2/transactional", "transactional"),
-    ("upper-case", "POST", "/V2/VERIFICATION", "VERIFICATION"),
-    ("mixed-case", "POST", "/v2/Notify/Batch", "Batch"),
-    ("trailing-slash", "POST", "/v2/notify/", "notify"),
-    ("doubled-slashes", "POST", "//v2//notify//batch", "batch"),
-    ("percent-letter", "POST", "/v2/%6Eotify", "notify"),
-    ("percent-slash", "POST", "/v2/notify%2Fbatch", "batch"),
-    ("dot-dot", "POST", "/v2/lookup/../transactional", "transactional"),
+    # (id, method, path, channel; None: both channels; or PASSES / REFUSED)
+    # A verification may go by SMS, WhatsApp, RCS or a call: decided on both channels.
+    ("verification", "POST", "/v2/verification", None),
+    ("notify", "POST", "/v2/notify", "sms"),
+    ("notify-batch", "POST", "/v2/notify/batch", "sms"),
+    ("notify-reply", "POST", "/v2/notify/reply", "sms"),
+    ("transactional", "POST", "/v2/transactional", "sms"),
+    ("upper-case", "POST", "/V2/VERIFICATION", None),
+    ("mixed-case", "POST", "/v2/Notify/Batch", "sms"),
+    ("trailing-slash", "POST", "/v2/notify/", "sms"),
+    ("doubled-slashes", "POST", "//v2//notify//batch", "sms"),
+    ("percent-letter", "POST", "/v2/%6Eotify", "sms"),
+    # A PUT or PATCH on a send path is checked like the POST.
+    ("put-notify", "PUT", "/v2/notify", "sms"),
+    ("patch-verification", "PATCH", "/v2/verification", None),
+    # Spellings some server would read differently are refused before routing.
+    ("percent-slash", "POST", "/v2/notify%2Fbatch", REFUSED),
+    ("dot-dot", "POST", "/v2/lookup/../transactional", REFUSED),
     # Not sends: checks, management, lookups, reads, other methods.
-    ("verification-check", "POST", "/v2/verification/check", None),
-    ("management-block", "POST", "/v2/verification/management/phone-numbers/block", None),
-    ("management-list", "GET", "/v2/verification/management/phone-numbers/block", None),
-    ("subscriptions", "GET", "/v2/notify/management/subscriptions", None),
-    ("lookup", "GET", f"/v2/lookup/{A}", None),
-    ("watch-predict", "POST", "/v2/watch/predict", None),
-    ("get-verification", "GET", "/v2/verification", None),
-    ("put-notify", "PUT", "/v2/notify", None),
-    ("suffix-in-name", "POST", "/v2/notifyx", None),
-    ("other-version", "POST", "/v3/notify", None),
-    ("unversioned", "POST", "/notify", None),
+    ("verification-check", "POST", "/v2/verification/check", PASSES),
+    ("management-block", "POST", "/v2/verification/management/phone-numbers/block", PASSES),
+    ("management-list", "GET", "/v2/verification/management/phone-numbers/block", PASSES),
+    ("subscriptions", "GET", "/v2/notify/management/subscriptions", PASSES),
+    ("lookup", "GET", f"/v2/lookup/{A}", PASSES),
+    ("watch-predict", "POST", "/v2/watch/predict", PASSES),
+    ("get-verification", "GET", "/v2/verification", PASSES),
+    ("delete-notify", "DELETE", "/v2/notify", PASSES),
+    ("suffix-in-name", "POST", "/v2/notifyx", PASSES),
+    ("other-version", "POST", "/v3/notify", PASSES),
+    ("unversioned", "POST", "/notify", PASSES),
 ]
 
 
-@pytest.mark.parametrize(("method", "path", "endpoint"), [c[1:] for c in ROUTE_CASES],
+@pytest.mark.parametrize(("method", "path", "channel"), [c[1:] for c in ROUTE_CASES],
                          ids=[c[0] for c in ROUTE_CASES])
-def test_routes(method: str, path: str, endpoint: str | None) -> None:
-    """Every send is intercepted however it is spelt; anything else passes through."""
-    found = match_route(ROUTES, method, path)
-    if endpoint is None:
-        assert found is None
+def test_routes(method: str, path: str, channel: str | None) -> None:
+    """Every send is intercepted however it is spelt (or the spelling is refused);
+    anything else passes through."""
+    assert outcome(ROUTES, method, path) == channel
+    if channel in (PASSES, REFUSED):
         return
+    found = match(ROUTES, method, path)
     assert found is not None
     route, params = found
-    assert route.channel == "sms"
-    assert params == {"endpoint": endpoint}
-    expected = VerificationTarget() if endpoint.lower() == "verification" else JsonPath("to")
-    assert route.locator == expected
+    assert params == {}
+    verification = canonical(path).lower() == "/v2/verification"
+    assert route.locator == (VerificationTarget() if verification else JsonPath("to"))
 
 
 def test_preset_is_registered_with_its_settings() -> None:
@@ -161,6 +173,17 @@ FIND_CASES: list[tuple[str, str, bytes, tuple[str, ...] | str]] = [
      "invalid_destination_field"),
     ("reply", "/v2/notify/reply", body(reply_to="im_01abc", text="hi", to=A), (A,)),
     ("transactional", "/v2/transactional", body(template_id=TEMPLATE, to=B), (B,)),
+    ("verify-target-in-two-cases", "/v2/verification",
+     b'{"target": {"type": "phone_number", "value": "+33612345678"}, '
+     b'"Target": {"value": "+447700900123"}}', (A, B)),
+    ("verify-value-duplicated", "/v2/verification",
+     b'{"target": {"type": "phone_number", "value": "+33612345678", '
+     b'"value": "+447700900123"}}', (A, B)),
+    ("verify-email-type-duplicated", "/v2/verification",
+     b'{"target": {"type": "email_address", "type": "phone_number", '
+     b'"value": "+33612345678"}}', (A,)),
+    ("notify-to-in-two-cases", "/v2/notify", b'{"to": "+33612345678", "TO": "+447700900123"}',
+     (A, B)),
 ]
 
 
@@ -197,7 +220,7 @@ REMOVE_CASES: list[tuple[str, bytes, frozenset[str], bytes | None]] = [
 @pytest.mark.parametrize(("raw", "removed", "expected"), [c[1:] for c in REMOVE_CASES],
                          ids=[c[0] for c in REMOVE_CASES])
 def test_batch_partial_removal(raw: bytes, removed: frozenset[str], expected: bytes) -> None:
-    """Blocked numbers leave the `to` array; everything else stays, compact as sent."""
+    """Blocked numbers leave the `to` array; every other byte stays as sent (compact, UTF-8)."""
     rewritten = recipients("/v2/notify/batch", raw).without(removed)
     assert rewritten is not None
     assert rewritten.body == expected
@@ -209,9 +232,12 @@ def test_batch_partial_removal(raw: bytes, removed: frozenset[str], expected: by
     ("/v2/transactional", body(template_id=TEMPLATE, to=A)),
     ("/v2/notify/reply", body(reply_to="im_1", text="hi", to=A)),
     ("/v2/verification", body(target={"type": "phone_number", "value": A})),
-], ids=["notify", "transactional", "reply", "verification"])
+    ("/v2/notify/batch", b'{"to": ["+33612345678", "+447700900123"], '
+                         b'"To": ["+14155550100"]}'),
+], ids=["notify", "transactional", "reply", "verification", "batch-to-in-two-cases"])
 def test_single_recipient_sends_cannot_be_edited(path: str, raw: bytes) -> None:
-    """A lone recipient is never removed on its own: the whole send is decided."""
+    """A lone recipient is never removed on its own, nor one servers could read two ways:
+    the whole send is decided."""
     assert recipients(path, raw).without(frozenset({A})) is None
 
 
@@ -228,7 +254,7 @@ def test_single_recipient_sends_cannot_be_edited(path: str, raw: bytes) -> None:
 ], ids=["bearer", "bearer-lower-case-spaces", "basic", "empty-token", "none"])
 def test_identities(headers: dict[str, str], expected: tuple[str, ...]) -> None:
     """Only the digest of the Bearer token, never the token itself."""
-    found = PRESET.identities(Message(b"{}", "", headers), {})
+    found = PRESET.identities(Message(b"{}", "", headers), canonical("/v2/notify"))
     assert found == expected
     assert all(TOKEN not in identity for identity in found)
 
@@ -247,7 +273,7 @@ def test_verification_reject_is_a_blocked_verification() -> None:
     """HTTP 200 with status `blocked`: the SDK's normal result, validated by its model."""
     raw = body(target={"type": "phone_number", "value": B},
                metadata={"correlation_id": "signup-42"})
-    reply = PRESET.reject(blocked("/v2/verification", raw, B))
+    reply = reject("/v2/verification", raw, B)
     assert reply.status == 200
     got = payload(reply)
     assert got["id"].startswith("vrf_")
@@ -270,7 +296,7 @@ def test_verification_skip_is_a_success(options: dict[str, Any] | None, method: 
     fields: dict[str, Any] = {"target": {"type": "phone_number", "value": B}}
     if options is not None:
         fields["options"] = options
-    reply = PRESET.skip(blocked("/v2/verification", body(**fields), B))
+    reply = skip("/v2/verification", body(**fields), B)
     assert reply.status == 200
     got = payload(reply)
     assert (got["status"], got["method"], got["channels"]) == ("success", method, channels)
@@ -286,7 +312,7 @@ def test_verification_skip_is_a_success(options: dict[str, Any] | None, method: 
 ], ids=["notify", "batch", "reply", "transactional"])
 def test_message_reject_is_a_bad_request(path: str, raw: bytes) -> None:
     """400 in Prelude's error shape (the SDK raises BadRequestError)."""
-    reply = PRESET.reject(blocked(path, raw, B))
+    reply = reject(path, raw, B)
     assert reply.status == 400
     assert payload(reply) == {
         "code": "blocked_number",
@@ -299,7 +325,7 @@ def test_notify_skip_echoes_the_send() -> None:
     raw = body(template_id=TEMPLATE, to=B, variables={"code": "123"}, correlation_id="c-1",
                callback_url="https://example.com/hook", **{"from": "Acme"},
                expires_at="2026-05-02T10:00:00Z")
-    got = payload(PRESET.skip(blocked("/v2/notify", raw, B)))
+    got = payload(skip("/v2/notify", raw, B))
     assert got["id"].startswith("msg_")
     assert {k: got[k] for k in ("to", "template_id", "variables", "correlation_id",
                                 "callback_url", "from", "expires_at")} == {
@@ -312,8 +338,7 @@ def test_notify_skip_echoes_the_send() -> None:
 
 def test_transactional_skip_uses_its_own_shape() -> None:
     """A `tx_` id and the transactional fields; an expiry is made up when none was sent."""
-    got = payload(PRESET.skip(blocked("/v2/transactional", body(template_id=TEMPLATE, to=B),
-                                      B)))
+    got = payload(skip("/v2/transactional", body(template_id=TEMPLATE, to=B), B))
     assert got["id"].startswith("tx_")
     assert got["expires_at"] > got["created_at"]
     TransactionalSendResponse.model_validate(got)
@@ -321,8 +346,7 @@ def test_transactional_skip_uses_its_own_shape() -> None:
 
 def test_reply_skip_echoes_the_reply() -> None:
     """The reply resource: reply_to, text and to as sent."""
-    got = payload(PRESET.skip(blocked("/v2/notify/reply",
-                                      body(reply_to="im_01abc", text="hi", to=B), B)))
+    got = payload(skip("/v2/notify/reply", body(reply_to="im_01abc", text="hi", to=B), B))
     assert (got["reply_to"], got["text"], got["to"]) == ("im_01abc", "hi", B)
     NotifyReplyResponse.model_validate(got)
 
@@ -330,10 +354,52 @@ def test_reply_skip_echoes_the_reply() -> None:
 def test_batch_skip_reports_every_recipient_refused() -> None:
     """Honest counts: nothing sent, each blocked number listed once, in request order."""
     raw = body(template_id=TEMPLATE, to=[C, B, C], variables={"x": "1"})
-    got = payload(PRESET.skip(blocked("/v2/notify/batch", raw, B, C)))
+    got = payload(skip("/v2/notify/batch", raw, B, C))
     assert (got["total_count"], got["success_count"], got["error_count"]) == (2, 0, 2)
     assert [(r["phone_number"], r["success"], r["error"]["code"]) for r in got["results"]] == [
         (C, False, "blocked_number"), (B, False, "blocked_number")]
     assert (got["template_id"], got["variables"], got["request_id"]) == (
         TEMPLATE, {"x": "1"}, "req-123")
     NotifySendBatchResponse.model_validate(got)
+
+
+# ------------------------------------------------------------------- unauthorized, refuse
+
+
+@pytest.mark.parametrize(("reply", "status", "expected"), [
+    (PRESET.unauthorized("req-9"), 401,
+     {"code": "invalid_api_key", "message": "The provided API key is invalid.",
+      "type": "unauthorized", "request_id": "req-9"}),
+    (PRESET.refuse(Blocked("req-9", None, B)), 400,
+     {"code": "blocked_number",
+      "message": "The phone number is in the block list; the message was not sent.",
+      "type": "bad_request", "request_id": "req-9"}),
+], ids=["unauthorized", "refuse"])
+def test_unauthorized_and_refuse_are_prelude_errors(reply: Reply, status: int,
+                                                    expected: dict[str, str]) -> None:
+    """401 and the scanned-write refusal in Prelude's error shape (the SDK raises
+    AuthenticationError and BadRequestError)."""
+    assert reply.status == status
+    assert payload(reply) == expected
+
+
+# ----------------------------------------------------------------------------- list API
+
+
+@pytest.mark.parametrize(("method", "path", "served"), [
+    ("POST", "/v2/verification/management/phone-numbers/block", True),
+    ("DELETE", "/v2/verification/management/phone-numbers/allow", True),
+    ("GET", "/v2/verification/management/phone-numbers/block", True),
+    ("POST", "/v2/verification/management/phone-numbers/BLOCK/", True),
+    ("POST", "//v2/verification/management/phone-numbers//block", True),
+    ("POST", "/v2/verification/management/phone-numbers/%62lock", True),
+    ("PUT", "/v2/verification/management/phone-numbers/block", False),
+    ("GET", "/v2/verification/management/phone-numbers/sandbox", False),
+    ("POST", "/v2/verification", False),
+], ids=["add-block", "delete-allow", "list", "upper-case-trailing-slash", "doubled-slashes",
+        "percent-letter", "put", "sandbox", "send"])
+def test_list_api_matches_the_canonical_management_paths(method: str, path: str,
+                                                         served: bool) -> None:
+    """The preset's list API answers its management calls, on the path as routes see it."""
+    assert isinstance(PRESET.list_api, PreludeLists)
+    assert PRESET.list_api.matches(method, canonical(path)) is served

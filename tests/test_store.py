@@ -19,7 +19,6 @@ import fakeredis
 import pytest
 from redis.asyncio.connection import AbstractConnection
 
-from gatekeeper import store as store_module
 from gatekeeper.admin.native import explain
 from gatekeeper.config import RedisConfig, StoreConfig
 from gatekeeper.numbers import lookup_candidates
@@ -45,6 +44,7 @@ from gatekeeper.store import (
     StoreUnavailable,
     connect,
 )
+from gatekeeper.store import lookup as lookup_module
 from gatekeeper.types import Channel
 
 PREFIX = "t:"
@@ -853,7 +853,7 @@ async def test_thousand_numbers_three_scopes_is_one_round_trip_and_correct(
 
     assert wire.commands() == ["EVALSHA"]
     candidates = {c for n in numbers for c in lookup_candidates(n)}
-    assert len(candidates) > 2 * store_module._ARGV_SLICE  # really sliced
+    assert len(candidates) > 2 * lookup_module._ARGV_SLICE  # really sliced
     assert set(found) == set(numbers)
     block = Match("tenant:acme", "block", "+4475*")
     sms_block = Match("tenant:acme", "block", "+4476*", "sms")
@@ -876,7 +876,7 @@ async def test_thousand_numbers_three_scopes_is_one_round_trip_and_correct(
 async def test_lookup_is_correct_at_every_argv_slice_boundary(
         store: Store, monkeypatch: pytest.MonkeyPatch, slice_size: int) -> None:
     """The script maps ZMSCORE replies back to the right candidates whatever the slice."""
-    monkeypatch.setattr(store_module, "_ARGV_SLICE", slice_size)
+    monkeypatch.setattr(lookup_module, "_ARGV_SLICE", slice_size)
     numbers = ["+33612345678", "+33612345679", "+4420794600000", "+14155550100"]
     await put(store, "block", "global", "+3*", "+33612345679", "+442079460000*",
               voice("+14155550100"))

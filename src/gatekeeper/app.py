@@ -13,8 +13,10 @@ from gatekeeper.admin import create_admin_app
 from gatekeeper.config import Config, TlsConfig
 from gatekeeper.inbound import create_inbound_routes
 from gatekeeper.observability import Metrics, observe
-from gatekeeper.proxy import Screener, create_proxy_routes
+from gatekeeper.providers import check_presets
+from gatekeeper.proxy import create_proxy_routes
 from gatekeeper.resources import RESOURCES, Resources
+from gatekeeper.screening import Screener
 
 ADMIN_APP = web.AppKey("admin_app", web.Application)
 
@@ -38,6 +40,7 @@ def create_app(config: Config, *, registry: CollectorRegistry | None = None,
     worker of several is enough). `metrics_dir`: the workers' shared metrics files
     (`observability.share_metrics`), which /metrics then sums.
     """
+    check_presets(config)
     metrics = Metrics(registry or CollectorRegistry(), metrics_dir)
     logger = structlog.get_logger("gatekeeper")
     resources = Resources(config, metrics, logger, redis_client, housekeeping=housekeeping)

@@ -3,175 +3,75 @@
 No HTTP here: an import takes chunks of bytes (a request body, a file) and turns them
 into store calls; an export turns a list into chunks of CSV. Both hold a bounded amount
 in memory whatever the size of the list: one partial line, one batch being built and one
-batch being written.
+batch being written. The file formats are bulk_format's.
 
-Import format, one entry per line: `+33612345678`, or CSV whose first column is the
-entry and whose optional second column is the channel (`sms`, `voice` or `both`; blank:
-the import's default). Columns may be separated by `,`, `;` or a tab, and further
-columns are ignored, so an export imports back as it is. Blank lines and lines starting
-with `#` are skipped, as is a first row whose first field is a word (a header). UTF-8,
-with or without a byte-order mark; LF or CRLF line ends.
+An export imported back restores each entry's metadata (source, added_at, added_by,
+note, expires_at) as the export shows it; rows sharing metadata are written together,
+sharing one stored record.
 """
 
 from __future__ import annotations
 
 import asyncio
-import codecs
 import contextlib
 import csv
 import io
-import re
 import time
+from collections import OrderedDict
 from collections.abc import AsyncIterable, AsyncIterator, Callable
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any, Literal
 
-from gatekeeper.numbers import EntryError, parse_entry
+from gatekeeper.bulk_format import (
+    EXPORT_COLUMNS,
+    MAX_LINE,
+    LineError,
+    LineParser,
+    Parsed,
+    export_row,
+    parse_lines,
+)
 from gatekeeper.policy import ListName
-from gatekeeper.store import EntryMeta, Listed, ListItem, ListKeys, Store
-from gatekeeper.times import expiry_instant, iso
-from gatekeeper.types import CHANNELS, Channel
+from gatekeeper.store import EntryMeta, ListItem, ListKeys, Store
+from gatekeeper.times import expiry_instant
+from gatekeeper.types import Channel
+
+__all__ = [
+    "BATCH_SIZE",
+    "EXPORT_COLUMNS",
+    "MAX_FAILURES_SHOWN",
+    "MAX_LINE",
+    "MODES",
+    "EmptyImport",
+    "ImportOptions",
+    "ImportRefused",
+    "ImportReport",
+    "Importer",
+    "LineError",
+    "LineParser",
+    "MetadataConflict",
+    "Mode",
+    "NoValidEntries",
+    "expiry_from",
+    "export_csv",
+    "export_row",
+    "parse_lines",
+]
 
 Mode = Literal["add", "replace"]
 MODES: tuple[Mode, ...] = ("add", "replace")
 # Members per store call: large enough that round trips do not dominate, small enough
 # that one script call does not hold Redis up noticeably (a few milliseconds).
 BATCH_SIZE = 5000
-# A longer line is refused (and skipped) instead of being buffered without bound.
-MAX_LINE = 4096
 MAX_FAILURES_SHOWN = 100
-EXPORT_COLUMNS = ("entry", "channel", "source", "added_at", "added_by", "note",
-                  "expires_at")
 EXPORT_CHUNK_ROWS = 1000
-
-_DELIMITERS = re.compile(r"[,;\t]")
-# A header's first field: words, no digits (`entry`, `Phone Number`, `numéro`).
-_HEADER_FIELD = re.compile(r"[^\W\d_]+(?:[ _-][^\W\d_]+)*")
-# Spreadsheets run cells starting with these as formulas: free text is defused on export.
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-_SHOWN_ENTRY = 80
-
-
-@dataclass(frozen=True, slots=True)
-class LineError:
-    """A line that could not be imported, by its 1-based line number."""
-
-    line: int
-    entry: str
-    reason: str
-
-    def to_json(self) -> dict[str, Any]:
-        """As import reports show it."""
-        return {"line": self.line, "entry": self.entry, "reason": self.reason}
-
-
-class LineParser:
-    """Turns chunks of bytes into list items and line errors, a line at a time.
-
-    Holds at most one partial line (up to MAX_LINE characters) between chunks; what one
-    chunk yields is bounded by the chunk's size.
-    """
-
-    def __init__(self, region: str | None = None, channel: Channel | None = None) -> None:
-        self._region = region
-        self._channel = channel
-        # utf-8-sig drops a leading byte-order mark; bad bytes become U+FFFD and the
-        # line then fails as an entry, with its number, instead of failing the import.
-        self._decoder = codecs.getincrementaldecoder("utf-8-sig")(errors="replace")
-        self._partial = ""
-        self._overlong: str | None = None  # head of a line being skipped for length
-        self._before_data = True
-        self.lines = 0
-
-    def feed(self, chunk: bytes) -> list[ListItem | LineError]:
-        """The items and errors of the lines completed by `chunk`."""
-        return self._take(self._decoder.decode(chunk), final=False)
-
-    def close(self) -> list[ListItem | LineError]:
-        """The last line, when the input does not end with a newline."""
-        return self._take(self._decoder.decode(b"", final=True), final=True)
-
-    def _take(self, text: str, final: bool) -> list[ListItem | LineError]:
-        out: list[ListItem | LineError] = []
-        pieces = text.split("\n")
-        rest = pieces.pop()  # after the last newline: the start of a line still coming
-        if pieces:
-            if self._overlong is not None:
-                out.append(self._too_long())
-            else:
-                self._add(out, self._partial + pieces[0])
-            self._partial = ""
-            for piece in pieces[1:]:
-                self._add(out, piece)
-        if self._overlong is None:
-            self._partial += rest
-            if len(self._partial) > MAX_LINE:
-                self._overlong, self._partial = self._partial[:_SHOWN_ENTRY], ""
-        if final:
-            if self._overlong is not None:
-                out.append(self._too_long())
-            elif self._partial:
-                last, self._partial = self._partial, ""
-                self._add(out, last)
-        return out
-
-    def _too_long(self) -> LineError:
-        self.lines += 1
-        head, self._overlong = self._overlong or "", None
-        return LineError(self.lines, head + "...",
-                         f"line too long (over {MAX_LINE} characters)")
-
-    def _add(self, out: list[ListItem | LineError], raw: str) -> None:
-        """Parse one complete line into `out` (nothing for blank and comment lines)."""
-        if len(raw) > MAX_LINE:
-            self._overlong = raw[:_SHOWN_ENTRY]
-            out.append(self._too_long())
-            return
-        self.lines += 1
-        text = raw.strip()
-        if not text or text[0] == "#":
-            return
-        channel = self._channel
-        if "," in text or ";" in text or "\t" in text or '"' in text:
-            fields = _fields(text)
-            given = fields[0].strip() if fields else ""
-            named = fields[1].strip().lower() if len(fields) > 1 else ""
-        else:  # the common case, one entry per line: no splitting
-            given, named = text, ""
-        if self._before_data:
-            self._before_data = False
-            if _HEADER_FIELD.fullmatch(given):
-                return
-        if named:
-            if named == "both":
-                channel = None
-            elif named in CHANNELS:
-                channel = named
-            else:
-                out.append(LineError(self.lines, given[:_SHOWN_ENTRY],
-                                     f"channel must be sms, voice or both, not {named[:20]!r}"))
-                return
-        parsed = parse_entry(given, self._region)
-        if isinstance(parsed, EntryError):
-            out.append(LineError(self.lines, given[:_SHOWN_ENTRY], parsed.reason))
-        else:
-            out.append(ListItem(parsed.value, channel))
-
-
-def _fields(text: str) -> list[str]:
-    """A line's fields; only the first two are used."""
-    if '"' not in text:
-        return _DELIMITERS.split(text, maxsplit=2)
-    found = _DELIMITERS.search(text)
-    delimiter = found.group() if found else ","
-    return next(csv.reader([text], delimiter=delimiter), [])
-
-
-def parse_lines(data: bytes, region: str | None = None, channel: Channel | None = None
-                ) -> list[ListItem | LineError]:
-    """Every item and error of a whole input (small inputs and tests)."""
-    parser = LineParser(region, channel)
-    return parser.feed(data) + parser.close()
+# Stored records of metadata shared by restored rows, remembered for reuse: bounds the
+# importer's memory whatever the number of distinct metadata in the file (a record
+# forgotten and needed again is just stored once more).
+SHARED_RECORDS_KEPT = 1024
+# Store calls of one batch in flight together (one per distinct metadata in it).
+WRITES_AT_ONCE = 16
 
 
 def expiry_from(ttl_seconds: str | int | None, expires_at: str | float | None,
@@ -189,7 +89,8 @@ def expiry_from(ttl_seconds: str | int | None, expires_at: str | float | None,
 
 @dataclass(frozen=True, slots=True)
 class ImportOptions:
-    """What an import loads, where, and the metadata its entries get."""
+    """What an import loads, where, and the metadata its entries get (an export's rows
+    bring their own instead: see Importer)."""
 
     name: ListName
     scope: str
@@ -200,6 +101,7 @@ class ImportOptions:
     region: str | None = None
     channel: Channel | None = None  # for lines without a channel column; None: both
     source: str = "import"
+    allow_empty: bool = False  # a replace with no entry at all empties the list
 
 
 @dataclass(slots=True)
@@ -220,6 +122,7 @@ class ImportReport:
     failed: int = 0
     failures: list[LineError] = field(default_factory=list)
     size: int | None = None  # the list's size after a replace
+    restored: bool = False  # the input was an export: rows kept their own metadata
 
     def to_json(self) -> dict[str, Any]:
         """The reply body of an import (and the CLI's summary)."""
@@ -239,21 +142,56 @@ class ImportReport:
             "failed": self.failed}
         if self.size is not None:
             event["size"] = self.size
+        if self.restored:
+            event["restored"] = True
         return event
 
 
-class NoValidEntries(Exception):
+class ImportRefused(Exception):
+    """An import refused as a whole: a replace leaves the live list as it was."""
+
+
+class NoValidEntries(ImportRefused):
     """A replace whose input had failed lines and no valid entry: refused, since applying
-    it would empty the list (a wrong file, not an intent to clear it)."""
+    it would empty the list (a wrong file, not an intent to clear it); `allow_empty`
+    does not change that."""
+
+
+class EmptyImport(ImportRefused):
+    """A replace whose input holds no entry at all (empty, a header, comments): refused
+    unless `allow_empty`, since it would empty the list."""
+
+
+class MetadataConflict(ImportRefused):
+    """An export given with a note or an expiry: its rows carry their own, so which one
+    applies would be a guess. Found at the header, before anything is loaded."""
 
 
 # Clean-ups of abandoned loads that must finish even if their caller is cancelled again.
 _CLEANUPS: set[asyncio.Task[None]] = set()
+# What rows with no metadata at all store: listings then show none.
+_NO_META = ""
+
+
+class _Own(Enum):
+    """The group of plain lines, which take the import's own metadata."""
+
+    OWN = "own"
+
+
+# A batch's groups: the import's own metadata, a row's metadata, or none.
+_Key = _Own | EntryMeta | None
 
 
 class Importer:
     """Loads one import into the store: into the live list (`add`), or into staging keys
     swapped in whole at the end (`replace`: lookups see the old list or the new one).
+
+    Plain lines share the import's metadata. An export's rows keep their own (a restore:
+    `added_by` is the file's, the audit log names the importing key): rows are grouped
+    by metadata, one store call per group per batch; a group of several rows shares one
+    stored record, a lone row stores its metadata inline, as the admin API does. An entry
+    repeated in an export keeps its first row.
 
     `report` holds the counts so far, also after a failure.
     """
@@ -268,36 +206,40 @@ class Importer:
         self._on_progress = on_progress
         self._meta_value: str | None = None
         self._pending: asyncio.Task[None] | None = None
+        # The batch being built: items by metadata, and the restored items already in
+        # it (so that a repeated entry keeps its first row).
+        self._groups: dict[_Key, list[ListItem]] = {}
+        self._restored: set[ListItem] = set()
+        self._count = 0
+        self._records: OrderedDict[EntryMeta, str] = OrderedDict()
 
     async def run(self, chunks: AsyncIterable[bytes]) -> ImportReport:
         """Read, parse and load every chunk; returns the report.
 
-        On any failure (a bad or broken body, a store fault, cancellation) a replace
-        drops what it loaded, leaving the live list untouched, and the error propagates.
+        On any failure (a bad or broken body, a store fault, a refusal, cancellation) a
+        replace drops what it loaded, leaving the live list untouched, and the error
+        propagates.
         """
         options = self.options
         live = self.store.keys.of(options.name, options.scope)
         target = self.store.keys.staging(options.name, options.scope) \
             if options.mode == "replace" else live
         parser = LineParser(options.region, options.channel)
-        batch: list[ListItem] = []
         try:
             if target != live:
                 await self.store.begin_load(live, target)
             async for chunk in chunks:
                 self.report.bytes += len(chunk)
-                batch = await self._load(parser.feed(chunk), batch, target)
+                await self._load(parser, parser.feed(chunk), target)
                 self.report.lines = parser.lines
                 if self._on_progress is not None:
                     self._on_progress(self.report)
-            batch = await self._load(parser.close(), batch, target)
+            await self._load(parser, parser.close(), target)
             self.report.lines = parser.lines
-            await self._flush(batch, target)
+            await self._flush(target)
             await self._settle()
             if options.mode == "replace":
-                if self.report.added == 0 and self.report.failed > 0:
-                    raise NoValidEntries(f"no line of the input is a valid entry "
-                                         f"({self.report.failed} failed)")
+                self._check_not_empty()
                 self.report.size = await self.store.swap(live, target)
         except BaseException:
             cleanup = asyncio.ensure_future(
@@ -311,39 +253,107 @@ class Importer:
             self._on_progress(self.report)
         return self.report
 
-    async def _load(self, parsed: list[ListItem | LineError], batch: list[ListItem],
-                    target: ListKeys) -> list[ListItem]:
+    def _check_not_empty(self) -> None:
+        """Refuse a replace that would leave the list empty, unless asked to."""
+        report = self.report
+        if report.added:
+            return
+        if report.failed:
+            raise NoValidEntries(f"no line of the input is a valid entry "
+                                 f"({report.failed} failed)")
+        if not self.options.allow_empty:
+            raise EmptyImport(f"the input holds no entry ({report.lines} lines: blank, "
+                              "comments or a header)")
+
+    async def _load(self, parser: LineParser, parsed: list[Parsed], target: ListKeys
+                    ) -> None:
+        if parser.restoring and not self.report.restored:
+            self.report.restored = True
+            if self.options.note is not None or self.options.expires_at is not None:
+                raise MetadataConflict(
+                    "the input is an export, whose rows carry their own metadata: a note "
+                    "or an expiry cannot be given with it")
         for item in parsed:
-            if isinstance(item, ListItem):
-                batch.append(item)
-                if len(batch) >= self._batch_size:
-                    await self._flush(batch, target)
-                    batch = []
-            else:
+            if isinstance(item, LineError):
                 self.report.failed += 1
                 if len(self.report.failures) < MAX_FAILURES_SHOWN:
                     self.report.failures.append(item)
-        return batch
+                continue
+            if isinstance(item, ListItem):
+                self._groups.setdefault(_Own.OWN, []).append(item)
+            elif item.item in self._restored:
+                self.report.existing += 1  # repeated in the batch: the first row stays
+                continue
+            else:
+                self._groups.setdefault(item.meta, []).append(item.item)
+                self._restored.add(item.item)
+            self._count += 1
+            if self._count >= self._batch_size:
+                await self._flush(target)
 
-    async def _flush(self, batch: list[ListItem], target: ListKeys) -> None:
-        """Start writing a batch; the previous one must be written first (one in flight,
-        so parsing the next batch overlaps the store's work on this one)."""
-        if not batch:
+    async def _flush(self, target: ListKeys) -> None:
+        """Start writing the batch built so far; the previous one must be written first
+        (one in flight, so parsing the next batch overlaps the store's work on this
+        one)."""
+        if not self._groups:
             return
+        groups = self._groups
+        self._groups, self._restored, self._count = {}, set(), 0
         await self._settle()
+        self._pending = asyncio.ensure_future(self._write(groups, target))
+
+    async def _write(self, groups: dict[_Key, list[ListItem]], target: ListKeys) -> None:
+        calls: list[tuple[list[ListItem], str, float | None]] = []
+        for key, items in groups.items():
+            if key is _Own.OWN:
+                calls.append((items, await self._own_meta(), self.options.expires_at))
+            elif key is None:
+                calls.append((items, _NO_META, None))
+            else:
+                calls.append((items, *await self._shared(key, len(items))))
+        # One script call per metadata: a list added entry by entry has as many as rows,
+        # so they run a few at a time, or round trips would dominate. A batch holds each
+        # entry once, so their order does not matter. All finish before any error is
+        # raised: none may write after an abandoned load is dropped.
+        for start in range(0, len(calls), WRITES_AT_ONCE):
+            done = await asyncio.gather(*(self._add(target, *call) for call in
+                                          calls[start:start + WRITES_AT_ONCE]),
+                                        return_exceptions=True)
+            for outcome in done:
+                if isinstance(outcome, BaseException):
+                    raise outcome
+
+    async def _add(self, target: ListKeys, items: list[ListItem], value: str,
+                   expires_at: float | None) -> None:
+        added, _ = await self.store.add_to(target, items, value, expires_at,
+                                           loading=self.options.mode == "replace")
+        self.report.added += len(added)
+        # Repeats within the batch are "existing" too: every entry line counts once.
+        self.report.existing += len(items) - len(added)
+
+    async def _own_meta(self) -> str:
+        """The import's own metadata record, stored at the first batch that needs it."""
         if self._meta_value is None:
             options = self.options
             self._meta_value = await self.store.save_batch(EntryMeta(
                 source=options.source, added_at=time.time(), added_by=options.added_by,
                 note=options.note, expires_at=options.expires_at))
-        self._pending = asyncio.ensure_future(self._write(batch, target, self._meta_value))
+        return self._meta_value
 
-    async def _write(self, batch: list[ListItem], target: ListKeys, meta_value: str) -> None:
-        added, _ = await self.store.add_to(target, batch, meta_value, self.options.expires_at,
-                                           loading=self.options.mode == "replace")
-        self.report.added += len(added)
-        # Repeats within the batch are "existing" too: every entry line is counted once.
-        self.report.existing += len(batch) - len(added)
+    async def _shared(self, meta: EntryMeta, rows: int) -> tuple[str, float | None]:
+        """The stored value for rows with this metadata: a shared record when several
+        rows have it (or had it in an earlier batch), else the metadata inline."""
+        value = self._records.get(meta)
+        if value is not None:
+            self._records.move_to_end(meta)
+        elif rows > 1:
+            value = await self.store.save_batch(meta)
+            self._records[meta] = value
+            if len(self._records) > SHARED_RECORDS_KEPT:
+                self._records.popitem(last=False)
+        else:
+            value = meta.to_json()
+        return value, meta.expires_at
 
     async def _settle(self) -> None:
         pending, self._pending = self._pending, None
@@ -359,27 +369,6 @@ class Importer:
         if staging is not None:
             with contextlib.suppress(Exception):
                 await self.store.drop(live, staging)
-
-
-def _iso(timestamp: float | None) -> str:
-    return "" if timestamp is None else iso(timestamp)
-
-
-def _text_cell(value: str | None) -> str:
-    """Free text, defused for spreadsheets (a leading `=` would run as a formula)."""
-    if not value:
-        return ""
-    return "'" + value if value.startswith(_FORMULA_START) else value
-
-
-def export_row(entry: Listed) -> list[str]:
-    """One CSV row of an export, in EXPORT_COLUMNS order."""
-    meta = entry.meta
-    row = [entry.item.entry, entry.item.channel or "both"]
-    if meta is None:
-        return [*row, "", "", "", "", ""]
-    return [*row, meta.source, _iso(meta.added_at), _text_cell(meta.added_by),
-            _text_cell(meta.note), _iso(meta.expires_at)]
 
 
 async def export_csv(store: Store, name: ListName, scope: str,

@@ -20,25 +20,31 @@ from pathlib import Path
 from typing import Any, BinaryIO, TextIO, cast
 
 import structlog
-from aiohttp import web
 
 from gatekeeper.admin.native import explain
-from gatekeeper.app import ADMIN_APP, create_app, tls_context
+from gatekeeper.app import create_app
 from gatekeeper.bulk import (
     MODES,
+    EmptyImport,
     Importer,
     ImportOptions,
+    ImportRefused,
     ImportReport,
+    MetadataConflict,
     NoValidEntries,
     expiry_from,
     export_csv,
 )
 from gatekeeper.config import Config, ConfigError, load_config
 from gatekeeper.embedded import EmbeddedError, EmbeddedRedis, read_running
+from gatekeeper.fdlimit import check_fd_limit
 from gatekeeper.numbers import is_known_region, is_valid_scope
 from gatekeeper.observability import configure_logging, share_metrics
 from gatekeeper.policy import LISTS, ListName
-from gatekeeper.providers.base import digest_of
+from gatekeeper.providers import check_presets
+from gatekeeper.providers.credentials import digest_of
+from gatekeeper.resources import ParentSupervision
+from gatekeeper.server import start_listeners
 from gatekeeper.store import MAX_NOTE, Store, StoreIncompatible, StoreUnavailable, connect
 from gatekeeper.types import CHANNELS, Channel
 
@@ -94,6 +100,9 @@ def _parser() -> argparse.ArgumentParser:
     load.add_argument("--expires-at", help="imported entries expire then (ISO 8601 or "
                       "epoch seconds)")
     load.add_argument("--region", help="region for national-format numbers, e.g. TR")
+    load.add_argument("--allow-empty", action="store_true",
+                      help="with --mode replace: a file without any entry empties the list "
+                      "(refused otherwise)")
     dump = with_config(lists_commands.add_parser("export", help="write a list as CSV"))
     dump.add_argument("--list", dest="list_name", choices=LISTS, required=True)
     dump.add_argument("--scope", required=True, help="'global' or 'kind:id'")
@@ -107,27 +116,23 @@ async def _serve(config: Config, worker: int = 0, workers: int = 1,
     port (SO_REUSEPORT) and worker 0 alone serves the admin listener."""
     log = structlog.get_logger("gatekeeper").bind(worker=worker) if workers > 1 else \
         structlog.get_logger("gatekeeper")
+    check_fd_limit(config, log)  # before the first connection, so its warning comes first
     app = create_app(config, housekeeping=worker == 0, metrics_dir=metrics_dir)
-    proxy_runner = web.AppRunner(app, access_log=None, handle_signals=False)
-    admin_runner = web.AppRunner(app[ADMIN_APP], access_log=None, handle_signals=False)
-    await proxy_runner.setup()  # starts the resources (and the embedded store)
+    # Both listeners with their head, body and idle timeouts (server.py); this starts the
+    # resources (and the embedded store) first.
+    listeners = await start_listeners(config, app, admin=worker == 0,
+                                      reuse_port=workers > 1)
     try:
         proxy, admin = config.proxy.listen, config.admin.listen
-        proxy_tls = tls_context(config.proxy.tls) if config.proxy.tls else None
-        await web.TCPSite(proxy_runner, proxy.host, proxy.port, ssl_context=proxy_tls,
-                          reuse_port=workers > 1).start()
-        if worker == 0:
-            await admin_runner.setup()
-            await web.TCPSite(admin_runner, admin.host, admin.port).start()
         if config.admin.key is None and worker == 0:
             log.warning("admin_key_missing", message="the admin list API refuses every call "
                         f"until a key is set ({config.admin.key_source})")
         # Start-up objects (config, routes, presets) never die: keep them out of the
         # collector's way, so full collections stay short under load.
         gc.freeze()
-        scheme = "https" if proxy_tls else "http"
-        log.info("gatekeeper_started", proxy=f"{scheme}://{proxy.host}:{proxy.port}",
-                 admin=f"http://{admin.host}:{admin.port}" if worker == 0 else None,
+        scheme = "https" if config.proxy.tls else "http"
+        log.info("gatekeeper_started", proxy=f"{scheme}://{proxy.host}:{listeners.proxy_port}",
+                 admin=f"http://{admin.host}:{listeners.admin_port}" if worker == 0 else None,
                  mounts={u.mount: u.url for u in config.upstreams}, config=config.source)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -136,8 +141,7 @@ async def _serve(config: Config, worker: int = 0, workers: int = 1,
         await stop.wait()
         log.info("gatekeeper_stopping")
     finally:
-        await admin_runner.cleanup()
-        await proxy_runner.cleanup()
+        await listeners.stop()
 
 
 def _run_loop(main: Coroutine[Any, Any, None]) -> None:
@@ -166,6 +170,10 @@ def _serve_workers(config: Config, workers: int) -> int:
         config = replace(config, redis=replace(config.redis, url=url))
     # Every worker counts into files here; worker 0's /metrics sums them.
     metrics_dir = tempfile.mkdtemp(prefix="gatekeeper-metrics-")
+    # The parent owns the embedded server, so it restarts it if it dies (the workers
+    # reconnect, or follow embedded.json to a new port) and counts that into metrics_dir.
+    supervision = None if embedded is None else \
+        ParentSupervision(embedded, metrics_dir, structlog.get_logger("gatekeeper"))
     context = multiprocessing.get_context("fork")
     children = [context.Process(target=_worker, args=(config, i, workers, metrics_dir),
                                 daemon=False)
@@ -188,9 +196,11 @@ def _serve_workers(config: Config, workers: int) -> int:
         # is worse than a restart by the supervisor.
         while any(c.is_alive() for c in children):
             for child in children:
-                child.join(timeout=0.2)
+                child.join(timeout=0.1 / workers)
                 if child.exitcode not in (None, 0) and not stopping:
                     stop(signal.SIGTERM, None)
+            if supervision is not None and not stopping:
+                supervision.step()
         failed = [c.exitcode for c in children if c.exitcode]
         return EXIT_RUNTIME if failed and not stopping else 0
     finally:
@@ -318,7 +328,7 @@ async def _import(config: Config, options: ImportOptions, stream: BinaryIO,
         except BaseException as exc:
             bar.finish(f"import stopped after {report.lines:,} lines: "
                        f"{exc or type(exc).__name__}")
-            _audit(report, "refused" if isinstance(exc, NoValidEntries) else "aborted",
+            _audit(report, "refused" if isinstance(exc, ImportRefused) else "aborted",
                    error=str(exc) or type(exc).__name__)
             raise
     outcome = f", list size {report.size:,}" if report.size is not None else ""
@@ -356,10 +366,13 @@ def _import_options(args: argparse.Namespace) -> ImportOptions:
     except ValueError as exc:
         raise UsageError(str(exc).replace("'ttl_seconds'", "--ttl-seconds")
                          .replace("'expires_at'", "--expires-at")) from exc
+    if args.allow_empty and args.mode != "replace":
+        raise UsageError("--allow-empty applies to --mode replace only")
     channel = None if args.channel == "both" else cast(Channel, args.channel)
     return ImportOptions(name=args.list_name, scope=args.scope, mode=args.mode,
                          added_by=CLI_KEY_NAME, note=args.note or None,
-                         expires_at=expires_at, region=region, channel=channel)
+                         expires_at=expires_at, region=region, channel=channel,
+                         allow_empty=args.allow_empty)
 
 
 def _lists(config: Config, args: argparse.Namespace) -> int:
@@ -403,6 +416,15 @@ def _lists(config: Config, args: argparse.Namespace) -> int:
             print(f"gatekeeper: import refused, the list was left as it was: {exc}",
                   file=sys.stderr)
             return EXIT_RUNTIME
+        except EmptyImport as exc:
+            print(json.dumps(report.to_json(), indent=2))
+            print(f"gatekeeper: import refused, the list was left as it was: {exc}; "
+                  "replacing the list by it would empty it: give --allow-empty to do that",
+                  file=sys.stderr)
+            return EXIT_CONFIG
+        except MetadataConflict as exc:
+            raise UsageError(f"import refused: {exc} (drop --note, --ttl-seconds and "
+                             "--expires-at)") from exc
     print(json.dumps(report.to_json(), indent=2))
     return 0
 
@@ -418,7 +440,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(digest_of(token))
         return 0
     try:
-        config = load_config(args.config)
+        config = check_presets(load_config(args.config))
     except ConfigError as exc:
         print(f"gatekeeper: invalid configuration: {exc}", file=sys.stderr)
         return EXIT_CONFIG

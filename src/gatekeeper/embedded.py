@@ -3,6 +3,10 @@
 It listens on 127.0.0.1 on a free port with a random password, keeps its AOF in the
 data directory, and records how to reach it in `<data_dir>/embedded.json` (mode 0600) so
 that `gatekeeper check` can use a running instance instead of starting a second one.
+
+If it dies, `supervisor.Supervisor` starts it again (`relaunch`) on the same data
+directory (its AOF reloaded, so no acknowledged write is lost), on the same port with
+the same password when the port is still free, so that clients reconnect by themselves.
 """
 
 from __future__ import annotations
@@ -99,15 +103,20 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def read_running(data_dir: Path) -> Endpoint | None:
-    """The endpoint of a live embedded server for `data_dir`, if one answers."""
+def read_state(data_dir: Path) -> Endpoint | None:
+    """The endpoint recorded in `data_dir`'s state file, without checking it answers."""
     try:
         raw = json.loads((data_dir / STATE_FILE).read_text())
-        endpoint = Endpoint(int(raw["port"]), str(raw["password"]), int(raw["pid"]),
-                            int(raw["owner_pid"]))
+        return Endpoint(int(raw["port"]), str(raw["password"]), int(raw["pid"]),
+                        int(raw["owner_pid"]))
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    return endpoint if _answers(endpoint) else None
+
+
+def read_running(data_dir: Path) -> Endpoint | None:
+    """The endpoint of a live embedded server for `data_dir`, if one answers."""
+    endpoint = read_state(data_dir)
+    return endpoint if endpoint is not None and _answers(endpoint) else None
 
 
 def _free_port() -> int:
@@ -116,10 +125,37 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def _port_free(port: int) -> bool:
+    """True when redis-server could bind 127.0.0.1:port (it sets SO_REUSEADDR too, so the
+    dead server's connections in TIME_WAIT do not count)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def exit_fields(returncode: int) -> dict[str, object]:
+    """A process's end for a log event: its exit code, or the signal that killed it."""
+    if returncode < 0:
+        try:
+            name = signal.Signals(-returncode).name
+        except ValueError:
+            name = str(-returncode)
+        return {"exit_code": None, "signal": name}
+    return {"exit_code": returncode, "signal": None}
+
+
 def _die_with_parent() -> None:
     # Linux only: the child gets SIGTERM if Gatekeeper dies without stopping it.
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    # Its own process group: a Ctrl-C in the terminal reaches Gatekeeper alone, which
+    # stops the server itself; otherwise the server would die first and its supervisor
+    # would restart it in the middle of the shutdown.
+    os.setpgid(0, 0)
 
 
 class EmbeddedRedis:
@@ -129,9 +165,11 @@ class EmbeddedRedis:
                  start_timeout: float = 15.0) -> None:
         self.data_dir = data_dir
         self._binary = binary
-        self._start_timeout = start_timeout
+        self.start_timeout = start_timeout
         self._process: subprocess.Popen[bytes] | None = None
         self.endpoint: Endpoint | None = None
+        # The server being started (by start() or relaunch()) until it answers.
+        self._launched: Endpoint | None = None
 
     def start(self) -> Endpoint:
         """Start the server (AOF on) and wait until it answers; returns its endpoint."""
@@ -146,9 +184,22 @@ class EmbeddedRedis:
                 os.kill(running.pid, signal.SIGTERM)
             self._wait_gone(running.pid)
         binary = find_binary(self._binary)
+        self._binary = binary  # restarts run the same one
         self.data_dir.mkdir(parents=True, exist_ok=True)
         os.chmod(self.data_dir, 0o700)
-        port, password = _free_port(), secrets.token_hex(24)
+        self._launch(_free_port(), secrets.token_hex(24))
+        deadline = time.monotonic() + self.start_timeout
+        while not self.answers(0.5):
+            if self.exit_status() is not None or time.monotonic() > deadline:
+                early = self._early_output()
+                self.stop()
+                raise EmbeddedError(f"redis-server ({binary}) did not start: "
+                                    f"{early or self.log_tail()}")
+            time.sleep(0.02)
+        return self.confirm()
+
+    def _launch(self, port: int, password: str) -> Endpoint:
+        """Write the config for `port` and `password` and start the server (no waiting)."""
         conf = self.data_dir / CONF_FILE
         conf.write_text(
             "bind 127.0.0.1\n"
@@ -163,31 +214,74 @@ class EmbeddedRedis:
             "protected-mode yes\n"
         )
         os.chmod(conf, 0o600)
-        self._process = subprocess.Popen(  # noqa: S603 - binary resolved above, no shell
+        self._process = subprocess.Popen(  # noqa: S603 - binary resolved by start(), no shell
             # Errors found before the log file is open (e.g. in redis.conf) go to stdout.
-            [binary, str(conf)], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            [str(self._binary), str(conf)], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT, preexec_fn=_die_with_parent,  # noqa: PLW1509
         )
-        endpoint = Endpoint(port, password, self._process.pid, os.getpid())
-        deadline = time.monotonic() + self._start_timeout
-        while not _answers(endpoint):
-            if self._process.poll() is not None or time.monotonic() > deadline:
-                early = self._early_output()
-                self.stop()
-                raise EmbeddedError(f"redis-server ({binary}) did not start: "
-                                    f"{early or self._log_tail()}")
-            time.sleep(0.02)
+        self._launched = Endpoint(port, password, self._process.pid, os.getpid())
+        return self._launched
+
+    def answers(self, timeout: float = 0.1) -> bool:
+        """True when the server being started (else the running one) answers PING."""
+        endpoint = self._launched or self.endpoint
+        return endpoint is not None and _answers(endpoint, timeout)
+
+    def confirm(self) -> Endpoint:
+        """The started server answers: adopt its endpoint, record it in the state file
+        (OSError if that cannot be written; the endpoint is adopted all the same)."""
+        endpoint = self._launched
+        if endpoint is None:
+            raise EmbeddedError("no embedded server is being started")
+        self.endpoint, self._launched = endpoint, None
         state = self.data_dir / STATE_FILE
-        state.touch(mode=0o600)
-        state.chmod(0o600)  # touch() leaves the mode of a stale file as it was
-        state.write_text(json.dumps({"port": port, "password": password,
-                                     "pid": endpoint.pid, "owner_pid": endpoint.owner_pid}))
-        self.endpoint = endpoint
+        partial = state.with_name(STATE_FILE + ".tmp")
+        # Written beside and renamed: a reader (a worker following a restart, `check`)
+        # never sees half a file. Created 0600 whatever a stale file's mode was.
+        partial.unlink(missing_ok=True)
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(json.dumps({"port": endpoint.port, "password": endpoint.password,
+                                  "pid": endpoint.pid, "owner_pid": endpoint.owner_pid}))
+        partial.replace(state)
         return endpoint
+
+    def exit_status(self) -> int | None:
+        """The return code of the server process once it has exited (negative: killed by
+        that signal); None while it runs, or when none was started."""
+        return None if self._process is None else self._process.poll()
+
+    def relaunch(self) -> Endpoint:
+        """Start the server again after it died, on the same data directory, port and
+        password (a new port if another process took it); returns the endpoint being
+        started. Does not wait: see `answers` and `confirm`."""
+        previous = self.endpoint or self._launched
+        if previous is None:
+            raise EmbeddedError("the embedded server was never started")
+        self._reap()
+        port = previous.port if _port_free(previous.port) else _free_port()
+        return self._launch(port, previous.password)
+
+    def discard(self) -> None:
+        """Give up on the server being started: killed if it runs, forgotten."""
+        self._reap()
+        self._launched = None
+
+    def _reap(self) -> None:
+        """Forget the current process: killed if it still runs, its output pipe closed."""
+        process, self._process = self._process, None
+        if process is None:
+            return
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        if process.stdout is not None:
+            process.stdout.close()
 
     def stop(self) -> None:
         """Stop the server gracefully (it flushes its AOF) and forget its endpoint."""
         process, self._process = self._process, None
+        self._launched = None
         if process is not None and process.poll() is None:
             process.terminate()
             try:
@@ -225,8 +319,10 @@ class EmbeddedRedis:
         lines = output.decode(errors="replace").splitlines()
         return " | ".join(lines[-5:])
 
-    def _log_tail(self) -> str:
+    def log_tail(self) -> str:
+        """The last lines of the server's log (why it stopped, or did not start)."""
         with contextlib.suppress(OSError):
             lines = (self.data_dir / LOG_FILE).read_text(errors="replace").splitlines()
             return " | ".join(lines[-5:]) or "no log output"
         return "no log output"
+

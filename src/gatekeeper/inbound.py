@@ -21,13 +21,16 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from gatekeeper.config import WebhookConfig
+from gatekeeper.forwarding import relay
 from gatekeeper.numbers import parse_destination
 from gatekeeper.observability import OUTCOME, REQUEST_ID, Outcome
 from gatekeeper.providers import twilio, vonage
-from gatekeeper.providers.base import BodyError, Reply, load_json, parse_form, parse_form_pairs
-from gatekeeper.proxy import Screener, attempt_for, relay
-from gatekeeper.replies import error_response, to_response
+from gatekeeper.providers.forms import parse_form, parse_pairs
+from gatekeeper.providers.locators import load_json
+from gatekeeper.providers.preset import BodyError
+from gatekeeper.replies import Reply, error_response, to_response
 from gatekeeper.resources import RESOURCES, Resources
+from gatekeeper.screening import Screener, attempt_for
 from gatekeeper.store import EntryMeta, ListItem, StoreUnavailable
 from gatekeeper.types import Channel
 
@@ -47,7 +50,7 @@ class Caller:
 def _form_fields(request: web.Request, body: bytes) -> dict[str, str]:
     """Twilio posts a form; a GET webhook carries the same fields in its query."""
     if request.method == "GET":
-        pairs = parse_form_pairs(request.rel_url.raw_query_string)
+        pairs = parse_pairs(request.rel_url.raw_query_string)
         return {} if isinstance(pairs, BodyError) else {p.name: p.value for p in pairs}
     form = parse_form(body)
     return {} if isinstance(form, BodyError) else {k: v[0] for k, v in form.items()}
@@ -113,28 +116,29 @@ class Webhook:
         except web.HTTPRequestEntityTooLarge:
             return error_response(413, "body_too_large", "The body is too large.", request_id)
         caller = self.kind.caller(request, body)
-        destination = parse_destination(caller.number or "", self.config.region,
-                                        self.kind.msisdn)
-        if destination.e164 is None:
+        raw = caller.number or ""
+        destination = parse_destination(raw, self.config.region, self.kind.msisdn)
+        if not destination.keys:
             # Anonymous or withheld callers, client: and sip: users: nothing to screen.
             request[OUTCOME] = Outcome(name, channel, "forwarded", ("not_a_phone_number",),
                                        self.scopes, direction="inbound")
             return await self._forward(request, body, "forwarded")
         if self.kind.refusal is None:
-            op = await self._opt_out(request_id, destination.e164, caller.body)
+            number = destination.e164 or destination.keys[0]
+            op = await self._opt_out(request_id, number, caller.body)
             request[OUTCOME] = Outcome(name, channel, "forwarded", (op,), self.scopes,
                                        direction="inbound")
             return await self._forward(request, body, "forwarded")
-        screened = await self.screener.screen(request_id, [destination.e164], self.scopes,
+        screened = await self.screener.screen(request_id, {raw: destination}, self.scopes,
                                               channel)
-        if screened.store_failed and self.screener.fail_closed:
+        if screened.store_failed and not screened.fail_open:
             request[OUTCOME] = Outcome(name, channel, "rejected", ("store_unavailable",),
                                        self.scopes, direction="inbound")
             return error_response(503, "store_unavailable", "The list store is unavailable.",
                                   request_id, "rejected")
         reasons = ("store_unavailable",) if screened.store_failed else \
-            tuple(d.verdict for d in screened.decisions)
-        blocked = screened.blocked
+            tuple(d.verdict for d in screened.decisions.values())
+        blocked = tuple(screened.blocked.values())
         action = "rejected" if blocked else "forwarded"
         request[OUTCOME] = Outcome(name, channel, action, reasons, self.scopes, blocked,
                                    direction="inbound")

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Literal
 
 import phonenumbers
+
+from gatekeeper.readings import Readings, split_name_addr, split_scheme
 
 # E.164 allows at most 15 digits; a prefix entry is shorter than a full number.
 MAX_E164_DIGITS = 15
@@ -102,24 +104,73 @@ def parse_entry(raw: str, region: str | None = None) -> Entry | EntryError:
 
 @dataclass(frozen=True, slots=True)
 class Destination:
-    """A send's recipient as understood by Gatekeeper."""
+    """A send's recipient as understood by Gatekeeper.
+
+    `keys` are every E.164 number a gateway could read in `raw` (`e164` first): the
+    proxy looks each one up, so a blocked number is caught however it is spelled.
+    Equality compares `kind`, `raw` and `e164`, what the destination is; `keys` also
+    depend on the region and preset it was read for.
+    """
 
     kind: DestinationKind
     raw: str
     e164: str | None = None
+    keys: tuple[str, ...] = field(default=(), compare=False)
+
+    def __post_init__(self) -> None:
+        # The canonical number is always looked up, and first.
+        if self.e164 is not None and self.keys[:1] != (self.e164,):
+            rest = tuple(k for k in self.keys if k != self.e164)
+            object.__setattr__(self, "keys", (self.e164, *rest))
 
 
 @lru_cache(maxsize=65536)
 def parse_destination(raw: str, region: str | None = None, msisdn: bool = False
                       ) -> Destination:
-    """Normalise a recipient to E.164.
+    """Normalise a recipient to E.164 and list every number it could be read as.
 
     `whatsapp:` and `tel:` carry a phone number; `sip:`/`sips:` URIs whose user part is
-    `+digits` are that number (a SIP trunk still dials it), other `sip:` and `client:`
-    destinations are not phone numbers. Anything else that is not a possible phone
-    number is `invalid`. With `msisdn`, digits alone are an international number without
-    its `+` (`447700900123`), as Vonage, Plivo, Sinch, Infobip and MessageBird write them.
-    Cached: the result depends only on the arguments.
+    a global number (any RFC 3261/3966 spelling: separators, percent-encoding,
+    parameters, a display name, `phone-context=+cc`) are that number (a SIP trunk still
+    dials it), as are digits in such a URI on an msisdn preset; other `sip:` and
+    `client:` destinations are not phone numbers. Anything else that is not a possible
+    phone number is `invalid`. With `msisdn`, digits alone are an international number
+    without its `+` (`447700900123`), as Vonage, Plivo, Sinch, Infobip and MessageBird
+    write them. Whatever the kind, `keys` holds every E.164 reading: IDD prefixes (`00`,
+    `011`, the region's) read as `+`, suffixes (`,`, `;`, `w`, `p`, `x`, `ext`, `#`)
+    dropped, national and international readings of bare digits. Cached: the result
+    depends only on the arguments.
+    """
+    if _E164_SYNTAX.fullmatch(raw):
+        # The common case, kept as cheap as before: `+digits` has no other reading.
+        try:
+            parsed = phonenumbers.parse(raw, region)
+        except phonenumbers.NumberParseException:
+            return Destination("invalid", raw, None, (raw,))
+        number = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+        if phonenumbers.is_possible_number(parsed):
+            return Destination("phone", raw, number, (number,) if number == raw else (number, raw))
+        also = (number,) if number != raw and _E164_SYNTAX.match(number) else ()
+        return Destination("invalid", raw, None, (raw, *also))
+    inner, _ = split_name_addr(raw.strip())
+    # `"Bob" <sip:...>` is read as its URI, so `"Bob" <sip:alice@h>` is not a number.
+    classic_text = inner if split_scheme(inner)[0] is not None else raw
+    kind, e164, pn_reading = _classic(classic_text, region, msisdn)
+    readings = Readings(region, msisdn)
+    readings.add_key(pn_reading)
+    canonical = readings.of_value(raw)
+    if kind != "phone" and canonical is not None:
+        upgraded = _possible_e164(canonical)
+        if upgraded is not None:
+            kind, e164 = "phone", upgraded
+    return Destination(kind, raw, e164, tuple(readings.keys))
+
+
+def _classic(raw: str, region: str | None, msisdn: bool
+             ) -> tuple[DestinationKind, str | None, str | None]:
+    """The canonical reading, as Gatekeeper has always made it.
+
+    Returns (kind, e164, phonenumbers' E.164 reading even when not possible).
     """
     text = raw.strip()
     if msisdn and _MSISDN.fullmatch(text):
@@ -130,24 +181,35 @@ def parse_destination(raw: str, region: str | None = None, msisdn: bool = False
         if scheme in ("sip", "sips"):
             user = rest.split("@", 1)[0].split(";", 1)[0]
             if _SIP_USER.match(user) is None:
-                return Destination("not_phone", raw)
+                return "not_phone", None, None
             text = user
         elif scheme == "client":
-            return Destination("not_phone", raw)
+            return "not_phone", None, None
         elif scheme in ("whatsapp", "tel"):
             text = rest.strip()
         else:
-            return Destination("invalid", raw)
+            return "invalid", None, None
     if not text:
-        return Destination("invalid", raw)
+        return "invalid", None, None
     try:
         parsed = phonenumbers.parse(text, region)
     except phonenumbers.NumberParseException:
-        return Destination("invalid", raw)
+        return "invalid", None, None
+    e164 = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
     if not phonenumbers.is_possible_number(parsed):
-        return Destination("invalid", raw)
-    return Destination("phone", raw, phonenumbers.format_number(parsed,
-                                                                phonenumbers.PhoneNumberFormat.E164))
+        return "invalid", None, e164
+    return "phone", e164, e164
+
+
+def _possible_e164(number: str) -> str | None:
+    """E.164 form of a `+digits` reading when phonenumbers deems it possible."""
+    try:
+        parsed = phonenumbers.parse(number, None)
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_possible_number(parsed):
+        return None
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
 
 def lookup_candidates(e164: str) -> tuple[str, ...]:

@@ -1,20 +1,45 @@
-"""Gatekeeper's own JSON error replies, shared by the proxy and the admin API."""
+"""Replies built without contacting an upstream: the `Reply` value presets return, and
+Gatekeeper's own error shape (`code`, `message`, `type`, `request_id`) used by the proxy
+and the admin API."""
 
 from __future__ import annotations
 
-from aiohttp import web
+import json
+from dataclasses import dataclass
 
-from gatekeeper.providers.base import Reply, gatekeeper_error
+from aiohttp import web
 
 DECISION_HEADER = "X-Gatekeeper-Decision"
 ERROR_TYPES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
-               405: "method_not_allowed",
+               405: "method_not_allowed", 408: "request_timeout",
                413: "payload_too_large", 502: "bad_gateway", 503: "service_unavailable",
                504: "gateway_timeout"}
 
 
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """An HTTP reply made here (a preset's reject or skip, an error)."""
+
+    status: int
+    body: bytes
+    content_type: str = "application/json"
+
+
+def json_reply(status: int, payload: object, content_type: str = "application/json") -> Reply:
+    """A JSON reply."""
+    return Reply(status, json.dumps(payload).encode(), content_type)
+
+
+def gatekeeper_error(status: int, code: str, message: str, request_id: str,
+                     error_type: str | None = None) -> Reply:
+    """Gatekeeper's own error shape: code, message, type, request_id."""
+    return json_reply(status, {"code": code, "message": message,
+                               "type": error_type or ERROR_TYPES.get(status, "error"),
+                               "request_id": request_id})
+
+
 def to_response(reply: Reply, decision: str | None = None) -> web.Response:
-    """An aiohttp response for a preset's reply, with the decision header if given."""
+    """An aiohttp response for a reply, with the decision header if given."""
     response = web.Response(status=reply.status, body=reply.body,
                             headers={"Content-Type": reply.content_type})
     if decision is not None:
@@ -25,5 +50,4 @@ def to_response(reply: Reply, decision: str | None = None) -> web.Response:
 def error_response(status: int, code: str, message: str, request_id: str,
                    decision: str | None = None) -> web.Response:
     """`{"code", "message", "type", "request_id"}` with the status's type."""
-    reply = gatekeeper_error(status, code, message, request_id, ERROR_TYPES.get(status, "error"))
-    return to_response(reply, decision)
+    return to_response(gatekeeper_error(status, code, message, request_id), decision)

@@ -1,29 +1,52 @@
 """The long-lived things both listeners share: store, upstream pools, metrics, logger.
 
 Built empty at composition time; `lifespan` (a `cleanup_ctx`) starts them and stops them.
+Background jobs, none of which may die for good: the expiry sweep, the supervision of
+the embedded redis-server (restarted with back-off if it dies), and, in a worker of
+`run --workers N`, following the parent's embedded server if it moves to another port.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import traceback
 from collections.abc import AsyncIterator, Coroutine
-from typing import Any
+from typing import Any, ClassVar
 
 import structlog
 from aiohttp import web
+from prometheus_client import CollectorRegistry
 
 from gatekeeper.config import Config
-from gatekeeper.embedded import EmbeddedRedis
-from gatekeeper.observability import Metrics
+from gatekeeper.embedded import EmbeddedRedis, read_state
+from gatekeeper.observability import Metrics, share_metrics
 from gatekeeper.store import Store, StoreUnavailable, connect
+from gatekeeper.supervisor import Backoff, Supervisor
 from gatekeeper.upstream import Upstream
 
 Logger = structlog.typing.FilteringBoundLogger
 
+# How often the embedded server's process is checked (a waitpid, microseconds).
+SUPERVISE_INTERVAL = 0.1
+# How often a worker re-reads the parent's embedded.json for a moved server.
+FOLLOW_INTERVAL = 0.5
+
+
+def _unexpected(log: Logger, event: str, exc: Exception, **fields: object) -> None:
+    """Log an exception a background job survives, with its type and where it came from."""
+    where = traceback.extract_tb(exc.__traceback__)[-3:]
+    log.error(event, error=str(exc) or type(exc).__name__, error_type=type(exc).__name__,
+              where=[f"{f.filename.rsplit('/', 1)[-1]}:{f.lineno} {f.name}" for f in where],
+              **fields)
+
 
 class Resources:
     """Shared state of one Gatekeeper process."""
+
+    # Restart back-off of the embedded server (tests slow it down to watch the outage).
+    restart_backoff: ClassVar[Backoff] = Backoff()
 
     def __init__(self, config: Config, metrics: Metrics, logger: Logger,
                  redis_client: Any | None = None, housekeeping: bool = True) -> None:
@@ -33,10 +56,11 @@ class Resources:
         self._client = redis_client
         self._store: Store | None = None
         self._embedded: EmbeddedRedis | None = None
+        self._store_url: str | None = None
         # Connection pools by upstream or webhook name.
         self.upstreams: dict[str, Upstream] = {}
         self._tasks: set[asyncio.Task[None]] = set()
-        self._sweeper: asyncio.Task[None] | None = None
+        self._jobs: list[asyncio.Task[None]] = []
         self._housekeeping = housekeeping
 
     @property
@@ -46,24 +70,35 @@ class Resources:
             raise RuntimeError("resources not started")
         return self._store
 
+    @property
+    def embedded(self) -> EmbeddedRedis | None:
+        """The embedded redis-server this process owns, if any."""
+        return self._embedded
+
     async def start(self) -> None:
         """Start the embedded store if configured, connect, and set up one connection pool
         per upstream and per webhook application."""
         client = self._client
         lookup_url: str | None = None
+        loop = asyncio.get_running_loop()
         if client is None:
             url = self.config.redis.url
             if self.config.redis.embedded:
                 self._embedded = EmbeddedRedis(self.config.redis.data_dir,
                                                self.config.redis.server_binary)
                 # Started on the loop's own thread, before serving: the child's
-                # die-with-parent signal is tied to the thread that forks it.
+                # die-with-parent signal is tied to the thread that forks it (restarts
+                # happen on this thread too).
                 url = self._embedded.start().url
                 self.log.info("embedded_store_started", data_dir=str(self._embedded.data_dir),
                               port=self._embedded.endpoint.port if self._embedded.endpoint
                               else None)
+                supervisor = Supervisor(self._embedded, self.log, self.restart_backoff)
+                self._jobs.append(loop.create_task(self._supervise(supervisor)))
+            elif self._parent_owns(url):
+                self._jobs.append(loop.create_task(self._follow_parent()))
             client = connect(self.config.redis, url)
-            lookup_url = url
+            lookup_url = self._store_url = url
         self._store = Store(client, self.config.redis, self.config.store, lookup_url)
         try:
             await self._store.prepare()
@@ -71,13 +106,21 @@ class Resources:
             # Not fatal: /readyz reports it and store.on_error governs requests meanwhile.
             self.log.warning("store_unavailable", operation="prepare", error=str(exc))
         if self._housekeeping:
-            self._sweeper = asyncio.get_running_loop().create_task(self._sweep_forever())
+            self._jobs.append(loop.create_task(self._sweep_forever()))
         for name, url in [(u.name, u.url) for u in self.config.upstreams] + \
                 [(h.name, h.url) for h in self.config.webhooks]:
             self.upstreams[name] = Upstream(url)
 
+    def _parent_owns(self, url: str) -> bool:
+        """True in a worker of `run --workers N`: `url` is the embedded server that the
+        parent process started (and restarts) for this data directory."""
+        endpoint = read_state(self.config.redis.data_dir)
+        return endpoint is not None and endpoint.url == url and \
+            endpoint.owner_pid == os.getppid()
+
     async def _sweep_forever(self) -> None:
-        """Tidy expired entries out of Redis (lookups already ignore them)."""
+        """Tidy expired entries out of Redis (lookups already ignore them). Never ends but
+        by cancellation: every failure is logged, counted, and the next sweep goes on."""
         while True:
             await asyncio.sleep(self.config.store.sweep_interval)
             try:
@@ -86,8 +129,46 @@ class Resources:
                 self.metrics.store_errors.labels("sweep").inc()
                 self.log.warning("store_unavailable", operation="sweep", error=str(exc))
                 continue
+            except Exception as exc:  # a bug must not end the sweeps for good
+                self.metrics.store_errors.labels("sweep").inc()
+                _unexpected(self.log, "sweep_failed", exc, operation="sweep")
+                continue
             if removed:
                 self.log.info("entries_expired", removed=removed)
+
+    async def _supervise(self, supervisor: Supervisor) -> None:
+        """Restart the embedded server whenever it dies; count each restart, and point the
+        store at the new port if the old one was taken meanwhile."""
+        counted = 0
+        while True:
+            await asyncio.sleep(SUPERVISE_INTERVAL)
+            try:
+                supervisor.step()
+                if supervisor.restarts != counted:
+                    self.metrics.store_restarts.inc(supervisor.restarts - counted)
+                    counted = supervisor.restarts
+                endpoint = supervisor.server.endpoint
+                if endpoint is not None and endpoint.url != self._store_url:
+                    await self._retarget(endpoint.url, endpoint.port)
+            except Exception as exc:  # supervision must outlive any surprise
+                _unexpected(self.log, "embedded_supervision_failed", exc)
+
+    async def _follow_parent(self) -> None:
+        """In a worker: the parent restarts the embedded server, on the same port unless
+        it was taken; then its embedded.json names the new one, which the store follows."""
+        while True:
+            await asyncio.sleep(FOLLOW_INTERVAL)
+            try:
+                endpoint = read_state(self.config.redis.data_dir)
+                if endpoint is not None and endpoint.url != self._store_url:
+                    await self._retarget(endpoint.url, endpoint.port)
+            except Exception as exc:  # following must outlive any surprise
+                _unexpected(self.log, "embedded_follow_failed", exc)
+
+    async def _retarget(self, url: str, port: int) -> None:
+        await self.store.retarget(url)
+        self._store_url = url
+        self.log.warning("store_retargeted", port=port)
 
     def spawn(self, job: Coroutine[Any, Any, None]) -> None:
         """Run a side job (e.g. an attempts-log append) without holding up the reply."""
@@ -97,10 +178,12 @@ class Resources:
 
     async def close(self) -> None:
         """Finish side jobs, close upstream pools and the store, stop the embedded server."""
-        if self._sweeper is not None:
-            self._sweeper.cancel()
+        jobs, self._jobs = self._jobs, []
+        for job in jobs:
+            job.cancel()
+        for job in jobs:
             with contextlib.suppress(asyncio.CancelledError):
-                await self._sweeper
+                await job
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         for pool in self.upstreams.values():
@@ -119,6 +202,35 @@ class Resources:
             yield
         finally:
             await self.close()
+
+
+class ParentSupervision:
+    """The parent of `run --workers N` owns the embedded server: it restarts it (the
+    workers reconnect, or follow embedded.json to a new port), logs each restart, and
+    counts it in the workers' shared metrics directory, where worker 0's /metrics sums
+    it with theirs. Call `step()` every ~0.1 s from the parent's main thread."""
+
+    def __init__(self, embedded: EmbeddedRedis, metrics_dir: str, log: Logger) -> None:
+        self._supervisor = Supervisor(embedded, log, Resources.restart_backoff)
+        self._metrics_dir = metrics_dir
+        self._metrics: Metrics | None = None
+        self._counted = 0
+        self._log = log
+
+    def step(self) -> None:
+        """Check the server; restart it when due; count a restart that succeeded."""
+        try:
+            self._supervisor.step()
+            if self._supervisor.restarts != self._counted:
+                if self._metrics is None:
+                    # Made at the first restart: only then has the parent anything to count
+                    # (its file in the shared directory is what worker 0 adds up).
+                    share_metrics(self._metrics_dir)
+                    self._metrics = Metrics(CollectorRegistry(), self._metrics_dir)
+                self._metrics.store_restarts.inc(self._supervisor.restarts - self._counted)
+                self._counted = self._supervisor.restarts
+        except Exception as exc:  # the parent must outlive any surprise
+            _unexpected(self._log, "embedded_supervision_failed", exc)
 
 
 RESOURCES = web.AppKey("resources", Resources)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from gatekeeper.admin import agent
@@ -10,6 +11,7 @@ from gatekeeper.admin.native import Handler, create_native_app
 from gatekeeper.observability import REQUEST_ID, with_request_id
 from gatekeeper.replies import error_response
 from gatekeeper.resources import RESOURCES, Resources
+from gatekeeper.store import StoreUnavailable
 
 _HTTP_ERROR_CODES = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}
 
@@ -28,6 +30,25 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
         if "Allow" in exc.headers:
             response.headers["Allow"] = exc.headers["Allow"]
         return response
+
+
+def store_unavailable(resources: Resources) -> Middleware:
+    """A store fault that escaped an admin handler: 503 `store_unavailable`, logged and
+    counted, so that no admin path answers 500 while the store is down."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except StoreUnavailable as exc:
+            request_id = request.get(REQUEST_ID, "")
+            resources.metrics.store_errors.labels("admin").inc()
+            resources.log.error("store_unavailable", request_id=request_id, operation="admin",
+                                method=request.method, path=request.path, error=str(exc))
+            return error_response(503, "store_unavailable", "The list store is unavailable.",
+                                  request_id)
+
+    return middleware
 
 
 async def healthz(_request: web.Request) -> web.Response:
@@ -51,7 +72,8 @@ async def metrics(request: web.Request) -> web.Response:
 
 def create_admin_app(resources: Resources) -> web.Application:
     """The admin listener's application."""
-    app = web.Application(middlewares=[with_request_id, json_errors])
+    app = web.Application(middlewares=[with_request_id, json_errors,
+                                       store_unavailable(resources)])
     app[RESOURCES] = resources
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)

@@ -21,8 +21,10 @@ from gatekeeper.admin.auth import BadRequest, authorize
 from gatekeeper.admin.params import region_param, scope_param
 from gatekeeper.bulk import (
     MODES,
+    EmptyImport,
     Importer,
     ImportOptions,
+    MetadataConflict,
     NoValidEntries,
     expiry_from,
     export_csv,
@@ -35,7 +37,8 @@ from gatekeeper.types import CHANNELS, Channel
 
 READ_CHUNK = 64 * 1024
 _IMPORT_PARAMS = frozenset({"scope", "mode", "note", "ttl_seconds", "expires_at", "region",
-                            "channel"})
+                            "channel", "allow_empty"})
+_BOOLEANS = {"true": True, "false": False}
 _EXPORT_PARAMS = frozenset({"scope"})
 
 
@@ -63,10 +66,17 @@ def _options(request: web.Request, scope: str) -> ImportOptions:
         expires_at = expiry_from(query.get("ttl_seconds"), query.get("expires_at"))
     except ValueError as exc:
         raise BadRequest("invalid_query", str(exc).capitalize() + ".") from exc
+    allow_empty = _BOOLEANS.get(query.get("allow_empty", "false").lower())
+    if allow_empty is None:
+        raise BadRequest("invalid_query", "'allow_empty' must be true or false.")
+    if allow_empty and mode != "replace":
+        # Only a replace can empty a list: asked of an add, it is a mistaken mode.
+        raise BadRequest("invalid_query", "'allow_empty' applies to mode=replace only.")
     return ImportOptions(
         name=cast(ListName, request.match_info["list"]), scope=scope, mode=mode,
         note=note, expires_at=expires_at, region=region,
-        channel=None if channel == "both" else cast(Channel, channel))
+        channel=None if channel == "both" else cast(Channel, channel),
+        allow_empty=allow_empty)
 
 
 async def import_list(request: web.Request) -> web.Response:
@@ -92,6 +102,15 @@ async def import_list(request: web.Request) -> web.Response:
         raise BadRequest("no_valid_entries", f"No line is a valid entry ({report.failed} "
                          f"failed; line {first.line}: {first.reason}): the list was left "
                          "as it was.") from exc
+    except EmptyImport as exc:
+        audit("refused", error=str(exc))
+        raise BadRequest("empty_import", f"A replace by an input with no entry would empty "
+                         f"the list: refused, the list was left as it was ({exc}). Give "
+                         "allow_empty=true to empty it.") from exc
+    except MetadataConflict as exc:
+        audit("refused", error=str(exc))
+        raise BadRequest("invalid_query", f"Refused: {exc} (drop 'note', 'ttl_seconds' "
+                         "and 'expires_at').") from exc
     except (web.RequestPayloadError, HttpProcessingError, zlib.error) as exc:
         # A body aiohttp could not decode (chunked framing, content encoding); zlib's
         # own error comes through when the fault is found while reading.

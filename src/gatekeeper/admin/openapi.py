@@ -353,11 +353,17 @@ PATHS: dict[str, dict[str, Any]] = {
             "description": "One entry per line, or CSV whose first column is the entry "
                            "and optional second the channel (`sms`, `voice`, `both`); "
                            "`,`, `;` or tab separated, further columns ignored, `#` "
-                           "comments, an optional header row, UTF-8, LF or CRLF. The body "
+                           "comments, an optional header row, UTF-8, LF or CRLF. A body "
+                           "whose header row is the export's "
+                           f"(`{','.join(EXPORT_COLUMNS)}`) is restored: each row keeps "
+                           "its own metadata (rows already expired fail), and `note`, "
+                           "`ttl_seconds` and `expires_at` are refused with it. The body "
                            "is streamed (no size limit, bounded memory). `mode=replace` "
                            "swaps the new list in atomically; a replace whose every line "
-                           "fails is refused (400) and leaves the list as it was. "
-                           "Unknown query parameters are refused (400).",
+                           "fails is refused (400 `no_valid_entries`), as is one with no "
+                           "entry at all unless `allow_empty=true` (400 `empty_import`); "
+                           "both leave the list as it was. Unknown query parameters are "
+                           "refused (400).",
             "parameters": [
                 _query("scope", SCOPE, "The list's scope."),
                 _query("mode", {"type": "string", "enum": list(MODES), "default": "add"},
@@ -372,7 +378,11 @@ PATHS: dict[str, dict[str, Any]] = {
                 _query("expires_at", _instant(
                     f"In the future, at most {MAX_TTL} seconds ahead."),
                     "When entries expire (not with `ttl_seconds`)."),
-                _query("region", REGION, "For national-format numbers.")],
+                _query("region", REGION, "For national-format numbers."),
+                _query("allow_empty", {"type": "boolean", "default": False},
+                       "With `mode=replace` only: a body with no entry (empty, a header, "
+                       "comments) empties the list instead of being refused. A body "
+                       "whose every line fails is refused all the same.")],
             "requestBody": {"required": False, "content": {
                 "text/csv": {"schema": {"type": "string"},
                              "example": "entry,channel\n+33612345678,sms\n+90850*,both\n"},
@@ -381,7 +391,8 @@ PATHS: dict[str, dict[str, Any]] = {
             "responses": {
                 "200": _json(_ref("ImportReport"), "The import's counts."),
                 "400": _bad_request("invalid_query", "invalid_scope", "invalid_region",
-                                    "invalid_channel", "no_valid_entries", "invalid_body",
+                                    "invalid_channel", "no_valid_entries", "empty_import",
+                                    "invalid_body",
                                     changed="nothing was changed, except by an `add` "
                                     "whose body turned out malformed (`invalid_body`), "
                                     "which keeps what it loaded before"),

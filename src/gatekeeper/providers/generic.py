@@ -2,67 +2,55 @@
 
 from __future__ import annotations
 
-import re
-from collections.abc import Mapping
-
 from gatekeeper.config import RouteConfig, UpstreamConfig
-from gatekeeper.providers.base import (
-    Blocked,
-    FormField,
-    JsonPath,
-    Locator,
-    Message,
-    Reply,
-    Route,
-    basic_user,
-    gatekeeper_error,
-    json_reply,
-    token_digest,
-)
-
-_PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+from gatekeeper.providers.credentials import basic_user, token_digest
+from gatekeeper.providers.locators import FormField, JsonPath
+from gatekeeper.providers.preset import Blocked, Locator, Message, Route, route
+from gatekeeper.replies import Reply, gatekeeper_error, json_reply
 
 
-def compile_path(pattern: str) -> re.Pattern[str]:
-    """`/v1/{account}/sms/*` -> a regex: `{name}` and `*` each match one path segment."""
-    out, pos = [], 0
-    for found in _PARAM.finditer(pattern):
-        out.append(re.escape(pattern[pos:found.start()]).replace(r"\*", "[^/]+"))
-        out.append(f"(?P<{found.group(1)}>[^/]+)")
-        pos = found.end()
-    out.append(re.escape(pattern[pos:]).replace(r"\*", "[^/]+"))
-    body = "".join(out).rstrip("/") or "/"
-    return re.compile(f"^{body}$")
+def _locator(config: RouteConfig) -> Locator:
+    if config.destination.source == "json":
+        return JsonPath(config.destination.path)
+    return FormField(config.destination.path)
 
 
-def _locator(route: RouteConfig) -> Locator:
-    if route.destination.source == "json":
-        return JsonPath(route.destination.path)
-    return FormField(route.destination.path)
+def reject(blocked: Blocked) -> Reply:
+    """403 `destination_blocked` in Gatekeeper's own error shape."""
+    return gatekeeper_error(403, "destination_blocked", "The destination is on a block list.",
+                            blocked.request_id, "forbidden")
+
+
+def skip(blocked: Blocked) -> Reply:
+    """200 `{"id", "status": "skipped"}`."""
+    return json_reply(200, {"id": blocked.request_id, "status": "skipped"})
 
 
 class GenericPreset:
-    """Any JSON or form gateway described entirely in config."""
+    """Any JSON or form gateway described entirely in config: a `{name}` or `*` in a
+    route's path matches one segment."""
 
     name = "generic"
     msisdn = False
     default_region: str | None = None
+    quiet_writes = ()
+    list_api = None
 
     def routes(self, upstream: UpstreamConfig) -> tuple[Route, ...]:
-        return tuple(Route(r.method, compile_path(r.path), r.channel, _locator(r))
+        return tuple(route(r.method, r.path, r.channel, _locator(r), reject, skip)
                      for r in upstream.routes)
 
-    def identities(self, message: Message, path_params: Mapping[str, str]) -> tuple[str, ...]:
+    def identities(self, message: Message, path: str) -> tuple[str, ...]:
         found = (basic_user(message.headers), token_digest(message.headers))
         return tuple(i for i in found if i)
 
-    def reject(self, blocked: Blocked) -> Reply:
-        return gatekeeper_error(403, "destination_blocked",
-                                "The destination is on a block list.",
-                                blocked.request_id, "forbidden")
+    def unauthorized(self, request_id: str) -> Reply:
+        return gatekeeper_error(401, "unauthorized",
+                                "The request's credential maps to no configured scope.",
+                                request_id)
 
-    def skip(self, blocked: Blocked) -> Reply:
-        return json_reply(200, {"id": blocked.request_id, "status": "skipped"})
 
+    def refuse(self, blocked: Blocked) -> Reply:
+        return reject(blocked)
 
 PRESET = GenericPreset()

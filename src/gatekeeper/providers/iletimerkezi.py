@@ -26,31 +26,31 @@ from __future__ import annotations
 
 import codecs
 import json
-import re
 import secrets
-from collections.abc import Mapping
 from dataclasses import dataclass
 from xml.parsers import expat
 from xml.sax.saxutils import escape
 
 from gatekeeper.config import UpstreamConfig
-from gatekeeper.providers.base import (
+from gatekeeper.providers.forms import parse_pairs, read_field
+from gatekeeper.providers.listapi.iletimerkezi import SUCCESS_MESSAGE, IletiMerkeziLists
+from gatekeeper.providers.locators import FormField, JsonPath, load_json
+from gatekeeper.providers.preset import (
     Blocked,
     BodyError,
-    FormField,
-    JsonPath,
     Message,
     Recipients,
-    Reply,
+    ReplyFn,
     Route,
-    load_json,
-    parse_form_pairs,
+    route,
 )
+from gatekeeper.providers.routing import template
+from gatekeeper.replies import Reply
 
 REJECT_CODE = 452
-# The API's Turkish texts: "the message's recipients are invalid", "request successful".
+# The API's Turkish text: "the message's recipients are invalid".
 REJECT_MESSAGE = "Mesaj alıcıları hatalı"  # noqa: RUF001
-SUCCESS_MESSAGE = "İşlem başarılı"  # noqa: RUF001
+AUTH_MESSAGE = "Üyelik bilgileri hatalı"  # noqa: RUF001 ("membership details are wrong")
 _JSON_CONTENT_TYPE = "application/json; charset=utf-8"
 _XML_CONTENT_TYPE = "application/xml; charset=utf-8"
 _IDENTITY_FIELDS = ("key", "username")
@@ -86,6 +86,7 @@ class _XmlScan:
     messages: tuple[tuple[int, int], ...]  # (start, end) byte spans of <message> elements
     key: str | None
     username: str | None
+    exact: bool = True  # no namespace prefixes: every reader sees the same elements
 
 
 def _redecode(text: str) -> str:
@@ -112,6 +113,7 @@ def _scan_xml(body: bytes) -> _XmlScan | BodyError:
     numbers: list[_XmlNumber] = []
     text: list[str] = []
     auth: dict[str, str] = {}
+    prefixed: list[str] = []
 
     def end_of_tag(index: int) -> int:
         # Only elements with an explicit end tag (`</number>`) are ever cut, and an end
@@ -119,7 +121,10 @@ def _scan_xml(body: bytes) -> _XmlScan | BodyError:
         return data.index(b">", index) + 1
 
     def start(name: str, _attrs: dict[str, str]) -> None:
-        lower = name.lower()
+        # `x:number` is `number` to a namespace-aware reader: counted, never rewritten.
+        lower = name.rpartition(":")[2].lower()
+        if ":" in name:
+            prefixed.append(name)
         stack.append((lower, parser.CurrentByteIndex))
         text.clear()
         if lower == "message":
@@ -158,7 +163,7 @@ def _scan_xml(body: bytes) -> _XmlScan | BodyError:
         return BodyError("invalid_xml", "the body is neither valid JSON nor valid XML "
                          "without a DOCTYPE")
     return _XmlScan(tuple(numbers), tuple((s, e) for s, e in messages), auth.get("key"),
-                    auth.get("username"))
+                    auth.get("username"), not prefixed)
 
 
 def _cut(body: bytes, spans: list[tuple[int, int]]) -> bytes:
@@ -192,6 +197,10 @@ class XmlNumbers:
         if not scan.numbers:
             return BodyError("missing_destination", "no <receipents><number> in the order")
 
+        values = tuple(n.value for n in scan.numbers)
+        if not scan.exact:
+            return Recipients(values)
+
         def remove(blocked: frozenset[str]) -> Message:
             spans = [(n.start, n.end) for n in scan.numbers if n.value in blocked]
             for index, span in enumerate(scan.messages):
@@ -200,7 +209,7 @@ class XmlNumbers:
                     spans.append(span)
             return Message(_cut(message.body, spans), message.query, message.headers)
 
-        return Recipients(tuple(n.value for n in scan.numbers), remove)
+        return Recipients(values, remove)
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,23 +235,14 @@ def _json_identities(body: bytes) -> list[str | None]:
 
 
 def _query_identities(query: str) -> list[str | None]:
-    pairs = parse_form_pairs(query)
+    pairs = parse_pairs(query)
     if isinstance(pairs, BodyError):
         return []
-    return [next((p.value for p in pairs if p.name == name), None) for name in _IDENTITY_FIELDS]
+    return [value for name in _IDENTITY_FIELDS for value in read_field(pairs, name).values]
 
 
-def _wants_json(blocked: Blocked) -> bool:
-    """JSON replies for the JSON API; XML for the XML and GET APIs."""
-    # An optional group that did not match is None in the path parameters.
-    api = (blocked.path_params.get("api") or "").lower()
-    if api:
-        return api == "json"
-    return blocked.message.body != b"" and _is_json(blocked.message.body)
-
-
-def _reply(blocked: Blocked, status: int, message: str, order_id: str | None) -> Reply:
-    if _wants_json(blocked):
+def _reply(as_json: bool, status: int, message: str, order_id: str | None) -> Reply:
+    if as_json:
         payload: dict[str, object] = {"status": {"code": status, "message": message}}
         if order_id is not None:
             payload["order"] = {"id": order_id}
@@ -255,25 +255,48 @@ def _reply(blocked: Blocked, status: int, message: str, order_id: str | None) ->
     return Reply(status, xml.encode(), _XML_CONTENT_TYPE)
 
 
+def _order_id() -> str:
+    # A numeric order id like the API's; iletiMerkezi never saw it, so a later
+    # get-report for it answers 455 (order not found).
+    return str(secrets.randbelow(9 * 10**8) + 10**8)
+
+
+def replies(fmt: str) -> tuple[ReplyFn, ReplyFn]:
+    """452 "Mesaj alıcıları hatalı" (HTTP and body) and 200 "İşlem başarılı", in JSON for
+    the JSON API, XML for the GET API, and by the body's own format on `/v1/send-sms`."""  # noqa: RUF002
+
+    def as_json(blocked: Blocked) -> bool:
+        if fmt != "sniff":
+            return fmt == "json"
+        return blocked.message.body != b"" and _is_json(blocked.message.body)
+
+    return (lambda b: _reply(as_json(b), REJECT_CODE, REJECT_MESSAGE, None),
+            lambda b: _reply(as_json(b), 200, SUCCESS_MESSAGE, _order_id()))
+
+
 class IletiMerkeziPreset:
     """iletiMerkezi's send-sms API in its JSON, XML and GET forms."""
 
     name = "iletimerkezi"
     msisdn = False
     default_region: str | None = "TR"
+    # Every call of this API is a POST, reads included.
+    quiet_writes = tuple(template(f"/v1/{name}", prefix=True) for name in (
+        "get-report", "get-reports", "get-balance", "get-sender", "cancel-order"))
+    list_api = IletiMerkeziLists()
 
     def routes(self, upstream: UpstreamConfig) -> tuple[Route, ...]:
-        post = re.compile(r"^/v1/send-sms(/(?P<api>json))?$", re.I)
-        get = re.compile(r"^/v1/send-sms/(?P<api>get)$", re.I)
         return (
-            Route("POST", post, "sms", SendSmsBody()),
+            route("POST", "/v1/send-sms/json", "sms", SendSmsBody(), *replies("json")),
+            route("POST", "/v1/send-sms", "sms", SendSmsBody(), *replies("sniff")),
             # The GET API reads its query string whatever the method.
-            *(Route(method, get, "sms", _QUERY_NUMBERS) for method in ("GET", "HEAD", "POST")),
+            route("GET HEAD POST", "/v1/send-sms/get", "sms", _QUERY_NUMBERS,
+                  *replies("xml"), reads_query=True),
         )
 
-    def identities(self, message: Message, path_params: Mapping[str, str]) -> tuple[str, ...]:
+    def identities(self, message: Message, path: str) -> tuple[str, ...]:
         """The API key and legacy user name, from the body or the GET API's query."""
-        if (path_params.get("api") or "").lower() == "get":
+        if path.lower().rstrip("/").endswith("/send-sms/get"):
             found = _query_identities(message.query)
         elif _is_json(message.body):
             found = _json_identities(message.body)
@@ -282,13 +305,11 @@ class IletiMerkeziPreset:
             found = [] if isinstance(scan, BodyError) else [scan.key, scan.username]
         return tuple(dict.fromkeys(i for i in found if i))
 
-    def reject(self, blocked: Blocked) -> Reply:
-        return _reply(blocked, REJECT_CODE, REJECT_MESSAGE, None)
+    def unauthorized(self, request_id: str) -> Reply:
+        return _reply(True, 401, AUTH_MESSAGE, None)
 
-    def skip(self, blocked: Blocked) -> Reply:
-        # A numeric order id like the API's; iletiMerkezi never saw it, so a later
-        # get-report for it answers 455 (order not found).
-        return _reply(blocked, 200, SUCCESS_MESSAGE, str(secrets.randbelow(9 * 10**8) + 10**8))
 
+    def refuse(self, blocked: Blocked) -> Reply:
+        return replies("sniff")[0](blocked)
 
 PRESET = IletiMerkeziPreset()

@@ -15,6 +15,9 @@ or newer spelling of the same send cannot slip past):
   PIN goes to the number already checked when the PIN was created.
 - POST `/calls/1/calls` (Calls API, voice): `endpoint.phoneNumber` (PHONE and VIBER
   endpoints); a WEBRTC or SIP endpoint has no number and passes as `client:<type>`.
+- POST `/whatsapp/1/message/template` (`messages[].to`) and `/whatsapp/1/message/<type>`
+  (`to`); POST `/messages-api/1/messages` (`messages[].destinations[].to` and
+  `...byChannel[].to`), all on the sms channel.
 Numbers are MSISDNs without `+` (msisdn = True).
 Reject: 400, which the SDK raises as `BadRequestException`; `/sms/3` gets Infobip's
 newer error shape (`errorCode`, `description`, `action`, `violations`, `resources`, what
@@ -26,31 +29,26 @@ refused destination in a 200 reply.
 
 from __future__ import annotations
 
-import re
-from collections.abc import Mapping
 from dataclasses import dataclass
 from uuid import uuid4
 
 from gatekeeper.config import UpstreamConfig
-from gatekeeper.providers.base import (
+from gatekeeper.providers.credentials import basic_user, token_digest
+from gatekeeper.providers.forms import parse_pairs, read_field
+from gatekeeper.providers.locators import Both, FormField, JsonPath, load_json_all, members
+from gatekeeper.providers.preset import (
     Blocked,
     BodyError,
-    FormField,
-    JsonPath,
-    Locator,
     Message,
     Recipients,
-    Reply,
+    ReplyFn,
     Route,
-    basic_user,
-    json_reply,
-    load_json,
-    parse_form,
-    token_digest,
+    route,
 )
-from gatekeeper.types import Channel
+from gatekeeper.providers.routing import template
+from gatekeeper.replies import Reply, json_reply
 
-_V = r"\d+"  # any API version
+_V = r"{:\d+}"  # any API version
 _DESTINATIONS = JsonPath("messages[].destinations[].to")
 _TO = JsonPath("to")
 _MESSAGES_TO = JsonPath("messages[].to")
@@ -63,22 +61,28 @@ class CallEndpoint:
     endpoint without a number (WEBRTC, SIP). One endpoint: never edited."""
 
     def find(self, message: Message) -> Recipients | BodyError:
-        doc = load_json(message.body)
+        doc = load_json_all(message.body)
         if isinstance(doc, BodyError):
             return doc
-        endpoint = doc.get("endpoint") if isinstance(doc, dict) else None
-        if not isinstance(endpoint, dict):
+        endpoints = [e for _, e in members(doc, "endpoint")[0] if isinstance(e, dict)]
+        if not endpoints:
             return BodyError("missing_destination", "no destination at 'endpoint'")
-        number = endpoint.get("phoneNumber")
-        if number is not None:
-            if not isinstance(number, str):
-                return BodyError("invalid_destination_field",
-                                 "'endpoint.phoneNumber' is not a string")
-            return Recipients((number,))
-        kind = endpoint.get("type")
-        if not isinstance(kind, str) or kind.upper() in ("PHONE", "VIBER"):
-            return BodyError("missing_destination", "no destination at 'endpoint'")
-        return Recipients((f"client:{kind.lower()}",))
+        values: list[str] = []
+        for endpoint in endpoints:
+            numbers = [n for _, n in members(endpoint, "phoneNumber")[0] if n is not None]
+            for number in numbers:
+                if not isinstance(number, str):
+                    return BodyError("invalid_destination_field",
+                                     "'endpoint.phoneNumber' is not a string")
+                values.append(number)
+            if numbers:
+                continue
+            kinds = [k for _, k in members(endpoint, "type")[0]]
+            if not kinds or any(not isinstance(k, str) or k.upper() in ("PHONE", "VIBER")
+                                for k in kinds):
+                return BodyError("missing_destination", "no destination at 'endpoint'")
+            values.extend(f"client:{k.lower()}" for k in kinds if isinstance(k, str))
+        return Recipients(tuple(values))
 # Infobip's status for a destination it refused; group 5 is REJECTED.
 REJECTED_STATUS = {
     "groupId": 5,
@@ -90,8 +94,53 @@ REJECTED_STATUS = {
 _REJECT_TEXT = "Invalid destination address: the destination is on a block list."
 
 
-def _route(method: str, pattern: str, channel: Channel, locator: Locator) -> Route:
-    return Route(method, re.compile(f"^{pattern}$", re.I), channel, locator)
+def reject_v2(blocked: Blocked) -> Reply:
+    """`{"requestError": {"serviceException": ...}}` (the SDK's `BadRequestException`)."""
+    return json_reply(400, {"requestError": {"serviceException": {
+        "messageId": "BAD_REQUEST", "text": _REJECT_TEXT}}})
+
+
+def _violation(prop: str) -> ReplyFn:
+    """Infobip's newer error shape (`/sms/3`, Calls API), naming the refused property."""
+    return lambda b: json_reply(400, {
+        "errorCode": "E400", "description": f"Bad request. {_REJECT_TEXT}",
+        "action": "Remove the blocked destination and send again.",
+        "violations": [{"property": prop, "violation": _REJECT_TEXT}], "resources": []})
+
+
+def _destinations(blocked: Blocked) -> list[str]:
+    # `destinations` holds every recipient when the whole send is skipped.
+    rest = sorted(set(blocked.destinations) - {blocked.destination})
+    return [blocked.destination, *rest]
+
+
+def skip_v3(blocked: Blocked) -> Reply:
+    """`/sms/3/messages`: every destination REJECTED, nothing sent."""
+    return json_reply(200, {"bulkId": str(uuid4()), "messages": [
+        {"messageId": str(uuid4()), "status": REJECTED_STATUS, "destination": to,
+         "details": {"messageCount": 0}} for to in _destinations(blocked)]})
+
+
+def skip_v2(blocked: Blocked) -> Reply:
+    """SMS v1/v2 and TTS/IVR: every destination REJECTED, nothing sent."""
+    counted = {"smsCount": 0} if blocked.channel == "sms" else {}
+    return json_reply(200, {"bulkId": str(uuid4()), "messages": [
+        {"to": to, "status": REJECTED_STATUS, "messageId": str(uuid4()), **counted}
+        for to in _destinations(blocked)]})
+
+
+def skip_pin(blocked: Blocked) -> Reply:
+    """A 2FA PIN that was not sent."""
+    status = "callStatus" if blocked.channel == "voice" else "smsStatus"
+    return json_reply(200, {"pinId": uuid4().hex.upper(), "to": blocked.destination,
+                            status: "MESSAGE_NOT_SENT"})
+
+
+def skip_call(blocked: Blocked) -> Reply:
+    """The call resource Infobip answers with, already cancelled: nobody is called."""
+    return json_reply(201, {"id": str(uuid4()), "endpoint": {
+        "type": "PHONE", "phoneNumber": blocked.destination}, "direction": "OUTBOUND",
+        "state": "CANCELLED"})
 
 
 class InfobipPreset:
@@ -100,77 +149,62 @@ class InfobipPreset:
     name = "infobip"
     msisdn = True
     default_region: str | None = None
+    quiet_writes = (template("/numbers/1/numbers", prefix=True),)
+    list_api = None
 
     def routes(self, upstream: UpstreamConfig) -> tuple[Route, ...]:
+        v3 = _violation("messages[].destinations[].to")
         return (
-            _route("POST", rf"/sms/(?P<sms_version>{_V})/messages", "sms", _DESTINATIONS),
-            _route("POST", rf"/sms/{_V}/(text|binary)/advanced", "sms", _DESTINATIONS),
-            _route("POST", rf"/sms/{_V}/(text|binary)/single", "sms", _TO),
-            _route("POST", rf"/sms/{_V}/(text|binary)/multi", "sms", _MESSAGES_TO),
+            route("POST", "/sms/{:[3-9]|[1-9][0-9]+}/messages", "sms", _DESTINATIONS, v3,
+                  skip_v3),
+            route("POST", "/sms/{:[0-2]}/messages", "sms", _DESTINATIONS, reject_v2, skip_v2),
+            route("POST", f"/sms/{_V}/{{:text|binary}}/advanced", "sms", _DESTINATIONS,
+                  reject_v2, skip_v2),
+            route("POST", f"/sms/{_V}/{{:text|binary}}/single", "sms", _TO, reject_v2,
+                  skip_v2),
+            route("POST", f"/sms/{_V}/{{:text|binary}}/multi", "sms", _MESSAGES_TO, reject_v2,
+                  skip_v2),
             # Documented as GET; a POST to it is read the same way (if its recipients are
             # elsewhere, it is refused for want of `to`, never forwarded unchecked).
-            *(_route(method, rf"/sms/{_V}/text/query", "sms", _QUERY_TO)
-              for method in ("GET", "POST")),
-            _route("POST", rf"/tts/{_V}/single", "voice", _TO),
-            _route("POST", rf"/tts/{_V}/multi", "voice", _MESSAGES_TO),
-            _route("POST", rf"/tts/{_V}/advanced", "voice", _DESTINATIONS),
-            _route("POST", rf"/voice/ivr/{_V}/messages", "voice", _DESTINATIONS),
-            _route("POST", rf"/2fa/{_V}/(?P<pin>pin)", "sms", _TO),
-            _route("POST", rf"/2fa/{_V}/(?P<pin>pin)/voice", "voice", _TO),
-            _route("POST", rf"/calls/{_V}/(?P<calls>calls)", "voice", CallEndpoint()),
+            route("GET POST", f"/sms/{_V}/text/query", "sms", _QUERY_TO, reject_v2, skip_v2,
+                  reads_query=True),
+            route("POST", f"/tts/{_V}/single", "voice", _TO, reject_v2, skip_v2),
+            route("POST", f"/tts/{_V}/multi", "voice", _MESSAGES_TO, reject_v2, skip_v2),
+            route("POST", (f"/tts/{_V}/advanced", f"/voice/ivr/{_V}/messages"), "voice",
+                  _DESTINATIONS, reject_v2, skip_v2),
+            route("POST", f"/2fa/{_V}/pin", "sms", _TO, reject_v2, skip_pin),
+            route("POST", f"/2fa/{_V}/pin/voice", "voice", _TO, reject_v2, skip_pin),
+            route("POST", f"/calls/{_V}/calls", "voice", CallEndpoint(),
+                  _violation("endpoint.phoneNumber"), skip_call),
+            # WhatsApp: one `to` per message type, `messages[].to` for templates.
+            route("POST", f"/whatsapp/{_V}/message/template", "sms", _MESSAGES_TO, reject_v2,
+                  skip_v2),
+            route("POST", (f"/whatsapp/{_V}/message/*", f"/whatsapp/{_V}/message/*/*"), "sms",
+                  _TO, reject_v2, skip_v2),
+            # The unified Messages API (SMS, MMS, WhatsApp, Viber, RCS...).
+            route("POST", f"/messages-api/{_V}/messages", "sms",
+                  Both((_DESTINATIONS, JsonPath("messages[].destinations[].byChannel[].to",
+                                                optional=True))),
+                  _violation("messages[].destinations[].to"), skip_v3),
         )
 
-    def identities(self, message: Message, path_params: Mapping[str, str]) -> tuple[str, ...]:
+    def identities(self, message: Message, path: str) -> tuple[str, ...]:
         """Digests of `App` (API key), `IBSSO` and `Bearer` tokens; the Basic user, and
         the `username` of a query-string send."""
         headers = message.headers
-        query = parse_form(message.query.encode())
-        username = query.get("username", [None])[0] if isinstance(query, dict) else None
+        pairs = parse_pairs(message.query)
+        usernames = () if isinstance(pairs, BodyError) else \
+            read_field(pairs, "username").values
         found = (token_digest(headers, scheme="App"), token_digest(headers, scheme="IBSSO"),
-                 token_digest(headers), basic_user(headers), username)
+                 token_digest(headers), basic_user(headers), *usernames)
         return tuple(dict.fromkeys(i for i in found if i))
 
-    def reject(self, blocked: Blocked) -> Reply:
-        if "calls" in blocked.path_params:
-            return json_reply(400, {"errorCode": "40001", "description":
-                                    f"Bad request. {_REJECT_TEXT}", "action": "",
-                                    "violations": [{"property": "endpoint.phoneNumber",
-                                                    "violation": _REJECT_TEXT}],
-                                    "resources": []})
-        if int(blocked.path_params.get("sms_version", "0")) >= 3:
-            return json_reply(400, {
-                "errorCode": "E400",
-                "description": "Request cannot be processed.",
-                "action": "Remove the blocked destination and send again.",
-                "violations": [{"property": "messages[].destinations[].to",
-                                "violation": _REJECT_TEXT}],
-                "resources": [],
-            })
-        return json_reply(400, {"requestError": {"serviceException": {
-            "messageId": "BAD_REQUEST", "text": _REJECT_TEXT}}})
+    def unauthorized(self, request_id: str) -> Reply:
+        return json_reply(401, {"requestError": {"serviceException": {
+            "messageId": "UNAUTHORIZED", "text": "Invalid login details"}}})
 
-    def skip(self, blocked: Blocked) -> Reply:
-        # `destinations` holds every recipient when the whole send is skipped.
-        rest = sorted(set(blocked.destinations) - {blocked.destination})
-        destinations = [blocked.destination, *rest]
-        if "calls" in blocked.path_params:
-            # The call resource Infobip answers with, already cancelled: nobody is called.
-            return json_reply(201, {
-                "id": str(uuid4()), "endpoint": {"type": "PHONE",
-                                                 "phoneNumber": blocked.destination},
-                "direction": "OUTBOUND", "state": "CANCELLED"})
-        if "pin" in blocked.path_params:
-            status = "callStatus" if blocked.channel == "voice" else "smsStatus"
-            return json_reply(200, {"pinId": uuid4().hex.upper(), "to": blocked.destination,
-                                    status: "MESSAGE_NOT_SENT"})
-        if "sms_version" in blocked.path_params:
-            return json_reply(200, {"bulkId": str(uuid4()), "messages": [
-                {"messageId": str(uuid4()), "status": REJECTED_STATUS, "destination": to,
-                 "details": {"messageCount": 0}} for to in destinations]})
-        counted = {"smsCount": 0} if blocked.channel == "sms" else {}
-        return json_reply(200, {"bulkId": str(uuid4()), "messages": [
-            {"to": to, "status": REJECTED_STATUS, "messageId": str(uuid4()), **counted}
-            for to in destinations]})
 
+    def refuse(self, blocked: Blocked) -> Reply:
+        return reject_v2(blocked)
 
 PRESET = InfobipPreset()

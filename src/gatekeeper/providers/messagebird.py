@@ -10,8 +10,11 @@ and what its curl examples use), chosen by Content-Type:
 - POST `/verify` (sms): `recipient`, one number (an e-mail for `type: email`, which is
   reported as `client:email:<address>`, not a phone number).
 - POST `/calls` (voice, on `voice.messagebird.com`): `destination`, one number or SIP URI.
-- The same paths by GET, PUT, PATCH or DELETE with `?_method=POST` (MessageBird's method
-  override for clients that cannot POST); without it they are reads, not checked.
+- The same paths by GET or DELETE with `?_method=POST` (MessageBird's method override for
+  clients that cannot POST); without it they are reads, not checked. PUT and PATCH on
+  them are checked like the POST.
+- POST `/calls` also carries every target of an inline `callFlow` (transfers).
+- POST `/v1/send` and `/v1/conversations/start` (Conversations API, sms): `to`.
 Parameters in the query string count as well as the body's; a request naming
 recipients in both is checked whole and never edited.
 Group IDs among the recipients are reported as `client:group:<id>` (not a phone number,
@@ -25,36 +28,38 @@ generated, and each recipient's status saying nothing was delivered
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import quote_plus, unquote_plus
+from urllib.parse import unquote_plus
 from uuid import uuid4
 
 from gatekeeper.config import UpstreamConfig
-from gatekeeper.providers.base import (
+from gatekeeper.providers.credentials import header, token_digest
+from gatekeeper.providers.forms import parse_form
+from gatekeeper.providers.locators import FormField, JsonPath, load_json
+from gatekeeper.providers.preset import (
     Blocked,
     BodyError,
-    JsonPath,
     Message,
     Recipients,
-    Reply,
+    ReplyFn,
     Route,
-    json_reply,
-    load_json,
-    parse_form,
-    parse_form_pairs,
-    token_digest,
+    route,
 )
+from gatekeeper.providers.routing import template
+from gatekeeper.providers.scripts import JsonScript
+from gatekeeper.replies import Reply, json_reply
 from gatekeeper.types import Channel
 
 REST_URL = "https://rest.messagebird.com"
 BLOCKED_CODE = 9  # MessageBird: "no (correct) recipients found"
 # MessageBird group IDs are 32 hex characters; a phone number has no letters.
 _GROUP_ID = re.compile(r"(?=[0-9]*[A-Za-z])[0-9A-Za-z]{20,40}")
-# Methods the `_method` query parameter can turn into a POST.
-_OVERRIDABLE = ("GET", "PUT", "PATCH", "DELETE")
+# Reads that the `_method` query parameter turns into a POST (a PUT or PATCH on a send
+# path is checked like the POST whatever it says).
+_OVERRIDABLE = "GET DELETE"
 
 
 def _label(value: str) -> str:
@@ -66,26 +71,14 @@ def _label(value: str) -> str:
     return value
 
 
-def _content_type(headers: Mapping[str, str]) -> str:
-    for name, value in headers.items():
-        if name.lower() == "content-type":
-            return value.lower()
-    return ""
-
-
 def is_json(message: Message) -> bool:
     """JSON by Content-Type; without one, a body that opens like JSON is JSON."""
-    kind = _content_type(message.headers)
+    kind = header(message.headers, "Content-Type").lower()
     if "json" in kind:
         return True
     if "form" in kind:
         return False
     return message.body.lstrip()[:1] in (b"{", b"[")
-
-
-def _split(value: str, separator: str | None) -> list[str]:
-    parts = value.split(separator) if separator else [value]
-    return [p for p in parts if p.strip()]
 
 
 def overridden_to_post(query: str) -> bool:
@@ -95,48 +88,18 @@ def overridden_to_post(query: str) -> bool:
     """
     for raw in query.split("&"):
         name, _, value = raw.partition("=")
-        if (unquote_plus(name, errors="replace").strip() == "_method"
+        if (unquote_plus(name, errors="replace").strip().casefold() == "_method"
                 and unquote_plus(value, errors="replace").strip().upper() == "POST"):
             return True
     return False
-
-
-def _form_recipients(text: str, field: str, separator: str | None
-                     ) -> tuple[list[str], Callable[[frozenset[str]], str]] | BodyError | None:
-    """Recipients in url-encoded `text` (`field`, `field[]`, `field[N]`), with a function
-    rewriting `text` without some; None when no such field is present."""
-    pattern = re.compile(re.escape(field) + r"(\[[0-9]*\])?")
-    if not any(pattern.fullmatch(unquote_plus(raw.partition("=")[0], errors="replace"))
-               for raw in text.split("&")):
-        return None
-    pairs = parse_form_pairs(text)
-    if isinstance(pairs, BodyError):
-        return pairs
-    ours = [pattern.fullmatch(p.name) is not None for p in pairs]
-    values = [part for p, mine in zip(pairs, ours, strict=True) if mine
-              for part in _split(p.value, separator)]
-
-    def remove(blocked: frozenset[str]) -> str:
-        kept: list[str] = []
-        for pair, mine in zip(pairs, ours, strict=True):
-            parts = _split(pair.value, separator)
-            left = [p for p in parts if p not in blocked] if mine else parts
-            if left == parts:
-                kept.append(pair.raw)
-            elif left:
-                joined = quote_plus((separator or "").join(left), safe="")
-                kept.append(f"{pair.raw.partition('=')[0]}={joined}")
-        return "&".join(kept)
-
-    return values, remove
 
 
 @dataclass(frozen=True, slots=True)
 class MessageBirdRecipients:
     """Recipients of a MessageBird send; `separator` joins several in one value.
 
-    The body is JSON or a form (by Content-Type); in a form `name`, `name[]` and
-    `name[N]` fields all count. Recipients in the query string count too (the API reads
+    The body is JSON or a form (by Content-Type); in a form every `name`, `name[]` and
+    `name[N]` field counts. Recipients in the query string count too (the API reads
     parameters there as well); when both the query and the body name recipients, the
     request is checked whole and not edited. With `override`, the route is a non-POST
     method that sends only when the query says `_method=POST`.
@@ -149,43 +112,31 @@ class MessageBirdRecipients:
     def find(self, message: Message) -> Recipients | BodyError:
         if self.override and not overridden_to_post(message.query):
             return Recipients(())  # a read, a delete: not a send
-        in_query = _form_recipients(message.query, self.field, self.separator)
+        in_query = FormField(self.field, self.separator, in_query=True, multi=True,
+                             optional=True).find(message)
         if isinstance(in_query, BodyError):
             return in_query
-        if in_query is None:
-            return self._labelled(self._body(message))
-        values, rewrite = in_query
-        body = self._body(message) if message.body.strip() else None
-        if isinstance(body, Recipients):
-            return self._labelled(Recipients((*body.values, *values)))
-        if isinstance(body, BodyError) and body.code != "missing_destination":
-            return body
-        if not values:
-            return BodyError("missing_destination", f"'{self.field}' is empty")
-        return self._labelled(Recipients(
-            tuple(values), lambda blocked: replace(message, query=rewrite(blocked))))
+        body: Recipients | BodyError = Recipients(())
+        if message.body.strip():
+            body = self._body(message)
+            if isinstance(body, BodyError) and \
+                    (body.code != "missing_destination" or not in_query.values):
+                return body
+        if isinstance(body, BodyError) or not body.values:
+            if not in_query.values:
+                return BodyError("missing_destination", f"'{self.field}' is missing")
+            return self._labelled(in_query)
+        if in_query.values:
+            return self._labelled(Recipients((*body.values, *in_query.values)))
+        return self._labelled(body)
 
     def _body(self, message: Message) -> Recipients | BodyError:
         if is_json(message):
             return JsonPath(self.field, self.separator, numbers=True).find(message)
-        try:
-            text = message.body.decode("utf-8")
-        except UnicodeDecodeError:
-            return BodyError("invalid_form", "the body is not UTF-8")
-        found = _form_recipients(text, self.field, self.separator)
-        if isinstance(found, BodyError):
-            return found
-        if found is None or not found[0]:
-            return BodyError("missing_destination", f"form field '{self.field}' is missing")
-        values, rewrite = found
-        # Some recipient always stays: the proxy asks only when some are allowed.
-        return Recipients(tuple(values),
-                          lambda blocked: replace(message, body=rewrite(blocked).encode()))
+        return FormField(self.field, self.separator, multi=True).find(message)
 
     @staticmethod
-    def _labelled(found: Recipients | BodyError) -> Recipients | BodyError:
-        if isinstance(found, BodyError):
-            return found
+    def _labelled(found: Recipients) -> Recipients:
         # Only phone numbers are ever blocked, so the remover sees the raw values unchanged.
         return Recipients(tuple(_label(v) for v in found.values), found.remover)
 
@@ -215,78 +166,119 @@ def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S+00:00")
 
 
+def rejecting(parameter: str) -> ReplyFn:
+    """422 `errors[]` code 9, which the SDK raises as `ErrorException`."""
+    return lambda b: json_reply(422, {"errors": [{
+        "code": BLOCKED_CODE,
+        "description": "no (correct) recipients found: the recipient is on a block list",
+        "parameter": parameter}]})
+
+
+def skip_call(blocked: Blocked) -> Reply:
+    """A call that has already ended."""
+    now = _now()[:19] + "Z"
+    return json_reply(201, {
+        "data": [{"id": str(uuid4()), "status": "ended",
+                  "source": _fields(blocked.message).get("source"),
+                  "destination": blocked.destination, "createdAt": now, "updatedAt": now,
+                  "endedAt": now}],
+        "_links": {}, "pagination": {"totalCount": 0, "pageCount": 0, "currentPage": 0,
+                                     "perPage": 0}})
+
+
+def skip_verify(blocked: Blocked) -> Reply:
+    """A verification that failed (no message sent)."""
+    fields, object_id, now = _fields(blocked.message), uuid4().hex, _now()
+    return json_reply(201, {
+        "id": object_id, "href": f"{REST_URL}/verify/{object_id}",
+        "recipient": _msisdn(blocked.destination), "reference": fields.get("reference"),
+        "messages": {"href": f"{REST_URL}/messages?verify={object_id}"},
+        "status": "failed", "createdDatetime": now, "validUntilDatetime": now})
+
+
+def skip_batch(blocked: Blocked) -> Reply:
+    """A list of messages whose recipients all failed."""
+    messages, now = _fields(blocked.message).get("messages"), _now()
+    requested = [m for m in messages if isinstance(m, dict)] \
+        if isinstance(messages, list) else []
+    return json_reply(201, [
+        _message_object("messages", m, _listed(m.get("recipients")), now)
+        for m in requested] or [_message_object("messages", {}, _ordered(blocked), now)])
+
+
+def skip_resource(resource: str) -> ReplyFn:
+    """A message, MMS or voice message object whose recipients all failed."""
+    return lambda b: json_reply(201, _message_object(resource, _fields(b.message), _ordered(b),
+                                                     _now()))
+
+
 class MessageBirdPreset:
     """MessageBird messages, MMS, voice messages, verifications and calls."""
 
     name = "messagebird"
     msisdn = True
     default_region: str | None = None
+    quiet_writes = (template("/phone-numbers", prefix=True),)
+    list_api = None
 
     def routes(self, upstream: UpstreamConfig) -> tuple[Route, ...]:
-        recipients = ("recipients", ",")
-        sends: tuple[tuple[str, Channel, tuple[str, str | None]], ...] = (
-            ("messages", "sms", recipients),
-            ("mms", "sms", recipients),
-            ("voicemessages", "voice", recipients),
-            ("verify", "sms", ("recipient", None)),
-            ("calls", "voice", ("destination", None)),
+        recipients = rejecting("recipients")
+        calls = _Calls()
+        sends: tuple[tuple[str, Channel, Any, ReplyFn, ReplyFn], ...] = (
+            ("/messages", "sms", MessageBirdRecipients("recipients", ","), recipients,
+             skip_resource("messages")),
+            ("/mms", "sms", MessageBirdRecipients("recipients", ","), recipients,
+             skip_resource("mms")),
+            ("/voicemessages", "voice", MessageBirdRecipients("recipients", ","), recipients,
+             skip_resource("voicemessages")),
+            ("/verify", "sms", MessageBirdRecipients("recipient"), rejecting("recipient"),
+             skip_verify),
+            ("/calls", "voice", calls, rejecting("destination"), skip_call),
         )
-        routes = [Route("POST", re.compile(r"^/messages/(?P<resource>batches)$", re.I), "sms",
-                        MessageBirdRecipients("messages[].recipients", ","))]
-        for resource, channel, (field, separator) in sends:
-            pattern = re.compile(rf"^/(?P<resource>{resource})$", re.I)
-            routes.append(Route("POST", pattern, channel,
-                                MessageBirdRecipients(field, separator)))
+        rows = [route("POST", ("/v1/send", "/v1/conversations/start"), "sms",
+                      MessageBirdRecipients("to"), recipients, skip_resource("messages")),
+                route("POST", "/messages/batches", "sms",
+                      MessageBirdRecipients("messages[].recipients", ","), recipients,
+                      skip_batch, reads_query=True)]
+        for path, channel, locator, reject, skip in sends:
+            rows.append(route("POST", path, channel, locator, reject, skip, reads_query=True))
             # `?_method=POST` turns these into the same send (for clients that cannot POST).
-            routes.extend(Route(method, pattern, channel,
-                                MessageBirdRecipients(field, separator, override=True))
-                          for method in _OVERRIDABLE)
-        return tuple(routes)
+            override = _Calls(override=True) if path == "/calls" else \
+                MessageBirdRecipients(locator.field, locator.separator, override=True)
+            rows.append(route(_OVERRIDABLE, path, channel, override, reject, skip,
+                              reads_query=True))
+        return tuple(rows)
 
-    def identities(self, message: Message, path_params: Mapping[str, str]) -> tuple[str, ...]:
+    def identities(self, message: Message, path: str) -> tuple[str, ...]:
         """The digest of the `AccessKey` token."""
         digest = token_digest(message.headers, scheme="AccessKey")
         return (digest,) if digest else ()
 
-    def reject(self, blocked: Blocked) -> Reply:
-        parameter = {"verify": "recipient", "calls": "destination"}.get(
-            blocked.path_params.get("resource", "").lower(), "recipients")
-        return json_reply(422, {"errors": [{
-            "code": BLOCKED_CODE,
-            "description": "no (correct) recipients found: the recipient is on a block list",
-            "parameter": parameter,
-        }]})
+    def unauthorized(self, request_id: str) -> Reply:
+        return json_reply(401, {"errors": [{
+            "code": 2, "description": "Request not allowed (incorrect access_key)",
+            "parameter": "access_key"}]})
 
-    def skip(self, blocked: Blocked) -> Reply:
-        resource = blocked.path_params.get("resource", "messages").lower()
-        fields = _fields(blocked.message)
-        object_id = uuid4().hex
-        now = _now()
-        if resource == "calls":
-            return json_reply(201, {
-                "data": [{"id": str(uuid4()), "status": "ended", "source": fields.get("source"),
-                          "destination": blocked.destination, "createdAt": now[:19] + "Z",
-                          "updatedAt": now[:19] + "Z", "endedAt": now[:19] + "Z"}],
-                "_links": {}, "pagination": {"totalCount": 0, "pageCount": 0,
-                                             "currentPage": 0, "perPage": 0},
-            })
-        href = f"{REST_URL}/{resource}/{object_id}"
-        if resource == "verify":
-            return json_reply(201, {
-                "id": object_id, "href": href, "recipient": _msisdn(blocked.destination),
-                "reference": fields.get("reference"),
-                "messages": {"href": f"{REST_URL}/messages?verify={object_id}"},
-                "status": "failed", "createdDatetime": now, "validUntilDatetime": now,
-            })
-        if resource == "batches":
-            messages = fields.get("messages")
-            requested = [m for m in messages if isinstance(m, dict)] \
-                if isinstance(messages, list) else []
-            return json_reply(201, [
-                _message_object("messages", m, _listed(m.get("recipients")), now)
-                for m in requested] or [
-                _message_object("messages", {}, _ordered(blocked), now)])
-        return json_reply(201, _message_object(resource, fields, _ordered(blocked), now))
+    def refuse(self, blocked: Blocked) -> Reply:
+        return rejecting("recipients")(blocked)
+
+
+@dataclass(frozen=True, slots=True)
+class _Calls:
+    """A Voice API call: `destination`, and every target of an inline `callFlow`."""
+
+    override: bool = False
+
+    def find(self, message: Message) -> Recipients | BodyError:
+        found = MessageBirdRecipients("destination", override=self.override).find(message)
+        if isinstance(found, BodyError) or not found.values or not is_json(message):
+            return found
+        flow = JsonScript("callFlow", bare_digits=True).find(message)
+        if isinstance(flow, BodyError):
+            return flow
+        if not flow.values:
+            return found
+        return Recipients((*found.values, *flow.values))
 
 
 def _ordered(blocked: Blocked) -> list[str]:

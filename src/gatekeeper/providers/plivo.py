@@ -4,8 +4,8 @@ Sends are POST `/v1/Account/{auth_id}/Message/` (sms, recipients in `dst`) and
 `/v1/Account/{auth_id}/Call/` (voice, recipients in `to`), JSON. Both fields take several
 destinations joined by `<` (`14155550100<14155550101`); a partly blocked send keeps the
 others in the same `<`-joined string. Also checked: Verify sessions, POST
-`/v1/Account/{auth_id}/Verify/Session/` (the code goes to `recipient`; checked on the sms
-channel whether it is sent by SMS or voice), and participants added to a multi-party
+`/v1/Account/{auth_id}/Verify/Session/` (the code goes to `recipient`; sent by SMS or
+voice, so sms- and voice-only entries both count), and participants added to a multi-party
 call, POST `.../MultiPartyCall/{name_X|uuid_X}/Participant/` (voice, `to`, `<`-joined for
 agents; a participant added by `call_uuid` alone dials nobody and passes).
 Numbers are written without `+`, so the preset is `msisdn`; `sip:` endpoints in `to` are
@@ -24,25 +24,26 @@ was dropped.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass
 from uuid import uuid4
 
 from gatekeeper.config import UpstreamConfig
-from gatekeeper.providers.base import (
+from gatekeeper.providers.credentials import basic_user
+from gatekeeper.providers.locators import JsonPath, load_json_all, members
+from gatekeeper.providers.preset import (
     Blocked,
     BodyError,
-    JsonPath,
     Message,
     Recipients,
-    Reply,
+    ReplyFn,
     Route,
-    basic_user,
-    json_reply,
-    load_json,
+    route,
 )
+from gatekeeper.providers.routing import template
+from gatekeeper.replies import Reply, json_reply
 
-_ACCOUNT = r"^/v1/Account/(?P<auth_id>[^/]+)"
+_ACCOUNT = "/v1/Account/{auth_id}"
+_ACCOUNT_IN_PATH = re.compile(r"^/v1/Account/([^/]+)", re.I)
 _DST = JsonPath("dst", separator="<", numbers=True)
 _TO = JsonPath("to", separator="<", numbers=True)
 _RECIPIENT = JsonPath("recipient", numbers=True)
@@ -56,28 +57,57 @@ class DialsIfGiven:
     inner: JsonPath
 
     def find(self, message: Message) -> Recipients | BodyError:
-        doc = load_json(message.body)
+        doc = load_json_all(message.body)
         if isinstance(doc, BodyError):
             return doc
-        if isinstance(doc, dict) and doc.get(self.inner.path) in (None, ""):
+        hits, _ = members(doc, self.inner.path)
+        if all(value in (None, "") for _, value in hits):
             return Recipients(())
         return self.inner.find(message)
 
 
-def _field(blocked: Blocked) -> str:
-    """The request field that held the refused destination."""
-    if "verify" in blocked.path_params:
-        return "recipient"
-    return "dst" if blocked.channel == "sms" else "to"
-
-
-def _destinations(blocked: Blocked) -> list[str]:
+def _distinct(blocked: Blocked, locator: JsonPath) -> list[str]:
     """The distinct destinations of the refused request, in order (at least one)."""
-    locator = {"dst": _DST, "to": _TO, "recipient": _RECIPIENT}[_field(blocked)]
     found = locator.find(blocked.message)
-    if isinstance(found, BodyError):
+    if isinstance(found, BodyError) or not found.values:
         return [blocked.destination]
     return list(dict.fromkeys(found.values))
+
+
+def rejecting(field: str) -> ReplyFn:
+    """Plivo's 400 (the SDK raises `ValidationError`) naming the refused field."""
+    return lambda b: json_reply(400, {
+        "api_id": str(uuid4()),
+        "error": f"'{field}' is blocked: the destination number is on a block list."})
+
+
+def skip_message(blocked: Blocked) -> Reply:
+    """202 `message(s) queued`, one uuid per destination (none of them sent)."""
+    count = len(_distinct(blocked, _DST))
+    return json_reply(202, {"api_id": str(uuid4()), "message": "message(s) queued",
+                            "message_uuid": [str(uuid4()) for _ in range(count)]})
+
+
+def skip_call(blocked: Blocked) -> Reply:
+    """201 `call fired` (`calls fired` with a list for a bulk call)."""
+    count = len(_distinct(blocked, _TO))
+    if count == 1:
+        return json_reply(201, {"api_id": str(uuid4()), "message": "call fired",
+                                "request_uuid": str(uuid4())})
+    return json_reply(201, {"api_id": str(uuid4()), "message": "calls fired",
+                            "request_uuid": [str(uuid4()) for _ in range(count)]})
+
+
+def skip_session(blocked: Blocked) -> Reply:
+    """202 `Session initiated`, with a session no code was sent for."""
+    return json_reply(202, {"api_id": str(uuid4()), "message": "Session initiated",
+                            "session_uuid": str(uuid4())})
+
+
+def skip_participant(blocked: Blocked) -> Reply:
+    """201 `add participant action initiated`."""
+    return json_reply(201, {"api_id": str(uuid4()), "message": "add participant action initiated",
+                            "request_uuid": str(uuid4())})
 
 
 class PlivoPreset:
@@ -86,50 +116,34 @@ class PlivoPreset:
     name = "plivo"
     msisdn = True
     default_region: str | None = None
+    quiet_writes = (template(f"{_ACCOUNT}/{{:PhoneNumbers?}}", prefix=True),
+                    template(f"{_ACCOUNT}/{{:Numbers?}}", prefix=True))
+    list_api = None
 
     def routes(self, upstream: UpstreamConfig) -> tuple[Route, ...]:
         return (
-            Route("POST", re.compile(_ACCOUNT + r"/Messages?$", re.I), "sms", _DST),
-            Route("POST", re.compile(_ACCOUNT + r"/Calls?$", re.I), "voice", _TO),
-            Route("POST", re.compile(_ACCOUNT + r"/(?P<verify>Verify)/Sessions?$", re.I),
-                  "sms", _RECIPIENT),
-            Route("POST", re.compile(
-                _ACCOUNT + r"/(?P<mpc>MultiPartyCalls?)/(?P<mpc_id>[^/]+)/Participants?$",
-                re.I), "voice", DialsIfGiven(_TO)),
+            route("POST", f"{_ACCOUNT}/{{:Messages?}}", "sms", _DST, rejecting("dst"),
+                  skip_message),
+            route("POST", f"{_ACCOUNT}/{{:Calls?}}", "voice", _TO, rejecting("to"), skip_call),
+            # The code goes out by SMS or by a call: either channel.
+            route("POST", f"{_ACCOUNT}/Verify/{{:Sessions?}}", None, _RECIPIENT,
+                  rejecting("recipient"), skip_session),
+            route("POST", f"{_ACCOUNT}/{{:MultiPartyCalls?}}/{{mpc_id}}/{{:Participants?}}",
+                  "voice", DialsIfGiven(_TO), rejecting("to"), skip_participant),
         )
 
-    def identities(self, message: Message, path_params: Mapping[str, str]) -> tuple[str, ...]:
+    def identities(self, message: Message, path: str) -> tuple[str, ...]:
         """The auth id in the path and the Basic user (the auth id the SDK signs with)."""
-        found = (path_params.get("auth_id"), basic_user(message.headers))
+        in_path = _ACCOUNT_IN_PATH.match(path)
+        found = (in_path.group(1) if in_path else None, basic_user(message.headers))
         return tuple(dict.fromkeys(i for i in found if i))
 
-    def reject(self, blocked: Blocked) -> Reply:
-        return json_reply(400, {
-            "api_id": str(uuid4()),
-            "error": f"'{_field(blocked)}' is blocked: the destination number is on a block "
-                     "list.",
-        })
+    def unauthorized(self, request_id: str) -> Reply:
+        return json_reply(401, {"api_id": str(uuid4()),
+                                "error": "Authentication credentials invalid."})
 
-    def skip(self, blocked: Blocked) -> Reply:
-        if "verify" in blocked.path_params:
-            return json_reply(202, {"api_id": str(uuid4()), "message": "Session initiated",
-                                    "session_uuid": str(uuid4())})
-        if "mpc" in blocked.path_params:
-            return json_reply(201, {"api_id": str(uuid4()),
-                                    "message": "add participant action initiated",
-                                    "request_uuid": str(uuid4())})
-        count = len(_destinations(blocked))
-        if blocked.channel == "sms":
-            return json_reply(202, {
-                "api_id": str(uuid4()),
-                "message": "message(s) queued",
-                "message_uuid": [str(uuid4()) for _ in range(count)],
-            })
-        if count == 1:
-            return json_reply(201, {"api_id": str(uuid4()), "message": "call fired",
-                                    "request_uuid": str(uuid4())})
-        return json_reply(201, {"api_id": str(uuid4()), "message": "calls fired",
-                                "request_uuid": [str(uuid4()) for _ in range(count)]})
 
+    def refuse(self, blocked: Blocked) -> Reply:
+        return rejecting("to")(blocked)
 
 PRESET = PlivoPreset()

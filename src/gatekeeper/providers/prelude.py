@@ -5,12 +5,12 @@ Sends (JSON bodies, Bearer token), all on the sms channel:
   a phone; an `email_address` target is reported as `client:email_address`, which is no
   phone number, so it is forwarded. Any other or missing type is checked as a phone (fail
   safe). A verification may end up on WhatsApp, RCS or a voice call depending on its
-  options and Prelude's routing; the route is counted as sms, the common case.
+  options and Prelude's routing, so sms- and voice-only entries both count.
 - POST `/v2/notify` (`to`, one number), `/v2/notify/batch` (`to: [...]`, blocked numbers
   removed from the array), `/v2/notify/reply` (a WhatsApp reply, `to`) and the deprecated
   POST `/v2/transactional` (`to`), which the SDK still sends.
 `/v2/verification/check`, lookups and Watch send nothing and pass; the management API's
-allow/block list calls are answered by Gatekeeper itself (admin/prelude_lists.py).
+allow/block list calls are answered by Gatekeeper itself (providers/listapi/prelude.py).
 
 Replies follow the SDK (prelude-python-sdk 0.16). A blocked verification is not an error
 there: Prelude answers 200 with `status: "blocked"` (reason `in_block_list`, the one its
@@ -26,7 +26,6 @@ Identities: `sha256:<hex>` of the Bearer token.
 
 from __future__ import annotations
 
-import re
 import secrets
 import time
 from collections.abc import Mapping
@@ -34,18 +33,20 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from gatekeeper.config import UpstreamConfig
-from gatekeeper.providers.base import (
+from gatekeeper.providers.credentials import token_digest
+from gatekeeper.providers.listapi.prelude import PreludeLists
+from gatekeeper.providers.locators import JsonPath, load_json, load_json_all, members
+from gatekeeper.providers.preset import (
     Blocked,
     BodyError,
-    JsonPath,
     Message,
     Recipients,
-    Reply,
+    ReplyFn,
     Route,
-    json_reply,
-    load_json,
-    token_digest,
+    route,
 )
+from gatekeeper.providers.routing import template
+from gatekeeper.replies import Reply, json_reply
 
 BLOCKED_CODE = "blocked_number"
 BLOCKED_TEXT = "The phone number is in the block list; the message was not sent."
@@ -74,21 +75,26 @@ class VerificationTarget:
     """The `target` of a verification: its value when it is a phone number."""
 
     def find(self, message: Message) -> Recipients | BodyError:
-        doc = load_json(message.body)
+        doc = load_json_all(message.body)
         if isinstance(doc, BodyError):
             return doc
-        target = doc.get("target") if isinstance(doc, dict) else None
-        if target is None:
+        targets = [t for _, t in members(doc, "target")[0]]
+        if not targets or all(t is None for t in targets):
             return BodyError("missing_destination", "no destination at 'target'")
-        if not isinstance(target, dict):
-            return BodyError("invalid_destination_field", "'target' is not an object")
-        value = target.get("value")
-        if not isinstance(value, str) or not value.strip():
-            return BodyError("invalid_destination_field", "'target.value' is not a string")
-        if target.get("type") == "email_address":
-            return Recipients((EMAIL_TARGET,))
-        # One recipient: it is never removed on its own, the whole request is decided.
-        return Recipients((value,))
+        found: list[str] = []
+        for target in targets:
+            if not isinstance(target, dict):
+                return BodyError("invalid_destination_field", "'target' is not an object")
+            values = [v for _, v in members(target, "value")[0]]
+            if not values or not all(isinstance(v, str) and v.strip() for v in values):
+                return BodyError("invalid_destination_field", "'target.value' is not a string")
+            kinds = [k for _, k in members(target, "type")[0]]
+            if kinds == ["email_address"] and len(values) == 1:
+                found.append(EMAIL_TARGET)
+            else:
+                found.extend(str(v) for v in values)
+        # Never removed on their own: the whole request is decided.
+        return Recipients(tuple(found))
 
 
 def _body(blocked: Blocked) -> dict[str, object]:
@@ -179,8 +185,25 @@ def _message(blocked: Blocked, endpoint: str) -> Reply:
     return json_reply(200, reply)
 
 
-def _endpoint(blocked: Blocked) -> str:
-    return (blocked.path_params.get("endpoint") or "").lower()
+def reject_verification(blocked: Blocked) -> Reply:
+    """200 `status: blocked`, a normal result for the SDK, as Prelude answers it."""
+    return _verification(blocked, "blocked")
+
+
+def skip_verification(blocked: Blocked) -> Reply:
+    """200 `status: success`."""
+    return _verification(blocked, "success")
+
+
+def reject_message(blocked: Blocked) -> Reply:
+    """400 `blocked_number` (the SDK raises `BadRequestError`)."""
+    return json_reply(400, {"code": BLOCKED_CODE, "message": BLOCKED_TEXT,
+                            "type": "bad_request", "request_id": blocked.request_id})
+
+
+def skip_message(endpoint: str) -> ReplyFn:
+    """The message resource of `notify`, `transactional` or `notify/reply`."""
+    return lambda b: _message(b, endpoint)
 
 
 class PreludePreset:
@@ -189,37 +212,36 @@ class PreludePreset:
     name = "prelude"
     msisdn = False
     default_region: str | None = None
+    # Checking a code, fraud scoring and sender ids send nothing.
+    quiet_writes = (template("/v2/verification/check"), template("/v2/watch", prefix=True),
+                    template("/v2/verification/management/sender-id"))
+    list_api = PreludeLists()
 
     def routes(self, upstream: UpstreamConfig) -> tuple[Route, ...]:
-        def path(pattern: str) -> re.Pattern[str]:
-            return re.compile(f"^/v2/{pattern}$", re.I)
-
         return (
-            Route("POST", path(r"(?P<endpoint>verification)"), "sms", VerificationTarget()),
-            Route("POST", path(r"(?P<endpoint>notify)"), "sms", _TO),
-            Route("POST", path(r"notify/(?P<endpoint>batch)"), "sms", _TO),
-            Route("POST", path(r"notify/(?P<endpoint>reply)"), "sms", _TO),
-            Route("POST", path(r"(?P<endpoint>transactional)"), "sms", _TO),
+            # A code may go by SMS, WhatsApp, RCS or a voice call: either channel.
+            route("POST", "/v2/verification", None, VerificationTarget(), reject_verification,
+                  skip_verification),
+            route("POST", "/v2/notify", "sms", _TO, reject_message, skip_message("notify")),
+            route("POST", "/v2/notify/batch", "sms", _TO, reject_message, _batch),
+            route("POST", "/v2/notify/reply", "sms", _TO, reject_message,
+                  skip_message("reply")),
+            route("POST", "/v2/transactional", "sms", _TO, reject_message,
+                  skip_message("transactional")),
         )
 
-    def identities(self, message: Message, path_params: Mapping[str, str]) -> tuple[str, ...]:
+    def identities(self, message: Message, path: str) -> tuple[str, ...]:
         """The digest of the Bearer API token."""
         digest = token_digest(message.headers)
         return (digest,) if digest else ()
 
-    def reject(self, blocked: Blocked) -> Reply:
-        if _endpoint(blocked) == "verification":
-            return _verification(blocked, "blocked")
-        return json_reply(400, {"code": BLOCKED_CODE, "message": BLOCKED_TEXT,
-                                "type": "bad_request", "request_id": blocked.request_id})
+    def unauthorized(self, request_id: str) -> Reply:
+        return json_reply(401, {"code": "invalid_api_key",
+                                "message": "The provided API key is invalid.",
+                                "type": "unauthorized", "request_id": request_id})
 
-    def skip(self, blocked: Blocked) -> Reply:
-        endpoint = _endpoint(blocked)
-        if endpoint == "verification":
-            return _verification(blocked, "success")
-        if endpoint == "batch":
-            return _batch(blocked)
-        return _message(blocked, endpoint)
 
+    def refuse(self, blocked: Blocked) -> Reply:
+        return reject_message(blocked)
 
 PRESET = PreludePreset()

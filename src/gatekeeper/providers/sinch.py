@@ -21,25 +21,25 @@ from __future__ import annotations
 import os
 import re
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from gatekeeper.config import UpstreamConfig
-from gatekeeper.providers.base import (
+from gatekeeper.providers.credentials import token_digest
+from gatekeeper.providers.locators import JsonPath, load_json
+from gatekeeper.providers.preset import (
     Blocked,
     BodyError,
-    JsonPath,
     Message,
     Recipients,
-    Reply,
     Route,
-    json_reply,
-    load_json,
-    token_digest,
+    route,
 )
+from gatekeeper.providers.routing import template
+from gatekeeper.replies import Reply, json_reply
 
-_PLAN = r"^/xms/v1/(?P<service_plan_id>[^/]+)"
+_PLAN = "/xms/v1/{service_plan_id}"
+_PLAN_IN_PATH = re.compile(r"^/xms/v1/([^/]+)", re.I)
 # Sinch group IDs are ULIDs (26 Crockford base32 characters); no phone number has letters.
 _GROUP_ID = re.compile(r"(?=[0-9]*[A-Za-z])[0-9A-Za-z]{20,40}")
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -62,16 +62,8 @@ class SinchRecipients:
     optional: bool = False
 
     def find(self, message: Message) -> Recipients | BodyError:
-        if self.optional:
-            doc = load_json(message.body)
-            if isinstance(doc, BodyError):
-                return doc
-            if isinstance(doc, dict) and doc.get(self.field) is None:
-                return Recipients(())
-        found = JsonPath(self.field).find(message)
+        found = JsonPath(self.field, optional=self.optional).find(message)
         if isinstance(found, BodyError):
-            if self.optional and found.code == "missing_destination":
-                return Recipients(())
             return found
         # Only phone numbers are ever blocked, so the remover sees the raw values unchanged.
         values = tuple(f"client:group:{v}" if _GROUP_ID.fullmatch(v) else v
@@ -89,71 +81,87 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def reject(blocked: Blocked) -> Reply:
+    """403 `{code, text}`, which the SDK raises as its `SmsException`."""
+    return json_reply(403, {"code": "forbidden",
+                            "text": "The recipient is on a block list: the request was not sent."})
+
+
+def _request(blocked: Blocked) -> dict[str, object]:
+    doc = load_json(blocked.message.body)
+    return doc if isinstance(doc, dict) else {}
+
+
+def skip_group(blocked: Blocked) -> Reply:
+    """The group Sinch would return: a new one has no member; an existing one's size is
+    not known here."""
+    request, now = _request(blocked), _now()
+    group_id = blocked.path_params.get("group_id")
+    group = {"id": group_id or new_id(), "name": request.get("name"), "created_at": now,
+             "modified_at": now, "child_groups": request.get("child_groups") or []}
+    return json_reply(200, group) if group_id else json_reply(201, group | {"size": 0})
+
+
+def skip_dry_run(blocked: Blocked) -> Reply:
+    """A dry run that would send nothing."""
+    return json_reply(200, {"number_of_recipients": 0, "number_of_messages": 0})
+
+
+def skip_batch(blocked: Blocked) -> Reply:
+    """The batch, `canceled: true`: 201 for a new one, 200 for a replaced or updated one."""
+    request, now = _request(blocked), _now()
+    batch_id = blocked.path_params.get("batch_id")
+    batch = {key: request[key] for key in _ECHOED if key in request}
+    # A replace names the whole `to`; an update only the recipients it adds.
+    recipients = request.get("to", request.get("to_add"))
+    batch |= {"id": batch_id or new_id(),
+              "to": recipients if isinstance(recipients, list) else [blocked.destination],
+              "type": batch.get("type") or "mt_text", "canceled": True, "created_at": now,
+              "modified_at": now}
+    return json_reply(200 if batch_id else 201, batch)
+
+
 class SinchPreset:
     """Sinch SMS batches and groups (service plan id or project id in the path)."""
 
     name = "sinch"
     msisdn = True
     default_region: str | None = None
+    # Delivery feedback names recipients already sent to.
+    quiet_writes = (template(f"{_PLAN}/batches/{{batch_id}}/delivery_feedback"),)
+    list_api = None
 
     def routes(self, upstream: UpstreamConfig) -> tuple[Route, ...]:
-        batches = _PLAN + r"/(?P<resource>batches)"
-        groups = _PLAN + r"/(?P<resource>groups)"
+        batches, groups = f"{_PLAN}/batches", f"{_PLAN}/groups"
         to = SinchRecipients("to")
         return (
             # Before `/batches/{id}`, which would otherwise take `dry_run` for an id.
-            Route("POST", re.compile(batches + r"/(?P<dry_run>dry_run)$", re.I), "sms", to),
-            Route("POST", re.compile(batches + "$", re.I), "sms", to),
-            Route("PUT", re.compile(batches + r"/(?P<batch_id>[^/]+)$", re.I), "sms", to),
-            Route("POST", re.compile(batches + r"/(?P<batch_id>[^/]+)$", re.I), "sms",
-                  SinchRecipients("to_add", optional=True)),
-            Route("POST", re.compile(groups + "$", re.I), "sms",
-                  SinchRecipients("members", optional=True)),
-            Route("PUT", re.compile(groups + r"/(?P<group_id>[^/]+)$", re.I), "sms",
-                  SinchRecipients("members", optional=True)),
-            Route("POST", re.compile(groups + r"/(?P<group_id>[^/]+)$", re.I), "sms",
-                  SinchRecipients("add", optional=True)),
+            route("POST", f"{batches}/dry_run", "sms", to, reject, skip_dry_run),
+            route("POST", batches, "sms", to, reject, skip_batch),
+            route("PUT", f"{batches}/{{batch_id}}", "sms", to, reject, skip_batch),
+            route("POST PATCH", f"{batches}/{{batch_id}}", "sms",
+                  SinchRecipients("to_add", optional=True), reject, skip_batch),
+            route("POST", groups, "sms", SinchRecipients("members", optional=True), reject,
+                  skip_group),
+            route("PUT", f"{groups}/{{group_id}}", "sms",
+                  SinchRecipients("members", optional=True), reject, skip_group),
+            route("POST PATCH", f"{groups}/{{group_id}}", "sms",
+                  SinchRecipients("add", optional=True), reject, skip_group),
         )
 
-    def identities(self, message: Message, path_params: Mapping[str, str]) -> tuple[str, ...]:
+    def identities(self, message: Message, path: str) -> tuple[str, ...]:
         """The service plan (or project) id in the path and the Bearer token's digest."""
-        found = (path_params.get("service_plan_id"), token_digest(message.headers))
+        in_path = _PLAN_IN_PATH.match(path)
+        found = (in_path.group(1) if in_path else None, token_digest(message.headers))
         return tuple(dict.fromkeys(i for i in found if i))
 
-    def reject(self, blocked: Blocked) -> Reply:
-        return json_reply(403, {
-            "code": "forbidden",
-            "text": "The recipient is on a block list: the request was not sent.",
-        })
+    def unauthorized(self, request_id: str) -> Reply:
+        return json_reply(401, {"code": "unauthorized",
+                                "text": "Authentication failed: check the service plan id "
+                                        "and token."})
 
-    def skip(self, blocked: Blocked) -> Reply:
-        doc = load_json(blocked.message.body)
-        request = doc if isinstance(doc, dict) else {}
-        params = blocked.path_params
-        now = _now()
-        if params.get("resource", "").lower() == "groups":
-            group_id = params.get("group_id")
-            group = {"id": group_id or new_id(), "name": request.get("name"),
-                     "created_at": now, "modified_at": now,
-                     "child_groups": request.get("child_groups") or []}
-            # A new group has no member; an existing group's size is not known here.
-            return json_reply(200, group) if group_id else json_reply(201, group | {"size": 0})
-        if "dry_run" in params:
-            return json_reply(200, {"number_of_recipients": 0, "number_of_messages": 0})
-        batch_id = params.get("batch_id")
-        batch = {key: request[key] for key in _ECHOED if key in request}
-        # A replace names the whole `to`; an update only the recipients it adds.
-        recipients = request.get("to", request.get("to_add"))
-        batch |= {
-            "id": batch_id or new_id(),
-            "to": recipients if isinstance(recipients, list) else [blocked.destination],
-            "type": batch.get("type") or "mt_text",
-            "canceled": True,
-            "created_at": now,
-            "modified_at": now,
-        }
-        # Sinch answers 201 to a new batch, 200 to a replaced or updated one.
-        return json_reply(200 if batch_id else 201, batch)
 
+    def refuse(self, blocked: Blocked) -> Reply:
+        return reject(blocked)
 
 PRESET = SinchPreset()

@@ -11,7 +11,9 @@ Routes (JSON, recipients in `to`):
   `/v2/calls/{call_control_id}/actions/transfer` dials `to` (one string) and bridges the
   call to it. TeXML calls, POST `/v2/texml/Accounts/{account_sid}/Calls` and
   `/v2/texml/calls/{connection_id}`, dial `To` (JSON, case-sensitive as Telnyx reads it;
-  a form body is refused as unreadable rather than forwarded unchecked).
+  a form body is refused as unreadable rather than forwarded unchecked), and every target
+  of an inline `Texml` script. Telnyx Verify, POST `/v2/verifications/{sms, whatsapp}`
+  (sms) and `/v2/verifications/{call, flashcall}` (voice): `phone_number`.
 Sender variants are matched with `-` or `_` and in any case, so an odd spelling of the
 path cannot slip past.
 
@@ -39,17 +41,12 @@ from datetime import UTC, datetime
 from uuid import uuid4
 
 from gatekeeper.config import UpstreamConfig
-from gatekeeper.providers.base import (
-    Blocked,
-    Converted,
-    JsonPath,
-    Message,
-    Reply,
-    Route,
-    json_reply,
-    load_json,
-    token_digest,
-)
+from gatekeeper.providers.credentials import token_digest
+from gatekeeper.providers.locators import Both, Converted, JsonPath, load_json
+from gatekeeper.providers.preset import Blocked, Message, ReplyFn, Route, route
+from gatekeeper.providers.routing import template
+from gatekeeper.providers.scripts import JsonScript
+from gatekeeper.replies import Reply, json_reply
 
 BLOCKED_CODE = "40300"  # Telnyx: "Blocked due to STOP message" (an existing block rule)
 _TO = JsonPath("to")
@@ -62,12 +59,6 @@ _SENDERS = ("long_code", "short_code", "number_pool", "alphanumeric_sender_id", 
 _KINDS = {"whatsapp": "WHATSAPP", "rcs": "RCS", "group_mms": "MMS"}
 
 
-def dialled(value: str) -> str:
-    """The destination of a dial string, without the DTMF digits after a comma."""
-    head = value.split(",", 1)[0].strip()
-    return head or value
-
-
 def whatsapp_recipient(value: str) -> str:
     """A WhatsApp user id (no number) as a non-phone destination; numbers unchanged."""
     return f"client:whatsapp-bsuid:{value}" if _BSUID.fullmatch(value.strip()) else value
@@ -75,6 +66,11 @@ def whatsapp_recipient(value: str) -> str:
 
 def _variant(name: str) -> str:
     return name.replace("_", "[-_]")
+
+
+def _texml(blocked: Blocked) -> bool:
+    """Whether the refused send is a TeXML call (Twilio-style capitalised fields)."""
+    return "account_sid" in blocked.path_params or "connection_id" in blocked.path_params
 
 
 def _now() -> str:
@@ -94,14 +90,77 @@ def _raw_recipients(fields: Mapping[str, object], fallback: str) -> list[str]:
     return found or [fallback]
 
 
-def _texml(blocked: Blocked) -> bool:
-    """Whether the refused send is a TeXML call (Twilio-style capitalised fields)."""
-    return "account_sid" in blocked.path_params or "connection_id" in blocked.path_params
-
-
 def _text(fields: Mapping[str, object], name: str) -> str | None:
     value = fields.get(name)
     return value if isinstance(value, str) else None
+
+
+def reject(blocked: Blocked) -> Reply:
+    """422 with Telnyx's block-rule code (the SDK raises `UnprocessableEntityError`)."""
+    what = "Messages cannot be sent" if blocked.channel == "sms" else "Calls cannot be placed"
+    return json_reply(422, {"errors": [{
+        "code": BLOCKED_CODE,
+        "title": "Destination blocked",
+        "detail": f"{what} to this destination due to an existing block rule.",
+        "source": {"pointer": "/To" if _texml(blocked) else "/to"},
+        "meta": {"url": f"https://developers.telnyx.com/api/errors/{BLOCKED_CODE}"},
+    }]})
+
+
+def skip_transfer(blocked: Blocked) -> Reply:
+    """A command's only result shape: nothing was transferred."""
+    return json_reply(200, {"data": {"result": "ok"}})
+
+
+def skip_texml(blocked: Blocked) -> Reply:
+    """A TeXML call resource, canceled."""
+    fields = _fields(blocked.message)
+    return json_reply(200, {"call_sid": "v3:" + secrets.token_urlsafe(32),
+                            "from": _text(fields, "From"), "to": _text(fields, "To"),
+                            "status": "canceled"})
+
+
+def skip_call(blocked: Blocked) -> Reply:
+    """A Call Control call that is not alive."""
+    fields = _fields(blocked.message)
+    call: dict[str, object] = {
+        "record_type": "call", "call_control_id": "v3:" + secrets.token_urlsafe(32),
+        "call_leg_id": str(uuid4()), "call_session_id": str(uuid4()), "is_alive": False}
+    if (state := _text(fields, "client_state")) is not None:
+        call["client_state"] = state
+    return json_reply(200, {"data": call})
+
+
+def skip_message(kind_hint: str | None) -> ReplyFn:
+    """The message resource, every recipient `sending_failed`."""
+    def skip(blocked: Blocked) -> Reply:
+        fields = _fields(blocked.message)
+        media = fields.get("media_urls")
+        kind = _text(fields, "type") or kind_hint or ("MMS" if media else "SMS")
+        now = _now()
+        payload = {
+            "record_type": "message", "id": str(uuid4()), "direction": "outbound",
+            "type": kind, "messaging_profile_id": _text(fields, "messaging_profile_id"),
+            "from": {"phone_number": _text(fields, "from")},
+            "to": [{"phone_number": to, "status": "sending_failed"}
+                   for to in _raw_recipients(fields, blocked.destination)],
+            "text": _text(fields, "text"), "subject": _text(fields, "subject"),
+            "media": [{"url": url} for url in media if isinstance(url, str)]
+            if isinstance(media, list) else [],
+            "received_at": now, "completed_at": now, "sent_at": None,
+            "errors": [{"code": BLOCKED_CODE, "title": "Destination blocked",
+                        "detail": "The message was not sent: the destination is on a block "
+                                  "list."}],
+        }
+        return json_reply(200, {"data": payload})
+    return skip
+
+
+def skip_verification(blocked: Blocked) -> Reply:
+    """A verification whose code was never sent."""
+    return json_reply(200, {"data": {"id": str(uuid4()), "record_type": "verification",
+                                     "phone_number": blocked.destination,
+                                     "status": "cancelled"}})
 
 
 class TelnyxPreset:
@@ -110,91 +169,47 @@ class TelnyxPreset:
     name = "telnyx"
     msisdn = False
     default_region: str | None = None
+    # Buying numbers; not `/v2/phone_numbers`, whose voice settings can forward calls.
+    quiet_writes = (template("/v2/number_orders", prefix=True),
+                    template("/v2/number_reservations", prefix=True))
+    list_api = None
 
     def routes(self, upstream: UpstreamConfig) -> tuple[Route, ...]:
-        senders = "|".join(_variant(s) for s in _SENDERS)
-        messages = r"^/v2/messages"
-        return (
-            Route("POST", re.compile(messages + "$", re.I), "sms", _TO),
-            Route("POST", re.compile(messages + rf"/(?P<sender>{senders})$", re.I), "sms", _TO),
-            Route("POST", re.compile(messages + r"/(?P<sender>whatsapp)$", re.I), "sms",
-                  Converted(_TO, whatsapp_recipient)),
-            Route("POST", re.compile(messages + rf"/(?P<sender>{_variant('group_mms')})$",
-                                     re.I), "sms", _TO),
-            Route("POST", re.compile(r"^/v2/calls$", re.I), "voice", Converted(_TO, dialled)),
-            Route("POST", re.compile(
-                r"^/v2/calls/(?P<call_control_id>[^/]+)/actions/transfer$", re.I), "voice",
-                Converted(_TO, dialled)),
-            Route("POST", re.compile(
-                r"^/v2/texml/Accounts/(?P<account_sid>[^/]+)/Calls(?:\.json)?$", re.I),
-                "voice", Converted(_TEXML_TO, dialled)),
-            Route("POST", re.compile(r"^/v2/texml/calls/(?P<connection_id>[^/]+)$", re.I),
-                  "voice", Converted(_TEXML_TO, dialled)),
-        )
+        texml = Both((_TEXML_TO, JsonScript("Texml")))
+        rows = [
+            route("POST", "/v2/messages", "sms", _TO, reject, skip_message(None)),
+            route("POST", "/v2/messages/{:whatsapp}", "sms",
+                  Converted(_TO, whatsapp_recipient), reject, skip_message("WHATSAPP")),
+            route("POST", f"/v2/messages/{{:{_variant('group_mms')}}}", "sms", _TO, reject,
+                  skip_message("MMS")),
+            route("POST", "/v2/calls", "voice", _TO, reject, skip_call),
+            route("POST", "/v2/calls/{call_control_id}/actions/transfer", "voice", _TO, reject,
+                  skip_transfer),
+            route("POST", ("/v2/texml/Accounts/{account_sid}/Calls",
+                           "/v2/texml/calls/{connection_id}"), "voice", texml, reject,
+                  skip_texml, ext=True),
+        ]
+        rows += [route("POST", f"/v2/messages/{{:{_variant(sender)}}}", "sms", _TO, reject,
+                       skip_message(_KINDS.get(sender))) for sender in _SENDERS]
+        # Telnyx Verify: a code by SMS or WhatsApp, or by a (flash) call.
+        phone = JsonPath("phone_number")
+        rows += [route("POST", "/v2/verifications/{:sms|whatsapp}", "sms", phone, reject,
+                       skip_verification),
+                 route("POST", "/v2/verifications/{:call|flashcall|flash_call}", "voice", phone,
+                       reject, skip_verification)]
+        return tuple(rows)
 
-    def identities(self, message: Message, path_params: Mapping[str, str]) -> tuple[str, ...]:
+    def identities(self, message: Message, path: str) -> tuple[str, ...]:
         """The digest of the Bearer API key (Telnyx v2 has no account id in requests)."""
         digest = token_digest(message.headers)
         return (digest,) if digest else ()
 
-    def reject(self, blocked: Blocked) -> Reply:
-        what = "Messages cannot be sent" if blocked.channel == "sms" else \
-            "Calls cannot be placed"
-        return json_reply(422, {"errors": [{
-            "code": BLOCKED_CODE,
-            "title": "Destination blocked",
-            "detail": f"{what} to this destination due to an existing block rule.",
-            "source": {"pointer": "/To" if _texml(blocked) else "/to"},
-            "meta": {"url": f"https://developers.telnyx.com/api/errors/{BLOCKED_CODE}"},
-        }]})
+    def unauthorized(self, request_id: str) -> Reply:
+        return json_reply(401, {"errors": [{"code": "10009", "title": "Authentication failed",
+                                            "detail": "The API key is missing or invalid."}]})
 
-    def skip(self, blocked: Blocked) -> Reply:
-        fields = _fields(blocked.message)
-        if "call_control_id" in blocked.path_params:
-            return json_reply(200, {"data": {"result": "ok"}})
-        if _texml(blocked):
-            return json_reply(200, {"call_sid": "v3:" + secrets.token_urlsafe(32),
-                                    "from": _text(fields, "From"), "to": _text(fields, "To"),
-                                    "status": "canceled"})
-        if blocked.channel == "voice":
-            call: dict[str, object] = {
-                "record_type": "call",
-                "call_control_id": "v3:" + secrets.token_urlsafe(32),
-                "call_leg_id": str(uuid4()),
-                "call_session_id": str(uuid4()),
-                "is_alive": False,
-            }
-            if (state := _text(fields, "client_state")) is not None:
-                call["client_state"] = state
-            return json_reply(200, {"data": call})
-        sender = blocked.path_params.get("sender") or ""
-        media = fields.get("media_urls")
-        kind = _text(fields, "type") or _KINDS.get(sender.lower().replace("-", "_")) or (
-            "MMS" if media else "SMS")
-        now = _now()
-        payload = {
-            "record_type": "message",
-            "id": str(uuid4()),
-            "direction": "outbound",
-            "type": kind,
-            "messaging_profile_id": _text(fields, "messaging_profile_id"),
-            "from": {"phone_number": _text(fields, "from")},
-            "to": [{"phone_number": to, "status": "sending_failed"}
-                   for to in _raw_recipients(fields, blocked.destination)],
-            "text": _text(fields, "text"),
-            "subject": _text(fields, "subject"),
-            "media": [{"url": url} for url in media if isinstance(url, str)]
-            if isinstance(media, list) else [],
-            "received_at": now,
-            "completed_at": now,
-            "sent_at": None,
-            "errors": [{
-                "code": BLOCKED_CODE,
-                "title": "Destination blocked",
-                "detail": "The message was not sent: the destination is on a block list.",
-            }],
-        }
-        return json_reply(200, {"data": payload})
 
+    def refuse(self, blocked: Blocked) -> Reply:
+        return reject(blocked)
 
 PRESET = TelnyxPreset()

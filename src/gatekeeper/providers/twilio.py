@@ -1,96 +1,163 @@
-"""The `twilio` preset: Programmable Messaging and Voice (API 2010-04-01).
+"""The `twilio` preset: Programmable Messaging and Voice (API 2010-04-01) and, for an
+upstream pointed at their hosts, Verify, Conversations, Proxy and Studio.
 
-Sends are POST `.../Accounts/{sid}/Messages.json` (sms), `.../Calls.json` and
-`.../Conferences/{sid}/Participants.json` (voice), form-encoded, recipient in `To`.
-`.xml` and extension-less spellings reach the same endpoints, so they are intercepted
-too. Reject: 403 with Twilio's error shape (the SDK raises `TwilioRestException`);
-skip: 201 with a resource whose status is `canceled`.
+Form-encoded sends; the last path segment may carry any suffix (`.json`, `.xml`, none):
+- sms: `Accounts/{sid}/Messages` (and the legacy `SMS/Messages`), `To`;
+- voice: `Calls` (`To`, and every target of an inline `Twiml`), live call updates
+  `Calls/{sid}` (an inline `Twiml` redirects the call: its targets are checked; a `Url`
+  is fetched later by Twilio and cannot be seen), conference `Participants` (`To` is
+  dialled), `OutgoingCallerIds` (Twilio calls `PhoneNumber` to verify it);
+- verify.twilio.com `/v2/Services/{sid}/Verifications` (`To`; by sms, call or WhatsApp:
+  decided on both channels; an e-mail address passes); conversations.twilio.com
+  participants (`MessagingBinding.Address`); proxy.twilio.com session participants
+  (`Identifier`, texted and called through a masked number); studio.twilio.com flow
+  `Executions` (`To`, texted or called by the flow).
+Reject: 403 with Twilio's error shape (the SDK raises `TwilioRestException`); skip: the
+resource Twilio would create, with status `canceled`.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from email.utils import formatdate
 from uuid import uuid4
 
 from gatekeeper.config import UpstreamConfig
-from gatekeeper.providers.base import (
-    Blocked,
-    FormField,
-    Message,
-    Reply,
-    Route,
-    basic_user,
-    json_reply,
-    parse_form,
-)
+from gatekeeper.providers.credentials import basic_user
+from gatekeeper.providers.forms import parse_form
+from gatekeeper.providers.locators import Both, Converted, FormField
+from gatekeeper.providers.preset import Blocked, Message, ReplyFn, Route, route
+from gatekeeper.providers.routing import template
+from gatekeeper.providers.scripts import FormScript
+from gatekeeper.replies import Reply, json_reply
 
 API_VERSION = "2010-04-01"
 BLOCKED_CODE = 21610  # "Attempt to send to unsubscribed recipient"
-_ACCOUNT = rf"^/{API_VERSION}/Accounts/(?P<account_sid>[^/]+)"
+_ACCOUNT = f"/{API_VERSION}/Accounts/{{account_sid}}"
+_ACCOUNT_IN_PATH = re.compile(rf"^/{API_VERSION}/Accounts/([^/]+)", re.I)
 # A blocked inbound caller: refused before answering, so the call is not billed.
 INBOUND_REJECT = Reply(
     200, b'<?xml version="1.0" encoding="UTF-8"?><Response><Reject reason="rejected"/>'
     b"</Response>", "text/xml")
 _TO = FormField("To")
+_TWIML = FormScript("Twiml")
+
+
+def _email_or_number(value: str) -> str:
+    return f"client:email:{value}" if "@" in value else value
+
+
+def reject(blocked: Blocked) -> Reply:
+    """Twilio's error for a blocked recipient."""
+    return json_reply(403, {
+        "code": BLOCKED_CODE,
+        "message": "Attempt to send to a blocked recipient: the number is on a block list.",
+        "more_info": f"https://www.twilio.com/docs/errors/{BLOCKED_CODE}",
+        "status": 403,
+    })
+
+
+def _fields(blocked: Blocked) -> dict[str, str]:
+    form = parse_form(blocked.message.body)
+    return {} if not isinstance(form, dict) else {k: v[0] for k, v in form.items()}
+
+
+def _resource(blocked: Blocked, kind: str, prefix: str) -> dict[str, object]:
+    account = blocked.path_params.get("account_sid", "")
+    sid = prefix + uuid4().hex
+    now = formatdate(usegmt=True)
+    return {"sid": sid, "account_sid": account, "to": blocked.destination,
+            "from": _fields(blocked).get("From"), "status": "canceled",
+            "direction": "outbound-api", "api_version": API_VERSION, "date_created": now,
+            "date_updated": now, "error_code": None, "error_message": None,
+            "uri": f"/{API_VERSION}/Accounts/{account}/{kind}/{sid}.json"}
+
+
+def skip_message(blocked: Blocked) -> Reply:
+    """A message resource that was never sent."""
+    fields = _fields(blocked)
+    return json_reply(201, _resource(blocked, "Messages", "SM") | {
+        "body": fields.get("Body", ""), "num_segments": "0", "price": None})
+
+
+def skip_call(blocked: Blocked) -> Reply:
+    """A call resource that was never placed (also for updates and participants)."""
+    return json_reply(201, _resource(blocked, "Calls", "CA"))
+
+
+def skip_caller_id(blocked: Blocked) -> Reply:
+    """A caller-id validation request whose call was never placed."""
+    return json_reply(201, {"account_sid": blocked.path_params.get("account_sid", ""),
+                            "call_sid": "CA" + uuid4().hex, "friendly_name": None,
+                            "phone_number": blocked.destination, "validation_code": None})
+
+
+def skip_verification(blocked: Blocked) -> Reply:
+    """A verification that sent no code (status canceled)."""
+    fields = _fields(blocked)
+    return json_reply(201, {"sid": "VE" + uuid4().hex,
+                            "service_sid": blocked.path_params.get("service_sid", ""),
+                            "to": blocked.destination, "channel": fields.get("Channel", "sms"),
+                            "status": "canceled", "valid": False})
+
+
+def skip_resource(prefix: str) -> ReplyFn:
+    """A generic created resource with a fresh sid (participants, executions)."""
+    def skip(blocked: Blocked) -> Reply:
+        return json_reply(201, {"sid": prefix + uuid4().hex, "status": "canceled"})
+    return skip
 
 
 class TwilioPreset:
-    """Twilio's Messages and Calls resources."""
+    """Twilio's Messages and Calls resources, and the sends of its other products."""
 
     name = "twilio"
     msisdn = False
     default_region: str | None = None
+    quiet_writes = (template(f"{_ACCOUNT}/IncomingPhoneNumbers", prefix=True),
+                    template(f"{_ACCOUNT}/Messages/{{sid}}", ext=True))
+    list_api = None
 
     def routes(self, upstream: UpstreamConfig) -> tuple[Route, ...]:
-        suffix = r"(\.json|\.xml)?$"
+        participants = skip_resource("MB")
         return (
-            Route("POST", re.compile(_ACCOUNT + r"/(SMS/)?Messages" + suffix, re.I), "sms", _TO),
-            Route("POST", re.compile(_ACCOUNT + r"/Calls" + suffix, re.I), "voice", _TO),
+            route("POST", (f"{_ACCOUNT}/Messages", f"{_ACCOUNT}/SMS/Messages"), "sms", _TO,
+                  reject, skip_message, ext=True),
+            route("POST", f"{_ACCOUNT}/Calls", "voice", Both((_TO, _TWIML)), reject,
+                  skip_call, ext=True),
+            route("POST", f"{_ACCOUNT}/Calls/{{call_sid}}", "voice", _TWIML, reject,
+                  skip_call, ext=True),
             # Adding a conference participant dials `To`: an outbound call too.
-            Route("POST", re.compile(_ACCOUNT + r"/Conferences/[^/]+/Participants" + suffix,
-                                     re.I), "voice", _TO),
+            route("POST", f"{_ACCOUNT}/Conferences/{{conference_sid}}/Participants", "voice",
+                  _TO, reject, skip_call, ext=True),
+            route("POST", f"{_ACCOUNT}/OutgoingCallerIds", "voice",
+                  FormField("PhoneNumber"), reject, skip_caller_id, ext=True),
+            route("POST", "/v2/Services/{service_sid}/Verifications", None,
+                  Converted(_TO, _email_or_number), reject, skip_verification),
+            route("POST", ("/v1/Conversations/{conversation_sid}/Participants",
+                           "/v1/Services/{chat_service_sid}/Conversations/{conversation_sid}"
+                           "/Participants"), "sms",
+                  FormField("MessagingBinding.Address", optional=True), reject,
+                  participants),
+            route("POST", "/v1/Services/{service_sid}/Sessions/{session_sid}/Participants",
+                  None, FormField("Identifier"), reject, participants),
+            route("POST", "/v2/Flows/{flow_sid}/Executions", None, _TO, reject,
+                  skip_resource("FN")),
         )
 
-    def identities(self, message: Message, path_params: Mapping[str, str]) -> tuple[str, ...]:
+    def identities(self, message: Message, path: str) -> tuple[str, ...]:
         """The account SID in the path and the Basic user (an account SID or API key)."""
-        found = (path_params.get("account_sid"), basic_user(message.headers))
+        in_path = _ACCOUNT_IN_PATH.match(path)
+        found = (in_path.group(1) if in_path else None, basic_user(message.headers))
         return tuple(dict.fromkeys(i for i in found if i))
 
-    def reject(self, blocked: Blocked) -> Reply:
-        return json_reply(403, {
-            "code": BLOCKED_CODE,
-            "message": "Attempt to send to a blocked recipient: the number is on a block list.",
-            "more_info": f"https://www.twilio.com/docs/errors/{BLOCKED_CODE}",
-            "status": 403,
-        })
+    def unauthorized(self, request_id: str) -> Reply:
+        return json_reply(401, {"code": 20003, "message": "Authenticate",
+                                "more_info": "https://www.twilio.com/docs/errors/20003",
+                                "status": 401})
 
-    def skip(self, blocked: Blocked) -> Reply:
-        account = blocked.path_params.get("account_sid", "")
-        form = parse_form(blocked.message.body)
-        fields = {} if not isinstance(form, dict) else {k: v[0] for k, v in form.items()}
-        kind, sid_prefix = ("Messages", "SM") if blocked.channel == "sms" else ("Calls", "CA")
-        sid = sid_prefix + uuid4().hex
-        now = formatdate(usegmt=True)
-        resource = {
-            "sid": sid,
-            "account_sid": account,
-            "to": blocked.destination,
-            "from": fields.get("From"),
-            "status": "canceled",
-            "direction": "outbound-api",
-            "api_version": API_VERSION,
-            "date_created": now,
-            "date_updated": now,
-            "error_code": None,
-            "error_message": None,
-            "uri": f"/{API_VERSION}/Accounts/{account}/{kind}/{sid}.json",
-        }
-        if blocked.channel == "sms":
-            resource |= {"body": fields.get("Body", ""), "num_segments": "0",
-                         "price": None}
-        return json_reply(201, resource)
 
+    def refuse(self, blocked: Blocked) -> Reply:
+        return reject(blocked)
 
 PRESET = TwilioPreset()

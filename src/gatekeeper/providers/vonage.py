@@ -14,9 +14,9 @@ Intercepted (paths below the mount, case-insensitive; one upstream can serve bot
   (`workflow[].to.number`) are checked too, never rewritten.
 - sms: GET/POST `/verify/json|xml` and `/verify/psd2/json|xml` (legacy Verify): `number`,
   read like the legacy SMS API's `to` (query and body).
-- sms: POST `/v2/verify` (Verify v2): every `workflow[].to`, the numbers a code goes to by
-  SMS, WhatsApp, voice or silent auth, checked on the sms channel (a voice-only entry
-  does not stop a Verify workflow); an email step's address is not a phone number and
+- POST `/v2/verify` (Verify v2): every `workflow[].to`, the numbers a code goes to by
+  SMS, WhatsApp, voice or silent auth, checked on both channels (sms- and voice-only
+  entries both count: a step may call); an email step's address is not a phone number and
   passes. Blocked steps are dropped from the workflow; a workflow left empty is handled
   whole.
 - voice: POST `/v1/calls`: the endpoints of `to[]` (phone `number`; `sip` `uri`, which is
@@ -41,10 +41,8 @@ from __future__ import annotations
 
 import base64
 import binascii
-import copy
 import json
-import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Literal
 from urllib.parse import unquote_plus
@@ -52,26 +50,31 @@ from uuid import uuid4
 from xml.sax.saxutils import escape
 
 from gatekeeper.config import UpstreamConfig
-from gatekeeper.providers.base import (
-    Blocked,
-    BodyError,
+from gatekeeper.providers.credentials import basic_user, header, token_digest
+from gatekeeper.providers.locators import (
     Converted,
     FormField,
-    JsonDoc,
     JsonPath,
     JsonPosition,
+    edited,
+    json_leaves,
+    load_json,
+    load_json_all,
+    members,
+    plan_deletions,
+)
+from gatekeeper.providers.preset import (
+    Blocked,
+    BodyError,
     Locator,
     Message,
     Recipients,
-    Reply,
+    ReplyFn,
     Route,
-    basic_user,
-    dump_json,
-    json_reply,
-    load_json,
-    remove_positions,
-    token_digest,
+    route,
 )
+from gatekeeper.providers.routing import template
+from gatekeeper.replies import Reply, json_reply
 
 # NCCO has no hang-up or reject action, and an empty NCCO has been reported as refused
 # (Vonage then fetches the fallback answer URL, which might connect the caller); a short
@@ -84,15 +87,6 @@ PROBLEM_TYPE = "https://developer.vonage.com/api-errors#forbidden"
 _SMS_FORMAT = r"(?:/(?P<sms_format>json|xml))?$"
 # Endpoint types that never reach a phone number (Voice and Messages v0.1).
 _NOT_PHONE = frozenset({"websocket", "app", "vbc", "messenger"})
-
-
-def _header(headers: Mapping[str, str], name: str) -> str:
-    """A header value; works on plain dicts as well as case-insensitive mappings."""
-    value = headers.get(name)
-    if value is None:
-        lower = name.lower()
-        value = next((v for k, v in headers.items() if k.lower() == lower), None)
-    return value or ""
 
 
 def _names(text: str) -> list[tuple[str, str]]:
@@ -119,7 +113,7 @@ def _body_params(body: bytes) -> list[tuple[str, str | object]]:
 def is_signed(message: Message) -> bool:
     """True when `sig` is a parameter anywhere: query, form body or JSON body."""
     params = [*_names(message.query), *_body_params(message.body)]
-    return any(name == "sig" for name, _ in params)
+    return any(name.strip().casefold() == "sig" for name, _ in params)
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,7 +126,7 @@ class Signed:
         found = self.inner.find(message)
         if isinstance(found, BodyError) or not is_signed(message):
             return found
-        return Recipients(found.values, None)
+        return found.fixed()
 
 
 # ------------------------------------------------------------------ legacy SMS
@@ -144,7 +138,7 @@ def body_kind(message: Message) -> BodyKind | BodyError | None:
     """How the body is encoded: by Content-Type, sniffed when that says nothing useful."""
     if not message.body.strip():
         return None
-    media = _header(message.headers, "Content-Type").partition(";")[0].strip().lower()
+    media = header(message.headers, "Content-Type").partition(";")[0].strip().lower()
     if media == "application/json" or media.endswith("+json"):
         return "json"
     if media == "application/x-www-form-urlencoded":
@@ -183,19 +177,23 @@ class SmsParams:
             return BodyError("missing_destination",
                              f"parameter '{self.name}' is in neither the query nor the body")
 
-        def remove(blocked: frozenset[str]) -> Message | None:
-            edited = message
-            for where, part in parts:
-                if blocked.isdisjoint(part.values):
-                    continue  # left byte for byte as sent
-                without = part.without(blocked)
-                if without is None:
-                    return None
-                edited = replace(edited, query=without.query) if where == "query" else \
-                    replace(edited, body=without.body)
-            return edited
+        values = tuple(v for _, part in parts for v in part.values)
+        if len(parts) > 1:
+            # Named in the query and in the body: which one Vonage reads is not ours to
+            # guess, so both are decided and the request is never edited.
+            return Recipients(values)
+        where, part = parts[0]
+        if part.remover is None:
+            return Recipients(values)
 
-        return Recipients(tuple(v for _, part in parts for v in part.values), remove)
+        def remove(blocked: frozenset[str]) -> Message | None:
+            without = part.without(blocked)
+            if without is None:
+                return None
+            return replace(message, query=without.query) if where == "query" else \
+                replace(message, body=without.body)
+
+        return Recipients(values, remove)
 
 
 # ------------------------------------------------------------------ endpoints
@@ -209,73 +207,94 @@ def _text(value: object) -> str | None:
     return None
 
 
-def endpoint_value(endpoint: object, where: str) -> str | BodyError:
-    """The recipient an endpoint object stands for.
+def _all(node: object, key: str) -> tuple[list[object], bool]:
+    """Every value some reader takes for `key` of `node` (any case, every duplicate)."""
+    found, exact = members(node, key)
+    return [value for _, value in found], exact
+
+
+@dataclass(frozen=True, slots=True)
+class Found:
+    """Recipients with their positions, and whether every reading agrees on them."""
+
+    items: list[tuple[str, JsonPosition]]
+    exact: bool = True
+
+
+def endpoint_values(endpoint: object, pos: JsonPosition, where: str) -> Found | BodyError:
+    """The recipients an endpoint object stands for.
 
     Phone-like endpoints give their `number`; `sip` its `uri`; websocket, app, vbc and
-    messenger endpoints are not phone numbers and give `client:<type>`.
+    messenger endpoints are not phone numbers and give `client:<type>`. A bare number
+    where an object belongs is still a number.
     """
+    bare = _text(endpoint)
+    if bare is not None:
+        return Found([(bare, pos)])
     if not isinstance(endpoint, dict):
         return BodyError("invalid_destination_field", f"'{where}' is not an endpoint object")
-    kind = endpoint.get("type")
-    kind = kind.lower() if isinstance(kind, str) else None
-    if "number" in endpoint or kind == "phone":
-        number = _text(endpoint.get("number"))
-        if number is None:
-            return BodyError("invalid_destination_field", f"'{where}.number' is not a string")
-        return number
-    if kind in ("sip", "sips"):
-        uri = endpoint.get("uri")
-        if not isinstance(uri, str):
-            return BodyError("invalid_destination_field", f"'{where}.uri' is not a string")
-        return uri
-    if kind in _NOT_PHONE:
-        return f"client:{kind}"
-    # A phone-like or unknown type without a number: refuse rather than guess.
-    return BodyError("invalid_destination_field", f"'{where}' has no number")
+    kinds, exact_kind = _all(endpoint, "type")
+    names = {k.lower() for k in kinds if isinstance(k, str)}
+    numbers, exact_number = _all(endpoint, "number")
+    uris, exact_uri = _all(endpoint, "uri")
+    values: list[str] = []
+    if numbers or "phone" in names:
+        for number in numbers or [None]:
+            text = _text(number)
+            if text is None:
+                return BodyError("invalid_destination_field", f"'{where}.number' is not a string")
+            values.append(text)
+    if names & {"sip", "sips"}:
+        for uri in uris or [None]:
+            if not isinstance(uri, str):
+                return BodyError("invalid_destination_field", f"'{where}.uri' is not a string")
+            values.append(uri)
+    if not values:
+        if not names or not names <= _NOT_PHONE:
+            # A phone-like or unknown type without a number: refuse rather than guess.
+            return BodyError("invalid_destination_field", f"'{where}' has no number")
+        values = [f"client:{kind}" for kind in sorted(names)]
+    exact = exact_kind and exact_number and exact_uri and len(kinds) <= 1 and \
+        len(numbers) + len(uris) <= 1
+    return Found([(v, pos) for v in values], exact)
 
 
-def _endpoints(value: object, pos: JsonPosition, where: str
-               ) -> list[tuple[str, JsonPosition]] | BodyError:
+def _endpoints(value: object, pos: JsonPosition, where: str) -> Found | BodyError:
     """Each endpoint of an array (or of a lone object or number) with its position."""
-    items: list[tuple[object, JsonPosition]]
-    if isinstance(value, list):
-        items = [(v, (*pos, i)) for i, v in enumerate(value)]
-    else:
-        items = [(value, pos)]
-    found: list[tuple[str, JsonPosition]] = []
+    items = [(v, (*pos, i)) for i, v in enumerate(value)] if isinstance(value, list) else \
+        [(value, pos)]
+    out = Found([])
     for item, at in items:
-        # A bare number where an object belongs is still a number to check.
-        raw = _text(item)
-        if raw is None:
-            got = endpoint_value(item, where)
-            if isinstance(got, BodyError):
-                return got
-            raw = got
-        found.append((raw, at))
-    return found
-
-
-def _connects(ncco: object, pos: JsonPosition, where: str
-              ) -> list[tuple[str, JsonPosition]] | BodyError:
-    """The endpoints of every `connect` action of an inline NCCO."""
-    if not isinstance(ncco, list):
-        return []
-    found: list[tuple[str, JsonPosition]] = []
-    for i, action in enumerate(ncco):
-        if not isinstance(action, dict) or str(action.get("action", "")).lower() != "connect":
-            continue
-        if "endpoint" not in action:
-            return BodyError("invalid_destination_field", f"'{where}[{i}]' has no endpoint")
-        got = _endpoints(action["endpoint"], (*pos, i, "endpoint"), f"{where}[{i}].endpoint")
+        got = endpoint_values(item, at, where)
         if isinstance(got, BodyError):
             return got
-        found.extend(got)
-    return found
+        out = Found(out.items + got.items, out.exact and got.exact)
+    return out
 
 
-def _object(body: bytes, path: str) -> dict[str, JsonDoc] | BodyError:
-    doc = load_json(body)
+def _connects(ncco: object, pos: JsonPosition, where: str) -> Found | BodyError:
+    """The endpoints of every `connect` action of an inline NCCO."""
+    if not isinstance(ncco, list):
+        return Found([])
+    out = Found([])
+    for i, action in enumerate(ncco):
+        names, exact = _all(action, "action")
+        if not any(isinstance(n, str) and n.lower() == "connect" for n in names):
+            continue
+        hits, clean = members(action, "endpoint")
+        if not hits:
+            return BodyError("invalid_destination_field", f"'{where}[{i}]' has no endpoint")
+        for key, endpoint in hits:
+            got = _endpoints(endpoint, (*pos, i, key), f"{where}[{i}].endpoint")
+            if isinstance(got, BodyError):
+                return got
+            out = Found(out.items + got.items,
+                        out.exact and exact and clean and got.exact and len(names) == 1)
+    return out
+
+
+def _object(body: bytes, path: str) -> dict[str, object] | BodyError:
+    doc = load_json_all(body)
     if isinstance(doc, BodyError):
         return doc
     if not isinstance(doc, dict):
@@ -299,58 +318,74 @@ class CallEndpoints:
         doc = _object(message.body, "to")
         if isinstance(doc, BodyError):
             return doc
-        found: list[tuple[str, JsonPosition]] = []
+        found = Found([])
         targets = 0
+        nccos: list[tuple[object, JsonPosition]] = []
         if self.create:
-            if "to" not in doc:
+            hits, clean = members(doc, "to")
+            for key, value in hits:
+                got = _endpoints(value, (key,), "to")
+                if isinstance(got, BodyError):
+                    return got
+                found = Found(found.items + got.items, found.exact and got.exact)
+            if not found.items:
                 return BodyError("missing_destination", "no destination at 'to'")
-            got = _endpoints(doc["to"], ("to",), "to")
+            targets = len(found.items)
+            found = Found(found.items, found.exact and clean and len(hits) == 1)
+            ncco_hits, clean = members(doc, "ncco")
+            nccos = [(v, (k,)) for k, v in ncco_hits]
+        else:
+            actions, clean_action = _all(doc, "action")
+            if not any(isinstance(a, str) and a.lower() == "transfer" for a in actions):
+                return Recipients(())
+            destinations, clean = members(doc, "destination")
+            for key, destination in destinations:
+                inner, clean_inner = members(destination, "ncco")
+                nccos.extend((v, (key, k)) for k, v in inner)
+                clean = clean and clean_inner
+            clean = clean and clean_action and len(destinations) <= 1
+        for ncco, at in nccos:
+            got = _connects(ncco, at, ".".join(map(str, at)))
             if isinstance(got, BodyError):
                 return got
-            if not got:
-                return BodyError("missing_destination", "no destination at 'to'")
-            found, targets = got, len(got)
-            ncco_at: JsonPosition = ("ncco",)
-            ncco = doc.get("ncco")
-        else:
-            destination = doc.get("destination")
-            if str(doc.get("action", "")).lower() != "transfer" or \
-                    not isinstance(destination, dict):
-                return Recipients(())
-            ncco_at = ("destination", "ncco")
-            ncco = destination.get("ncco")
-        connects = _connects(ncco, ncco_at, ".".join(map(str, ncco_at)))
-        if isinstance(connects, BodyError):
-            return connects
-        found.extend(connects)
+            found = Found(found.items + got.items, found.exact and got.exact)
+        exact = found.exact and clean and len(nccos) <= 1
+        values = tuple(raw for raw, _ in found.items)
+        if not exact:
+            return Recipients(values)
+        ncco_list = nccos[0] if nccos else None
 
         def remove(blocked: frozenset[str]) -> Message | None:
-            if targets and all(raw in blocked for raw, _ in found[:targets]):
+            if targets and all(raw in blocked for raw, _ in found.items[:targets]):
                 return None  # a call needs someone to call
-            edited = copy.deepcopy(doc)
-            if not remove_positions(edited, [pos for raw, pos in found if raw in blocked]):
+            doomed = plan_deletions(doc, [pos for raw, pos in found.items if raw in blocked])
+            if doomed is None:
                 return None  # a lone `to` object
-            holder = edited if self.create else edited["destination"]
-            assert isinstance(holder, dict)
-            if isinstance(ncco, list) and ncco and not holder["ncco"]:
+            if ncco_list is not None and isinstance(ncco_list[0], list) and ncco_list[0] and \
+                    all((*ncco_list[1], i) in doomed for i in range(len(ncco_list[0]))):
                 return None  # nothing left for the call to do
-            return replace(message, body=dump_json(edited))
+            return edited(message, doomed)
 
-        return Recipients(tuple(raw for raw, _ in found), remove)
+        return Recipients(values, remove)
 
 
 # ------------------------------------------------------------------ Messages
 
-def message_to(item: Mapping[str, object], where: str) -> str | BodyError:
+def message_to(item: object, where: str) -> Found | BodyError:
     """The recipient of one Messages API message (`to`, read by its `channel`)."""
-    if "to" not in item:
+    hits, exact = members(item, "to")
+    if not hits:
         return BodyError("missing_destination", f"no destination at '{where}'")
-    value = _text(item["to"])
-    if value is None:
-        return BodyError("invalid_destination_field", f"'{where}' is not a string")
-    if str(item.get("channel", "")).lower() == "messenger":
-        return "client:messenger"  # a page-scoped id, not a phone number
-    return value
+    channels, clean = _all(item, "channel")
+    messenger = any(isinstance(c, str) and c.lower() == "messenger" for c in channels)
+    out: list[tuple[str, JsonPosition]] = []
+    for key, value in hits:
+        text = _text(value)
+        if text is None:
+            return BodyError("invalid_destination_field", f"'{where}' is not a string")
+        # A Messenger recipient is a page-scoped id, not a phone number.
+        out.append(("client:messenger" if messenger and len(channels) == 1 else text, (key,)))
+    return Found(out, exact and clean and len(hits) == 1 and len(channels) <= 1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -364,9 +399,11 @@ class MessagesTo:
         primary = message_to(doc, "to")
         if isinstance(primary, BodyError):
             return primary
-        failover = doc.get("failover")
-        backups: list[str] = []
-        if failover is not None:
+        failovers, exact = members(doc, "failover")
+        backups: list[tuple[str, int]] = []
+        for _, failover in failovers:
+            if failover is None:
+                continue
             if not isinstance(failover, list):
                 return BodyError("invalid_destination_field", "'failover' is not an array")
             for i, item in enumerate(failover):
@@ -376,21 +413,23 @@ class MessagesTo:
                 got = message_to(item, f"failover[{i}].to")
                 if isinstance(got, BodyError):
                     return got
-                backups.append(got)
+                exact = exact and got.exact
+                backups.extend((raw, i) for raw, _ in got.items)
+        values = (*(raw for raw, _ in primary.items), *(raw for raw, _ in backups))
+        if not (exact and primary.exact and len(failovers) <= 1):
+            return Recipients(values)
+        key = failovers[0][0] if failovers else "failover"
+        count = len(failovers[0][1]) if failovers and isinstance(failovers[0][1], list) else 0
 
         def remove(blocked: frozenset[str]) -> Message | None:
-            if primary in blocked or not isinstance(failover, list):
+            if any(raw in blocked for raw, _ in primary.items):
                 return None  # the message itself cannot lose its recipient
-            kept = [item for item, raw in zip(failover, backups, strict=True)
-                    if raw not in blocked]
-            edited = dict(doc)
-            if kept:
-                edited["failover"] = kept
-            else:
-                del edited["failover"]
-            return replace(message, body=dump_json(edited))
+            gone = sorted({i for raw, i in backups if raw in blocked})
+            if len(gone) == count:
+                return edited(message, [(key,)])
+            return edited(message, [(key, i) for i in gone])
 
-        return Recipients((primary, *backups), remove)
+        return Recipients(values, remove)
 
 
 @dataclass(frozen=True, slots=True)
@@ -403,27 +442,18 @@ class EndpointAt:
         doc = _object(message.body, self.path)
         if isinstance(doc, BodyError):
             return doc
-        nodes: list[object] = [doc]
-        for step in self.path.split("."):
-            name, many = step.removesuffix("[]"), step.endswith("[]")
-            nxt: list[object] = []
-            for node in nodes:
-                if isinstance(node, dict) and name in node:
-                    value = node[name]
-                    if many and not isinstance(value, list):
-                        return BodyError("invalid_destination_field",
-                                         f"'{self.path}': '{name}' is not an array")
-                    nxt.extend(value if many else [value])
-            nodes = nxt
+        leaves = json_leaves(doc, self.path)
+        if isinstance(leaves, BodyError):
+            return leaves
         values: list[str] = []
-        for node in nodes:
-            got = _endpoints(node, (), self.path)
+        for node, pos in leaves.found:
+            got = _endpoints(node, pos, self.path)
             if isinstance(got, BodyError):
                 return got
-            values.extend(raw for raw, _ in got)
+            values.extend(raw for raw, _ in got.items)
         if not values:
             return BodyError("missing_destination", f"no destination at '{self.path}'")
-        return Recipients(tuple(values), None)
+        return Recipients(tuple(values))
 
 
 # ------------------------------------------------------------------ identities
@@ -435,7 +465,7 @@ def jwt_application(headers: Mapping[str, str]) -> str | None:
     application id is the stable identity. Vonage verifies the signature itself, so a
     forged claim cannot reach a send; here it can only add scopes, i.e. more checks.
     """
-    scheme, _, token = _header(headers, "Authorization").partition(" ")
+    scheme, _, token = header(headers, "Authorization").partition(" ")
     parts = token.strip().split(".")
     if scheme.lower() != "bearer" or len(parts) != 3:
         return None
@@ -454,7 +484,8 @@ def verify_recipient(value: str) -> str:
     return f"client:email:{value}" if "@" in value else value
 
 
-def _problem(blocked: Blocked) -> Reply:
+def problem(blocked: Blocked) -> Reply:
+    """The 403 problem+json the Messages, Voice and Verify v2 SDKs raise."""
     return json_reply(403, {
         "type": PROBLEM_TYPE,
         "title": "Forbidden",
@@ -463,14 +494,14 @@ def _problem(blocked: Blocked) -> Reply:
     }, "application/problem+json")
 
 
-def _sms_reply(blocked: Blocked, status: str) -> Reply:
+def _sms_reply(blocked: Blocked, status: str, xml: bool) -> Reply:
     """A legacy SMS API answer for one message, in the format the path asked for."""
     fields: dict[str, str] = {"to": blocked.destination}
     if status == "0":
         fields |= {"message-id": str(uuid4()), "status": status}
     else:
         fields |= {"status": status, "error-text": "Number barred."}
-    if (blocked.path_params.get("sms_format") or "json").lower() == "xml":
+    if xml:
         tags = {"message-id": "messageId", "error-text": "errorText"}
         inner = "".join(f"<{tags.get(k, k)}>{escape(v)}</{tags.get(k, k)}>"
                         for k, v in fields.items())
@@ -480,17 +511,61 @@ def _sms_reply(blocked: Blocked, status: str) -> Reply:
     return json_reply(200, {"message-count": "1", "messages": [fields]})
 
 
-def _verify_reply(blocked: Blocked, fields: dict[str, str]) -> Reply:
+def _verify_reply(fields: dict[str, str], xml: bool) -> Reply:
     """A legacy Verify API answer, in the format the path asked for."""
-    if blocked.path_params["verify_format"].lower() == "xml":
+    if xml:
         inner = "".join(f"<{k}>{escape(v)}</{k}>" for k, v in fields.items())
         return Reply(200, ('<?xml version="1.0" encoding="UTF-8"?>'
                            f"<verify_response>{inner}</verify_response>").encode(), "text/xml")
     return json_reply(200, fields)
 
 
-def _is_legacy_sms(blocked: Blocked) -> bool:
-    return "sms_format" in blocked.path_params
+def sms_replies(xml: bool) -> tuple[ReplyFn, ReplyFn]:
+    """Legacy SMS: reject is status "7" Number barred (the SDK's `SmsError`); skip "0"."""
+    return (lambda b: _sms_reply(b, BARRED_STATUS, xml), lambda b: _sms_reply(b, "0", xml))
+
+
+def verify_replies(xml: bool) -> tuple[ReplyFn, ReplyFn]:
+    """Legacy Verify: reject status "7" (blacklisted; `VerifyError`); skip "0"."""
+    return (lambda b: _verify_reply({
+        "status": BARRED_STATUS, "error_text": "The number you are trying to verify is "
+        "blacklisted for verification."}, xml),
+        lambda b: _verify_reply({"request_id": uuid4().hex, "status": "0"}, xml))
+
+
+def _accepted(key: str) -> ReplyFn:
+    return lambda b: json_reply(202, {key: str(uuid4())})
+
+
+def skip_message(blocked: Blocked) -> Reply:
+    """Messages API: 202 with a message id (and a workflow id when it had failover)."""
+    reply: dict[str, str] = {"message_uuid": str(uuid4())}
+    doc = load_json(blocked.message.body)
+    if isinstance(doc, dict) and doc.get("failover"):
+        reply["workflow_id"] = str(uuid4())  # sends with failover also get one
+    return json_reply(202, reply)
+
+
+def skip_call(blocked: Blocked) -> Reply:
+    """Voice API create: 201 `started`, as create-call always answers."""
+    return json_reply(201, {"uuid": str(uuid4()), "status": "started", "direction": "outbound",
+                            "conversation_uuid": f"CON-{uuid4()}"})
+
+
+def skip_transfer(blocked: Blocked) -> Reply:
+    """A call update answers with no content."""
+    return Reply(204, b"")
+
+
+def _legacy_rows(path: str, locator: Locator, replies: Callable[[bool], tuple[ReplyFn, ReplyFn]]
+                 ) -> list[Route]:
+    """GET and POST rows of a legacy API path, in its JSON and XML formats."""
+    rows = []
+    for suffix, xml in (("/json", False), ("/xml", True)):
+        reject, skip = replies(xml)
+        rows.append(route("GET POST", path + suffix, "sms", locator, reject, skip,
+                          reads_query=True))
+    return rows
 
 
 class VonagePreset:
@@ -499,70 +574,51 @@ class VonagePreset:
     name = "vonage"
     msisdn = True
     default_region: str | None = None
+    # Buying and cancelling numbers; not `/number/update`, which can forward calls.
+    quiet_writes = (template("/number/buy"), template("/number/cancel"))
+    list_api = None
 
     def routes(self, upstream: UpstreamConfig) -> tuple[Route, ...]:
         sms = Signed(SmsParams())
-        legacy = re.compile(r"^/sms" + _SMS_FORMAT, re.I)
-        short_code = re.compile(r"^/sc/us/(?:alert|2fa|marketing)" + _SMS_FORMAT, re.I)
-        legacy_verify = re.compile(r"^/verify(?:/psd2)?/(?P<verify_format>json|xml)$", re.I)
+        verify = Signed(SmsParams("number"))
+        json_reject, json_skip = sms_replies(False)
         return (
-            Route("POST", legacy, "sms", sms),
-            Route("GET", legacy, "sms", sms),
-            Route("POST", short_code, "sms", sms),
-            Route("GET", short_code, "sms", sms),
-            Route("POST", re.compile(r"^/v1/messages$", re.I), "sms", Signed(MessagesTo())),
-            Route("POST", re.compile(r"^/v0\.1/messages$", re.I), "sms", EndpointAt("to")),
-            Route("POST", re.compile(r"^/v0\.1/(?P<dispatch>dispatch)$", re.I), "sms",
-                  EndpointAt("workflow[].to")),
-            Route("POST", legacy_verify, "sms", Signed(SmsParams("number"))),
-            Route("GET", legacy_verify, "sms", Signed(SmsParams("number"))),
-            Route("POST", re.compile(r"^/v2/(?P<verify>verify)$", re.I), "sms",
-                  Signed(Converted(JsonPath("workflow[].to"), verify_recipient))),
-            Route("POST", re.compile(r"^/v1/calls$", re.I), "voice",
-                  Signed(CallEndpoints(create=True))),
-            Route("PUT", re.compile(r"^/v1/calls/(?P<call_uuid>[^/]+)$", re.I), "voice",
-                  Signed(CallEndpoints(create=False))),
+            route("GET POST", "/sms", "sms", sms, json_reject, json_skip, reads_query=True),
+            *_legacy_rows("/sms", sms, sms_replies),
+            *_legacy_rows("/sc/us/{:alert|2fa|marketing}", sms, sms_replies),
+            *_legacy_rows("/verify", verify, verify_replies),
+            *_legacy_rows("/verify/psd2", verify, verify_replies),
+            route("POST", "/v1/messages", "sms", Signed(MessagesTo()), problem, skip_message),
+            route("POST", "/v0.1/messages", "sms", EndpointAt("to"), problem, skip_message),
+            route("POST", "/v0.1/dispatch", "sms", EndpointAt("workflow[].to"), problem,
+                  _accepted("dispatch_uuid")),
+            # Verify v2: a code by SMS, WhatsApp, voice or silent auth: either channel.
+            route("POST", "/v2/verify", None,
+                  Signed(Converted(JsonPath("workflow[].to"), verify_recipient)), problem,
+                  _accepted("request_id")),
+            route("POST", "/v1/calls", "voice", Signed(CallEndpoints(create=True)), problem,
+                  skip_call),
+            route("PUT", "/v1/calls/{call_uuid}", "voice", Signed(CallEndpoints(create=False)),
+                  problem, skip_transfer),
         )
 
-    def identities(self, message: Message, path_params: Mapping[str, str]) -> tuple[str, ...]:
+    def identities(self, message: Message, path: str) -> tuple[str, ...]:
         """`api_key` (query or body), the Basic user, a JWT's application id, the token
         digest."""
         keys = [value for name, value in (*_names(message.query), *_body_params(message.body))
-                if name == "api_key" and isinstance(value, str) and value]
+                if name.strip().casefold() == "api_key" and isinstance(value, str) and value]
         found = (*keys, basic_user(message.headers), jwt_application(message.headers),
                  token_digest(message.headers))
         return tuple(dict.fromkeys(i for i in found if i))
 
-    def reject(self, blocked: Blocked) -> Reply:
-        if _is_legacy_sms(blocked):
-            return _sms_reply(blocked, BARRED_STATUS)
-        if "verify_format" in blocked.path_params:
-            return _verify_reply(blocked, {
-                "status": BARRED_STATUS,
-                "error_text": "The number you are trying to verify is blacklisted for "
-                              "verification."})
-        return _problem(blocked)
+    def unauthorized(self, request_id: str) -> Reply:
+        return json_reply(401, {"type": "https://developer.vonage.com/api-errors#unauthorized",
+                                "title": "Unauthorized",
+                                "detail": "You did not provide correct credentials.",
+                                "instance": request_id}, "application/problem+json")
 
-    def skip(self, blocked: Blocked) -> Reply:
-        if _is_legacy_sms(blocked):
-            return _sms_reply(blocked, "0")
-        if "verify_format" in blocked.path_params:
-            return _verify_reply(blocked, {"request_id": uuid4().hex, "status": "0"})
-        if blocked.path_params.get("call_uuid"):
-            return Reply(204, b"")  # a transfer answers with no content
-        if blocked.path_params.get("dispatch"):
-            return json_reply(202, {"dispatch_uuid": str(uuid4())})
-        if blocked.path_params.get("verify"):
-            return json_reply(202, {"request_id": str(uuid4())})
-        if blocked.channel == "voice":
-            return json_reply(201, {"uuid": str(uuid4()), "status": "started",
-                                    "direction": "outbound",
-                                    "conversation_uuid": f"CON-{uuid4()}"})
-        reply: dict[str, str] = {"message_uuid": str(uuid4())}
-        doc = load_json(blocked.message.body)
-        if isinstance(doc, dict) and doc.get("failover"):
-            reply["workflow_id"] = str(uuid4())  # sends with failover also get one
-        return json_reply(202, reply)
 
+    def refuse(self, blocked: Blocked) -> Reply:
+        return problem(blocked)
 
 PRESET = VonagePreset()

@@ -10,7 +10,9 @@ A number is checked by the core rule (E.164 by syntax with a known country code,
 docs' `+30123456789` is accepted); prefixes are no phone numbers here. A bad number or
 body is Prelude's 400 `invalid_phone_number`; a token that maps to no scope is a 401
 (`missing_api_token` / `invalid_api_key`, as Prelude's error list names them), which the
-SDK raises as `AuthenticationError`. Entries apply to every channel. GET lists the exact
+SDK raises as `AuthenticationError`. Entries apply to every channel. DELETE removes
+only an entry this API added: an operator's entry stays and the caller gets Prelude's
+404 `not_found` (the SDK's `NotFoundError`). GET lists the exact
 numbers of the list that apply to sms (every-channel or sms-only entries), the channel
 Prelude's verifications count as; prefixes and voice-only entries are left out.
 """
@@ -19,27 +21,28 @@ from __future__ import annotations
 
 import re
 import time
-from typing import TYPE_CHECKING, cast
+from typing import cast
 
 from gatekeeper.numbers import Entry, parse_entry
-from gatekeeper.policy import ListName
-from gatekeeper.providers.base import Reply, json_reply, load_json, normalise_path, token_digest
+from gatekeeper.providers.credentials import token_digest
+from gatekeeper.providers.listapi import ListCall, ListReply, Logger, remove_own
+from gatekeeper.providers.locators import load_json
+from gatekeeper.replies import Reply, json_reply
 from gatekeeper.store import EntryMeta, ListItem, Store
 from gatekeeper.times import iso
-
-if TYPE_CHECKING:
-    from gatekeeper.admin.compat import CompatCall, CompatReply, Logger
+from gatekeeper.types import ListName
 
 SOURCE = "prelude"
 INVALID_NUMBER = "The provided phone number is invalid. Provide a valid E.164 phone number."
 MISSING_AUTH = ("You forgot to include your API token. Add it to the Authorization header "
                 "using Bearer authentication, like this: 'Authorization: Bearer YOUR_SECRET_KEY'.")
 INVALID_KEY = "The provided API key is invalid. You can get your API key from the Dashboard."
+NOT_FOUND = "The phone number was not added through this API and cannot be removed here."
 _PATH = re.compile(r"^/v2/verification/management/phone-numbers/(?P<list>allow|block)$", re.I)
 _METHODS = frozenset({"GET", "POST", "DELETE"})
 
 
-def _error(call: CompatCall, status: int, code: str, message: str, kind: str) -> CompatReply:
+def _error(call: ListCall, status: int, code: str, message: str, kind: str) -> ListReply:
     """Prelude's error shape, with the request id Gatekeeper assigned."""
     return call.answer(json_reply(status, {"code": code, "message": message, "type": kind,
                                            "request_id": call.request_id}))
@@ -68,10 +71,10 @@ class PreludeLists:
     def matches(self, method: str, path: str) -> bool:
         # Matched as loosely as send routes are, so no spelling of the path slips past to
         # the provider when mirroring is off.
-        return method in _METHODS and _PATH.match(normalise_path(path)) is not None
+        return method in _METHODS and _PATH.match(path) is not None
 
-    async def handle(self, call: CompatCall, store: Store, log: Logger) -> CompatReply:
-        found = _PATH.match(normalise_path(call.path))
+    async def handle(self, call: ListCall, store: Store, log: Logger) -> ListReply:
+        found = _PATH.match(call.path)
         if found is None:  # matches() said yes; kept for type narrowing
             return _error(call, 404, "not_found", "Not found.", "not_found")
         name = cast(ListName, found.group("list").lower())
@@ -87,18 +90,19 @@ class PreludeLists:
         if number is None:
             return _error(call, 400, "invalid_phone_number", INVALID_NUMBER, "bad_request")
         added_by = f"{call.upstream}:api_token"
-        item = ListItem(number)
         if call.method == "POST":
-            added, existing = await store.add(name, scope, [item], EntryMeta(
+            added, existing = await store.add(name, scope, [ListItem(number)], EntryMeta(
                 source=SOURCE, added_at=time.time(), added_by=added_by))
             log.info("list_changed", key_name=added_by, upstream=call.upstream, scope=scope,
                      list=name, op="add", source=SOURCE, added=len(added),
                      existing=len(existing), failed=0)
             return call.answer(json_reply(201, {"phone_number": number}), wrote=True)
-        removed, missing = await store.remove(name, scope, [item], every_channel=True)
+        removed = await remove_own(call, store, log, name, scope, number, SOURCE)
+        if removed is False:
+            return _error(call, 404, "not_found", NOT_FOUND, "not_found")
         log.info("list_changed", key_name=added_by, upstream=call.upstream, scope=scope,
-                 list=name, op="remove", source=SOURCE, removed=len(removed),
-                 missing=len(missing), failed=0)
+                 list=name, op="remove", source=SOURCE, removed=int(bool(removed)),
+                 missing=int(removed is None), failed=0)
         return call.answer(json_reply(202, {"phone_number": number}), wrote=True)
 
 

@@ -18,7 +18,8 @@ Numbers: `905XXXXXXXXX`, `+905XXXXXXXXX`, `5XXXXXXXXX` and `05XXXXXXXXX` all mea
 type MOBILE: `905999000000` is refused) is 466 "Hatalı numara". A key that maps to no
 scope, or an authentication without key or hash, is 401 "Üyelik bilgileri hatalı";
 Gatekeeper cannot check the hash (it never holds the secret), so the key alone selects
-the scope. A body that is not such a request, or a bad page, rowCount or filter, is 400
+the scope. Delete lifts only a block this API added: an operator's entry stays and the
+caller gets 474. A body that is not such a request, or a bad page, rowCount or filter, is 400
 "İstek çözümlenemedi", iletiMerkezi's code for a request it cannot parse.
 """  # noqa: RUF002 (Turkish dotless i)
 
@@ -29,21 +30,20 @@ import re
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING
 
 import phonenumbers
 
-from gatekeeper.providers.base import Reply, load_json, normalise_path
-from gatekeeper.providers.iletimerkezi import SUCCESS_MESSAGE
+from gatekeeper.providers.listapi import ListCall, ListReply, Logger, remove_own
+from gatekeeper.providers.locators import load_json
+from gatekeeper.replies import Reply
 from gatekeeper.store import EntryMeta, ListItem, Store
-
-if TYPE_CHECKING:
-    from gatekeeper.admin.compat import CompatCall, CompatReply, Logger
 
 SOURCE = "iletimerkezi"
 BAD_REQUEST = (400, "İstek çözümlenemedi")
 AUTH_FAILED = (401, "Üyelik bilgileri hatalı")  # noqa: RUF001
 INVALID_NUMBER = (466, "Hatalı numara")  # noqa: RUF001
+# "Request successful": also the send API's success text (providers/iletimerkezi.py).
+SUCCESS_MESSAGE = "İşlem başarılı"  # noqa: RUF001
 NOT_LISTED = (474, "Bu numara üzerindeki engelleme kaldırılamaz")  # noqa: RUF001
 MAX_ROWS = 1000
 # Turkey keeps UTC+3 all year (no daylight saving since 2016).
@@ -153,10 +153,10 @@ class IletiMerkeziLists:
     def matches(self, method: str, path: str) -> bool:
         # Matched as loosely as send routes are, so no spelling of the path slips past to
         # the provider when mirroring is off.
-        return method == "POST" and _PATH.match(normalise_path(path)) is not None
+        return method == "POST" and _PATH.match(path) is not None
 
-    async def handle(self, call: CompatCall, store: Store, log: Logger) -> CompatReply:
-        found = _PATH.match(normalise_path(call.path))
+    async def handle(self, call: ListCall, store: Store, log: Logger) -> ListReply:
+        found = _PATH.match(call.path)
         if found is None:  # matches() said yes; kept for type narrowing
             return call.answer(_reply(BAD_REQUEST))
         op = found.group("op").lower()
@@ -184,20 +184,19 @@ class IletiMerkeziLists:
         except _Refused as refused:
             return call.answer(_reply(refused.status))
         added_by = f"{call.upstream}:api_key"
-        item = ListItem(number)
         if op == "add":
-            added, existing = await store.add("block", scope, [item], EntryMeta(
+            added, existing = await store.add("block", scope, [ListItem(number)], EntryMeta(
                 source=SOURCE, added_at=time.time(), added_by=added_by))
             log.info("list_changed", key_name=added_by, upstream=call.upstream, scope=scope,
                      list="block", op="add", source=SOURCE, added=len(added),
                      existing=len(existing), failed=0)
             return call.answer(_reply((200, SUCCESS_MESSAGE)), wrote=True)
-        removed, missing = await store.remove("block", scope, [item], every_channel=True)
-        log.info("list_changed", key_name=added_by, upstream=call.upstream, scope=scope,
-                 list="block", op="remove", source=SOURCE, removed=len(removed),
-                 missing=len(missing), failed=0)
+        removed = await remove_own(call, store, log, "block", scope, number, SOURCE)
         if not removed:
+            # Absent, or added by an operator (kept): iletiMerkezi's "cannot be lifted".
             return call.answer(_reply(NOT_LISTED))
+        log.info("list_changed", key_name=added_by, upstream=call.upstream, scope=scope,
+                 list="block", op="remove", source=SOURCE, removed=1, missing=0, failed=0)
         return call.answer(_reply((200, SUCCESS_MESSAGE)), wrote=True)
 
 

@@ -1,17 +1,17 @@
-"""Logging and metrics: structlog set-up, Prometheus metrics on an injected registry, and
-the middleware that reads each request's recorded outcome once to log and count it."""
+"""Logging and metrics: structlog set-up (secrets redacted, phone numbers masked, stdlib
+`logging` routed through the same steps; see `logs`), Prometheus metrics on an injected
+registry, and the middleware that reads each request's recorded outcome once to log and
+count it."""
 
 from __future__ import annotations
 
-import logging
 import os
 import random
 import re
-import sys
 import time
-from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, TextIO
+from typing import Any
 
 import structlog
 from aiohttp import web
@@ -19,52 +19,31 @@ from aiohttp.typedefs import Middleware
 from prometheus_client import CollectorRegistry, Counter, Histogram, values
 from prometheus_client.multiprocess import MultiProcessCollector
 
-from gatekeeper.config import LogConfig
 from gatekeeper.numbers import mask_number
+from gatekeeper.observability.logs import (
+    NEVER_MASKED,
+    PREFIX_SHOWN_DIGITS,
+    REDACTED,
+    configure_logging,
+    mask_entry,
+    mask_phone_numbers,
+    mask_text,
+    numbers_shown,
+    redact_secrets,
+    redact_text,
+)
 from gatekeeper.policy import Decision
 
-REDACTED = "[redacted]"
-# Keys whose values are credentials wherever they appear in an event.
-_SECRET_KEY = re.compile(
-    r"(authorization|auth_token|token|api_?key|apikey|secret|password|passwd|hash|"
-    r"credential|cookie|signature|^sig$|^key$)", re.I)
+__all__ = [
+    "NEVER_MASKED", "OUTCOME", "PASSTHROUGH", "PREFIX_SHOWN_DIGITS", "REDACTED",
+    "REQUEST_ID", "Metrics", "Outcome", "Passthrough", "configure_logging", "mask_entry",
+    "mask_phone_numbers", "mask_text", "numbers_shown", "observe", "redact_secrets",
+    "redact_text", "request_id_for", "share_metrics", "with_request_id",
+]
+
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-def _redact(value: object) -> object:
-    if isinstance(value, Mapping):
-        return {k: REDACTED if isinstance(k, str) and _SECRET_KEY.search(k) else _redact(v)
-                for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_redact(v) for v in value]
-    return value
-
-
-def redact_secrets(_logger: object, _name: str, event: MutableMapping[str, Any]
-                   ) -> dict[str, Any]:
-    """structlog processor: replace credential-like fields by `[redacted]`, at any depth."""
-    return {k: REDACTED if _SECRET_KEY.search(k) else _redact(v) for k, v in event.items()}
-
-
-def configure_logging(config: LogConfig, stream: TextIO | None = None) -> None:
-    """Configure structlog once at start-up: JSON lines (or console), secrets redacted."""
-    renderer: structlog.typing.Processor = (
-        structlog.processors.JSONRenderer() if config.format == "json"
-        else structlog.dev.ConsoleRenderer(colors=False))
-    structlog.configure(
-        processors=[
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            redact_secrets,
-            renderer,
-        ],
-        wrapper_class=structlog.make_filtering_bound_logger(
-            logging.getLevelNamesMapping()[config.level.upper()]),
-        logger_factory=structlog.PrintLoggerFactory(stream or sys.stdout),
-        cache_logger_on_first_use=True,
-    )
 
 
 def share_metrics(directory: str) -> None:
@@ -104,6 +83,9 @@ class Metrics:
         self.store_errors = Counter(
             "gatekeeper_store_errors_total", "Store operations that failed.",
             ["operation"], registry=registry)
+        self.store_restarts = Counter(
+            "gatekeeper_store_restarts_total", "Restarts of the embedded redis-server after "
+            "it died.", registry=registry)
         # Label children looked up once: `labels()` takes a lock and builds a key each call.
         self._decided: dict[tuple[str, ...], Any] = {}
         self._timed: dict[tuple[str, str], Any] = {}
@@ -182,7 +164,9 @@ def observe(metrics: Metrics, logger: structlog.typing.FilteringBoundLogger,
     """Middleware: request id in and out, then log and count the recorded outcome.
 
     Blocked attempts are always logged; the per-request `request` event only with
-    `log.access` (it costs more than the rest of this middleware together).
+    `log.access` (it costs more than the rest of this middleware together). Without
+    `mask_numbers`, events logged while serving a request show numbers even if the
+    process's logging masks them.
     """
 
     @web.middleware
@@ -209,7 +193,15 @@ def observe(metrics: Metrics, logger: structlog.typing.FilteringBoundLogger,
                         status=response.status, duration_ms=round(elapsed * 1000, 3))
         return response
 
-    return middleware
+    if mask_numbers:
+        return middleware
+
+    @web.middleware
+    async def unmasked(request: web.Request, handler: Handler) -> web.StreamResponse:
+        with numbers_shown():
+            return await middleware(request, handler)
+
+    return unmasked
 
 
 def _record(outcome: Outcome, request_id: str, elapsed: float, metrics: Metrics,
@@ -219,11 +211,16 @@ def _record(outcome: Outcome, request_id: str, elapsed: float, metrics: Metrics,
                         reason)
     for decision in outcome.blocked:
         cause = decision.cause
+        number, entry = decision.number, cause.entry if cause else None
+        if mask_numbers:
+            number = mask_number(number)
+            # A prefix's digits past the masked number's head would, with its visible
+            # tail, give the number away: the prefix shows no more than that head.
+            entry = entry and mask_entry(entry, shown=len(number.partition("*")[0]) - 1)
         logger.warning(
             "destination_blocked", request_id=request_id, upstream=outcome.upstream,
             channel=outcome.channel, direction=outcome.direction, scopes=list(outcome.scopes),
-            matched_entry=cause.entry if cause else None,
-            matched_scope=cause.scope if cause else None,
+            matched_entry=entry, matched_scope=cause.scope if cause else None,
             list=cause.list if cause else None,
             action="removed" if outcome.action == "partial" else outcome.action,
-            number=mask_number(decision.number) if mask_numbers else decision.number)
+            number=number)

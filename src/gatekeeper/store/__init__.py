@@ -1,0 +1,50 @@
+"""The Redis list store: the only package that imports `redis`.
+
+Modules, one noun each: `keys` (the key layout), `scripts` (the Lua), `entries` (what a
+listing holds), `faults` (StoreUnavailable and the one place faults become it), `pipe`
+(the lookup transports, the lean `LookupPipe` among them), `base` (connecting, readiness),
+`lookup`, `lists`, `loads` (replace imports), `attempts`, and `facade` (the Store).
+"""
+
+from __future__ import annotations
+
+from gatekeeper.store.attempts import BlockedAttempt
+from gatekeeper.store.base import connect
+from gatekeeper.store.entries import MAX_NOTE, EntryMeta, Listed, ListItem, Page
+from gatekeeper.store.facade import Store
+from gatekeeper.store.faults import StoreIncompatible, StoreUnavailable
+from gatekeeper.store.keys import LOAD_MARK_SECONDS, Keys, ListKeys
+from gatekeeper.store.pipe import LookupPipe
+from gatekeeper.store.scripts import (
+    ADD_LUA,
+    BEGIN_LOAD_LUA,
+    END_LOAD_LUA,
+    LOOKUP_LUA,
+    REMOVE_IF_SOURCE_LUA,
+    SWAP_LUA,
+    SWEEP_LUA,
+)
+
+__all__ = [
+    "ADD_LUA",
+    "BEGIN_LOAD_LUA",
+    "END_LOAD_LUA",
+    "LOAD_MARK_SECONDS",
+    "LOOKUP_LUA",
+    "MAX_NOTE",
+    "REMOVE_IF_SOURCE_LUA",
+    "SWAP_LUA",
+    "SWEEP_LUA",
+    "BlockedAttempt",
+    "EntryMeta",
+    "Keys",
+    "ListItem",
+    "ListKeys",
+    "Listed",
+    "LookupPipe",
+    "Page",
+    "Store",
+    "StoreIncompatible",
+    "StoreUnavailable",
+    "connect",
+]

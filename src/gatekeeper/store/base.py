@@ -1,0 +1,99 @@
+"""What every part of the Store shares: its clients, keys and scripts; connecting,
+checking the server, readiness, closing and re-pointing at a moved server."""
+
+from __future__ import annotations
+
+import re
+
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+
+from gatekeeper.config import RedisConfig, StoreConfig
+from gatekeeper.store.faults import StoreIncompatible, StoreUnavailable, guarded, store_faults
+from gatekeeper.store.keys import Keys
+from gatekeeper.store.pipe import ClientTransport, LookupPipe, LookupTransport, PipeTransport
+from gatekeeper.store.scripts import SCRIPTS, Scripts, register
+
+MIN_REDIS_VERSION = (6, 2)
+
+
+def connect(config: RedisConfig, url: str | None = None) -> aioredis.Redis:
+    """A client for `url` (default: the configured one) with the store's timeouts.
+
+    One retry without back-off: a pooled connection broken by a Redis restart is replaced
+    at once, while a Redis that is really down fails fast so `on_error` can apply.
+    """
+    return aioredis.Redis.from_url(
+        url or config.url,
+        decode_responses=True,
+        socket_timeout=config.timeout,
+        socket_connect_timeout=config.timeout,
+        retry=Retry(NoBackoff(), 1),
+    )
+
+
+class StoreBase:
+    """The Store's shared state. Every public method of the Store's parts runs inside
+    `store_faults` (mostly through `guarded`): whatever fault Redis, the socket or the
+    loop raises comes out as StoreUnavailable."""
+
+    def __init__(self, client: aioredis.Redis, redis_config: RedisConfig,
+                 store_config: StoreConfig, lookup_url: str | None = None, *,
+                 transport: LookupTransport | None = None) -> None:
+        self.client = client
+        self.keys = Keys(redis_config.key_prefix)
+        self._redis_config = redis_config
+        self._attempts_max_len = store_config.attempts_max_len
+        self._scripts: Scripts = register(client)
+        # Lookups go through the lean pipelined connection when the store's URL is known
+        # (a client passed in, as in tests on fakeredis, is used for everything).
+        self._lookup_url = lookup_url
+        self._transport: LookupTransport = transport or self._transport_for(client, lookup_url)
+
+    def _transport_for(self, client: aioredis.Redis, url: str | None) -> LookupTransport:
+        if url is None:
+            return ClientTransport(client, self._scripts.lookup)
+        return PipeTransport(LookupPipe(url, self._redis_config.timeout))
+
+    @guarded
+    async def prepare(self) -> None:
+        """Check the server version and load the scripts ahead of the first request."""
+        info = await self.client.info("server")
+        version = str(info.get("redis_version") or info.get("valkey_version") or "")
+        parts = re.findall(r"\d+", version)[:2]
+        # An unparsable version (a dev build) is given the benefit of the doubt.
+        if len(parts) == 2 and (int(parts[0]), int(parts[1])) < MIN_REDIS_VERSION:
+            raise StoreIncompatible(f"Redis {version} is too old: 6.2 or newer is needed")
+        for script in SCRIPTS:
+            await self.client.script_load(script)
+
+    async def ping(self) -> bool:
+        """True when the store answers; False on any fault (never raises one)."""
+        try:
+            with store_faults():
+                return bool(await self.client.ping())
+        except StoreUnavailable:
+            return False
+
+    async def close(self) -> None:
+        """Release the connection pool and the lean connection."""
+        self._transport.close()
+        await self.client.aclose()
+
+    async def retarget(self, url: str) -> None:
+        """Point the store at a server that moved (the embedded one restarted on another
+        port): new connections to `url`; calls in flight on the old ones fail."""
+        old_client, old_transport = self.client, self._transport
+        self.client = connect(self._redis_config, url)
+        self._scripts = register(self.client)
+        pipe_url = url if self._lookup_url is not None else None
+        self._lookup_url = pipe_url
+        self._transport = self._transport_for(self.client, pipe_url)
+        old_transport.close()
+        # The old server is gone: whatever closing its connections raises is moot.
+        try:
+            with store_faults():
+                await old_client.aclose()
+        except StoreUnavailable:
+            pass

@@ -1,0 +1,134 @@
+"""Every Redis key and member name the store uses, built here and nowhere else.
+
+Key layout. `{p}` is `redis.key_prefix` (default `gk:`), `{list}` is `block` or `allow`,
+`{scope}` is `global` or `kind:id`, `{token}` is one replace import's random hex id.
+
+key                                 type        members -> values
+  meaning; lifetime
+----------------------------------  ----------  -------------------------------------------
+{p}list:{list}:{scope}              sorted set  entry as written (`+33612345678`, `+33*`),
+                                                `#sms`/`#voice` appended when channel-
+                                                limited -> score 0
+  The list. Equal scores order the set by member, so listings page by value
+  (ZRANGEBYLEX). Permanent.
+{p}meta:{list}:{scope}              hash        member -> metadata JSON (`source`,
+                                                `added_at`, `added_by`, `note`,
+                                                `expires_at`) or `@{id}` (see batch)
+  Who added each entry, when and why. A member has a field while it is in the list.
+{p}exp:{list}:{scope}               sorted set  member -> expires_at (epoch seconds)
+  Entries that expire. Lookups and listings ignore an entry from that instant (Redis's
+  clock); the sweep then removes it from all three keys. Absent if none expires.
+{p}loading:{list}:{scope}           set         tokens of replace imports under way (each
+                                                its copy's list key)
+  While it exists, entries added to the live list are also journaled. Expires
+  LOAD_MARK_SECONDS after the latest import began (a killed import leaves nothing).
+{p}journal:{list}:{scope}           set         members added to the live list while a
+                                                replace import loads
+  Carried into the copy at the swap unless removed meanwhile. Deleted when no load is
+  left; expires after LOAD_MARK_SECONDS.
+{p}tmp:{token}:list:{list}:{scope}  sorted set  as {p}list
+{p}tmp:{token}:meta:{list}:{scope}  hash        as {p}meta
+{p}tmp:{token}:exp:{list}:{scope}   sorted set  as {p}exp
+  A copy being loaded by one replace import. RENAMEd over the live keys at the swap
+  (and made permanent), else expires LOAD_MARK_SECONDS after its last write.
+  `{p}tmp:{token}:loading:...` and `...:journal:...` are named but never written: a copy
+  is never itself being replaced.
+{p}batch:{id}                       string      metadata JSON
+  Metadata shared by every entry of one bulk load (their meta fields hold `@{id}`).
+  Permanent.
+{p}attempts                         stream      fields `ts`, `request_id`, `upstream`,
+                                                `channel`, `direction`, `number`, `scopes`,
+                                                `scope`, `list`, `entry`, `action`
+  Blocked attempts, oldest first; capped with XADD MAXLEN ~ store.attempts_max_len.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from gatekeeper.store.entries import ListItem
+from gatekeeper.types import CHANNELS, LISTS, ListName
+
+# A replace import's mark, and the journal of entries added meanwhile, vanish after this
+# long if the import never finishes (its process was killed); so does its loaded copy.
+LOAD_MARK_SECONDS = 24 * 3600
+
+
+@dataclass(frozen=True, slots=True)
+class ListKeys:
+    """The keys of one list: members, metadata, expiry; and, for a live list, the mark of
+    replace imports under way and the journal of entries added meanwhile."""
+
+    list: str
+    meta: str
+    expiry: str
+    loading: str
+    journal: str
+
+    @property
+    def all(self) -> tuple[str, str, str]:
+        """The keys in script order (list, meta, expiry)."""
+        return (self.list, self.meta, self.expiry)
+
+
+@dataclass(frozen=True, slots=True)
+class Keys:
+    """Builds every Redis key and member name the store uses."""
+
+    prefix: str
+
+    def list(self, name: ListName, scope: str) -> str:
+        """The sorted set holding one list of one scope."""
+        return f"{self.prefix}list:{name}:{scope}"
+
+    def of(self, name: ListName, scope: str) -> ListKeys:
+        """The keys of one list of one scope."""
+        return ListKeys(self.list(name, scope), f"{self.prefix}meta:{name}:{scope}",
+                        f"{self.prefix}exp:{name}:{scope}",
+                        f"{self.prefix}loading:{name}:{scope}",
+                        f"{self.prefix}journal:{name}:{scope}")
+
+    def staging(self, name: ListName, scope: str) -> ListKeys:
+        """Fresh keys to load a replacement of a list into before swapping it in."""
+        token = uuid.uuid4().hex
+        # A copy being loaded is never itself being replaced: its mark is never set.
+        return ListKeys(f"{self.prefix}tmp:{token}:list:{name}:{scope}",
+                        f"{self.prefix}tmp:{token}:meta:{name}:{scope}",
+                        f"{self.prefix}tmp:{token}:exp:{name}:{scope}",
+                        f"{self.prefix}tmp:{token}:loading:{name}:{scope}",
+                        f"{self.prefix}tmp:{token}:journal:{name}:{scope}")
+
+    @property
+    def expiry_pattern(self) -> str:
+        """SCAN pattern matching every expiry set."""
+        return f"{self.prefix}exp:*"
+
+    def from_expiry(self, key: str) -> ListKeys | None:
+        """The list keys an expiry set belongs to."""
+        rest = key.removeprefix(f"{self.prefix}exp:")
+        name, _, scope = rest.partition(":")
+        if name not in LISTS or not scope:
+            return None
+        return self.of(name, scope)
+
+    @property
+    def batch_prefix(self) -> str:
+        """Prefix of the keys holding metadata shared by a bulk load."""
+        return f"{self.prefix}batch:"
+
+    @staticmethod
+    def member(item: ListItem) -> str:
+        """The set member for an entry: `+33*`, or `+33*#voice` when channel-limited."""
+        return item.entry if item.channel is None else f"{item.entry}#{item.channel}"
+
+    @staticmethod
+    def item(member: str) -> ListItem:
+        """The entry a set member stands for."""
+        entry, _, channel = member.partition("#")
+        return ListItem(entry, channel if channel in CHANNELS else None)
+
+    @property
+    def attempts(self) -> str:
+        """The stream of blocked attempts."""
+        return f"{self.prefix}attempts"

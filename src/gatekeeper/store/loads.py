@@ -1,0 +1,43 @@
+"""Replace imports: a list loaded beside the live one and swapped in whole, and the
+metadata such a bulk load shares."""
+
+from __future__ import annotations
+
+import uuid
+
+from gatekeeper.store.base import StoreBase
+from gatekeeper.store.entries import EntryMeta
+from gatekeeper.store.faults import guarded
+from gatekeeper.store.keys import LOAD_MARK_SECONDS, ListKeys
+
+
+class LoadsMixin(StoreBase):
+    """The bulk-load operations of the Store."""
+
+    @guarded
+    async def save_batch(self, meta: EntryMeta) -> str:
+        """Store metadata shared by a bulk load once; returns the value entries carry."""
+        batch = uuid.uuid4().hex
+        await self.client.set(self.keys.batch_prefix + batch, meta.to_json())
+        return "@" + batch
+
+    @guarded
+    async def begin_load(self, live: ListKeys, loaded: ListKeys) -> None:
+        """Mark a replace of `live` by `loaded` as under way: from now on, entries added
+        to the live list are journaled and survive the swap."""
+        await self._scripts.begin_load(keys=[live.loading],
+                                       args=[loaded.list, LOAD_MARK_SECONDS])
+
+    @guarded
+    async def swap(self, live: ListKeys, loaded: ListKeys) -> int:
+        """Atomically replace a list by a loaded copy, keeping entries added to the live
+        list since `begin_load`; returns the new list's size."""
+        return int(await self._scripts.swap(
+            keys=[*live.all, *loaded.all, live.loading, live.journal],
+            args=[loaded.list]))
+
+    @guarded
+    async def drop(self, live: ListKeys, loaded: ListKeys) -> None:
+        """Delete an abandoned load's keys and unmark it."""
+        await self.client.delete(*loaded.all)
+        await self._scripts.end_load(keys=[live.loading, live.journal], args=[loaded.list])

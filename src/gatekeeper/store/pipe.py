@@ -1,0 +1,275 @@
+"""How lookups (and attempt appends, as frequent) reach Redis: the `LookupTransport`
+interface, and its two implementations: `PipeTransport` on the lean pipelined
+connection `LookupPipe`, and `ClientTransport` on redis-py.
+
+redis-py spends about 100 us of CPU per command (pool, retries, hooks); lookups are on
+every send, so they take the lean path whenever the store's URL is known.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import ssl
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, cast
+
+import hiredis
+import redis.asyncio as aioredis
+from redis.asyncio.connection import parse_url
+from redis.commands.core import AsyncScript
+
+from gatekeeper.store.faults import StoreUnavailable, is_fault, store_faults
+from gatekeeper.store.scripts import LOOKUP_LUA
+
+
+def resp_bulk(arg: str | bytes) -> bytes:
+    """One RESP bulk string."""
+    data = arg.encode() if isinstance(arg, str) else arg
+    return b"$%d\r\n%s\r\n" % (len(data), data)
+
+
+def resp(args: Sequence[str | bytes]) -> bytes:
+    """A command in RESP (an array of bulk strings)."""
+    return b"*%d\r\n" % len(args) + b"".join(resp_bulk(arg) for arg in args)
+
+
+@dataclass(frozen=True, slots=True)
+class LookupCall:
+    """The fixed part of a lookup script call: its keys and ARGV slice size, and the
+    same as RESP (`EVALSHA sha numkeys keys... slice`) for the pipe."""
+
+    keys: tuple[str, ...]
+    argv_slice: int
+    argc: int
+    head: bytes
+
+
+class LookupTransport(Protocol):
+    """What the Store needs for its two per-request commands."""
+
+    async def lookup(self, call: LookupCall, candidates: Sequence[str], encoded: bytes
+                     ) -> list[list[str]]:
+        """Run the lookup script on `candidates` (`encoded`: the same in RESP)."""
+        ...
+
+    async def append(self, stream: str, fields: Mapping[str, str], max_len: int) -> str:
+        """XADD to a stream capped at about `max_len`; returns the entry id."""
+        ...
+
+    def close(self) -> None:
+        """Drop its own connection, if any."""
+        ...
+
+
+class ClientTransport:
+    """Lookups and appends on redis-py (a client passed in, as with fakeredis in tests)."""
+
+    def __init__(self, client: aioredis.Redis, lookup: AsyncScript) -> None:
+        self._client = client
+        self._lookup = lookup
+
+    async def lookup(self, call: LookupCall, candidates: Sequence[str], encoded: bytes
+                     ) -> list[list[str]]:
+        """EVALSHA through redis-py (which reloads a lost script itself)."""
+        return cast(list[list[str]], await self._lookup(
+            keys=list(call.keys), args=[call.argv_slice, *candidates]))
+
+    async def append(self, stream: str, fields: Mapping[str, str], max_len: int) -> str:
+        """XADD MAXLEN ~ through redis-py."""
+        entry: dict[Any, Any] = dict(fields)
+        return cast(str, await self._client.xadd(stream, entry, maxlen=max_len,
+                                                  approximate=True))
+
+    def close(self) -> None:
+        """Nothing of its own: the client belongs to the Store."""
+
+
+class PipeTransport:
+    """Lookups and appends on a `LookupPipe`."""
+
+    def __init__(self, pipe: LookupPipe) -> None:
+        self.pipe = pipe
+
+    async def lookup(self, call: LookupCall, candidates: Sequence[str], encoded: bytes
+                     ) -> list[list[str]]:
+        """The pre-encoded EVALSHA; the script is loaded again if the server lost it."""
+        payload = b"*%d\r\n%s%s" % (call.argc + len(candidates), call.head, encoded)
+        reply = await self.pipe.call_raw(payload)
+        if isinstance(reply, hiredis.ReplyError):
+            if not str(reply).startswith("NOSCRIPT"):
+                raise StoreUnavailable(str(reply))
+            # The server lost its scripts (restart, SCRIPT FLUSH): load it and retry once.
+            await self.pipe.call(["SCRIPT", "LOAD", LOOKUP_LUA])
+            reply = await self.pipe.call_raw(payload)
+            if isinstance(reply, hiredis.ReplyError):
+                raise StoreUnavailable(str(reply))
+        return cast(list[list[str]], reply)
+
+    async def append(self, stream: str, fields: Mapping[str, str], max_len: int) -> str:
+        """XADD MAXLEN ~ on the pipe: one append per blocked send."""
+        reply = await self.pipe.call([
+            "XADD", stream, "MAXLEN", "~", str(max_len), "*",
+            *(part for pair in fields.items() for part in pair)])
+        if isinstance(reply, hiredis.ReplyError):
+            raise StoreUnavailable(str(reply))
+        return cast(str, reply)
+
+    def close(self) -> None:
+        """Drop the pipe's connection."""
+        self.pipe.close()
+
+
+class _PipeProtocol(asyncio.Protocol):
+    """Hands each reply to the oldest waiting request (Redis answers in order)."""
+
+    def __init__(self, pipe: LookupPipe) -> None:
+        self.pipe = pipe
+        self.reader = hiredis.Reader(encoding="utf-8")
+
+    def data_received(self, data: bytes) -> None:
+        self.reader.feed(data)
+        pending = self.pipe.pending
+        while True:
+            try:
+                reply = self.reader.gets()
+            except hiredis.ProtocolError as exc:
+                self.pipe.broken(f"protocol error: {exc}")
+                return
+            if reply is False:
+                return
+            if pending:
+                waiter, _ = pending.popleft()
+                if not waiter.done():
+                    waiter.set_result(reply)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.pipe.broken(f"connection lost: {exc or 'closed by the server'}")
+
+
+class LookupPipe:
+    """One connection carrying every lookup, pipelined: requests are written as they come
+    and replies matched in order, with a few microseconds of client work per call.
+
+    A timeout or a lost connection fails the calls in flight (`StoreUnavailable`) and the
+    next call reconnects.
+    """
+
+    def __init__(self, url: str, timeout: float) -> None:
+        self._options = parse_url(url)
+        self._timeout = timeout
+        self._transport: asyncio.Transport | None = None
+        self._connecting: asyncio.Lock | None = None
+        # Calls in flight, oldest first, with their deadlines (loop time).
+        self.pending: collections.deque[tuple[asyncio.Future[Any], float]] = \
+            collections.deque()
+        self._outbox: list[bytes] = []
+        # One timer for all calls, not one per call: it watches the oldest call only,
+        # since replies come in order and a later call cannot be due sooner.
+        self._watchdog: asyncio.TimerHandle | None = None
+
+    def _flush(self) -> None:
+        outbox, self._outbox = self._outbox, []
+        if self._transport is not None and outbox:
+            try:
+                self._transport.write(b"".join(outbox))
+            except Exception as exc:
+                # uvloop raises on a transport the server closed a moment ago, before
+                # connection_lost has run; asyncio drops the write silently.
+                if not is_fault(exc):
+                    raise
+                self.broken(f"write failed: {exc}")
+
+    def broken(self, why: str) -> None:
+        """Fail every call in flight and drop the connection."""
+        transport, self._transport = self._transport, None
+        self._outbox = []
+        if transport is not None:
+            transport.abort()
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
+        pending, self.pending = self.pending, collections.deque()
+        for waiter, _ in pending:
+            if not waiter.done():
+                waiter.set_exception(StoreUnavailable(why))
+
+    async def _connect(self) -> None:
+        if self._connecting is None:
+            self._connecting = asyncio.Lock()
+        async with self._connecting:
+            if self._transport is not None:
+                return
+            loop = asyncio.get_running_loop()
+            options = self._options
+            protocol = _PipeProtocol(self)
+            with store_faults("cannot connect"):
+                async with asyncio.timeout(self._timeout):
+                    if "path" in options:
+                        transport, _ = await loop.create_unix_connection(
+                            lambda: protocol, options["path"])
+                    else:
+                        tls = ssl.create_default_context() \
+                            if options.get("connection_class") is not None else None
+                        transport, _ = await loop.create_connection(
+                            lambda: protocol, options.get("host", "localhost"),
+                            options.get("port", 6379), ssl=tls)
+            self._transport = transport
+            hello: list[list[str]] = []
+            if options.get("password"):
+                user = options.get("username")
+                hello.append(["AUTH", *([user] if user else []), options["password"]])
+            if options.get("db"):
+                hello.append(["SELECT", str(options["db"])])
+            for command in hello:
+                reply = await self._send(command)
+                if isinstance(reply, hiredis.ReplyError):
+                    self.broken(f"{command[0]} refused: {reply}")
+                    raise StoreUnavailable(f"{command[0]} refused: {reply}")
+
+    async def _send(self, args: Sequence[str | bytes]) -> Any:
+        return await self._send_raw(resp(args))
+
+    async def _send_raw(self, payload: bytes) -> Any:
+        transport = self._transport
+        if transport is None:
+            raise StoreUnavailable("not connected")
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[Any] = loop.create_future()
+        deadline = loop.time() + self._timeout
+        self.pending.append((waiter, deadline))
+        if self._watchdog is None:
+            self._watchdog = loop.call_at(deadline, self._watch)
+        # Lookups started in the same loop iteration leave in one write (one syscall).
+        self._outbox.append(payload)
+        if len(self._outbox) == 1:
+            loop.call_soon(self._flush)
+        return await waiter
+
+    def _watch(self) -> None:
+        """Fail everything once the oldest call is overdue, else wait for its deadline."""
+        self._watchdog = None
+        if not self.pending:
+            return
+        deadline = self.pending[0][1]
+        loop = asyncio.get_running_loop()
+        if loop.time() >= deadline:
+            # Replies still on their way would be matched to the wrong calls: start over.
+            self.broken("timed out")
+        else:
+            self._watchdog = loop.call_at(deadline, self._watch)
+
+    async def call(self, args: Sequence[str | bytes]) -> Any:
+        """Send one command and return its reply (error replies are returned, not raised)."""
+        return await self.call_raw(resp(args))
+
+    async def call_raw(self, payload: bytes) -> Any:
+        """Send one RESP-encoded command and return its reply."""
+        if self._transport is None:
+            await self._connect()
+        return await self._send_raw(payload)
+
+    def close(self) -> None:
+        """Drop the connection."""
+        self.broken("closed")

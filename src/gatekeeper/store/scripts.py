@@ -1,0 +1,206 @@
+"""Every Lua script the store runs, each headed by its KEYS, ARGV and reply.
+
+Each runs atomically inside Redis; `register` binds them to a redis-py client (EVALSHA,
+loading a script again when the server has lost it, e.g. after a restart).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import redis.asyncio as aioredis
+from redis.commands.core import AsyncScript
+
+LOOKUP_LUA = """
+-- Which candidate members are live (present and not expired) in each list set.
+-- KEYS: pairs of (list set, its expiry set), in order
+-- ARGV[1]: slice size for unpack(); ARGV[2..]: candidate members (numbers and prefixes)
+-- returns: one array per pair, holding the candidates that are live members of that list
+local slice = tonumber(ARGV[1])
+local n = #ARGV
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
+local out = {}
+for i = 1, #KEYS, 2 do
+  local key, expiry = KEYS[i], KEYS[i + 1]
+  local hits = {}
+  if redis.call('EXISTS', key) == 1 then
+    local expiring = redis.call('EXISTS', expiry) == 1
+    for first = 2, n, slice do
+      local last = math.min(first + slice - 1, n)
+      local scores = redis.call('ZMSCORE', key, unpack(ARGV, first, last))
+      for j, score in ipairs(scores) do
+        if score then
+          local member = ARGV[first + j - 1]
+          local at = expiring and redis.call('ZSCORE', expiry, member)
+          if not at or tonumber(at) > now then hits[#hits + 1] = member end
+        end
+      end
+    end
+  end
+  out[#out + 1] = hits
+end
+return out
+"""
+
+ADD_LUA = """
+-- Add members that are absent (or expired), recording metadata and expiry only for those
+-- it adds, so a manual entry never takes an opt-out's metadata, or the reverse.
+-- While a replace import of the list is under way (its load mark exists), the members
+-- added are also written to the list's journal, so that the swap keeps them.
+-- KEYS[1]: the list set; KEYS[2]: its metadata hash; KEYS[3]: its expiry set;
+-- KEYS[4]: its load mark; KEYS[5]: its journal
+-- ARGV[1]: metadata (JSON, or @batch-id); ARGV[2]: expires_at (epoch seconds) or '';
+-- ARGV[3]: seconds a journal lives; ARGV[4]: for a copy being loaded, seconds its keys
+--   live unless swapped in (so a killed import leaves nothing for good), else '';
+-- ARGV[5..]: members
+-- returns: one 1 (added) or 0 (already present) per member
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
+local expiring = redis.call('EXISTS', KEYS[3]) == 1
+local loading = redis.call('EXISTS', KEYS[4]) == 1
+local journaled = false
+local out = {}
+for i = 5, #ARGV do
+  local member = ARGV[i]
+  local added = redis.call('ZADD', KEYS[1], 'NX', 0, member)
+  if added == 0 and expiring then
+    local at = redis.call('ZSCORE', KEYS[3], member)
+    if at and tonumber(at) <= now then added = 1 end  -- expired, not yet swept: gone
+  end
+  if added == 1 then
+    redis.call('HSET', KEYS[2], member, ARGV[1])
+    if ARGV[2] ~= '' then
+      redis.call('ZADD', KEYS[3], ARGV[2], member)
+    elseif expiring then
+      redis.call('ZREM', KEYS[3], member)
+    end
+    if loading then
+      redis.call('SADD', KEYS[5], member)
+      journaled = true
+    end
+  end
+  out[i - 4] = added
+end
+if journaled then redis.call('EXPIRE', KEYS[5], tonumber(ARGV[3])) end
+if ARGV[4] ~= '' then
+  for k = 1, 3 do redis.call('EXPIRE', KEYS[k], tonumber(ARGV[4])) end
+end
+return out
+"""
+
+REMOVE_IF_SOURCE_LUA = """
+-- Remove a member only if its metadata says it came from the given source.
+-- KEYS[1]: the list set; KEYS[2]: its metadata hash; KEYS[3]: its expiry set
+-- ARGV[1]: member; ARGV[2]: source (e.g. opt-out); ARGV[3]: prefix of batch keys
+-- returns: 1 when removed, 0 when absent or from another source
+local meta = redis.call('HGET', KEYS[2], ARGV[1])
+if not meta then return 0 end
+if string.sub(meta, 1, 1) == '@' then
+  meta = redis.call('GET', ARGV[3] .. string.sub(meta, 2))
+  if not meta then return 0 end
+end
+local ok, decoded = pcall(cjson.decode, meta)
+if not ok or type(decoded) ~= 'table' or decoded['source'] ~= ARGV[2] then return 0 end
+redis.call('ZREM', KEYS[1], ARGV[1])
+redis.call('HDEL', KEYS[2], ARGV[1])
+redis.call('ZREM', KEYS[3], ARGV[1])
+return 1
+"""
+
+SWEEP_LUA = """
+-- Remove expired members of one list (lookups already ignore them; this tidies up).
+-- KEYS[1]: the list set; KEYS[2]: its metadata hash; KEYS[3]: its expiry set
+-- ARGV[1]: at most this many members per call
+-- returns: the number of members removed
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
+local gone = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))
+for _, member in ipairs(gone) do
+  redis.call('ZREM', KEYS[1], member)
+  redis.call('HDEL', KEYS[2], member)
+  redis.call('ZREM', KEYS[3], member)
+end
+return #gone
+"""
+
+SWAP_LUA = """
+-- Replace a list with a fully loaded copy in one step (lookups see old or new, never half).
+-- Entries added to the live list while the copy loaded (the journal), and still there,
+-- are carried into the copy first, with their metadata and expiry; the copy's own entry
+-- wins where both have one. The journal goes when no other load of the list is left.
+-- KEYS[1..3]: the live list set, metadata hash and expiry set
+-- KEYS[4..6]: the loaded copies of the same
+-- KEYS[7]: the live list's load mark; KEYS[8]: its journal
+-- ARGV[1]: this load's token (its member of the load mark)
+-- returns: the number of members of the new list
+for _, member in ipairs(redis.call('SMEMBERS', KEYS[8])) do
+  if redis.call('ZSCORE', KEYS[1], member) then
+    if redis.call('ZADD', KEYS[4], 'NX', 0, member) == 1 then
+      local meta = redis.call('HGET', KEYS[2], member)
+      if meta then redis.call('HSET', KEYS[5], member, meta) end
+      local at = redis.call('ZSCORE', KEYS[3], member)
+      if at then redis.call('ZADD', KEYS[6], at, member) end
+    end
+  end
+end
+redis.call('SREM', KEYS[7], ARGV[1])
+if redis.call('EXISTS', KEYS[7]) == 0 then redis.call('DEL', KEYS[8]) end
+for i = 1, 3 do
+  if redis.call('EXISTS', KEYS[i + 3]) == 1 then
+    redis.call('RENAME', KEYS[i + 3], KEYS[i])
+    redis.call('PERSIST', KEYS[i])  -- the copy's lifetime ends here: the list stays
+  else
+    redis.call('DEL', KEYS[i])
+  end
+end
+return redis.call('ZCARD', KEYS[1])
+"""
+
+BEGIN_LOAD_LUA = """
+-- Mark a replace import of a list as under way (adds to the live list get journaled).
+-- KEYS[1]: the list's load mark (a set of load tokens)
+-- ARGV[1]: this load's token; ARGV[2]: seconds the mark lives without a refresh
+-- returns: the number of loads of this list now under way
+redis.call('SADD', KEYS[1], ARGV[1])
+redis.call('EXPIRE', KEYS[1], tonumber(ARGV[2]))
+return redis.call('SCARD', KEYS[1])
+"""
+
+END_LOAD_LUA = """
+-- An abandoned replace import: unmark it; the journal goes when no other load is left.
+-- KEYS[1]: the list's load mark; KEYS[2]: its journal
+-- ARGV[1]: this load's token
+-- returns: the number of loads of this list still under way
+redis.call('SREM', KEYS[1], ARGV[1])
+local left = redis.call('SCARD', KEYS[1])
+if left == 0 then redis.call('DEL', KEYS[2]) end
+return left
+"""
+
+
+SCRIPTS = (LOOKUP_LUA, ADD_LUA, REMOVE_IF_SOURCE_LUA, SWEEP_LUA, SWAP_LUA,
+           BEGIN_LOAD_LUA, END_LOAD_LUA)
+"""Every script, in the order `prepare()` loads them."""
+
+LOOKUP_SHA = hashlib.sha1(LOOKUP_LUA.encode()).hexdigest()  # noqa: S324 - Redis's script id
+"""The lookup script's id, for EVALSHA sent without redis-py."""
+
+
+@dataclass(frozen=True, slots=True)
+class Scripts:
+    """The scripts bound to one redis-py client."""
+
+    lookup: AsyncScript
+    add: AsyncScript
+    remove_if_source: AsyncScript
+    sweep: AsyncScript
+    swap: AsyncScript
+    begin_load: AsyncScript
+    end_load: AsyncScript
+
+
+def register(client: aioredis.Redis) -> Scripts:
+    """Bind every script to `client` (nothing is sent until a script runs)."""
+    return Scripts(*(client.register_script(script) for script in SCRIPTS))
