@@ -145,6 +145,70 @@ async def test_delete_then_delete_again_is_474(
     assert (code, reply) == (474, status(474, NOT_LISTED))
 
 
+async def add_as(gk: Running, who: str | None, number: str) -> None:
+    """Block `number` for KEY's scope the way `who` would: this blacklist API, the admin API
+    (every channel or sms only), or another provider's list API; None adds nothing."""
+    if who == "iletimerkezi":
+        code, _headers, _reply = await post(gk, ADD, request({"number": number}))
+        assert code == 200
+    elif who == "admin":
+        await gk.block(number, scope="tenant:acme")
+    elif who == "admin-sms":
+        await gk.block({"entry": number, "channel": "sms"},  # type: ignore[arg-type]
+                       scope="tenant:acme")
+    elif who == "prelude":
+        await gk.app[RESOURCES].store.add("block", "tenant:acme", [ListItem(number)],
+                                          EntryMeta("prelude", time.time()))
+
+
+REMOVALS: list[tuple[str, str | None, int, bool, bool]] = [
+    # (id, who added the number, status, still listed afterwards, refusal logged)
+    ("added-by-this-api", "iletimerkezi", 200, False, False),
+    ("not-listed", None, 474, False, False),
+    ("added-by-the-admin-api", "admin", 474, True, True),
+    ("added-by-the-admin-api-for-sms-only", "admin-sms", 474, True, True),
+    ("added-by-another-list-api", "prelude", 474, True, True),
+]
+
+
+@pytest.mark.parametrize(("who", "code", "stays", "warned"), [c[1:] for c in REMOVALS],
+                         ids=[c[0] for c in REMOVALS])
+async def test_delete_lifts_only_what_this_api_added(
+        start_gatekeeper: StartGatekeeper, upstream: FakeUpstream, tmp_path: Path,
+        log_output: io.StringIO, who: str | None, code: int, stays: bool,
+        warned: bool) -> None:
+    """A block an operator (or another source) added stays: 474 "cannot be lifted", and the
+    refusal is logged as a warning; this API's own blocks are lifted (200)."""
+    gk = await start(start_gatekeeper, upstream, tmp_path)
+    await add_as(gk, who, NUMBER)
+    got, headers, reply = await post(gk, DELETE, request({"number": "5330000099"}))
+    assert (got, reply) == (code, {"response": {"status": OK}} if code == 200 else
+                            status(474, NOT_LISTED))
+    assert (NUMBER in [e["entry"] for e in await stored(gk)]) is stays
+    refusals = [e for e in log_events(log_output) if e["event"] == "list_api_remove_refused"]
+    if warned:
+        [refusal] = refusals
+        assert (refusal["level"], refusal["upstream"], refusal["scope"], refusal["list"],
+                refusal["source"], refusal["request_id"]) == (
+            "warning", "iletimerkezi", "tenant:acme", "block", "iletimerkezi",
+            headers["X-Request-Id"])
+    else:
+        assert refusals == []
+    assert upstream.received == []
+
+
+async def test_refused_delete_is_not_mirrored(start_gatekeeper: StartGatekeeper,
+                                              upstream: FakeUpstream, tmp_path: Path) -> None:
+    """A delete refused for an operator's block is not a change: iletiMerkezi is not told."""
+    gk = await start(start_gatekeeper, upstream, tmp_path, mirror=True)
+    await gk.block(NUMBER, scope="tenant:acme")
+    code, headers, _reply = await post(gk, DELETE, request({"number": NUMBER}))
+    assert code == 474
+    assert "X-Gatekeeper-Mirror" not in headers
+    assert [e["entry"] for e in await stored(gk)] == [NUMBER]
+    assert upstream.received == []
+
+
 async def test_delete_only_touches_the_keys_scope(
         start_gatekeeper: StartGatekeeper, upstream: FakeUpstream, tmp_path: Path) -> None:
     """A number blocked for another key's scope is absent for this key: 474, still listed."""

@@ -10,19 +10,23 @@ import asyncio
 import io
 import json
 import socket
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from multidict import CIMultiDict
-from prelude_python_sdk import AuthenticationError, BadRequestError, Prelude
+from prelude_python_sdk import AuthenticationError, BadRequestError, NotFoundError, Prelude
 
-from gatekeeper.admin.compat import COMPAT
-from gatekeeper.config import LIST_API_PRESETS, ConfigError
-from gatekeeper.providers.base import digest_of
+from gatekeeper.config import ConfigError
+from gatekeeper.providers import PRESETS, check_presets
+from gatekeeper.providers.credentials import digest_of
+from gatekeeper.providers.listapi import ListApi
+from gatekeeper.providers.listapi.iletimerkezi import IletiMerkeziLists
+from gatekeeper.providers.listapi.prelude import NOT_FOUND, PreludeLists
 from gatekeeper.resources import RESOURCES
-from gatekeeper.store import StoreUnavailable
+from gatekeeper.store import EntryMeta, ListItem, StoreUnavailable
 from tests.conftest import (
     AUTH,
     FakeUpstream,
@@ -133,6 +137,77 @@ async def test_delete_is_202_and_idempotent(start_gatekeeper: StartGatekeeper,
         status, _headers, reply = await send(gk, "DELETE", BLOCK, {"phone_number": SEED})
         assert (status, reply) == (202, {"phone_number": SEED})
     assert await entries(gk, "tenant:acme") == []
+
+
+async def add_as(gk: Running, who: str | None, number: str, list_name: str) -> None:
+    """Put `number` on the scope's list the way `who` would: this list API, the admin API
+    (every channel or sms only), or another provider's list API; None adds nothing."""
+    if who == "prelude":
+        status, _headers, _reply = await send(gk, "POST", f"{PHONE_NUMBERS}/{list_name}",
+                                              {"phone_number": number})
+        assert status == 201
+    elif who == "admin":
+        await gk.block(number, scope="tenant:acme", list_name=list_name)
+    elif who == "admin-sms":
+        await gk.block({"entry": number, "channel": "sms"},  # type: ignore[arg-type]
+                       scope="tenant:acme", list_name=list_name)
+    elif who == "iletimerkezi":
+        await gk.app[RESOURCES].store.add(list_name, "tenant:acme", [ListItem(number)],
+                                          EntryMeta("iletimerkezi", time.time()))
+
+
+REMOVALS: list[tuple[str, str | None, int, bool]] = [
+    # (id, who added the number, DELETE status, still listed afterwards)
+    ("added-by-this-api", "prelude", 202, False),
+    ("not-listed", None, 202, False),
+    ("added-by-the-admin-api", "admin", 404, True),
+    ("added-by-the-admin-api-for-sms-only", "admin-sms", 404, True),
+    ("added-by-another-list-api", "iletimerkezi", 404, True),
+]
+
+
+@pytest.mark.parametrize("list_name", ["block", "allow"])
+@pytest.mark.parametrize(("who", "status", "stays"), [c[1:] for c in REMOVALS],
+                         ids=[c[0] for c in REMOVALS])
+async def test_delete_removes_only_what_this_list_api_added(
+        start_gatekeeper: StartGatekeeper, upstream: FakeUpstream, tmp_path: Path,
+        log_output: io.StringIO, list_name: str, who: str | None, status: int,
+        stays: bool) -> None:
+    """An entry an operator (or another source) added stays: Prelude's 404 `not_found`,
+    and the refusal is logged as a warning; this API's own entries go (202)."""
+    gk = await start(start_gatekeeper, upstream, tmp_path)
+    await add_as(gk, who, SEED, list_name)
+    got, headers, reply = await send(gk, "DELETE", f"{PHONE_NUMBERS}/{list_name}",
+                                     {"phone_number": SEED})
+    assert got == status
+    if status == 202:
+        assert reply == {"phone_number": SEED}
+    else:
+        assert reply == {"code": "not_found", "message": NOT_FOUND, "type": "not_found",
+                         "request_id": headers["X-Request-Id"]}
+    assert (SEED in [e["entry"] for e in await entries(gk, "tenant:acme", list_name)]) is stays
+    refusals = [e for e in log_events(log_output) if e["event"] == "list_api_remove_refused"]
+    if status == 404:
+        [refusal] = refusals
+        assert (refusal["level"], refusal["upstream"], refusal["scope"], refusal["list"],
+                refusal["source"], refusal["request_id"]) == (
+            "warning", "prelude", "tenant:acme", list_name, "prelude", headers["X-Request-Id"])
+        assert not [e for e in log_events(log_output)
+                    if e["event"] == "list_changed" and e["op"] == "remove"]
+    else:
+        assert refusals == []
+    assert upstream.received == []
+
+
+async def test_refused_delete_is_not_mirrored(start_gatekeeper: StartGatekeeper,
+                                              upstream: FakeUpstream, tmp_path: Path) -> None:
+    """A DELETE refused for an operator's entry is not a change: Prelude is not told."""
+    gk = await start(start_gatekeeper, upstream, tmp_path, mirror=True)
+    await gk.block(SEED, scope="tenant:acme")
+    status, headers, _reply = await send(gk, "DELETE", BLOCK, {"phone_number": SEED})
+    assert status == 404
+    assert "X-Gatekeeper-Mirror" not in headers
+    assert upstream.received == []
 
 
 async def test_get_lists_the_scopes_exact_numbers_that_apply_to_sms(
@@ -296,6 +371,21 @@ async def test_sdk_add_list_delete(start_gatekeeper: StartGatekeeper, upstream: 
     assert upstream.received == []
 
 
+async def test_sdk_delete_of_an_operators_entry_raises_not_found(
+        start_gatekeeper: StartGatekeeper, upstream: FakeUpstream, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The SDK raises NotFoundError for an entry the list API did not add; it stays."""
+    gk = await start(start_gatekeeper, upstream, tmp_path)
+    await gk.block(SEED, scope="tenant:acme")
+    management = client(gk, monkeypatch).verification_management
+    with pytest.raises(NotFoundError) as raised:
+        await call(management.delete_phone_number, "block", phone_number=SEED)
+    assert isinstance(raised.value.body, dict)
+    assert raised.value.body["code"] == "not_found"
+    listed = await call(management.list_phone_numbers, "block")
+    assert [p.phone_number for p in listed.phone_numbers] == [SEED]
+
+
 async def test_sdk_bad_number_raises_bad_request_error(
         start_gatekeeper: StartGatekeeper, upstream: FakeUpstream, tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
@@ -421,13 +511,27 @@ def test_mirror_is_off_by_default_and_on_when_asked(tmp_path: Path) -> None:
                                                ("twilio", True)],
                          ids=["string", "int", "preset-without-list-api"])
 def test_bad_mirror_setting_is_refused(tmp_path: Path, preset: str, value: object) -> None:
-    """Not a boolean, or on a preset without a list API: a ConfigError naming the key."""
+    """Not a boolean (config), or on a preset without a list API (`check_presets`): a
+    ConfigError naming the key."""
     with pytest.raises(ConfigError) as raised:
-        make_config("http://127.0.0.1:9", tmp_path, upstreams=[
-            {"name": "a", "url": "http://127.0.0.1:9", "preset": preset, "mirror": value}])
+        check_presets(make_config("http://127.0.0.1:9", tmp_path, upstreams=[
+            {"name": "a", "url": "http://127.0.0.1:9", "preset": preset, "mirror": value}]))
     assert raised.value.key == "upstreams[0].mirror"
 
 
-def test_every_list_api_preset_has_a_handler() -> None:
-    """The config's list of mirrorable presets is the compat table's."""
-    assert set(COMPAT) == set(LIST_API_PRESETS)
+def test_mirror_is_accepted_on_every_preset_with_a_list_api(tmp_path: Path) -> None:
+    """`check_presets` lets `mirror` through where the preset has a list API."""
+    cfg = make_config("http://127.0.0.1:9", tmp_path, upstreams=[
+        {"name": "a", "url": "http://127.0.0.1:9", "preset": "prelude", "mirror": True},
+        {"name": "b", "url": "http://127.0.0.1:9", "preset": "iletimerkezi", "mirror": True}])
+    assert check_presets(cfg) is cfg
+
+
+@pytest.mark.parametrize(("name", "handler"), [
+    ("prelude", PreludeLists), ("iletimerkezi", IletiMerkeziLists),
+])
+def test_every_list_api_preset_has_a_handler(name: str, handler: type[ListApi]) -> None:
+    """Exactly Prelude and iletiMerkezi serve a list API, each with its own handler."""
+    assert {n for n, p in PRESETS.items() if p.list_api is not None} == {
+        "prelude", "iletimerkezi"}
+    assert isinstance(PRESETS[name].list_api, handler)

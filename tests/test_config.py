@@ -13,7 +13,6 @@ from typing import Any
 import pytest
 
 from gatekeeper.config import (
-    PRESETS,
     WEBHOOK_TYPES,
     AdminConfig,
     AdminKey,
@@ -34,6 +33,7 @@ from gatekeeper.config import (
     parse_config,
     resolve_path,
 )
+from gatekeeper.providers import PRESETS, check_presets
 
 REPO = Path(__file__).resolve().parents[1]
 KEY = "secret-admin-key"
@@ -183,7 +183,8 @@ BAD: list[tuple[str, str, Any, str | None, Any]] = [
     ("missing-preset", "upstreams[0].preset", DELETE, None, ""),
     ("generic-without-routes", "upstreams[1].routes", DELETE, None, []),
     ("generic-with-empty-routes", "upstreams[1].routes", [], None, SAME),
-    ("routes-on-twilio-preset", "upstreams[0].routes", [ROUTE], None, SAME),
+    # The registry's own checks (`check_presets`) name the key; the routes are not echoed.
+    ("routes-on-twilio-preset", "upstreams[0].routes", [ROUTE], None, "..."),
     ("route-method-unknown", "upstreams[1].routes[0].method", "fetch", None, "FETCH"),
     ("route-path-relative", "upstreams[1].routes[0].path", "v2/messages", None, SAME),
     ("route-path-missing", "upstreams[1].routes[0].path", DELETE, None, ""),
@@ -352,12 +353,13 @@ BAD: list[tuple[str, str, Any, str | None, Any]] = [
 def test_bad_config_names_key_and_value(
     path: str, value: Any, key: str | None, shown: Any, tmp_path: Path
 ) -> None:
-    """Each bad value raises ConfigError whose message names the key path and the value."""
+    """Each bad value raises ConfigError whose message names the key path and the value,
+    from parsing or from the preset registry's checks (as the app loads a config)."""
     raw = with_value(path, value)
     key = path if key is None else key
     shown = value if shown is SAME else shown
     with pytest.raises(ConfigError) as caught:
-        parse(raw, tmp_path)
+        check_presets(parse(raw, tmp_path))
     err = caught.value
     assert err.key == key
     assert repr(err.value) == repr(shown)
@@ -504,13 +506,41 @@ def test_upstream_credentials_keep_their_order(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("preset", PRESETS)
 def test_every_preset_is_accepted(preset: str, tmp_path: Path) -> None:
-    """All ten presets parse; only `generic` takes routes."""
+    """All ten presets parse and pass the registry's checks; only `generic` takes routes."""
     upstream: dict[str, Any] = {"name": "gw", "url": "https://gw.example", "preset": preset}
     if preset == "generic":
         upstream["routes"] = [ROUTE]
-    cfg = parse({"upstreams": [upstream]}, tmp_path)
+    cfg = check_presets(parse({"upstreams": [upstream]}, tmp_path))
     assert cfg.upstreams[0].preset == preset
     assert len(PRESETS) == 10
+
+
+@pytest.mark.parametrize(("upstream", "key"), [
+    ({"preset": "nexmo"}, "upstreams[0].preset"),
+    ({"preset": "generic"}, "upstreams[0].routes"),
+    ({"preset": "generic", "routes": []}, "upstreams[0].routes"),
+    ({"preset": "twilio", "routes": [ROUTE]}, "upstreams[0].routes"),
+    ({"preset": "twilio", "mirror": True}, "upstreams[0].mirror"),
+], ids=["unknown-preset", "generic-without-routes", "generic-with-empty-routes",
+        "routes-on-twilio", "mirror-without-list-api"])
+def test_parsing_checks_only_the_preset_names_syntax(upstream: dict[str, Any], key: str,
+                                                     tmp_path: Path) -> None:
+    """`parse_config` leaves what needs the registry to `check_presets`, which refuses it
+    naming the key."""
+    cfg = parse({"upstreams": [{"name": "gw", "url": "https://gw.example", **upstream}]},
+                tmp_path)
+    with pytest.raises(ConfigError) as caught:
+        check_presets(cfg)
+    assert caught.value.key == key
+
+
+@pytest.mark.parametrize("preset", ["Twilio", "", "twi lio", "1twilio", 7])
+def test_preset_name_syntax_is_checked_when_parsing(preset: object, tmp_path: Path) -> None:
+    """A preset that is not a lower-case name is refused by `parse_config` itself."""
+    with pytest.raises(ConfigError) as caught:
+        parse({"upstreams": [{"name": "gw", "url": "https://gw.example",
+                              "preset": preset}]}, tmp_path)
+    assert caught.value.key == "upstreams[0].preset"
 
 
 @pytest.mark.parametrize(
@@ -1096,7 +1126,7 @@ def test_empty_file_gives_defaults(tmp_path: Path) -> None:
 
 def test_shipped_config_yaml_loads() -> None:
     """The repository's config.yaml is valid and says what its comments say."""
-    cfg = load_config(str(REPO / "config.yaml"), env=ENV)
+    cfg = check_presets(load_config(str(REPO / "config.yaml"), env=ENV))
     assert cfg.proxy.listen == Listen("127.0.0.1", 8080)
     assert cfg.admin.listen == Listen("127.0.0.1", 8081)
     assert cfg.admin.key == KEY

@@ -141,7 +141,17 @@ def test_registered_under_its_name() -> None:
     ("POST", "/v2/texml/accounts/ACb1/calls.json", "voice", {"account_sid": "ACb1"}),
     ("POST", "/v2/texml/calls/1494404757140276705", "voice",
      {"connection_id": "1494404757140276705"}),
-    ("POST", "/v2/texml/Accounts/ACb1/Calls/CA1", PASSES, None),
+    ("POST", "/v2/texml/Accounts/ACb1/Calls/CA1", "voice",
+     {"account_sid": "ACb1", "call_sid": "CA1"}),
+    ("POST", "/v2/texml/Accounts/ACb1/Conferences/CF1/Participants", "voice",
+     {"account_sid": "ACb1", "conference_sid": "CF1"}),
+    ("POST", "/v2/texml/ai_calls/1494404757140276705", "voice",
+     {"connection_id": "1494404757140276705"}),
+    ("POST", "/v2/verifications/sms", "sms", {}),
+    ("POST", "/v2/verifications/whatsapp", "sms", {}),
+    ("POST", "/v2/verifications/call", "voice", {}),
+    ("POST", "/v2/verifications/flashcall", "voice", {}),
+    ("POST", "/v2/verifications/by_phone_number/+33612345678/actions/verify", PASSES, None),
     ("GET", "/v2/texml/Accounts/ACb1/Calls", PASSES, None),
 ], ids=["messages", "messages-slash", "messages-case", "messages-doubled-slashes",
         "long-code", "long-code-hyphen", "short-code", "number-pool", "alphanumeric",
@@ -150,7 +160,9 @@ def test_registered_under_its_name() -> None:
         "calls-case", "get-messages", "get-calls", "message-id", "rcs-deeplink",
         "variant-subpath", "profiles", "call-action", "v1", "transfer",
         "transfer-odd-spelling", "texml-account-call", "texml-account-call-json-suffix",
-        "texml-connection-call", "texml-call-update", "texml-list-calls"])
+        "texml-connection-call", "texml-call-update", "texml-conference-participant",
+        "texml-ai-call", "verify-sms", "verify-whatsapp", "verify-call", "verify-flashcall",
+        "verify-code-check", "texml-list-calls"])
 def test_routes(method: str, path: str, channel: str | None,
                 params: dict[str, str] | None) -> None:
     """Every send endpoint is intercepted however it is spelled (or the spelling is
@@ -163,10 +175,12 @@ def test_routes(method: str, path: str, channel: str | None,
 
 
 @pytest.mark.parametrize(("path", "quiet"), [
-    ("/v2/number_orders", True), ("/v2/phone_numbers/123/voice", True), ("/v2/messages", False),
-], ids=["number-order", "number-settings", "messages"])
+    ("/v2/number_orders", True), ("/v2/number_reservations/1", True),
+    ("/v2/phone_numbers/123/voice", False), ("/v2/messages", False),
+], ids=["number-order", "number-reservation", "number-voice-settings", "messages"])
 def test_number_management_is_a_quiet_write(path: str, quiet: bool) -> None:
-    """Ordering and configuring numbers sends nothing: those writes are not scanned."""
+    """Ordering and reserving numbers sends nothing: those writes are not scanned. A
+    number's voice settings can forward calls, so they are scanned."""
     assert any(p.match(canonical(path)) is not None for p in PRESET.quiet_writes) is quiet
 
 
@@ -435,11 +449,22 @@ def test_skip_gives_each_send_its_own_ids() -> None:
     assert len(ids) == len(calls) == 20
 
 
-def test_texml_call_without_a_json_To_is_refused_not_forwarded() -> None:
-    """A TeXML call whose `To` cannot be read (a form body) is malformed (refused), never
-    passed on."""
-    _, _, found = locate("/v2/texml/Accounts/ACb1/Calls",
-                         b"To=%2B33612345678&From=%2B14155550199")
+@pytest.mark.parametrize(("raw", "expected"), [
+    (b"To=%2B33612345678&From=%2B14155550199", ("+33612345678",)),
+    (b"To=%2B33612345678&Texml=%3CResponse%3E%3CDial%3E%2B14155550100%3C%2FDial%3E"
+     b"%3C%2FResponse%3E", ("+33612345678", "+14155550100")),
+], ids=["to", "to-and-inline-script"])
+def test_texml_call_in_a_form_body_is_read(raw: bytes, expected: tuple[str, ...]) -> None:
+    """TeXML also takes a form: its `To` and inline `Texml` targets are recipients."""
+    assert recipients("/v2/texml/Accounts/ACb1/Calls", raw).values == expected
+
+
+@pytest.mark.parametrize("raw", [
+    b"From=%2B14155550199", body(From="+14155550199"), b"To=%2B1;x",
+], ids=["form-without-To", "json-without-To", "ambiguous-form"])
+def test_texml_call_without_a_readable_To_is_refused_not_forwarded(raw: bytes) -> None:
+    """A TeXML call whose `To` cannot be read is malformed (refused), never passed on."""
+    _, _, found = locate("/v2/texml/Accounts/ACb1/Calls", raw)
     assert isinstance(found, BodyError)
 
 

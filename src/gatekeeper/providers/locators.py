@@ -417,3 +417,16 @@ class Both:
         if any(r.values for r in results[1:]):
             return Recipients(values)
         return Recipients(values, results[0].remover)
+
+
+@dataclass(frozen=True, slots=True)
+class ByBody:
+    """A JSON locator for a body that opens like JSON, a form locator otherwise (APIs
+    that take either, whatever the Content-Type says)."""
+
+    json: Locator
+    form: Locator
+
+    def find(self, message: Message) -> Recipients | BodyError:
+        opens = message.body.lstrip(b" \t\r\n\xef\xbb\xbf")[:1]
+        return (self.json if opens in (b"{", b"[") else self.form).find(message)

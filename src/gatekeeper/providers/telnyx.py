@@ -10,10 +10,11 @@ Routes (JSON, recipients in `to`):
   ring); a partly blocked array is dialled without the blocked numbers. POST
   `/v2/calls/{call_control_id}/actions/transfer` dials `to` (one string) and bridges the
   call to it. TeXML calls, POST `/v2/texml/Accounts/{account_sid}/Calls` and
-  `/v2/texml/calls/{connection_id}`, dial `To` (JSON, case-sensitive as Telnyx reads it;
-  a form body is refused as unreadable rather than forwarded unchecked), and every target
-  of an inline `Texml` script. Telnyx Verify, POST `/v2/verifications/{sms, whatsapp}`
-  (sms) and `/v2/verifications/{call, flashcall}` (voice): `phone_number`.
+  `/v2/texml/calls/{connection_id}`, dial `To` (JSON or form) and every target of an
+  inline `Texml` script; a TeXML call update (`.../Calls/{call_sid}`) is checked for its
+  inline `Texml`, conference participants and AI calls for `To`. Telnyx Verify, POST
+  `/v2/verifications/{sms, whatsapp}` (sms) and `/v2/verifications/{call, flashcall}`
+  (voice): `phone_number`.
 Sender variants are matched with `-` or `_` and in any case, so an odd spelling of the
 path cannot slip past.
 
@@ -42,10 +43,17 @@ from uuid import uuid4
 
 from gatekeeper.config import UpstreamConfig
 from gatekeeper.providers.credentials import token_digest
-from gatekeeper.providers.locators import Both, Converted, JsonPath, load_json
+from gatekeeper.providers.locators import (
+    Both,
+    ByBody,
+    Converted,
+    FormField,
+    JsonPath,
+    load_json,
+)
 from gatekeeper.providers.preset import Blocked, Message, ReplyFn, Route, route
 from gatekeeper.providers.routing import template
-from gatekeeper.providers.scripts import JsonScript
+from gatekeeper.providers.scripts import FormScript, JsonScript
 from gatekeeper.replies import Reply, json_reply
 
 BLOCKED_CODE = "40300"  # Telnyx: "Blocked due to STOP message" (an existing block rule)
@@ -175,7 +183,11 @@ class TelnyxPreset:
     list_api = None
 
     def routes(self, upstream: UpstreamConfig) -> tuple[Route, ...]:
-        texml = Both((_TEXML_TO, JsonScript("Texml")))
+        # TeXML takes JSON (what the SDK sends) or a form (what its OpenAPI also documents).
+        texml = ByBody(Both((_TEXML_TO, JsonScript("Texml"))),
+                       Both((FormField("To"), FormScript("Texml"))))
+        texml_script = ByBody(JsonScript("Texml"), FormScript("Texml"))
+        texml_to = ByBody(_TEXML_TO, FormField("To"))
         rows = [
             route("POST", "/v2/messages", "sms", _TO, reject, skip_message(None)),
             route("POST", "/v2/messages/{:whatsapp}", "sms",
@@ -188,6 +200,12 @@ class TelnyxPreset:
             route("POST", ("/v2/texml/Accounts/{account_sid}/Calls",
                            "/v2/texml/calls/{connection_id}"), "voice", texml, reject,
                   skip_texml, ext=True),
+            # A live call update redirects the call to an inline script's targets.
+            route("POST", "/v2/texml/Accounts/{account_sid}/Calls/{call_sid}", "voice",
+                  texml_script, reject, skip_texml, ext=True),
+            route("POST", ("/v2/texml/Accounts/{account_sid}/Conferences/{conference_sid}"
+                           "/Participants", "/v2/texml/ai_calls/{connection_id}"), "voice",
+                  texml_to, reject, skip_texml, ext=True),
         ]
         rows += [route("POST", f"/v2/messages/{{:{_variant(sender)}}}", "sms", _TO, reject,
                        skip_message(_KINDS.get(sender))) for sender in _SENDERS]

@@ -114,7 +114,7 @@ class TwilioPreset:
     name = "twilio"
     msisdn = False
     default_region: str | None = None
-    quiet_writes = (template(f"{_ACCOUNT}/IncomingPhoneNumbers", prefix=True),
+    quiet_writes = (template(f"{_ACCOUNT}/IncomingPhoneNumbers", ext=True, prefix=True),
                     template(f"{_ACCOUNT}/Messages/{{sid}}", ext=True))
     list_api = None
 
