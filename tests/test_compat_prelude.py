@@ -27,6 +27,7 @@ from gatekeeper.providers.listapi.iletimerkezi import IletiMerkeziLists
 from gatekeeper.providers.listapi.prelude import NOT_FOUND, PreludeLists
 from gatekeeper.resources import RESOURCES
 from gatekeeper.store import EntryMeta, ListItem, StoreUnavailable
+from gatekeeper.types import ListName
 from tests.conftest import (
     AUTH,
     FakeUpstream,
@@ -139,7 +140,7 @@ async def test_delete_is_202_and_idempotent(start_gatekeeper: StartGatekeeper,
     assert await entries(gk, "tenant:acme") == []
 
 
-async def add_as(gk: Running, who: str | None, number: str, list_name: str) -> None:
+async def add_as(gk: Running, who: str | None, number: str, list_name: ListName) -> None:
     """Put `number` on the scope's list the way `who` would: this list API, the admin API
     (every channel or sms only), or another provider's list API; None adds nothing."""
     if who == "prelude":
@@ -171,7 +172,7 @@ REMOVALS: list[tuple[str, str | None, int, bool]] = [
                          ids=[c[0] for c in REMOVALS])
 async def test_delete_removes_only_what_this_list_api_added(
         start_gatekeeper: StartGatekeeper, upstream: FakeUpstream, tmp_path: Path,
-        log_output: io.StringIO, list_name: str, who: str | None, status: int,
+        log_output: io.StringIO, list_name: ListName, who: str | None, status: int,
         stays: bool) -> None:
     """An entry an operator (or another source) added stays: Prelude's 404 `not_found`,
     and the refusal is logged as a warning; this API's own entries go (202)."""

@@ -239,6 +239,9 @@ def idd_strips(digits: str, region: str | None) -> list[str]:
     return out
 
 
+_AFTER_COMMA = re.compile(r",[^0-9+]*(\+?)([0-9]{8,15})(?![0-9])")
+
+
 class Readings:
     """Collects the E.164 keys of one destination spelling, in discovery order."""
 
@@ -325,6 +328,13 @@ class Readings:
         # Besides the leading run, a gateway that strips every non-digit dials them all.
         every = _NON_DIGITS.sub("", spelled)
         canonical = None
+        # A second number after a comma (`a,b`): a gateway splitting on commas sends to
+        # it too. Short runs after a comma are DTMF (`,ww200`), not numbers.
+        for extra in _AFTER_COMMA.finditer(rest):
+            if plus or extra.group(1):
+                self.add_global(extra.group(2))
+            else:
+                self._bare(extra.group(2), uri=uri)
         for digits in dict.fromkeys((lead, every)):
             first = digits is lead and clean
             if plus:

@@ -26,7 +26,7 @@ import structlog
 from gatekeeper.providers.credentials import identity_key
 from gatekeeper.replies import Reply
 from gatekeeper.store import ListItem, Store
-from gatekeeper.types import ListName
+from gatekeeper.types import CHANNELS, ListName
 
 Logger = structlog.typing.FilteringBoundLogger
 
@@ -83,9 +83,10 @@ async def remove_own(call: ListCall, store: Store, log: Logger, name: ListName, 
     item = ListItem(number)
     if await store.remove_if_source(name, scope, item, source):
         return True
-    found = await store.lookup([number], [scope])
-    if not any(m.list == name and m.entry == number and m.channel is None
-               for m in found[number]):
+    # An operator's entry for one channel (`+30...#sms`) is theirs too: kept, refused.
+    matches = [m for channel in CHANNELS
+               for m in (await store.lookup([number], [scope], channel))[number]]
+    if not any(m.list == name and m.entry == number for m in matches):
         return None
     log.warning("list_api_remove_refused", request_id=call.request_id,
                 upstream=call.upstream, scope=scope, list=name, source=source,
