@@ -31,6 +31,9 @@ FULLWIDTH = "".join(chr(0xFF10 + int(d)) for d in BLOCKED[1:])  # the digits, fu
      FORM),
     (CALLS, "", f"To={A}&Twiml=%3CResponse%3E%3CDial%3E%3CSip%3Esip%3A{B}%40trunk.example"
                 "%3C%2FSip%3E%3C%2FDial%3E%3C%2FResponse%3E", FORM),
+    (CALLS, "", f"To={A}&Url=https%3A%2F%2Fhandler.twilio.com%2Ftwiml%2FEH1%3FTo%3D{B}", FORM),
+    ("/twilio/v2/Flows/FW1/Executions", "",
+     f"To={A}&Parameters=%7B%22transfer%22%3A%22{B}%22%7D", FORM),
     ("/telnyx/v2/messages", "", json.dumps({"to": ALLOWED}).replace(
         "}", f', "to": "{BLOCKED}"}}'), JSON),
     ("/telnyx/v2/messages", "", json.dumps({"TO": BLOCKED, "from": ALLOWED}), JSON),
@@ -49,7 +52,8 @@ FULLWIDTH = "".join(chr(0xFF10 + int(d)) for d in BLOCKED[1:])  # the digits, fu
 ], ids=["twilio-duplicate-first-allowed", "twilio-duplicate-first-blocked", "twilio-lower",
         "twilio-upper", "twilio-brackets", "twilio-indexed", "twilio-keyed-and-plain",
         "twilio-query-and-body", "twilio-number-in-query", "twilio-twiml-dial",
-        "twilio-twiml-sip", "telnyx-json-duplicate", "telnyx-json-case", "telnyx-texml",
+        "twilio-twiml-sip", "twilio-twiml-bin-url-query", "studio-parameters",
+        "telnyx-json-duplicate", "telnyx-json-case", "telnyx-texml",
         "generic-duplicate-inside-array", "sip-visual-separators", "tel-extension",
         "fullwidth-digits", "vonage-sip-msisdn", "vonage-00-prefix"])
 async def test_every_reading_of_a_recipient_is_decided(

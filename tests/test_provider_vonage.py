@@ -658,7 +658,7 @@ def test_verify_skip_and_reject() -> None:
 ])
 def test_legacy_verify_routes_read_number(method: str, path: str) -> None:
     """Legacy Verify and PSD2 requests are sends to `number`, query or body."""
-    assert outcome(ROUTES, method, path) == "sms"
+    assert outcome(ROUTES, method, path) is None  # an SMS, then calls: either channel
     assert _recipients(method, path, b"number=447700900000&brand=Acme",
                        headers=FORM).values == (A,)
     assert _recipients(method, path, b"", query=f"number={A}&brand=Acme").values == (A,)

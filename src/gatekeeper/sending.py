@@ -125,7 +125,9 @@ class Sending:
         such as `/lookup/{number}/hlr`) decided; any blocked one refuses the whole request
         (`on_block`); never edited."""
         refuse = self._refuser(request, mount, "any", scopes)
-        msisdn = mount.preset.msisdn
+        # Digits alone are numbers where the gateway writes them so (msisdn presets, and
+        # iletiMerkezi's national `905...`).
+        msisdn = mount.preset.msisdn or mount.preset.default_region is not None
         found = await off_loop(len(message.body), lambda: scan_request(
             message.query, message.body, header(message.headers, "Content-Type"),
             bare_digits=msisdn, max_values=self.max_recipients))

@@ -7,8 +7,9 @@ and what its curl examples use), chosen by Content-Type:
   `recipients` field or several `recipients[]` fields.
 - POST `/messages/batches` (sms, JSON): `messages[].recipients`, each like the above; a
   message left with no recipient is dropped.
-- POST `/verify` (sms): `recipient`, one number (an e-mail for `type: email`, which is
-  reported as `client:email:<address>`, not a phone number).
+- POST `/verify` (by SMS, or a call with `type: tts`: either channel): `recipient`, one
+  number (an e-mail for `type: email`, which is reported as `client:email:<address>`,
+  not a phone number).
 - POST `/calls` (voice, on `voice.messagebird.com`): `destination`, one number or SIP URI.
 - The same paths by GET or DELETE with `?_method=POST` (MessageBird's method override for
   clients that cannot POST); without it they are reads, not checked. PUT and PATCH on
@@ -218,20 +219,22 @@ class MessageBirdPreset:
     name = "messagebird"
     msisdn = True
     default_region: str | None = None
-    quiet_writes = (template("/phone-numbers", prefix=True),)
+    quiet_writes = (template("/phone-numbers", prefix=True),
+                    template("/v1/phone-numbers", prefix=True))
     list_api = None
 
     def routes(self, upstream: UpstreamConfig) -> tuple[Route, ...]:
         recipients = rejecting("recipients")
         calls = _Calls()
-        sends: tuple[tuple[str, Channel, Any, ReplyFn, ReplyFn], ...] = (
+        sends: tuple[tuple[str, Channel | None, Any, ReplyFn, ReplyFn], ...] = (
             ("/messages", "sms", MessageBirdRecipients("recipients", ","), recipients,
              skip_resource("messages")),
             ("/mms", "sms", MessageBirdRecipients("recipients", ","), recipients,
              skip_resource("mms")),
             ("/voicemessages", "voice", MessageBirdRecipients("recipients", ","), recipients,
              skip_resource("voicemessages")),
-            ("/verify", "sms", MessageBirdRecipients("recipient"), rejecting("recipient"),
+            # A verification by `type: tts` is a call: either channel.
+            ("/verify", None, MessageBirdRecipients("recipient"), rejecting("recipient"),
              skip_verify),
             ("/calls", "voice", calls, rejecting("destination"), skip_call),
         )

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from gatekeeper.providers.forms import parse_pairs, read_field
 from gatekeeper.providers.locators import json_leaves, load_json_all
 from gatekeeper.providers.preset import BodyError, Message, Recipients
-from gatekeeper.scan import ScanError, script_targets
+from gatekeeper.scan import ScanError, scan_request, script_targets
 
 # More targets than this in one script is not a call script: refused (too_many_values).
 MAX_SCRIPT_TARGETS = 10_000
@@ -73,5 +73,34 @@ class JsonScript:
             got = targets(text, bare_digits=self.bare_digits)
             if isinstance(got, BodyError):
                 return got
+            found.extend(got)
+        return Recipients(tuple(found))
+
+
+@dataclass(frozen=True, slots=True)
+class FormUrlQuery:
+    """Numbers in the query string of a URL a form field names (a TwiML Bin `Url` such as
+    `https://handler.twilio.com/twiml/EH..?To=%2B1...` dials the `{{To}}` it is given)."""
+
+    name: str
+    bare_digits: bool = False
+
+    def find(self, message: Message) -> Recipients | BodyError:
+        try:
+            text = message.body.decode("utf-8")
+        except UnicodeDecodeError:
+            return BodyError("invalid_form", "the body is not UTF-8")
+        pairs = parse_pairs(text)
+        if isinstance(pairs, BodyError):
+            return pairs
+        found: list[str] = []
+        for url in read_field(pairs, self.name).values:
+            query = url.partition("?")[2].partition("#")[0]
+            if not query:
+                continue
+            got = scan_request(query, b"", "", bare_digits=self.bare_digits,
+                               max_values=MAX_SCRIPT_TARGETS)
+            if isinstance(got, ScanError):
+                return BodyError(got.code, got.message)
             found.extend(got)
         return Recipients(tuple(found))

@@ -28,7 +28,7 @@ from gatekeeper.providers.forms import parse_form
 from gatekeeper.providers.locators import Both, Converted, FormField
 from gatekeeper.providers.preset import Blocked, Message, ReplyFn, Route, route
 from gatekeeper.providers.routing import template
-from gatekeeper.providers.scripts import FormScript
+from gatekeeper.providers.scripts import FormScript, FormUrlQuery
 from gatekeeper.replies import Reply, json_reply
 
 API_VERSION = "2010-04-01"
@@ -41,6 +41,8 @@ INBOUND_REJECT = Reply(
     b"</Response>", "text/xml")
 _TO = FormField("To")
 _TWIML = FormScript("Twiml")
+# Numbers in a TwiML Bin URL's query are dialled too; a plain `Url` is fetched later.
+_URL_QUERY = FormUrlQuery("Url")
 
 
 def _email_or_number(value: str) -> str:
@@ -123,10 +125,10 @@ class TwilioPreset:
         return (
             route("POST", (f"{_ACCOUNT}/Messages", f"{_ACCOUNT}/SMS/Messages"), "sms", _TO,
                   reject, skip_message, ext=True),
-            route("POST", f"{_ACCOUNT}/Calls", "voice", Both((_TO, _TWIML)), reject,
-                  skip_call, ext=True),
-            route("POST", f"{_ACCOUNT}/Calls/{{call_sid}}", "voice", _TWIML, reject,
-                  skip_call, ext=True),
+            route("POST", f"{_ACCOUNT}/Calls", "voice", Both((_TO, _TWIML, _URL_QUERY)),
+                  reject, skip_call, ext=True),
+            route("POST", f"{_ACCOUNT}/Calls/{{call_sid}}", "voice", Both((_TWIML, _URL_QUERY)),
+                  reject, skip_call, ext=True),
             # Adding a conference participant dials `To`: an outbound call too.
             route("POST", f"{_ACCOUNT}/Conferences/{{conference_sid}}/Participants", "voice",
                   _TO, reject, skip_call, ext=True),
@@ -141,8 +143,9 @@ class TwilioPreset:
                   participants),
             route("POST", "/v1/Services/{service_sid}/Sessions/{session_sid}/Participants",
                   None, FormField("Identifier"), reject, participants),
-            route("POST", "/v2/Flows/{flow_sid}/Executions", None, _TO, reject,
-                  skip_resource("FN")),
+            # A flow may text or call `To` and any number its `Parameters` (JSON) name.
+            route("POST", "/v2/Flows/{flow_sid}/Executions", None,
+                  Both((_TO, FormScript("Parameters"))), reject, skip_resource("FN")),
         )
 
     def identities(self, message: Message, path: str) -> tuple[str, ...]:

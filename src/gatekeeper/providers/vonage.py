@@ -12,8 +12,9 @@ Intercepted (paths below the mount, case-insensitive; one upstream can serve bot
   from `failover`; a blocked primary `to` cannot be removed, so the whole send is handled.
   The older spellings POST `/v0.1/messages` (`to.number`) and `/v0.1/dispatch`
   (`workflow[].to.number`) are checked too, never rewritten.
-- sms: GET/POST `/verify/json|xml` and `/verify/psd2/json|xml` (legacy Verify): `number`,
-  read like the legacy SMS API's `to` (query and body).
+- GET/POST `/verify/json|xml` and `/verify/psd2/json|xml` (legacy Verify, an SMS and
+  then calls): `number`, read like the legacy SMS API's `to` (query and body), on both
+  channels.
 - POST `/v2/verify` (Verify v2): every `workflow[].to`, the numbers a code goes to by
   SMS, WhatsApp, voice or silent auth, checked on both channels (sms- and voice-only
   entries both count: a step may call); an email step's address is not a phone number and
@@ -75,6 +76,7 @@ from gatekeeper.providers.preset import (
 )
 from gatekeeper.providers.routing import template
 from gatekeeper.replies import Reply, json_reply
+from gatekeeper.types import Channel
 
 # NCCO has no hang-up or reject action, and an empty NCCO has been reported as refused
 # (Vonage then fetches the fallback answer URL, which might connect the caller); a short
@@ -557,13 +559,13 @@ def skip_transfer(blocked: Blocked) -> Reply:
     return Reply(204, b"")
 
 
-def _legacy_rows(path: str, locator: Locator, replies: Callable[[bool], tuple[ReplyFn, ReplyFn]]
-                 ) -> list[Route]:
+def _legacy_rows(path: str, locator: Locator, replies: Callable[[bool], tuple[ReplyFn, ReplyFn]],
+                 channel: Channel | None = "sms") -> list[Route]:
     """GET and POST rows of a legacy API path, in its JSON and XML formats."""
     rows = []
     for suffix, xml in (("/json", False), ("/xml", True)):
         reject, skip = replies(xml)
-        rows.append(route("GET POST", path + suffix, "sms", locator, reject, skip,
+        rows.append(route("GET POST", path + suffix, channel, locator, reject, skip,
                           reads_query=True))
     return rows
 
@@ -586,8 +588,9 @@ class VonagePreset:
             route("GET POST", "/sms", "sms", sms, json_reject, json_skip, reads_query=True),
             *_legacy_rows("/sms", sms, sms_replies),
             *_legacy_rows("/sc/us/{:alert|2fa|marketing}", sms, sms_replies),
-            *_legacy_rows("/verify", verify, verify_replies),
-            *_legacy_rows("/verify/psd2", verify, verify_replies),
+            # Legacy Verify sends an SMS, then calls with the code: either channel.
+            *_legacy_rows("/verify", verify, verify_replies, None),
+            *_legacy_rows("/verify/psd2", verify, verify_replies, None),
             route("POST", "/v1/messages", "sms", Signed(MessagesTo()), problem, skip_message),
             route("POST", "/v0.1/messages", "sms", EndpointAt("to"), problem, skip_message),
             route("POST", "/v0.1/dispatch", "sms", EndpointAt("workflow[].to"), problem,
