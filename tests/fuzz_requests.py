@@ -389,18 +389,41 @@ def encode_form(draw: st.DrawFn, pairs: Sequence[tuple[str, str]], *,
                     for k, v in pairs)
 
 
+def json_string(text: str, *, ascii_only: bool, escape_digits: bool, escape_slash: bool
+                ) -> str:
+    """A JSON string literal, every character escaped or not as asked (all valid JSON)."""
+    out = ['"']
+    for ch in text:
+        code = ord(ch)
+        if ch in '"\\':
+            out.append("\\" + ch)
+        elif ch == "/" and escape_slash:
+            out.append("\\/")
+        elif code < 0x20 or (escape_digits and ch.isascii() and ch.isdigit()):
+            out.append(f"\\u{code:04x}")
+        elif ascii_only and code > 0x7E:
+            if code > 0xFFFF:
+                code -= 0x10000
+                out.append(f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}")
+            else:
+                out.append(f"\\u{code:04x}")
+        else:
+            out.append(ch)
+    out.append('"')
+    return "".join(out)
+
+
 def dump_json(draw: st.DrawFn, value: Any) -> str:
     """JSON with duplicate keys kept, spacing and escapes drawn."""
     spaced = draw(st.booleans())
     escape_digits = draw(st.integers(0, 5)) == 0
     ascii_only = draw(st.booleans())
+    escape_slash = draw(st.integers(0, 5)) == 0
     colon, comma = (": ", ", ") if spaced else (":", ",")
 
     def text(s: str) -> str:
-        out = json.dumps(s, ensure_ascii=ascii_only)
-        if escape_digits:
-            out = re.sub(r"[0-9]", lambda m: f"\\u{ord(m.group()):04x}", out)
-        return out
+        return json_string(s, ascii_only=ascii_only, escape_digits=escape_digits,
+                           escape_slash=escape_slash)
 
     def dump(v: Any) -> str:
         if isinstance(v, JObj):
@@ -442,6 +465,15 @@ class Spec:
     notes: list[str] = field(default_factory=list)
     last_literal: bool = True        # the last segment is a fixed word (not an id)
     plus_raw: bool = False
+    # Other methods the same send takes (a POST route also takes PUT and PATCH, unless
+    # the path has a route of its own for them).
+    alt_methods: tuple[str, ...] = ("PUT", "PATCH")
+
+    def deroute(self, note: str) -> None:
+        """No longer a send route: a scanned write, decided on both channels."""
+        self.routed = False
+        self.channel = None
+        self.notes.append(note)
 
 
 @dataclass(frozen=True, slots=True)
@@ -793,8 +825,12 @@ def b_sinch(draw: st.DrawFn, info: MountInfo) -> Spec:
     else:
         doc, segs, method, name = jobj(add=values), [*base, "groups", "GROUPFEED"], \
             draw(st.sampled_from(("POST", "PATCH"))), "add"
+    # PUT on an item replaces it (its own route); POST and PATCH update it.
+    alts = {"update": ("POST", "PATCH"), "group_add": ("POST", "PATCH"), "replace": (),
+            "group_replace": ()}.get(kind, ("PUT", "PATCH"))
     return Spec(info, method, segs, Json(doc), "application/json", "sms", dests,
-                recipient_names=(name,), last_literal=kind in ("send", "dry", "group"))
+                recipient_names=(name,), last_literal=kind in ("send", "dry", "group"),
+                alt_methods=tuple(m for m in alts if m != method))
 
 
 SINCH: tuple[Builder, ...] = (b_sinch,)
@@ -1014,6 +1050,14 @@ def _nested(draw: st.DrawFn, leaf: Any, depth: int) -> Any:
 def b_unknown(draw: st.DrawFn, info: MountInfo) -> Spec:
     """A write to a path no route describes, a blocked number somewhere in it."""
     d = draw(dest(info, "scan"))
+    extra: list[Dest] = []
+    if draw(st.integers(0, 3)) == 0:
+        # Several numbers in one value, joined the ways gateways join them.
+        extra = _dests(draw, info, "scan", 1, 2)
+        joiner = draw(st.sampled_from((",", "<", ";", ", ")))
+        parts = [d, *extra]
+        order = draw(st.permutations(parts))
+        d = Dest(d.num, d.kind, joiner.join(x.text for x in order))
     first = "x-" + draw(st.text(_SEGMENT_CHARS, min_size=1, max_size=8))
     more = draw(st.lists(st.text(_SEGMENT_CHARS + "0123456789", min_size=1, max_size=8),
                          max_size=3))
@@ -1023,7 +1067,7 @@ def b_unknown(draw: st.DrawFn, info: MountInfo) -> Spec:
     depth = draw(st.integers(0, 4))
     key = draw(st.sampled_from(_KEYS))
     spec = Spec(info, draw(st.sampled_from(("POST", "POST", "PUT", "PATCH", "DELETE"))), segs,
-                None, None, None, [d], routed=False, last_literal=True)
+                None, None, None, [d, *extra], routed=False, last_literal=True)
     if kind == "json":
         spec.body = Json(jobj(**{key: draw(_nested(as_json_value(draw, d, ints=True), depth)),
                                  "text": TEXT}))
@@ -1104,10 +1148,10 @@ def path_spelling(draw: st.DrawFn, spec: Spec) -> tuple[str, bool, list[str]]:
     if spec.ext:
         suffix = draw(st.sampled_from(("", ".json", ".xml", ".JSON", ".csv", spec.suffix)))
         segs[-1] += suffix
-    elif spec.routed and draw(st.integers(0, 20)) == 0:
+    elif spec.routed and spec.method not in ("GET", "HEAD") and draw(st.integers(0, 20)) == 0:
+        # (A GET there would be a read: passed through unchecked, as documented.)
         segs[-1] += ".json"
-        spec.routed = False
-        notes.append("suffix-deroutes")
+        spec.deroute("suffix-deroutes")
     joins = [draw(st.sampled_from(("/", "/", "/", "//"))) for _ in segs]
     path = "".join(j + s for j, s in zip(joins, segs, strict=True))
     if spec.trailing_slash or draw(st.integers(0, 5)) == 0:
@@ -1210,17 +1254,16 @@ def method_and_type(draw: st.DrawFn, spec: Spec) -> Spec:
     """Method changes (PUT/PATCH for a POST send; GET for the sends that take it) and
     content-type mismatches."""
     roll = draw(st.integers(0, 9))
-    if spec.method == "POST" and roll < 2:
-        spec.method = draw(st.sampled_from(("PUT", "PATCH")))
+    if spec.method in ("POST", "PUT", "PATCH") and roll < 2 and spec.alt_methods:
+        spec.method = draw(st.sampled_from(spec.alt_methods))
         spec.notes.append("method-" + spec.method)
-    elif spec.method == "POST" and roll == 2 and spec.info.preset != "messagebird":
-        # A read method with a body: no longer the send route, a scanned write.
-        spec.method = draw(st.sampled_from(("DELETE", "GET")))
-        if spec.body is not None:
-            spec.routed = False
-            spec.notes.append("method-" + spec.method + "-with-body")
-        else:
-            spec.method = "POST"
+    elif spec.method == "POST" and roll == 2 and spec.info.preset != "messagebird" \
+            and spec.body is not None:
+        # Another method with a body: no longer the send route, a scanned write.
+        # (MessageBird reads GET and DELETE on its send paths as reads unless the query
+        # says `_method=POST`: documented, so not generated.)
+        spec.method = draw(st.sampled_from(("DELETE", "GET", "OPTIONS")))
+        spec.deroute("method-" + spec.method + "-with-body")
     if spec.info.preset == "messagebird" and spec.takes_get and spec.routed and roll == 3:
         # MessageBird's `_method=POST` override: the same send by GET or DELETE.
         spec.method = draw(st.sampled_from(("GET", "DELETE")))
@@ -1351,7 +1394,15 @@ def _xml_strings(text: str) -> list[str]:
     return found
 
 
+_PHONE_CONTEXT = re.compile(r"([^:;<>\s\"'=&,]+)((?:;[^;<>\s\"'&,]*)*);phone-context="
+                            r"([^;<>@\s\"'&,]+)", re.IGNORECASE)
+
+
 def _derived(text: str) -> Iterable[str]:
+    if ";" in text and "phone-context" in text.lower():
+        # RFC 3966: a local number in a global context is the context's digits, then its.
+        for m in _PHONE_CONTEXT.finditer(text):
+            yield m.group(3) + m.group(1)
     if "%" in text:
         yield unquote(text, errors="replace")
     if "+" in text or "%" in text:
@@ -1614,7 +1665,8 @@ class Harness:
             out.append(f"decision {decision} but the upstream received the request")
         if send.refused_path and (records or reply.status != 400):
             out.append("a refused path spelling was not refused with 400")
-        if not records and reply.status >= 400 and not _readable_error(reply):
+        if not records and reply.status >= 400 and send.method != "HEAD" and \
+                not _readable_error(reply):
             out.append("a refusal without a JSON (or the API's XML) body")
         for record in records:
             expected = f"/up/{send.info.name}/"
