@@ -16,12 +16,14 @@ import fakeredis
 import pytest
 from aiohttp import TCPConnector, web
 from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.web_runner import BaseRunner
 from prometheus_client import CollectorRegistry
 
 from gatekeeper.app import ADMIN_APP, create_app
-from gatekeeper.config import Config, LogConfig, RedisConfig, parse_config
+from gatekeeper.config import Config, LogConfig, RedisConfig, Timeouts, parse_config
 from gatekeeper.embedded import EmbeddedError, EmbeddedRedis, find_binary
 from gatekeeper.observability import configure_logging
+from gatekeeper.server import GuardedRunner
 from gatekeeper.store import connect
 
 ADMIN_KEY = "test-admin-key-0123456789"
@@ -127,6 +129,18 @@ async def upstream(aiohttp_server: Callable[..., Awaitable[TestServer]]) -> Fake
     return state
 
 
+class ListenerTestServer(TestServer):
+    """aiohttp's test server running Gatekeeper's own listener code (server.py)."""
+
+    def __init__(self, app: web.Application, listener: str, timeouts: Timeouts) -> None:
+        super().__init__(app, host="127.0.0.1")
+        self.listener = listener
+        self.timeouts = timeouts
+
+    async def _make_runner(self, **kwargs: Any) -> BaseRunner:
+        return GuardedRunner(self.app, self.listener, self.timeouts, **kwargs)
+
+
 @dataclass
 class Running:
     """A Gatekeeper under test: proxy and admin clients sharing one store."""
@@ -165,15 +179,17 @@ async def start_gatekeeper(
         client = redis if redis is not None else fakeredis.FakeAsyncRedis(decode_responses=True)
         registry = CollectorRegistry()
         app = create_app(config, registry=registry, redis_client=client)
+        # The production listeners (timeouts, malformed-request replies), not aiohttp's.
+        server = ListenerTestServer(app, "proxy", config.proxy.timeouts)
         if ssl is None:
-            proxy = await aiohttp_client(app)
+            proxy = await aiohttp_client(server)
         else:
             # A TLS proxy listener (e.g. for SDKs that only speak HTTPS); the test client
             # itself does not verify the certificate.
-            server = TestServer(app, host="127.0.0.1")
             await server.start_server(ssl=ssl)
             proxy = await aiohttp_client(server, connector=TCPConnector(ssl=False))
-        admin = await aiohttp_client(app[ADMIN_APP])
+        admin = await aiohttp_client(ListenerTestServer(app[ADMIN_APP], "admin",
+                                                        config.admin.timeouts))
         return Running(proxy, admin, app, registry, client)
 
     return start

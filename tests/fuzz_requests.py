@@ -16,11 +16,13 @@ harness that runs Hypothesis in a worker thread against a Gatekeeper on the test
 from __future__ import annotations
 
 import asyncio
+import gzip
 import html
 import json
 import os
 import re
 import unicodedata
+import zlib
 from collections.abc import Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -78,7 +80,6 @@ DE_BLOCKED = Num("+4917612398745", "DE", "blocked")
 PRELUDE_SEED = Num("+30123456789", None, "blocked")  # the seed documents' examples: not
 AGENT_SEED = Num("+1234567890", None, "blocked")     # possible numbers, still enforced
 PREFIX_ENTRY = "+3361*"
-PREFIX_SAMPLE = Num("+33619283746", "FR", "prefix")
 VOICE_ONLY = Num("+48601234567", "PL", "voice")
 SMS_ONLY = Num("+34655443322", "ES", "sms")
 TENANT_ONLY = Num("+61412345679", "AU", "tenant")
@@ -179,8 +180,16 @@ ANYWHERE = ("e164", "grouped", "paren", "trunk0", "idd00", "idd011", "plus00", "
             "tel_grouped", "tel_context", "tel_slashes", "sip_plus", "sip_bare", "sip_phone",
             "sip_password", "sip_display", "tel_display", "sip_nohost", "sips", "whatsapp",
             "pct_plus", "pct_all", "fullwidth", "arabic", "devanagari", "suffix", "sip_pct",
-            "upper_scheme")
-TRUNK_ZERO = frozenset({"GB", "DE", "TR", "FR", "PL", "AU", "JP", "BR"})
+            "upper_scheme", "invisible", "padded", "nul_tail", "uri_headers", "angle",
+            "paren_cc")
+# Regions whose national numbers start with a trunk `0` (`+44 (0) 7700...` is +447700...).
+TRUNK_ZERO = frozenset({"GB", "DE", "TR", "FR", "AU", "JP", "BR"})
+
+
+def rare(draw: st.DrawFn, n: int) -> bool:
+    """True about once in `n` draws; False in the simplest example (what shrinking aims at),
+    so a failure shrinks to the request with the fewest mutations."""
+    return draw(st.sampled_from((False,) * (n - 1) + (True,)))
 
 
 def _group(digits: str, seps: Sequence[str], cuts: Sequence[int]) -> str:
@@ -209,8 +218,9 @@ def spelling(draw: st.DrawFn, num: Num, info: MountInfo, where: str) -> tuple[st
     national = where != "scan" and num.region is not None and num.region == info.region
     if national:
         kinds += ["national", "national_digits"]
-        if info.preset == "iletimerkezi":
-            kinds += ["tr_msisdn"]
+    if info.preset == "iletimerkezi" and num.region == "TR":
+        # iletiMerkezi's own `905XXXXXXXXX`; the scan reads bare digits there too.
+        kinds += ["tr_msisdn", "national_digits"]
     if num.region not in TRUNK_ZERO:
         kinds.remove("trunk0")
     kind = draw(st.sampled_from(kinds))
@@ -274,10 +284,26 @@ def spelling(draw: st.DrawFn, num: Num, info: MountInfo, where: str) -> tuple[st
     elif kind == "sip_pct":
         text = f"sip:%2B{d}@{host}"
     elif kind == "upper_scheme":
-        text = draw(st.sampled_from(("TEL:+", "SIP:+", "Tel:+"))) + d + \
-            ("@" + host if draw(st.booleans()) else "")
-        if text.startswith("TEL") or text.startswith("Tel"):
-            text = text.split("@", 1)[0]
+        text = draw(st.sampled_from((f"TEL:+{d}", f"Tel:+{d}", f"SIP:+{d}@{host}")))
+    elif kind == "invisible":
+        # Zero-width space, soft hyphen, BOM, word joiner, bidi marks: format characters.
+        mark = draw(st.sampled_from(("\u200b", "\u00ad", "\ufeff", "\u2060", "\u200e")))
+        at = draw(st.integers(1, len(d) - 1))
+        text = "+" + d[:at] + mark + d[at:]
+        if draw(st.booleans()):
+            text = draw(st.sampled_from(("\u202e", "\u2066"))) + text + "\u2069"
+    elif kind == "padded":
+        text = draw(st.sampled_from((" ", "\t", "\u00a0"))) + "+" + d + \
+            draw(st.sampled_from((" ", "\n", "\r\n", "")))
+    elif kind == "nul_tail":
+        text = "+" + d + "\x00" + draw(st.sampled_from(("", "junk", "\x00")))
+    elif kind == "uri_headers":
+        text = draw(st.sampled_from((f"tel:+{d}?x=1", f"sip:+{d}@{host}?Subject=hi",
+                                     f"sip:+{d}@{host}>")))
+    elif kind == "angle":
+        text = f"<sip:+{d}@{host}>"
+    elif kind == "paren_cc":
+        text = f"+({cc}){nsn}"
     elif kind == "msisdn":
         text = d
     elif kind == "msisdn00":
@@ -323,7 +349,7 @@ def dest(draw: st.DrawFn, info: MountInfo, where: str = "field") -> Dest:
 
 def as_json_value(draw: st.DrawFn, d: Dest, *, ints: bool) -> object:
     """A destination as a JSON value: the text, or an integer (an MSISDN) now and then."""
-    if ints and d.kind == "msisdn" and draw(st.integers(0, 3)) == 0:
+    if ints and d.kind == "msisdn" and rare(draw, 4):
         return int(d.text)
     return d.text
 
@@ -356,7 +382,6 @@ class Text:
     """A body already written out (XML, plain text, multipart)."""
 
     text: str
-    media: str
 
 
 Body = Form | Json | Text | None
@@ -374,7 +399,7 @@ def encode_component(draw: st.DrawFn, text: str, *, plus_raw: bool = False) -> s
         elif ch == "+" and plus_raw:
             out.append("+")
         elif ch in _UNRESERVED:
-            if style == "extra" and ch.isalnum() and draw(st.integers(0, 9)) == 0:
+            if style == "extra" and ch.isalnum() and rare(draw, 10):
                 out.append(f"%{ord(ch):02x}")
             else:
                 out.append(ch)
@@ -389,13 +414,15 @@ def encode_form(draw: st.DrawFn, pairs: Sequence[tuple[str, str]], *,
                     for k, v in pairs)
 
 
-def json_string(text: str, *, ascii_only: bool, escape_digits: bool, escape_slash: bool
-                ) -> str:
+def json_string(text: str, *, ascii_only: bool, escape_digits: bool, escape_slash: bool,
+                escape_letters: bool = False) -> str:
     """A JSON string literal, every character escaped or not as asked (all valid JSON)."""
     out = ['"']
     for ch in text:
         code = ord(ch)
-        if ch in '"\\':
+        if escape_letters and ch.isascii() and ch.isalpha():
+            out.append(f"\\u{code:04x}")
+        elif ch in '"\\':
             out.append("\\" + ch)
         elif ch == "/" and escape_slash:
             out.append("\\/")
@@ -416,18 +443,19 @@ def json_string(text: str, *, ascii_only: bool, escape_digits: bool, escape_slas
 def dump_json(draw: st.DrawFn, value: Any) -> str:
     """JSON with duplicate keys kept, spacing and escapes drawn."""
     spaced = draw(st.booleans())
-    escape_digits = draw(st.integers(0, 5)) == 0
+    escape_digits = rare(draw, 6)
     ascii_only = draw(st.booleans())
-    escape_slash = draw(st.integers(0, 5)) == 0
+    escape_slash = rare(draw, 6)
+    escape_keys = rare(draw, 8)   # `"t\u006f"` is the key `to` to every decoder
     colon, comma = (": ", ", ") if spaced else (":", ",")
 
-    def text(s: str) -> str:
+    def text(s: str, *, key: bool = False) -> str:
         return json_string(s, ascii_only=ascii_only, escape_digits=escape_digits,
-                           escape_slash=escape_slash)
+                           escape_slash=escape_slash, escape_letters=key and escape_keys)
 
     def dump(v: Any) -> str:
         if isinstance(v, JObj):
-            return "{" + comma.join(text(k) + colon + dump(x) for k, x in v) + "}"
+            return "{" + comma.join(text(k, key=True) + colon + dump(x) for k, x in v) + "}"
         if isinstance(v, dict):
             return dump(JObj(list(v.items())))
         if isinstance(v, list):
@@ -461,13 +489,14 @@ class Spec:
     recipient_names: tuple[str, ...] = ()  # the body fields that hold recipients
     query_ok: bool = False           # the route reads its query (recipients may move there)
     takes_get: bool = False
-    headers: list[tuple[str, str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     last_literal: bool = True        # the last segment is a fixed word (not an id)
     plus_raw: bool = False
     # Other methods the same send takes (a POST route also takes PUT and PATCH, unless
     # the path has a route of its own for them).
     alt_methods: tuple[str, ...] = ("PUT", "PATCH")
+    # An unknown write whose scan reads bare digits as national numbers (iletiMerkezi).
+    national_scan: bool = False
 
     def deroute(self, note: str) -> None:
         """No longer a send route: a scanned write, decided on both channels."""
@@ -476,7 +505,7 @@ class Spec:
         self.notes.append(note)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False)
 class Send:
     """A request as written on the wire, with what the checker needs to judge it."""
 
@@ -487,13 +516,20 @@ class Send:
     body: bytes
     channel: str | None
     routed: bool
+    national: bool                   # national spellings of the region's numbers count
     refused_path: bool
     dests: tuple[Dest, ...]
     notes: tuple[str, ...]
     chunked: bool = False
+    framing: tuple[tuple[str, str], ...] = ()   # Content-Length/Transfer-Encoding as sent
+
+    def __repr__(self) -> str:
+        return f"Send<{self.method} {self.target} {self.body[:60]!r} {list(self.notes)}>"
 
     def describe(self) -> str:
-        head = "".join(f"{k}: {v}\n" for k, v in self.headers)
+        head = "".join(f"{k}: {v}\n" for k, v in self.headers + self.framing)
+        if self.chunked:
+            head += "Transfer-Encoding: chunked (the body in two chunks)\n"
         return (f"{self.method} {self.target}\n{head}\n{self.body!r}\n"
                 f"notes={list(self.notes)} channel={self.channel} routed={self.routed}")
 
@@ -514,12 +550,31 @@ def _form(pairs: list[tuple[str, str]]) -> Form:
     return Form(pairs)
 
 
+_XML_FORBIDDEN = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+
+
+def xml_safe(text: str) -> str:
+    """The closest spelling XML can carry: XML has no NUL (the text ends there, as a C
+    reader would end it) and no other C0 controls but tab and line breaks."""
+    return _XML_FORBIDDEN.sub("", text.split("\x00", 1)[0])
+
+
+def xml_escape(text: str) -> str:
+    return escape(xml_safe(text))
+
+
+def xml_attr(text: str) -> str:
+    return quoteattr(xml_safe(text))
+
+
 def twiml(draw: st.DrawFn, info: MountInfo, dests: list[Dest]) -> str:
     """An inline TwiML/TeXML script dialling `dests`."""
     nouns = []
     for d in dests:
-        value = escape(d.text)
-        noun = draw(st.sampled_from(("number", "bare", "sip", "cdata", "message")))
+        value = xml_escape(d.text)
+        # A bare number or a <Message> holds one destination: only for a lone one.
+        kinds = ("number", "sip", "cdata") + (("bare", "message") if len(dests) == 1 else ())
+        noun = draw(st.sampled_from(kinds))
         if noun == "number":
             nouns.append(f'<Number sendDigits="ww12">{value}</Number>')
         elif noun == "bare":
@@ -527,16 +582,16 @@ def twiml(draw: st.DrawFn, info: MountInfo, dests: list[Dest]) -> str:
         elif noun == "sip":
             nouns.append(f"<Sip>{value}</Sip>")
         elif noun == "cdata":
-            nouns.append(f"<Number><![CDATA[{d.text}]]></Number>")
+            nouns.append(f"<Number><![CDATA[{xml_safe(d.text)}]]></Number>")
         else:
-            return f'<Response><Message to={quoteattr(d.text)}>hi</Message></Response>'
+            return f'<Response><Message to={xml_attr(d.text)}>hi</Message></Response>'
     caller = f' callerId="{CALLER}"' if draw(st.booleans()) else ""
     return f"<Response><Say>hi</Say><Dial{caller}>{''.join(nouns)}</Dial></Response>"
 
 
 def b_twilio_messages(draw: st.DrawFn, info: MountInfo) -> Spec:
     d = draw(dest(info))
-    legacy = draw(st.integers(0, 4)) == 0
+    legacy = rare(draw, 5)
     segs = ["2010-04-01", "Accounts", ACCOUNT, *(["SMS"] if legacy else []), "Messages"]
     return Spec(info, "POST", segs, _form([("To", d.text), ("From", CALLER), ("Body", TEXT)]),
                 "application/x-www-form-urlencoded", "sms", [d], ext=True, suffix=".json",
@@ -551,6 +606,11 @@ def b_twilio_calls(draw: st.DrawFn, info: MountInfo) -> Spec:
         inline = _dests(draw, info, "script", 1, 2)
         pairs.append(("Twiml", twiml(draw, info, inline)))
         dests += inline
+    elif draw(st.booleans()):
+        bin_to = draw(dest(info, "scan"))
+        pairs.append(("Url", "https://handler.twilio.com/twiml/EHfeed?To="
+                      + quote(bin_to.text, safe="")))
+        dests.append(bin_to)
     else:
         pairs.append(("Url", "https://app.example.com/voice.xml"))
     return Spec(info, "POST", ["2010-04-01", "Accounts", ACCOUNT, "Calls"], _form(pairs),
@@ -564,6 +624,19 @@ def b_twilio_call_update(draw: st.DrawFn, info: MountInfo) -> Spec:
                 _form([("Twiml", twiml(draw, info, inline))]),
                 "application/x-www-form-urlencoded", "voice", inline, ext=True,
                 suffix=".json", last_literal=False)
+
+
+def b_twilio_studio(draw: st.DrawFn, info: MountInfo) -> Spec:
+    """A Studio flow execution whose `Parameters` (JSON) name more numbers to reach."""
+    d = draw(dest(info))
+    more = _dests(draw, info, "script", 1, 2)
+    key = draw(st.sampled_from(("to", "number", "recipient")))
+    parameters = json.dumps({"customer": {key: more[0].text},
+                             "others": [{key: x.text} for x in more[1:]]})
+    return Spec(info, "POST", ["v2", "Flows", "FWfeed", "Executions"],
+                _form([("To", d.text), ("From", CALLER), ("Parameters", parameters)]),
+                "application/x-www-form-urlencoded", None, [d, *more],
+                recipient_names=("To",))
 
 
 def _twilio_simple(segs: list[str], name: str, channel: str | None, ext: bool,
@@ -591,11 +664,12 @@ TWILIO: tuple[Builder, ...] = (
                    "Identifier", None, False, [("FriendlyName", "alice")]),
     _twilio_simple(["v2", "Flows", "FWfeed", "Executions"], "To", None, False,
                    [("From", CALLER)]),
+    b_twilio_studio,
 )
 
 
 def b_vonage_legacy(draw: st.DrawFn, info: MountInfo) -> Spec:
-    verify = draw(st.integers(0, 3)) == 0
+    verify = rare(draw, 4)
     d = draw(dest(info))
     name = "number" if verify else "to"
     if verify:
@@ -606,11 +680,12 @@ def b_vonage_legacy(draw: st.DrawFn, info: MountInfo) -> Spec:
         segs = draw(st.sampled_from((["sms", "json"], ["sms", "xml"], ["sms"],
                                      ["sc", "us", "alert", "json"])))
         params = [("from", "AcmeInc"), (name, d.text), ("text", TEXT), ("api_key", "abcdkey")]
-    if draw(st.integers(0, 4)) == 0:
+    if rare(draw, 5):
         params.append(("sig", "cb30cc6bdbfeedface"))
     where = draw(st.sampled_from(("form", "json", "query", "get")))
-    spec = Spec(info, "POST", segs, None, None, "sms", [d], recipient_names=(name,),
-                query_ok=True, takes_get=True)
+    # Legacy Verify sends an SMS, then calls: either channel.
+    spec = Spec(info, "POST", segs, None, None, None if verify else "sms", [d],
+                recipient_names=(name,), query_ok=True, takes_get=True)
     if where == "form":
         spec.body, spec.content_type = _form(params), "application/x-www-form-urlencoded"
     elif where == "json":
@@ -787,16 +862,52 @@ def b_telnyx_texml(draw: st.DrawFn, info: MountInfo) -> Spec:
         dests += inline
     else:
         doc.append(("Url", "https://app.example.com/texml.xml"))
+    body: Body = Json(doc)
+    content_type = "application/json"
+    if rare(draw, 3):
+        body, content_type = _form([(k, v) for k, v in doc]), \
+            "application/x-www-form-urlencoded"
     if draw(st.booleans()):
-        return Spec(info, "POST", ["v2", "texml", "Accounts", ACCOUNT, "Calls"], Json(doc),
-                    "application/json", "voice", dests, ext=True, recipient_names=("To",))
-    return Spec(info, "POST", ["v2", "texml", "calls", "feedfaceconn"], Json(doc),
-                "application/json", "voice", dests, ext=True, last_literal=False,
-                recipient_names=("To",))
+        return Spec(info, "POST", ["v2", "texml", "Accounts", ACCOUNT, "Calls"], body,
+                    content_type, "voice", dests, ext=True, recipient_names=("To",))
+    return Spec(info, "POST", ["v2", "texml", "calls", "feedfaceconn"], body, content_type,
+                "voice", dests, ext=True, last_literal=False, recipient_names=("To",))
+
+
+def b_telnyx_texml_more(draw: st.DrawFn, info: MountInfo) -> Spec:
+    """TeXML call updates (inline `Texml`), conference participants and AI calls (`To`)."""
+    kind = draw(st.sampled_from(("update", "participant", "ai")))
+    as_form = draw(st.booleans())
+    if kind == "update":
+        inline = _dests(draw, info, "script", 1, 2)
+        fields = [("Texml", twiml(draw, info, inline))]
+        segs = ["v2", "texml", "Accounts", ACCOUNT, "Calls", "CAfeed"]
+        dests, names = inline, ()
+    else:
+        d = draw(dest(info))
+        fields = [("To", d.text), ("From", CALLER)]
+        segs = ["v2", "texml", "Accounts", ACCOUNT, "Conferences", "CFfeed", "Participants"] \
+            if kind == "participant" else ["v2", "texml", "ai_calls", "feedfaceconn"]
+        dests, names = [d], ("To",)
+    body: Body = _form(fields) if as_form else Json(JObj(fields))
+    return Spec(info, "POST", segs, body,
+                "application/x-www-form-urlencoded" if as_form else "application/json",
+                "voice", dests, ext=True, last_literal=kind == "participant",
+                recipient_names=names)
+
+
+def b_telnyx_verify(draw: st.DrawFn, info: MountInfo) -> Spec:
+    d = draw(dest(info))
+    kind = draw(st.sampled_from(("sms", "whatsapp", "call", "flashcall", "flash_call")))
+    return Spec(info, "POST", ["v2", "verifications", kind],
+                Json(jobj(phone_number=d.text, verify_profile_id="feed-profile")),
+                "application/json", "sms" if kind in ("sms", "whatsapp") else "voice", [d],
+                recipient_names=("phone_number",))
 
 
 TELNYX: tuple[Builder, ...] = (b_telnyx_message, b_telnyx_message, b_telnyx_group,
-                               b_telnyx_call, b_telnyx_transfer, b_telnyx_texml)
+                               b_telnyx_call, b_telnyx_transfer, b_telnyx_texml,
+                               b_telnyx_texml_more, b_telnyx_verify)
 
 PLAN = "feedfaceplan"
 
@@ -825,12 +936,14 @@ def b_sinch(draw: st.DrawFn, info: MountInfo) -> Spec:
     else:
         doc, segs, method, name = jobj(add=values), [*base, "groups", "GROUPFEED"], \
             draw(st.sampled_from(("POST", "PATCH"))), "add"
-    # PUT on an item replaces it (its own route); POST and PATCH update it.
+    # PUT on an item replaces it (its own route); POST and PATCH update it; `dry_run`
+    # is POST only (PUT/PATCH there name a batch called `dry_run`), and so is any
+    # spelling of it with a suffix (a batch id too).
     alts = {"update": ("POST", "PATCH"), "group_add": ("POST", "PATCH"), "replace": (),
             "group_replace": ()}.get(kind, ("PUT", "PATCH"))
     return Spec(info, method, segs, Json(doc), "application/json", "sms", dests,
-                recipient_names=(name,), last_literal=kind in ("send", "dry", "group"),
-                alt_methods=tuple(m for m in alts if m != method))
+                recipient_names=(name,), last_literal=kind in ("send", "group"),
+                alt_methods=tuple(m for m in alts if m != method) if kind != "dry" else ())
 
 
 SINCH: tuple[Builder, ...] = (b_sinch,)
@@ -838,7 +951,8 @@ SINCH: tuple[Builder, ...] = (b_sinch,)
 
 def b_infobip(draw: st.DrawFn, info: MountInfo) -> Spec:
     kind = draw(st.sampled_from(("v3", "advanced", "single", "multi", "query", "tts",
-                                 "tts_multi", "tts_adv", "ivr", "pin", "pin_voice", "call")))
+                                 "tts_multi", "tts_adv", "ivr", "pin", "pin_voice", "call",
+                                 "wa_template", "wa_text", "messages_api")))
     dests = _dests(draw, info, "field", 1, 3)
 
     def to_value(ds: list[Dest]) -> object:
@@ -854,7 +968,7 @@ def b_infobip(draw: st.DrawFn, info: MountInfo) -> Spec:
                   ("to", ",".join(x.text for x in dests)), ("text", TEXT)]
         spec = Spec(info, "GET", ["sms", "1", "text", "query"], None, None, "sms", dests,
                     query=params, query_ok=True, takes_get=True, recipient_names=("to",))
-        if draw(st.integers(0, 3)) == 0:
+        if rare(draw, 4):
             spec.method = "POST"
         return spec
     table: dict[str, tuple[list[str], Any, str | None]] = {
@@ -880,12 +994,21 @@ def b_infobip(draw: st.DrawFn, info: MountInfo) -> Spec:
                                           **{"from": "Acme"}, to=dests[0].text), "sms"),
         "pin_voice": (["2fa", "2", "pin", "voice"], jobj(applicationId="app", messageId="msg",
                                                          to=dests[0].text), "voice"),
+        "wa_template": (["whatsapp", "1", "message", "template"], jobj(messages=[jobj(
+            **{"from": CALLER_DIGITS}, to=x.text, content=jobj(templateName="t", language="en"))
+            for x in dests]), "sms"),
+        "wa_text": (["whatsapp", "1", "message", draw(st.sampled_from(("text", "image")))],
+                    jobj(**{"from": CALLER_DIGITS}, to=dests[0].text,
+                         content=jobj(text=TEXT)), "sms"),
+        "messages_api": (["messages-api", "1", "messages"], jobj(messages=[jobj(
+            channel="SMS", sender="Acme", destinations=destinations(dests),
+            content=jobj(body=jobj(text=TEXT, type="TEXT")))]), "sms"),
         "call": (["calls", "1", "calls"], jobj(endpoint=jobj(
             type="PHONE", phoneNumber=dests[0].text), **{"from": CALLER_DIGITS},
             applicationId="app"), "voice"),
     }
     segs, doc, channel = table[kind]
-    if kind in ("pin", "pin_voice", "call"):
+    if kind in ("pin", "pin_voice", "call", "wa_text"):
         dests = dests[:1]
     names = ("phoneNumber",) if kind == "call" else ("to",)
     return Spec(info, "POST", segs, Json(doc), "application/json", channel, dests,
@@ -897,9 +1020,17 @@ INFOBIP: tuple[Builder, ...] = (b_infobip,)
 
 def b_messagebird(draw: st.DrawFn, info: MountInfo) -> Spec:
     kind = draw(st.sampled_from(("messages", "messages", "mms", "voicemessages", "batches",
-                                 "verify", "calls")))
+                                 "verify", "calls", "conversations")))
     dests = _dests(draw, info, "field", 1, 3)
-    channel = "voice" if kind in ("voicemessages", "calls") else "sms"
+    if kind == "conversations":
+        segs = draw(st.sampled_from((["v1", "send"], ["v1", "conversations", "start"])))
+        doc = jobj(to=dests[0].text, channelId="feedchannel", type="text",
+                   content=jobj(text=TEXT))
+        return Spec(info, "POST", segs, Json(doc), "application/json", "sms", dests[:1],
+                    recipient_names=("to",), query_ok=True)
+    # A verification by `type: tts` is a call: either channel.
+    channel = "voice" if kind in ("voicemessages", "calls") else None if kind == "verify" \
+        else "sms"
     if kind in ("verify", "calls"):
         dests = dests[:1]
     if kind == "calls":
@@ -966,14 +1097,40 @@ def b_iletimerkezi(draw: st.DrawFn, info: MountInfo) -> Spec:
         segs = ["v1", "send-sms", "json"] if draw(st.integers(0, 3)) else ["v1", "send-sms"]
         return Spec(info, "POST", segs, Json(doc), "application/json", "sms", dests,
                     recipient_names=("number",))
+    def number(x: Dest) -> str:
+        clean = xml_safe(x.text)
+        style = draw(st.sampled_from(("plain",) * 4 + ("Case", "cdata", "charrefs", "comment",
+                                                       "prefix", "spaced")))
+        tag = "number"
+        if style == "Case":
+            tag = draw(st.sampled_from(("Number", "NUMBER")))
+        elif style == "prefix":
+            return f'<n:number xmlns:n="urn:x">{escape(clean)}</n:number>'
+        if style == "cdata":
+            inner = f"<![CDATA[{clean}]]>"
+        elif style == "charrefs":
+            inner = "".join(f"&#{ord(c)};" if c.isdigit() or c == "+" else escape(c)
+                            for c in clean)
+        elif style == "comment" and len(clean) > 4:
+            inner = escape(clean[:4]) + "<!-- c -->" + escape(clean[4:])
+        elif style == "spaced":
+            inner = "\n   " + escape(clean) + "\n "
+        else:
+            inner = escape(clean)
+        return f"<{tag}>{inner}</{tag}>"
+
+    receipents = draw(st.sampled_from(("receipents",) * 4 + ("Receipents", "RECEIPENTS")))
     xml_messages = "".join(
-        "<message><text>" + TEXT + "</text><receipents>"
-        + "".join(f"<number>{escape(x.text)}</number>" for x in g)
-        + "</receipents></message>" for g in groups)
-    xml = ('<?xml version="1.0" encoding="UTF-8"?>\n<request><authentication><key>feedkey'
+        "<message><text>" + TEXT + f"</text><{receipents}>"
+        + "".join(number(x) for x in g)
+        + f"</{receipents}></message>" for g in groups)
+    declaration = draw(st.sampled_from(('<?xml version="1.0" encoding="UTF-8"?>\n',
+                                        '<?xml version="1.0" encoding="ISO-8859-9"?>', "",
+                                        "\ufeff")))
+    xml = (f"{declaration}<request><authentication><key>feedkey"
            "</key><hash>feedhash</hash></authentication><order><sender>ACME</sender>"
            f"<sendDateTime></sendDateTime>{xml_messages}</order></request>")
-    return Spec(info, "POST", ["v1", "send-sms"], Text(xml, "text/xml"),
+    return Spec(info, "POST", ["v1", "send-sms"], Text(xml),
                 draw(st.sampled_from(("text/xml", "application/xml", None))), "sms", dests)
 
 
@@ -1051,13 +1208,14 @@ def b_unknown(draw: st.DrawFn, info: MountInfo) -> Spec:
     """A write to a path no route describes, a blocked number somewhere in it."""
     d = draw(dest(info, "scan"))
     extra: list[Dest] = []
-    if draw(st.integers(0, 3)) == 0:
+    if rare(draw, 4):
         # Several numbers in one value, joined the ways gateways join them.
         extra = _dests(draw, info, "scan", 1, 2)
         joiner = draw(st.sampled_from((",", "<", ";", ", ")))
         parts = [d, *extra]
         order = draw(st.permutations(parts))
-        d = Dest(d.num, d.kind, joiner.join(x.text for x in order))
+        # (A NUL would end the whole joined value for a C reader: cut each part there.)
+        d = Dest(d.num, "joined", joiner.join(x.text.split("\x00", 1)[0] for x in order))
     first = "x-" + draw(st.text(_SEGMENT_CHARS, min_size=1, max_size=8))
     more = draw(st.lists(st.text(_SEGMENT_CHARS + "0123456789", min_size=1, max_size=8),
                          max_size=3))
@@ -1067,7 +1225,8 @@ def b_unknown(draw: st.DrawFn, info: MountInfo) -> Spec:
     depth = draw(st.integers(0, 4))
     key = draw(st.sampled_from(_KEYS))
     spec = Spec(info, draw(st.sampled_from(("POST", "POST", "PUT", "PATCH", "DELETE"))), segs,
-                None, None, None, [d, *extra], routed=False, last_literal=True)
+                None, None, None, [d, *extra], routed=False, last_literal=True,
+                national_scan=info.preset == "iletimerkezi")
     if kind == "json":
         spec.body = Json(jobj(**{key: draw(_nested(as_json_value(draw, d, ints=True), depth)),
                                  "text": TEXT}))
@@ -1080,15 +1239,15 @@ def b_unknown(draw: st.DrawFn, info: MountInfo) -> Spec:
         spec.body = _form([("note", TEXT), (key, value)])
         spec.content_type = draw(st.sampled_from(("application/x-www-form-urlencoded", None)))
     elif kind == "xml":
-        inner = escape(d.text)
+        inner = xml_escape(d.text)
         for _ in range(depth):
             tag = draw(st.sampled_from(("item", "to", "data", "n")))
             inner = f"<{tag}>{inner}</{tag}>"
         if draw(st.booleans()):
-            body = f"<req><text>{TEXT}</text><d v={quoteattr(d.text)}/></req>"
+            body = f"<req><text>{TEXT}</text><d v={xml_attr(d.text)}/></req>"
         else:
             body = f"<req><text>{TEXT}</text>{inner}</req>"
-        spec.body = Text(body, "application/xml")
+        spec.body = Text(body)
         spec.content_type = draw(st.sampled_from(("application/xml", "text/xml", None)))
     elif kind == "multipart":
         part = d.text if draw(st.booleans()) else json.dumps({key: d.text})
@@ -1096,10 +1255,10 @@ def b_unknown(draw: st.DrawFn, info: MountInfo) -> Spec:
         body = (f'--{boundary}\r\nContent-Disposition: form-data; name="note"\r\n\r\n{TEXT}\r\n'
                 f'--{boundary}\r\nContent-Disposition: form-data; name="{key}"\r\n\r\n{part}\r\n'
                 f"--{boundary}--\r\n")
-        spec.body = Text(body, "")
+        spec.body = Text(body)
         spec.content_type = f"multipart/form-data; boundary={boundary}"
     elif kind == "text":
-        spec.body = Text(f"{TEXT}\n{d.text}\n", "text/plain")
+        spec.body = Text(f"{TEXT}\n{d.text}\n")
         spec.content_type = draw(st.sampled_from(("text/plain", None)))
     else:
         spec.query = [(key, d.text)]
@@ -1131,7 +1290,7 @@ def _recase(draw: st.DrawFn, text: str) -> str:
 
 
 def _pct_unreserved(draw: st.DrawFn, segment: str) -> str:
-    if not segment or draw(st.integers(0, 4)):
+    if not segment or not rare(draw, 5):
         return segment
     i = draw(st.integers(0, len(segment) - 1))
     if segment[i] not in _UNRESERVED:
@@ -1148,16 +1307,17 @@ def path_spelling(draw: st.DrawFn, spec: Spec) -> tuple[str, bool, list[str]]:
     if spec.ext:
         suffix = draw(st.sampled_from(("", ".json", ".xml", ".JSON", ".csv", spec.suffix)))
         segs[-1] += suffix
-    elif spec.routed and spec.method not in ("GET", "HEAD") and draw(st.integers(0, 20)) == 0:
+    elif spec.routed and spec.last_literal and spec.method not in ("GET", "HEAD") and \
+            rare(draw, 21):
         # (A GET there would be a read: passed through unchecked, as documented.)
         segs[-1] += ".json"
         spec.deroute("suffix-deroutes")
     joins = [draw(st.sampled_from(("/", "/", "/", "//"))) for _ in segs]
     path = "".join(j + s for j, s in zip(joins, segs, strict=True))
-    if spec.trailing_slash or draw(st.integers(0, 5)) == 0:
+    if spec.trailing_slash or rare(draw, 6):
         path += "/" * draw(st.integers(1, 2))
     refused = False
-    if draw(st.integers(0, 12)) == 0:
+    if rare(draw, 13):
         insert = draw(st.sampled_from(_REFUSED_INSERTS))
         at = draw(st.integers(1, max(1, len(path) - 1)))
         if insert in ("/./", "/../", "/%2e/", "/%2E%2e/"):
@@ -1181,8 +1341,34 @@ def mutate(draw: st.DrawFn, spec: Spec) -> Spec:
     info = spec.info
     for _ in range(draw(st.integers(0, 2))):
         choice = draw(st.sampled_from(("dup", "case", "query_copy", "query_move", "raw_plus",
-                                       "json_dup", "json_case", "semicolon", "none")))
+                                       "json_dup", "json_case", "semicolon", "none",
+                                       "body_for_query", "mislabel")))
         body = spec.body
+        if choice == "body_for_query" and body is None and spec.query and \
+                spec.recipient_names and spec.method != "HEAD":
+            # A query-string send that also carries a body naming recipients.
+            extra = draw(dest(info))
+            spec.dests.append(extra)
+            name = spec.recipient_names[0]
+            if draw(st.booleans()):
+                spec.body = _form([(name, extra.text), ("text", TEXT)])
+                spec.content_type = "application/x-www-form-urlencoded"
+            else:
+                spec.body = Json(JObj([(name, extra.text), ("text", TEXT)]))
+                spec.content_type = "application/json"
+            if spec.method == "GET" and draw(st.booleans()):
+                spec.method = "POST"
+            spec.notes.append("body-for-query")
+            continue
+        if choice == "mislabel" and isinstance(body, Form | Json) and spec.recipient_names:
+            # A recipient in the query, and the body labelled as the other format.
+            extra = draw(dest(info))
+            spec.dests.append(extra)
+            spec.query.append((spec.recipient_names[0], extra.text))
+            spec.content_type = "application/x-www-form-urlencoded" if isinstance(body, Json) \
+                else "application/json"
+            spec.notes.append("mislabelled-body+query")
+            continue
         if choice in ("dup", "case", "semicolon", "raw_plus") and isinstance(body, Form):
             names = [i for i, (k, _) in enumerate(body.pairs) if k in spec.recipient_names]
             if not names:
@@ -1198,6 +1384,10 @@ def mutate(draw: st.DrawFn, spec: Spec) -> Spec:
             elif choice == "case":
                 body.pairs[i] = (_variant_name(draw, name), body.pairs[i][1])
             elif choice == "raw_plus":
+                # `+` read as a space: bare digits, which are international only on msisdn
+                # presets; and only a leading `+` (`phone-context= 1` is another number).
+                if not info.msisdn or any("+" in v.strip()[1:] for _, v in body.pairs):
+                    continue
                 spec.plus_raw = True
             else:
                 body.pairs.insert(i, (";" + name, "x"))
@@ -1223,14 +1413,21 @@ def mutate(draw: st.DrawFn, spec: Spec) -> Spec:
             spec.dests.append(extra)
             name = spec.recipient_names[0]
             if choice == "query_move" and isinstance(body, Form) and spec.query_ok:
+                gone = {v for k, v in body.pairs if k == name}
                 body.pairs = [p for p in body.pairs if p[0] != name]
-                spec.dests = [extra]
+                spec.dests = [d for d in spec.dests if d.text not in gone]
             spec.query.append((name, extra.text))
             spec.notes.append(choice)
     return spec
 
 
+# Keys naming the caller: a number under one is no destination (a blocked caller id
+# must not stop a send), so mutations never put blocked numbers there.
+CALLER_KEYS = frozenset(("from", "source", "originator", "src", "sender", "callerid", "cli"))
+
+
 def _objects_with(value: Any, names: Iterable[str]) -> Iterable[tuple[JObj, int]]:
+    """(object, index) of each recipient key in a JSON value, outside caller subtrees."""
     wanted = set(names)
     stack = [value]
     while stack:
@@ -1239,7 +1436,8 @@ def _objects_with(value: Any, names: Iterable[str]) -> Iterable[tuple[JObj, int]
             for i, (k, v) in enumerate(node):
                 if k in wanted:
                     yield node, i
-                stack.append(v)
+                if k.lower() not in CALLER_KEYS:
+                    stack.append(v)
         elif isinstance(node, list):
             stack.extend(node)
 
@@ -1253,23 +1451,24 @@ _CT_SWAPS = (None, "application/x-www-form-urlencoded", "application/json", "tex
 def method_and_type(draw: st.DrawFn, spec: Spec) -> Spec:
     """Method changes (PUT/PATCH for a POST send; GET for the sends that take it) and
     content-type mismatches."""
-    roll = draw(st.integers(0, 9))
-    if spec.method in ("POST", "PUT", "PATCH") and roll < 2 and spec.alt_methods:
+    roll = draw(st.sampled_from(("keep",) * 6 + ("alt", "alt", "other", "override")))
+    if spec.method in ("POST", "PUT", "PATCH") and roll == "alt" and spec.alt_methods:
         spec.method = draw(st.sampled_from(spec.alt_methods))
         spec.notes.append("method-" + spec.method)
-    elif spec.method == "POST" and roll == 2 and spec.info.preset != "messagebird" \
+    elif spec.method == "POST" and roll == "other" and spec.info.preset != "messagebird" \
             and spec.body is not None:
         # Another method with a body: no longer the send route, a scanned write.
         # (MessageBird reads GET and DELETE on its send paths as reads unless the query
         # says `_method=POST`: documented, so not generated.)
         spec.method = draw(st.sampled_from(("DELETE", "GET", "OPTIONS")))
         spec.deroute("method-" + spec.method + "-with-body")
-    if spec.info.preset == "messagebird" and spec.takes_get and spec.routed and roll == 3:
+    if spec.info.preset == "messagebird" and spec.takes_get and spec.routed and \
+            roll == "override":
         # MessageBird's `_method=POST` override: the same send by GET or DELETE.
         spec.method = draw(st.sampled_from(("GET", "DELETE")))
         spec.query.insert(0, ("_method", draw(st.sampled_from(("POST", "post", " Post")))))
         spec.notes.append("override-" + spec.method)
-    if draw(st.integers(0, 5)) == 0:
+    if rare(draw, 6):
         spec.content_type = draw(st.sampled_from(_CT_SWAPS))
         spec.notes.append(f"content-type:{spec.content_type}")
     return spec
@@ -1287,19 +1486,32 @@ def headers_for(draw: st.DrawFn, spec: Spec) -> list[tuple[str, str]]:
     out.append(("Authorization", auth.get(spec.info.preset, "Bearer feedfacetoken")))
     if spec.content_type is not None:
         out.append(("Content-Type", spec.content_type))
-    roll = draw(st.integers(0, 9))
-    if roll < 3:
+    roll = draw(st.sampled_from(("none",) * 7 + ("one", "one", "two")))
+    if roll != "none":
         name = draw(st.sampled_from(("X-Gatekeeper-Scope", "x-gatekeeper-scope")))
         out.append((name, draw(st.sampled_from(_SCOPE_VALUES))))
-        if roll == 0:
+        if roll == "two":
             out.append(("X-Gatekeeper-Scope", draw(st.sampled_from(_SCOPE_VALUES))))
-    if draw(st.integers(0, 15)) == 0:
+    if rare(draw, 16):
         out.append(("X-HTTP-Method-Override", draw(st.sampled_from((spec.method, "GET",
                                                                     "POST")))))
-    if draw(st.integers(0, 3)) == 0:
+    if rare(draw, 4):
         out.append(("X-Request-Id", draw(st.sampled_from(("fuzz-req-1", "bad id\u00e9",
                                                           "x" * 200)))))
     return out
+
+
+def joined_values(spec: Spec) -> bool:
+    """True when one value of the request holds several destinations (`a<b`, `a,b`)."""
+    if any(d.kind == "joined" for d in spec.dests):
+        return True
+    texts = {d.text for d in spec.dests if d.text}
+    values: list[str] = [v for _, v in spec.query]
+    if isinstance(spec.body, Form):
+        values += [v for _, v in spec.body.pairs]
+    elif isinstance(spec.body, Json):
+        values += [v for v in _json_strings(spec.body.value) if isinstance(v, str)]
+    return any(sum(value.count(t) for t in texts) >= 2 for value in values)
 
 
 def serialise_body(draw: st.DrawFn, spec: Spec) -> bytes:
@@ -1324,11 +1536,45 @@ def sends(draw: st.DrawFn, info: MountInfo, builders: Sequence[Builder]) -> Send
     spec.notes += notes
     headers = draw(headers_for(spec))
     body = serialise_body(draw, spec)
+    if isinstance(spec.body, Json) and rare(draw, 12):
+        # JSON in another Unicode encoding: decoders detect it by BOM or NUL pattern.
+        codec = draw(st.sampled_from(("utf-8-sig", "utf-16", "utf-16-le", "utf-16-be",
+                                      "utf-32")))
+        body = body.decode().encode(codec)
+        spec.notes.append("encoding:" + codec)
+    if body and rare(draw, 15):
+        coding = draw(st.sampled_from(("gzip", "deflate", "x-gzip", "gzip, identity",
+                                       "gzip, gzip", "GZIP")))
+        body = zlib.compress(body) if coding == "deflate" else gzip.compress(body)
+        if coding == "gzip, gzip":
+            body = gzip.compress(body)
+        headers.append(("Content-Encoding", coding))
+        spec.notes.append("content-encoding:" + coding)
     query = encode_form(draw, spec.query) if spec.query else ""
     target = f"/{info.name}{path}" + (f"?{query}" if query else "")
-    chunked = bool(body) and draw(st.integers(0, 15)) == 0
+    framing: tuple[tuple[str, str], ...] = ()
+    if rare(draw, 41):
+        # Spellings only the HTTP parser sees: refused before Gatekeeper reads them.
+        wire_kind = draw(st.sampled_from(("space", "utf8", "dup-length", "cl-te", "br")))
+        spec.notes.append("wire:" + wire_kind)
+        if wire_kind == "space":
+            target = target.replace("/", "/ ", 1) if "/" in target[1:] else target + " x"
+        elif wire_kind == "utf8":
+            target = f"/{info.name}/\u00e9{path}"
+        elif wire_kind == "dup-length":
+            framing = (("Content-Length", str(len(body))), ("Content-Length", str(len(body))))
+        elif wire_kind == "cl-te":
+            framing = (("Content-Length", str(len(body) + 5)),
+                       ("Transfer-Encoding", "chunked"))
+            body = f"{len(body):x}\r\n".encode() + body + b"\r\n0\r\n\r\n"
+        else:
+            headers.append(("Content-Encoding", "br"))
+    chunked = bool(body) and not framing and rare(draw, 16)
+    if joined_values(spec):
+        spec.notes.append("joined")
     return Send(info, spec.method, target, tuple(headers), body, spec.channel, spec.routed,
-                refused, tuple(spec.dests), (builder.__name__, *spec.notes), chunked)
+                spec.routed or spec.national_scan, refused, tuple(spec.dests),
+                (builder.__name__, *spec.notes), chunked, framing)
 
 
 def preset_sends(info: MountInfo) -> st.SearchStrategy[Send]:
@@ -1374,19 +1620,40 @@ def _json_strings(doc: Any) -> Iterable[str]:
             yield str(node)
             if isinstance(node, float) and node.is_integer():
                 yield str(int(node))
-        elif isinstance(node, list):
-            stack.extend(node)
-        elif isinstance(node, JObj):
+        elif isinstance(node, JObj):   # before list: a JObj is a list of pairs
             for k, v in node:
                 yield k
                 stack.append(v)
+        elif isinstance(node, dict):
+            for k, v in node.items():
+                yield k
+                stack.append(v)
+        elif isinstance(node, list):
+            stack.extend(node)
 
 
-def _xml_strings(text: str) -> list[str]:
+def _xml_strings(text: str | bytes) -> list[str]:
+    """Names, attribute values, each text run and each element's runs joined (a comment
+    or a child element between digits does not split them for a reader that joins)."""
     found: list[str] = []
+    runs: list[list[str]] = [[]]
+
+    def start(name: str, attrs: dict[str, str]) -> None:
+        found.extend([name, *attrs.values()])
+        runs.append([])
+
+    def end(name: str) -> None:
+        mine = runs.pop()
+        found.extend(mine)
+        found.append("".join(mine))
+
+    def text_run(data: str) -> None:
+        runs[-1].append(data)   # the innermost open element's
+
     parser = expat.ParserCreate()
-    parser.StartElementHandler = lambda name, attrs: found.extend([name, *attrs.values()])
-    parser.CharacterDataHandler = found.append
+    parser.StartElementHandler = start
+    parser.EndElementHandler = end
+    parser.CharacterDataHandler = text_run
     try:
         parser.Parse(text, True)
     except (expat.ExpatError, ValueError, RecursionError):
@@ -1394,7 +1661,7 @@ def _xml_strings(text: str) -> list[str]:
     return found
 
 
-_PHONE_CONTEXT = re.compile(r"([^:;<>\s\"'=&,]+)((?:;[^;<>\s\"'&,]*)*);phone-context="
+_PHONE_CONTEXT = re.compile(r"([^:;<>\s\"'=&,]+)((?:;[^:;<>\s\"'&,]*)*);phone-context="
                             r"([^;<>@\s\"'&,]+)", re.IGNORECASE)
 
 
@@ -1453,8 +1720,9 @@ class View:
     national: bool               # national spellings count (a documented send field)
 
 
-def needles(view: View) -> list[tuple[str, re.Pattern[str]]]:
-    """(label, pattern) of every digit string that must not reach the upstream."""
+def needles(view: View) -> list[tuple[str, re.Pattern[str], bool]]:
+    """(label, pattern, trunk0) of every digit string that must not reach the upstream;
+    `trunk0`: `(0)` after the country code is the trunk prefix, not a digit."""
     nums = list(EXACT_BLOCKED)
     if view.channel in (None, "voice"):
         nums.append(VOICE_ONLY)
@@ -1462,10 +1730,10 @@ def needles(view: View) -> list[tuple[str, re.Pattern[str]]]:
         nums.append(SMS_ONLY)
     if view.tenant:
         nums.append(TENANT_ONLY)
-    out = [(n.e164, re.compile(re.escape(n.digits))) for n in nums]
-    out.append((PREFIX_ENTRY, re.compile(r"3361[0-9]{7}")))
+    out = [(n.e164, re.compile(re.escape(n.digits)), n.region in TRUNK_ZERO) for n in nums]
+    out.append((PREFIX_ENTRY, re.compile(r"3361[0-9]{7}"), True))
     if view.national and view.region:
-        out += [(f"{n.e164} (national)", re.compile(re.escape(n.nsn)))
+        out += [(f"{n.e164} (national)", re.compile(re.escape(n.nsn)), False)
                 for n in nums if n.region == view.region]
     return out
 
@@ -1476,15 +1744,37 @@ def leaks_in(texts: Sequence[str], view: View) -> list[tuple[str, str]]:
     found: dict[str, str] = {}
     for text in texts:
         for shown in views(text):
-            runs = {compress(shown), compress(shown.replace("(0)", ""))}
-            for label, pattern in patterns:
-                if label not in found and any(pattern.search(r) for r in runs):
+            plain = compress(shown)
+            trunk = compress(shown.replace("(0)", "")) if "(0)" in shown else plain
+            for label, pattern, trunk0 in patterns:
+                if label not in found and (pattern.search(plain) or
+                                           (trunk0 and pattern.search(trunk))):
                     found[label] = shown
     return list(found.items())
 
 
 def record_texts(record: Recorded) -> list[str]:
-    return [record.path_qs, record.body.decode("utf-8", errors="replace")]
+    """The path and query, and the body decoded as its bytes say (a compressed body
+    undone, UTF-16/32 by BOM or NUL pattern, UTF-8 otherwise)."""
+    body = record.body
+    encoding = next((v.lower() for k, v in record.raw_headers
+                     if k.lower() == "content-encoding"), "")
+    for _ in range(3):
+        try:
+            if "gzip" in encoding or body[:2] == b"\x1f\x8b":
+                body = gzip.decompress(body)
+            elif "deflate" in encoding:
+                body = zlib.decompress(body)
+            else:
+                break
+        except (OSError, zlib.error, EOFError):
+            break
+        encoding = ""
+    texts = [record.path_qs, body.decode("utf-8", errors="replace")]
+    detected = json.detect_encoding(body)
+    if detected not in ("utf-8", "utf-8-sig"):
+        texts.append(body.decode(detected, errors="replace"))
+    return texts
 
 
 def scope_view(send: Send) -> tuple[bool, bool]:
@@ -1499,8 +1789,7 @@ def scope_view(send: Send) -> tuple[bool, bool]:
 
 def view_for(send: Send) -> View:
     tenant, _ = scope_view(send)
-    return View(send.channel, tenant, send.info.region if send.info.preset != "iletimerkezi"
-                else "TR", send.routed)
+    return View(send.channel, tenant, send.info.region, send.national)
 
 
 # ---------------------------------------------------------------------------- raw HTTP
@@ -1531,7 +1820,9 @@ def wire(send: Send, host: str) -> bytes:
     lines = [f"{send.method} {send.target} HTTP/1.1", f"Host: {host}"]
     lines += [f"{k}: {v}" for k, v in send.headers]
     body = send.body
-    if send.chunked:
+    if send.framing:
+        lines += [f"{k}: {v}" for k, v in send.framing]
+    elif send.chunked:
         lines.append("Transfer-Encoding: chunked")
         half = len(body) // 2
         body = b"".join(f"{len(p):x}\r\n".encode() + p + b"\r\n"
@@ -1574,6 +1865,7 @@ class KnownIssue:
     name: str
     summary: str
     matches: Callable[[Send, list[tuple[str, str]]], bool]
+    kind: str = "leak"   # `leak`, or `reply`: the reply's shape (request id, JSON body)
 
 
 @dataclass
@@ -1628,18 +1920,20 @@ class Harness:
         await asyncio.sleep(0)
         return reply, self.upstream.received[before:]
 
-    def run(self, send: Send) -> Outcome:
-        """Send, then check everything the invariant says; raises Failure."""
-        reply, records = self.call(self._send(send))
+    async def check(self, send: Send) -> tuple[Outcome, list[str]]:
+        """Send on this loop; the outcome and every broken promise."""
+        reply, records = await self._send(send)
         outcome = Outcome(send, reply, records, [])
         decision = reply.header("X-Gatekeeper-Decision") or "-"
         self.stats[decision] = self.stats.get(decision, 0) + 1
-        problems = self.problems(outcome)
+        return outcome, self.problems(outcome)
+
+    def run(self, send: Send) -> Outcome:
+        """From a worker thread: send, then check everything the invariant says; raises
+        Failure (or, with GATEKEEPER_FUZZ_COLLECT, writes the failure down and goes on)."""
+        outcome, problems = self.call(self.check(send))
         if problems:
-            text = "\n".join(problems) + "\n--- request ---\n" + send.describe() + \
-                "\n--- reply ---\n" + f"{reply.status} {dict(reply.headers)}\n{reply.body!r}" + \
-                "".join(f"\n--- upstream received ---\n{r.method} {r.path_qs}\n{r.body!r}"
-                        for r in records)
+            text = explain(outcome, problems)
             if self.collect:
                 self.collected.append(text)
                 path = os.environ["GATEKEEPER_FUZZ_COLLECT"]
@@ -1650,13 +1944,15 @@ class Harness:
         return outcome
 
     def problems(self, o: Outcome) -> list[str]:
+        """Every promise the outcome breaks, less those an open known issue explains."""
         send, reply, records = o.send, o.reply, o.records
         out: list[str] = []
+        shape: list[str] = []   # promises about the reply's shape (not about leaks)
         decision = reply.header("X-Gatekeeper-Decision")
         if reply.status >= 500:
             out.append(f"status {reply.status}")
         if not reply.header("X-Request-Id"):
-            out.append("no X-Request-Id on the reply")
+            shape.append("no X-Request-Id on the reply")
         if len(records) > 1:
             out.append(f"{len(records)} upstream requests for one send")
         if decision in ("forwarded", "partial", "monitored") and not records:
@@ -1667,36 +1963,72 @@ class Harness:
             out.append("a refused path spelling was not refused with 400")
         if not records and reply.status >= 400 and send.method != "HEAD" and \
                 not _readable_error(reply):
-            out.append("a refusal without a JSON (or the API's XML) body")
+            shape.append("a refusal without a JSON (or the API's XML) body")
         for record in records:
             expected = f"/up/{send.info.name}/"
             if not record.path_qs.startswith(expected) and record.path_qs != expected[:-1]:
                 out.append(f"reached the wrong upstream: {record.path_qs[:60]}")
             if any(k.lower() == "x-gatekeeper-scope" for k, _ in record.raw_headers):
                 out.append("X-Gatekeeper-Scope was forwarded")
-            leaks = leaks_in(record_texts(record), view_for(send))
-            o.leaks.extend(leaks)
+            o.leaks.extend(leaks_in(record_texts(record), view_for(send)))
+        if shape:
+            issue = self._known("reply", send, [])
+            if issue is None:
+                out += shape
+        issue = self._known("leak", send, o.leaks) if o.leaks else None
         if send.info.on_block == "monitor":
-            if o.leaks and decision != "monitored":
+            if o.leaks and decision != "monitored" and issue is None:
                 out.append(f"monitor: blocked {[lb for lb, _ in o.leaks]} reached the upstream "
                            f"with decision {decision}, not monitored")
             if decision == "monitored":
                 self.monitor_seen["monitored"] = self.monitor_seen.get("monitored", 0) + 1
-                if not o.leaks:
+                every = View(None, view_for(send).tenant, send.info.region, True)
+                if not o.leaks and not any(leaks_in(record_texts(r), every) for r in records):
                     out.append("monitor: decided blocked but the checker sees no blocked number "
                                "in what arrived (a blind spot of the checker)")
+            # Everything arrives here as sent: every blocked number placed in the request,
+            # however spelled, must be visible to the checker, or it is blind to a spelling.
+            if records:
+                found = {label for r in records for label, _ in
+                         leaks_in(record_texts(r), View(None, True, send.info.region, True))}
                 for d in send.dests:
-                    self.monitor_seen[d.kind] = self.monitor_seen.get(d.kind, 0) + 1
-        elif o.leaks:
+                    want = _label_of(d.num)
+                    if want is None or d.kind in ("row", "joined"):
+                        continue
+                    if want in found or f"{want} (national)" in found:
+                        self.monitor_seen[d.kind] = self.monitor_seen.get(d.kind, 0) + 1
+                    else:
+                        out.append(f"checker blind to spelling {d.kind}: {d.text!r} ({want})")
+        elif o.leaks and issue is None:
             labels = [lb for lb, _ in o.leaks]
-            issue = next((k for k in self.known if k.matches(send, o.leaks)), None)
-            if issue is not None:
-                self.known_hits.setdefault(issue.name, []).append(send.describe())
-            else:
-                out.append(f"LEAK {labels} reached upstream {send.info.name} "
-                           f"(decision {decision}): " +
-                           "; ".join(f"{lb} in {text[:120]!r}" for lb, text in o.leaks))
+            out.append(f"LEAK {labels} reached upstream {send.info.name} "
+                       f"(decision {decision}): " +
+                       "; ".join(f"{lb} in {text[:120]!r}" for lb, text in o.leaks))
         return out
+
+    def _known(self, kind: str, send: Send, leaks: list[tuple[str, str]]) -> KnownIssue | None:
+        """The open issue that explains a failure of this kind, counted in the summary."""
+        issue = next((k for k in self.known if k.kind == kind and k.matches(send, leaks)),
+                     None)
+        if issue is not None:
+            self.known_hits.setdefault(issue.name, []).append(send.describe())
+        return issue
+
+
+def _label_of(num: Num) -> str | None:
+    """The checker's label for a blocked number (None for allowed and unlisted ones)."""
+    if num.role == "prefix":
+        return PREFIX_ENTRY
+    return None if num.role in ("allowed", "unlisted") else num.e164
+
+
+def explain(outcome: Outcome, problems: list[str]) -> str:
+    """A failure as a report: what broke, the request, the reply, what arrived."""
+    reply = outcome.reply
+    return "\n".join(problems) + "\n--- request ---\n" + outcome.send.describe() + \
+        "\n--- reply ---\n" + f"{reply.status} {dict(reply.headers)}\n{reply.body!r}" + \
+        "".join(f"\n--- upstream received ---\n{r.method} {r.path_qs}\n{r.body!r}"
+                for r in outcome.records)
 
 
 def _readable_error(reply: Reply) -> bool:

@@ -48,3 +48,37 @@ def test_bench_quick_run_reports_every_row(tmp_path: Path) -> None:
     assert report["failures"] == []
     assert report["machine"]["wrk"]
     assert report["lists"]["numbers"] == 10_000
+
+
+@pytest.mark.integration
+def test_bench_batches_quick_run_reports_both_phases(tmp_path: Path) -> None:
+    """bench/batches.py (small sends with and without large batches) runs end to end and
+    reports its figures; how they compare is for the reader, never asserted."""
+    if shutil.which("wrk") is None:
+        pytest.fail("the benchmark smoke test needs wrk on PATH: install it with "
+                    "`apt-get install wrk` (Debian/Ubuntu)")
+    output = tmp_path / "batches.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.batches", "--quick", "--output", str(output)],
+        cwd=REPO, capture_output=True, text=True, timeout=150, check=False)
+    assert done.returncode == 0, f"bench.batches failed:\n{done.stdout}\n{done.stderr}"
+    assert "p99(B)/p99(A)" in done.stdout
+    report = json.loads(output.read_text())
+    assert report["failures"] == []
+    assert [(p["repetition"], p["phase"]) for p in report["phases"]] == [(1, "A"), (1, "B")]
+    for phase in report["phases"]:
+        small = phase["small"]
+        assert small["requests"] > 0, phase["phase"]
+        assert small["latency_ms"]["p99"] > 0, phase["phase"]
+        assert small["unexpected_errors"] == 0, (small["errors"], small["status"])
+    batches = report["phases"][1]["batches"]
+    assert report["phases"][0]["batches"] is None
+    assert batches["overlapping_window"] > 0
+    assert batches["unexpected"] == 0
+    # Every batch with blocked numbers was cut down (partial), the others forwarded whole.
+    assert batches["partial"] + batches["forwarded"] == batches["sent"]
+    assert report["summary"]["median_p99_ratio"] is not None
+    assert report["repetitions"][0]["p99_ratio"] is not None
+    stages = report["summary"]["anatomy"]["stages"]
+    assert stages["parse destinations"]["ms"] > 0
+    assert stages["rewrite without the blocked"]["ok"] is True

@@ -127,3 +127,38 @@ async def test_a_method_override_header_naming_another_method_is_refused(
     assert upstream.received == []
     same = await gk.proxy.get(f"{ACCOUNT}/Messages.json", headers={name: "get"})
     assert same.status == 201  # naming its own method changes nothing
+
+
+@pytest.mark.parametrize("coding", ["x-gzip", "gzip, identity", "gzip, gzip", "compress"])
+async def test_a_content_coding_the_server_does_not_decode_is_refused(
+        start_gatekeeper: StartGatekeeper, upstream: FakeUpstream, tmp_path: Path,
+        coding: str) -> None:
+    """A body still encoded when the checks read it cannot be read: 415, never passed on."""
+    gk = await start_gatekeeper(config(upstream.url, tmp_path))
+    resp = await gk.proxy.post("/telnyx/v2/anything", data=b"\x1f\x8b opaque",
+                               headers={"Content-Encoding": coding,
+                                        "Content-Type": "application/octet-stream"})
+    assert resp.status == 415
+    assert (await resp.json())["code"] == "unsupported_content_encoding"
+    assert upstream.received == []
+
+
+async def test_a_malformed_request_gets_json_and_a_request_id(
+        start_gatekeeper: StartGatekeeper, upstream: FakeUpstream, tmp_path: Path) -> None:
+    """Refused by the HTTP parser itself: Gatekeeper's JSON shape, X-Request-Id, nothing
+    forwarded."""
+    gk = await start_gatekeeper(config(upstream.url, tmp_path))
+    url = gk.proxy.make_url("/")
+    import asyncio  # noqa: PLC0415
+
+    reader, writer = await asyncio.open_connection(url.host, url.port)
+    writer.write(f"POST {ACCOUNT}/Messages.json HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n"
+                 "Content-Length: 4\r\n\r\nabcd".encode())
+    await writer.drain()
+    data = await reader.read()
+    writer.close()
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert b" 400 " in head.split(b"\r\n")[0]
+    assert b"x-request-id:" in head.lower()
+    assert b'"malformed_request"' in body
+    assert upstream.received == []

@@ -13,7 +13,7 @@ from gatekeeper.numbers import parse_destination
 from gatekeeper.providers import PRESETS
 from gatekeeper.providers.iletimerkezi import PRESET, SendSmsBody
 from gatekeeper.providers.listapi.iletimerkezi import IletiMerkeziLists
-from gatekeeper.providers.locators import FormField
+from gatekeeper.providers.locators import QueryOrBody
 from gatekeeper.providers.preset import Blocked, BodyError, Message, Recipients
 from gatekeeper.replies import Reply
 from tests.presets_helpers import PASSES, REFUSED, canonical, match, outcome, route_for
@@ -144,7 +144,7 @@ def test_routes(method: str, path: str, api: str) -> None:
     assert params == {}
     context = Blocked("req-1", "sms", N1, {}, Message(xml((N1,))), (N1,))
     if api == "get":
-        assert route.locator == FormField("receipents", separator=",", in_query=True)
+        assert route.locator == QueryOrBody("receipents", separator=",")
         assert route.reject(context).content_type == XML_REPLY
     else:
         assert route.locator == SendSmsBody()

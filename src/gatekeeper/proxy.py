@@ -39,6 +39,8 @@ from gatekeeper.upstream import UpstreamError
 
 # Methods that never send (without a body); everything else is a write.
 READS = frozenset({"GET", "HEAD", "OPTIONS"})
+# Content codings the server decodes before the checks read the body.
+DECODED_CODINGS = frozenset({"", "identity", "gzip", "deflate"})
 # Headers some frameworks honour to change the method: the upstream might read a GET as
 # a POST, so a request carrying one for another method is refused as ambiguous.
 METHOD_OVERRIDES = ("X-HTTP-Method-Override", "X-HTTP-Method", "X-Method-Override")
@@ -135,6 +137,14 @@ class Proxy:
             return error_response(400, "ambiguous_request", "A method-override header names "
                                   "another method; the upstream might read it either way.",
                                   request_id, "rejected")
+        coding = ",".join(request.headers.getall("Content-Encoding", ())).strip().lower()
+        if coding not in DECODED_CODINGS:
+            # aiohttp decodes one gzip or deflate coding; any other (x-gzip, stacked,
+            # br) would reach the checks still encoded, unreadable, and the gateway
+            # might decode it: refused rather than passed on unread.
+            return error_response(415, "unsupported_content_encoding",
+                                  "Send the body with no Content-Encoding, or gzip or "
+                                  "deflate alone.", request_id, "rejected")
         list_api = mount.list_api
         if list_api is not None and list_api.matches(method, below):
             return await self._list_api(request, mount, list_api, below, rest, target)

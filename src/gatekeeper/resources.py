@@ -1,6 +1,8 @@
 """The long-lived things both listeners share: store, upstream pools, metrics, logger.
 
 Built empty at composition time; `lifespan` (a `cleanup_ctx`) starts them and stops them.
+With a store URL, that includes the screening helper process (`bigscreen`), where
+requests with large bodies are screened.
 Background jobs, none of which may die for good: the expiry sweep, the supervision of
 the embedded redis-server (restarted with back-off if it dies), and, in a worker of
 `run --workers N`, following the parent's embedded server if it moves to another port.
@@ -19,6 +21,7 @@ import structlog
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
+from gatekeeper.bigscreen import ScreenHelper
 from gatekeeper.config import Config
 from gatekeeper.embedded import EmbeddedRedis, read_state
 from gatekeeper.observability import Metrics, share_metrics
@@ -57,6 +60,13 @@ class Resources:
         self._store: Store | None = None
         self._embedded: EmbeddedRedis | None = None
         self._store_url: str | None = None
+        # The URL of the server `redis_client` talks to, when known (tests on a real
+        # redis-server set it before start): lookups then take the lean connection and
+        # large requests the screening helper, as with a configured store. Without it, a
+        # client passed in is used for everything and every request is screened here.
+        self.client_url: str | None = None
+        # Where large requests are screened (started when the store has a URL).
+        self.screen_helper: ScreenHelper | None = None
         # Connection pools by upstream or webhook name.
         self.upstreams: dict[str, Upstream] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -69,6 +79,12 @@ class Resources:
         if self._store is None:
             raise RuntimeError("resources not started")
         return self._store
+
+    @property
+    def store_url(self) -> str | None:
+        """The store's current URL (it changes when the embedded server moves); None for
+        a client passed in without `client_url`."""
+        return self._store_url
 
     @property
     def embedded(self) -> EmbeddedRedis | None:
@@ -99,6 +115,8 @@ class Resources:
                 self._jobs.append(loop.create_task(self._follow_parent()))
             client = connect(self.config.redis, url)
             lookup_url = self._store_url = url
+        else:
+            lookup_url = self._store_url = self.client_url
         self._store = Store(client, self.config.redis, self.config.store, lookup_url)
         try:
             await self._store.prepare()
@@ -110,6 +128,14 @@ class Resources:
         for name, url in [(u.name, u.url) for u in self.config.upstreams] + \
                 [(h.name, h.url) for h in self.config.webhooks]:
             self.upstreams[name] = Upstream(url)
+        if lookup_url is not None:
+            # Started now, so that the first large request does not wait for its imports.
+            helper = ScreenHelper(self.config, self.log)
+            try:
+                await helper.start()
+            except Exception as exc:  # not fatal: the next large request starts one
+                _unexpected(self.log, "screen_helper_start_failed", exc)
+            self.screen_helper = helper
 
     def _parent_owns(self, url: str) -> bool:
         """True in a worker of `run --workers N`: `url` is the embedded server that the
@@ -186,6 +212,9 @@ class Resources:
                 await job
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.screen_helper is not None:
+            await self.screen_helper.close()
+            self.screen_helper = None
         for pool in self.upstreams.values():
             pool.close()
         self.upstreams.clear()

@@ -103,6 +103,10 @@ def _ambiguous(message: str) -> _Stop:
     return _Stop("ambiguous_request", message)
 
 
+# `<` separates only when a number follows (Plivo's `a<b`), not before a name-addr's URI.
+_LIST_SEPARATOR = re.compile(r"[,;]|<(?=\s*[+0-9])")
+
+
 class _Scan:
     """One scan's state: options and the candidates found so far (ordered, distinct)."""
 
@@ -140,6 +144,14 @@ class _Scan:
                     self.add(match.group())
         if depth >= MAX_NESTING:
             return
+        if _LIST_SEPARATOR.search(value):
+            # One value naming several destinations (`a<b` Plivo, `a,b` MessageBird and
+            # Infobip, `a;b`): every part is read as a value of its own.
+            parts = _LIST_SEPARATOR.split(value)
+            if len(parts) > 1:
+                for part in parts:
+                    if part.strip():
+                        self.value(part, depth + 1, target=target)
         if _VALUE_CONTROL.search(value):
             # A C reader stops at NUL; another drops control characters: read both ways.
             self.value(value.split("\x00", 1)[0], depth + 1, target=target)

@@ -3,29 +3,44 @@ in bounded slices, with store faults turned into one clear outcome.
 
 A destination can read as several numbers (`numbers.Destination.keys`: a SIP user part
 with and without a country code, `00` as `+`, the digits of a number phonenumbers calls
-impossible); it is blocked when any reading is. Large requests are parsed and looked up
-in slices, yielding to the event loop between them, so one big batch neither holds up
-other requests nor makes one long Redis call; a store fault during a sliced lookup never
+impossible); it is blocked when any reading is. Large requests are parsed, looked up and
+decided in slices, yielding between them, so one big batch neither holds up other
+requests nor makes one long Redis call; a store fault during a sliced lookup never
 fails open (only a single-slice lookup may, with `store.on_error: open`), since a
 lookup slowed by the request's own size is not a store fault.
+
+`screen` is pure but for its `lookup`: it runs on the event loop (`Screener`) and in
+the screening helper process (`bigscreen`) alike.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from gatekeeper.numbers import Destination, parse_destination
 from gatekeeper.policy import Decision, Match, decide
-from gatekeeper.resources import Resources
 from gatekeeper.store import BlockedAttempt, StoreUnavailable
 from gatekeeper.types import CHANNELS, Channel
 
+if TYPE_CHECKING:
+    # Types only: resources imports the screening helper, which imports this module.
+    from gatekeeper.resources import Resources
+
 # Destinations parsed between two yields to the event loop.
 PARSE_SLICE = 256
-# Numbers looked up in one Redis call (each brings up to ~30 candidate members).
+# Numbers looked up in one Redis call (each brings up to ~30 candidate members). Also
+# the most numbers a request may have for a store fault to fail open, whatever slices
+# it is actually looked up in.
 LOOKUP_SLICE = 128
+# Destinations decided between two yields (~3 us each).
+DECIDE_SLICE = 1024
+
+# `Store.lookup`: every match of each number in the scopes, on a channel (None: both).
+Lookup = Callable[[Sequence[str], Sequence[str], Channel | None],
+                  Awaitable[dict[str, list[Match]]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +51,7 @@ class Screened:
     decisions: dict[str, Decision]       # by raw destination; absent: nothing to look up
     store_failed: bool = False
     fail_open: bool = False              # the fault may be forwarded (`on_error: open`)
+    error: str = ""                      # the store fault, for the log
 
     @property
     def blocked(self) -> dict[str, Decision]:
@@ -60,52 +76,82 @@ def _combine(decisions: list[Decision]) -> Decision:
     return next((d for d in decisions if d.verdict == "blocked"), decisions[0])
 
 
+async def _lookup_all(lookup: Lookup, keys: list[str], scopes: Sequence[str],
+                      channel: Channel | None, size: int) -> dict[str, list[Match]]:
+    """Every match of every key, `size` keys per call; raises StoreUnavailable.
+
+    `channel` None: entries limited to either channel count (a send whose channel is not
+    known, such as a scanned write): one call per channel, pipelined.
+    """
+    found: dict[str, list[Match]] = {k: [] for k in keys}
+    for start in range(0, len(keys), size):
+        part = keys[start:start + size]
+        if channel is not None:
+            # Awaited directly: a task (as gather makes) would cost a loop turn.
+            replies = [await lookup(part, scopes, channel)]
+        else:
+            replies = await asyncio.gather(*(lookup(part, scopes, c) for c in CHANNELS))
+        for reply in replies:
+            for number, matches in reply.items():
+                known = found[number]
+                known.extend(m for m in matches if m not in known)
+    return found
+
+
+async def screen(lookup: Lookup, parsed: dict[str, Destination], scopes: Sequence[str],
+                 channel: Channel | None, *, fail_closed: bool,
+                 lookup_slice: int = LOOKUP_SLICE) -> Screened:
+    """Decide every reading of every parsed destination; a store fault comes back as
+    `store_failed` (with `error`), never raised."""
+    keys = list(dict.fromkeys(k for d in parsed.values() for k in d.keys))
+    if not keys:
+        return Screened(parsed, {})
+    try:
+        matches = await _lookup_all(lookup, keys, scopes, channel, lookup_slice)
+    except StoreUnavailable as exc:
+        return Screened(parsed, {}, store_failed=True,
+                        fail_open=not fail_closed and len(keys) <= LOOKUP_SLICE,
+                        error=str(exc))
+    by_key: dict[str, Decision] = {}
+    decisions: dict[str, Decision] = {}
+    items = [(raw, d.keys) for raw, d in parsed.items() if d.keys]
+    for start in range(0, len(items), DECIDE_SLICE):
+        if start:
+            await asyncio.sleep(0)
+        for raw, readings in items[start:start + DECIDE_SLICE]:
+            found = []
+            for key in readings:
+                decision = by_key.get(key)
+                if decision is None:
+                    decision = by_key[key] = decide(key, scopes, matches[key])
+                found.append(decision)
+            decisions[raw] = _combine(found)
+    return Screened(parsed, decisions)
+
+
 class Screener:
-    """Decides numbers against the lists; the one place store faults become open/closed."""
+    """Decides numbers against the lists on the event loop; the one place store faults
+    are logged and counted."""
 
     def __init__(self, resources: Resources) -> None:
         self.resources = resources
         self.fail_closed = resources.config.store.on_error == "closed"
 
-    async def lookup(self, request_id: str, numbers: Sequence[str], scopes: Sequence[str],
-                     channel: Channel | None) -> dict[str, list[Match]] | None:
-        """Every match of every number, in slices; None on a store fault (logged, counted).
-
-        `channel` None: entries limited to either channel count (a send whose channel is
-        not known, such as a scanned write).
-        """
-        channels: tuple[Channel, ...] = CHANNELS if channel is None else (channel,)
-        found: dict[str, list[Match]] = {n: [] for n in numbers}
-        try:
-            for start in range(0, len(numbers), LOOKUP_SLICE):
-                part = numbers[start:start + LOOKUP_SLICE]
-                replies = await asyncio.gather(*(
-                    self.resources.store.lookup(part, scopes, c) for c in channels))
-                for reply in replies:
-                    for number, matches in reply.items():
-                        known = found[number]
-                        known.extend(m for m in matches if m not in known)
-        except StoreUnavailable as exc:
-            self.resources.metrics.store_errors.labels("lookup").inc()
-            self.resources.log.error(
-                "store_unavailable", request_id=request_id, operation="lookup",
-                error=str(exc), on_error="closed" if self.fail_closed else "open")
-            return None
-        return found
-
     async def screen(self, request_id: str, parsed: dict[str, Destination],
                      scopes: Sequence[str], channel: Channel | None) -> Screened:
-        """Decide every reading of every parsed destination."""
-        keys = list(dict.fromkeys(k for d in parsed.values() for k in d.keys))
-        if not keys:
-            return Screened(parsed, {})
-        matches = await self.lookup(request_id, keys, scopes, channel)
-        if matches is None:
-            return Screened(parsed, {}, store_failed=True,
-                            fail_open=not self.fail_closed and len(keys) <= LOOKUP_SLICE)
-        by_key = {k: decide(k, scopes, matches[k]) for k in keys}
-        return Screened(parsed, {raw: _combine([by_key[k] for k in d.keys])
-                                 for raw, d in parsed.items() if d.keys})
+        """Decide every reading of every parsed destination (`screen` on the store)."""
+        screened = await screen(self.resources.store.lookup, parsed, scopes, channel,
+                                fail_closed=self.fail_closed)
+        if screened.store_failed:
+            self.store_fault(request_id, screened.error)
+        return screened
+
+    def store_fault(self, request_id: str, error: str) -> None:
+        """Log and count a lookup that failed on a store fault."""
+        self.resources.metrics.store_errors.labels("lookup").inc()
+        self.resources.log.error(
+            "store_unavailable", request_id=request_id, operation="lookup", error=error,
+            on_error="closed" if self.fail_closed else "open")
 
     def record(self, attempt: BlockedAttempt) -> None:
         """Append a blocked attempt to the stream without holding up the reply."""

@@ -5,6 +5,7 @@ count it."""
 
 from __future__ import annotations
 
+import collections
 import os
 import random
 import re
@@ -92,13 +93,13 @@ class Metrics:
         self._upstream_timed: dict[str, Any] = {}
 
     def decided(self, upstream: str, channel: str, direction: str, action: str,
-                reason: str) -> None:
-        """Count one destination decision."""
+                reason: str, count: int = 1) -> None:
+        """Count `count` destination decisions (one, usually)."""
         key = (upstream, channel, direction, action, reason)
         child = self._decided.get(key)
         if child is None:
             child = self._decided[key] = self.decisions.labels(*key)
-        child.inc()
+        child.inc(count)
 
     def upstream_answered(self, upstream: str, seconds: float) -> None:
         """Time one upstream exchange."""
@@ -206,9 +207,14 @@ def observe(metrics: Metrics, logger: structlog.typing.FilteringBoundLogger,
 
 def _record(outcome: Outcome, request_id: str, elapsed: float, metrics: Metrics,
             logger: structlog.typing.FilteringBoundLogger, mask_numbers: bool) -> None:
-    for reason in outcome.reasons:
+    reasons = outcome.reasons
+    # Equal reasons in one step: a batch of 10,000 recipients would otherwise hold the
+    # event loop for ~5 ms here.
+    counted = ((r, 1) for r in reasons) if len(reasons) < 8 else \
+        collections.Counter(reasons).items()
+    for reason, count in counted:
         metrics.decided(outcome.upstream, outcome.channel, outcome.direction, outcome.action,
-                        reason)
+                        reason, count)
     for decision in outcome.blocked:
         cause = decision.cause
         number, entry = decision.number, cause.entry if cause else None

@@ -34,7 +34,7 @@ from xml.sax.saxutils import escape
 from gatekeeper.config import UpstreamConfig
 from gatekeeper.providers.forms import parse_pairs, read_field
 from gatekeeper.providers.listapi.iletimerkezi import SUCCESS_MESSAGE, IletiMerkeziLists
-from gatekeeper.providers.locators import FormField, JsonPath, load_json
+from gatekeeper.providers.locators import JsonPath, QueryOrBody, load_json
 from gatekeeper.providers.preset import (
     Blocked,
     BodyError,
@@ -57,7 +57,7 @@ _IDENTITY_FIELDS = ("key", "username")
 
 _JSON_NUMBERS = JsonPath("request.order.message[].receipents.number",
                          numbers=True, one_or_many=frozenset({"message"}))
-_QUERY_NUMBERS = FormField("receipents", separator=",", in_query=True)
+_QUERY_NUMBERS = QueryOrBody("receipents", separator=",")
 _WHITESPACE = b" \t\r\n"
 
 

@@ -35,7 +35,7 @@ from uuid import uuid4
 from gatekeeper.config import UpstreamConfig
 from gatekeeper.providers.credentials import basic_user, token_digest
 from gatekeeper.providers.forms import parse_pairs, read_field
-from gatekeeper.providers.locators import Both, FormField, JsonPath, load_json_all, members
+from gatekeeper.providers.locators import Both, JsonPath, QueryOrBody, load_json_all, members
 from gatekeeper.providers.preset import (
     Blocked,
     BodyError,
@@ -52,7 +52,7 @@ _V = r"{:\d+}"  # any API version
 _DESTINATIONS = JsonPath("messages[].destinations[].to")
 _TO = JsonPath("to")
 _MESSAGES_TO = JsonPath("messages[].to")
-_QUERY_TO = FormField("to", ",", in_query=True)
+_QUERY_TO = QueryOrBody("to", ",")
 
 
 @dataclass(frozen=True, slots=True)

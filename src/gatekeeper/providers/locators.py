@@ -185,6 +185,15 @@ def plan_deletions(doc: object, positions: Iterable[JsonPosition]
     return frozenset(doomed)
 
 
+_EMAIL = re.compile(r"[^@\s:<>,;\"]+@[^@\s:<>,;\"]+")
+
+
+def is_email(value: str) -> bool:
+    """True for a plain e-mail address (`a@b.c`); `sip:+33...@host`, a display name or
+    anything with a scheme is not one and stays a destination to decide."""
+    return _EMAIL.fullmatch(value.strip()) is not None
+
+
 def split_parts(value: str, separator: str | None) -> list[str]:
     """The recipients one string holds (`a<b` with separator `<`), blanks dropped."""
     parts = value.split(separator) if separator else [value]
@@ -399,6 +408,19 @@ class Converted:
         return Recipients(values, remove if found.remover is not None else None)
 
 
+def relabelled(found: Recipients, label: Callable[[str], str]) -> Recipients:
+    """Recipients shown under labels (`client:email:...`); removal maps the blocked
+    labels back to the raw values, so a label can never hide a recipient from it."""
+    raws = found.values
+    if found.remover is None:
+        return Recipients(tuple(label(r) for r in raws))
+
+    def remove(blocked: frozenset[str]) -> Message | None:
+        return found.without(frozenset(r for r in raws if label(r) in blocked))
+
+    return Recipients(tuple(label(r) for r in raws), remove)
+
+
 @dataclass(frozen=True, slots=True)
 class Both:
     """The recipients of several locators together (a field and an inline script);
@@ -430,3 +452,24 @@ class ByBody:
     def find(self, message: Message) -> Recipients | BodyError:
         opens = message.body.lstrip(b" \t\r\n\xef\xbb\xbf")[:1]
         return (self.json if opens in (b"{", b"[") else self.form).find(message)
+
+
+@dataclass(frozen=True, slots=True)
+class QueryOrBody:
+    """A send that takes its parameters in the query (a GET API): the query's field, and
+    the same field in any body (servlets' getParameter and PHP's $_REQUEST merge them).
+    Rewritten only when the body names none."""
+
+    name: str
+    separator: str | None = None
+
+    def find(self, message: Message) -> Recipients | BodyError:
+        query = FormField(self.name, self.separator, in_query=True, optional=True)
+        body = ByBody(JsonPath(self.name, self.separator, numbers=True, optional=True),
+                      FormField(self.name, self.separator, optional=True))
+        found = Both((query, body)).find(message) if message.body.strip() else \
+            query.find(message)
+        if isinstance(found, Recipients) and not found.values:
+            return BodyError("missing_destination",
+                             f"parameter '{self.name}' is in neither the query nor the body")
+        return found

@@ -39,7 +39,7 @@ from uuid import uuid4
 from gatekeeper.config import UpstreamConfig
 from gatekeeper.providers.credentials import header, token_digest
 from gatekeeper.providers.forms import parse_form
-from gatekeeper.providers.locators import FormField, JsonPath, load_json
+from gatekeeper.providers.locators import FormField, JsonPath, is_email, load_json, relabelled
 from gatekeeper.providers.preset import (
     Blocked,
     BodyError,
@@ -65,11 +65,16 @@ _OVERRIDABLE = "GET DELETE"
 
 def _label(value: str) -> str:
     """Name group IDs and e-mail addresses so they count as not phone numbers."""
-    if "@" in value and not value.lower().startswith(("sip:", "sips:")):
+    if is_email(value):
         return f"client:email:{value}"
     if _GROUP_ID.fullmatch(value):
         return f"client:group:{value}"
     return value
+
+
+def opens_like_json(body: bytes) -> bool:
+    """A body whose first character opens a JSON object or array."""
+    return body.lstrip(b" \t\r\n\xef\xbb\xbf")[:1] in (b"{", b"[")
 
 
 def is_json(message: Message) -> bool:
@@ -132,14 +137,23 @@ class MessageBirdRecipients:
         return self._labelled(body)
 
     def _body(self, message: Message) -> Recipients | BodyError:
+        as_json = JsonPath(self.field, self.separator, numbers=True)
         if is_json(message):
-            return JsonPath(self.field, self.separator, numbers=True).find(message)
-        return FormField(self.field, self.separator, multi=True).find(message)
+            return as_json.find(message)
+        as_form = FormField(self.field, self.separator, multi=True).find(message)
+        if not opens_like_json(message.body):
+            return as_form
+        # A JSON body labelled as a form: a gateway that sniffs reads the JSON, one that
+        # trusts the label reads the form. Both readings count; never edited.
+        got = as_json.find(message)
+        found = [r for r in (as_form, got) if isinstance(r, Recipients) and r.values]
+        if not found:
+            return got if isinstance(as_form, BodyError) else as_form
+        return Recipients(tuple(v for r in found for v in r.values))
 
     @staticmethod
     def _labelled(found: Recipients) -> Recipients:
-        # Only phone numbers are ever blocked, so the remover sees the raw values unchanged.
-        return Recipients(tuple(_label(v) for v in found.values), found.remover)
+        return relabelled(found, _label)
 
 
 def _fields(message: Message) -> dict[str, Any]:
@@ -242,7 +256,7 @@ class MessageBirdPreset:
                       MessageBirdRecipients("to"), recipients, skip_resource("messages")),
                 route("POST", "/messages/batches", "sms",
                       MessageBirdRecipients("messages[].recipients", ","), recipients,
-                      skip_batch, reads_query=True)]
+                      skip_batch)]
         for path, channel, locator, reject, skip in sends:
             rows.append(route("POST", path, channel, locator, reject, skip, reads_query=True))
             # `?_method=POST` turns these into the same send (for clients that cannot POST).

@@ -25,7 +25,7 @@ from uuid import uuid4
 from gatekeeper.config import UpstreamConfig
 from gatekeeper.providers.credentials import basic_user
 from gatekeeper.providers.forms import parse_form
-from gatekeeper.providers.locators import Both, Converted, FormField
+from gatekeeper.providers.locators import Both, Converted, FormField, is_email
 from gatekeeper.providers.preset import Blocked, Message, ReplyFn, Route, route
 from gatekeeper.providers.routing import template
 from gatekeeper.providers.scripts import FormScript, FormUrlQuery
@@ -46,7 +46,7 @@ _URL_QUERY = FormUrlQuery("Url")
 
 
 def _email_or_number(value: str) -> str:
-    return f"client:email:{value}" if "@" in value else value
+    return f"client:email:{value}" if is_email(value) else value
 
 
 def reject(blocked: Blocked) -> Reply:

@@ -58,6 +58,7 @@ from gatekeeper.providers.locators import (
     JsonPath,
     JsonPosition,
     edited,
+    is_email,
     json_leaves,
     load_json,
     load_json_all,
@@ -165,6 +166,9 @@ class SmsParams:
         sources: list[tuple[str, Locator]] = [("query", FormField(self.name, in_query=True))]
         if kind == "form":
             sources.append(("body", FormField(self.name)))
+            if message.body.lstrip()[:1] in (b"{", b"["):
+                # JSON labelled as a form: a gateway that sniffs reads the JSON.
+                sources.append(("json", JsonPath(self.name, numbers=True)))
         elif kind == "json":
             sources.append(("body", JsonPath(self.name, numbers=True)))
         parts: list[tuple[str, Recipients]] = []
@@ -483,7 +487,7 @@ def jwt_application(headers: Mapping[str, str]) -> str | None:
 
 def verify_recipient(value: str) -> str:
     """A Verify step's `to`: an email address is not a phone number; numbers unchanged."""
-    return f"client:email:{value}" if "@" in value else value
+    return f"client:email:{value}" if is_email(value) else value
 
 
 def problem(blocked: Blocked) -> Reply:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import chain
 
 from gatekeeper.numbers import lookup_candidates
 from gatekeeper.policy import LISTS, ListName, Match
@@ -58,26 +59,34 @@ class LookupMixin(StoreBase):
         unique = list(found)
         if not unique or not scopes:
             return found
-        if len(unique) == 1:
+        per_number = [_candidates(number, channel) for number in unique]
+        if len(per_number) == 1:
             # The common case: every candidate belongs to the one number.
-            candidates, encoded = _candidates(unique[0], channel)
-            owners: Mapping[str, Sequence[str]] | None = None
+            candidates, encoded = per_number[0]
         else:
-            table: dict[str, list[str]] = {}
-            for number in unique:
-                for candidate in _candidates(number, channel)[0]:
-                    table.setdefault(candidate, []).append(number)
-            owners, candidates = table, tuple(table)
-            encoded = b"".join(resp_bulk(c) for c in candidates)
+            # The numbers' cached encodings joined, nothing encoded again: a prefix that
+            # several numbers share is sent once for each (a few more members for the
+            # script to probe, far cheaper there than encoding them again here).
+            candidates = tuple(chain.from_iterable(members for members, _ in per_number))
+            encoded = b"".join(part for _, part in per_number)
         probe = self._probe(tuple(scopes))
         # Inline rather than `guarded`: one coroutine frame less on every request.
         with store_faults():
             reply = await self._transport.lookup(probe.call, candidates, encoded)
+        # Owners are found for the members that hit only (few), not built for all.
+        owners: dict[str, list[str]] = {}
         for (name, scope), hits in zip(probe.lists, reply, strict=True):
-            for member in hits:
+            # A member comes back once per number it was sent for.
+            for member in dict.fromkeys(hits):
+                owned = owners.get(member)
+                if owned is None:
+                    owned = owners[member] = unique if len(unique) == 1 else [
+                        number for number, (members, _) in zip(unique, per_number,
+                                                                strict=True)
+                        if member in members]
                 item = self.keys.item(member)
                 match = Match(scope, name, item.entry, item.channel)
-                for number in (unique if owners is None else owners[member]):
+                for number in owned:
                     found[number].append(match)
         return found
 
