@@ -897,7 +897,7 @@ def print_report(phases: Sequence[Phase], ratios: Sequence[dict[str, Any]],
               f"process ({anat['batch_wall_ms']:.0f} ms; worker threads share the GIL, "
               f"switch interval {anat['switch_interval_ms']:g} ms), then in the helper "
               f"process as `gatekeeper run` does ({anat['helper_wall_ms']:.0f} ms, the "
-              "helper niced on the same CPU):", file=out)
+              "helper at idle priority on the same CPU):", file=out)
         for name, h in anat["loop_stalls"].items():
             print(f"  {name:<30} longest {h['max_ms']:>6.1f} ms"
                   f"  {h['over_2ms']:>4} stalls over 2 ms ({h['over_2ms_total_ms']:.0f} ms);"

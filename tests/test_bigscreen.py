@@ -29,6 +29,7 @@ from gatekeeper.store import connect
 from tests.conftest import (
     TWILIO_SID,
     FakeUpstream,
+    ListenerTestServer,
     Running,
     log_events,
     make_config,
@@ -70,15 +71,17 @@ def large_batch() -> bytes:
 async def start_helper(
     aiohttp_client: Callable[..., Awaitable[TestClient[web.Request, web.Application]]],
 ) -> StartHelper:
-    """Start Gatekeeper on `client`; with `url` (the client's server) large requests go
-    to the helper process, without it they are screened on the loop."""
+    """Start Gatekeeper on `client` (as conftest's `start_gatekeeper`, on the production
+    listeners); with `url`, the client's server, large requests go to the helper
+    process, without it they are screened on the loop."""
 
     async def start(config: Config, client: Any, url: str | None) -> Running:
         registry = CollectorRegistry()
         app = create_app(config, registry=registry, redis_client=client)
         app[RESOURCES].client_url = url
-        proxy = await aiohttp_client(app)
-        admin = await aiohttp_client(app[ADMIN_APP])
+        proxy = await aiohttp_client(ListenerTestServer(app, "proxy", config.proxy.timeouts))
+        admin = await aiohttp_client(ListenerTestServer(app[ADMIN_APP], "admin",
+                                                        config.admin.timeouts))
         return Running(proxy, admin, app, registry, client)
 
     return start

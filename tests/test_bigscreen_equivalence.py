@@ -26,6 +26,7 @@ from gatekeeper.providers.preset import Message
 from gatekeeper.proxy import Mount
 from gatekeeper.sending import OFF_LOOP_BYTES, off_loop
 from gatekeeper.store import EntryMeta, ListItem, Store, connect
+from gatekeeper.types import ListName
 from tests.conftest import make_config
 
 pytestmark = pytest.mark.integration
@@ -66,7 +67,7 @@ class Place:
         return local, await self.helper.examine("test", self.url, job, route)
 
 
-LISTED = {
+LISTED: dict[tuple[ListName, str], list[str]] = {
     ("block", "global"): ["+14155550007", "+1303*", "+4477009*"],
     ("allow", "global"): ["+14155550008", "+1303555*"],
     ("block", "tenant:acme"): ["+14155550008", "+33612345678"],

@@ -1,15 +1,16 @@
 """The screening helper: a request whose body is over `sending.OFF_LOOP_BYTES` is
-screened in a separate, niced process with its own lookup connection, so that a large
-batch costs the event loop (and the small sends waiting behind it) next to nothing.
+screened in a separate, lowest-priority process with its own lookup connection, so that
+a large batch costs the event loop (and the small sends waiting behind it) next to
+nothing.
 
 One helper per Gatekeeper process (each worker of `run --workers N` has its own),
-started with the resources and stopped with them; `python -m gatekeeper.bigscreen` is
-the child. It rebuilds the mounts from the configuration (routes hold functions and
-compiled patterns, so a job names its upstream and route index), runs
-`examine.examine` as the event loop would, looking numbers up in slices of
-HELPER_LOOKUP_SLICE on its own connection to the URL each job names (the store's
-current one: it follows a moved embedded server), and sends back `Examined`. Jobs run
-one at a time, in arrival order.
+started with the resources and stopped with them; `main` is the child, which imports
+Gatekeeper from the parent's own `sys.path`. It rebuilds the mounts from the
+configuration (routes hold functions and compiled patterns, so a job names its upstream
+and route index), runs `examine.examine` as the event loop would, looking numbers up in
+slices of HELPER_LOOKUP_SLICE on its own connection to the URL each job names (the
+store's current one: it follows a moved embedded server), and sends back `Examined`.
+Jobs run one at a time, in arrival order.
 
 A helper failure never lets a send through unchecked: a helper that dies, does not
 answer within `job_timeout` (it is then killed) or fails on a job costs that request a
@@ -33,7 +34,6 @@ import signal
 import struct
 import sys
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, ClassVar
 
 import structlog
@@ -55,14 +55,19 @@ Logger = structlog.typing.FilteringBoundLogger
 # redis-server (and the small sends' lookups queued there) for more than a moment. What
 # may fail open is still decided by screening.LOOKUP_SLICE, as on the loop.
 HELPER_LOOKUP_SLICE = 32
-# The child's niceness: the event loop's process comes first on a shared CPU.
+# The child's priority: the event loop's process comes first on a shared CPU. Niceness
+# alone is not enough there: a waking Gatekeeper waits for the helper's time slice to
+# end (measured: the small sends' p99 doubled). In Linux's idle class it is preempted at
+# once and runs on CPU time nothing else wants; the price: on CPUs that stay saturated
+# it barely runs, and its jobs end in `job_timeout` (503, never forwarded).
 NICENESS = 10
+IDLE_CLASS = True
 _LENGTH = struct.Struct("!Q")
 # The pipes' capacity, both ways: a large job or reply crosses in one write instead of
 # one per 64 KiB, each of which would wake the other side.
 PIPE_BYTES = 1 << 20
-# Gatekeeper's own source directory, for the child's imports.
-_SOURCE = str(Path(__file__).resolve().parent.parent)
+# The child's command: the parent's module search path, so that both run the same code.
+_BOOTSTRAP = "import sys; sys.path[:] = {path!r}; from gatekeeper.bigscreen import main; main()"
 
 UNAVAILABLE = Examined(Refusal(
     503, "screening_unavailable",
@@ -228,12 +233,9 @@ class ScreenHelper:
     async def _spawn(self) -> _Child:
         """Start a helper (under the lock)."""
         loop = asyncio.get_running_loop()
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (_SOURCE, env.get("PYTHONPATH"))
-                                            if p)
         try:
             process = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "gatekeeper.bigscreen", env=env,
+                sys.executable, "-c", _BOOTSTRAP.format(path=sys.path),
                 stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
                 # Its own session: a Ctrl-C in the terminal reaches Gatekeeper alone,
                 # which stops it. Replies are up to a body's size: read them in big steps.
@@ -343,12 +345,15 @@ def main() -> None:
     """The helper process: read jobs on stdin, answer on stdout, until stdin ends."""
     with contextlib.suppress(OSError):  # not allowed here: run at the same priority
         os.nice(NICENESS)
-    if os.environ.get("GK_IDLE"):
-        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+    if IDLE_CLASS:
+        with contextlib.suppress(OSError, AttributeError):  # Linux only
+            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
     source, sink = sys.stdin.buffer, os.fdopen(os.dup(1), "wb")
+    resize = getattr(fcntl, "F_SETPIPE_SZ", None)   # Linux only
     for fd in (source.fileno(), sink.fileno()):
         with contextlib.suppress(OSError):  # the system's limit is lower: 64 KiB it is
-            fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, PIPE_BYTES)
+            if resize is not None:
+                fcntl.fcntl(fd, resize, PIPE_BYTES)
     # Whatever else writes to stdout (a library's print) goes to stderr, never into
     # the replies.
     os.dup2(2, 1)

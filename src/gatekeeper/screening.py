@@ -123,7 +123,10 @@ async def screen(lookup: Lookup, parsed: dict[str, Destination], scopes: Sequenc
             for key in readings:
                 decision = by_key.get(key)
                 if decision is None:
-                    decision = by_key[key] = decide(key, scopes, matches[key])
+                    matched = matches[key]
+                    # Nothing matched (most numbers): decide's answer, without its work.
+                    decision = by_key[key] = decide(key, scopes, matched) if matched else \
+                        Decision(key, "unlisted")
                 found.append(decision)
             decisions[raw] = _combine(found)
     return Screened(parsed, decisions)

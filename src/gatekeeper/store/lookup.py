@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from itertools import chain
+from itertools import accumulate
 
 from gatekeeper.numbers import lookup_candidates
 from gatekeeper.policy import LISTS, ListName, Match
@@ -22,15 +22,67 @@ _PROBE_CACHE_SIZE = 1024
 
 
 @lru_cache(maxsize=65536)
-def _candidates(number: str, channel: Channel | None) -> tuple[tuple[str, ...], bytes]:
-    """The members that can match `number` on `channel`, and their RESP encoding (cached:
-    both depend on the arguments alone)."""
+def _candidates(number: str, channel: Channel | None
+                ) -> tuple[tuple[str, ...], bytes, tuple[int, ...]]:
+    """The members that can match `number` on `channel` (the number, then its prefixes
+    shortest first, each followed by its `#channel` form), their RESP encoding, and
+    where in it each candidate's members start (cached: all depend on the arguments)."""
     members: list[str] = []
+    starts: list[int] = []
     for candidate in lookup_candidates(number):
+        starts.append(len(members))
         members.append(candidate)
         if channel is not None:
             members.append(f"{candidate}#{channel}")
-    return tuple(members), b"".join(resp_bulk(m) for m in members)
+    # As resp_bulk encodes each, in one string (faster): its lengths count characters,
+    # which are bytes for the ASCII members numbers have.
+    pieces = [f"${len(m)}\r\n{m}\r\n" for m in members]
+    text = "".join(pieces)
+    if text.isascii():
+        encoded, sizes = text.encode("ascii"), [len(p) for p in pieces]
+    else:
+        parts = [resp_bulk(m) for m in members]
+        encoded, sizes = b"".join(parts), [len(p) for p in parts]
+    offsets = list(accumulate(sizes, initial=0))
+    return tuple(members), encoded, tuple(offsets[i] for i in starts)
+
+
+def _shared_digits(a: str, b: str) -> int:
+    """How many leading digits two `+` numbers have in common."""
+    count = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        count += 1
+    return max(count - 1, 0)
+
+
+def _joined(numbers: list[str], channel: Channel | None) -> tuple[list[str], bytes]:
+    """The members of several numbers, each once, and their encoding, made of slices of
+    the numbers' cached encodings (nothing encoded again).
+
+    In sorted order, the prefixes a number shares with any earlier one are exactly those
+    it shares with the one just before it: its prefix candidates up to their common
+    digits were sent already, and are cut from its part.
+    """
+    members: list[str] = []
+    parts: list[bytes] = []
+    previous = ""
+    for number in sorted(numbers):
+        own, encoded, starts = _candidates(number, channel)
+        sent = min(_shared_digits(previous, number), len(starts) - 1)  # lengths 1..sent
+        previous = number
+        if not sent:
+            members += own
+            parts.append(encoded)
+            continue
+        per = len(own) // len(starts)                         # 2 with a channel, else 1
+        members += own[:per]
+        parts.append(encoded[:starts[1]])
+        if sent + 1 < len(starts):
+            members += own[per * (sent + 1):]
+            parts.append(encoded[starts[sent + 1]:])
+    return members, b"".join(parts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,31 +111,25 @@ class LookupMixin(StoreBase):
         unique = list(found)
         if not unique or not scopes:
             return found
-        per_number = [_candidates(number, channel) for number in unique]
-        if len(per_number) == 1:
+        candidates: Sequence[str]
+        if len(unique) == 1:
             # The common case: every candidate belongs to the one number.
-            candidates, encoded = per_number[0]
+            candidates, encoded, _ = _candidates(unique[0], channel)
         else:
-            # The numbers' cached encodings joined, nothing encoded again: a prefix that
-            # several numbers share is sent once for each (a few more members for the
-            # script to probe, far cheaper there than encoding them again here).
-            candidates = tuple(chain.from_iterable(members for members, _ in per_number))
-            encoded = b"".join(part for _, part in per_number)
+            candidates, encoded = _joined(unique, channel)
         probe = self._probe(tuple(scopes))
         # Inline rather than `guarded`: one coroutine frame less on every request.
         with store_faults():
             reply = await self._transport.lookup(probe.call, candidates, encoded)
-        # Owners are found for the members that hit only (few), not built for all.
+        # Owners are found for the members that hit (few), not tabled for all.
         owners: dict[str, list[str]] = {}
         for (name, scope), hits in zip(probe.lists, reply, strict=True):
-            # A member comes back once per number it was sent for.
-            for member in dict.fromkeys(hits):
+            for member in hits:
                 owned = owners.get(member)
                 if owned is None:
                     owned = owners[member] = unique if len(unique) == 1 else [
-                        number for number, (members, _) in zip(unique, per_number,
-                                                                strict=True)
-                        if member in members]
+                        number for number in unique
+                        if member in _candidates(number, channel)[0]]
                 item = self.keys.item(member)
                 match = Match(scope, name, item.entry, item.channel)
                 for number in owned:
