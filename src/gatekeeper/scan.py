@@ -103,8 +103,8 @@ def _ambiguous(message: str) -> _Stop:
     return _Stop("ambiguous_request", message)
 
 
-# `<` separates only when a number follows (Plivo's `a<b`), not before a name-addr's URI.
-_LIST_SEPARATOR = re.compile(r"[,;]|<(?=\s*[+0-9])")
+# Plivo joins with `<`; a name-addr's `<...>` split the same way only adds its URI again.
+_LIST_SEPARATOR = re.compile(r"[<>,;]")
 
 
 class _Scan:

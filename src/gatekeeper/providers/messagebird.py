@@ -43,6 +43,7 @@ from gatekeeper.providers.locators import FormField, JsonPath, is_email, load_js
 from gatekeeper.providers.preset import (
     Blocked,
     BodyError,
+    Locator,
     Message,
     Recipients,
     ReplyFn,
@@ -50,7 +51,7 @@ from gatekeeper.providers.preset import (
     route,
 )
 from gatekeeper.providers.routing import template
-from gatekeeper.providers.scripts import JsonScript
+from gatekeeper.providers.scripts import FormScript, JsonScript
 from gatekeeper.replies import Reply, json_reply
 from gatekeeper.types import Channel
 
@@ -288,14 +289,25 @@ class _Calls:
 
     def find(self, message: Message) -> Recipients | BodyError:
         found = MessageBirdRecipients("destination", override=self.override).find(message)
-        if isinstance(found, BodyError) or not found.values or not is_json(message):
+        if isinstance(found, BodyError) or not found.values:
             return found
-        flow = JsonScript("callFlow", bare_digits=True).find(message)
-        if isinstance(flow, BodyError):
-            return flow
-        if not flow.values:
+        # The flow is read whatever the Content-Type says: as JSON when the body opens
+        # like JSON, as a form field otherwise, and from the query.
+        body: Locator = JsonScript("callFlow", bare_digits=True) \
+            if opens_like_json(message.body) else FormScript("callFlow", bare_digits=True)
+        flows: list[str] = []
+        for locator, part in ((body, message),
+                              (FormScript("callFlow", bare_digits=True),
+                               Message(message.query.encode(), "", message.headers))):
+            if not part.body.strip():
+                continue
+            flow = locator.find(part)
+            if isinstance(flow, BodyError):
+                return flow
+            flows.extend(flow.values)
+        if not flows:
             return found
-        return Recipients((*found.values, *flow.values))
+        return Recipients((*found.values, *flows))
 
 
 def _ordered(blocked: Blocked) -> list[str]:
