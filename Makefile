@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 CONFIG ?= config.yaml
 
-.PHONY: install run test lint clean bench wrk
+.PHONY: install run test test-fast lint clean bench wrk
 
 install: $(VENV)/.installed
 
@@ -22,6 +22,10 @@ lint: install
 
 test: lint wrk
 	$(BIN)/pytest -q
+
+# The fast tier: unit and fakeredis tests, no processes, no real redis-server, no fuzzing.
+test-fast: install
+	$(BIN)/pytest -q -m "not slow"
 
 # wrk drives the benchmark (and its smoke test): Debian's package, installed when missing.
 wrk:

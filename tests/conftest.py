@@ -225,3 +225,26 @@ async def real_redis(redis_server: str) -> AsyncIterator[Any]:
     await client.flushall()
     yield client
     await client.aclose()
+
+
+# The fast tier (`make test-fast`) leaves out what starts processes or servers, loads
+# data in bulk, or fuzzes: those modules, and every test on a real redis-server.
+SLOW_MODULES = frozenset({
+    "test_invariant_fuzz", "test_invariant_regressions", "test_bench", "test_bench_decide",
+    "test_server_load", "test_cli", "test_cli_workers", "test_cli_lists", "test_bigscreen",
+    "test_bigscreen_equivalence", "test_store_outage", "test_store_supervision",
+    "test_embedded", "test_openapi", "test_bulk", "test_admin_bulk", "test_bulk_restore",
+    "test_admin_restore", "test_jsonedit", "test_logging_properties", "test_scan_properties",
+    "test_server", "test_expiry",
+})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark slow tests (see SLOW_MODULES) and real-redis ones (integration)."""
+    for item in items:
+        real = {"redis_server", "real_redis"} & set(getattr(item, "fixturenames", ()))
+        if real:
+            item.add_marker(pytest.mark.integration)
+        if real or (item.module is not None and item.module.__name__.rsplit(".", 1)[-1] \
+                in SLOW_MODULES):
+            item.add_marker(pytest.mark.slow)

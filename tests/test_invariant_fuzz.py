@@ -4,10 +4,10 @@ is spelled, unless that upstream is in `monitor`.
 One Gatekeeper holds all ten presets (each upstream at its own base path of one
 recording fake gateway), `on_block` reject or skip alternating, plus `watch`, an upstream
 in `monitor` (the positive control: its blocked sends do arrive, and the checker must
-see them). Requests come from tests/fuzz_requests.py: each preset's documented sends in
-every spelling, and writes to endpoints no route describes. After each request,
-everything the upstream received is decoded every way and searched for the digits of
-a blocked number (tests/fuzz_requests.py, "the checker").
+see them). Requests come from tests/fuzz/ (builders_*.py, mutations.py, sends.py): each
+preset's documented sends in every spelling, and writes to endpoints no route describes.
+After each request, everything the upstream received is decoded every way and searched
+for the digits of a blocked number (tests/fuzz/checker.py, "the checker").
 
 Bounded for CI: a fixed number of examples per preset, derandomized, no example
 database. `GATEKEEPER_FUZZ_EXAMPLES=20` multiplies the examples for a long run, and
@@ -33,7 +33,7 @@ from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis import strategies as st
 
 from tests.conftest import FakeUpstream, Recorded, StartGatekeeper
-from tests.fuzz_requests import (
+from tests.fuzz import (
     ANYWHERE,
     MONITOR,
     Harness,

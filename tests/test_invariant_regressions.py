@@ -1,7 +1,7 @@
 """Every failure the invariant fuzzer (tests/test_invariant_fuzz.py) found, as a plain
 regression test: one named row per concrete request, sent through the fuzzing config
 (all ten presets, `on_invalid: forward`) to the recording upstream, then checked by the
-same checker (tests/fuzz_requests.py): nothing the upstream received may hold a blocked
+same checker (tests/fuzz/checker.py): nothing the upstream received may hold a blocked
 number's digits.
 
 FINDINGS names every failure found, and each row the one it reproduces (rows without
@@ -21,12 +21,12 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import FakeUpstream, StartGatekeeper
-from tests.fuzz_requests import Dest, Harness, KnownIssue, Num, Send, explain
+from tests.fuzz import Dest, Harness, KnownIssue, Num, Send, explain
 
 JSON = "application/json"
 FORM = "application/x-www-form-urlencoded"
-BLOCKED = "+447700900461"     # fuzz_requests.GB_BLOCKED
-US_BLOCKED = "+12025550143"   # fuzz_requests.US_BLOCKED
+BLOCKED = "+447700900461"     # tests/fuzz/lists.py GB_BLOCKED
+US_BLOCKED = "+12025550143"   # tests/fuzz/lists.py US_BLOCKED
 UNLISTED = "+14155550100"     # allow-listed in the fuzzing config: never blocked
 TWILIO_FORM = b"To=%2B447700900461&From=%2B12125550187&Body=hi"
 
@@ -95,23 +95,7 @@ def _mislabelled_body(send: Send, leaks: list[tuple[str, str]]) -> bool:
 
 # Failures still open: the fuzzer's checker skips leaks (or reply-shape problems) that
 # match one and counts them in its summary; their rows are strict expected failures.
-# Both are what the fix in 8d6a3dd left of a finding, found by the fuzzer against it.
-KNOWN: tuple[KnownIssue, ...] = (
-    KnownIssue(
-        "scan-joined-lists",
-        "Residual after 8d6a3dd: in a `<`-joined value the deep scan still misses a number "
-        "followed by a URI (`+N<sip:+M`, `+N<tel:+M`) or by a fullwidth number, and a "
-        "number wrapped in bidi marks after the first element (`+M<\u202e+N\u2069`): "
-        "the URI is extracted and the rest of the value is not split.",
-        _scan_joined),
-    KnownIssue(
-        "body-read-by-content-type-only",
-        "Residual after 8d6a3dd: MessageBird POST /calls reads `destination` both ways now, "
-        "but its inline `callFlow` only when the Content-Type says JSON: a JSON body "
-        "labelled as a form (or multipart) is forwarded with the callFlow's transfer "
-        "destinations unchecked.",
-        _mislabelled_body),
-)
+KNOWN: tuple[KnownIssue, ...] = ()  # every finding so far is fixed
 _KNOWN_NAMES = {k.name for k in KNOWN}
 
 
@@ -157,18 +141,15 @@ ROWS = (
         finding="scan-joined-lists"),
     # residual, open
     Row("unknown-write-lt-joined-number-then-sip-uri", "twilio", "POST", "/x-send",
-        b'{"to": "+447700900461<sip:+14155550100"}', finding="scan-joined-lists",
-        known="scan-joined-lists"),
+        b'{"to": "+447700900461<sip:+14155550100"}', finding="scan-joined-lists"),
     Row("unknown-write-lt-joined-number-then-tel-uri", "generic", "PUT", "/x-send",
-        b'{"to": "+447700900461<tel:+14155550100"}', finding="scan-joined-lists",
-        known="scan-joined-lists"),
+        b'{"to": "+447700900461<tel:+14155550100"}', finding="scan-joined-lists"),
     Row("unknown-write-lt-joined-number-then-fullwidth", "telnyx", "POST", "/x-send",
         '{"to": "+447700900461<\uff0b\uff11\uff14\uff11\uff15\uff15\uff15\uff15'
-        '\uff10\uff11\uff10\uff10"}'.encode(), finding="scan-joined-lists",
-        known="scan-joined-lists"),
+        '\uff10\uff11\uff10\uff10"}'.encode(), finding="scan-joined-lists"),
     Row("unknown-write-lt-joined-bidi-wrapped-second", "vonage", "POST", "/x-send",
         '{"to": "+14155550100<\u202e+447700900461\u2069"}'.encode(),
-        finding="scan-joined-lists", known="scan-joined-lists"),
+        finding="scan-joined-lists"),
     # guards: the same lists where they are read today
     Row("guard-unknown-write-comma-e164", "twilio", "POST", "/x-send",
         b'{"to": "+14155550100,+447700900461"}'),
@@ -251,7 +232,7 @@ ROWS = (
         b'{"source": "12125550187", "destination": "+14155550100", "callFlow": {"title": '
         b'"f", "steps": [{"action": "transfer", "options": {"destination": '
         b'"+447700900461"}}]}}', FORM, channel="voice", routed=True,
-        finding="body-read-by-content-type-only", known="body-read-by-content-type-only"),
+        finding="body-read-by-content-type-only"),
     Row("guard-messagebird-call-flow-json", "messagebird", "POST", "/calls",
         b'{"source": "12125550187", "destination": "+14155550100", "callFlow": {"title": '
         b'"f", "steps": [{"action": "transfer", "options": {"destination": '
