@@ -245,6 +245,5 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         real = {"redis_server", "real_redis"} & set(getattr(item, "fixturenames", ()))
         if real:
             item.add_marker(pytest.mark.integration)
-        if real or (item.module is not None and item.module.__name__.rsplit(".", 1)[-1] \
-                in SLOW_MODULES):
+        if real or item.path.stem in SLOW_MODULES:
             item.add_marker(pytest.mark.slow)
