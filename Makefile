@@ -20,12 +20,17 @@ lint: install
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy src bench
 
+# Two workers (this machine has two CPUs), then the few tests that must run alone
+# (benchmarks, the latency-bounded load test; marker `serial`).
+WORKERS ?= 2
+
 test: lint wrk
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n $(WORKERS) -m "not serial"
+	$(BIN)/pytest -q -p no:xdist -m serial
 
 # The fast tier: unit and fakeredis tests, no processes, no real redis-server, no fuzzing.
 test-fast: install
-	$(BIN)/pytest -q -m "not slow"
+	$(BIN)/pytest -q -n $(WORKERS) -m "not slow and not serial"
 
 # wrk drives the benchmark (and its smoke test): Debian's package, installed when missing.
 wrk:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
+import multiprocessing.process
 import os
 import resource
 import selectors
@@ -123,6 +124,40 @@ def _attack_in_child(results: Connection, connected: Flag, port: int, idle: int,
         results.send((state.closed_after, [r[:12] for r in state.received]))
 
 
+@dataclass
+class AttackProcess:
+    """`attack` running in a forked child process (see `start_attack`)."""
+
+    child: multiprocessing.process.BaseProcess
+    connected: Flag
+    results: Connection
+
+    def done(self) -> bool:
+        """True once the child has sent its results (or died)."""
+        return not self.child.is_alive() or self.results.poll()
+
+    def finish(self, timeout: float) -> tuple[list[float | None], list[bytes]]:
+        """Per connection: seconds until the server closed it, and its first 12 bytes."""
+        if not self.results.poll(timeout):
+            self.child.kill()
+            raise RuntimeError("the attacking process sent no results")
+        closed, received = self.results.recv()
+        self.child.join(timeout)
+        return closed, received
+
+
+def start_attack(port: int, idle: int, slow: int, dribble: float,
+                 give_up: float) -> AttackProcess:
+    """Start `attack` in a forked child; its `connected` flag is set once all are open."""
+    context = multiprocessing.get_context("fork")
+    connected = context.Event()
+    results, sender = context.Pipe(duplex=False)
+    child = context.Process(target=_attack_in_child, daemon=True, args=(
+        sender, connected, port, idle, slow, dribble, give_up))
+    child.start()
+    return AttackProcess(child, connected, results)
+
+
 def timed_send(port: int) -> float:
     """One send on a new connection, answered 201 through the proxy; its seconds."""
     request = (f"POST {SEND_PATH} HTTP/1.1\r\nHost: gk\r\nConnection: close\r\n"
@@ -183,25 +218,19 @@ def run(clients: int, header: float, dribble: float, interval: float, work: Path
         for _ in range(50):  # warm-up
             timed_send(proxy_port)
         quiet = [timed_send(proxy_port) for _ in range(200)]
-        context = multiprocessing.get_context("fork")
-        connected = context.Event()
-        results, sender = context.Pipe(duplex=False)
-        child = context.Process(target=_attack_in_child, args=(
-            sender, connected, proxy_port, clients // 2, clients - clients // 2, dribble,
-            header + 5.0))
         started = time.monotonic()
-        child.start()
-        connected.wait(60)
+        attacking = start_attack(proxy_port, clients // 2, clients - clients // 2, dribble,
+                                 header + 5.0)
+        attacking.connected.wait(60)
         opened = time.monotonic() - started
         loaded: list[float] = []
         slowest = (0.0, 0.0)  # (seconds, when after the start of the attack)
-        while child.is_alive() and not results.poll():  # until every one is closed
+        while not attacking.done():  # until every one is closed
             at = time.monotonic() - started
             loaded.append(timed_send(proxy_port))
             slowest = max(slowest, (loaded[-1], at))
             time.sleep(interval)
-        closed_after, received = results.recv()
-        child.join(10)
+        closed_after, received = attacking.finish(10)
         after = [timed_send(proxy_port) for _ in range(50)]
     finally:
         gatekeeper.stop()

@@ -237,11 +237,17 @@ SLOW_MODULES = frozenset({
     "test_admin_restore", "test_jsonedit", "test_logging_properties", "test_scan_properties",
     "test_server", "test_expiry",
 })
+# Run alone (`make test` runs them after the parallel part): benchmarks, and the load
+# test whose latency bound must not compete with another worker for the two CPUs.
+SERIAL_MODULES = frozenset({"test_bench", "test_bench_decide", "test_server_load"})
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark slow tests (see SLOW_MODULES) and real-redis ones (integration)."""
+    """Mark slow tests (see SLOW_MODULES), real-redis ones (integration) and those that
+    must run alone (SERIAL_MODULES)."""
     for item in items:
+        if item.path.stem in SERIAL_MODULES:
+            item.add_marker(pytest.mark.serial)
         real = {"redis_server", "real_redis"} & set(getattr(item, "fixturenames", ()))
         if real:
             item.add_marker(pytest.mark.integration)
