@@ -24,7 +24,8 @@ from gatekeeper.config import Config, LogConfig, RedisConfig, Timeouts, parse_co
 from gatekeeper.embedded import EmbeddedError, EmbeddedRedis, find_binary
 from gatekeeper.observability import configure_logging
 from gatekeeper.server import GuardedRunner
-from gatekeeper.store import connect
+from gatekeeper.store import Keys, Store, connect
+from gatekeeper.types import ListName
 
 ADMIN_KEY = "test-admin-key-0123456789"
 AUTH = {"Authorization": f"Bearer {ADMIN_KEY}"}
@@ -39,6 +40,25 @@ def log_output() -> io.StringIO:
     buffer = io.StringIO()
     configure_logging(LogConfig(level="debug"), buffer)
     return buffer
+
+
+async def list_members(store: Store, name: ListName = "block", scope: str = "global"
+                       ) -> set[str]:
+    """Every entry of a list as its member (`+33*#voice`), whatever its layout (set or
+    packed load)."""
+    return {Keys.member(listed.item) async for listed in store.scan_entries(name, scope)}
+
+
+async def leftovers(client: Any, prefix: str) -> list[str]:
+    """What replace imports left behind: staging keys, the trash of packed loads, and
+    packed buckets that no live list's record points at."""
+    left = [str(k) for k in await client.keys(f"{prefix}tmp:*")]
+    left += [str(b) for b in await client.smembers(f"{prefix}pktrash")]
+    live = [await client.hget(k, "base") for k in await client.keys(f"{prefix}packed:*")]
+    for key in await client.keys(f"{prefix}pk:*"):
+        if not any(base and str(key).startswith(base) for base in live):
+            left.append(str(key))
+    return sorted(left)
 
 
 def log_events(buffer: io.StringIO) -> list[dict[str, Any]]:

@@ -21,6 +21,7 @@ from prometheus_client import CollectorRegistry
 
 from gatekeeper.app import ADMIN_APP, create_app
 from gatekeeper.config import AdminKey, RedisConfig
+from gatekeeper.policy import ListName
 from gatekeeper.resources import RESOURCES
 from gatekeeper.store import EntryMeta, ListItem, Store, StoreUnavailable, connect
 from tests.conftest import (
@@ -29,6 +30,8 @@ from tests.conftest import (
     FakeUpstream,
     Running,
     StartGatekeeper,
+    leftovers,
+    list_members,
     log_events,
     make_config,
 )
@@ -82,14 +85,15 @@ def store_of(gk: Running) -> Store:
     return gk.app[RESOURCES].store
 
 
-async def members(gk: Running, list_name: str = "block", scope: str = "global") -> set[str]:
-    """The raw members of a list."""
-    return set(await gk.redis.zrange(f"gk:list:{list_name}:{scope}", 0, -1))
+async def members(gk: Running, list_name: ListName = "block", scope: str = "global"
+                  ) -> set[str]:
+    """Every entry of a list as its member, whatever its layout."""
+    return await list_members(store_of(gk), list_name, scope)
 
 
 async def tmp_keys(gk: Running) -> list[str]:
-    """Staging keys left behind."""
-    return list(await gk.redis.keys("gk:tmp:*"))
+    """Staging keys (and packed buckets) left behind."""
+    return await leftovers(gk.redis, "gk:")
 
 
 def list_changes(buffer: io.StringIO) -> list[dict[str, Any]]:
@@ -231,7 +235,8 @@ async def test_replace_with_no_valid_entry_is_refused(gk: Running,
 
 async def test_replace_store_fault_is_503_and_leaves_the_list(
         gk: Running, monkeypatch: pytest.MonkeyPatch, log_output: io.StringIO) -> None:
-    """A store fault after a batch was loaded: 503, staging dropped, live list intact."""
+    """A store fault after a batch was loaded: 503, staging dropped, live list intact
+    (channel-limited entries: they are written batch by batch, never packed)."""
     await gk.block("+33612345678")
     store = store_of(gk)
     real_add_to = store.add_to
@@ -245,7 +250,8 @@ async def test_replace_store_fault_is_503_and_leaves_the_list(
         return await real_add_to(*args, **kwargs)
 
     monkeypatch.setattr(store, "add_to", failing)
-    status, reply = await import_body(gk, lines(numbers(12_000)), mode="replace")
+    status, reply = await import_body(gk, lines([f"{n},sms" for n in numbers(12_000)]),
+                                      mode="replace")
     assert (status, reply["code"]) == (503, "store_unavailable")
     assert calls == 2
     assert await members(gk) == {"+33612345678"}
@@ -320,11 +326,12 @@ async def _broken_upload(host: str, port: int, redis: Any, log_output: io.String
     assert event["outcome"] == "aborted"
     assert event["added"] >= 5000
     assert await redis.zrange("gk:list:block:global", 0, -1) == ["+33612345678"]
+    assert not await redis.exists("gk:packed:block:global")
     for _ in range(20):  # the clean-up may finish just after the event
-        if not await redis.keys("gk:tmp:*"):
+        if not await leftovers(redis, "gk:"):
             break
         await asyncio.sleep(0.05)
-    assert await redis.keys("gk:tmp:*") == []
+    assert await leftovers(redis, "gk:") == []
 
 
 BROKEN = ["client-disconnects", "bad-chunked-encoding"]
@@ -565,7 +572,7 @@ async def test_export_store_fault_mid_stream_truncates_the_transfer(
     so the client sees an incomplete download rather than a short file."""
     await gk.block(*numbers(2500))
     store = store_of(gk)
-    real_page = store.page
+    real_page = store._set_page
     pages = 0
 
     async def failing(*args: Any, **kwargs: Any) -> Any:
@@ -575,7 +582,7 @@ async def test_export_store_fault_mid_stream_truncates_the_transfer(
             raise StoreUnavailable("connection reset")
         return await real_page(*args, **kwargs)
 
-    monkeypatch.setattr(store, "page", failing)
+    monkeypatch.setattr(store, "_set_page", failing)
     resp = await gk.admin.get(EXPORT.format("block"), headers=AUTH)
     assert resp.status == 200
     with pytest.raises(ClientPayloadError, match="not completed"):

@@ -43,6 +43,7 @@ from gatekeeper.store import (
     StoreUnavailable,
 )
 from gatekeeper.types import Channel
+from tests.conftest import leftovers, list_members
 
 PREFIX = "b:"
 REDIS = RedisConfig(key_prefix=PREFIX, timeout=10.0)
@@ -240,13 +241,13 @@ async def load(store: Store, data: bytes, *, name: ListName = "block", scope: st
 
 
 async def members(store: Store, name: ListName = "block", scope: str = "global") -> set[str]:
-    """The raw members of a list."""
-    return set(await store.client.zrange(KEYS.list(name, scope), 0, -1))
+    """Every entry of a list as its member, whatever its layout."""
+    return await list_members(store, name, scope)
 
 
 async def tmp_keys(store: Store) -> list[str]:
-    """Staging keys left behind."""
-    return list(await store.client.keys(f"{PREFIX}tmp:*"))
+    """Staging keys (and packed buckets) left behind."""
+    return await leftovers(store.client, PREFIX)
 
 
 async def test_add_counts_added_existing_and_failed(store: Store) -> None:
@@ -350,10 +351,12 @@ async def _broken(data: bytes, exc: BaseException) -> AsyncIterator[bytes]:
     raise exc
 
 
-@pytest.mark.parametrize("failure", ["body-error", "store-fault", "cancelled"])
+@pytest.mark.parametrize("failure", ["body-error", "store-fault-set", "store-fault-packed",
+                                     "cancelled"])
 async def test_failed_replace_leaves_the_live_list_untouched(
         store: Store, monkeypatch: pytest.MonkeyPatch, failure: str) -> None:
-    """A body that breaks, a store fault or cancellation mid-way: the staging keys are
+    """A body that breaks, a store fault (writing the set, or after the packed numbers
+    were written) or cancellation mid-way: the staging keys and packed buckets are
     dropped and the live list is as it was."""
     await load(store, lines(numbers(5)))
     before = await members(store)
@@ -362,7 +365,9 @@ async def test_failed_replace_leaves_the_live_list_untouched(
     if failure == "body-error":
         with pytest.raises(ConnectionResetError):
             await importer.run(_broken(data, ConnectionResetError("gone")))
-    elif failure == "store-fault":
+    elif failure == "store-fault-set":
+        # Channel-limited entries are never packed: they go to the set, batch by batch.
+        data = lines([f"{n},sms" for n in numbers(50, start=1000)])
         real_add_to = store.add_to
         calls = 0
 
@@ -377,6 +382,17 @@ async def test_failed_replace_leaves_the_live_list_untouched(
         with pytest.raises(StoreUnavailable):
             await importer.run(chunks_of(data, 100))
         assert calls == 3
+    elif failure == "store-fault-packed":
+        real_write = store.write_packed
+
+        async def written_then_lost(*args: Any, **kwargs: Any) -> Any:
+            await real_write(*args, **kwargs)
+            raise StoreUnavailable("connection reset")
+
+        monkeypatch.setattr(store, "write_packed", written_then_lost)
+        with pytest.raises(StoreUnavailable):
+            await importer.run(chunks_of(data, 100))
+        assert await store.client.keys(f"{PREFIX}pk:*") == []  # purged at once
     else:
         stalled = asyncio.Event()
 
@@ -407,7 +423,8 @@ async def test_replace_keeps_entries_added_while_it_loads(store: Store) -> None:
     staging_ttls: list[int] = []
 
     async def slow_input() -> AsyncIterator[bytes]:
-        yield lines(numbers(20, start=1000))
+        # The prefix goes to the copy's set at once; the numbers are packed at the end.
+        yield lines([*numbers(20, start=1000), "+4479*"] + ["+4478*"] * 14)
         await store.add("block", "global", [E("+447700900123", "sms")],
                         EntryMeta(source="opt-out", added_at=1.0, added_by="sms-in"))
         staging_ttls.extend([await store.client.ttl(k) for k in await tmp_keys(store)])
@@ -415,9 +432,9 @@ async def test_replace_keeps_entries_added_while_it_loads(store: Store) -> None:
 
     importer = Importer(store, ImportOptions("block", "global", "replace"), batch_size=7)
     report = await importer.run(slow_input())
-    assert report.size == 41
+    assert report.size == 43
     assert await members(store) == {*numbers(20, start=1000), *numbers(20, start=2000),
-                                    "+447700900123#sms"}
+                                    "+4479*", "+4478*", "+447700900123#sms"}
     assert await tmp_keys(store) == []
     live = KEYS.of("block", "global")
     assert await store.client.exists(live.loading, live.journal) == 0
@@ -425,6 +442,11 @@ async def test_replace_keeps_entries_added_while_it_loads(store: Store) -> None:
     assert staging_ttls
     assert all(0 < ttl <= LOAD_MARK_SECONDS for ttl in staging_ttls)
     assert [await store.client.ttl(k) for k in live.all[:2]] == [-1, -1]
+    # The packed buckets, their index and record are permanent once swapped in.
+    base = await store.client.hget(live.packed, "base")
+    packed_keys = await store.client.keys(f"{base}*")
+    assert len(packed_keys) >= 2
+    assert {await store.client.ttl(k) for k in [*packed_keys, live.packed]} == {-1}
 
 
 async def test_abandoned_replace_stops_journaling(store: Store) -> None:

@@ -25,6 +25,7 @@ from gatekeeper.bulk import (
 from gatekeeper.config import RedisConfig, StoreConfig
 from gatekeeper.store import EntryMeta, Keys, ListItem, ListKeys, Store, StoreUnavailable
 from gatekeeper.times import iso
+from tests.conftest import leftovers, list_members
 
 PREFIX = "r:"
 KEYS = Keys(PREFIX)
@@ -177,7 +178,7 @@ async def test_a_replace_by_expired_rows_only_is_refused_even_with_allow_empty(
     with pytest.raises(NoValidEntries):
         await restore(store, export(f"+33612345678,both,api,{T},ops,,2020-01-01"),
                       mode="replace", allow_empty=True)
-    assert await store.client.zrange(KEYS.list("block", "global"), 0, -1) == ["+4479*"]
+    assert await list_members(store) == {"+4479*"}
 
 
 async def test_a_replace_by_an_export_of_an_empty_list_needs_allow_empty(
@@ -214,8 +215,8 @@ async def test_a_store_fault_among_concurrent_writes_leaves_the_list(
     with pytest.raises(StoreUnavailable):
         await restore(store, export(*rows), mode="replace", batch_size=30)
     await asyncio.sleep(0.01)
-    assert await store.client.zrange(KEYS.list("block", "global"), 0, -1) == ["+4479*"]
-    assert await store.client.keys(f"{PREFIX}tmp:*") == []
+    assert await list_members(store) == {"+4479*"}
+    assert await leftovers(store.client, PREFIX) == []
 
 
 async def _peak_memory(store: Store, count: int) -> int:

@@ -22,6 +22,7 @@ from gatekeeper.config import RedisConfig, StoreConfig
 from gatekeeper.embedded import EmbeddedRedis, read_running
 from gatekeeper.policy import ListName
 from gatekeeper.store import EntryMeta, Listed, ListItem, Store, connect
+from tests.conftest import list_members
 
 UPSTREAMS = [{"name": "twilio", "url": "https://api.twilio.com", "preset": "twilio",
               "region": "US"}]
@@ -72,7 +73,7 @@ def on_store(url: str, prefix: str) -> Store:
 async def _members(url: str, prefix: str, name: ListName, scope: str) -> set[str]:
     store = on_store(url, prefix)
     try:
-        return set(await store.client.zrange(store.keys.list(name, scope), 0, -1))
+        return await list_members(store, name, scope)
     finally:
         await store.close()
 

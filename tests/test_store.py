@@ -30,6 +30,7 @@ from gatekeeper.store import (
     LOAD_MARK_SECONDS,
     LOOKUP_LUA,
     REMOVE_IF_SOURCE_LUA,
+    REMOVE_LUA,
     SWAP_LUA,
     SWEEP_LUA,
     BlockedAttempt,
@@ -57,7 +58,7 @@ OPT_OUT = EntryMeta(source="opt-out", added_at=T0 + 60, added_by="twilio-inbound
                     note="STOP")
 SCRIPTS = {"lookup": LOOKUP_LUA, "add": ADD_LUA, "remove_if_source": REMOVE_IF_SOURCE_LUA,
            "sweep": SWEEP_LUA, "swap": SWAP_LUA, "begin_load": BEGIN_LOAD_LUA,
-           "end_load": END_LOAD_LUA}
+           "end_load": END_LOAD_LUA, "remove": REMOVE_LUA}
 
 
 def make_store(client: Any, attempts_max_len: int = 1000) -> Store:
@@ -203,20 +204,23 @@ def test_keys_build_list_names_from_prefix_list_and_scope(
 @pytest.mark.parametrize(("prefix", "name", "scope", "expected"), [
     ("gk:", "block", "global",
      ListKeys("gk:list:block:global", "gk:meta:block:global", "gk:exp:block:global",
-              "gk:loading:block:global", "gk:journal:block:global")),
+              "gk:loading:block:global", "gk:journal:block:global",
+              "gk:packed:block:global", "gk:pk:live:block:global:")),
     ("gk:", "allow", "tenant:acme",
      ListKeys("gk:list:allow:tenant:acme", "gk:meta:allow:tenant:acme",
               "gk:exp:allow:tenant:acme", "gk:loading:allow:tenant:acme",
-              "gk:journal:allow:tenant:acme")),
+              "gk:journal:allow:tenant:acme", "gk:packed:allow:tenant:acme",
+              "gk:pk:live:allow:tenant:acme:")),
     ("other/", "block", "agent:42",
      ListKeys("other/list:block:agent:42", "other/meta:block:agent:42",
               "other/exp:block:agent:42", "other/loading:block:agent:42",
-              "other/journal:block:agent:42")),
+              "other/journal:block:agent:42", "other/packed:block:agent:42",
+              "other/pk:live:block:agent:42:")),
 ], ids=["global-block", "tenant-allow", "custom-prefix"])
-def test_keys_of_a_list_are_its_set_metadata_hash_expiry_set_mark_and_journal(
+def test_keys_of_a_list_are_its_set_metadata_hash_expiry_set_mark_journal_and_record(
         prefix: str, name: ListName, scope: str, expected: ListKeys) -> None:
-    """A list's keys are {prefix}list|meta|exp|loading|journal:{list}:{scope}; `all` is
-    the first three in script order."""
+    """A list's keys are {prefix}list|meta|exp|loading|journal|packed:{list}:{scope};
+    `all` is the first three in script order."""
     keys = Keys(prefix).of(name, scope)
     assert keys == expected
     assert keys.list == Keys(prefix).list(name, scope)
@@ -456,9 +460,9 @@ async def test_lists_and_scopes_are_independent(store: Store) -> None:
 
 
 async def test_add_is_one_round_trip(store: Store, wire: Wire) -> None:
-    """Many entries are added by one EVALSHA (set, metadata hash, expiry set, load mark
-    and journal as its keys; metadata, an empty expiry and the journal's lifetime as its
-    first arguments), written once."""
+    """Many entries are added by one EVALSHA (set, metadata hash, expiry set, load mark,
+    journal and packed-load record as its keys; metadata, an empty expiry and the
+    journal's lifetime as its first arguments), written once."""
     await warm_up(store)
     wire.clear()
     wanted = [ListItem(f"+3361234{i:04d}", ("sms", "voice", None)[i % 3]) for i in range(50)]
@@ -469,34 +473,30 @@ async def test_add_is_one_round_trip(store: Store, wire: Wire) -> None:
     assert command[0].upper() == "EVALSHA"
     assert command[1] == hashlib.sha1(ADD_LUA.encode()).hexdigest()
     live = keys.of("block", "global")
-    assert command[2:8] == ["5", *live.all, live.loading, live.journal]
-    assert json.loads(command[8]) == {"source": "api", "added_at": T0, "added_by": "admin"}
-    assert command[9] == ""  # no expiry
-    assert command[10] == str(LOAD_MARK_SECONDS)
-    assert command[11] == ""  # a live list: no lifetime
-    assert command[12:] == [Keys.member(i) for i in wanted]
+    assert command[2:9] == ["6", *live.all, live.loading, live.journal, live.packed]
+    assert json.loads(command[9]) == {"source": "api", "added_at": T0, "added_by": "admin"}
+    assert command[10] == ""  # no expiry
+    assert command[11] == str(LOAD_MARK_SECONDS)
+    assert command[12] == ""  # a live list: no lifetime
+    assert command[13:] == [Keys.member(i) for i in wanted]
 
 
-async def test_remove_is_one_transaction_round_trip(store: Store, wire: Wire) -> None:
-    """Many entries (each with its channel variants) are removed, metadata and expiry
-    included, in one MULTI/EXEC batch, written once."""
-    await store.ping()
+async def test_remove_is_one_script_round_trip(store: Store, wire: Wire) -> None:
+    """Many entries (each with its channel variants) are removed, metadata, expiry and
+    packed load included, by one EVALSHA: a count then the members, per entry."""
+    await warm_up(store)
     wire.clear()
     await store.remove("block", "global", items(*(f"+3361234{i:04d}" for i in range(50))),
                        every_channel=True)
     assert len(wire.writes) == 1
-    commands = wire.parsed()
-    assert commands[0] == ["MULTI"]
-    assert commands[-1] == ["EXEC"]
+    [command] = wire.parsed()
     keys = Keys(PREFIX).of("block", "global")
-    zrems = [c for c in commands if c[0].upper() == "ZREM" and c[1] == keys.list]
-    hdels = [c for c in commands if c[0].upper() == "HDEL"]
-    expiries = [c for c in commands if c[0].upper() == "ZREM" and c[1] == keys.expiry]
-    assert len(zrems) == len(hdels) == len(expiries) == 50
-    assert len(commands) == 2 + 3 * 50
-    assert zrems[7][2:] == ["+33612340007", "+33612340007#sms", "+33612340007#voice"]
-    assert hdels[7][1:] == [keys.meta, *zrems[7][2:]]
-    assert expiries[7][1:] == [keys.expiry, *zrems[7][2:]]
+    assert command[0].upper() == "EVALSHA"
+    assert command[1] == hashlib.sha1(REMOVE_LUA.encode()).hexdigest()
+    assert command[2:7] == ["4", *keys.all, keys.packed]
+    assert command[7 + 4 * 7:7 + 4 * 8] == [
+        "3", "+33612340007", "+33612340007#sms", "+33612340007#voice"]
+    assert len(command) == 7 + 4 * 50
 
 
 # --- remove_if_source -----------------------------------------------------------------
@@ -807,22 +807,25 @@ async def test_one_round_trip_seen_by_the_real_server(
     from_clients = [line for line in lines if line.client != "lua"]
     assert [line.command for line in from_clients] == ["EVALSHA"], lines
     evalsha = from_clients[0]
-    # numkeys: 3 scopes x 2 lists, each with its expiry set, all in this one call
-    assert evalsha.args[2] == "12"
+    # numkeys: 3 scopes x 2 lists, each with its expiry set and packed-load record, all
+    # in this one call
+    assert evalsha.args[2] == "18"
     keys = Keys(PREFIX)
-    assert evalsha.args[3:15] == [k for scope in SCOPES3 for name in ("block", "allow")
+    assert evalsha.args[3:21] == [k for scope in SCOPES3 for name in ("block", "allow")
                                   for k in (keys.of(name, scope).list,
-                                            keys.of(name, scope).expiry)]
+                                            keys.of(name, scope).expiry,
+                                            keys.of(name, scope).packed)]
     candidates = list(lookup_candidates(TWELVE_DIGITS))
     if channel is not None:
         candidates += [f"{c}#{channel}" for c in candidates]
-    assert sorted(evalsha.args[16:]) == sorted(candidates)
+    assert sorted(evalsha.args[22:]) == sorted(candidates)
     inside = [line.command for line in lines if line.client == "lua"]
     assert inside.count("TIME") == 1
     # 6 list sets; then the expiry set of each of the four that exist
     assert inside.count("EXISTS") == 6 + 4
     assert inside.count("ZMSCORE") == 4  # only the four sets that exist are probed
     assert inside.count("ZSCORE") == 0  # no expiry set exists
+    assert inside.count("HGET") == 6  # each list's packed-load record: none exists
     expected = [Match("tenant:acme", "block", "+4479*"),
                 Match("agent:42", "allow", TWELVE_DIGITS)]
     if channel == "voice":

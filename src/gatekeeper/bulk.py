@@ -33,7 +33,7 @@ from gatekeeper.bulk_format import (
     parse_lines,
 )
 from gatekeeper.policy import ListName
-from gatekeeper.store import EntryMeta, ListItem, ListKeys, Store
+from gatekeeper.store import EntryMeta, ListItem, ListKeys, PackedBuilder, Store, load_meta
 from gatekeeper.times import expiry_instant
 from gatekeeper.types import Channel
 
@@ -212,6 +212,10 @@ class Importer:
         self._restored: set[ListItem] = set()
         self._count = 0
         self._records: OrderedDict[EntryMeta, str] = OrderedDict()
+        # A replace's plain exact numbers without an expiry are packed (store/packing.py):
+        # about 4 bytes each in Redis instead of a member with its metadata.
+        self._packer = PackedBuilder() \
+            if options.mode == "replace" and options.expires_at is None else None
 
     async def run(self, chunks: AsyncIterable[bytes]) -> ImportReport:
         """Read, parse and load every chunk; returns the report.
@@ -238,6 +242,7 @@ class Importer:
             self.report.lines = parser.lines
             await self._flush(target)
             await self._settle()
+            await self._write_packed(target)
             if options.mode == "replace":
                 self._check_not_empty()
                 self.report.size = await self.store.swap(live, target)
@@ -280,6 +285,10 @@ class Importer:
                     self.report.failures.append(item)
                 continue
             if isinstance(item, ListItem):
+                if self._packer is not None and item.channel is None and \
+                        self._packer.add(item.entry):
+                    self.report.added += 1  # repeats are moved to `existing` at the end
+                    continue
                 self._groups.setdefault(_Own.OWN, []).append(item)
             elif item.item in self._restored:
                 self.report.existing += 1  # repeated in the batch: the first row stays
@@ -330,6 +339,17 @@ class Importer:
         self.report.added += len(added)
         # Repeats within the batch are "existing" too: every entry line counts once.
         self.report.existing += len(items) - len(added)
+
+    async def _write_packed(self, target: ListKeys) -> None:
+        """Write the packed numbers gathered (a replace's copy), counting repeats."""
+        packer, self._packer = self._packer, None
+        if packer is None or not len(packer):
+            return
+        options = self.options
+        written = await self.store.write_packed(target, packer, load_meta(
+            options.source, options.added_by, options.note))
+        self.report.added -= len(packer) - written
+        self.report.existing += len(packer) - written
 
     async def _own_meta(self) -> str:
         """The import's own metadata record, stored at the first batch that needs it."""

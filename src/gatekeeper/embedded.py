@@ -148,6 +148,9 @@ def exit_fields(returncode: int) -> dict[str, object]:
     return {"exit_code": returncode, "signal": None}
 
 
+INTSET_ENTRIES = 1_000_000
+
+
 def _die_with_parent() -> None:
     # Linux only: the child gets SIGTERM if Gatekeeper dies without stopping it.
     with contextlib.suppress(OSError, AttributeError):
@@ -208,6 +211,9 @@ class EmbeddedRedis:
             f"dir {json.dumps(str(self.data_dir.resolve()), ensure_ascii=False)}\n"
             "appendonly yes\n"
             "appendfsync everysec\n"
+            # Packed loads (store/packing.py) keep a bucket of up to this many numbers as
+            # an intset (4 bytes each); a bigger one would become a hash table.
+            f"set-max-intset-entries {INTSET_ENTRIES}\n"
             'save ""\n'
             "daemonize no\n"
             f"logfile {json.dumps(LOG_FILE)}\n"

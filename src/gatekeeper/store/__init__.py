@@ -3,7 +3,8 @@
 Modules, one noun each: `keys` (the key layout), `scripts` (the Lua), `entries` (what a
 listing holds), `faults` (StoreUnavailable and the one place faults become it), `pipe`
 (the lookup transports, the lean `LookupPipe` among them), `base` (connecting, readiness),
-`lookup`, `lists`, `loads` (replace imports), `attempts`, and `facade` (the Store).
+`lookup`, `lists`, `loads` (replace imports), `packing` (the packed encoding, pure) and
+`packed` (packed loads in Redis), `attempts`, and `facade` (the Store).
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from gatekeeper.store.entries import MAX_NOTE, EntryMeta, Listed, ListItem, Page
 from gatekeeper.store.facade import Store
 from gatekeeper.store.faults import StoreIncompatible, StoreUnavailable
 from gatekeeper.store.keys import LOAD_MARK_SECONDS, Keys, ListKeys
+from gatekeeper.store.packed import PackedLoad, load_meta
+from gatekeeper.store.packing import PackedBuilder
 from gatekeeper.store.pipe import LookupPipe
 from gatekeeper.store.scripts import (
     ADD_LUA,
@@ -21,6 +24,7 @@ from gatekeeper.store.scripts import (
     END_LOAD_LUA,
     LOOKUP_LUA,
     REMOVE_IF_SOURCE_LUA,
+    REMOVE_LUA,
     SWAP_LUA,
     SWEEP_LUA,
 )
@@ -33,6 +37,7 @@ __all__ = [
     "LOOKUP_LUA",
     "MAX_NOTE",
     "REMOVE_IF_SOURCE_LUA",
+    "REMOVE_LUA",
     "SWAP_LUA",
     "SWEEP_LUA",
     "BlockedAttempt",
@@ -42,9 +47,12 @@ __all__ = [
     "ListKeys",
     "Listed",
     "LookupPipe",
+    "PackedBuilder",
+    "PackedLoad",
     "Page",
     "Store",
     "StoreIncompatible",
     "StoreUnavailable",
     "connect",
+    "load_meta",
 ]

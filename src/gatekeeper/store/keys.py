@@ -33,6 +33,23 @@ key                                 type        members -> values
   (and made permanent), else expires LOAD_MARK_SECONDS after its last write.
   `{p}tmp:{token}:loading:...` and `...:journal:...` are named but never written: a copy
   is never itself being replaced.
+{p}packed:{list}:{scope}            hash        `base` -> the load's bucket key prefix,
+                                                `count`, `source`, `loaded_at`,
+                                                `loaded_by`, `note`, `file`, `as_of`
+  The record of the list's packed load: the exact numbers of its latest replace import
+  that carry no metadata of their own (store/packing.py). Replaced at each swap.
+{base}{head}                        set         the last 7 digits of each number whose
+   base = {p}pk:{token}:{list}:{scope}:         digits // 10**7 are {head} (an intset)
+  One bucket of a packed load. Never expires once swapped in; a load's buckets go when
+  another replaces it (via the trash).
+{base}index                         sorted set  head -> score head
+  The buckets of one packed load, in order (listings, export, deletion).
+{p}pktrash                          set         bases of packed loads to delete
+  Loads replaced or abandoned whose buckets are deleted outside any script (a few at a
+  time), by the importer right after, or by the expiry sweep if it died meanwhile.
+{p}tmp:{token}:packed:{list}:{scope} hash       as {p}packed
+  The packed record of a copy being loaded; RENAMEd over the live one at the swap. Its
+  buckets expire with the copy unless swapped in.
 {p}batch:{id}                       string      metadata JSON
   Metadata shared by every entry of one bulk load (their meta fields hold `@{id}`).
   Permanent.
@@ -65,6 +82,8 @@ class ListKeys:
     expiry: str
     loading: str
     journal: str
+    packed: str
+    base: str
 
     @property
     def all(self) -> tuple[str, str, str]:
@@ -87,7 +106,9 @@ class Keys:
         return ListKeys(self.list(name, scope), f"{self.prefix}meta:{name}:{scope}",
                         f"{self.prefix}exp:{name}:{scope}",
                         f"{self.prefix}loading:{name}:{scope}",
-                        f"{self.prefix}journal:{name}:{scope}")
+                        f"{self.prefix}journal:{name}:{scope}",
+                        f"{self.prefix}packed:{name}:{scope}",
+                        f"{self.prefix}pk:live:{name}:{scope}:")
 
     def staging(self, name: ListName, scope: str) -> ListKeys:
         """Fresh keys to load a replacement of a list into before swapping it in."""
@@ -97,7 +118,9 @@ class Keys:
                         f"{self.prefix}tmp:{token}:meta:{name}:{scope}",
                         f"{self.prefix}tmp:{token}:exp:{name}:{scope}",
                         f"{self.prefix}tmp:{token}:loading:{name}:{scope}",
-                        f"{self.prefix}tmp:{token}:journal:{name}:{scope}")
+                        f"{self.prefix}tmp:{token}:journal:{name}:{scope}",
+                        f"{self.prefix}tmp:{token}:packed:{name}:{scope}",
+                        f"{self.prefix}pk:{token}:{name}:{scope}:")
 
     @property
     def expiry_pattern(self) -> str:
@@ -111,6 +134,11 @@ class Keys:
         if name not in LISTS or not scope:
             return None
         return self.of(name, scope)
+
+    @property
+    def packed_trash(self) -> str:
+        """The set of packed loads (their bases) whose buckets are to be deleted."""
+        return f"{self.prefix}pktrash"
 
     @property
     def batch_prefix(self) -> str:

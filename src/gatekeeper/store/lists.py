@@ -6,14 +6,17 @@ from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import replace
 from typing import cast
 
-from gatekeeper.store.base import StoreBase
 from gatekeeper.store.entries import EntryMeta, Listed, ListItem, Page
 from gatekeeper.store.faults import guarded
 from gatekeeper.store.keys import LOAD_MARK_SECONDS, ListKeys
+from gatekeeper.store.packed import PackedMixin
 from gatekeeper.types import CHANNELS, ListName
 
+# A cursor into the packed part of a listing: this mark, then the last number shown.
+_PACKED_CURSOR = "~"
 
-class ListsMixin(StoreBase):
+
+class ListsMixin(PackedMixin):
     """The list operations of the Store."""
 
     @guarded
@@ -36,7 +39,7 @@ class ListsMixin(StoreBase):
             return [], []
         expiry = "" if expires_at is None else repr(float(expires_at))
         flags = await self._scripts.add(
-            keys=[*keys.all, keys.loading, keys.journal],
+            keys=[*keys.all, keys.loading, keys.journal, keys.packed],
             args=[meta_value, expiry, LOAD_MARK_SECONDS,
                   LOAD_MARK_SECONDS if loading else "",
                   *(self.keys.member(i) for i in wanted)])
@@ -55,19 +58,14 @@ class ListsMixin(StoreBase):
         if not wanted:
             return [], []
         keys = self.keys.of(name, scope)
-        groups: list[list[str]] = []
+        args: list[str | int] = []
         for item in wanted:
             variants = [item]
             if every_channel and item.channel is None:
                 variants += [ListItem(item.entry, c) for c in CHANNELS]
-            groups.append([self.keys.member(v) for v in variants])
-        async with self.client.pipeline(transaction=True) as pipe:
-            for members in groups:
-                pipe.zrem(keys.list, *members)
-                pipe.hdel(keys.meta, *members)
-                pipe.zrem(keys.expiry, *members)
-            counts = await pipe.execute()
-        removed = counts[::3]
+            args += [len(variants), *(self.keys.member(v) for v in variants)]
+        removed = cast(list[int], await self._scripts.remove(
+            keys=[*keys.all, keys.packed], args=args))
         pairs = list(zip(wanted, removed, strict=True))
         return [i for i, n in pairs if n], [i for i, n in pairs if not n]
 
@@ -83,7 +81,9 @@ class ListsMixin(StoreBase):
 
     @guarded
     async def sweep_expired(self, per_call: int = 1000) -> int:
-        """Remove expired entries from every list; returns how many went."""
+        """Remove expired entries from every list; returns how many went. Also deletes
+        the buckets of replaced packed loads left in the trash."""
+        await self.purge_packed()
         removed = 0
         async for key in self.client.scan_iter(match=self.keys.expiry_pattern, count=500):
             keys = self.keys.from_expiry(key)
@@ -106,10 +106,32 @@ class ListsMixin(StoreBase):
         return [EntryMeta.from_json(shared.get(v[1:]) if v and v.startswith("@") else v)
                 for v in values]
 
-    @guarded
     async def page(self, name: ListName, scope: str, cursor: str | None, limit: int) -> Page:
-        """Up to `limit` live entries after `cursor` (a member), in order, with metadata."""
+        """Up to `limit` live entries after `cursor`, with metadata: the list's set in
+        member order, then its packed load in number order (cursor `~` + number)."""
         keys = self.keys.of(name, scope)
+        entries: list[Listed] = []
+        after: str | None = None
+        if cursor is not None and cursor.startswith(_PACKED_CURSOR):
+            after = cursor[len(_PACKED_CURSOR):] or None
+        else:
+            entries, following = await self._set_page(keys, cursor, limit)
+            if following is not None:
+                return Page(tuple(entries), following)
+            if len(entries) == limit:  # the set ends here: the packed load may follow
+                load = await self.packed_load(keys)
+                more = load is not None and load.count > 0
+                return Page(tuple(entries), _PACKED_CURSOR if more else None)
+        packed, more = await self.packed_listing(keys, after, limit - len(entries))
+        entries += packed
+        last = packed[-1].item.entry if packed else ""
+        return Page(tuple(entries), f"{_PACKED_CURSOR}{last}" if more else None)
+
+    @guarded
+    async def _set_page(self, keys: ListKeys, cursor: str | None, limit: int
+                        ) -> tuple[list[Listed], str | None]:
+        """Up to `limit` live entries of the list's set after `cursor` (a member), with
+        metadata; and the cursor of the next page when the set has more."""
         start = f"({cursor}" if cursor else "-"
         members = cast(list[str], await self.client.zrangebylex(
             keys.list, start, "+", start=0, num=limit + 1))
@@ -130,20 +152,24 @@ class ListsMixin(StoreBase):
                     replace(meta, expires_at=float(expiry))
                 entries.append(Listed(self.keys.item(member), shown_meta))
         more = len(members) > limit
-        return Page(tuple(entries), shown[-1] if more and shown else None)
+        return entries, (shown[-1] if more and shown else None)
 
     async def scan_entries(self, name: ListName, scope: str, chunk: int = 1000
                            ) -> AsyncIterator[Listed]:
-        """Every live entry of a list in order, fetched a chunk at a time (bounded memory).
-        Each chunk is one `page` call (so its faults are StoreUnavailable too)."""
+        """Every live entry of a list in order (the set, then the packed load), fetched
+        a chunk or a bucket at a time (bounded memory); faults are StoreUnavailable."""
+        keys = self.keys.of(name, scope)
         cursor: str | None = None
         while True:
-            page = await self.page(name, scope, cursor, chunk)
-            for entry in page.entries:
+            entries, cursor = await self._set_page(keys, cursor, chunk)
+            for entry in entries:
                 yield entry
-            if page.next_cursor is None:
-                return
-            cursor = page.next_cursor
+            if cursor is None:
+                break
+        load = await self.packed_load(keys)
+        if load is not None:
+            async for number in self.packed_entries(load):
+                yield Listed(ListItem(number), load.meta)
 
     @guarded
     async def metadata(self, name: ListName, scope: str, items: Sequence[ListItem]
@@ -158,10 +184,21 @@ class ListsMixin(StoreBase):
             pipe.zmscore(keys.expiry, members)
             values, expiries = await pipe.execute()
         metas = await self._metas(values)
-        return [m if m is None or e is None else replace(m, expires_at=float(e))
-                for m, e in zip(metas, expiries, strict=True)]
+        shown = [m if m is None or e is None else replace(m, expires_at=float(e))
+                 for m, e in zip(metas, expiries, strict=True)]
+        if any(m is None for m in shown):
+            load, packed = await self.packed_members(keys, items)
+            if load is not None:
+                shown = [load.meta if m is None and p else m
+                         for m, p in zip(shown, packed, strict=True)]
+        return shown
 
     @guarded
     async def count(self, name: ListName, scope: str) -> int:
-        """How many members a list holds (expired ones not yet swept included)."""
-        return int(await self.client.zcard(self.keys.list(name, scope)))
+        """How many entries a list holds (expired ones not yet swept included)."""
+        keys = self.keys.of(name, scope)
+        async with self.client.pipeline(transaction=False) as pipe:
+            pipe.zcard(keys.list)
+            pipe.hget(keys.packed, "count")
+            size, packed = await pipe.execute()
+        return int(size) + int(packed or 0)

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import uuid
 
-from gatekeeper.store.base import StoreBase
 from gatekeeper.store.entries import EntryMeta
 from gatekeeper.store.faults import guarded
 from gatekeeper.store.keys import LOAD_MARK_SECONDS, ListKeys
+from gatekeeper.store.packed import PackedMixin
 
 
-class LoadsMixin(StoreBase):
+class LoadsMixin(PackedMixin):
     """The bulk-load operations of the Store."""
 
     @guarded
@@ -30,14 +30,24 @@ class LoadsMixin(StoreBase):
 
     @guarded
     async def swap(self, live: ListKeys, loaded: ListKeys) -> int:
-        """Atomically replace a list by a loaded copy, keeping entries added to the live
-        list since `begin_load`; returns the new list's size."""
-        return int(await self._scripts.swap(
-            keys=[*live.all, *loaded.all, live.loading, live.journal],
-            args=[loaded.list]))
+        """Atomically replace a list by a loaded copy (its set and its packed load),
+        keeping entries added to the live list since `begin_load`; returns the new list's
+        size. The replaced packed load goes to the trash (see `purge_packed`)."""
+        size, old = await self._scripts.swap(
+            keys=[*live.all, *loaded.all, live.loading, live.journal, live.packed,
+                  loaded.packed, self.keys.packed_trash],
+            args=[loaded.list])
+        if old:
+            await self.purge_packed()
+        return int(size)
 
     @guarded
     async def drop(self, live: ListKeys, loaded: ListKeys) -> None:
-        """Delete an abandoned load's keys and unmark it."""
-        await self.client.delete(*loaded.all)
+        """Delete an abandoned load's keys and unmark it (its packed buckets, if any,
+        go to the trash; they expire with the copy in any case)."""
+        async with self.client.pipeline(transaction=True) as pipe:
+            pipe.sadd(self.keys.packed_trash, loaded.base)
+            pipe.delete(*loaded.all, loaded.packed)
+            await pipe.execute()
         await self._scripts.end_load(keys=[live.loading, live.journal], args=[loaded.list])
+        await self.purge_packed()

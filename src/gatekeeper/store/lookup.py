@@ -145,7 +145,7 @@ class LookupMixin(StoreBase):
             keys: list[str] = []
             for name, scope in lists:
                 list_keys = self.keys.of(name, scope)
-                keys += [list_keys.list, list_keys.expiry]
+                keys += [list_keys.list, list_keys.expiry, list_keys.packed]
             head = ["EVALSHA", LOOKUP_SHA, str(len(keys)), *keys, str(_ARGV_SLICE)]
             call = LookupCall(tuple(keys), _ARGV_SLICE, len(head),
                               b"".join(resp_bulk(arg) for arg in head))

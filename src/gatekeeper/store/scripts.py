@@ -12,19 +12,44 @@ from dataclasses import dataclass
 import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
 
-LOOKUP_LUA = """
--- Which candidate members are live (present and not expired) in each list set.
--- KEYS: pairs of (list set, its expiry set), in order
+# Shared by the scripts that meet packed loads (store/packing.py): a member's bucket
+# and its integer there. Only an exact number (`+` and digits, its last byte a digit)
+# can be packed; prefixes (`*`) and channel-limited members (`#sms`) never are.
+PACKED_LUA = """
+local function packed_split(member)
+  local last = string.byte(member, -1)
+  if not last or last < 48 or last > 57 or not string.find(member, '^%+%d+$') then
+    return nil
+  end
+  local digits = string.sub(member, 2)
+  local cut = #digits - 7
+  if cut <= 0 then return '0', string.format('%d', tonumber(digits)) end
+  return string.sub(digits, 1, cut), string.format('%d', tonumber(string.sub(digits, cut + 1)))
+end
+local function packed_has(base, member)
+  if not base then return false end
+  local head, rest = packed_split(member)
+  if not head then return false end
+  return redis.call('SISMEMBER', base .. head, rest) == 1
+end
+"""
+
+LOOKUP_LUA = PACKED_LUA + """
+-- Which candidate members are live (present and not expired) in each list: its set, or
+-- (exact numbers only) its packed load, which never expires.
+-- KEYS: triples of (list set, its expiry set, its packed-load record), in order
 -- ARGV[1]: slice size for unpack(); ARGV[2..]: candidate members (numbers and prefixes)
--- returns: one array per pair, holding the candidates that are live members of that list
+-- returns: one array per triple, holding the candidates that are live members of that list
 local slice = tonumber(ARGV[1])
 local n = #ARGV
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
 local out = {}
-for i = 1, #KEYS, 2 do
+for i = 1, #KEYS, 3 do
   local key, expiry = KEYS[i], KEYS[i + 1]
+  local base = redis.call('HGET', KEYS[i + 2], 'base')
   local hits = {}
+  local seen = {}
   if redis.call('EXISTS', key) == 1 then
     local expiring = redis.call('EXISTS', expiry) == 1
     for first = 2, n, slice do
@@ -34,9 +59,18 @@ for i = 1, #KEYS, 2 do
         if score then
           local member = ARGV[first + j - 1]
           local at = expiring and redis.call('ZSCORE', expiry, member)
-          if not at or tonumber(at) > now then hits[#hits + 1] = member end
+          if not at or tonumber(at) > now then
+            hits[#hits + 1] = member
+            seen[member] = true
+          end
         end
       end
+    end
+  end
+  if base then
+    for j = 2, n do
+      local member = ARGV[j]
+      if not seen[member] and packed_has(base, member) then hits[#hits + 1] = member end
     end
   end
   out[#out + 1] = hits
@@ -44,13 +78,14 @@ end
 return out
 """
 
-ADD_LUA = """
+ADD_LUA = PACKED_LUA + """
 -- Add members that are absent (or expired), recording metadata and expiry only for those
--- it adds, so a manual entry never takes an opt-out's metadata, or the reverse.
+-- it adds, so a manual entry never takes an opt-out's metadata, or the reverse. A number
+-- in the list's packed load is present already.
 -- While a replace import of the list is under way (its load mark exists), the members
 -- added are also written to the list's journal, so that the swap keeps them.
 -- KEYS[1]: the list set; KEYS[2]: its metadata hash; KEYS[3]: its expiry set;
--- KEYS[4]: its load mark; KEYS[5]: its journal
+-- KEYS[4]: its load mark; KEYS[5]: its journal; KEYS[6]: its packed-load record
 -- ARGV[1]: metadata (JSON, or @batch-id); ARGV[2]: expires_at (epoch seconds) or '';
 -- ARGV[3]: seconds a journal lives; ARGV[4]: for a copy being loaded, seconds its keys
 --   live unless swapped in (so a killed import leaves nothing for good), else '';
@@ -61,10 +96,12 @@ local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
 local expiring = redis.call('EXISTS', KEYS[3]) == 1
 local loading = redis.call('EXISTS', KEYS[4]) == 1
 local journaled = false
+local base = redis.call('HGET', KEYS[6], 'base')
 local out = {}
 for i = 5, #ARGV do
   local member = ARGV[i]
-  local added = redis.call('ZADD', KEYS[1], 'NX', 0, member)
+  local added = 0
+  if not packed_has(base, member) then added = redis.call('ZADD', KEYS[1], 'NX', 0, member) end
   if added == 0 and expiring then
     local at = redis.call('ZSCORE', KEYS[3], member)
     if at and tonumber(at) <= now then added = 1 end  -- expired, not yet swept: gone
@@ -109,6 +146,37 @@ redis.call('ZREM', KEYS[3], ARGV[1])
 return 1
 """
 
+REMOVE_LUA = PACKED_LUA + """
+-- Remove members from a list: its set (with metadata and expiry) and its packed load.
+-- KEYS[1]: the list set; KEYS[2]: its metadata hash; KEYS[3]: its expiry set;
+-- KEYS[4]: its packed-load record
+-- ARGV: groups, each a count k then k members (an entry and its variants)
+-- returns: per group, how many of its members were removed
+local base = redis.call('HGET', KEYS[4], 'base')
+local out = {}
+local i = 1
+while i <= #ARGV do
+  local k = tonumber(ARGV[i])
+  local removed = 0
+  for j = i + 1, i + k do
+    local member = ARGV[j]
+    removed = removed + redis.call('ZREM', KEYS[1], member)
+    redis.call('HDEL', KEYS[2], member)
+    redis.call('ZREM', KEYS[3], member)
+    if base then
+      local head, rest = packed_split(member)
+      if head and redis.call('SREM', base .. head, rest) == 1 then
+        removed = removed + 1
+        redis.call('HINCRBY', KEYS[4], 'count', -1)
+      end
+    end
+  end
+  out[#out + 1] = removed
+  i = i + k + 1
+end
+return out
+"""
+
 SWEEP_LUA = """
 -- Remove expired members of one list (lookups already ignore them; this tidies up).
 -- KEYS[1]: the list set; KEYS[2]: its metadata hash; KEYS[3]: its expiry set
@@ -125,18 +193,22 @@ end
 return #gone
 """
 
-SWAP_LUA = """
+SWAP_LUA = PACKED_LUA + """
 -- Replace a list with a fully loaded copy in one step (lookups see old or new, never half).
 -- Entries added to the live list while the copy loaded (the journal), and still there,
 -- are carried into the copy first, with their metadata and expiry; the copy's own entry
--- wins where both have one. The journal goes when no other load of the list is left.
+-- (set or packed) wins where both have one. The journal goes when no other load of the
+-- list is left. The old packed load's base goes to the trash (its buckets are deleted
+-- after, a few at a time); the new one's buckets and record are made permanent.
 -- KEYS[1..3]: the live list set, metadata hash and expiry set
 -- KEYS[4..6]: the loaded copies of the same
 -- KEYS[7]: the live list's load mark; KEYS[8]: its journal
+-- KEYS[9]: the live packed-load record; KEYS[10]: the copy's; KEYS[11]: the trash
 -- ARGV[1]: this load's token (its member of the load mark)
--- returns: the number of members of the new list
+-- returns: {the number of entries of the new list, the old packed base or false}
+local new_base = redis.call('HGET', KEYS[10], 'base')
 for _, member in ipairs(redis.call('SMEMBERS', KEYS[8])) do
-  if redis.call('ZSCORE', KEYS[1], member) then
+  if redis.call('ZSCORE', KEYS[1], member) and not packed_has(new_base, member) then
     if redis.call('ZADD', KEYS[4], 'NX', 0, member) == 1 then
       local meta = redis.call('HGET', KEYS[2], member)
       if meta then redis.call('HSET', KEYS[5], member, meta) end
@@ -155,7 +227,21 @@ for i = 1, 3 do
     redis.call('DEL', KEYS[i])
   end
 end
-return redis.call('ZCARD', KEYS[1])
+local old_base = redis.call('HGET', KEYS[9], 'base')
+if old_base then redis.call('SADD', KEYS[11], old_base) end
+local packed = 0
+if new_base then
+  for _, head in ipairs(redis.call('ZRANGE', new_base .. 'index', 0, -1)) do
+    redis.call('PERSIST', new_base .. head)
+  end
+  redis.call('PERSIST', new_base .. 'index')
+  redis.call('RENAME', KEYS[10], KEYS[9])
+  redis.call('PERSIST', KEYS[9])
+  packed = tonumber(redis.call('HGET', KEYS[9], 'count') or '0')
+else
+  redis.call('DEL', KEYS[9])
+end
+return {redis.call('ZCARD', KEYS[1]) + packed, old_base}
 """
 
 BEGIN_LOAD_LUA = """
@@ -181,7 +267,7 @@ return left
 
 
 SCRIPTS = (LOOKUP_LUA, ADD_LUA, REMOVE_IF_SOURCE_LUA, SWEEP_LUA, SWAP_LUA,
-           BEGIN_LOAD_LUA, END_LOAD_LUA)
+           BEGIN_LOAD_LUA, END_LOAD_LUA, REMOVE_LUA)
 """Every script, in the order `prepare()` loads them."""
 
 LOOKUP_SHA = hashlib.sha1(LOOKUP_LUA.encode()).hexdigest()  # noqa: S324 - Redis's script id
@@ -199,6 +285,7 @@ class Scripts:
     swap: AsyncScript
     begin_load: AsyncScript
     end_load: AsyncScript
+    remove: AsyncScript
 
 
 def register(client: aioredis.Redis) -> Scripts:

@@ -1,0 +1,193 @@
+"""Packed loads in Redis: writing one (for a replace import), reading its record and its
+members (listings, export, metadata), and deleting replaced ones. The encoding itself is
+store/packing.py; the lookup, add, remove and swap scripts read it in Lua."""
+
+from __future__ import annotations
+
+import time
+from bisect import bisect_right
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import cast
+
+from redis.asyncio.connection import AbstractConnection
+
+from gatekeeper.store.base import StoreBase
+from gatekeeper.store.entries import EntryMeta, Listed, ListItem
+from gatekeeper.store.faults import guarded
+from gatekeeper.store.keys import LOAD_MARK_SECONDS, ListKeys
+from gatekeeper.store.packing import PackedBuilder, command, joined, sadd_commands, split
+
+# Commands written before their replies are read: large enough to hide round trips,
+# small enough that a load's pipeline never holds much memory.
+_PIPELINE = 64
+# Buckets deleted per call when a replaced load is purged.
+_PURGE_SLICE = 500
+
+
+@dataclass(frozen=True, slots=True)
+class PackedLoad:
+    """The record of a list's packed load."""
+
+    base: str
+    count: int
+    meta: EntryMeta
+
+    @classmethod
+    def from_hash(cls, raw: dict[str, str]) -> PackedLoad | None:
+        """From the record's hash; None when there is none."""
+        base = raw.get("base")
+        if not base:
+            return None
+        note = raw.get("note") or None
+        return cls(base, int(raw.get("count") or 0), EntryMeta(
+            source=raw.get("source") or "import", added_at=float(raw.get("loaded_at") or 0),
+            added_by=raw.get("loaded_by") or None, note=note))
+
+
+class _Writer:
+    """Commands to one Redis connection, their replies read `_PIPELINE` at a time."""
+
+    def __init__(self, connection: AbstractConnection) -> None:
+        self._connection = connection
+        self._waiting = 0
+
+    async def send(self, payload: bytes) -> None:
+        await self._connection.send_packed_command(payload, check_health=False)
+        self._waiting += 1
+        if self._waiting >= _PIPELINE:
+            await self.drain()
+
+    async def drain(self) -> None:
+        while self._waiting:
+            self._waiting -= 1
+            await self._connection.read_response()  # raises a reply's error
+
+
+class PackedMixin(StoreBase):
+    """The packed-load operations of the Store."""
+
+    @guarded
+    async def write_packed(self, target: ListKeys, builder: PackedBuilder,
+                           meta: EntryMeta) -> int:
+        """Write a load's numbers as packed buckets under `target` (a copy being
+        loaded: everything expires with it unless swapped in); returns how many distinct
+        numbers it holds."""
+        base, ttl = target.base, str(LOAD_MARK_SECONDS)
+        count = 0
+        pool = self.client.connection_pool
+        connection = await pool.get_connection()  # type: ignore[no-untyped-call]
+        try:
+            writer = _Writer(connection)
+            for head, members in builder.buckets():
+                key = f"{base}{head}"
+                count += len(members)
+                for payload in sadd_commands(key, members):
+                    await writer.send(payload)
+                await writer.send(command("EXPIRE", key, ttl))
+                await writer.send(command("ZADD", f"{base}index", str(head), str(head)))
+            await writer.send(command("EXPIRE", f"{base}index", ttl))
+            fields = {"base": base, "count": str(count), "source": meta.source,
+                      "loaded_at": repr(meta.added_at), "loaded_by": meta.added_by or "",
+                      "note": meta.note or ""}
+            await writer.send(command("HSET", target.packed,
+                                      *(x for kv in fields.items() for x in kv)))
+            await writer.send(command("EXPIRE", target.packed, ttl))
+            await writer.drain()
+        except BaseException:
+            await connection.disconnect()  # replies may be left unread on it
+            raise
+        finally:
+            await pool.release(connection)
+        return count
+
+    @guarded
+    async def packed_load(self, keys: ListKeys) -> PackedLoad | None:
+        """The record of a list's packed load, if it has one."""
+        raw = cast(dict[str, str], await self.client.hgetall(keys.packed))
+        return PackedLoad.from_hash(raw)
+
+    @guarded
+    async def packed_heads(self, load: PackedLoad, after: int | None, limit: int
+                           ) -> list[int]:
+        """Up to `limit` bucket heads of a load, in order, after `after`."""
+        low = "-inf" if after is None else f"({after}"
+        heads = cast(list[str], await self.client.zrangebyscore(
+            f"{load.base}index", low, "+inf", start=0, num=limit))
+        return [int(h) for h in heads]
+
+    @guarded
+    async def packed_bucket(self, load: PackedLoad, head: int) -> list[int]:
+        """The members of one bucket, sorted."""
+        members = await self.client.smembers(f"{load.base}{head}")
+        return sorted(int(m) for m in members)
+
+    async def packed_entries(self, load: PackedLoad, after: str | None = None
+                             ) -> AsyncIterator[str]:
+        """Every number of a packed load, in order (after the number `after`), a bucket
+        at a time."""
+        start = split(after) if after else None
+        head_after = None if start is None else start[0] - 1
+        while True:
+            heads = await self.packed_heads(load, head_after, 64)
+            if not heads:
+                return
+            for head in heads:
+                members = await self.packed_bucket(load, head)
+                first = 0
+                if start is not None and head == start[0]:
+                    first = bisect_right(members, start[1])
+                for member in members[first:]:
+                    yield joined(head, member)
+            head_after = heads[-1]
+
+    async def packed_listing(self, keys: ListKeys, after: str | None, limit: int
+                             ) -> tuple[list[Listed], bool]:
+        """Up to `limit` entries of the packed load after the number `after`; and
+        whether more follow."""
+        load = await self.packed_load(keys)
+        if load is None:
+            return [], False
+        shown: list[Listed] = []
+        async for number in self.packed_entries(load, after):
+            if len(shown) == limit:
+                return shown, True
+            shown.append(Listed(ListItem(number), load.meta))
+        return shown, False
+
+    @guarded
+    async def packed_members(self, keys: ListKeys, items: Sequence[ListItem]
+                             ) -> tuple[PackedLoad | None, list[bool]]:
+        """Which of `items` the list's packed load holds (and the load's record)."""
+        load = await self.packed_load(keys)
+        if load is None:
+            return None, [False] * len(items)
+        parts = [None if i.channel is not None else split(i.entry) for i in items]
+        async with self.client.pipeline(transaction=False) as pipe:
+            for part in parts:
+                if part is not None:
+                    pipe.sismember(f"{load.base}{part[0]}", str(part[1]))
+            found = iter(await pipe.execute())
+        return load, [part is not None and bool(next(found)) for part in parts]
+
+    @guarded
+    async def purge_packed(self, limit: int = 64) -> int:
+        """Delete the buckets of up to `limit` replaced or abandoned packed loads (the
+        trash); returns how many loads went."""
+        trash = self.keys.packed_trash
+        bases = cast(list[str], await self.client.srandmember(trash, limit))
+        for base in bases:
+            while True:
+                heads = cast(list[str], await self.client.zrange(
+                    f"{base}index", 0, _PURGE_SLICE - 1))
+                if not heads:
+                    break
+                await self.client.unlink(*(f"{base}{h}" for h in heads))
+                await self.client.zrem(f"{base}index", *heads)
+            await self.client.srem(trash, base)
+        return len(bases)
+
+
+def load_meta(source: str, added_by: str | None, note: str | None) -> EntryMeta:
+    """The metadata a packed load records (now)."""
+    return EntryMeta(source=source, added_at=time.time(), added_by=added_by, note=note)
