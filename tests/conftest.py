@@ -42,6 +42,14 @@ def log_output() -> io.StringIO:
     return buffer
 
 
+@pytest.fixture(params=["fakeredis", "redis-server"])
+def client(request: pytest.FixtureRequest) -> Any:
+    """An empty async client: fakeredis (unit) or the suite's real redis-server."""
+    if request.param == "fakeredis":
+        return fakeredis.FakeAsyncRedis(server=fakeredis.FakeServer(), decode_responses=True)
+    return request.getfixturevalue("real_redis")
+
+
 async def list_members(store: Store, name: ListName = "block", scope: str = "global"
                        ) -> set[str]:
     """Every entry of a list as its member (`+33*#voice`), whatever its layout (set or

@@ -199,7 +199,8 @@ def test_whole_buffer_path_matches_line_path() -> None:
     good = b"".join(b"%d%d%04d\n" % (200 + i, 999 - i, i) for i in range(500))
     clean = parse(good, "us-dnc")
     dirty = parse(good + b"bad\n", "us-dnc")
-    assert clean.adds == dirty.adds and len(clean.adds) == 500
+    assert clean.adds == dirty.adds
+    assert len(clean.adds) == 500
     assert len(dirty.errors) == 1
 
 
@@ -262,7 +263,8 @@ def test_no_line_is_lost(lines: list[str], fmt: Format, region: str, cut: int,
     assert skipped in (0, 1)
     if skipped:  # the header: the file's first data line, in the chunk at line 1
         at = next(i for i, line in enumerate(lines) if line in data)
-        assert (cut == 0 or at < cut) and not any(ch.isdigit() for ch in data[0])
+        assert cut == 0 or at < cut
+        assert not any(ch.isdigit() for ch in data[0])
     reported = [line for c in chunks for line, _ in c.slow] + [
         line for c in chunks for line, _, _ in c.errors]
     assert len(reported) == len(set(reported))

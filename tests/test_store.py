@@ -109,14 +109,6 @@ def attempt(number: str = "+33612345678", request_id: str = "req-1") -> BlockedA
                           scope="global", list="block", entry="+33*", action="reject")
 
 
-@pytest.fixture(params=["fakeredis", "redis-server"])
-def client(request: pytest.FixtureRequest) -> Any:
-    """An empty async client: fakeredis (unit) or the suite's real redis-server."""
-    if request.param == "fakeredis":
-        return fakeredis.FakeAsyncRedis(server=fakeredis.FakeServer(), decode_responses=True)
-    return request.getfixturevalue("real_redis")
-
-
 @pytest.fixture
 def store(client: Any) -> Store:
     """A store on the parametrized backend."""

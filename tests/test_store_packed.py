@@ -11,6 +11,7 @@ import random
 from collections.abc import AsyncIterator
 from typing import Any
 
+import fakeredis
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -19,9 +20,17 @@ from gatekeeper.bulk import Importer, ImportOptions, export_csv
 from gatekeeper.store import EntryMeta, Keys, ListItem, Store, StoreUnavailable
 from gatekeeper.store.packing import REST, PackedBuilder, joined, split
 from tests.conftest import leftovers, list_members
-from tests.test_store import PREFIX, client, make_store, store  # noqa: F401 - fixtures
+from tests.test_store import PREFIX, make_store
 
 E = ListItem
+
+
+@pytest.fixture
+def store(client: Any) -> Store:
+    """A store on the parametrized backend (fakeredis, the real redis-server)."""
+    return make_store(client)
+
+
 API = EntryMeta(source="api", added_at=1.0, added_by="ops", note="asked")
 
 
@@ -115,8 +124,6 @@ async def test_lookup_hits_exactly_the_loaded_numbers(loaded: set[int], probes: 
                                                       ) -> None:
     """Property: after a replace, a number matches iff it was loaded (no lost entry, no
     false match), whatever the buckets they fall into."""
-    import fakeredis
-
     store = make_store(fakeredis.FakeAsyncRedis(server=fakeredis.FakeServer(),
                                                 decode_responses=True))
     entries = [f"+{n}" for n in sorted(loaded)]
@@ -241,7 +248,8 @@ async def test_expiring_replace_is_never_packed(store: Store) -> None:
     await replace(store, us_numbers(5), expires_at=4102444800.0)
     assert not await store.client.exists(Keys(PREFIX).of("block", "global").packed)
     [meta] = await store.metadata("block", "global", [E(us_numbers(5)[0])])
-    assert meta is not None and meta.expires_at == 4102444800.0
+    assert meta is not None
+    assert meta.expires_at == 4102444800.0
 
 
 async def test_lookup_in_several_scopes_reads_each_packed_load(store: Store) -> None:

@@ -74,14 +74,9 @@ _FLAGS = {
 }
 
 
-def _gb_lengths() -> tuple[int, ...]:
-    metadata = PhoneMetadata.metadata_for_region("GB")
-    desc = metadata.general_desc if metadata is not None else None
-    assert desc is not None  # shipped with phonenumbers
-    return tuple(desc.possible_length)
-
-
-_GB_LENGTHS = _gb_lengths()
+# phonenumbers always ships GB metadata; the default is only its current value.
+_GB_DESC = getattr(PhoneMetadata.metadata_for_region("GB"), "general_desc", None)
+_GB_LENGTHS: tuple[int, ...] = tuple(getattr(_GB_DESC, "possible_length", (7, 9, 10)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,6 +181,10 @@ def _plain(line: bytes, national: _National | None) -> _Outcome:
     return _number(line, national, lenient=True)
 
 
+def _tps(line: bytes, national: _National | None) -> _Outcome:
+    return _number(line, _gb_national, lenient=False)
+
+
 def _csv(line: bytes, national: _National | None) -> _Outcome:
     found = _CSV_DELIMITER.search(line)
     if found is not None:
@@ -242,10 +241,6 @@ def _us_change(line: bytes, national: _National | None) -> _Outcome:
                         else "more than one telephone number in a change record")
     kind, value = _nanp_national(found[0])
     return (_DELETE, value) if kind == _ADD and _DELETE in flags else (kind, value)
-
-
-def _tps(line: bytes, national: _National | None) -> _Outcome:
-    return _number(line, _gb_national, lenient=False)
 
 
 _LINE_READERS: dict[str, Callable[[bytes, _National | None], _Outcome]] = {
@@ -323,12 +318,12 @@ def parse_chunk(data: bytes, fmt: Format, region: str, first_line: int) -> Chunk
 
     def one(i: int, raw: bytes) -> None:
         text = raw.strip()
-        if not text or text[0] == 35 or i == header:  # blank, `#` comment, the header
-            return
         line = first_line + i
         shown = text[:_SHOWN].decode("utf-8", "replace")
-        if len(raw) > MAX_LINE:
+        if len(raw) > MAX_LINE:  # refused before anything else, as the bulk reader does
             errors.append((line, shown + "...", f"line too long (over {MAX_LINE} bytes)"))
+            return
+        if not text or text[0] == 35 or i == header:  # blank, `#` comment, the header
             return
         kind, value = read(text, national)
         if kind == _ERROR:

@@ -1,0 +1,160 @@
+"""National-scale lists: memory per entry, import rate and lookup cost, measured side by
+side on one redis-server.
+
+    .venv/bin/python -m bench.scale                     # 1M numbers, embedded store
+    .venv/bin/python -m bench.scale --numbers 1000000,10000000
+    .venv/bin/python -m bench.scale --redis-url redis://127.0.0.1:6379/0   # external
+
+For each size: a file of random numbers over every US area code (one per line, E.164),
+imported twice into an emptied server: as a replace (packed loads) and as an add (one
+sorted-set member with its metadata per number, the layout every entry had before).
+Figures: Redis `used_memory` growth per number, lines per second of the import (file
+read, parsed, written), the importer's peak RSS growth; then Redis CPU and Gatekeeper
+CPU per lookup of a listed or unlisted number with the list loaded, against the same
+lookups with every list empty. Loopback only; measures, asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import resource
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from gatekeeper.bulk import Importer, ImportOptions, Mode
+from gatekeeper.config import RedisConfig, StoreConfig
+from gatekeeper.embedded import EmbeddedRedis
+from gatekeeper.store import Store, connect
+
+READ_CHUNK = 1 << 20
+LOOKUPS = 20_000
+
+
+def write_numbers(path: Path, count: int, seed: int) -> list[str]:
+    """`count` distinct random US numbers in E.164, one per line; a sample of them."""
+    rng = random.Random(seed)  # noqa: S311 - test data, not secrets
+    seen: set[int] = set()
+    while len(seen) < count:
+        need = count - len(seen)
+        seen.update(int(f"1{rng.randint(201, 989)}{rng.randint(200, 999)}"
+                        f"{rng.randint(0, 9999):04d}") for _ in range(need))
+    numbers = list(seen)
+    rng.shuffle(numbers)
+    with path.open("w") as out:
+        for start in range(0, count, 100_000):
+            out.write("".join(f"+{n}\n" for n in numbers[start:start + 100_000]))
+    return [f"+{n}" for n in rng.sample(numbers, min(LOOKUPS, count))]
+
+
+async def chunks(path: Path) -> AsyncIterator[bytes]:
+    with path.open("rb") as source:
+        while block := source.read(READ_CHUNK):
+            yield block
+
+
+async def used_memory(store: Store) -> int:
+    info = await store.client.info("memory")
+    return int(info["used_memory"])
+
+
+async def redis_cpu(store: Store) -> float:
+    info = await store.client.info("cpu")
+    return float(info["used_cpu_sys"]) + float(info["used_cpu_user"])
+
+
+def rss_kib() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+async def import_file(store: Store, path: Path, mode: Mode, lines: int) -> dict[str, Any]:
+    """Empty the server, import `path`, and report memory, rate and RSS."""
+    await store.client.flushdb()
+    await asyncio.sleep(0.2)
+    before, rss_before = await used_memory(store), rss_kib()
+    started = time.perf_counter()
+    report = await Importer(store, ImportOptions("block", "global", mode)).run(chunks(path))
+    seconds = time.perf_counter() - started
+    grown = await used_memory(store) - before
+    return {"mode": mode, "lines": lines, "added": report.added, "seconds": round(seconds, 2),
+            "lines_per_s": round(lines / seconds), "bytes_per_entry": round(grown / lines, 2),
+            "importer_peak_rss_growth_mib": round((rss_kib() - rss_before) / 1024, 1)}
+
+
+async def lookup_cost(store: Store, numbers: list[str], scopes: list[str]) -> dict[str, float]:
+    """CPU per lookup (Redis, and this process) over `numbers`, one lookup each."""
+    cpu_redis, cpu_self = await redis_cpu(store), time.process_time()
+    for number in numbers:
+        await store.lookup([number], scopes, "sms")
+    count = len(numbers)
+    return {"redis_us": round((await redis_cpu(store) - cpu_redis) / count * 1e6, 2),
+            "gatekeeper_us": round((time.process_time() - cpu_self) / count * 1e6, 2)}
+
+
+async def measure(url: str, sizes: list[int], seed: int, work: Path) -> dict[str, Any]:
+    redis_config = RedisConfig(url=url, timeout=60.0)
+    store = Store(connect(redis_config), redis_config, StoreConfig(), url)
+    await store.prepare()
+    results: list[dict[str, Any]] = []
+    try:
+        for size in sizes:
+            path = work / f"numbers-{size}.txt"
+            sample = write_numbers(path, size, seed)
+            row: dict[str, Any] = {"numbers": size}
+            modes: tuple[Mode, ...] = ("add", "replace")
+            for mode in modes:
+                print(f"{size:,} numbers, {mode} import ...", flush=True)
+                row[mode] = await import_file(store, path, mode, size)
+                print(f"  {row[mode]}", flush=True)
+            # The list is loaded (replace, packed): lookups of listed and unlisted numbers.
+            unlisted = [f"+1{int(n[2:]) + 1}" for n in sample]
+            probes = [n for pair in zip(sample, unlisted, strict=True) for n in pair]
+            await lookup_cost(store, probes[:2000], ["global"])  # warm-up
+            loaded = await lookup_cost(store, probes, ["global"])
+            empty = await lookup_cost(store, probes, ["tenant:none"])
+            row["lookup"] = {"loaded": loaded, "empty": empty,
+                             "redis_ratio": round(loaded["redis_us"] / empty["redis_us"], 3),
+                             "gatekeeper_ratio": round(
+                                 loaded["gatekeeper_us"] / empty["gatekeeper_us"], 3)}
+            print(f"  lookups: {row['lookup']}", flush=True)
+            results.append(row)
+            path.unlink()
+    finally:
+        await store.close()
+    return {"redis_url": url.rsplit("@", 1)[-1], "rows": results}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--numbers", default="1000000",
+                        help="comma-separated list sizes (default 1000000)")
+    parser.add_argument("--redis-url", help="an external Redis to measure (it is FLUSHED)")
+    parser.add_argument("--seed", type=int, default=20261203)
+    parser.add_argument("--output", default="bench/results-scale.json")
+    args = parser.parse_args()
+    sizes = [int(s) for s in args.numbers.split(",")]
+    with tempfile.TemporaryDirectory(prefix="gk-scale-") as tmp:
+        work = Path(tmp)
+        server = None
+        url = args.redis_url
+        if url is None:
+            server = EmbeddedRedis(work / "redis")
+            url = server.start().url
+        try:
+            report = asyncio.run(measure(url, sizes, args.seed, work))
+        finally:
+            if server is not None:
+                server.stop()
+    Path(args.output).write_text(json.dumps(report, indent=2) + "\n")
+    print(f"results: {args.output}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
