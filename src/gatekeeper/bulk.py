@@ -19,10 +19,9 @@ import io
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterable, AsyncIterator, Callable
-from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, Literal
 
+from gatekeeper.bulk_fast import FastReader, Read, choose_format
 from gatekeeper.bulk_format import (
     EXPORT_COLUMNS,
     MAX_LINE,
@@ -32,10 +31,22 @@ from gatekeeper.bulk_format import (
     export_row,
     parse_lines,
 )
+from gatekeeper.bulk_options import (
+    MAX_FAILURES_SHOWN,
+    MODES,
+    ChangeFileReplace,
+    EmptyImport,
+    ImportOptions,
+    ImportRefused,
+    ImportReport,
+    MetadataConflict,
+    Mode,
+    NoValidEntries,
+    expiry_from,
+)
 from gatekeeper.policy import ListName
 from gatekeeper.store import EntryMeta, ListItem, ListKeys, PackedBuilder, Store, load_meta
-from gatekeeper.times import expiry_instant
-from gatekeeper.types import Channel
+from gatekeeper.store.packing import REST
 
 __all__ = [
     "BATCH_SIZE",
@@ -43,6 +54,7 @@ __all__ = [
     "MAX_FAILURES_SHOWN",
     "MAX_LINE",
     "MODES",
+    "ChangeFileReplace",
     "EmptyImport",
     "ImportOptions",
     "ImportRefused",
@@ -59,112 +71,20 @@ __all__ = [
     "parse_lines",
 ]
 
-Mode = Literal["add", "replace"]
-MODES: tuple[Mode, ...] = ("add", "replace")
 # Members per store call: large enough that round trips do not dominate, small enough
 # that one script call does not hold Redis up noticeably (a few milliseconds).
 BATCH_SIZE = 5000
-MAX_FAILURES_SHOWN = 100
 EXPORT_CHUNK_ROWS = 1000
 # Stored records of metadata shared by restored rows, remembered for reuse: bounds the
 # importer's memory whatever the number of distinct metadata in the file (a record
 # forgotten and needed again is just stored once more).
 SHARED_RECORDS_KEPT = 1024
+# The start of a file its format is chosen by (bulk_fast.choose_format): this many
+# lines, or bytes, whichever comes first.
+DETECT_LINES = 20
+DETECT_BYTES = 64 * 1024
 # Store calls of one batch in flight together (one per distinct metadata in it).
 WRITES_AT_ONCE = 16
-
-
-def expiry_from(ttl_seconds: str | int | None, expires_at: str | float | None,
-                now: float | None = None) -> float | None:
-    """The expiry instant of an import from a TTL or an instant (ISO 8601 or epoch
-    seconds); ValueError, with a message for the operator, when they are unusable."""
-    ttl: int | None = None
-    if ttl_seconds is not None:
-        try:
-            ttl = int(ttl_seconds)
-        except ValueError:
-            ttl = 0  # refused below, with the range in the message
-    return expiry_instant(ttl, expires_at, time.time() if now is None else now)
-
-
-@dataclass(frozen=True, slots=True)
-class ImportOptions:
-    """What an import loads, where, and the metadata its entries get (an export's rows
-    bring their own instead: see Importer)."""
-
-    name: ListName
-    scope: str
-    mode: Mode = "add"
-    added_by: str | None = None
-    note: str | None = None
-    expires_at: float | None = None
-    region: str | None = None
-    channel: Channel | None = None  # for lines without a channel column; None: both
-    source: str = "import"
-    allow_empty: bool = False  # a replace with no entry at all empties the list
-
-
-@dataclass(slots=True)
-class ImportReport:
-    """Counts of an import so far (or in the end).
-
-    Every entry line is added, existing (already listed, or repeated in the input) or
-    failed; `lines` also counts blank, comment and header lines.
-    """
-
-    mode: Mode
-    scope: str
-    name: ListName
-    lines: int = 0
-    bytes: int = 0
-    added: int = 0
-    existing: int = 0
-    failed: int = 0
-    failures: list[LineError] = field(default_factory=list)
-    size: int | None = None  # the list's size after a replace
-    restored: bool = False  # the input was an export: rows kept their own metadata
-
-    def to_json(self) -> dict[str, Any]:
-        """The reply body of an import (and the CLI's summary)."""
-        body: dict[str, Any] = {
-            "mode": self.mode, "scope": self.scope, "list": self.name, "lines": self.lines,
-            "added": self.added, "existing": self.existing, "failed": self.failed,
-            "failures": [f.to_json() for f in self.failures]}
-        if self.mode == "replace":
-            body["size"] = self.size
-        return body
-
-    def audit(self) -> dict[str, Any]:
-        """The counts for the `list_changed` log event."""
-        event: dict[str, Any] = {
-            "scope": self.scope, "list": self.name, "op": "import", "mode": self.mode,
-            "lines": self.lines, "added": self.added, "existing": self.existing,
-            "failed": self.failed}
-        if self.size is not None:
-            event["size"] = self.size
-        if self.restored:
-            event["restored"] = True
-        return event
-
-
-class ImportRefused(Exception):
-    """An import refused as a whole: a replace leaves the live list as it was."""
-
-
-class NoValidEntries(ImportRefused):
-    """A replace whose input had failed lines and no valid entry: refused, since applying
-    it would empty the list (a wrong file, not an intent to clear it); `allow_empty`
-    does not change that."""
-
-
-class EmptyImport(ImportRefused):
-    """A replace whose input holds no entry at all (empty, a header, comments): refused
-    unless `allow_empty`, since it would empty the list."""
-
-
-class MetadataConflict(ImportRefused):
-    """An export given with a note or an expiry: its rows carry their own, so which one
-    applies would be a guess. Found at the header, before anything is loaded."""
 
 
 # Clean-ups of abandoned loads that must finish even if their caller is cancelled again.
@@ -229,17 +149,29 @@ class Importer:
         target = self.store.keys.staging(options.name, options.scope) \
             if options.mode == "replace" else live
         parser = LineParser(options.region, options.channel)
+        fast: FastReader | None = None
+        head: bytes | None = b""  # the file's start, until its format is chosen
         try:
             if target != live:
                 await self.store.begin_load(live, target)
             async for chunk in chunks:
                 self.report.bytes += len(chunk)
-                await self._load(parser, parser.feed(chunk), target)
+                data = chunk
+                if head is not None:
+                    head += chunk
+                    if len(head) < DETECT_BYTES and head.count(b"\n") < DETECT_LINES:
+                        continue
+                    fast, data, head = self._fast_reader(head), head, None
+                await self._feed(parser, fast, data, target)
+            if head:
+                fast = self._fast_reader(head)
+                await self._feed(parser, fast, head, target)
+            if fast is not None:
+                await self._load_fast(fast.close(), target)
+                self.report.lines = fast.lines
+            else:
+                await self._load(parser, parser.close(), target)
                 self.report.lines = parser.lines
-                if self._on_progress is not None:
-                    self._on_progress(self.report)
-            await self._load(parser, parser.close(), target)
-            self.report.lines = parser.lines
             await self._flush(target)
             await self._settle()
             await self._write_packed(target)
@@ -258,6 +190,49 @@ class Importer:
             self._on_progress(self.report)
         return self.report
 
+    async def _feed(self, parser: LineParser, fast: FastReader | None, chunk: bytes,
+                    target: ListKeys) -> None:
+        """Read and load one chunk with the reader chosen for the file."""
+        if fast is not None:
+            await self._load_fast(fast.feed(chunk), target)
+            self.report.lines = fast.lines
+        else:
+            await self._load(parser, parser.feed(chunk), target)
+            self.report.lines = parser.lines
+        if self._on_progress is not None:
+            self._on_progress(self.report)
+
+    def _fast_reader(self, first_chunk: bytes) -> FastReader | None:
+        """The fast reader for this file, if its format has one (bulk_fast)."""
+        options = self.options
+        fmt = choose_format(options.format, options.region, first_chunk)
+        if fmt is None:
+            return None
+        if fmt == "us-dnc-change" and options.mode == "replace":
+            raise ChangeFileReplace("a change file adds and deletes numbers of a list: "
+                                    "import it with mode=add")
+        self.report.format = fmt
+        return FastReader(fmt, options.region, options.channel)
+
+    async def _load_fast(self, read: Read, target: ListKeys) -> None:
+        """Load what the fast reader gave: numbers packed (a replace) or added, deletions
+        applied, the ordinary parser's entries and errors as usual."""
+        packer = self._packer if self.options.channel is None else None
+        if packer is not None:
+            for number in read.adds:
+                packer.add_int(*divmod(number, REST))
+            self.report.added += len(read.adds)  # repeats move to `existing` at the end
+        elif read.adds:
+            await self._load(None, [ListItem(f"+{n}", self.options.channel)
+                                    for n in read.adds], target)
+        await self._load(None, [*read.items, *read.errors], target)
+        if read.deletes:
+            await self._settle()  # a deletion follows the additions before it
+            removed, _ = await self.store.remove(
+                self.options.name, self.options.scope,
+                [ListItem(f"+{n}") for n in read.deletes], every_channel=True)
+            self.report.removed += len(removed)
+
     def _check_not_empty(self) -> None:
         """Refuse a replace that would leave the list empty, unless asked to."""
         report = self.report
@@ -270,9 +245,9 @@ class Importer:
             raise EmptyImport(f"the input holds no entry ({report.lines} lines: blank, "
                               "comments or a header)")
 
-    async def _load(self, parser: LineParser, parsed: list[Parsed], target: ListKeys
+    async def _load(self, parser: LineParser | None, parsed: list[Parsed], target: ListKeys
                     ) -> None:
-        if parser.restoring and not self.report.restored:
+        if parser is not None and parser.restoring and not self.report.restored:
             self.report.restored = True
             if self.options.note is not None or self.options.expires_at is not None:
                 raise MetadataConflict(

@@ -274,27 +274,11 @@ class LineParser:
             self._delimiter = export_delimiter(text)
             if self._delimiter is not None:
                 return
-        channel = self._channel
-        if "," in text or ";" in text or "\t" in text or '"' in text:
-            fields = _fields(text)
-            given = fields[0].strip() if fields else ""
-            named = fields[1].strip().lower() if len(fields) > 1 else ""
-        else:  # the common case, one entry per line: no splitting
-            given, named = text, ""
         if self._before_data:
             self._before_data = False
-            if _HEADER_FIELD.fullmatch(given):
+            if _HEADER_FIELD.fullmatch(_split_entry(text)[0]):
                 return
-        if named:
-            channel, wrong = _channel(named, channel)
-            if wrong is not None:
-                out.append(LineError(self.lines, given[:_SHOWN_ENTRY], wrong))
-                return
-        parsed = parse_entry(given, self._region)
-        if isinstance(parsed, EntryError):
-            out.append(LineError(self.lines, given[:_SHOWN_ENTRY], parsed.reason))
-        else:
-            out.append(ListItem(parsed.value, channel))
+        out.append(parse_line(text, self.lines, self._region, self._channel))
 
     def _add_export_line(self, out: list[Parsed], raw: str, delimiter: str) -> None:
         """Gather an export row's lines (a quoted cell may hold line breaks), then parse
@@ -347,6 +331,30 @@ class LineParser:
             return LineError(line, given[:_SHOWN_ENTRY],
                              f"expired at {iso(meta.expires_at)}: not loaded")
         return Listed(ListItem(parsed.value, channel), meta)
+
+
+def _split_entry(text: str) -> tuple[str, str]:
+    """A stripped entry line's entry and channel cells (lowercased; "" when absent)."""
+    if "," in text or ";" in text or "\t" in text or '"' in text:
+        fields = _fields(text)
+        given = fields[0].strip() if fields else ""
+        return given, fields[1].strip().lower() if len(fields) > 1 else ""
+    return text, ""  # the common case, one entry per line: no splitting
+
+
+def parse_line(text: str, line: int, region: str | None, channel: Channel | None
+               ) -> ListItem | LineError:
+    """One stripped entry line (not blank, not a comment, not a header) of the plain or
+    CSV format: its entry and channel, or why it cannot be imported."""
+    given, named = _split_entry(text)
+    if named:
+        channel, wrong = _channel(named, channel)
+        if wrong is not None:
+            return LineError(line, given[:_SHOWN_ENTRY], wrong)
+    parsed = parse_entry(given, region)
+    if isinstance(parsed, EntryError):
+        return LineError(line, given[:_SHOWN_ENTRY], parsed.reason)
+    return ListItem(parsed.value, channel)
 
 
 def _fields(text: str) -> list[str]:

@@ -25,6 +25,7 @@ from gatekeeper.admin.native import explain
 from gatekeeper.app import create_app
 from gatekeeper.bulk import (
     MODES,
+    ChangeFileReplace,
     EmptyImport,
     Importer,
     ImportOptions,
@@ -35,6 +36,7 @@ from gatekeeper.bulk import (
     expiry_from,
     export_csv,
 )
+from gatekeeper.bulk_fast import FORMAT_OPTIONS
 from gatekeeper.config import Config, ConfigError, load_config
 from gatekeeper.embedded import EmbeddedError, EmbeddedRedis, read_running
 from gatekeeper.fdlimit import check_fd_limit
@@ -100,6 +102,9 @@ def _parser() -> argparse.ArgumentParser:
     load.add_argument("--expires-at", help="imported entries expire then (ISO 8601 or "
                       "epoch seconds)")
     load.add_argument("--region", help="region for national-format numbers, e.g. TR")
+    load.add_argument("--format", choices=FORMAT_OPTIONS, default="auto",
+                      help="auto (default) detects US DNC full/change files, UK TPS files "
+                      "and plain E.164 lists; others are read as plain/CSV/export")
     load.add_argument("--allow-empty", action="store_true",
                       help="with --mode replace: a file without any entry empties the list "
                       "(refused otherwise)")
@@ -372,7 +377,7 @@ def _import_options(args: argparse.Namespace) -> ImportOptions:
     return ImportOptions(name=args.list_name, scope=args.scope, mode=args.mode,
                          added_by=CLI_KEY_NAME, note=args.note or None,
                          expires_at=expires_at, region=region, channel=channel,
-                         allow_empty=args.allow_empty)
+                         allow_empty=args.allow_empty, format=args.format)
 
 
 def _lists(config: Config, args: argparse.Namespace) -> int:
@@ -422,6 +427,8 @@ def _lists(config: Config, args: argparse.Namespace) -> int:
                   "replacing the list by it would empty it: give --allow-empty to do that",
                   file=sys.stderr)
             return EXIT_CONFIG
+        except ChangeFileReplace as exc:
+            raise UsageError(f"import refused, the list was left as it was: {exc}") from exc
         except MetadataConflict as exc:
             raise UsageError(f"import refused: {exc} (drop --note, --ttl-seconds and "
                              "--expires-at)") from exc

@@ -21,6 +21,7 @@ from gatekeeper.admin.auth import BadRequest, authorize
 from gatekeeper.admin.params import region_param, scope_param
 from gatekeeper.bulk import (
     MODES,
+    ChangeFileReplace,
     EmptyImport,
     Importer,
     ImportOptions,
@@ -29,6 +30,7 @@ from gatekeeper.bulk import (
     expiry_from,
     export_csv,
 )
+from gatekeeper.bulk_fast import FORMAT_OPTIONS
 from gatekeeper.observability import REQUEST_ID
 from gatekeeper.policy import ListName
 from gatekeeper.resources import RESOURCES
@@ -37,7 +39,7 @@ from gatekeeper.types import CHANNELS, Channel
 
 READ_CHUNK = 64 * 1024
 _IMPORT_PARAMS = frozenset({"scope", "mode", "note", "ttl_seconds", "expires_at", "region",
-                            "channel", "allow_empty"})
+                            "channel", "allow_empty", "format"})
 _BOOLEANS = {"true": True, "false": False}
 _EXPORT_PARAMS = frozenset({"scope"})
 
@@ -72,11 +74,15 @@ def _options(request: web.Request, scope: str) -> ImportOptions:
     if allow_empty and mode != "replace":
         # Only a replace can empty a list: asked of an add, it is a mistaken mode.
         raise BadRequest("invalid_query", "'allow_empty' applies to mode=replace only.")
+    fmt = query.get("format", "auto")
+    if fmt not in FORMAT_OPTIONS:
+        raise BadRequest("invalid_query", f"'format' must be one of "
+                         f"{', '.join(FORMAT_OPTIONS)}.")
     return ImportOptions(
         name=cast(ListName, request.match_info["list"]), scope=scope, mode=mode,
         note=note, expires_at=expires_at, region=region,
         channel=None if channel == "both" else cast(Channel, channel),
-        allow_empty=allow_empty)
+        allow_empty=allow_empty, format=fmt)
 
 
 async def import_list(request: web.Request) -> web.Response:
@@ -107,6 +113,10 @@ async def import_list(request: web.Request) -> web.Response:
         raise BadRequest("empty_import", f"A replace by an input with no entry would empty "
                          f"the list: refused, the list was left as it was ({exc}). Give "
                          "allow_empty=true to empty it.") from exc
+    except ChangeFileReplace as exc:
+        audit("refused", error=str(exc))
+        raise BadRequest("invalid_query", f"Refused: {exc}; the list was left as it was."
+                         ) from exc
     except MetadataConflict as exc:
         audit("refused", error=str(exc))
         raise BadRequest("invalid_query", f"Refused: {exc} (drop 'note', 'ttl_seconds' "

@@ -20,6 +20,7 @@ from aiohttp import web
 from gatekeeper import __version__
 from gatekeeper.admin.attempts import DEFAULT_LIMIT, DIRECTIONS, MAX_LIMIT, TOP_ENTRIES
 from gatekeeper.bulk import EXPORT_COLUMNS, MAX_FAILURES_SHOWN, MODES
+from gatekeeper.bulk_fast import FORMAT_OPTIONS
 from gatekeeper.policy import ListName, Verdict
 from gatekeeper.replies import ERROR_TYPES
 from gatekeeper.store import MAX_NOTE
@@ -242,7 +243,12 @@ SCHEMAS: dict[str, JsonSchema] = {
                                         "entry": {"type": "string"},
                                         "reason": {"type": "string"}})},
          "size": {"type": "integer", "minimum": 0,
-                  "description": "The list's size after a replace (replace only)."}},
+                  "description": "The list's size after a replace (replace only)."},
+         "format": {"type": "string", "enum": [f for f in FORMAT_OPTIONS if f != "auto"],
+                    "description": "The fast format the body was read in (absent: the "
+                                   "ordinary plain/CSV/export reader)."},
+         "removed": {"type": "integer", "minimum": 0,
+                     "description": "Numbers a change file deleted (us-dnc-change)."}},
         **{"if": {"properties": {"mode": {"const": "replace"}}},
            "then": {"required": ["size"]},
            "else": {"not": {"required": ["size"]}}}),
@@ -379,6 +385,12 @@ PATHS: dict[str, dict[str, Any]] = {
                     f"In the future, at most {MAX_TTL} seconds ahead."),
                     "When entries expire (not with `ttl_seconds`)."),
                 _query("region", REGION, "For national-format numbers."),
+                _query("format", {"type": "string", "enum": list(FORMAT_OPTIONS),
+                                  "default": "auto"},
+                       "`auto` detects the US registry's full (`us-dnc`) and change "
+                       "(`us-dnc-change`, with `mode=add` only) files, UK TPS/CTPS files "
+                       "(`tps`) and plain E.164 lists; `plain` and `csv` force the fast "
+                       "reader of those formats."),
                 _query("allow_empty", {"type": "boolean", "default": False},
                        "With `mode=replace` only: a body with no entry (empty, a header, "
                        "comments) empties the list instead of being refused. A body "
