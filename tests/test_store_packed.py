@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from gatekeeper.bulk import Importer, ImportOptions, export_csv
 from gatekeeper.store import EntryMeta, Keys, ListItem, Store, StoreUnavailable
-from gatekeeper.store.packing import REST, PackedBuilder, joined, split
+from gatekeeper.store.packing import REST, PackedBuilder, joined, sadd_commands, split
 from tests.conftest import leftovers, list_members
 from tests.test_store import PREFIX, make_store
 
@@ -277,3 +277,29 @@ async def test_a_fault_while_writing_packed_numbers_is_store_unavailable(
         await replace(store, us_numbers(50))
     monkeypatch.undo()
     assert await list_members(store) == before
+
+
+@given(st.lists(st.integers(min_value=0, max_value=REST - 1), unique=True, max_size=20_000))
+@settings(max_examples=30, deadline=None)
+def test_sadd_commands_carry_every_member_in_order(members: list[int]) -> None:
+    """The RESP SADD commands hold exactly the members, ascending, in chunks."""
+    members.sort()
+    carried: list[int] = []
+    for payload in sadd_commands("k", members):
+        parts = payload.decode().split("\r\n")
+        assert parts[0] == f"*{int(parts[0][1:])}"
+        assert parts[1:5] == ["$4", "SADD", "$1", "k"]
+        values = parts[6::2][:int(parts[0][1:]) - 2]
+        assert all(p == f"${len(v)}" for p, v in zip(parts[5::2], values, strict=False))
+        carried += [int(v) for v in values]
+    assert carried == members
+
+
+def test_builder_takes_many_numbers_at_once() -> None:
+    """add_numbers files each number under its bucket, as add does one by one."""
+    numbers = [int(n[1:]) for n in us_numbers(500)]
+    one, many = PackedBuilder(), PackedBuilder()
+    for n in numbers:
+        one.add(f"+{n}")
+    many.add_numbers(list(reversed(numbers)))
+    assert list(one.buckets()) == list(many.buckets())

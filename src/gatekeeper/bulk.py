@@ -46,7 +46,6 @@ from gatekeeper.bulk_options import (
 )
 from gatekeeper.policy import ListName
 from gatekeeper.store import EntryMeta, ListItem, ListKeys, PackedBuilder, Store, load_meta
-from gatekeeper.store.packing import REST
 
 __all__ = [
     "BATCH_SIZE",
@@ -219,8 +218,7 @@ class Importer:
         applied, the ordinary parser's entries and errors as usual."""
         packer = self._packer if self.options.channel is None else None
         if packer is not None:
-            for number in read.adds:
-                packer.add_int(*divmod(number, REST))
+            packer.add_numbers(read.adds)
             self.report.added += len(read.adds)  # repeats move to `existing` at the end
         elif read.adds:
             await self._load(None, [ListItem(f"+{n}", self.options.channel)

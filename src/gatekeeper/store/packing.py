@@ -8,7 +8,7 @@ E.164 digits never start with 0: a head of `h` holds only numbers of `len(str(h)
 digits (and head 0 the numbers of seven digits or fewer). Nothing here is probabilistic:
 a member is in a bucket or it is not.
 
-`PackedBuilder` gathers one load's numbers per bucket in arrays of 4-byte integers and
+`PackedBuilder` gathers one load's numbers per bucket in arrays of 8-byte integers and
 yields each bucket sorted and without repeats: Redis appends a sorted run to an intset
 without moving what it holds, where random order would move half the set per insert.
 """
@@ -16,6 +16,7 @@ without moving what it holds, where random order would move half the set per ins
 from __future__ import annotations
 
 from array import array
+from bisect import bisect_left
 from collections.abc import Iterator
 
 REST_DIGITS = 7
@@ -39,8 +40,8 @@ def joined(head: int, member: int) -> str:
 
 
 class PackedBuilder:
-    """One load's exact numbers, gathered per bucket (8 bytes of Python memory per
-    number at most; 4 in the arrays)."""
+    """One load's exact numbers, gathered per bucket as whole numbers in arrays of 8-byte
+    integers (the members are cut out when the buckets are handed out)."""
 
     def __init__(self) -> None:
         self._buckets: dict[int, array[int]] = {}
@@ -51,23 +52,36 @@ class PackedBuilder:
         parts = split(e164)
         if parts is None:
             return False
-        self.add_int(parts[0], parts[1])
+        self._bucket(parts[0]).append(parts[0] * REST + parts[1])
+        self.offered += 1
         return True
 
-    def add_int(self, head: int, member: int) -> None:
-        """Take a number already split."""
+    def add_numbers(self, numbers: list[int]) -> None:
+        """Take many numbers (E.164 digits as ints). One inline loop: measured twice as
+        fast as sorting each chunk to copy slices (the buckets are sorted at the end)."""
+        buckets = self._buckets
+        get = buckets.get
+        for number in numbers:
+            head = number // REST
+            bucket = get(head)
+            if bucket is None:
+                bucket = buckets[head] = array("q")
+            bucket.append(number)
+        self.offered += len(numbers)
+
+    def _bucket(self, head: int) -> array[int]:
         bucket = self._buckets.get(head)
         if bucket is None:
-            bucket = self._buckets[head] = array("i")
-        bucket.append(member)
-        self.offered += 1
+            bucket = self._buckets[head] = array("q")
+        return bucket
 
     def buckets(self) -> Iterator[tuple[int, list[int]]]:
         """Each bucket in head order, its members sorted and each once; a bucket is
         released as it is handed out (bounded memory)."""
         for head in sorted(self._buckets):
-            members = self._buckets.pop(head)
-            yield head, sorted(set(members))
+            numbers = self._buckets.pop(head)
+            base = head * REST
+            yield head, [n - base for n in sorted(set(numbers))]
 
     def __len__(self) -> int:
         return self.offered
@@ -82,11 +96,26 @@ def command(*args: str) -> bytes:
     return (f"*{len(args)}\r\n" + "".join(map(_bulk, args))).encode("ascii")
 
 
+def _members(members: list[int], start: int, end: int) -> str:
+    """members[start:end] (ascending) as RESP bulk strings. Ascending integers come in
+    runs of equal length: each run is joined in one call instead of one string each."""
+    texts = list(map(str, members[start:end]))
+    parts: list[str] = []
+    first = 0
+    while first < len(texts):
+        width = len(texts[first])
+        last = bisect_left(members, 10 ** width, start + first, end) - start
+        run = texts[first:last]
+        parts.append(f"${width}\r\n" + f"\r\n${width}\r\n".join(run) + "\r\n")
+        first = last
+    return "".join(parts)
+
+
 def sadd_commands(key: str, members: list[int]) -> Iterator[bytes]:
-    """SADD commands adding `members` (sorted) to `key`, SADD_CHUNK at a time."""
+    """SADD commands adding `members` (sorted, non-negative) to `key`, SADD_CHUNK at a
+    time, in order (Redis then appends to the intset)."""
     head = _bulk(key)
     for start in range(0, len(members), SADD_CHUNK):
-        chunk = list(map(str, members[start:start + SADD_CHUNK]))
-        body = "".join([f"*{len(chunk) + 2}\r\n$4\r\nSADD\r\n", head,
-                        *map(_bulk, chunk)])
-        yield body.encode("ascii")
+        end = min(start + SADD_CHUNK, len(members))
+        yield (f"*{end - start + 2}\r\n$4\r\nSADD\r\n{head}"
+               + _members(members, start, end)).encode("ascii")
