@@ -7,8 +7,10 @@ lookup path included: the lean pipe when `piped`)."""
 
 from __future__ import annotations
 
+import io
 import random
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import fakeredis
@@ -18,8 +20,22 @@ from hypothesis import strategies as st
 
 from gatekeeper.bulk import Importer, ImportOptions, export_csv
 from gatekeeper.store import EntryMeta, Keys, ListItem, Store, StoreUnavailable
-from gatekeeper.store.packing import REST, PackedBuilder, joined, sadd_commands, split
-from tests.conftest import leftovers, list_members
+from gatekeeper.store.packing import (
+    INTSET_ENTRIES,
+    REST,
+    PackedBuilder,
+    joined,
+    sadd_commands,
+    split,
+)
+from tests.conftest import (
+    FakeUpstream,
+    StartGatekeeper,
+    leftovers,
+    list_members,
+    log_events,
+    make_config,
+)
 from tests.test_store import PREFIX, make_store
 
 E = ListItem
@@ -303,3 +319,33 @@ def test_builder_takes_many_numbers_at_once() -> None:
         one.add(f"+{n}")
     many.add_numbers(list(reversed(numbers)))
     assert list(one.buckets()) == list(many.buckets())
+
+
+async def test_embedded_server_keeps_big_buckets_as_intsets(real_redis: Any) -> None:
+    """The suite's (embedded) server is configured for packed loads: the limit is the
+    one Gatekeeper wants."""
+    assert await make_store(real_redis).intset_limit() == INTSET_ENTRIES
+
+
+async def test_a_low_intset_limit_is_logged_at_start(
+        start_gatekeeper: StartGatekeeper, upstream: FakeUpstream, tmp_path: Path,
+        real_redis: Any, log_output: io.StringIO) -> None:
+    """An external Redis with the default limit (512): Gatekeeper says so at start-up,
+    once, with the value it wants (packed buckets would be hash tables there)."""
+    await real_redis.config_set("set-max-intset-entries", 512)
+    try:
+        await start_gatekeeper(make_config(upstream.url, tmp_path), redis=real_redis)
+    finally:
+        await real_redis.config_set("set-max-intset-entries", INTSET_ENTRIES)
+    [event] = [e for e in log_events(log_output) if e["event"] == "store_intset_limit_low"]
+    assert (event["set_max_intset_entries"], event["wanted"]) == (512, INTSET_ENTRIES)
+
+
+async def test_no_intset_warning_when_config_is_refused(
+        start_gatekeeper: StartGatekeeper, upstream: FakeUpstream, tmp_path: Path,
+        log_output: io.StringIO) -> None:
+    """A server refusing CONFIG (fakeredis here, a managed Redis elsewhere): no warning,
+    no failure; the limit is unknown."""
+    gk = await start_gatekeeper(make_config(upstream.url, tmp_path))
+    assert gk is not None
+    assert not [e for e in log_events(log_output) if e["event"] == "store_intset_limit_low"]

@@ -25,6 +25,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from gatekeeper.store.packing import INTSET_ENTRIES
+
 STATE_FILE = "embedded.json"
 CONF_FILE = "redis.conf"
 LOG_FILE = "redis.log"
@@ -146,9 +148,6 @@ def exit_fields(returncode: int) -> dict[str, object]:
             name = str(-returncode)
         return {"exit_code": None, "signal": name}
     return {"exit_code": returncode, "signal": None}
-
-
-INTSET_ENTRIES = 1_000_000
 
 
 def _die_with_parent() -> None:

@@ -26,6 +26,7 @@ from gatekeeper.config import Config
 from gatekeeper.embedded import EmbeddedRedis, read_state
 from gatekeeper.observability import Metrics, share_metrics
 from gatekeeper.store import Store, StoreUnavailable, connect
+from gatekeeper.store.packing import INTSET_ENTRIES as INTSET_WANTED
 from gatekeeper.supervisor import Backoff, Supervisor
 from gatekeeper.upstream import Upstream
 
@@ -120,6 +121,11 @@ class Resources:
         self._store = Store(client, self.config.redis, self.config.store, lookup_url)
         try:
             await self._store.prepare()
+            limit = await self._store.intset_limit()
+            if limit is not None and limit < INTSET_WANTED:
+                # Correct either way; only the memory of packed loads is at stake.
+                self.log.warning("store_intset_limit_low", set_max_intset_entries=limit,
+                                 wanted=INTSET_WANTED)
         except StoreUnavailable as exc:
             # Not fatal: /readyz reports it and store.on_error governs requests meanwhile.
             self.log.warning("store_unavailable", operation="prepare", error=str(exc))

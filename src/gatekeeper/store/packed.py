@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import cast
 
 from redis.asyncio.connection import AbstractConnection
+from redis.exceptions import ResponseError
 
 from gatekeeper.store.base import StoreBase
 from gatekeeper.store.entries import EntryMeta, Listed, ListItem
@@ -100,6 +101,19 @@ class PackedMixin(StoreBase):
         finally:
             await pool.release(connection)
         return count
+
+    @guarded
+    async def intset_limit(self) -> int | None:
+        """The server's `set-max-intset-entries`: a packed bucket bigger than this is a
+        hash table (about 15 times the memory, still exact). None when CONFIG is
+        refused (a managed Redis)."""
+        try:
+            found = cast(dict[str, str], await self.client.config_get(
+                "set-max-intset-entries"))
+        except ResponseError:
+            return None
+        value = found.get("set-max-intset-entries")
+        return int(value) if value and value.isdigit() else None
 
     @guarded
     async def packed_load(self, keys: ListKeys) -> PackedLoad | None:

@@ -21,6 +21,10 @@ from collections.abc import Iterator
 
 REST_DIGITS = 7
 REST = 10 ** REST_DIGITS
+# The `set-max-intset-entries` packed loads want: a bucket holds up to this many
+# numbers as an intset (250 million US numbers give about 312,000 per bucket). The
+# embedded server is configured so; with an external one Gatekeeper warns when lower.
+INTSET_ENTRIES = 1_000_000
 # Members per SADD: a few milliseconds of Redis's time, so lookups are never held up long.
 SADD_CHUNK = 8192
 
