@@ -10,7 +10,7 @@ import json
 import os
 import signal
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ from prometheus_client import CollectorRegistry
 
 from gatekeeper.app import ADMIN_APP, create_app
 from gatekeeper.bigscreen import ScreenHelper
+from gatekeeper.bulk import Importer, ImportOptions
 from gatekeeper.config import Config, RedisConfig
 from gatekeeper.embedded import EmbeddedRedis
 from gatekeeper.resources import RESOURCES
@@ -160,6 +161,30 @@ async def test_large_batch_rewritten_in_the_helper_as_on_the_loop(
         await asyncio.sleep(0.02)
     removed = sorted((f["number"], f["action"]) for _, f in attempts)
     assert removed == sorted([(BLOCKED, "removed"), (UNDER_PREFIX, "removed")] * 2)
+
+
+@pytest.mark.parametrize("helper", [False, True], ids=["on-loop", "in-helper"])
+async def test_large_batch_finds_numbers_of_a_packed_load(
+        start_helper: StartHelper, real_redis: Any, redis_server: str,
+        upstream: FakeUpstream, tmp_path: Path, helper: bool) -> None:
+    """A blocked number loaded by a replace import (a packed load) is cut out of a large
+    batch, on the loop and in the helper, as one added by the API is."""
+    gk = await start_helper(make_config(upstream.url, tmp_path), real_redis,
+                            redis_server if helper else None)
+
+    async def body() -> AsyncIterator[bytes]:
+        yield f"{BLOCKED}\n+14155550008\n+4479*\n".encode()
+
+    store = gk.app[RESOURCES].store
+    await Importer(store, ImportOptions("block", "global", "replace")).run(body())
+    assert await real_redis.hget("gk:packed:block:global", "count") == "2"
+    await gk.block("+1303*")
+    resp = await gk.proxy.post(SMS, data=large_batch(), headers=JSON)
+    assert resp.status == 201, await resp.text()
+    assert (resp.headers["X-Gatekeeper-Decision"], resp.headers["X-Gatekeeper-Removed"]) == (
+        "partial", "2")
+    [sent] = upstream.received
+    assert BLOCKED not in {m["to"] for m in json.loads(sent.body)["messages"]}
 
 
 async def test_large_unknown_write_with_a_blocked_number_is_refused(

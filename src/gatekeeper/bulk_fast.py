@@ -123,7 +123,19 @@ class FastReader:
         read.errors = [LineError(line, text[:_SHOWN], reason)
                        for line, text, reason in chunk.errors]
         for line, text in chunk.slow:
-            parsed = parse_line(text.strip(), line, self._ordinary_region, self._channel)
+            if self.fmt == "us-dnc-change":
+                # Its flag and number are not separable here: refused, never guessed.
+                read.errors.append(LineError(line, text[:_SHOWN], "number outside the "
+                                             "NANP numbering rules in a change record"))
+                continue
+            if self.fmt in ("us-dnc", "tps"):
+                # One number a line, split by a comma or spaces: read as one number, in
+                # the file's country.
+                number = text.replace(",", "").replace(" ", "")
+                parsed = parse_line(number, line, self._region, self._channel)
+            else:
+                parsed = parse_line(text.strip(), line, self._ordinary_region,
+                                    self._channel)
             if isinstance(parsed, LineError):
                 read.errors.append(parsed)
             else:

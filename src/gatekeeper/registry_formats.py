@@ -74,9 +74,6 @@ _FLAGS = {
 }
 
 
-# phonenumbers always ships GB metadata; the default is only its current value.
-_GB_DESC = getattr(PhoneMetadata.metadata_for_region("GB"), "general_desc", None)
-_GB_LENGTHS: tuple[int, ...] = tuple(getattr(_GB_DESC, "possible_length", (7, 9, 10)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,14 +98,12 @@ def _possible_lengths(country_code: int) -> frozenset[int]:
 
 
 def _nanp10(digits: bytes) -> _Outcome:
-    """Ten NANP digits after the country code: NPA-NXX-XXXX, NPA and NXX from 2-9."""
-    if len(digits) != 10:
-        short = len(digits) < 10
-        return _ERROR, f"too {'short' if short else 'long'}: a NANP number has 10 digits"
-    if digits[0] < 50:
-        return _ERROR, "area code (NPA) cannot start with 0 or 1"
-    if digits[3] < 50:
-        return _ERROR, "exchange (NXX) cannot start with 0 or 1"
+    """Ten NANP digits after the country code: NPA-NXX-XXXX, NPA and NXX from 2-9.
+    Anything else goes to the slow path, never to the errors: phonenumbers (which the
+    proxy reads destinations with) calls some of them possible, and an entry it would
+    take must never be lost here."""
+    if len(digits) != 10 or digits[0] < 50 or digits[3] < 50:
+        return _SLOW_LINE
     return _ADD, _NANP_BASE + int(digits)
 
 
@@ -128,11 +123,7 @@ def _gb_nsn(nsn: bytes, explicit: bool) -> _Outcome:
         return _ADD, _GB_BASE + int(nsn)
     if explicit and size == 9 and nsn[0] in _GB_FIRST9:
         return _ADD, _GB_BASE9 + int(nsn)
-    if size < _GB_LENGTHS[0]:
-        return _ERROR, "too short for a UK number"
-    if size > _GB_LENGTHS[-1]:
-        return _ERROR, "too long for a UK number"
-    return _SLOW_LINE
+    return _SLOW_LINE  # phonenumbers decides (it takes some the tables would not)
 
 
 def _gb_national(digits: bytes) -> _Outcome:
@@ -145,11 +136,10 @@ def _gb_national(digits: bytes) -> _Outcome:
 
 
 def _e164(digits: bytes) -> _Outcome:
-    """`+` then `digits` (ASCII digits only)."""
-    if digits[0] == 48:
-        return _ERROR, "no country calling code starts with 0"
-    if len(digits) > 15:
-        return _ERROR, "too long: E.164 numbers have at most 15 digits"
+    """`+` then `digits` (ASCII digits only). Only a certain number is taken here;
+    anything else is for phonenumbers (the proxy's reader), never refused here."""
+    if digits[0] == 48 or len(digits) > 15:
+        return _SLOW_LINE
     if digits[0] == 49:
         return _nanp10(digits[1:])
     if digits.startswith(b"44"):
@@ -161,7 +151,7 @@ def _e164(digits: bytes) -> _Outcome:
             if len(digits) >= 8 and len(digits) - size in _possible_lengths(code):
                 return _ADD, int(digits)
             return _SLOW_LINE
-    return _ERROR, "unknown country calling code"
+    return _SLOW_LINE
 
 
 def _number(field: bytes, national: _National | None, lenient: bool) -> _Outcome:
