@@ -99,24 +99,58 @@ def _import_child(url: str, path: str, mode: Mode, out: Connection) -> None:
     out.send((seconds, added, baseline, rss_kib()))
 
 
+async def timed_lookups(store: Store, probes: list[str], until: asyncio.Event | None,
+                        count: int) -> list[float]:
+    """Seconds of one lookup after another (in scope global), `count` of them, or until
+    `until` is set."""
+    seconds: list[float] = []
+    i = 0
+    while (until is None and len(seconds) < count) or (until is not None
+                                                        and not until.is_set()):
+        started = time.perf_counter()
+        await store.lookup([probes[i % len(probes)]], ["global"], "sms")
+        seconds.append(time.perf_counter() - started)
+        i += 1
+    return seconds
+
+
+def p99_ms(seconds: list[float], share: float = 0.99) -> float:
+    ordered = sorted(seconds)
+    return round(ordered[min(len(ordered) - 1, int(len(ordered) * share))] * 1000, 2)
+
+
 async def import_file(store: Store, url: str, path: Path, mode: Mode, lines: int
                       ) -> dict[str, Any]:
     """Empty the server, import `path` in a fresh process, and report Redis memory
-    growth per line, lines per second, and the importer's peak RSS."""
+    growth per line, lines per second, and the importer's peak RSS; and the p99 of
+    lookups made one after another meanwhile against the same before it started."""
     await store.client.flushdb()
     await asyncio.sleep(0.5)
     before = await used_memory(store)
+    probes = [f"+1202555{n:04d}" for n in range(1000)]
+    steady = await timed_lookups(store, probes, None, 5000)
     context = multiprocessing.get_context("spawn")
     receive, send = context.Pipe(duplex=False)
     child = context.Process(target=_import_child, args=(url, str(path), mode, send))
     child.start()
+    done = asyncio.Event()
+    during_task = asyncio.ensure_future(timed_lookups(store, probes, done, 0))
     seconds, added, baseline, peak = await asyncio.to_thread(receive.recv)
+    done.set()
+    during = await during_task
     child.join()
     grown = await used_memory(store) - before
     return {"mode": mode, "lines": lines, "added": added, "seconds": round(seconds, 2),
             "lines_per_s": round(lines / seconds), "bytes_per_entry": round(grown / lines, 2),
             "importer_rss_mib": {"before": round(baseline / 1024, 1),
-                                 "peak": round(peak / 1024, 1)}}
+                                 "peak": round(peak / 1024, 1)},
+            "lookup_p99_ms": {"steady": p99_ms(steady), "during_import": p99_ms(during),
+                              "ratio": round(p99_ms(during) / p99_ms(steady), 2),
+                              "p999_steady": p99_ms(steady, 0.999),
+                              "p999_during": p99_ms(during, 0.999),
+                              "max_steady": round(max(steady) * 1000, 2),
+                              "max_during": round(max(during) * 1000, 2),
+                              "lookups_during": len(during)}}
 
 
 async def lookup_cost(store: Store, numbers: list[str], scopes: list[str]) -> dict[str, float]:
