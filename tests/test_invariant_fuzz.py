@@ -57,7 +57,7 @@ from tests.test_invariant_regressions import KNOWN
 
 # Examples per preset per test (times GATEKEEPER_FUZZ_EXAMPLES): 1,000 requests per
 # on_invalid setting over the ten presets, 600 unknown writes, 600 to the monitor
-# upstream, 240 on a real redis-server, plus 750 checker self-tests. Sized so that the
+# upstream, 120 on a real redis-server, plus 750 checker self-tests. Sized so that the
 # whole suite stays within its 6-minute budget on the project's 2-CPU machine;
 # `GATEKEEPER_FUZZ_EXAMPLES=10` is the long run (about 10 minutes).
 PER_PRESET = 100
