@@ -26,6 +26,7 @@ from gatekeeper.policy import ListName, Match, decide
 from gatekeeper.store import (
     ADD_LUA,
     BEGIN_LOAD_LUA,
+    DROP_PACKED_LUA,
     END_LOAD_LUA,
     LOAD_MARK_SECONDS,
     LOOKUP_LUA,
@@ -58,7 +59,7 @@ OPT_OUT = EntryMeta(source="opt-out", added_at=T0 + 60, added_by="twilio-inbound
                     note="STOP")
 SCRIPTS = {"lookup": LOOKUP_LUA, "add": ADD_LUA, "remove_if_source": REMOVE_IF_SOURCE_LUA,
            "sweep": SWEEP_LUA, "swap": SWAP_LUA, "begin_load": BEGIN_LOAD_LUA,
-           "end_load": END_LOAD_LUA, "remove": REMOVE_LUA}
+           "end_load": END_LOAD_LUA, "remove": REMOVE_LUA, "drop_packed": DROP_PACKED_LUA}
 
 
 def make_store(client: Any, attempts_max_len: int = 1000) -> Store:

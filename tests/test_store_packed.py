@@ -349,3 +349,21 @@ async def test_no_intset_warning_when_config_is_refused(
     gk = await start_gatekeeper(make_config(upstream.url, tmp_path))
     assert gk is not None
     assert not [e for e in log_events(log_output) if e["event"] == "store_intset_limit_low"]
+
+
+async def test_a_swap_whose_reply_was_lost_keeps_the_new_load(store: Store) -> None:
+    """The swap ran but its caller saw a fault and abandons the load: the drop finds the
+    load live and keeps it (its buckets are not trashed); lookups still find it."""
+    numbers = us_numbers(50)
+    live = store.keys.of("block", "global")
+    staging = store.keys.staging("block", "global")
+    builder = PackedBuilder()
+    for number in numbers:
+        builder.add(number)
+    await store.begin_load(live, staging)
+    await store.write_packed(staging, builder, API)
+    await store.swap(live, staging)
+    await store.drop(live, staging)  # as the importer's clean-up would after a lost reply
+    assert await hits(store, numbers[7]) == {numbers[7]}
+    assert await store.count("block", "global") == 50
+    assert await leftovers(store.client, PREFIX) == []

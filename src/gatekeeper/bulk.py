@@ -177,6 +177,9 @@ class Importer:
             if options.mode == "replace":
                 self._check_not_empty()
                 self.report.size = await self.store.swap(live, target)
+            await self.store.record_source(options.name, options.scope,
+                                           options.origin or "import", options.as_of,
+                                           options.max_age_days)
         except BaseException:
             cleanup = asyncio.ensure_future(
                 self._abandon(live, target if target != live else None))

@@ -47,6 +47,10 @@ class ImportOptions:
     source: str = "import"
     allow_empty: bool = False  # a replace with no entry at all empties the list
     format: FormatOption = "auto"  # see bulk_fast.choose_format
+    # The list's freshness record (freshness.py), written when the import completes.
+    origin: str | None = None  # where the data came from; default "import"
+    as_of: float | None = None  # the date the data is as of; default: now
+    max_age_days: float | None = None  # stale after this; default: the config's
 
 
 @dataclass(slots=True)

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from gatekeeper.freshness import ON_STALE, ListPolicy
 from gatekeeper.numbers import is_known_region, is_valid_scope
 from gatekeeper.types import CHANNELS, Channel
 
@@ -242,7 +243,15 @@ class Config:
     log: LogConfig = LogConfig()
     upstreams: tuple[UpstreamConfig, ...] = ()
     webhooks: tuple[WebhookConfig, ...] = ()
+    lists: tuple[tuple[str, ListPolicy], ...] = ()  # per scope (see freshness.py)
     source: str = "<defaults>"
+
+    def list_policy(self, scope: str) -> ListPolicy:
+        """The config's word on one scope's lists (the default policy if none)."""
+        for name, policy in self.lists:
+            if name == scope:
+                return policy
+        return _LIST_POLICY
 
 
 # Defaults to read from: slotted dataclasses keep no class-level default values.
@@ -251,6 +260,7 @@ _ADMIN = AdminConfig()
 _REDIS = RedisConfig()
 _STORE = StoreConfig()
 _LOG = LogConfig()
+_LIST_POLICY = ListPolicy()
 _UPSTREAM = UpstreamConfig(name="", url="", preset="", mount="")
 
 T = TypeVar("T")
@@ -516,6 +526,28 @@ def _read_store(s: _Section) -> StoreConfig:
     return cfg
 
 
+def _read_lists(s: _Section) -> tuple[tuple[str, ListPolicy], ...]:
+    """`lists: {<scope>: {max_age_days, on_stale}}`."""
+    policies: list[tuple[str, ListPolicy]] = []
+    for scope in list(s.raw):
+        if not isinstance(scope, str) or not is_valid_scope(scope):
+            raise ConfigError(s.path(str(scope)), scope, "expected a scope: 'global' or "
+                              "'kind:id'")
+        entry = s.section(scope)
+        days = entry.raw.get("max_age_days")
+        entry.seen.add("max_age_days")
+        if days is not None:
+            if isinstance(days, bool) or not isinstance(days, int | float):
+                raise ConfigError(entry.path("max_age_days"), days, "expected a number")
+            _positive(entry.path("max_age_days"), float(days))
+        policies.append((scope, ListPolicy(
+            None if days is None else float(days),
+            entry.choice("on_stale", ON_STALE, _LIST_POLICY.on_stale))))
+        entry.finish()
+    s.finish()
+    return tuple(policies)
+
+
 def _read_log(s: _Section) -> LogConfig:
     level = s.choice("level", ("debug", "info", "warning", "error"), _LOG.level)
     cfg = LogConfig(
@@ -715,6 +747,7 @@ def parse_config(
         log=_read_log(root.section("log")),
         upstreams=upstreams,
         webhooks=_read_webhooks("webhooks", root.raw.get("webhooks"), upstreams),
+        lists=_read_lists(root.section("lists")),
         source=source,
     )
     root.seen.update(("upstreams", "webhooks"))

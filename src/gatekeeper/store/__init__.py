@@ -21,6 +21,7 @@ from gatekeeper.store.pipe import LookupPipe
 from gatekeeper.store.scripts import (
     ADD_LUA,
     BEGIN_LOAD_LUA,
+    DROP_PACKED_LUA,
     END_LOAD_LUA,
     LOOKUP_LUA,
     REMOVE_IF_SOURCE_LUA,
@@ -32,6 +33,7 @@ from gatekeeper.store.scripts import (
 __all__ = [
     "ADD_LUA",
     "BEGIN_LOAD_LUA",
+    "DROP_PACKED_LUA",
     "END_LOAD_LUA",
     "LOAD_MARK_SECONDS",
     "LOOKUP_LUA",

@@ -11,9 +11,10 @@ from gatekeeper.store.lists import ListsMixin
 from gatekeeper.store.loads import LoadsMixin
 from gatekeeper.store.lookup import LookupMixin
 from gatekeeper.store.pipe import LookupTransport
+from gatekeeper.store.sources import SourcesMixin
 
 
-class Store(LookupMixin, ListsMixin, LoadsMixin, AttemptsMixin):
+class Store(LookupMixin, ListsMixin, LoadsMixin, SourcesMixin, AttemptsMixin):
     """Allow and block lists in Redis, plus the attempts stream.
 
     Every call either answers or raises `StoreUnavailable` (never a raw Redis, socket or

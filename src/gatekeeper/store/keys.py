@@ -50,6 +50,10 @@ key                                 type        members -> values
 {p}tmp:{token}:packed:{list}:{scope} hash       as {p}packed
   The packed record of a copy being loaded; RENAMEd over the live one at the swap. Its
   buckets expire with the copy unless swapped in.
+{p}source:{list}:{scope}            hash        `origin`, `as_of`, `max_age_days` (or
+                                                ''), `loaded_at`
+  Where the list's data came from and the date it is as of (freshness.py), written by
+  each import that completes. Permanent.
 {p}batch:{id}                       string      metadata JSON
   Metadata shared by every entry of one bulk load (their meta fields hold `@{id}`).
   Permanent.
@@ -134,6 +138,18 @@ class Keys:
         if name not in LISTS or not scope:
             return None
         return self.of(name, scope)
+
+    def source(self, name: ListName, scope: str) -> str:
+        """The record of where a list's data came from (its freshness)."""
+        return f"{self.prefix}source:{name}:{scope}"
+
+    def list_of(self, key: str, kind: str) -> tuple[ListName, str] | None:
+        """(list, scope) of a `{p}{kind}:{list}:{scope}` key, else None."""
+        rest = key.removeprefix(f"{self.prefix}{kind}:")
+        name, _, scope = rest.partition(":")
+        if rest == key or name not in LISTS or not scope:
+            return None
+        return name, scope
 
     @property
     def packed_trash(self) -> str:

@@ -44,10 +44,10 @@ class LoadsMixin(PackedMixin):
     @guarded
     async def drop(self, live: ListKeys, loaded: ListKeys) -> None:
         """Delete an abandoned load's keys and unmark it (its packed buckets, if any,
-        go to the trash; they expire with the copy in any case)."""
-        async with self.client.pipeline(transaction=True) as pipe:
-            pipe.sadd(self.keys.packed_trash, loaded.base)
-            pipe.delete(*loaded.all, loaded.packed)
-            await pipe.execute()
+        go to the trash; they expire with the copy in any case). Safe after a swap whose
+        reply was lost: a load that is live is kept."""
+        await self._scripts.drop_packed(
+            keys=[live.packed, loaded.packed, self.keys.packed_trash], args=[loaded.base])
+        await self.client.delete(*loaded.all)  # gone already if the swap happened
         await self._scripts.end_load(keys=[live.loading, live.journal], args=[loaded.list])
         await self.purge_packed()

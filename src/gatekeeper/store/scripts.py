@@ -266,8 +266,21 @@ return left
 """
 
 
+DROP_PACKED_LUA = """
+-- An abandoned replace's packed load goes to the trash, unless the swap did happen (its
+-- reply was lost): then the load is the live one and must stay.
+-- KEYS[1]: the live packed-load record; KEYS[2]: the copy's record; KEYS[3]: the trash
+-- ARGV[1]: the copy's bucket base
+-- returns: 1 when the load went to the trash, 0 when it is live
+redis.call('DEL', KEYS[2])
+if redis.call('HGET', KEYS[1], 'base') == ARGV[1] then return 0 end
+redis.call('SADD', KEYS[3], ARGV[1])
+return 1
+"""
+
+
 SCRIPTS = (LOOKUP_LUA, ADD_LUA, REMOVE_IF_SOURCE_LUA, SWEEP_LUA, SWAP_LUA,
-           BEGIN_LOAD_LUA, END_LOAD_LUA, REMOVE_LUA)
+           BEGIN_LOAD_LUA, END_LOAD_LUA, REMOVE_LUA, DROP_PACKED_LUA)
 """Every script, in the order `prepare()` loads them."""
 
 LOOKUP_SHA = hashlib.sha1(LOOKUP_LUA.encode()).hexdigest()  # noqa: S324 - Redis's script id
@@ -286,6 +299,7 @@ class Scripts:
     begin_load: AsyncScript
     end_load: AsyncScript
     remove: AsyncScript
+    drop_packed: AsyncScript
 
 
 def register(client: aioredis.Redis) -> Scripts:
