@@ -40,6 +40,7 @@ from gatekeeper.bulk_fast import FORMAT_OPTIONS
 from gatekeeper.config import Config, ConfigError, load_config
 from gatekeeper.embedded import EmbeddedError, EmbeddedRedis, read_running
 from gatekeeper.fdlimit import check_fd_limit
+from gatekeeper.freshness import DAY
 from gatekeeper.numbers import is_known_region, is_valid_scope
 from gatekeeper.observability import configure_logging, share_metrics
 from gatekeeper.policy import LISTS, ListName
@@ -48,6 +49,7 @@ from gatekeeper.providers.credentials import digest_of
 from gatekeeper.resources import ParentSupervision
 from gatekeeper.server import start_listeners
 from gatekeeper.store import MAX_NOTE, Store, StoreIncompatible, StoreUnavailable, connect
+from gatekeeper.times import parse_instant
 from gatekeeper.types import CHANNELS, Channel
 
 EXIT_CONFIG = 2
@@ -102,6 +104,13 @@ def _parser() -> argparse.ArgumentParser:
     load.add_argument("--expires-at", help="imported entries expire then (ISO 8601 or "
                       "epoch seconds)")
     load.add_argument("--region", help="region for national-format numbers, e.g. TR")
+    load.add_argument("--origin", help="where the data comes from, kept as the list's "
+                      "origin (default: the file's name)")
+    load.add_argument("--as-of", help="the date the data is as of (ISO 8601 or epoch "
+                      "seconds; default: now): the list's age counts from it")
+    load.add_argument("--max-age-days", type=float,
+                      help="the list is stale this many days after --as-of (default: the "
+                      "config's lists.<scope>.max_age_days)")
     load.add_argument("--format", choices=FORMAT_OPTIONS, default="auto",
                       help="auto (default) detects US DNC full/change files, UK TPS files "
                       "and plain E.164 lists; others are read as plain/CSV/export")
@@ -374,10 +383,20 @@ def _import_options(args: argparse.Namespace) -> ImportOptions:
     if args.allow_empty and args.mode != "replace":
         raise UsageError("--allow-empty applies to --mode replace only")
     channel = None if args.channel == "both" else cast(Channel, args.channel)
+    as_of = None
+    if args.as_of is not None:
+        as_of = parse_instant(args.as_of)
+        if as_of is None or as_of > time.time() + DAY:
+            raise UsageError(f"--as-of {args.as_of!r}: expected a date or instant (ISO 8601 "
+                             "or epoch seconds), not in the future")
+    if args.max_age_days is not None and not 0 < args.max_age_days < 100_000:
+        raise UsageError("--max-age-days must be a positive number")
+    origin = args.origin or (None if args.file == "-" else os.path.basename(args.file))
     return ImportOptions(name=args.list_name, scope=args.scope, mode=args.mode,
                          added_by=CLI_KEY_NAME, note=args.note or None,
                          expires_at=expires_at, region=region, channel=channel,
-                         allow_empty=args.allow_empty, format=args.format)
+                         allow_empty=args.allow_empty, format=args.format,
+                         origin=origin, as_of=as_of, max_age_days=args.max_age_days)
 
 
 def _lists(config: Config, args: argparse.Namespace) -> int:

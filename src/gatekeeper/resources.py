@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import time
 import traceback
 from collections.abc import AsyncIterator, Coroutine
 from typing import Any, ClassVar
@@ -24,10 +25,12 @@ from prometheus_client import CollectorRegistry
 from gatekeeper.bigscreen import ScreenHelper
 from gatekeeper.config import Config
 from gatekeeper.embedded import EmbeddedRedis, read_state
+from gatekeeper.freshness import DAY, assess
 from gatekeeper.observability import Metrics, share_metrics
 from gatekeeper.store import Store, StoreUnavailable, connect
 from gatekeeper.store.packing import INTSET_ENTRIES as INTSET_WANTED
 from gatekeeper.supervisor import Backoff, Supervisor
+from gatekeeper.times import iso
 from gatekeeper.upstream import Upstream
 
 Logger = structlog.typing.FilteringBoundLogger
@@ -68,6 +71,10 @@ class Resources:
         self.client_url: str | None = None
         # Where large requests are screened (started when the store has a URL).
         self.screen_helper: ScreenHelper | None = None
+        # Scopes with a stale list whose on_stale is `closed` (their sends get 503), and
+        # the stale lists last seen (a log line at each change); see check_freshness.
+        self.stale_closed: frozenset[str] = frozenset()
+        self._stale: set[tuple[str, str]] = set()
         # Connection pools by upstream or webhook name.
         self.upstreams: dict[str, Upstream] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -130,6 +137,8 @@ class Resources:
             # Not fatal: /readyz reports it and store.on_error governs requests meanwhile.
             self.log.warning("store_unavailable", operation="prepare", error=str(exc))
         if self._housekeeping:
+            with contextlib.suppress(StoreUnavailable):  # logged; the sweeps try again
+                await self.check_freshness()
             self._jobs.append(loop.create_task(self._sweep_forever()))
         for name, url in [(u.name, u.url) for u in self.config.upstreams] + \
                 [(h.name, h.url) for h in self.config.webhooks]:
@@ -167,6 +176,43 @@ class Resources:
                 continue
             if removed:
                 self.log.info("entries_expired", removed=removed)
+            with contextlib.suppress(StoreUnavailable):  # logged; the next sweep retries
+                await self.check_freshness()
+
+    async def check_freshness(self) -> None:
+        """Measure every list's age against its max_age: the age gauge, one log line when
+        a list turns stale (info for `enforce`, warning for `warn`, error for `closed`)
+        or fresh again, and the scopes whose sends are refused (`closed`)."""
+        try:
+            sources = await self.store.sources()
+        except StoreUnavailable as exc:
+            self.metrics.store_errors.labels("freshness").inc()
+            self.log.warning("store_unavailable", operation="freshness", error=str(exc))
+            raise
+        now = time.time()
+        stale: set[tuple[str, str]] = set()
+        closed: set[str] = set()
+        for source in sources:
+            fresh = assess(source, self.config.list_policy(source.scope), now)
+            self.metrics.list_age.labels(source.scope, source.name).set(
+                fresh.age_seconds or 0.0)
+            key = (source.scope, source.name)
+            if fresh.state == "stale":
+                stale.add(key)
+                if fresh.on_stale == "closed":
+                    closed.add(source.scope)
+                if key not in self._stale:
+                    level = {"enforce": "info", "warn": "warning", "closed": "error"}[
+                        fresh.on_stale]
+                    getattr(self.log, level)(
+                        "list_stale", scope=source.scope, list=source.name,
+                        origin=source.origin, as_of=iso(source.as_of),
+                        age_days=round((fresh.age_seconds or 0.0) / DAY, 1),
+                        max_age_days=fresh.max_age_days, on_stale=fresh.on_stale)
+            elif key in self._stale:
+                self.log.info("list_fresh", scope=source.scope, list=source.name,
+                              origin=source.origin, as_of=iso(source.as_of))
+        self._stale, self.stale_closed = stale, frozenset(closed)
 
     async def _supervise(self, supervisor: Supervisor) -> None:
         """Restart the embedded server whenever it dies; count each restart, and point the

@@ -87,6 +87,12 @@ class Sending:
                        route: Route | None) -> Examined:
         """Screen the request: on the loop, or in the helper process when its body is
         large (and the store has a URL the helper can reach)."""
+        stale = self.resources.stale_closed
+        if stale and not stale.isdisjoint(job.scopes):
+            # A list this send depends on is older than its max_age, with on_stale closed.
+            return Examined(Refusal(503, "list_stale", "A list this send is checked against "
+                                    "is stale (older than its max_age); the send was not "
+                                    "forwarded.", "list_stale"))
         helper, url = self.resources.screen_helper, self.resources.store_url
         if helper is not None and url is not None and len(job.message.body) > OFF_LOOP_BYTES:
             # The helper rebuilds the routes: it is told which one by its place.

@@ -9,7 +9,9 @@ chunked transfer.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
+import time
 import zlib
 from collections.abc import AsyncIterator
 from typing import cast
@@ -31,15 +33,18 @@ from gatekeeper.bulk import (
     export_csv,
 )
 from gatekeeper.bulk_fast import FORMAT_OPTIONS
+from gatekeeper.freshness import DAY
 from gatekeeper.observability import REQUEST_ID
 from gatekeeper.policy import ListName
 from gatekeeper.resources import RESOURCES
 from gatekeeper.store import MAX_NOTE, StoreUnavailable
+from gatekeeper.times import parse_instant
 from gatekeeper.types import CHANNELS, Channel
 
 READ_CHUNK = 64 * 1024
 _IMPORT_PARAMS = frozenset({"scope", "mode", "note", "ttl_seconds", "expires_at", "region",
-                            "channel", "allow_empty", "format"})
+                            "channel", "allow_empty", "format", "origin", "as_of",
+                            "max_age_days"})
 _BOOLEANS = {"true": True, "false": False}
 _EXPORT_PARAMS = frozenset({"scope"})
 
@@ -78,11 +83,29 @@ def _options(request: web.Request, scope: str) -> ImportOptions:
     if fmt not in FORMAT_OPTIONS:
         raise BadRequest("invalid_query", f"'format' must be one of "
                          f"{', '.join(FORMAT_OPTIONS)}.")
+    origin = query.get("origin") or None
+    if origin is not None and len(origin) > MAX_NOTE:
+        raise BadRequest("invalid_query", f"'origin' must be at most {MAX_NOTE} characters.")
+    as_of = None
+    if "as_of" in query:
+        as_of = parse_instant(query["as_of"])
+        if as_of is None or as_of > time.time() + DAY:
+            raise BadRequest("invalid_query", "'as_of' must be a date or instant (ISO 8601 "
+                             "or epoch seconds), not in the future.")
+    max_age = None
+    if "max_age_days" in query:
+        try:
+            max_age = float(query["max_age_days"])
+        except ValueError:
+            max_age = 0.0
+        if not 0 < max_age < 100_000:
+            raise BadRequest("invalid_query", "'max_age_days' must be a positive number.")
     return ImportOptions(
         name=cast(ListName, request.match_info["list"]), scope=scope, mode=mode,
         note=note, expires_at=expires_at, region=region,
         channel=None if channel == "both" else cast(Channel, channel),
-        allow_empty=allow_empty, format=fmt)
+        allow_empty=allow_empty, format=fmt, origin=origin, as_of=as_of,
+        max_age_days=max_age)
 
 
 async def import_list(request: web.Request) -> web.Response:
@@ -135,6 +158,9 @@ async def import_list(request: web.Request) -> web.Response:
         audit("aborted", error=str(exc) or type(exc).__name__)
         raise
     audit("applied")
+    # The list's new as_of counts at once (a `closed` stale list opens again now).
+    with contextlib.suppress(StoreUnavailable):  # logged; the next sweep retries
+        await resources.check_freshness()
     return web.json_response(report.to_json())
 
 

@@ -14,6 +14,7 @@ from aiohttp.typedefs import Middleware
 from gatekeeper.admin import attempts, bulk, openapi
 from gatekeeper.admin.auth import ADMIN_KEY, BadRequest, Forbidden, KeyRing, authorize, json_object
 from gatekeeper.admin.params import region_param, scope_param
+from gatekeeper.freshness import assess
 from gatekeeper.numbers import (
     Entry,
     EntryError,
@@ -286,6 +287,32 @@ async def check(request: web.Request) -> web.Response:
     return web.json_response(result)
 
 
+async def lists(request: web.Request) -> web.Response:
+    """GET /lists: every list the key may read, with its size and freshness."""
+    if request.query:
+        raise BadRequest("invalid_query", f"Unknown parameter {sorted(request.query)[0]!r}.")
+    key = authorize(request, "read")
+    resources = request.app[RESOURCES]
+    store = resources.store
+    sources = {(s.name, s.scope): s for s in await store.sources()}
+    now = time.time()
+    shown: list[dict[str, object]] = []
+    for name, scope in await store.list_names():
+        if not key.permits(scope):
+            continue
+        source = sources.get((name, scope))
+        fresh = assess(source, resources.config.list_policy(scope), now)
+        shown.append({
+            "list": name, "scope": scope, "size": await store.count(name, scope),
+            "origin": source.origin if source else None,
+            "as_of": iso(source.as_of) if source else None,
+            "loaded_at": iso(source.loaded_at) if source else None,
+            "age_seconds": None if fresh.age_seconds is None else round(fresh.age_seconds),
+            "max_age_days": fresh.max_age_days, "state": fresh.state,
+            "on_stale": fresh.on_stale})
+    return web.json_response({"lists": shown})
+
+
 def create_native_app(resources: Resources) -> web.Application:
     """The /admin/v1 sub-application."""
     app = web.Application(middlewares=[auth_middleware(resources)])
@@ -295,6 +322,7 @@ def create_native_app(resources: Resources) -> web.Application:
     app.router.add_delete(entries, remove_entries)
     app.router.add_get(entries, list_entries)
     app.router.add_get("/check", check)
+    app.router.add_get("/lists", lists)
     bulk.add_routes(app)
     attempts.add_routes(app)
     openapi.add_routes(app)

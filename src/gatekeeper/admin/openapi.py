@@ -252,6 +252,18 @@ SCHEMAS: dict[str, JsonSchema] = {
         **{"if": {"properties": {"mode": {"const": "replace"}}},
            "then": {"required": ["size"]},
            "else": {"not": {"required": ["size"]}}}),
+    "ListInfo": _object(
+        ["list", "scope", "size", "origin", "as_of", "loaded_at", "age_seconds",
+         "max_age_days", "state", "on_stale"],
+        {"list": {"type": "string", "enum": ["block", "allow"]}, "scope": SCOPE_ANY,
+         "size": {"type": "integer", "minimum": 0},
+         "origin": {"type": ["string", "null"]},
+         "as_of": {"type": ["string", "null"], "format": "date-time"},
+         "loaded_at": {"type": ["string", "null"], "format": "date-time"},
+         "age_seconds": {"type": ["integer", "null"], "minimum": 0},
+         "max_age_days": {"type": ["number", "null"]},
+         "state": {"type": "string", "enum": ["fresh", "stale", "unknown"]},
+         "on_stale": {"type": "string", "enum": ["enforce", "warn", "closed"]}}),
     "Attempt": _object(
         ["id", "at", "request_id", "upstream", "channel", "direction", "number", "scopes",
          "matched", "action"],
@@ -385,6 +397,16 @@ PATHS: dict[str, dict[str, Any]] = {
                     f"In the future, at most {MAX_TTL} seconds ahead."),
                     "When entries expire (not with `ttl_seconds`)."),
                 _query("region", REGION, "For national-format numbers."),
+                _query("origin", {"type": "string", "maxLength": MAX_NOTE},
+                       "Where the data comes from (e.g. `US DNC 2026-12-01`), kept as the "
+                       "list's origin (default `import`)."),
+                _query("as_of", _instant("Not in the future."),
+                       "The date the data is as of (default: now): the list's age counts "
+                       "from it."),
+                _query("max_age_days", {"type": "number", "exclusiveMinimum": 0,
+                                        "exclusiveMaximum": 100000},
+                       "The list is stale after this many days from `as_of` (default: "
+                       "the config's `lists.<scope>.max_age_days`)."),
                 _query("format", {"type": "string", "enum": list(FORMAT_OPTIONS),
                                   "default": "auto"},
                        "`auto` detects the US registry's full (`us-dnc`) and change "
@@ -431,6 +453,16 @@ PATHS: dict[str, dict[str, Any]] = {
                     "content": {"text/csv": {"schema": {"type": "string"}}}},
                 "400": _bad_request("invalid_query", "invalid_scope"),
                 **_LIST_ERRORS}},
+    },
+    "/admin/v1/lists": {
+        "get": {
+            "operationId": "listLists", "tags": ["lists"],
+            "summary": "Every list the key may read, with its size and freshness.",
+            "responses": {
+                "200": _json(_object(["lists"], {"lists": {"type": "array", "items": _ref(
+                    "ListInfo")}}), "The lists, by list and scope."),
+                "400": _bad_request("invalid_query"),
+                **_READ_ERRORS}},
     },
     "/admin/v1/check": {
         "get": {

@@ -17,7 +17,7 @@ from typing import Any
 import structlog
 from aiohttp import web
 from aiohttp.typedefs import Middleware
-from prometheus_client import CollectorRegistry, Counter, Histogram, values
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, values
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from gatekeeper.numbers import mask_number
@@ -87,6 +87,10 @@ class Metrics:
         self.store_restarts = Counter(
             "gatekeeper_store_restarts_total", "Restarts of the embedded redis-server after "
             "it died.", registry=registry)
+        self.list_age = Gauge(
+            "gatekeeper_list_age_seconds", "Age of each list's data (now minus the as_of "
+            "date its last import recorded), by scope and list.", ["scope", "list"],
+            registry=registry, multiprocess_mode="max")
         # Label children looked up once: `labels()` takes a lock and builds a key each call.
         self._decided: dict[tuple[str, ...], Any] = {}
         self._timed: dict[tuple[str, str], Any] = {}
