@@ -21,6 +21,7 @@ from tests.conftest import (
     FakeUpstream,
     Running,
     StartGatekeeper,
+    decisions,
     log_events,
     make_config,
     sample,
@@ -116,6 +117,7 @@ async def test_closed_stale_list_refuses_sends_until_a_fresh_import(
     assert resp.status == 503
     assert (await resp.json())["code"] == "list_stale"
     assert upstream.received == []
+    assert decisions(gk.registry, "twilio", "sms", "rejected", "list_stale") == 1
     listed = (await (await gk.admin.get("/admin/v1/lists", headers=AUTH)).json())["lists"]
     [row] = [r for r in listed if r["scope"] == "global" and r["list"] == "block"]
     assert (row["state"], row["origin"], row["size"], row["on_stale"]) == (

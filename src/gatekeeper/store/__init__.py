@@ -4,7 +4,8 @@ Modules, one noun each: `keys` (the key layout), `scripts` (the Lua), `entries` 
 listing holds), `faults` (StoreUnavailable and the one place faults become it), `pipe`
 (the lookup transports, the lean `LookupPipe` among them), `base` (connecting, readiness),
 `lookup`, `lists`, `loads` (replace imports), `packing` (the packed encoding, pure) and
-`packed` (packed loads in Redis), `attempts`, and `facade` (the Store).
+`packed` (packed loads in Redis), `sources` (freshness records), `attempts`, and
+`facade` (the Store).
 """
 
 from __future__ import annotations
