@@ -24,6 +24,23 @@ from gatekeeper.store.faults import StoreUnavailable, is_fault, store_faults
 from gatekeeper.store.scripts import LOOKUP_LUA
 
 
+def tls_context(options: Mapping[str, Any]) -> ssl.SSLContext:
+    """The TLS context of a `rediss://` URL, with the options redis-py reads from its
+    query (`ssl_ca_certs`, `ssl_certfile`, `ssl_keyfile`, `ssl_cert_reqs`,
+    `ssl_check_hostname`): the lean lookup connection trusts and presents exactly what
+    the redis-py connections do."""
+    context = ssl.create_default_context(cafile=options.get("ssl_ca_certs") or None)
+    certfile = options.get("ssl_certfile")
+    if certfile:
+        context.load_cert_chain(certfile, options.get("ssl_keyfile") or None)
+    if options.get("ssl_check_hostname") in (False, "false", "False"):
+        context.check_hostname = False
+    if str(options.get("ssl_cert_reqs", "required")).lower() in ("none", "0"):
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
 def resp_bulk(arg: str | bytes) -> bytes:
     """One RESP bulk string."""
     data = arg.encode() if isinstance(arg, str) else arg
@@ -210,7 +227,7 @@ class LookupPipe:
                         transport, _ = await loop.create_unix_connection(
                             lambda: protocol, options["path"])
                     else:
-                        tls = ssl.create_default_context() \
+                        tls = tls_context(options) \
                             if options.get("connection_class") is not None else None
                         transport, _ = await loop.create_connection(
                             lambda: protocol, options.get("host", "localhost"),
