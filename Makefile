@@ -24,13 +24,17 @@ lint: install
 # (benchmarks, the latency-bounded load test; marker `serial`).
 WORKERS ?= 2
 
+# Byte code is written even where the environment says not to: pytest then keeps its
+# rewritten test and plugin modules between runs (about 10 s of collection saved).
+PYTEST := env PYTHONDONTWRITEBYTECODE= $(BIN)/pytest
+
 test: lint wrk
-	$(BIN)/pytest -q -n $(WORKERS) -m "not serial"
-	$(BIN)/pytest -q -p no:xdist -m serial
+	$(PYTEST) -q -n $(WORKERS) -m "not serial"
+	$(PYTEST) -q -p no:xdist -m serial
 
 # The fast tier: unit and fakeredis tests, no processes, no real redis-server, no fuzzing.
 test-fast: install
-	$(BIN)/pytest -q -n $(WORKERS) -m "not slow and not serial"
+	$(PYTEST) -q -n $(WORKERS) -m "not slow and not serial"
 
 # wrk drives the benchmark (and its smoke test): Debian's package, installed when missing.
 wrk:
