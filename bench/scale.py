@@ -40,7 +40,7 @@ READ_CHUNK = 1 << 20
 LOOKUPS = 5_000
 
 
-def write_numbers(path: Path, count: int, seed: int) -> list[str]:
+def write_numbers(path: Path, count: int, seed: int, lookups: int = LOOKUPS) -> list[str]:
     """`count` distinct random US numbers in E.164, one per line; a sample of them."""
     rng = random.Random(seed)  # noqa: S311 - test data, not secrets
     seen: set[int] = set()
@@ -53,7 +53,7 @@ def write_numbers(path: Path, count: int, seed: int) -> list[str]:
     with path.open("w") as out:
         for start in range(0, count, 100_000):
             out.write("".join(f"+{n}\n" for n in numbers[start:start + 100_000]))
-    return [f"+{n}" for n in rng.sample(numbers, min(LOOKUPS, count))]
+    return [f"+{n}" for n in rng.sample(numbers, min(lookups, count))]
 
 
 async def chunks(path: Path) -> AsyncIterator[bytes]:
@@ -128,7 +128,7 @@ async def import_file(store: Store, url: str, path: Path, mode: Mode, lines: int
     await asyncio.sleep(0.5)
     before = await used_memory(store)
     probes = [f"+1202555{n:04d}" for n in range(1000)]
-    steady = await timed_lookups(store, probes, None, 5000)
+    steady = await timed_lookups(store, probes, None, len(probes) * 5)
     context = multiprocessing.get_context("spawn")
     receive, send = context.Pipe(duplex=False)
     child = context.Process(target=_import_child, args=(url, str(path), mode, send))
@@ -194,8 +194,8 @@ async def compare_lookups(store: Store, work: Path, sample: list[str]
     return result
 
 
-async def measure(url: str, sizes: list[int], seed: int, work: Path, add_up_to: int
-                  ) -> dict[str, Any]:
+async def measure(url: str, sizes: list[int], seed: int, work: Path, add_up_to: int,
+                  lookups: int = LOOKUPS) -> dict[str, Any]:
     redis_config = RedisConfig(url=url, timeout=60.0)
     store = Store(connect(redis_config), redis_config, StoreConfig(), url)
     await store.prepare()
@@ -206,7 +206,7 @@ async def measure(url: str, sizes: list[int], seed: int, work: Path, add_up_to: 
     try:
         for size in sizes:
             path = work / f"numbers-{size}.txt"
-            sample = write_numbers(path, size, seed)
+            sample = write_numbers(path, size, seed, lookups)
             row: dict[str, Any] = {"numbers": size}
             modes: tuple[Mode, ...] = ("add", "replace") if size <= add_up_to else ("replace",)
             for mode in modes:
@@ -232,6 +232,8 @@ def main() -> None:
     parser.add_argument("--add-up-to", type=int, default=1_000_000,
                         help="import in add mode too (the set layout, for comparison) "
                         "only for sizes up to this (default 1000000: 200 bytes a number)")
+    parser.add_argument("--lookups", type=int, default=LOOKUPS,
+                        help=f"numbers looked up per measurement (default {LOOKUPS})")
     parser.add_argument("--seed", type=int, default=20261203)
     parser.add_argument("--output", default="bench/results-scale.json")
     args = parser.parse_args()
@@ -244,7 +246,8 @@ def main() -> None:
             server = EmbeddedRedis(work / "redis")
             url = server.start().url
         try:
-            report = asyncio.run(measure(url, sizes, args.seed, work, args.add_up_to))
+            report = asyncio.run(measure(url, sizes, args.seed, work, args.add_up_to,
+                                         args.lookups))
         finally:
             if server is not None:
                 server.stop()

@@ -82,3 +82,25 @@ def test_bench_batches_quick_run_reports_both_phases(tmp_path: Path) -> None:
     stages = report["summary"]["anatomy"]["stages"]
     assert stages["parse destinations"]["ms"] > 0
     assert stages["rewrite without the blocked"]["ok"] is True
+
+
+def test_bench_scale_small_run_reports_every_figure(tmp_path: Path) -> None:
+    """bench/scale.py (national-scale lists) runs end to end on its own embedded server
+    and reports memory, import rate, RSS and lookup costs for both layouts; the figures
+    are for the reader, never asserted beyond being there."""
+    output = tmp_path / "scale.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.scale", "--numbers", "20000", "--add-up-to", "20000",
+         "--lookups", "200", "--output", str(output)],
+        cwd=REPO, capture_output=True, text=True, timeout=150, check=False)
+    assert done.returncode == 0, f"bench.scale failed:\n{done.stdout}\n{done.stderr}"
+    [row] = json.loads(output.read_text())["rows"]
+    assert row["numbers"] == 20_000
+    for mode in ("add", "replace"):
+        figures = row[mode]
+        assert figures["added"] == 20_000, mode
+        assert figures["lines_per_s"] > 0, mode
+        assert figures["bytes_per_entry"] > 0, mode
+        assert figures["lookup_p99_ms"]["lookups_during"] >= 0, mode
+    for kind in ("unlisted", "listed"):
+        assert set(row["lookup"][kind]) >= {"big", "small", "empty", "ratios_big_to_small"}
