@@ -87,11 +87,23 @@ class Raw:
 async def exchange(port: int, *parts: bytes, pause: float = 0.05, limit: float = 5.0,
                    ssl_context: ssl.SSLContext | None = None) -> Raw:
     """Send `parts` (pausing between them, stopping when the server has closed), and read
-    until the server closes."""
+    until the server closes. A reset after the reply (the client's later bytes reaching
+    a socket the server closed) ends the reading; what arrived before it counts."""
     loop = asyncio.get_running_loop()
     reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=ssl_context)
     started = loop.time()
-    reading = asyncio.create_task(reader.read())
+    received = bytearray()
+
+    async def read_all() -> bytes:
+        try:
+            while chunk := await reader.read(65536):
+                received.extend(chunk)
+        except ConnectionResetError:
+            if not received:
+                raise
+        return bytes(received)
+
+    reading = asyncio.create_task(read_all())
     try:
         for i, part in enumerate(parts):
             if i:
