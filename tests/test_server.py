@@ -248,6 +248,31 @@ def test_slow_head_gets_408_at_header_timeout(loop: str, tmp_path: Path) -> None
 
 
 @pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_408_survives_a_client_that_keeps_sending(loop: str, tmp_path: Path) -> None:
+    """After the head timeout the 408 is followed by the end of the stream, and what the
+    client still sends is discarded (no reset that could destroy the reply); the
+    connection ends when the client closes."""
+    async def scenario() -> tuple[bytes, int]:
+        async with serving(timed_config(tmp_path, header=0.3, idle=5.0)) as gk:
+            reader, writer = await asyncio.open_connection("127.0.0.1", gk.admin_port)
+            writer.write(b"GET /healthz HTTP/1.1\r\nHost")
+            await asyncio.sleep(0.6)  # the 408 and the end of the stream are sent
+            for _ in range(5):  # a client that did not notice
+                writer.write(b"x" * 2000)
+                await asyncio.sleep(0.02)
+            data = await asyncio.wait_for(reader.read(), 5)
+            writer.close()
+            await asyncio.sleep(0.1)
+            server = gk.admin.server
+            assert server is not None
+            return data, len(server.connections)
+
+    data, left = run_on(loop, scenario)
+    assert data.startswith(b"HTTP/1.1 408"), data[:100]
+    assert left == 0
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
 def test_slow_body_gets_408_request_timeout(loop: str, tmp_path: Path) -> None:
     """A body that stops coming: the handler's read fails, 408 JSON, connection closed."""
 

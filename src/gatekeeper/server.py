@@ -79,10 +79,15 @@ class _BodyClock:
         self.answered = False
 
 
+# How long a connection refused with a 408 is kept half-closed (see GuardedHandler._linger).
+LINGER_SECONDS = 2.0
+
+
 class GuardedHandler(web.RequestHandler):
     """aiohttp's connection handler with head and body timeouts and JSON client errors."""
 
-    __slots__ = ("_body_clock", "_guard", "_head_bytes", "_head_count", "_head_timer")
+    __slots__ = ("_body_clock", "_guard", "_head_bytes", "_head_count", "_head_timer",
+                 "_linger_timer")
 
     def __init__(self, manager: GuardedServer, **kwargs: Any) -> None:
         super().__init__(manager, **kwargs)
@@ -91,6 +96,7 @@ class GuardedHandler(web.RequestHandler):
         self._head_bytes = 0
         self._head_count = 0
         self._body_clock: _BodyClock | None = None
+        self._linger_timer: asyncio.TimerHandle | None = None
 
     def _peer(self) -> str | None:
         peer = self.peername
@@ -102,12 +108,17 @@ class GuardedHandler(web.RequestHandler):
 
     def connection_lost(self, exc: BaseException | None) -> None:
         self._stop_head()
+        if self._linger_timer is not None:
+            self._linger_timer.cancel()
+            self._linger_timer = None
         if self._body_clock is not None and self._body_clock.timer is not None:
             self._body_clock.timer.cancel()
         self._body_clock = None
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
+        if self._linger_timer is not None:
+            return  # refused already: what the client still sends is discarded
         clock = self._body_clock
         heads = self._request_count
         super().data_received(data)
@@ -157,7 +168,17 @@ class GuardedHandler(web.RequestHandler):
                                      f"arrive within {self._guard.timeouts.header:g} s.",
                                      request_id, "request_timeout")
             transport.write(_raw_reply(408, "Request Timeout", reply, request_id))
+            if transport.can_write_eof():
+                self._linger(transport)
+                return
         self.force_close()  # the transport sends what was written before closing
+
+    def _linger(self, transport: asyncio.Transport) -> None:
+        """Send the end of the stream after the reply, then discard what the client still
+        sends until it closes or LINGER_SECONDS pass. Closing at once would answer its
+        next bytes with a reset, which can destroy the reply before the client reads it."""
+        transport.write_eof()
+        self._linger_timer = self._loop.call_later(LINGER_SECONDS, self.force_close)
 
     # -- the body clock
 
