@@ -4,12 +4,16 @@ how the block and allow lists are loaded, and the mounts (every preset once, plu
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import phonenumbers
 
+from gatekeeper.bulk import Importer, ImportOptions
+from gatekeeper.resources import RESOURCES
+from gatekeeper.store import ListItem
 from tests.conftest import AUTH, Running, make_config
 
 
@@ -67,8 +71,19 @@ CALLER_DIGITS = "12125550187"
 
 
 async def load_lists(running: Running) -> None:
-    """The block and allow lists every fuzzing Gatekeeper starts with."""
-    await running.block(*(n.e164 for n in EXACT_BLOCKED), PREFIX_ENTRY)
+    """The block and allow lists every fuzzing Gatekeeper starts with. Half of the exact
+    numbers come by a replace import, so that they sit in a packed load (store/packing.py)
+    and the invariant is checked over both layouts; the others by the admin API."""
+    packed = [n.e164 for n in EXACT_BLOCKED[::2]]
+
+    async def body() -> AsyncIterator[bytes]:
+        yield "".join(f"{n}\n" for n in packed).encode()
+
+    store = running.app[RESOURCES].store
+    await Importer(store, ImportOptions("block", "global", "replace")).run(body())
+    assert (await store.packed_members(store.keys.of("block", "global"),
+                                       [ListItem(n) for n in packed]))[1] == [True] * len(packed)
+    await running.block(*(n.e164 for n in EXACT_BLOCKED[1::2]), PREFIX_ENTRY)
     resp = await running.admin.post("/admin/v1/lists/block/entries", headers=AUTH, json={
         "entries": [{"entry": VOICE_ONLY.e164, "channel": "voice"},
                     {"entry": SMS_ONLY.e164, "channel": "sms"}], "scope": "global"})
