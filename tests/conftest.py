@@ -202,11 +202,12 @@ async def start_gatekeeper(
 ) -> StartGatekeeper:
     """Start Gatekeeper for a config, on fakeredis unless a client is given."""
 
-    async def start(config: Config, redis: Any = None, ssl: SSLContext | None = None
-                    ) -> Running:
+    async def start(config: Config, redis: Any = None, ssl: SSLContext | None = None,
+                    housekeeping: bool = True) -> Running:
         client = redis if redis is not None else fakeredis.FakeAsyncRedis(decode_responses=True)
         registry = CollectorRegistry()
-        app = create_app(config, registry=registry, redis_client=client)
+        app = create_app(config, registry=registry, redis_client=client,
+                         housekeeping=housekeeping)
         # The production listeners (timeouts, malformed-request replies), not aiohttp's.
         server = ListenerTestServer(app, "proxy", config.proxy.timeouts)
         if ssl is None:

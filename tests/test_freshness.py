@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import fakeredis
 import pytest
 
 from gatekeeper.config import AdminKey, ConfigError
@@ -183,3 +184,48 @@ async def test_a_list_without_an_import_has_no_freshness(
     assert [(r["list"], r["state"], r["origin"]) for r in listed] == [
         ("allow", "unknown", None)]
     assert gk.app[RESOURCES].stale_closed == frozenset()
+
+
+BAD_IMPORT_PARAMS = [
+    ("as_of not a date", {"as_of": "yesterday"}),
+    ("as_of in the future", {"as_of": str(time.time() + 10 * DAY)}),
+    ("max_age_days zero", {"max_age_days": "0"}),
+    ("max_age_days not a number", {"max_age_days": "31d"}),
+    ("unknown format", {"format": "xml"}),
+    ("origin too long", {"origin": "x" * 501}),
+]
+
+
+@pytest.mark.parametrize("params", [b[1] for b in BAD_IMPORT_PARAMS],
+                         ids=[b[0] for b in BAD_IMPORT_PARAMS])
+async def test_bad_import_parameters_are_400_and_change_nothing(
+        start_gatekeeper: StartGatekeeper, upstream: FakeUpstream, tmp_path: Path,
+        params: dict[str, str]) -> None:
+    """Each refused before a byte is loaded: 400 invalid_query naming the parameter."""
+    gk = await start(start_gatekeeper, upstream, tmp_path, "enforce")
+    resp = await gk.admin.post("/admin/v1/lists/block/import", data=b"2025550123\n",
+                               params={"mode": "replace", **params}, headers=AUTH)
+    assert resp.status == 400
+    reply = await resp.json()
+    assert reply["code"] == "invalid_query"
+    assert next(iter(params)) in reply["message"]
+    listed = (await (await gk.admin.get("/admin/v1/lists", headers=AUTH)).json())["lists"]
+    assert listed == []
+
+
+async def test_every_worker_refuses_and_one_logs(
+        start_gatekeeper: StartGatekeeper, upstream: FakeUpstream, tmp_path: Path,
+        log_output: io.StringIO) -> None:
+    """`run --workers N`: a worker without housekeeping refuses sends on a `closed`
+    stale list too (it checks freshness itself); only the housekeeping one logs."""
+    shared = fakeredis.FakeAsyncRedis(server=fakeredis.FakeServer(), decode_responses=True)
+    config = make_config(upstream.url, tmp_path, lists={
+        "global": {"max_age_days": 31, "on_stale": "closed"}})
+    first = await start_gatekeeper(config, shared)
+    await import_dnc(first, time.time() - 40 * DAY)
+    other = await start_gatekeeper(config, shared, housekeeping=False)
+    resp = await send(other)
+    assert resp.status == 503
+    assert (await resp.json())["code"] == "list_stale"
+    assert upstream.received == []
+    assert len([e for e in log_events(log_output) if e["event"] == "list_stale"]) == 1

@@ -136,9 +136,12 @@ class Resources:
         except StoreUnavailable as exc:
             # Not fatal: /readyz reports it and store.on_error governs requests meanwhile.
             self.log.warning("store_unavailable", operation="prepare", error=str(exc))
+        # Every process (each worker of `run --workers N`) refuses sends on a `closed` stale
+        # list itself; only the housekeeping one logs the changes.
+        with contextlib.suppress(StoreUnavailable):  # logged; the next check retries
+            await self.check_freshness()
+        self._jobs.append(loop.create_task(self._freshness_forever()))
         if self._housekeeping:
-            with contextlib.suppress(StoreUnavailable):  # logged; the sweeps try again
-                await self.check_freshness()
             self._jobs.append(loop.create_task(self._sweep_forever()))
         for name, url in [(u.name, u.url) for u in self.config.upstreams] + \
                 [(h.name, h.url) for h in self.config.webhooks]:
@@ -176,8 +179,18 @@ class Resources:
                 continue
             if removed:
                 self.log.info("entries_expired", removed=removed)
-            with contextlib.suppress(StoreUnavailable):  # logged; the next sweep retries
+
+    async def _freshness_forever(self) -> None:
+        """check_freshness every `store.sweep_interval`; never ends but by cancellation."""
+        while True:
+            await asyncio.sleep(self.config.store.sweep_interval)
+            try:
                 await self.check_freshness()
+            except StoreUnavailable:
+                continue  # counted and logged by check_freshness
+            except Exception as exc:  # a bug must not end the checks for good
+                self.metrics.store_errors.labels("freshness").inc()
+                _unexpected(self.log, "freshness_failed", exc, operation="freshness")
 
     async def check_freshness(self) -> None:
         """Measure every list's age against its max_age: the age gauge, one log line when
@@ -201,7 +214,7 @@ class Resources:
                 stale.add(key)
                 if fresh.on_stale == "closed":
                     closed.add(source.scope)
-                if key not in self._stale:
+                if key not in self._stale and self._housekeeping:
                     level = {"enforce": "info", "warn": "warning", "closed": "error"}[
                         fresh.on_stale]
                     getattr(self.log, level)(
@@ -209,7 +222,7 @@ class Resources:
                         origin=source.origin, as_of=iso(source.as_of),
                         age_days=round((fresh.age_seconds or 0.0) / DAY, 1),
                         max_age_days=fresh.max_age_days, on_stale=fresh.on_stale)
-            elif key in self._stale:
+            elif key in self._stale and self._housekeeping:
                 self.log.info("list_fresh", scope=source.scope, list=source.name,
                               origin=source.origin, as_of=iso(source.as_of))
         self._stale, self.stale_closed = stale, frozenset(closed)
