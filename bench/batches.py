@@ -72,6 +72,7 @@ from bench.run import (
     machine_info,
     pinning_available,
     run_wrk,
+    tree_pids,
     wait_http,
 )
 from bench.upstream import loop_factory
@@ -110,6 +111,7 @@ class BatchParams:
     seed: int
     output: str
     keep_logs: bool
+    helper_cpus: str | None = None
 
 
 def parse_args(argv: Sequence[str] | None) -> BatchParams:
@@ -149,6 +151,8 @@ def parse_args(argv: Sequence[str] | None) -> BatchParams:
     p.add_argument("--seed", type=int, default=20240601, help="generation seed")
     p.add_argument("--output", default=str(DEFAULT_OUTPUT), help="JSON results file "
                    f"(default {DEFAULT_OUTPUT.relative_to(REPO)})")
+    p.add_argument("--helper-cpus", help="CPUs for Gatekeeper's screening helper process "
+                   "(e.g. 0,1), which otherwise inherits Gatekeeper's pin to CPU 0")
     p.add_argument("--keep-logs", action="store_true",
                    help="keep the temporary directory with process logs")
     a = p.parse_args(argv)
@@ -165,7 +169,7 @@ def parse_args(argv: Sequence[str] | None) -> BatchParams:
         recipients=a.recipients, concurrency=a.concurrency,
         batch_blocked=a.batch_blocked, batch_pool=pick(a.batch_pool, 16, 4),
         anatomy=a.anatomy, quick=quick, seed=a.seed, output=a.output,
-        keep_logs=a.keep_logs)
+        keep_logs=a.keep_logs, helper_cpus=a.helper_cpus)
     if params.duration < 1 or params.warmup < 0 or params.repeat < 1:
         p.error("--duration and --repeat must be at least 1, --warmup at least 0")
     if params.rate < 1 or params.connections < 1:
@@ -461,6 +465,12 @@ class Scenario:
             cpus)
         wait_http(self.gatekeeper, admin_port, "/readyz", want_ok=True)
         wait_http(self.gatekeeper, self.proxy_port, "/healthz-bench")
+        if self.params.helper_cpus and self.pinned:
+            self.extra["helper_cpus"] = self.params.helper_cpus
+            cpus_set = {int(c) for c in self.params.helper_cpus.split(",")}
+            for pid in tree_pids(self.gatekeeper.pid)[1:]:
+                with contextlib.suppress(ProcessLookupError):
+                    os.sched_setaffinity(pid, cpus_set)
 
     def small_sends(self, seconds: int) -> WrkResult:
         """Small sends for `seconds`, paced at --rate (bench/run.py's rate mode)."""

@@ -53,7 +53,7 @@ async def seed(store: Store, scope: str,
         if meta is None:
             await store.add_to(keys, items, "", None)
         elif shared:
-            await store.add_to(keys, items, await store.save_batch(meta), meta.expires_at)
+            await store.add_to(keys, items, await store.save_batch(meta, scope), meta.expires_at)
         else:
             await store.add("block", scope, items, meta)
 

@@ -273,7 +273,7 @@ async def test_import_metadata_is_stored_once_for_the_whole_load(store: Store) -
     assert len(values) == 1
     [value] = values
     assert value.startswith("@")
-    shared = json.loads(await store.client.get(KEYS.batch_prefix + value[1:]))
+    shared = json.loads(await store.client.get(KEYS.batch_prefix("global") + value[1:]))
     assert shared["source"] == "import"
     assert (shared["added_by"], shared["note"]) == ("ops", "from CRM")
     assert abs(shared["added_at"] - time.time()) < 60

@@ -100,7 +100,7 @@ async def test_rows_keep_their_metadata_in_shared_records(
     assert len(shared) == 1
     [record] = shared
     assert record.startswith("@")
-    assert json.loads(str(await store.client.get(KEYS.batch_prefix + record[1:]))) == {
+    assert json.loads(str(await store.client.get(KEYS.batch_prefix("global") + record[1:]))) == {
         "source": "opt-out", "added_at": T_AT, "added_by": "sms-in", "note": "STOP"}
     assert json.loads(values["+33612345679#sms"])["note"] == "a, b"
     assert values["+33612345681#voice"] == ""
@@ -250,7 +250,7 @@ async def test_restore_memory_stays_bounded(monkeypatch: pytest.MonkeyPatch,
                       ) -> tuple[list[ListItem], list[ListItem]]:
         return list(items), []
 
-    async def save(_meta: EntryMeta) -> str:
+    async def save(_meta: EntryMeta, _scope: str) -> str:
         nonlocal saved
         saved += 1
         return f"@{saved:032x}"

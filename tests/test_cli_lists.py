@@ -334,7 +334,7 @@ async def _seed_and_list(url: str, prefix: str, scope: str, seeded: bool
             await store.add("block", scope, [ListItem("+905321234567", "voice")],
                             EntryMeta("opt-out", 2.0, "sms-in", "numéro ✓ 😀, ''x"))
             keys = store.keys.of("block", scope)
-            shared = await store.save_batch(EntryMeta("import", 3.0, "cli", "-5; x\ty"))
+            shared = await store.save_batch(EntryMeta("import", 3.0, "cli", "-5; x\ty"), scope)
             await store.add_to(keys, [ListItem("+34*"), ListItem("+1415555*", "voice")],
                                shared, None)
             await store.add_to(keys, [ListItem("+49301234567")], "", None)

@@ -234,7 +234,7 @@ async def test_expiry_and_shared_metadata_survive_a_restart(
                         dataclasses.replace(MANUAL, expires_at=later))
         await store.add("block", "tenant:acme", [ListItem("+33612345678")],
                         dataclasses.replace(MANUAL, expires_at=soon))
-        batch = await store.save_batch(loaded)
+        batch = await store.save_batch(loaded, "tenant:acme")
         await store.add_to(store.keys.of("block", "tenant:acme"),
                            [ListItem("+1415555*", "sms")], batch, None)
     finally:

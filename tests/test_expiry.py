@@ -317,7 +317,8 @@ async def test_remove_if_source_cleans_the_expiry_set(
 async def test_save_batch_stores_the_metadata_once(store: Store, client: Any) -> None:
     """save_batch keeps the JSON under {prefix}batch:<id> and returns `@<id>`; each call
     gets its own id."""
-    first, second = await store.save_batch(OPT_OUT), await store.save_batch(MANUAL)
+    first = await store.save_batch(OPT_OUT, "global")
+    second = await store.save_batch(MANUAL, "global")
     assert first.startswith("@")
     assert first != second
     assert await client.get(f"{PREFIX}batch:{first[1:]}") == OPT_OUT.to_json()
@@ -331,7 +332,7 @@ async def test_metadata_and_page_resolve_batch_references(store: Store, client: 
     later = time.time() + 3600
     keys = store.keys.of("block", "global")
     loaded = EntryMeta("import", 1_700_000_000.0, "ops", "carrier list")
-    batch = await store.save_batch(loaded)
+    batch = await store.save_batch(loaded, "global")
     assert await store.add_to(keys, [ListItem("+1*"), sms("+2*")], batch, None) == (
         [ListItem("+1*"), sms("+2*")], [])
     await store.add_to(keys, [ListItem("+3*")], batch, later)
@@ -351,7 +352,7 @@ async def test_metadata_and_page_resolve_batch_references(store: Store, client: 
 async def test_page_fetches_each_batch_once(store: Store, wire: Wire) -> None:
     """A page of entries sharing a batch reads the batch key once (one MGET)."""
     keys = store.keys.of("block", "global")
-    batch = await store.save_batch(OPT_OUT)
+    batch = await store.save_batch(OPT_OUT, "global")
     await store.add_to(keys, [ListItem(f"+3{i}*") for i in range(10)], batch, None)
     wire.clear()
     page = await store.page("block", "global", None, 100)
@@ -367,7 +368,7 @@ async def test_remove_if_source_reads_batch_metadata(
         store: Store, client: Any, batch_meta: EntryMeta | None, removed: bool) -> None:
     """The opt-in check follows `@<id>` to the batch's source; a missing batch is an
     unknown source and nothing is removed."""
-    batch = "@gone" if batch_meta is None else await store.save_batch(batch_meta)
+    batch = "@gone" if batch_meta is None else await store.save_batch(batch_meta, "global")
     await store.add_to(store.keys.of("block", "global"), [sms(N)], batch, None)
     assert await store.remove_if_source("block", "global", sms(N), "opt-out") is removed
     assert await members(client) == ([] if removed else [f"{N}#sms"])

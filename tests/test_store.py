@@ -198,17 +198,17 @@ def test_keys_build_list_names_from_prefix_list_and_scope(
     ("gk:", "block", "global",
      ListKeys("gk:list:block:global", "gk:meta:block:global", "gk:exp:block:global",
               "gk:loading:block:global", "gk:journal:block:global",
-              "gk:packed:block:global", "gk:pk:live:block:global:")),
+              "gk:packed:block:global", "gk:pk:live:block:global:", "gk:pktrash")),
     ("gk:", "allow", "tenant:acme",
      ListKeys("gk:list:allow:tenant:acme", "gk:meta:allow:tenant:acme",
               "gk:exp:allow:tenant:acme", "gk:loading:allow:tenant:acme",
               "gk:journal:allow:tenant:acme", "gk:packed:allow:tenant:acme",
-              "gk:pk:live:allow:tenant:acme:")),
+              "gk:pk:live:allow:tenant:acme:", "gk:pktrash")),
     ("other/", "block", "agent:42",
      ListKeys("other/list:block:agent:42", "other/meta:block:agent:42",
               "other/exp:block:agent:42", "other/loading:block:agent:42",
               "other/journal:block:agent:42", "other/packed:block:agent:42",
-              "other/pk:live:block:agent:42:")),
+              "other/pk:live:block:agent:42:", "other/pktrash")),
 ], ids=["global-block", "tenant-allow", "custom-prefix"])
 def test_keys_of_a_list_are_its_set_metadata_hash_expiry_set_mark_journal_and_record(
         prefix: str, name: ListName, scope: str, expected: ListKeys) -> None:
@@ -271,12 +271,12 @@ async def test_store_writes_only_keys_built_by_keys(store: Store, client: Any) -
     await put(store, "allow", "tenant:acme", "+33612345678")
     await put(store, "allow", "agent:42", "+1*",
               meta=replace(MANUAL, expires_at=time.time() + 3600))
-    batch = await store.save_batch(MANUAL)
+    batch = await store.save_batch(MANUAL, "agent:42")
     await store.append_attempt(attempt())
     keys = Keys(PREFIX)
     assert set(await client.keys("*")) == {
         *keys.of("block", "global").all[:2], *keys.of("allow", "tenant:acme").all[:2],
-        *keys.of("allow", "agent:42").all, keys.batch_prefix + batch.removeprefix("@"),
+        *keys.of("allow", "agent:42").all, keys.batch_prefix("agent:42") + batch.removeprefix("@"),
         keys.attempts}
 
 
@@ -576,7 +576,7 @@ async def test_remove_if_source_is_one_round_trip(store: Store, wire: Wire) -> N
     assert wire.parsed() == [[
         "EVALSHA", hashlib.sha1(REMOVE_IF_SOURCE_LUA.encode()).hexdigest(), "3",
         *keys.of("block", "tenant:acme").all, "+33612345678#sms", "opt-out",
-        keys.batch_prefix]]
+        keys.batch_prefix("tenant:acme")]]
     assert len(wire.writes) == 1
 
 
@@ -1021,7 +1021,7 @@ async def test_swap_replaces_a_list_with_its_metadata_and_expiry_in_one_step(
     await put(store, "block", "global", "+3*", meta=replace(MANUAL, expires_at=later))
     live = store.keys.of("block", "global")
     staged = store.keys.staging("block", "global")
-    batch = await store.save_batch(OPT_OUT)
+    batch = await store.save_batch(OPT_OUT, "global")
     assert await store.add_to(staged, [ListItem("+2*"), sms("+44*")], batch, later) == (
         [ListItem("+2*"), sms("+44*")], [])
     assert await store.add_to(staged, items("+5*"), MANUAL.to_json(), None) == (
@@ -1277,7 +1277,7 @@ CALLS: list[tuple[str, StoreCall]] = [
     ("metadata", lambda s: s.metadata("block", "global", items("+33*"))),
     ("count", lambda s: s.count("block", "global")),
     ("sweep-expired", lambda s: s.sweep_expired()),
-    ("save-batch", lambda s: s.save_batch(MANUAL)),
+    ("save-batch", lambda s: s.save_batch(MANUAL, "global")),
     ("swap", lambda s: s.swap(s.keys.of("block", "global"), s.keys.staging("block", "global"))),
     ("drop", lambda s: s.drop(s.keys.of("block", "global"), s.keys.staging("block", "global"))),
     ("begin_load", lambda s: s.begin_load(s.keys.of("block", "global"),

@@ -333,7 +333,7 @@ class Importer:
             options = self.options
             self._meta_value = await self.store.save_batch(EntryMeta(
                 source=options.source, added_at=time.time(), added_by=options.added_by,
-                note=options.note, expires_at=options.expires_at))
+                note=options.note, expires_at=options.expires_at), options.scope)
         return self._meta_value
 
     async def _shared(self, meta: EntryMeta, rows: int) -> tuple[str, float | None]:
@@ -343,7 +343,7 @@ class Importer:
         if value is not None:
             self._records.move_to_end(meta)
         elif rows > 1:
-            value = await self.store.save_batch(meta)
+            value = await self.store.save_batch(meta, self.options.scope)
             self._records[meta] = value
             if len(self._records) > SHARED_RECORDS_KEPT:
                 self._records.popitem(last=False)

@@ -61,6 +61,14 @@ key                                 type        members -> values
                                                 `channel`, `direction`, `number`, `scopes`,
                                                 `scope`, `list`, `entry`, `action`
   Blocked attempts, oldest first; capped with XADD MAXLEN ~ store.attempts_max_len.
+
+On Redis Cluster (`redis+cluster://`) every `{scope}` above is written in braces, so that
+it is the key's hash tag: `gk:list:block:{tenant:acme}`. Every key of one scope, its
+staging copies and packed buckets included, then lives in one hash slot, and each script
+(which only ever touches one scope) runs on one node. The keys that name no scope take
+one: `{p}pktrash:{{scope}}` (a trash per scope) and `{p}batch:{{scope}}:{id}` (a bulk
+load's metadata beside the list it was loaded into). `{p}attempts` is one key, on one
+node. The layout of a single Redis (or Sentinel) is unchanged: nothing is migrated.
 """
 
 from __future__ import annotations
@@ -88,6 +96,7 @@ class ListKeys:
     journal: str
     packed: str
     base: str
+    trash: str
 
     @property
     def all(self) -> tuple[str, str, str]:
@@ -100,23 +109,41 @@ class Keys:
     """Builds every Redis key and member name the store uses."""
 
     prefix: str
+    cluster: bool = False
+    """Hash-tag every key by its scope (Redis Cluster)."""
+
+    def tag(self, scope: str) -> str:
+        """A scope as key names carry it: in braces on a cluster (its hash tag)."""
+        return f"{{{scope}}}" if self.cluster else scope
+
+    def untag(self, text: str) -> str | None:
+        """The scope a key name ends with (`tag`'s inverse), None if malformed."""
+        if not self.cluster:
+            return text or None
+        if len(text) < 3 or text[0] != "{" or text[-1] != "}":
+            return None
+        return text[1:-1]
 
     def list(self, name: ListName, scope: str) -> str:
         """The sorted set holding one list of one scope."""
-        return f"{self.prefix}list:{name}:{scope}"
+        return f"{self.prefix}list:{name}:{self.tag(scope)}"
 
     def of(self, name: ListName, scope: str) -> ListKeys:
         """The keys of one list of one scope."""
-        return ListKeys(self.list(name, scope), f"{self.prefix}meta:{name}:{scope}",
-                        f"{self.prefix}exp:{name}:{scope}",
-                        f"{self.prefix}loading:{name}:{scope}",
-                        f"{self.prefix}journal:{name}:{scope}",
-                        f"{self.prefix}packed:{name}:{scope}",
-                        f"{self.prefix}pk:live:{name}:{scope}:")
+        tagged = self.tag(scope)
+        return ListKeys(self.list(name, scope), f"{self.prefix}meta:{name}:{tagged}",
+                        f"{self.prefix}exp:{name}:{tagged}",
+                        f"{self.prefix}loading:{name}:{tagged}",
+                        f"{self.prefix}journal:{name}:{tagged}",
+                        f"{self.prefix}packed:{name}:{tagged}",
+                        f"{self.prefix}pk:live:{name}:{tagged}:",
+                        self.packed_trash(scope))
 
     def staging(self, name: ListName, scope: str) -> ListKeys:
         """Fresh keys to load a replacement of a list into before swapping it in."""
         token = uuid.uuid4().hex
+        trash = self.packed_trash(scope)
+        scope = self.tag(scope)
         # A copy being loaded is never itself being replaced: its mark is never set.
         return ListKeys(f"{self.prefix}tmp:{token}:list:{name}:{scope}",
                         f"{self.prefix}tmp:{token}:meta:{name}:{scope}",
@@ -124,7 +151,7 @@ class Keys:
                         f"{self.prefix}tmp:{token}:loading:{name}:{scope}",
                         f"{self.prefix}tmp:{token}:journal:{name}:{scope}",
                         f"{self.prefix}tmp:{token}:packed:{name}:{scope}",
-                        f"{self.prefix}pk:{token}:{name}:{scope}:")
+                        f"{self.prefix}pk:{token}:{name}:{scope}:", trash)
 
     @property
     def expiry_pattern(self) -> str:
@@ -133,33 +160,37 @@ class Keys:
 
     def from_expiry(self, key: str) -> ListKeys | None:
         """The list keys an expiry set belongs to."""
-        rest = key.removeprefix(f"{self.prefix}exp:")
-        name, _, scope = rest.partition(":")
-        if name not in LISTS or not scope:
-            return None
-        return self.of(name, scope)
+        named = self.list_of(key, "exp")
+        return None if named is None else self.of(*named)
 
     def source(self, name: ListName, scope: str) -> str:
         """The record of where a list's data came from (its freshness)."""
-        return f"{self.prefix}source:{name}:{scope}"
+        return f"{self.prefix}source:{name}:{self.tag(scope)}"
 
     def list_of(self, key: str, kind: str) -> tuple[ListName, str] | None:
         """(list, scope) of a `{p}{kind}:{list}:{scope}` key, else None."""
         rest = key.removeprefix(f"{self.prefix}{kind}:")
-        name, _, scope = rest.partition(":")
+        name, _, tagged = rest.partition(":")
+        scope = self.untag(tagged)
         if rest == key or name not in LISTS or not scope:
             return None
         return name, scope
 
-    @property
-    def packed_trash(self) -> str:
-        """The set of packed loads (their bases) whose buckets are to be deleted."""
-        return f"{self.prefix}pktrash"
+    def packed_trash(self, scope: str) -> str:
+        """The set of packed loads (their bases) whose buckets are to be deleted: one for
+        the store, or on a cluster one per scope (beside the loads it holds)."""
+        return f"{self.prefix}pktrash:{self.tag(scope)}" if self.cluster \
+            else f"{self.prefix}pktrash"
 
     @property
-    def batch_prefix(self) -> str:
-        """Prefix of the keys holding metadata shared by a bulk load."""
-        return f"{self.prefix}batch:"
+    def trash_pattern(self) -> str:
+        """SCAN pattern matching every trash (one key unless on a cluster)."""
+        return f"{self.prefix}pktrash:*" if self.cluster else f"{self.prefix}pktrash"
+
+    def batch_prefix(self, scope: str) -> str:
+        """Prefix of the keys holding metadata shared by a bulk load into a scope."""
+        return f"{self.prefix}batch:{self.tag(scope)}:" if self.cluster \
+            else f"{self.prefix}batch:"
 
     @staticmethod
     def member(item: ListItem) -> str:

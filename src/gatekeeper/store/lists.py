@@ -76,7 +76,7 @@ class ListsMixin(PackedMixin):
         manual block). True when removed."""
         done = await self._scripts.remove_if_source(
             keys=list(self.keys.of(name, scope).all),
-            args=[self.keys.member(item), source, self.keys.batch_prefix])
+            args=[self.keys.member(item), source, self.keys.batch_prefix(scope)])
         return bool(done)
 
     @guarded
@@ -96,12 +96,15 @@ class ListsMixin(PackedMixin):
                     break
         return removed
 
-    async def _metas(self, values: Sequence[str | None]) -> list[EntryMeta | None]:
-        """Decode stored metadata values, fetching shared bulk-load metadata once each."""
+    async def _metas(self, values: Sequence[str | None], scope: str
+                     ) -> list[EntryMeta | None]:
+        """Decode stored metadata values of a scope's list, fetching shared bulk-load
+        metadata once each."""
         batches = sorted({v[1:] for v in values if v and v.startswith("@")})
         shared: dict[str, str | None] = {}
         if batches:
-            found = await self.client.mget([self.keys.batch_prefix + b for b in batches])
+            prefix = self.keys.batch_prefix(scope)
+            found = await self.client.mget([prefix + b for b in batches])
             shared = dict(zip(batches, cast(list[str | None], found), strict=True))
         return [EntryMeta.from_json(shared.get(v[1:]) if v and v.startswith("@") else v)
                 for v in values]
@@ -115,7 +118,7 @@ class ListsMixin(PackedMixin):
         if cursor is not None and cursor.startswith(_PACKED_CURSOR):
             after = cursor[len(_PACKED_CURSOR):] or None
         else:
-            entries, following = await self._set_page(keys, cursor, limit)
+            entries, following = await self._set_page(keys, scope, cursor, limit)
             if following is not None:
                 return Page(tuple(entries), following)
             if len(entries) == limit:  # the set ends here: the packed load may follow
@@ -128,7 +131,7 @@ class ListsMixin(PackedMixin):
         return Page(tuple(entries), f"{_PACKED_CURSOR}{last}" if more else None)
 
     @guarded
-    async def _set_page(self, keys: ListKeys, cursor: str | None, limit: int
+    async def _set_page(self, keys: ListKeys, scope: str, cursor: str | None, limit: int
                         ) -> tuple[list[Listed], str | None]:
         """Up to `limit` live entries of the list's set after `cursor` (a member), with
         metadata; and the cursor of the next page when the set has more."""
@@ -144,7 +147,7 @@ class ListsMixin(PackedMixin):
                 pipe.time()  # the server's clock, as lookups use: both agree on expiry
                 values, expiries, (seconds, micros) = await pipe.execute()
             now = seconds + micros / 1_000_000
-            metas = await self._metas(values)
+            metas = await self._metas(values, scope)
             for member, meta, expiry in zip(shown, metas, expiries, strict=True):
                 if expiry is not None and float(expiry) <= now:
                     continue  # expired: gone from listings at that instant
@@ -161,7 +164,7 @@ class ListsMixin(PackedMixin):
         keys = self.keys.of(name, scope)
         cursor: str | None = None
         while True:
-            entries, cursor = await self._set_page(keys, cursor, chunk)
+            entries, cursor = await self._set_page(keys, scope, cursor, chunk)
             for entry in entries:
                 yield entry
             if cursor is None:
@@ -183,7 +186,7 @@ class ListsMixin(PackedMixin):
             pipe.hmget(keys.meta, members)
             pipe.zmscore(keys.expiry, members)
             values, expiries = await pipe.execute()
-        metas = await self._metas(values)
+        metas = await self._metas(values, scope)
         shown = [m if m is None or e is None else replace(m, expires_at=float(e))
                  for m, e in zip(metas, expiries, strict=True)]
         if any(m is None for m in shown):

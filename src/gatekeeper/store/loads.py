@@ -15,10 +15,11 @@ class LoadsMixin(PackedMixin):
     """The bulk-load operations of the Store."""
 
     @guarded
-    async def save_batch(self, meta: EntryMeta) -> str:
-        """Store metadata shared by a bulk load once; returns the value entries carry."""
+    async def save_batch(self, meta: EntryMeta, scope: str) -> str:
+        """Store metadata shared by a bulk load into a scope once; returns the value
+        entries carry."""
         batch = uuid.uuid4().hex
-        await self.client.set(self.keys.batch_prefix + batch, meta.to_json())
+        await self.client.set(self.keys.batch_prefix(scope) + batch, meta.to_json())
         return "@" + batch
 
     @guarded
@@ -35,7 +36,7 @@ class LoadsMixin(PackedMixin):
         size. The replaced packed load goes to the trash (see `purge_packed`)."""
         size, old = await self._scripts.swap(
             keys=[*live.all, *loaded.all, live.loading, live.journal, live.packed,
-                  loaded.packed, self.keys.packed_trash],
+                  loaded.packed, live.trash],
             args=[loaded.list])
         if old:
             await self.purge_packed()
@@ -47,7 +48,7 @@ class LoadsMixin(PackedMixin):
         go to the trash; they expire with the copy in any case). Safe after a swap whose
         reply was lost: a load that is live is kept."""
         await self._scripts.drop_packed(
-            keys=[live.packed, loaded.packed, self.keys.packed_trash], args=[loaded.base])
+            keys=[live.packed, loaded.packed, live.trash], args=[loaded.base])
         await self.client.delete(*loaded.all)  # gone already if the swap happened
         await self._scripts.end_load(keys=[live.loading, live.journal], args=[loaded.list])
         await self.purge_packed()

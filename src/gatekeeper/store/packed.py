@@ -188,18 +188,30 @@ class PackedMixin(StoreBase):
     async def purge_packed(self, limit: int = 64) -> int:
         """Delete the buckets of up to `limit` replaced or abandoned packed loads (the
         trash); returns how many loads went."""
-        trash = self.keys.packed_trash
-        bases = cast(list[str], await self.client.srandmember(trash, limit))
-        for base in bases:
-            while True:
-                heads = cast(list[str], await self.client.zrange(
-                    f"{base}index", 0, _PURGE_SLICE - 1))
-                if not heads:
-                    break
-                await self.client.unlink(*(f"{base}{h}" for h in heads))
-                await self.client.zrem(f"{base}index", *heads)
-            await self.client.srem(trash, base)
-        return len(bases)
+        gone = 0
+        async for trash in self._trashes():
+            bases = cast(list[str], await self.client.srandmember(trash, limit - gone))
+            for base in bases:
+                while True:
+                    heads = cast(list[str], await self.client.zrange(
+                        f"{base}index", 0, _PURGE_SLICE - 1))
+                    if not heads:
+                        break
+                    await self.client.unlink(*(f"{base}{h}" for h in heads))
+                    await self.client.zrem(f"{base}index", *heads)
+                await self.client.srem(trash, base)
+            gone += len(bases)
+            if gone >= limit:
+                break
+        return gone
+
+    async def _trashes(self) -> AsyncIterator[str]:
+        """The trash key, or on a cluster every scope's (found by SCAN on every node)."""
+        if not self.keys.cluster:
+            yield self.keys.trash_pattern
+            return
+        async for key in self.client.scan_iter(match=self.keys.trash_pattern, count=500):
+            yield key
 
 
 def load_meta(source: str, added_by: str | None, note: str | None) -> EntryMeta:
