@@ -12,8 +12,7 @@ from redis.crc import key_slot
 
 from tests.topologies import ClusterRig, SentinelRig, query, wait_for
 
-# Processes and real servers: out of the fast tier (conftest's SLOW_MODULES equivalent).
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [pytest.mark.integration]  # slow: listed in conftest's SLOW_MODULES
 
 FAILOVER_TIMEOUT = 30.0
 

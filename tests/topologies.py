@@ -16,6 +16,7 @@ import subprocess
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import redis
@@ -29,6 +30,7 @@ _BUS_OFFSET = 10000
 _MAX_CLUSTER_PORT = 65535 - _BUS_OFFSET
 _START_TIMEOUT = 10.0
 _LAUNCH_ATTEMPTS = 5
+_PORT_DRAWS = 200
 
 
 class RigError(RuntimeError):
@@ -63,8 +65,9 @@ def redis_binaries() -> tuple[str, str]:
 
 
 def query(port: int, *args: str | int, timeout: float = 1.0) -> object:
-    """One command to 127.0.0.1:port, its raw reply (decoded; no redis-py parsing, since
-    the command name is sent as separate words)."""
+    """One command to 127.0.0.1:port and its decoded reply. redis-py parses replies by
+    the first word alone, so `"CLUSTER", "NODES"` comes back raw while PING and INFO
+    keep their parsing (True, a dict)."""
     client = redis.Redis(host="127.0.0.1", port=port, socket_timeout=timeout,
                          socket_connect_timeout=timeout, decode_responses=True)
     try:
@@ -199,9 +202,11 @@ class _Server:
 
 def _launch_fresh(make: Callable[[int], _Server], port_ok: Callable[[int], bool],
                   taken: set[int]) -> _Server:
-    """Launch a server on a new free port (retrying if another process took it first)."""
+    """Launch a server on a new free port that suits `port_ok` (retrying on another one
+    if another process took it first)."""
     last = ""
-    for _ in range(_LAUNCH_ATTEMPTS):
+    launches = 0
+    for _ in range(_PORT_DRAWS):
         port = _free_port()
         if port in taken or not port_ok(port):
             continue
@@ -212,12 +217,13 @@ def _launch_fresh(make: Callable[[int], _Server], port_ok: Callable[[int], bool]
         except RigError as exc:
             server.kill()
             last = str(exc)
-            if "Address already in use" in last:
+            launches += 1
+            if "Address already in use" in last and launches < _LAUNCH_ATTEMPTS:
                 continue
             raise
         taken.add(port)
         return server
-    raise RigError(f"no free port found for a redis-server: {last or 'ports unsuitable'}")
+    raise RigError(f"no suitable free port found for a redis-server: {last or 'none drawn'}")
 
 
 @dataclass(frozen=True)
@@ -268,6 +274,13 @@ def parse_cluster_nodes(text: object) -> list[ClusterNode]:
     return nodes
 
 
+def _cluster_port_ok(taken: set[int], port: int) -> bool:
+    """A port whose bus port (port + 10000) exists, is free, and clashes with no node's."""
+    bus = port + _BUS_OFFSET
+    return (port <= _MAX_CLUSTER_PORT and bus not in taken
+            and port - _BUS_OFFSET not in taken and _port_free(bus))
+
+
 class ClusterRig:
     """Six cluster-enabled redis-servers joined as 3 masters with a replica each."""
 
@@ -307,9 +320,7 @@ class ClusterRig:
         taken: set[int] = set()
         try:
             for _ in range(6):
-                server = _launch_fresh(
-                    self._make_node,
-                    lambda p: p <= _MAX_CLUSTER_PORT and _port_free(p + _BUS_OFFSET), taken)
+                server = _launch_fresh(self._make_node, partial(_cluster_port_ok, taken), taken)
                 self._nodes[server.port] = server
             self._create()
             wait_for(self._formed, 30, "the cluster to form (cluster_state:ok on every node, "

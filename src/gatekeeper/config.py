@@ -17,8 +17,10 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from gatekeeper import redis_url
 from gatekeeper.freshness import ON_STALE, ListPolicy
 from gatekeeper.numbers import is_known_region, is_valid_scope
+from gatekeeper.redis_url import Topology
 from gatekeeper.types import CHANNELS, Channel
 
 OnBlock = Literal["reject", "skip", "monitor"]
@@ -144,6 +146,11 @@ class RedisConfig:
     def embedded(self) -> bool:
         """True when Gatekeeper runs its own redis-server."""
         return self.url == "embedded"
+
+    @property
+    def topology(self) -> Topology:
+        """One server, a cluster or a Sentinel group (redis_url.py)."""
+        return Topology("single") if self.embedded else redis_url.parse(self.url)
 
 
 @dataclass(frozen=True, slots=True)
@@ -490,11 +497,12 @@ def _read_key(s: _Section, env: Mapping[str, str], base: Path) -> AdminKey:
 def _read_redis(s: _Section, base: Path) -> RedisConfig:
     url = s.get("url", str, _REDIS.url)
     if url != "embedded":
-        scheme = urlsplit(url).scheme
-        if scheme not in ("redis", "rediss", "unix"):
-            raise ConfigError(
-                s.path("url"), url, "expected 'embedded' or a redis://, rediss:// or unix:// URL"
-            )
+        try:
+            redis_url.parse(url)
+        except ValueError as exc:
+            raise ConfigError(s.path("url"), redis_url.redacted(url), f"expected 'embedded' or a "
+                              f"redis://, rediss://, unix://, redis+cluster:// or "
+                              f"redis+sentinel:// URL: {exc}") from None
     data_dir = Path(s.get("data_dir", str, str(_REDIS.data_dir)))
     timeout = s.get("timeout", float, _REDIS.timeout)
     _positive(s.path("timeout"), timeout)

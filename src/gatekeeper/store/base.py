@@ -4,28 +4,45 @@ checking the server, readiness, closing and re-pointing at a moved server."""
 from __future__ import annotations
 
 import re
+from typing import cast
 
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
+from gatekeeper import redis_url
 from gatekeeper.config import RedisConfig, StoreConfig
+from gatekeeper.store.cluster import ClusterTransport
 from gatekeeper.store.faults import StoreIncompatible, StoreUnavailable, guarded, store_faults
 from gatekeeper.store.keys import Keys
 from gatekeeper.store.pipe import ClientTransport, LookupPipe, LookupTransport, PipeTransport
 from gatekeeper.store.scripts import SCRIPTS, Scripts, register
+from gatekeeper.store.sentinel import MasterAddress, master_client, sentinels
 
 MIN_REDIS_VERSION = (6, 2)
 
 
 def connect(config: RedisConfig, url: str | None = None) -> aioredis.Redis:
-    """A client for `url` (default: the configured one) with the store's timeouts.
+    """A client for `url` (default: the configured one) with the store's timeouts: a
+    server's, a cluster's (typed as a server's: the store uses only commands both
+    have) or a Sentinel group's master.
 
     One retry without back-off: a pooled connection broken by a Redis restart is replaced
     at once, while a Redis that is really down fails fast so `on_error` can apply.
     """
+    url = url or config.url
+    topology = redis_url.parse(url)
+    if topology.kind == "cluster":
+        return cast(aioredis.Redis, RedisCluster(
+            startup_nodes=[ClusterNode(host, port) for host, port in topology.nodes],
+            username=topology.username, password=topology.password,
+            decode_responses=True, socket_timeout=config.timeout,
+            socket_connect_timeout=config.timeout, retry=Retry(NoBackoff(), 1)))
+    if topology.kind == "sentinel":
+        return master_client(sentinels(topology, config.timeout), topology, config.timeout)
     return aioredis.Redis.from_url(
-        url or config.url,
+        url,
         decode_responses=True,
         socket_timeout=config.timeout,
         socket_connect_timeout=config.timeout,
@@ -42,7 +59,8 @@ class StoreBase:
                  store_config: StoreConfig, lookup_url: str | None = None, *,
                  transport: LookupTransport | None = None) -> None:
         self.client = client
-        self.keys = Keys(redis_config.key_prefix)
+        self.keys = Keys(redis_config.key_prefix,
+                         cluster=redis_config.topology.kind == "cluster")
         self._redis_config = redis_config
         self._attempts_max_len = store_config.attempts_max_len
         self._scripts: Scripts = register(client)
@@ -54,7 +72,14 @@ class StoreBase:
     def _transport_for(self, client: aioredis.Redis, url: str | None) -> LookupTransport:
         if url is None:
             return ClientTransport(client, self._scripts.lookup)
-        return PipeTransport(LookupPipe(url, self._redis_config.timeout))
+        topology, timeout = redis_url.parse(url), self._redis_config.timeout
+        if topology.kind == "cluster":
+            return ClusterTransport(topology, timeout)
+        if topology.kind == "sentinel":
+            master = MasterAddress(sentinels(topology, timeout), topology.service)
+            return PipeTransport(LookupPipe(topology.node_url("localhost", 6379), timeout,
+                                            master))
+        return PipeTransport(LookupPipe(url, timeout))
 
     @guarded
     async def prepare(self) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -10,6 +11,7 @@ from itertools import accumulate
 from gatekeeper.numbers import lookup_candidates
 from gatekeeper.policy import LISTS, ListName, Match
 from gatekeeper.store.base import StoreBase
+from gatekeeper.store.cluster import slot_of
 from gatekeeper.store.faults import store_faults
 from gatekeeper.store.pipe import LookupCall, resp_bulk
 from gatekeeper.store.scripts import LOOKUP_SHA
@@ -88,10 +90,11 @@ def _joined(numbers: list[str], channel: Channel | None) -> tuple[list[str], byt
 @dataclass(frozen=True, slots=True)
 class _Probe:
     """The fixed part of a lookup in some scopes: the lists probed, in reply order, and
-    the script call probing them."""
+    the script call probing them (on a cluster, one per scope: each scope's keys are in
+    one hash slot, scopes in any)."""
 
     lists: tuple[tuple[ListName, str], ...]
-    call: LookupCall
+    calls: tuple[LookupCall, ...]
 
 
 class LookupMixin(StoreBase):
@@ -120,7 +123,17 @@ class LookupMixin(StoreBase):
         probe = self._probe(tuple(scopes))
         # Inline rather than `guarded`: one coroutine frame less on every request.
         with store_faults():
-            reply = await self._transport.lookup(probe.call, candidates, encoded)
+            if len(probe.calls) == 1:
+                reply = await self._transport.lookup(probe.calls[0], candidates, encoded)
+            else:  # a cluster: the scopes' calls leave together, one write per node
+                replies = await asyncio.gather(*(
+                    self._transport.lookup(call, candidates, encoded)
+                    for call in probe.calls), return_exceptions=True)
+                reply = []
+                for part in replies:
+                    if isinstance(part, BaseException):
+                        raise part
+                    reply += part
         # Owners are found for the members that hit (few), not tabled for all.
         owners: dict[str, list[str]] = {}
         for (name, scope), hits in zip(probe.lists, reply, strict=True):
@@ -142,14 +155,19 @@ class LookupMixin(StoreBase):
         probe = cache.get(scopes)
         if probe is None:
             lists = tuple((name, scope) for scope in scopes for name in LISTS)
-            keys: list[str] = []
-            for name, scope in lists:
-                list_keys = self.keys.of(name, scope)
-                keys += [list_keys.list, list_keys.expiry, list_keys.packed]
-            head = ["EVALSHA", LOOKUP_SHA, str(len(keys)), *keys, str(_ARGV_SLICE)]
-            call = LookupCall(tuple(keys), _ARGV_SLICE, len(head),
-                              b"".join(resp_bulk(arg) for arg in head))
-            probe = _Probe(lists, call)
+            groups = [lists] if not self.keys.cluster else \
+                [lists[i:i + len(LISTS)] for i in range(0, len(lists), len(LISTS))]
+            probe = _Probe(lists, tuple(self._call(group) for group in groups))
             if len(cache) < _PROBE_CACHE_SIZE:
                 cache[scopes] = probe
         return probe
+
+    def _call(self, lists: Sequence[tuple[ListName, str]]) -> LookupCall:
+        """The script call probing some lists (pre-encoded)."""
+        keys: list[str] = []
+        for name, scope in lists:
+            list_keys = self.keys.of(name, scope)
+            keys += [list_keys.list, list_keys.expiry, list_keys.packed]
+        head = ["EVALSHA", LOOKUP_SHA, str(len(keys)), *keys, str(_ARGV_SLICE)]
+        return LookupCall(tuple(keys), _ARGV_SLICE, len(head),
+                          b"".join(resp_bulk(arg) for arg in head), slot_of(keys[0]))

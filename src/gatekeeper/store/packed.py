@@ -4,18 +4,20 @@ store/packing.py; the lookup, add, remove and swap scripts read it in Lua."""
 
 from __future__ import annotations
 
+import contextlib
 import time
 from bisect import bisect_right
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import cast
 
+from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.connection import AbstractConnection
 from redis.exceptions import ResponseError
 
 from gatekeeper.store.base import StoreBase
 from gatekeeper.store.entries import EntryMeta, Listed, ListItem
-from gatekeeper.store.faults import guarded
+from gatekeeper.store.faults import StoreUnavailable, guarded
 from gatekeeper.store.keys import LOAD_MARK_SECONDS, ListKeys
 from gatekeeper.store.packing import PackedBuilder, command, joined, sadd_commands, split
 
@@ -76,9 +78,7 @@ class PackedMixin(StoreBase):
         numbers it holds."""
         base, ttl = target.base, str(LOAD_MARK_SECONDS)
         count = 0
-        pool = self.client.connection_pool
-        connection = await pool.get_connection()  # type: ignore[no-untyped-call]
-        try:
+        async with self._connection_for(target.packed) as connection:
             writer = _Writer(connection)
             for head, members in builder.buckets():
                 key = f"{base}{head}"
@@ -95,12 +95,37 @@ class PackedMixin(StoreBase):
                                       *(x for kv in fields.items() for x in kv)))
             await writer.send(command("EXPIRE", target.packed, ttl))
             await writer.drain()
+        return count
+
+    @contextlib.asynccontextmanager
+    async def _connection_for(self, key: str) -> AsyncIterator[AbstractConnection]:
+        """A connection of the client's own to the server holding `key` (on a cluster,
+        the master of its slot: every key of a load shares it), dropped on any error
+        (replies may be left unread on it)."""
+        if not self.keys.cluster:
+            pool = self.client.connection_pool
+            connection = await pool.get_connection()  # type: ignore[no-untyped-call]
+            try:
+                yield connection
+            except BaseException:
+                await connection.disconnect()
+                raise
+            finally:
+                await pool.release(connection)
+            return
+        cluster = cast(RedisCluster, self.client)
+        await cluster.initialize()
+        node = cluster.get_node_from_key(key)
+        if node is None:
+            raise StoreUnavailable(f"no cluster node serves {key!r}")
+        own = node.acquire_connection()
+        try:
+            yield own
         except BaseException:
-            await connection.disconnect()  # replies may be left unread on it
+            await own.disconnect()
             raise
         finally:
-            await pool.release(connection)
-        return count
+            node.release(own)
 
     @guarded
     async def intset_limit(self) -> int | None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import ssl
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
@@ -61,6 +61,12 @@ class LookupCall:
     argv_slice: int
     argc: int
     head: bytes
+    slot: int = 0
+    """The keys' hash slot (read on a cluster only, where they share one)."""
+
+    def payload(self, count: int, encoded: bytes) -> bytes:
+        """The whole command, with `count` candidates `encoded`."""
+        return b"*%d\r\n%s%s" % (self.argc + count, self.head, encoded)
 
 
 class LookupTransport(Protocol):
@@ -112,7 +118,7 @@ class PipeTransport:
     async def lookup(self, call: LookupCall, candidates: Sequence[str], encoded: bytes
                      ) -> list[list[str]]:
         """The pre-encoded EVALSHA; the script is loaded again if the server lost it."""
-        payload = b"*%d\r\n%s%s" % (call.argc + len(candidates), call.head, encoded)
+        payload = call.payload(len(candidates), encoded)
         reply = await self.pipe.call_raw(payload)
         if isinstance(reply, hiredis.ReplyError):
             if not str(reply).startswith("NOSCRIPT"):
@@ -170,12 +176,15 @@ class LookupPipe:
     and replies matched in order, with a few microseconds of client work per call.
 
     A timeout or a lost connection fails the calls in flight (`StoreUnavailable`) and the
-    next call reconnects.
+    next call reconnects. With `master` (Sentinel), each connection goes to the address
+    it returns then, and is used only if that server says it is a master.
     """
 
-    def __init__(self, url: str, timeout: float) -> None:
+    def __init__(self, url: str, timeout: float,
+                 master: Callable[[], Awaitable[tuple[str, int]]] | None = None) -> None:
         self._options = parse_url(url)
         self._timeout = timeout
+        self._master = master
         self._transport: asyncio.Transport | None = None
         self._connecting: asyncio.Lock | None = None
         # Calls in flight, oldest first, with their deadlines (loop time).
@@ -221,8 +230,11 @@ class LookupPipe:
             loop = asyncio.get_running_loop()
             options = self._options
             protocol = _PipeProtocol(self)
+            host, port = options.get("host", "localhost"), options.get("port", 6379)
             with store_faults("cannot connect"):
                 async with asyncio.timeout(self._timeout):
+                    if self._master is not None:
+                        host, port = await self._master()
                     if "path" in options:
                         transport, _ = await loop.create_unix_connection(
                             lambda: protocol, options["path"])
@@ -230,8 +242,7 @@ class LookupPipe:
                         tls = tls_context(options) \
                             if options.get("connection_class") is not None else None
                         transport, _ = await loop.create_connection(
-                            lambda: protocol, options.get("host", "localhost"),
-                            options.get("port", 6379), ssl=tls)
+                            lambda: protocol, host, port, ssl=tls)
             self._transport = transport
             hello: list[list[str]] = []
             if options.get("password"):
@@ -239,18 +250,27 @@ class LookupPipe:
                 hello.append(["AUTH", *([user] if user else []), options["password"]])
             if options.get("db"):
                 hello.append(["SELECT", str(options["db"])])
+            if self._master is not None:
+                hello.append(["ROLE"])
             for command in hello:
                 reply = await self._send(command)
                 if isinstance(reply, hiredis.ReplyError):
                     self.broken(f"{command[0]} refused: {reply}")
                     raise StoreUnavailable(f"{command[0]} refused: {reply}")
+                if command[0] == "ROLE" and (not reply or reply[0] != "master"):
+                    # Sentinel named a server that is not (or no longer) the master.
+                    self.broken(f"{host}:{port} is not a master")
+                    raise StoreUnavailable(f"{host}:{port} is not a master")
 
     async def _send(self, args: Sequence[str | bytes]) -> Any:
         return await self._send_raw(resp(args))
 
     async def _send_raw(self, payload: bytes) -> Any:
-        transport = self._transport
-        if transport is None:
+        return await self._enqueue(payload)
+
+    def _enqueue(self, payload: bytes) -> asyncio.Future[Any]:
+        """Queue a command for the next write; the future of its reply."""
+        if self._transport is None:
             raise StoreUnavailable("not connected")
         loop = asyncio.get_running_loop()
         waiter: asyncio.Future[Any] = loop.create_future()
@@ -262,7 +282,7 @@ class LookupPipe:
         self._outbox.append(payload)
         if len(self._outbox) == 1:
             loop.call_soon(self._flush)
-        return await waiter
+        return waiter
 
     def _watch(self) -> None:
         """Fail everything once the oldest call is overdue, else wait for its deadline."""
@@ -286,6 +306,16 @@ class LookupPipe:
         if self._transport is None:
             await self._connect()
         return await self._send_raw(payload)
+
+    async def call_after(self, first: Sequence[str], payload: bytes) -> Any:
+        """Send a command, then `payload` right behind it in the same write (a cluster's
+        ASKING); return the reply to `payload`."""
+        if self._transport is None:
+            await self._connect()
+        before = self._enqueue(resp(first))
+        reply = self._enqueue(payload)
+        await before
+        return await reply
 
     def close(self) -> None:
         """Drop the connection."""

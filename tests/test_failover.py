@@ -1,0 +1,260 @@
+"""Gatekeeper's sends on a real Redis Cluster and a real Sentinel group, through the
+production path (Gatekeeper connects from its configured `redis.url`), while the master
+holding the lists is killed: each send is refused (`closed`) or forwarded unchecked
+(`open`) while the group fails over, none is forwarded twice, a blocked number is never
+forwarded under `closed`, and sends are screened again after the promotion without a
+restart of Gatekeeper. The time to recover is printed (run with -s to read it)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+from prometheus_client import CollectorRegistry
+from redis.crc import key_slot
+
+from gatekeeper.app import ADMIN_APP, create_app
+from gatekeeper.config import Config
+from gatekeeper.sending import OFF_LOOP_BYTES
+from tests.conftest import (
+    TWILIO_MESSAGES,
+    FakeUpstream,
+    ListenerTestServer,
+    Running,
+    make_config,
+)
+from tests.topologies import ClusterRig, SentinelRig, info, wait_for
+
+pytestmark = [pytest.mark.integration]  # slow: listed in conftest's SLOW_MODULES
+
+BLOCKED = "+33612345678"
+FORM = {"Content-Type": "application/x-www-form-urlencoded"}
+# Sends go on for at most this long after the kill, waiting for the promotion.
+RECOVERY_LIMIT = 30.0
+
+Client = Callable[..., Awaitable[TestClient[web.Request, web.Application]]]
+
+
+@pytest.fixture(scope="module")
+def cluster_rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterRig]:
+    """A 3-master, 3-replica cluster for the module."""
+    rig = ClusterRig(tmp_path_factory.mktemp("cluster"))
+    rig.start()
+    try:
+        yield rig
+    finally:
+        rig.stop()
+
+
+@pytest.fixture
+def sentinel_rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SentinelRig]:
+    """A master, a replica and three sentinels for one test (a killed master comes back
+    empty and takes Sentinel about 10 s to turn into a replica: a new group is faster)."""
+    rig = SentinelRig(tmp_path_factory.mktemp("sentinel"))
+    rig.start()
+    try:
+        yield rig
+    finally:
+        rig.stop()
+
+
+async def start_on(aiohttp_client: Client, config: Config) -> Running:
+    """Gatekeeper connecting to its configured store itself (no client passed in)."""
+    registry = CollectorRegistry()
+    app = create_app(config, registry=registry)
+    proxy = await aiohttp_client(ListenerTestServer(app, "proxy", config.proxy.timeouts))
+    admin = await aiohttp_client(ListenerTestServer(app[ADMIN_APP], "admin",
+                                                    config.admin.timeouts))
+    return Running(proxy, admin, app, registry, None)
+
+
+def config_for(url: str, upstream: FakeUpstream, tmp_path: Path, on_error: str) -> Config:
+    """Twilio sends screened in `global` on the store at `url`."""
+    return make_config(upstream.url, tmp_path, redis={"url": url, "timeout": 0.5},
+                       store={"on_error": on_error})
+
+
+def wait_replicated(master: int, replica: int) -> None:
+    """Until the replica has applied everything the master has written."""
+    wanted = int(info(master, "replication")["master_repl_offset"])
+    wait_for(lambda: int(info(replica, "replication").get("slave_repl_offset", -1))
+             >= wanted, 10, "the replica to catch up")
+
+
+@dataclass
+class Outcome:
+    """What the sends during and after a failover met."""
+
+    statuses: list[tuple[str, int]] = field(default_factory=list)
+    recovered_after: float | None = None
+
+
+async def send(gk: Running, number: str) -> int:
+    """A Twilio SMS send to `number`; its status."""
+    resp = await gk.proxy.post(TWILIO_MESSAGES, headers=FORM,
+                               data=f"To={quote(number)}&From=%2B15005550006&Body=hi".encode())
+    await resp.read()
+    return resp.status
+
+
+async def through_failover(gk: Running, kill: Callable[[], None]) -> Outcome:
+    """Kill the master, then send (a fresh allowed number and the blocked one, in turn)
+    until an allowed send is forwarded again; the statuses and the time that took."""
+    outcome = Outcome()
+    kill()
+    killed_at = time.monotonic()
+    i = 0
+    while time.monotonic() - killed_at < RECOVERY_LIMIT:
+        i += 1
+        number = f"+4477009{i:05d}"
+        status = await send(gk, number)
+        outcome.statuses.append((number, status))
+        outcome.statuses.append((BLOCKED, await send(gk, BLOCKED)))
+        if status == 201 and outcome.statuses[-1][1] == 403:
+            outcome.recovered_after = time.monotonic() - killed_at
+            break
+        await asyncio.sleep(0.05)
+    return outcome
+
+
+def check(outcome: Outcome, upstream: FakeUpstream, on_error: str, what: str) -> None:
+    """The failover's invariants, for either store."""
+    assert outcome.recovered_after is not None, f"{what}: no recovery within the limit"
+    print(f"\n{what}, on_error={on_error}: screened sends again "
+          f"{outcome.recovered_after:.2f} s after the master was killed "
+          f"({len(outcome.statuses)} sends meanwhile)")
+    sent = [number for number, status in outcome.statuses if status == 201]
+    # Every forwarded send reached the gateway exactly once, and nothing else did.
+    assert len(upstream.received) == len(sent), (len(upstream.received), sent)
+    statuses = {status for _, status in outcome.statuses}
+    if on_error == "closed":
+        assert statuses <= {201, 403, 503}, statuses
+        assert 503 in statuses  # the outage was seen, and refused
+        assert all(status in (403, 503) for number, status in outcome.statuses
+                   if number == BLOCKED)
+    else:
+        assert statuses <= {201, 403}, statuses
+        # Forwarded unchecked while the store was down: the blocked number too.
+        assert any(status == 201 for number, status in outcome.statuses if number == BLOCKED)
+
+
+@pytest.mark.parametrize("on_error", ["closed", "open"])
+async def test_cluster_master_killed(
+        on_error: str, cluster_rig: ClusterRig, aiohttp_client: Client,
+        upstream: FakeUpstream, tmp_path: Path) -> None:
+    """Kill the cluster master holding the `global` lists mid-traffic: refused or
+    forwarded as `on_error` says, never twice, screened again after the promotion."""
+    gk = await start_on(aiohttp_client, config_for(cluster_rig.url, upstream, tmp_path,
+                                                   on_error))
+    await gk.block(BLOCKED)
+    assert await send(gk, BLOCKED) == 403
+    assert await send(gk, "+447700900001") == 201
+    upstream.received.clear()
+    master = cluster_rig.master_for_slot(key_slot(b"global"))
+    wait_replicated(master, cluster_rig.replica_of(master))
+    outcome = await through_failover(gk, lambda: cluster_rig.kill(master))
+    try:
+        check(outcome, upstream, on_error, "cluster")
+    finally:
+        cluster_rig.wait_promoted(master)
+        cluster_rig.restart(master)
+
+
+@pytest.mark.parametrize("on_error", ["closed", "open"])
+async def test_sentinel_master_killed(
+        on_error: str, sentinel_rig: SentinelRig, aiohttp_client: Client,
+        upstream: FakeUpstream, tmp_path: Path) -> None:
+    """Kill the Sentinel group's master mid-traffic: refused or forwarded as `on_error`
+    says, never twice, screened again once Sentinel promotes the replica."""
+    gk = await start_on(aiohttp_client, config_for(sentinel_rig.url, upstream, tmp_path,
+                                                   on_error))
+    await gk.block(BLOCKED)
+    assert await send(gk, BLOCKED) == 403
+    assert await send(gk, "+447700900001") == 201
+    upstream.received.clear()
+    master = sentinel_rig.master_port()
+    replica = next(p for p in sentinel_rig.data_ports if p != master)
+    wait_replicated(master, replica)
+    outcome = await through_failover(gk, lambda: sentinel_rig.kill(master))
+    check(outcome, upstream, on_error, "sentinel")
+
+
+def spread_scopes(rig: ClusterRig, count: int = 3) -> list[str]:
+    """Scopes whose hash slots are served by `count` different masters."""
+    chosen: dict[int, str] = {}
+    for i in range(1000):
+        scope = f"tenant:t{i}"
+        chosen.setdefault(rig.master_for_slot(key_slot(scope.encode())), scope)
+        if len(chosen) == count:
+            return list(chosen.values())
+    raise AssertionError("no scopes spread over the masters")
+
+
+async def batch(gk: Running, numbers: list[str], scopes: list[str]) -> tuple[int, str]:
+    """A generic JSON batch (large enough for the screening helper when `numbers` is
+    long); its status and decision header."""
+    body = {"from": "+15005550006",
+            "messages": [{"to": n, "text": "hi"} for n in numbers]}
+    resp = await gk.proxy.post("/generic/v1/sms", json=body,
+                               headers={"X-Gatekeeper-Scope": ",".join(scopes)})
+    await resp.read()
+    return resp.status, resp.headers.get("X-Gatekeeper-Decision", "")
+
+
+async def sends_in_scopes(gk: Running, upstream: FakeUpstream, scopes: list[str]) -> None:
+    """The proxy's send behaviours with entries in several scopes: each scope's block
+    applies to sends carrying it; a tenant's allow entry does not beat a block; a small
+    and a large batch (the screening helper's) lose exactly their blocked recipients."""
+    for i, scope in enumerate(scopes):
+        await gk.block(f"+3361234560{i}", scope=scope)
+    await gk.block(BLOCKED)
+    await gk.allow(BLOCKED, scope=scopes[0])
+    headers = {**FORM, "X-Gatekeeper-Scope": ",".join(scopes)}
+    for i, scope in enumerate(scopes):
+        number = f"+3361234560{i}"
+        resp = await gk.proxy.post(TWILIO_MESSAGES, headers=headers,
+                                   data=f"To={quote(number)}&Body=hi".encode())
+        assert resp.status == 403, (scope, await resp.text())
+        other = [s for s in scopes if s != scope]
+        resp = await gk.proxy.post(TWILIO_MESSAGES, headers={
+            **FORM, "X-Gatekeeper-Scope": ",".join(other)},
+            data=f"To={quote(number)}&Body=hi".encode())
+        assert resp.status == 201, (scope, await resp.text())
+    assert await send(gk, BLOCKED) == 403
+    upstream.received.clear()
+    small = ["+447700900101", "+33612345600", "+447700900102"]
+    assert await batch(gk, small, scopes) == (201, "partial")
+    large = [f"+4477009{i:05d}" for i in range(2000)] + ["+33612345601", BLOCKED]
+    assert len(json.dumps([{"to": n, "text": "hi"} for n in large])) > OFF_LOOP_BYTES
+    assert await batch(gk, large, scopes) == (201, "partial")
+    assert len(upstream.received) == 2
+    forwarded = [upstream.received[0].body, upstream.received[1].body]
+    assert all(b"+336123456" not in body for body in forwarded)
+    assert BLOCKED.encode() not in forwarded[1]
+
+
+async def test_cluster_sends_in_scopes_on_three_nodes(
+        cluster_rig: ClusterRig, aiohttp_client: Client, upstream: FakeUpstream,
+        tmp_path: Path) -> None:
+    """On the cluster, with each scope's lists on a different master: sends, small and
+    large batches are screened in every scope."""
+    gk = await start_on(aiohttp_client, config_for(cluster_rig.url, upstream, tmp_path,
+                                                   "closed"))
+    await sends_in_scopes(gk, upstream, spread_scopes(cluster_rig))
+
+
+async def test_sentinel_sends_in_scopes(
+        sentinel_rig: SentinelRig, aiohttp_client: Client, upstream: FakeUpstream,
+        tmp_path: Path) -> None:
+    """Through Sentinel: sends, small and large batches are screened in every scope."""
+    gk = await start_on(aiohttp_client, config_for(sentinel_rig.url, upstream, tmp_path,
+                                                   "closed"))
+    await sends_in_scopes(gk, upstream, ["tenant:a", "tenant:b", "agent:7"])

@@ -1,0 +1,258 @@
+"""The store on a real Redis Cluster (three masters, three replicas) through the
+production path: `connect()` with a `redis+cluster://` URL and the lean
+`ClusterTransport` for lookups. Every key of a scope shares its hash slot; lookups over
+scopes on several nodes answer in one call; replace imports, expiry sweeps and the
+attempts stream work; `MOVED` and `ASK` are followed."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+import redis
+from redis.crc import key_slot
+
+from gatekeeper.bulk import Importer
+from gatekeeper.bulk_options import ImportOptions
+from gatekeeper.config import RedisConfig, StoreConfig
+from gatekeeper.store import EntryMeta, ListItem, Store, StoreUnavailable, connect
+from gatekeeper.store.cluster import ClusterTransport
+from gatekeeper.store.pipe import LookupPipe
+from tests.topologies import ClusterRig, query
+
+pytestmark = [pytest.mark.integration]  # slow: listed in conftest's SLOW_MODULES
+
+META = EntryMeta(source="test", added_at=1.0, added_by="pytest")
+
+
+@pytest.fixture(scope="module")
+def cluster_rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterRig]:
+    """A 3-master, 3-replica cluster for the module."""
+    rig = ClusterRig(tmp_path_factory.mktemp("cluster"))
+    rig.start()
+    try:
+        yield rig
+    finally:
+        rig.stop()
+
+
+async def chunks(data: bytes) -> AsyncIterator[bytes]:
+    """An import body in one chunk."""
+    yield data
+
+
+def spread_scopes(rig: ClusterRig, count: int = 3) -> list[str]:
+    """Scopes whose hash slots are served by `count` different masters."""
+    chosen: dict[int, str] = {}
+    for i in range(1000):
+        scope = f"tenant:t{i}"
+        master = rig.master_for_slot(key_slot(scope.encode()))
+        chosen.setdefault(master, scope)
+        if len(chosen) == count:
+            return list(chosen.values())
+    raise AssertionError("no scopes spread over the masters")
+
+
+@pytest.fixture
+async def store(cluster_rig: ClusterRig, request: pytest.FixtureRequest
+                ) -> AsyncIterator[Store]:
+    """A Store on the cluster with a key prefix of its own (tests do not meet)."""
+    config = RedisConfig(url=cluster_rig.url, timeout=1.0,
+                         key_prefix=f"gk{abs(hash(request.node.name)) % 10**8}:")
+    store = Store(connect(config), config, StoreConfig(), config.url)
+    await store.prepare()
+    yield store
+    await store.close()
+
+
+async def test_cluster_mode_tags_every_key_with_its_scope(store: Store) -> None:
+    """On a cluster, the key layout is tagged: `gk:list:block:{tenant:a}`."""
+    assert store.keys.cluster
+    keys = store.keys.of("block", "tenant:a")
+    assert keys.list.endswith(":list:block:{tenant:a}")
+    assert isinstance(store._transport, ClusterTransport)
+
+
+async def test_lookup_over_scopes_on_three_nodes_finds_each_scopes_entries(
+        store: Store, cluster_rig: ClusterRig) -> None:
+    """Entries in scopes served by three masters are all found by one lookup, which
+    asks every one of those masters."""
+    scopes = spread_scopes(cluster_rig)
+    for i, scope in enumerate(scopes):
+        await store.add("block", scope, [ListItem(f"+3361234567{i}")], META)
+        await store.add("allow", scope, [ListItem("+3361*")], META)
+    numbers = [f"+3361234567{i}" for i in range(3)] + ["+33700000000"]
+    found = await store.lookup(numbers, ["global", *scopes], "sms")
+    for i, scope in enumerate(scopes):
+        hits = {(m.scope, m.list, m.entry) for m in found[f"+3361234567{i}"]}
+        assert (scope, "block", f"+3361234567{i}") in hits
+        assert {(s, "allow", "+3361*") for s in scopes} <= hits
+    assert found["+33700000000"] == []
+    transport = store._transport
+    assert isinstance(transport, ClusterTransport)
+    assert len(transport._pipes) >= 3
+
+
+async def test_replace_import_packs_and_swaps_on_the_scopes_node(
+        store: Store, cluster_rig: ClusterRig) -> None:
+    """A replace import (packed load) lands in the scope's slot and is found; a second
+    replace swaps it out and the old buckets are purged."""
+    scope = spread_scopes(cluster_rig, 1)[0]
+    first = "".join(f"+1415555{i:04d}\n" for i in range(2000)).encode()
+    report = await Importer(store, ImportOptions("block", scope, "replace")).run(
+        chunks(first))
+    assert report.added == 2000
+    found = await store.lookup(["+14155550007", "+14155559999"], [scope])
+    assert [m.entry for m in found["+14155550007"]] == ["+14155550007"]
+    assert found["+14155559999"] == []
+    second = b"+14155559999\n"
+    await Importer(store, ImportOptions("block", scope, "replace")).run(chunks(second))
+    found = await store.lookup(["+14155550007", "+14155559999"], [scope])
+    assert found["+14155550007"] == []
+    assert [m.entry for m in found["+14155559999"]] == ["+14155559999"]
+    await store.purge_packed()
+    assert await store.count("block", scope) == 1
+    leftovers = [k async for k in store.client.scan_iter(match=f"{store.keys.prefix}pk:*")]
+    live = await store.packed_load(store.keys.of("block", scope))
+    assert live is not None
+    assert all(k.startswith(live.base) for k in leftovers), leftovers
+
+
+async def test_expiry_sweep_and_attempts_stream_work(
+        store: Store, cluster_rig: ClusterRig) -> None:
+    """Expired entries stop matching and are swept on every node; attempts append and
+    read back."""
+    scopes = spread_scopes(cluster_rig)
+    for scope in scopes:
+        await store.add("block", scope, [ListItem("+442071234567")],
+                        EntryMeta(source="test", added_at=1.0, expires_at=time.time() + 0.3))
+    assert all(await store.lookup(["+442071234567"], scopes))
+    await asyncio.sleep(0.4)
+    assert (await store.lookup(["+442071234567"], scopes))["+442071234567"] == []
+    assert await store.sweep_expired() == 3
+    for scope in scopes:
+        assert await store.count("block", scope) == 0
+
+
+async def test_moved_slot_is_followed_without_a_restart(
+        store: Store, cluster_rig: ClusterRig) -> None:
+    """A scope's slot moved to another master after the transport read the map: the
+    next lookup gets MOVED, follows it, and finds the entry; so do later ones."""
+    scope = spread_scopes(cluster_rig, 1)[0]
+    await store.add("block", scope, [ListItem("+33612345678")], META)
+    assert (await store.lookup(["+33612345678"], [scope]))["+33612345678"]
+    slot = key_slot(scope.encode())
+    source = cluster_rig.master_for_slot(slot)
+    target = next(p for p in cluster_rig.masters() if p != source)
+    move_slot(cluster_rig, slot, source, target)
+    transport = store._transport
+    assert isinstance(transport, ClusterTransport)
+    assert transport._slots[slot] == ("127.0.0.1", source)  # the map is behind
+    for _ in range(2):
+        found = await store.lookup(["+33612345678"], [scope])
+        assert [m.entry for m in found["+33612345678"]] == ["+33612345678"]
+    assert transport._slots[slot] == ("127.0.0.1", target)
+
+
+async def test_ask_during_a_migration_is_followed(
+        store: Store, cluster_rig: ClusterRig, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Mid-migration, every key of the scope already on the importing node but the slot
+    still owned by the source: the source answers ASK, and the lookup follows it with
+    ASKING to the importing node."""
+    scope = spread_scopes(cluster_rig, 1)[0]
+    await fill_every_key(store, scope)
+    slot = key_slot(scope.encode())
+    source = cluster_rig.master_for_slot(slot)
+    target = next(p for p in cluster_rig.masters() if p != source)
+    move_slot(cluster_rig, slot, source, target, finish=False)
+    asked: list[Any] = []
+    real = LookupPipe.call_after
+
+    async def spy(pipe: LookupPipe, first: Any, payload: bytes) -> Any:
+        asked.append(first)
+        return await real(pipe, first, payload)
+
+    monkeypatch.setattr(LookupPipe, "call_after", spy)
+    try:
+        found = await store.lookup(["+33612345679", "+14155550001"], [scope])
+        assert asked == [["ASKING"]]
+        assert {m.list for m in found["+33612345679"]} == {"block", "allow"}
+        assert {m.list for m in found["+14155550001"]} == {"block", "allow"}
+    finally:
+        finish_move(cluster_rig, slot, target)
+
+
+async def test_a_lookup_that_meets_a_half_moved_slot_is_refused_not_guessed(
+        store: Store, cluster_rig: ClusterRig) -> None:
+    """With the scope's keys split between two nodes mid-migration (TRYAGAIN), the
+    lookup is retried briefly, then fails as StoreUnavailable (store.on_error decides);
+    once the move completes it answers again."""
+    scope = spread_scopes(cluster_rig, 1)[0]
+    await store.add("block", scope, [ListItem("+33612345670")], META)
+    slot = key_slot(scope.encode())
+    source = cluster_rig.master_for_slot(slot)
+    target = next(p for p in cluster_rig.masters() if p != source)
+    move_slot(cluster_rig, slot, source, target, finish=False, first_only=True)
+    try:
+        with pytest.raises(StoreUnavailable, match="TRYAGAIN"):
+            await store.lookup(["+33612345670"], [scope])
+    finally:
+        move_slot(cluster_rig, slot, source, target, resume=True)
+    found = await store.lookup(["+33612345670"], [scope])
+    assert [m.entry for m in found["+33612345670"]] == ["+33612345670"]
+
+
+async def fill_every_key(store: Store, scope: str) -> None:
+    """Give both lists of `scope` every key a lookup reads: set, expiry, packed load."""
+    later = time.time() + 3600
+    for name in ("block", "allow"):
+        await Importer(store, ImportOptions(name, scope, "replace")).run(
+            chunks(b"+14155550001\n+14155550002\n"))
+        await store.add(name, scope, [ListItem("+33612345679")],
+                        EntryMeta(source="test", added_at=1.0, expires_at=later))
+
+
+def node_id(port: int) -> str:
+    """A node's cluster id."""
+    return str(query(port, "CLUSTER", "MYID"))
+
+
+def move_slot(rig: ClusterRig, slot: int, source: int, target: int, finish: bool = True,
+              first_only: bool = False, resume: bool = False) -> None:
+    """Migrate a slot and its keys from `source` to `target` (as redis-cli reshard
+    does): `first_only` moves one key and stops; `resume` carries on a started move;
+    with `finish`, the slot is then handed over on every master."""
+    if not resume:
+        query(target, "CLUSTER", "SETSLOT", str(slot), "IMPORTING", node_id(source))
+        query(source, "CLUSTER", "SETSLOT", str(slot), "MIGRATING", node_id(target))
+    while True:
+        keys = query(source, "CLUSTER", "GETKEYSINSLOT", str(slot), "1" if first_only
+                     else "100")
+        assert isinstance(keys, list)
+        if not keys:
+            break
+        query(source, "MIGRATE", "127.0.0.1", str(target), "", "0", "5000", "KEYS",
+              *[str(k) for k in keys])
+        if first_only:
+            return
+    if finish:
+        finish_move(rig, slot, target)
+
+
+def finish_move(rig: ClusterRig, slot: int, target: int) -> None:
+    """Give `slot` to `target` on every master."""
+    owner = node_id(target)
+    for port in rig.masters():
+        query(port, "CLUSTER", "SETSLOT", str(slot), "NODE", owner)
+    deadline = time.monotonic() + 10
+    while rig.master_for_slot(slot) != target:
+        assert time.monotonic() < deadline, "the slot move did not spread"
+        time.sleep(0.05)
+
+
+def test_rig_query_speaks_to_nodes(cluster_rig: ClusterRig) -> None:
+    """(Sanity) the helper used to move slots reaches the nodes."""
+    assert redis.Redis(port=cluster_rig.masters()[0]).ping()
