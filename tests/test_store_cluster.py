@@ -9,14 +9,17 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
+import yaml
 from redis.crc import key_slot
 
 from gatekeeper.bulk import Importer
 from gatekeeper.bulk_options import ImportOptions
+from gatekeeper.cli import main
 from gatekeeper.config import RedisConfig, StoreConfig
 from gatekeeper.store import EntryMeta, ListItem, Store, StoreUnavailable, connect
 from gatekeeper.store.cluster import ClusterTransport
@@ -256,3 +259,37 @@ def finish_move(rig: ClusterRig, slot: int, target: int) -> None:
 def test_rig_query_speaks_to_nodes(cluster_rig: ClusterRig) -> None:
     """(Sanity) the helper used to move slots reaches the nodes."""
     assert redis.Redis(port=cluster_rig.masters()[0]).ping()
+
+
+async def test_store_migrate_copies_a_single_servers_lists_onto_the_cluster(
+        cluster_rig: ClusterRig, redis_server: str, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """`gatekeeper store migrate --to redis+cluster://...` copies every list of the
+    configured single server (its untagged layout) into the cluster's tagged one: the
+    same numbers are blocked there, and each list's count is reported equal."""
+    prefix = f"mig{abs(hash(tmp_path)) % 10**6}:"
+    config = RedisConfig(url=redis_server, key_prefix=prefix)
+    source = Store(connect(config), config, StoreConfig(), config.url)
+    await source.add("block", "tenant:acme", [ListItem("+33612345678")], META)
+    await Importer(source, ImportOptions("block", "global", "replace")).run(
+        chunks(b"".join(b"+1202555%04d\n" % i for i in range(500))))
+    await source.close()
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump({
+        "redis": {"url": redis_server, "key_prefix": prefix},
+        "upstreams": [{"name": "twilio", "url": "http://127.0.0.1:9", "preset": "twilio"}],
+        "log": {"level": "warning"}}))
+    code = await asyncio.to_thread(
+        main, ["store", "migrate", "--config", str(path), "--to", cluster_rig.url])
+    assert code == 0, capsys.readouterr().err
+    assert "MISMATCH" not in capsys.readouterr().err
+    target_config = RedisConfig(url=cluster_rig.url, key_prefix=prefix)
+    target = Store(connect(target_config), target_config, StoreConfig(), target_config.url)
+    try:
+        found = await target.lookup(["+33612345678", "+12025550042"],
+                                    ["global", "tenant:acme"])
+        assert [m.scope for m in found["+33612345678"]] == ["tenant:acme"]
+        assert [m.scope for m in found["+12025550042"]] == ["global"]
+        assert await target.count("block", "global") == 500
+    finally:
+        await target.close()

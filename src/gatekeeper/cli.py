@@ -21,6 +21,7 @@ from typing import Any, BinaryIO, TextIO, cast
 
 import structlog
 
+from gatekeeper import redis_url
 from gatekeeper.admin.native import explain
 from gatekeeper.app import create_app
 from gatekeeper.bulk import (
@@ -41,6 +42,7 @@ from gatekeeper.config import Config, ConfigError, load_config
 from gatekeeper.embedded import EmbeddedError, EmbeddedRedis, read_running
 from gatekeeper.fdlimit import check_fd_limit
 from gatekeeper.freshness import DAY
+from gatekeeper.migrate import Copied, migrate
 from gatekeeper.numbers import is_known_region, is_valid_scope
 from gatekeeper.observability import configure_logging, share_metrics
 from gatekeeper.policy import LISTS, ListName
@@ -121,7 +123,43 @@ def _parser() -> argparse.ArgumentParser:
     dump.add_argument("--list", dest="list_name", choices=LISTS, required=True)
     dump.add_argument("--scope", required=True, help="'global' or 'kind:id'")
     dump.add_argument("--output", help="file to write (default: stdout)")
+    store = commands.add_parser("store", help="store commands")
+    store_commands = store.add_subparsers(dest="store_command", required=True)
+    move = with_config(store_commands.add_parser(
+        "migrate", help="copy every list of the configured store into the store at --to "
+        "(e.g. a Redis Cluster), each list replaced whole there"))
+    move.add_argument("--to", required=True, metavar="URL",
+                      help="the target store: redis://, rediss://, unix://, "
+                      "redis+cluster:// or redis+sentinel://")
     return parser
+
+
+async def _migrate(config: Config, url: str) -> int:
+    """Copy every list to the store at `url`; 0 when every count matches."""
+    try:
+        topology = redis_url.parse(url)
+    except ValueError as exc:
+        raise UsageError(f"--to {redis_url.redacted(url)}: {exc}") from None
+    target_config = replace(config.redis, url=url)
+    failed = 0
+
+    def seen(done: Copied) -> None:
+        nonlocal failed
+        failed += not done.ok
+        mark = "" if done.ok else "  MISMATCH"
+        print(f"{done.name} {done.scope}: {done.source_count:,} entries -> "
+              f"{done.target_count:,}{mark}", file=sys.stderr)
+
+    async with _open_store(config) as source:
+        target = Store(connect(target_config), target_config, config.store, url)
+        try:
+            await target.prepare()
+            copied = await migrate(source, target, seen)
+        finally:
+            await target.close()
+    print(f"copied {len(copied)} lists to a {topology.kind} store; "
+          f"{failed} with a different count", file=sys.stderr)
+    return EXIT_RUNTIME if failed else 0
 
 
 async def _serve(config: Config, worker: int = 0, workers: int = 1,
@@ -486,6 +524,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.command == "lists":
             return _lists(config, args)
+        if args.command == "store":
+            configure_logging(config.log, sys.stderr)
+            return asyncio.run(_migrate(config, args.to))
         bad = [s for s in args.scope if not is_valid_scope(s)]
         if bad:
             print(f"gatekeeper: invalid scope {bad[0]!r}: expected 'global' or 'kind:id'",

@@ -13,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from gatekeeper.types import ListName
+
 OnStale = Literal["enforce", "warn", "closed"]
 ON_STALE: tuple[OnStale, ...] = ("enforce", "warn", "closed")
 State = Literal["fresh", "stale", "unknown"]
@@ -31,7 +33,7 @@ class ListPolicy:
 class ListSource:
     """What the last import of a list recorded."""
 
-    name: str
+    name: ListName
     scope: str
     origin: str
     as_of: float

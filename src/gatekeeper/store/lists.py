@@ -161,6 +161,17 @@ class ListsMixin(PackedMixin):
                            ) -> AsyncIterator[Listed]:
         """Every live entry of a list in order (the set, then the packed load), fetched
         a chunk or a bucket at a time (bounded memory); faults are StoreUnavailable."""
+        async for entry in self.own_entries(name, scope, chunk):
+            yield entry
+        load = await self.packed_load(self.keys.of(name, scope))
+        if load is not None:
+            async for number in self.packed_entries(load):
+                yield Listed(ListItem(number), load.meta)
+
+    async def own_entries(self, name: ListName, scope: str, chunk: int = 1000
+                          ) -> AsyncIterator[Listed]:
+        """Every live entry of a list's set (those added one by one or with metadata of
+        their own; not its packed load), in order, a chunk at a time."""
         keys = self.keys.of(name, scope)
         cursor: str | None = None
         while True:
@@ -169,10 +180,6 @@ class ListsMixin(PackedMixin):
                 yield entry
             if cursor is None:
                 break
-        load = await self.packed_load(keys)
-        if load is not None:
-            async for number in self.packed_entries(load):
-                yield Listed(ListItem(number), load.meta)
 
     @guarded
     async def metadata(self, name: ListName, scope: str, items: Sequence[ListItem]
