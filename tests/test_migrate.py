@@ -107,7 +107,7 @@ async def test_no_entry_is_lost(own: list[tuple[str, str | None]], packed: list[
     assert all(c.ok for c in copied)
     asked = [*packed[:10], *probes, *(e for e, _ in own if not e.endswith("*"))]
     for channel in (None, "sms", "voice"):
-        before = await source.lookup(asked, ["global"], channel)  # type: ignore[arg-type]
-        after = await target.lookup(asked, ["global"], channel)  # type: ignore[arg-type]
+        before = await source.lookup(asked, ["global"], channel)
+        after = await target.lookup(asked, ["global"], channel)
         assert {n: sorted(map(repr, m)) for n, m in after.items()} == \
             {n: sorted(map(repr, m)) for n, m in before.items()}
