@@ -12,7 +12,10 @@ Figures: Redis `used_memory` growth per number (persistence off), lines per seco
 the import (file read, parsed, written; run in a fresh process), the importer's RSS
 before and at its peak; then Redis CPU and Gatekeeper CPU per lookup, of unlisted and
 of listed numbers, with the list loaded against the same lookups in a scope with no
-list. Loopback only; measures, asserts nothing.
+list. With `--sends` (on by default), `gatekeeper run` serves Twilio sends on the same
+server (to the bench's fake gateway), and the p99 of whole HTTP sends, one after
+another, is taken before and during each import too. Loopback only; measures, asserts
+nothing.
 """
 
 from __future__ import annotations
@@ -31,6 +34,18 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+import aiohttp
+
+from bench.run import (
+    HOST,
+    SEND_PATH,
+    Bench,
+    Params,
+    free_port,
+    gatekeeper_command,
+    wait_http,
+    write_gatekeeper_config,
+)
 from gatekeeper.bulk import Importer, ImportOptions, Mode
 from gatekeeper.config import RedisConfig, StoreConfig
 from gatekeeper.embedded import EmbeddedRedis
@@ -114,43 +129,90 @@ async def timed_lookups(store: Store, probes: list[str], until: asyncio.Event | 
     return seconds
 
 
+class Sender:
+    """Whole sends through a running Gatekeeper, one after another."""
+
+    def __init__(self, port: int) -> None:
+        self.url = f"http://{HOST}:{port}{SEND_PATH}"
+        self.session: aiohttp.ClientSession | None = None
+
+    async def timed(self, probes: list[str], until: asyncio.Event | None, count: int
+                    ) -> list[float]:
+        """Seconds of one send after another, `count` of them or until `until`."""
+        if self.session is None:
+            self.session = aiohttp.ClientSession()
+        seconds: list[float] = []
+        i = 0
+        while (until is None and len(seconds) < count) or (until is not None
+                                                            and not until.is_set()):
+            number = probes[i % len(probes)]
+            started = time.perf_counter()
+            async with self.session.post(self.url, data={
+                    "To": number, "From": "+15005550006", "Body": "hi"}) as resp:
+                await resp.read()
+                if resp.status not in (201, 403):
+                    raise RuntimeError(f"send answered {resp.status}")
+            seconds.append(time.perf_counter() - started)
+            i += 1
+        return seconds
+
+    async def close(self) -> None:
+        if self.session is not None:
+            await self.session.close()
+
+
+async def _nothing() -> list[float]:
+    return []
+
+
 def p99_ms(seconds: list[float], share: float = 0.99) -> float:
     ordered = sorted(seconds)
     return round(ordered[min(len(ordered) - 1, int(len(ordered) * share))] * 1000, 2)
 
 
-async def import_file(store: Store, url: str, path: Path, mode: Mode, lines: int
-                      ) -> dict[str, Any]:
+def latency(steady: list[float], during: list[float]) -> dict[str, Any]:
+    """p99 (and more) of calls before and during an import."""
+    return {"steady": p99_ms(steady), "during_import": p99_ms(during),
+            "ratio": round(p99_ms(during) / p99_ms(steady), 2),
+            "p999_steady": p99_ms(steady, 0.999), "p999_during": p99_ms(during, 0.999),
+            "max_steady": round(max(steady) * 1000, 2),
+            "max_during": round(max(during) * 1000, 2), "during": len(during)}
+
+
+async def import_file(store: Store, url: str, path: Path, mode: Mode, lines: int,
+                      sender: Sender | None = None) -> dict[str, Any]:
     """Empty the server, import `path` in a fresh process, and report Redis memory
     growth per line, lines per second, and the importer's peak RSS; and the p99 of
-    lookups made one after another meanwhile against the same before it started."""
+    lookups (and of whole sends, with `sender`) made one after another meanwhile
+    against the same before it started."""
     await store.client.flushdb()
     await asyncio.sleep(0.5)
     before = await used_memory(store)
     probes = [f"+1202555{n:04d}" for n in range(1000)]
-    steady = await timed_lookups(store, probes, None, len(probes) * 5)
+    # Both at once, as during the import (they share this process's loop).
+    steady, sends_steady = await asyncio.gather(
+        timed_lookups(store, probes, None, len(probes) * 5),
+        sender.timed(probes, None, 2000) if sender is not None else _nothing())
     context = multiprocessing.get_context("spawn")
     receive, send = context.Pipe(duplex=False)
     child = context.Process(target=_import_child, args=(url, str(path), mode, send))
     child.start()
     done = asyncio.Event()
     during_task = asyncio.ensure_future(timed_lookups(store, probes, done, 0))
+    sends_task = None if sender is None else \
+        asyncio.ensure_future(sender.timed(probes, done, 0))
     seconds, added, baseline, peak = await asyncio.to_thread(receive.recv)
     done.set()
     during = await during_task
+    sends_during = [] if sends_task is None else await sends_task
     child.join()
     grown = await used_memory(store) - before
     return {"mode": mode, "lines": lines, "added": added, "seconds": round(seconds, 2),
             "lines_per_s": round(lines / seconds), "bytes_per_entry": round(grown / lines, 2),
             "importer_rss_mib": {"before": round(baseline / 1024, 1),
                                  "peak": round(peak / 1024, 1)},
-            "lookup_p99_ms": {"steady": p99_ms(steady), "during_import": p99_ms(during),
-                              "ratio": round(p99_ms(during) / p99_ms(steady), 2),
-                              "p999_steady": p99_ms(steady, 0.999),
-                              "p999_during": p99_ms(during, 0.999),
-                              "max_steady": round(max(steady) * 1000, 2),
-                              "max_during": round(max(during) * 1000, 2),
-                              "lookups_during": len(during)}}
+            "lookup_p99_ms": latency(steady, during),
+            **({"send_p99_ms": latency(sends_steady, sends_during)} if sender else {})}
 
 
 async def lookup_cost(store: Store, numbers: list[str], scopes: list[str]) -> dict[str, float]:
@@ -195,7 +257,7 @@ async def compare_lookups(store: Store, work: Path, sample: list[str]
 
 
 async def measure(url: str, sizes: list[int], seed: int, work: Path, add_up_to: int,
-                  lookups: int = LOOKUPS) -> dict[str, Any]:
+                  lookups: int = LOOKUPS, sender: Sender | None = None) -> dict[str, Any]:
     redis_config = RedisConfig(url=url, timeout=60.0)
     store = Store(connect(redis_config), redis_config, StoreConfig(), url)
     await store.prepare()
@@ -211,7 +273,7 @@ async def measure(url: str, sizes: list[int], seed: int, work: Path, add_up_to: 
             modes: tuple[Mode, ...] = ("add", "replace") if size <= add_up_to else ("replace",)
             for mode in modes:
                 print(f"{size:,} numbers, {mode} import ...", flush=True)
-                row[mode] = await import_file(store, url, path, mode, size)
+                row[mode] = await import_file(store, url, path, mode, size, sender)
                 print(f"  {row[mode]}", flush=True)
             # The list is loaded (replace, packed): lookups of listed and unlisted numbers.
             row["lookup"] = await compare_lookups(store, work, sample)
@@ -220,7 +282,31 @@ async def measure(url: str, sizes: list[int], seed: int, work: Path, add_up_to: 
             path.unlink()
     finally:
         await store.close()
+        if sender is not None:
+            await sender.close()
     return {"redis_url": url.rsplit("@", 1)[-1], "rows": results}
+
+
+def _bench_params() -> Params:
+    """bench/run.py's parameters, for its process handling only."""
+    return Params(duration=1, warmup=0, connections=1, threads=1, rate=1,
+                  blocked_fraction=0.0, numbers=1, prefixes=1, unlisted_pool=1,
+                  blocked_pool=1, gk_workers=None, rows=(), modes=(), quick=True, seed=0,
+                  output="", keep_logs=False, repeat=1)
+
+
+def start_gatekeeper(bench: Bench, url: str, work: Path) -> int:
+    """`gatekeeper run` on the store at `url` (the lists' own prefix), with the fake
+    gateway as its Twilio upstream; its proxy port."""
+    _, upstream_port = bench.start_upstream("upstream", None)
+    proxy_port, admin_port = free_port(), free_port()
+    config = work / "gatekeeper.json"
+    write_gatekeeper_config(config, url, RedisConfig().key_prefix, upstream_port,
+                            proxy_port, admin_port, work / "gk-data")
+    process = bench.spawn("gatekeeper", [*gatekeeper_command(), "run", "--config",
+                                         str(config)], None)
+    wait_http(process, admin_port, "/readyz", want_ok=True)
+    return proxy_port
 
 
 def main() -> None:
@@ -234,6 +320,8 @@ def main() -> None:
                         "only for sizes up to this (default 1000000: 200 bytes a number)")
     parser.add_argument("--lookups", type=int, default=LOOKUPS,
                         help=f"numbers looked up per measurement (default {LOOKUPS})")
+    parser.add_argument("--no-sends", dest="sends", action="store_false",
+                        help="skip the whole-send latency (no `gatekeeper run`)")
     parser.add_argument("--seed", type=int, default=20261203)
     parser.add_argument("--output", default="bench/results-scale.json")
     args = parser.parse_args()
@@ -245,10 +333,14 @@ def main() -> None:
         if url is None:
             server = EmbeddedRedis(work / "redis")
             url = server.start().url
+        bench = Bench(_bench_params(), "", work, pinned=False)
         try:
+            port = start_gatekeeper(bench, url, work) if args.sends else None
             report = asyncio.run(measure(url, sizes, args.seed, work, args.add_up_to,
-                                         args.lookups))
+                                         args.lookups, None if port is None
+                                         else Sender(port)))
         finally:
+            bench.close()
             if server is not None:
                 server.stop()
     Path(args.output).write_text(json.dumps(report, indent=2) + "\n")

@@ -25,6 +25,7 @@ from gatekeeper.app import ADMIN_APP, create_app
 from gatekeeper.config import Config
 from gatekeeper.sending import OFF_LOOP_BYTES
 from tests.conftest import (
+    AUTH,
     TWILIO_MESSAGES,
     FakeUpstream,
     ListenerTestServer,
@@ -239,6 +240,14 @@ async def sends_in_scopes(gk: Running, upstream: FakeUpstream, scopes: list[str]
     forwarded = [upstream.received[0].body, upstream.received[1].body]
     assert all(b"+336123456" not in body for body in forwarded)
     assert BLOCKED.encode() not in forwarded[1]
+    # The admin side on the same store: the inventory (scanned on every node) and the
+    # attempts stream the blocked sends appended to.
+    resp = await gk.admin.get("/admin/v1/lists", headers=AUTH)
+    listed = {(row["list"], row["scope"]) for row in (await resp.json())["lists"]}
+    assert {("block", scope) for scope in scopes} | {("block", "global")} <= listed
+    resp = await gk.admin.get("/admin/v1/attempts", headers=AUTH, params={"limit": "100"})
+    attempts = (await resp.json())["attempts"]
+    assert len(attempts) >= len(scopes) + 1
 
 
 async def test_cluster_sends_in_scopes_on_three_nodes(
