@@ -293,3 +293,13 @@ async def test_store_migrate_copies_a_single_servers_lists_onto_the_cluster(
         assert await target.count("block", "global") == 500
     finally:
         await target.close()
+    # `gatekeeper check` on the cluster (redis-py's path, one script call per scope).
+    path.write_text(yaml.safe_dump({
+        "redis": {"url": cluster_rig.url, "key_prefix": prefix},
+        "upstreams": [{"name": "twilio", "url": "http://127.0.0.1:9", "preset": "twilio"}],
+        "log": {"level": "warning"}}))
+    capsys.readouterr()
+    code = await asyncio.to_thread(main, ["check", "--config", str(path), "+33612345678",
+                                          "--scope", "tenant:acme"])
+    assert code == 0
+    assert '"decision": "blocked"' in capsys.readouterr().out
