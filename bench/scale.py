@@ -24,6 +24,7 @@ import argparse
 import asyncio
 import json
 import multiprocessing
+import os
 import random
 import statistics
 import sys
@@ -96,11 +97,27 @@ def rss_kib(field: str = "VmHWM") -> int:
     return 0
 
 
-def _import_child(url: str, path: str, mode: Mode, out: Connection) -> None:
-    """Run one import in this (fresh) process; send back its figures."""
+def _import_child(url: str, path: str, mode: Mode, out: Connection, nice: int = 0) -> None:
+    """Run one import in this (fresh) process (at niceness `nice`); send back its
+    figures."""
+    if nice:
+        os.nice(nice)
+    writing: list[float] = []
+
     async def go() -> tuple[float, int]:
         redis_config = RedisConfig(url=url, timeout=60.0)
         store = Store(connect(redis_config), redis_config, StoreConfig(), url)
+        write_packed = store.write_packed
+
+        async def timed_write(*args: Any) -> int:
+            # When the packed load goes to Redis (after the whole file is parsed).
+            writing.append(time.time())
+            try:
+                return await write_packed(*args)
+            finally:
+                writing.append(time.time())
+
+        setattr(store, "write_packed", timed_write)  # noqa: B010 - a bench probe
         try:
             started = time.perf_counter()
             report = await Importer(store, ImportOptions("block", "global", mode)).run(
@@ -111,20 +128,24 @@ def _import_child(url: str, path: str, mode: Mode, out: Connection) -> None:
 
     baseline = rss_kib("VmRSS")
     seconds, added = asyncio.run(go())
-    out.send((seconds, added, baseline, rss_kib()))
+    out.send((seconds, added, baseline, rss_kib(), writing[:2]))
+
+
+Timed = list[tuple[float, float]]
+"""(wall-clock start, seconds) of each call."""
 
 
 async def timed_lookups(store: Store, probes: list[str], until: asyncio.Event | None,
-                        count: int) -> list[float]:
-    """Seconds of one lookup after another (in scope global), `count` of them, or until
-    `until` is set."""
-    seconds: list[float] = []
+                        count: int) -> Timed:
+    """One lookup after another (in scope global), `count` of them, or until `until` is
+    set: when each started, and its seconds."""
+    seconds: Timed = []
     i = 0
     while (until is None and len(seconds) < count) or (until is not None
                                                         and not until.is_set()):
-        started = time.perf_counter()
+        wall, started = time.time(), time.perf_counter()
         await store.lookup([probes[i % len(probes)]], ["global"], "sms")
-        seconds.append(time.perf_counter() - started)
+        seconds.append((wall, time.perf_counter() - started))
         i += 1
     return seconds
 
@@ -137,22 +158,23 @@ class Sender:
         self.session: aiohttp.ClientSession | None = None
 
     async def timed(self, probes: list[str], until: asyncio.Event | None, count: int
-                    ) -> list[float]:
-        """Seconds of one send after another, `count` of them or until `until`."""
+                    ) -> Timed:
+        """One send after another, `count` of them or until `until`: when each started,
+        and its seconds."""
         if self.session is None:
             self.session = aiohttp.ClientSession()
-        seconds: list[float] = []
+        seconds: Timed = []
         i = 0
         while (until is None and len(seconds) < count) or (until is not None
                                                             and not until.is_set()):
             number = probes[i % len(probes)]
-            started = time.perf_counter()
+            wall, started = time.time(), time.perf_counter()
             async with self.session.post(self.url, data={
                     "To": number, "From": "+15005550006", "Body": "hi"}) as resp:
                 await resp.read()
                 if resp.status not in (201, 403):
                     raise RuntimeError(f"send answered {resp.status}")
-            seconds.append(time.perf_counter() - started)
+            seconds.append((wall, time.perf_counter() - started))
             i += 1
         return seconds
 
@@ -161,7 +183,7 @@ class Sender:
             await self.session.close()
 
 
-async def _nothing() -> list[float]:
+async def _nothing() -> Timed:
     return []
 
 
@@ -170,9 +192,22 @@ def p99_ms(seconds: list[float], share: float = 0.99) -> float:
     return round(ordered[min(len(ordered) - 1, int(len(ordered) * share))] * 1000, 2)
 
 
-def latency(steady: list[float], during: list[float]) -> dict[str, Any]:
-    """p99 (and more) of calls before and during an import."""
-    return {"steady": p99_ms(steady), "during_import": p99_ms(during),
+def latency(steady_calls: Timed, during_calls: Timed, writing: list[float]
+            ) -> dict[str, Any]:
+    """p99 (and more) of calls before and during an import; and during the import,
+    split into the calls while it parsed the file and those while it wrote its packed
+    load to Redis (`writing`: its start and end, when known)."""
+    steady = [s for _, s in steady_calls]
+    during = [s for _, s in during_calls]
+    phases: dict[str, Any] = {}
+    if len(writing) == 2:
+        parse = [s for t, s in during_calls if t < writing[0]]
+        write = [s for t, s in during_calls if writing[0] <= t <= writing[1]]
+        phases = {"p99_while_parsing": p99_ms(parse) if parse else None,
+                  "p99_while_writing": p99_ms(write) if write else None,
+                  "while_writing": len(write),
+                  "writing_seconds": round(writing[1] - writing[0], 2)}
+    return {"steady": p99_ms(steady), "during_import": p99_ms(during), **phases,
             "ratio": round(p99_ms(during) / p99_ms(steady), 2),
             "p999_steady": p99_ms(steady, 0.999), "p999_during": p99_ms(during, 0.999),
             "max_steady": round(max(steady) * 1000, 2),
@@ -180,7 +215,7 @@ def latency(steady: list[float], during: list[float]) -> dict[str, Any]:
 
 
 async def import_file(store: Store, url: str, path: Path, mode: Mode, lines: int,
-                      sender: Sender | None = None) -> dict[str, Any]:
+                      sender: Sender | None = None, nice: int = 0) -> dict[str, Any]:
     """Empty the server, import `path` in a fresh process, and report Redis memory
     growth per line, lines per second, and the importer's peak RSS; and the p99 of
     lookups (and of whole sends, with `sender`) made one after another meanwhile
@@ -195,24 +230,26 @@ async def import_file(store: Store, url: str, path: Path, mode: Mode, lines: int
         sender.timed(probes, None, 2000) if sender is not None else _nothing())
     context = multiprocessing.get_context("spawn")
     receive, send = context.Pipe(duplex=False)
-    child = context.Process(target=_import_child, args=(url, str(path), mode, send))
+    child = context.Process(target=_import_child, args=(url, str(path), mode, send, nice))
     child.start()
     done = asyncio.Event()
     during_task = asyncio.ensure_future(timed_lookups(store, probes, done, 0))
     sends_task = None if sender is None else \
         asyncio.ensure_future(sender.timed(probes, done, 0))
-    seconds, added, baseline, peak = await asyncio.to_thread(receive.recv)
+    seconds, added, baseline, peak, writing = await asyncio.to_thread(receive.recv)
     done.set()
     during = await during_task
     sends_during = [] if sends_task is None else await sends_task
     child.join()
     grown = await used_memory(store) - before
-    return {"mode": mode, "lines": lines, "added": added, "seconds": round(seconds, 2),
+    return {"mode": mode, "lines": lines, "added": added, "importer_nice": nice,
+            "seconds": round(seconds, 2),
             "lines_per_s": round(lines / seconds), "bytes_per_entry": round(grown / lines, 2),
             "importer_rss_mib": {"before": round(baseline / 1024, 1),
                                  "peak": round(peak / 1024, 1)},
-            "lookup_p99_ms": latency(steady, during),
-            **({"send_p99_ms": latency(sends_steady, sends_during)} if sender else {})}
+            "lookup_p99_ms": latency(steady, during, writing),
+            **({"send_p99_ms": latency(sends_steady, sends_during, writing)}
+               if sender else {})}
 
 
 async def lookup_cost(store: Store, numbers: list[str], scopes: list[str]) -> dict[str, float]:
@@ -257,7 +294,8 @@ async def compare_lookups(store: Store, work: Path, sample: list[str]
 
 
 async def measure(url: str, sizes: list[int], seed: int, work: Path, add_up_to: int,
-                  lookups: int = LOOKUPS, sender: Sender | None = None) -> dict[str, Any]:
+                  lookups: int = LOOKUPS, sender: Sender | None = None, nice: int = 0
+                  ) -> dict[str, Any]:
     redis_config = RedisConfig(url=url, timeout=60.0)
     store = Store(connect(redis_config), redis_config, StoreConfig(), url)
     await store.prepare()
@@ -273,7 +311,7 @@ async def measure(url: str, sizes: list[int], seed: int, work: Path, add_up_to: 
             modes: tuple[Mode, ...] = ("add", "replace") if size <= add_up_to else ("replace",)
             for mode in modes:
                 print(f"{size:,} numbers, {mode} import ...", flush=True)
-                row[mode] = await import_file(store, url, path, mode, size, sender)
+                row[mode] = await import_file(store, url, path, mode, size, sender, nice)
                 print(f"  {row[mode]}", flush=True)
             # The list is loaded (replace, packed): lookups of listed and unlisted numbers.
             row["lookup"] = await compare_lookups(store, work, sample)
@@ -320,6 +358,9 @@ def main() -> None:
                         "only for sizes up to this (default 1000000: 200 bytes a number)")
     parser.add_argument("--lookups", type=int, default=LOOKUPS,
                         help=f"numbers looked up per measurement (default {LOOKUPS})")
+    parser.add_argument("--importer-nice", type=int, default=0, metavar="N",
+                        help="run the importer at this niceness (as `nice -n N gatekeeper "
+                        "lists import` would; default 0)")
     parser.add_argument("--no-sends", dest="sends", action="store_false",
                         help="skip the whole-send latency (no `gatekeeper run`)")
     parser.add_argument("--seed", type=int, default=20261203)
@@ -338,7 +379,7 @@ def main() -> None:
             port = start_gatekeeper(bench, url, work) if args.sends else None
             report = asyncio.run(measure(url, sizes, args.seed, work, args.add_up_to,
                                          args.lookups, None if port is None
-                                         else Sender(port)))
+                                         else Sender(port), args.importer_nice))
         finally:
             bench.close()
             if server is not None:

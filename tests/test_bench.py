@@ -101,6 +101,40 @@ def test_bench_scale_small_run_reports_every_figure(tmp_path: Path) -> None:
         assert figures["added"] == 20_000, mode
         assert figures["lines_per_s"] > 0, mode
         assert figures["bytes_per_entry"] > 0, mode
-        assert figures["lookup_p99_ms"]["lookups_during"] >= 0, mode
+        assert figures["lookup_p99_ms"]["during"] >= 0, mode
+        assert figures["send_p99_ms"]["steady"] > 0, mode  # whole sends, through `run`
+    assert row["replace"]["send_p99_ms"]["writing_seconds"] >= 0
     for kind in ("unlisted", "listed"):
         assert set(row["lookup"][kind]) >= {"big", "small", "empty", "ratios_big_to_small"}
+
+
+@pytest.mark.integration
+def test_bench_cluster_quick_run_reports_both_stores(tmp_path: Path) -> None:
+    """bench/cluster.py (sends on one redis-server, then on a 3+3 Redis Cluster) runs end
+    to end and reports both phases and their ratios; how they compare is for the reader,
+    never asserted."""
+    if shutil.which("wrk") is None:
+        pytest.fail("the benchmark smoke test needs wrk on PATH: install it with "
+                    "`apt-get install wrk` (Debian/Ubuntu)")
+    output = tmp_path / "cluster.json"
+    # No warm-up and no idle window: about 11 s, most of it the cluster and six imports.
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.cluster", "--quick", "--duration", "1", "--warmup",
+         "0", "--idle", "0", "--output", str(output)],
+        cwd=REPO, capture_output=True, text=True, timeout=150, check=False)
+    assert done.returncode == 0, f"bench.cluster failed:\n{done.stdout}\n{done.stderr}"
+    assert "CPU per request (gatekeeper + redis) B/A" in done.stdout
+    report = json.loads(output.read_text())
+    assert report["failures"] == []
+    assert [(p["repetition"], p["phase"]) for p in report["phases"]] == [(1, "A"), (1, "B")]
+    for phase in report["phases"]:
+        m = phase["measurement"]
+        assert m["requests"] > 0, phase["phase"]
+        assert m["latency_ms"]["p99"] > 0, phase["phase"]
+        assert m["unexpected_errors"] == 0, (m["errors"], m["status"])
+        assert m["expected_rejections"] > 0, phase["phase"]
+        assert m["redis_cpu_us_per_req"] is not None, phase["phase"]
+    assert len(report["phases"][0]["redis_cpu_us_per_req_by_process"]) == 1
+    assert len(report["phases"][1]["redis_cpu_us_per_req_by_process"]) == 6
+    assert report["repetitions"][0]["total_cpu"] is not None
+    assert report["lists"]["numbers"] == 10_000
