@@ -52,9 +52,11 @@ if TYPE_CHECKING:
 Logger = structlog.typing.FilteringBoundLogger
 
 # Numbers per lookup call in the helper: small, so that none of its calls holds
-# redis-server (and the small sends' lookups queued there) for more than a moment. What
-# may fail open is still decided by screening.LOOKUP_SLICE, as on the loop.
-HELPER_LOOKUP_SLICE = 32
+# redis-server (and the small sends' lookups queued there) for more than a moment
+# (measured: 32 held it ~1.7 ms and doubled the small sends' p50; 4 halved the batches'
+# throughput; bench/README.md). What may fail open is still decided by
+# screening.LOOKUP_SLICE, as on the loop.
+HELPER_LOOKUP_SLICE = 8
 # The child's priority: the event loop's process comes first on a shared CPU. Niceness
 # alone is not enough there: a waking Gatekeeper waits for the helper's time slice to
 # end (measured: the small sends' p99 doubled). In Linux's idle class it is preempted at
