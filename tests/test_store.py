@@ -198,17 +198,20 @@ def test_keys_build_list_names_from_prefix_list_and_scope(
     ("gk:", "block", "global",
      ListKeys("gk:list:block:global", "gk:meta:block:global", "gk:exp:block:global",
               "gk:loading:block:global", "gk:journal:block:global",
-              "gk:packed:block:global", "gk:pk:live:block:global:", "gk:pktrash")),
+              "gk:packed:block:global", "gk:pk:live:block:global:", "gk:pktrash",
+              "gk:pkpending")),
     ("gk:", "allow", "tenant:acme",
      ListKeys("gk:list:allow:tenant:acme", "gk:meta:allow:tenant:acme",
               "gk:exp:allow:tenant:acme", "gk:loading:allow:tenant:acme",
               "gk:journal:allow:tenant:acme", "gk:packed:allow:tenant:acme",
-              "gk:pk:live:allow:tenant:acme:", "gk:pktrash")),
+              "gk:pk:live:allow:tenant:acme:", "gk:pktrash",
+              "gk:pkpending")),
     ("other/", "block", "agent:42",
      ListKeys("other/list:block:agent:42", "other/meta:block:agent:42",
               "other/exp:block:agent:42", "other/loading:block:agent:42",
               "other/journal:block:agent:42", "other/packed:block:agent:42",
-              "other/pk:live:block:agent:42:", "other/pktrash")),
+              "other/pk:live:block:agent:42:", "other/pktrash",
+              "other/pkpending")),
 ], ids=["global-block", "tenant-allow", "custom-prefix"])
 def test_keys_of_a_list_are_its_set_metadata_hash_expiry_set_mark_journal_and_record(
         prefix: str, name: ListName, scope: str, expected: ListKeys) -> None:
@@ -818,7 +821,7 @@ async def test_one_round_trip_seen_by_the_real_server(
     assert inside.count("EXISTS") == 6 + 4
     assert inside.count("ZMSCORE") == 4  # only the four sets that exist are probed
     assert inside.count("ZSCORE") == 0  # no expiry set exists
-    assert inside.count("HGET") == 6  # each list's packed-load record: none exists
+    assert inside.count("HMGET") == 6  # each list's packed-load record: none exists
     expected = [Match("tenant:acme", "block", "+4479*"),
                 Match("agent:42", "allow", TWELVE_DIGITS)]
     if channel == "voice":

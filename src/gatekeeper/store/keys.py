@@ -38,15 +38,21 @@ key                                 type        members -> values
                                                 `loaded_by`, `note`, `file`, `as_of`
   The record of the list's packed load: the exact numbers of its latest replace import
   that carry no metadata of their own (store/packing.py). Replaced at each swap.
-{base}{head}                        set         the last 7 digits of each number whose
-   base = {p}pk:{token}:{list}:{scope}:         digits // 10**7 are {head} (an intset)
-  One bucket of a packed load. Never expires once swapped in; a load's buckets go when
-  another replaces it (via the trash).
+{base}{head}                        set         the last `rest` digits (the record's, 4 to
+   base = {p}pk:{token}:{list}:{scope}:         7) of each number whose digits //
+                                                10**rest are {head} (an intset)
+  One bucket of a packed load. Never expires: a load's buckets go when another replaces
+  it (via the trash), or when its import was abandoned (via the pending registry). Loads
+  written before `rest` existed have 7 and buckets that expire until the swap.
 {base}index                         sorted set  head -> score head
   The buckets of one packed load, in order (listings, export, deletion).
 {p}pktrash                          set         bases of packed loads to delete
   Loads replaced or abandoned whose buckets are deleted outside any script (a few at a
   time), by the importer right after, or by the expiry sweep if it died meanwhile.
+{p}pkpending                        sorted set  base -> when its load counts as abandoned
+  Loads being written, registered before their first bucket; the swap (or the drop of
+  an abandoned import) removes them. The expiry sweep moves those past their instant
+  (LOAD_MARK_SECONDS, as a killed import's copy) to the trash.
 {p}tmp:{token}:packed:{list}:{scope} hash       as {p}packed
   The packed record of a copy being loaded; RENAMEd over the live one at the swap. Its
   buckets expire with the copy unless swapped in.
@@ -66,9 +72,10 @@ On Redis Cluster (`redis+cluster://`) every `{scope}` above is written in braces
 it is the key's hash tag: `gk:list:block:{tenant:acme}`. Every key of one scope, its
 staging copies and packed buckets included, then lives in one hash slot, and each script
 (which only ever touches one scope) runs on one node. The keys that name no scope take
-one: `{p}pktrash:{{scope}}` (a trash per scope) and `{p}batch:{{scope}}:{id}` (a bulk
-load's metadata beside the list it was loaded into). `{p}attempts` is one key, on one
-node. The layout of a single Redis (or Sentinel) is unchanged: nothing is migrated.
+one: `{p}pktrash:{{scope}}` and `{p}pkpending:{{scope}}` (per scope), and
+`{p}batch:{{scope}}:{id}` (a bulk load's metadata beside the list it was loaded into).
+`{p}attempts` is one key, on one node. The layout of a single Redis (or Sentinel) is
+unchanged: nothing is migrated.
 """
 
 from __future__ import annotations
@@ -97,6 +104,7 @@ class ListKeys:
     packed: str
     base: str
     trash: str
+    pending: str
 
     @property
     def all(self) -> tuple[str, str, str]:
@@ -137,12 +145,12 @@ class Keys:
                         f"{self.prefix}journal:{name}:{tagged}",
                         f"{self.prefix}packed:{name}:{tagged}",
                         f"{self.prefix}pk:live:{name}:{tagged}:",
-                        self.packed_trash(scope))
+                        self.packed_trash(scope), self.packed_pending(scope))
 
     def staging(self, name: ListName, scope: str) -> ListKeys:
         """Fresh keys to load a replacement of a list into before swapping it in."""
         token = uuid.uuid4().hex
-        trash = self.packed_trash(scope)
+        trash, pending = self.packed_trash(scope), self.packed_pending(scope)
         scope = self.tag(scope)
         # A copy being loaded is never itself being replaced: its mark is never set.
         return ListKeys(f"{self.prefix}tmp:{token}:list:{name}:{scope}",
@@ -151,7 +159,7 @@ class Keys:
                         f"{self.prefix}tmp:{token}:loading:{name}:{scope}",
                         f"{self.prefix}tmp:{token}:journal:{name}:{scope}",
                         f"{self.prefix}tmp:{token}:packed:{name}:{scope}",
-                        f"{self.prefix}pk:{token}:{name}:{scope}:", trash)
+                        f"{self.prefix}pk:{token}:{name}:{scope}:", trash, pending)
 
     @property
     def expiry_pattern(self) -> str:
@@ -181,6 +189,21 @@ class Keys:
         the store, or on a cluster one per scope (beside the loads it holds)."""
         return f"{self.prefix}pktrash:{self.tag(scope)}" if self.cluster \
             else f"{self.prefix}pktrash"
+
+    def packed_pending(self, scope: str) -> str:
+        """The packed loads being written (bases, scored by when they are abandoned),
+        beside the trash."""
+        return self.packed_trash(scope).replace("pktrash", "pkpending", 1)
+
+    @staticmethod
+    def trash_of(pending: str) -> str:
+        """The trash beside a registry of loads being written."""
+        return pending.replace("pkpending", "pktrash", 1)
+
+    @property
+    def pending_pattern(self) -> str:
+        """SCAN pattern matching every registry of loads being written."""
+        return self.trash_pattern.replace("pktrash", "pkpending", 1)
 
     @property
     def trash_pattern(self) -> str:

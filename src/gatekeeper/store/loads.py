@@ -36,7 +36,7 @@ class LoadsMixin(PackedMixin):
         size. The replaced packed load goes to the trash (see `purge_packed`)."""
         size, old = await self._scripts.swap(
             keys=[*live.all, *loaded.all, live.loading, live.journal, live.packed,
-                  loaded.packed, live.trash],
+                  loaded.packed, live.trash, live.pending],
             args=[loaded.list])
         if old:
             await self.purge_packed()
@@ -45,10 +45,10 @@ class LoadsMixin(PackedMixin):
     @guarded
     async def drop(self, live: ListKeys, loaded: ListKeys) -> None:
         """Delete an abandoned load's keys and unmark it (its packed buckets, if any,
-        go to the trash; they expire with the copy in any case). Safe after a swap whose
+        go to the trash). Safe after a swap whose
         reply was lost: a load that is live is kept."""
         await self._scripts.drop_packed(
-            keys=[live.packed, loaded.packed, live.trash], args=[loaded.base])
+            keys=[live.packed, loaded.packed, live.trash, live.pending], args=[loaded.base])
         await self.client.delete(*loaded.all)  # gone already if the swap happened
         await self._scripts.end_load(keys=[live.loading, live.journal], args=[loaded.list])
         await self.purge_packed()

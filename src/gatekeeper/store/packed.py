@@ -19,11 +19,22 @@ from gatekeeper.store.base import StoreBase
 from gatekeeper.store.entries import EntryMeta, Listed, ListItem
 from gatekeeper.store.faults import StoreUnavailable, guarded
 from gatekeeper.store.keys import LOAD_MARK_SECONDS, ListKeys
-from gatekeeper.store.packing import PackedBuilder, command, joined, sadd_commands, split
+from gatekeeper.store.packing import (
+    DEFAULT_INTSET_ENTRIES,
+    REST_DIGITS,
+    PackedBuilder,
+    command,
+    joined,
+    sadd_commands,
+    split,
+)
 
-# Commands written before their replies are read: large enough to hide round trips,
-# small enough that a load's pipeline never holds much memory.
-_PIPELINE = 64
+# Commands (or bytes) written before their replies are read: large enough to hide
+# round trips and syscalls, small enough that a load's pipeline never holds much memory.
+_PIPELINE = 1024
+_WRITE_BYTES = 1 << 20
+# Buckets named per ZADD to a load's index.
+_INDEX_BATCH = 1000
 # Buckets deleted per call when a replaced load is purged.
 _PURGE_SLICE = 500
 
@@ -35,6 +46,8 @@ class PackedLoad:
     base: str
     count: int
     meta: EntryMeta
+    rest: int = REST_DIGITS
+    """Trailing digits its members hold (store/packing.py)."""
 
     @classmethod
     def from_hash(cls, raw: dict[str, str]) -> PackedLoad | None:
@@ -45,25 +58,32 @@ class PackedLoad:
         note = raw.get("note") or None
         return cls(base, int(raw.get("count") or 0), EntryMeta(
             source=raw.get("source") or "import", added_at=float(raw.get("loaded_at") or 0),
-            added_by=raw.get("loaded_by") or None, note=note))
+            added_by=raw.get("loaded_by") or None, note=note),
+            int(raw.get("rest") or REST_DIGITS))
 
 
 class _Writer:
-    """Commands to one Redis connection, their replies read `_PIPELINE` at a time."""
+    """Commands to one Redis connection, written `_WRITE_BYTES` or `_PIPELINE` commands
+    at a time (one syscall, not one per command: a load split finely has a command per
+    bucket), their replies read after each write."""
 
     def __init__(self, connection: AbstractConnection) -> None:
         self._connection = connection
-        self._waiting = 0
+        self._buffer: list[bytes] = []
+        self._size = 0
 
     async def send(self, payload: bytes) -> None:
-        await self._connection.send_packed_command(payload, check_health=False)
-        self._waiting += 1
-        if self._waiting >= _PIPELINE:
+        self._buffer.append(payload)
+        self._size += len(payload)
+        if self._size >= _WRITE_BYTES or len(self._buffer) >= _PIPELINE:
             await self.drain()
 
     async def drain(self) -> None:
-        while self._waiting:
-            self._waiting -= 1
+        buffer, self._buffer, self._size = self._buffer, [], 0
+        if not buffer:
+            return
+        await self._connection.send_packed_command(buffer, check_health=False)
+        for _ in buffer:
             await self._connection.read_response()  # raises a reply's error
 
 
@@ -74,23 +94,33 @@ class PackedMixin(StoreBase):
     async def write_packed(self, target: ListKeys, builder: PackedBuilder,
                            meta: EntryMeta) -> int:
         """Write a load's numbers as packed buckets under `target` (a copy being
-        loaded: everything expires with it unless swapped in); returns how many distinct
-        numbers it holds."""
+        loaded), split as suits the server's intset limit; returns how many distinct
+        numbers it holds. The load is registered as pending first: if it is never
+        swapped in or dropped (its importer died), the expiry sweep deletes it after
+        LOAD_MARK_SECONDS."""
+        limit = await self.intset_limit() or DEFAULT_INTSET_ENTRIES
+        rest = builder.plan(limit)
         base, ttl = target.base, str(LOAD_MARK_SECONDS)
         count = 0
         async with self._connection_for(target.packed) as connection:
             writer = _Writer(connection)
+            await writer.send(command("ZADD", target.pending,
+                                      repr(time.time() + LOAD_MARK_SECONDS), base))
+            heads: list[str] = []
             for head, members in builder.buckets():
                 key = f"{base}{head}"
                 count += len(members)
                 for payload in sadd_commands(key, members):
                     await writer.send(payload)
-                await writer.send(command("EXPIRE", key, ttl))
-                await writer.send(command("ZADD", f"{base}index", str(head), str(head)))
-            await writer.send(command("EXPIRE", f"{base}index", ttl))
-            fields = {"base": base, "count": str(count), "source": meta.source,
-                      "loaded_at": repr(meta.added_at), "loaded_by": meta.added_by or "",
-                      "note": meta.note or ""}
+                heads += (str(head), str(head))
+                if len(heads) >= 2 * _INDEX_BATCH:
+                    await writer.send(command("ZADD", f"{base}index", *heads))
+                    heads = []
+            if heads:
+                await writer.send(command("ZADD", f"{base}index", *heads))
+            fields = {"base": base, "count": str(count), "rest": str(rest),
+                      "source": meta.source, "loaded_at": repr(meta.added_at),
+                      "loaded_by": meta.added_by or "", "note": meta.note or ""}
             await writer.send(command("HSET", target.packed,
                                       *(x for kv in fields.items() for x in kv)))
             await writer.send(command("EXPIRE", target.packed, ttl))
@@ -165,7 +195,7 @@ class PackedMixin(StoreBase):
                              ) -> AsyncIterator[str]:
         """Every number of a packed load, in order (after the number `after`), a bucket
         at a time."""
-        start = split(after) if after else None
+        start = split(after, load.rest) if after else None
         head_after = None if start is None else start[0] - 1
         while True:
             heads = await self.packed_heads(load, head_after, 64)
@@ -177,7 +207,7 @@ class PackedMixin(StoreBase):
                 if start is not None and head == start[0]:
                     first = bisect_right(members, start[1])
                 for member in members[first:]:
-                    yield joined(head, member)
+                    yield joined(head, member, load.rest)
             head_after = heads[-1]
 
     async def packed_listing(self, keys: ListKeys, after: str | None, limit: int
@@ -201,7 +231,8 @@ class PackedMixin(StoreBase):
         load = await self.packed_load(keys)
         if load is None:
             return None, [False] * len(items)
-        parts = [None if i.channel is not None else split(i.entry) for i in items]
+        parts = [None if i.channel is not None else split(i.entry, load.rest)
+                 for i in items]
         async with self.client.pipeline(transaction=False) as pipe:
             for part in parts:
                 if part is not None:
@@ -213,6 +244,7 @@ class PackedMixin(StoreBase):
     async def purge_packed(self, limit: int = 64) -> int:
         """Delete the buckets of up to `limit` replaced or abandoned packed loads (the
         trash); returns how many loads went."""
+        await self._abandon_stale_loads()
         gone = 0
         async for trash in self._trashes():
             bases = cast(list[str], await self.client.srandmember(trash, limit - gone))
@@ -229,6 +261,21 @@ class PackedMixin(StoreBase):
             if gone >= limit:
                 break
         return gone
+
+    async def _abandon_stale_loads(self) -> None:
+        """Loads still pending past their instant (their importer died) go to the
+        trash."""
+        if self.keys.cluster:
+            pendings = [k async for k in self.client.scan_iter(
+                match=self.keys.pending_pattern, count=500)]
+        else:
+            pendings = [self.keys.pending_pattern]
+        now = time.time()
+        for pending in pendings:
+            stale = cast(list[str], await self.client.zrangebyscore(pending, "-inf", now))
+            for base in stale:
+                await self.client.sadd(self.keys.trash_of(pending), base)
+                await self.client.zrem(pending, base)
 
     async def _trashes(self) -> AsyncIterator[str]:
         """The trash key, or on a cluster every scope's (found by SCAN on every node)."""

@@ -12,25 +12,32 @@ from dataclasses import dataclass
 import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
 
-# Shared by the scripts that meet packed loads (store/packing.py): a member's bucket
-# and its integer there. Only an exact number (`+` and digits, its last byte a digit)
-# can be packed; prefixes (`*`) and channel-limited members (`#sms`) never are.
+# Shared by the scripts that meet packed loads (store/packing.py): a load's record
+# (its bucket base and how many trailing digits its members hold: 7 when the record
+# predates the field), a member's bucket and its integer there. Only an exact number
+# (`+` and digits, its last byte a digit) can be packed; prefixes (`*`) and
+# channel-limited members (`#sms`) never are.
 PACKED_LUA = """
-local function packed_split(member)
+local function packed_split(member, rest_digits)
   local last = string.byte(member, -1)
   if not last or last < 48 or last > 57 or not string.find(member, '^%+%d+$') then
     return nil
   end
   local digits = string.sub(member, 2)
-  local cut = #digits - 7
+  local cut = #digits - rest_digits
   if cut <= 0 then return '0', string.format('%d', tonumber(digits)) end
   return string.sub(digits, 1, cut), string.format('%d', tonumber(string.sub(digits, cut + 1)))
 end
-local function packed_has(base, member)
-  if not base then return false end
-  local head, rest = packed_split(member)
+local function packed_load(record)
+  local got = redis.call('HMGET', record, 'base', 'rest')
+  if not got[1] then return nil end
+  return {got[1], tonumber(got[2] or '7'), got[2] ~= false}
+end
+local function packed_has(load, member)
+  if not load then return false end
+  local head, rest = packed_split(member, load[2])
   if not head then return false end
-  return redis.call('SISMEMBER', base .. head, rest) == 1
+  return redis.call('SISMEMBER', load[1] .. head, rest) == 1
 end
 """
 
@@ -47,7 +54,7 @@ local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
 local out = {}
 for i = 1, #KEYS, 3 do
   local key, expiry = KEYS[i], KEYS[i + 1]
-  local base = redis.call('HGET', KEYS[i + 2], 'base')
+  local load = packed_load(KEYS[i + 2])
   local hits = {}
   local seen = {}
   if redis.call('EXISTS', key) == 1 then
@@ -67,10 +74,10 @@ for i = 1, #KEYS, 3 do
       end
     end
   end
-  if base then
+  if load then
     for j = 2, n do
       local member = ARGV[j]
-      if not seen[member] and packed_has(base, member) then hits[#hits + 1] = member end
+      if not seen[member] and packed_has(load, member) then hits[#hits + 1] = member end
     end
   end
   out[#out + 1] = hits
@@ -96,12 +103,12 @@ local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
 local expiring = redis.call('EXISTS', KEYS[3]) == 1
 local loading = redis.call('EXISTS', KEYS[4]) == 1
 local journaled = false
-local base = redis.call('HGET', KEYS[6], 'base')
+local load = packed_load(KEYS[6])
 local out = {}
 for i = 5, #ARGV do
   local member = ARGV[i]
   local added = 0
-  if not packed_has(base, member) then added = redis.call('ZADD', KEYS[1], 'NX', 0, member) end
+  if not packed_has(load, member) then added = redis.call('ZADD', KEYS[1], 'NX', 0, member) end
   if added == 0 and expiring then
     local at = redis.call('ZSCORE', KEYS[3], member)
     if at and tonumber(at) <= now then added = 1 end  -- expired, not yet swept: gone
@@ -152,7 +159,7 @@ REMOVE_LUA = PACKED_LUA + """
 -- KEYS[4]: its packed-load record
 -- ARGV: groups, each a count k then k members (an entry and its variants)
 -- returns: per group, how many of its members were removed
-local base = redis.call('HGET', KEYS[4], 'base')
+local load = packed_load(KEYS[4])
 local out = {}
 local i = 1
 while i <= #ARGV do
@@ -163,9 +170,9 @@ while i <= #ARGV do
     removed = removed + redis.call('ZREM', KEYS[1], member)
     redis.call('HDEL', KEYS[2], member)
     redis.call('ZREM', KEYS[3], member)
-    if base then
-      local head, rest = packed_split(member)
-      if head and redis.call('SREM', base .. head, rest) == 1 then
+    if load then
+      local head, rest = packed_split(member, load[2])
+      if head and redis.call('SREM', load[1] .. head, rest) == 1 then
         removed = removed + 1
         redis.call('HINCRBY', KEYS[4], 'count', -1)
       end
@@ -199,16 +206,19 @@ SWAP_LUA = PACKED_LUA + """
 -- are carried into the copy first, with their metadata and expiry; the copy's own entry
 -- (set or packed) wins where both have one. The journal goes when no other load of the
 -- list is left. The old packed load's base goes to the trash (its buckets are deleted
--- after, a few at a time); the new one's buckets and record are made permanent.
+-- after, a few at a time); the new one leaves the pending registry (its buckets carry no
+-- expiry: nothing to do per bucket) and its record is made permanent.
 -- KEYS[1..3]: the live list set, metadata hash and expiry set
 -- KEYS[4..6]: the loaded copies of the same
 -- KEYS[7]: the live list's load mark; KEYS[8]: its journal
--- KEYS[9]: the live packed-load record; KEYS[10]: the copy's; KEYS[11]: the trash
+-- KEYS[9]: the live packed-load record; KEYS[10]: the copy's; KEYS[11]: the trash;
+-- KEYS[12]: the registry of packed loads being written
 -- ARGV[1]: this load's token (its member of the load mark)
 -- returns: {the number of entries of the new list, the old packed base or false}
-local new_base = redis.call('HGET', KEYS[10], 'base')
+local new_load = packed_load(KEYS[10])
+local new_base = new_load and new_load[1]
 for _, member in ipairs(redis.call('SMEMBERS', KEYS[8])) do
-  if redis.call('ZSCORE', KEYS[1], member) and not packed_has(new_base, member) then
+  if redis.call('ZSCORE', KEYS[1], member) and not packed_has(new_load, member) then
     if redis.call('ZADD', KEYS[4], 'NX', 0, member) == 1 then
       local meta = redis.call('HGET', KEYS[2], member)
       if meta then redis.call('HSET', KEYS[5], member, meta) end
@@ -231,10 +241,14 @@ local old_base = redis.call('HGET', KEYS[9], 'base')
 if old_base then redis.call('SADD', KEYS[11], old_base) end
 local packed = 0
 if new_base then
-  for _, head in ipairs(redis.call('ZRANGE', new_base .. 'index', 0, -1)) do
-    redis.call('PERSIST', new_base .. head)
+  if not new_load[3] then
+    -- Written before loads recorded their split: its buckets expire unless kept here.
+    for _, head in ipairs(redis.call('ZRANGE', new_base .. 'index', 0, -1)) do
+      redis.call('PERSIST', new_base .. head)
+    end
+    redis.call('PERSIST', new_base .. 'index')
   end
-  redis.call('PERSIST', new_base .. 'index')
+  redis.call('ZREM', KEYS[12], new_base)
   redis.call('RENAME', KEYS[10], KEYS[9])
   redis.call('PERSIST', KEYS[9])
   packed = tonumber(redis.call('HGET', KEYS[9], 'count') or '0')
@@ -269,10 +283,12 @@ return left
 DROP_PACKED_LUA = """
 -- An abandoned replace's packed load goes to the trash, unless the swap did happen (its
 -- reply was lost): then the load is the live one and must stay.
--- KEYS[1]: the live packed-load record; KEYS[2]: the copy's record; KEYS[3]: the trash
+-- KEYS[1]: the live packed-load record; KEYS[2]: the copy's record; KEYS[3]: the trash;
+-- KEYS[4]: the registry of packed loads being written
 -- ARGV[1]: the copy's bucket base
 -- returns: 1 when the load went to the trash, 0 when it is live
 redis.call('DEL', KEYS[2])
+redis.call('ZREM', KEYS[4], ARGV[1])
 if redis.call('HGET', KEYS[1], 'base') == ARGV[1] then return 0 end
 redis.call('SADD', KEYS[3], ARGV[1])
 return 1
