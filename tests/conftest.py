@@ -266,9 +266,11 @@ SLOW_MODULES = frozenset({
     "test_admin_restore", "test_jsonedit", "test_logging_properties", "test_scan_properties",
     "test_server", "test_expiry", "test_topologies", "test_store_cluster", "test_failover",
 })
-# Run alone (`make test` runs them after the parallel part): benchmarks, and the load
-# test whose latency bound must not compete with another worker for the two CPUs.
-SERIAL_MODULES = frozenset({"test_bench", "test_bench_decide", "test_server_load"})
+# Run alone (`make test` runs them after the parallel part): benchmarks, the load test
+# whose latency bound must not compete with another worker for the two CPUs, and the
+# failovers, whose recovery is bounded in time (one failed once beside another worker).
+SERIAL_MODULES = frozenset({"test_bench", "test_bench_decide", "test_server_load",
+                            "test_failover"})
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -8,6 +8,7 @@ restart of Gatekeeper. The time to recover is printed (run with -s to read it)."
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -126,9 +127,18 @@ async def through_failover(gk: Running, kill: Callable[[], None]) -> Outcome:
     return outcome
 
 
-def check(outcome: Outcome, upstream: FakeUpstream, on_error: str, what: str) -> None:
-    """The failover's invariants, for either store."""
-    assert outcome.recovered_after is not None, f"{what}: no recovery within the limit"
+def check(outcome: Outcome, upstream: FakeUpstream, on_error: str, what: str,
+          logs: io.StringIO, state: Callable[[], object]) -> None:
+    """The failover's invariants, for either store (`logs` and `state` explain a failure:
+    Gatekeeper's last store events, and the group's view of its master)."""
+    if outcome.recovered_after is None:
+        events = [line for line in logs.getvalue().splitlines() if "store" in line]
+        try:
+            seen = state()
+        except Exception as exc:  # a diagnostic only
+            seen = repr(exc)
+        raise AssertionError(f"{what}: no recovery within the limit; the group says "
+                             f"{seen}; Gatekeeper's last store events: {events[-5:]}")
     print(f"\n{what}, on_error={on_error}: screened sends again "
           f"{outcome.recovered_after:.2f} s after the master was killed "
           f"({len(outcome.statuses)} sends meanwhile)")
@@ -150,7 +160,7 @@ def check(outcome: Outcome, upstream: FakeUpstream, on_error: str, what: str) ->
 @pytest.mark.parametrize("on_error", ["closed", "open"])
 async def test_cluster_master_killed(
         on_error: str, cluster_rig: ClusterRig, aiohttp_client: Client,
-        upstream: FakeUpstream, tmp_path: Path) -> None:
+        upstream: FakeUpstream, tmp_path: Path, log_output: io.StringIO) -> None:
     """Kill the cluster master holding the `global` lists mid-traffic: refused or
     forwarded as `on_error` says, never twice, screened again after the promotion."""
     gk = await start_on(aiohttp_client, config_for(cluster_rig.url, upstream, tmp_path,
@@ -163,7 +173,8 @@ async def test_cluster_master_killed(
     wait_replicated(master, cluster_rig.replica_of(master))
     outcome = await through_failover(gk, lambda: cluster_rig.kill(master))
     try:
-        check(outcome, upstream, on_error, "cluster")
+        check(outcome, upstream, on_error, "cluster", log_output,
+              cluster_rig.masters)
     finally:
         cluster_rig.wait_promoted(master)
         cluster_rig.restart(master)
@@ -172,7 +183,7 @@ async def test_cluster_master_killed(
 @pytest.mark.parametrize("on_error", ["closed", "open"])
 async def test_sentinel_master_killed(
         on_error: str, sentinel_rig: SentinelRig, aiohttp_client: Client,
-        upstream: FakeUpstream, tmp_path: Path) -> None:
+        upstream: FakeUpstream, tmp_path: Path, log_output: io.StringIO) -> None:
     """Kill the Sentinel group's master mid-traffic: refused or forwarded as `on_error`
     says, never twice, screened again once Sentinel promotes the replica."""
     gk = await start_on(aiohttp_client, config_for(sentinel_rig.url, upstream, tmp_path,
@@ -185,7 +196,8 @@ async def test_sentinel_master_killed(
     replica = next(p for p in sentinel_rig.data_ports if p != master)
     wait_replicated(master, replica)
     outcome = await through_failover(gk, lambda: sentinel_rig.kill(master))
-    check(outcome, upstream, on_error, "sentinel")
+    check(outcome, upstream, on_error, "sentinel", log_output,
+          lambda: (sentinel_rig.master_port(), sentinel_rig.data_ports))
 
 
 def spread_scopes(rig: ClusterRig, count: int = 3) -> list[str]:
