@@ -221,19 +221,22 @@ def latency(steady_calls: Timed, during_calls: Timed, writing: list[float]
 
 
 async def import_file(store: Store, url: str, path: Path, mode: Mode, lines: int,
-                      sender: Sender | None = None, nice: int = 0) -> dict[str, Any]:
+                      sender: Sender | None = None, nice: int = 0,
+                      steady_lookups: int = LOOKUPS) -> dict[str, Any]:
     """Empty the server, import `path` in a fresh process, and report Redis memory
     growth per line, lines per second, and the importer's peak RSS; and the p99 of
     lookups (and of whole sends, with `sender`) made one after another meanwhile
-    against the same before it started."""
+    against the same before it started (`steady_lookups` of them, and 2 sends for
+    every 5 lookups)."""
     await store.client.flushdb()
     await asyncio.sleep(0.5)
     before = await used_memory(store)
     probes = [f"+1202555{n:04d}" for n in range(1000)]
     # Both at once, as during the import (they share this process's loop).
     steady, sends_steady = await asyncio.gather(
-        timed_lookups(store, probes, None, len(probes) * 5),
-        sender.timed(probes, None, 2000) if sender is not None else _nothing())
+        timed_lookups(store, probes, None, steady_lookups),
+        sender.timed(probes, None, max(1, steady_lookups * 2 // 5)) if sender is not None
+        else _nothing())
     context = multiprocessing.get_context("spawn")
     receive, send = context.Pipe(duplex=False)
     child = context.Process(target=_import_child, args=(url, str(path), mode, send, nice))
@@ -317,7 +320,8 @@ async def measure(url: str, sizes: list[int], seed: int, work: Path, add_up_to: 
             modes: tuple[Mode, ...] = ("add", "replace") if size <= add_up_to else ("replace",)
             for mode in modes:
                 print(f"{size:,} numbers, {mode} import ...", flush=True)
-                row[mode] = await import_file(store, url, path, mode, size, sender, nice)
+                row[mode] = await import_file(store, url, path, mode, size, sender, nice,
+                                              lookups)
                 print(f"  {row[mode]}", flush=True)
             # The list is loaded (replace, packed): lookups of listed and unlisted numbers.
             row["lookup"] = await compare_lookups(store, work, sample)
