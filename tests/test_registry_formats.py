@@ -209,6 +209,39 @@ def test_whole_buffer_path_matches_line_path() -> None:
     assert len(dirty.errors) == 1
 
 
+@pytest.mark.parametrize("fmt", ["plain", "csv"])
+def test_whole_buffer_e164_path_matches_line_path(fmt: Format) -> None:
+    """A clean chunk of `+1` NANP lines (read by slices) gives what the same lines read
+    one by one give; a near miss on any line (an NPA or NXX starting 0/1, a short line)
+    sends the chunk to the line reader, which decides that line alone."""
+    good = b"".join(b"+1%d%d%04d\n" % (200 + i, 999 - i, i) for i in range(500))
+    clean = parse(good, fmt, "US")
+    dirty = parse(good + b"bad\n", fmt, "US")
+    assert clean.adds == dirty.adds
+    assert clean.adds[0] == 12009990000
+    assert len(clean.adds) == 500
+    for odd in (b"+11029990000\n", b"+12021990000\n", b"+1202999000\n", b"+22029990000\n"):
+        mixed = parse(good + odd, fmt, "US")
+        assert mixed.adds[:500] == clean.adds
+        assert len(mixed.adds) + len(mixed.slow) + len(mixed.errors) == 501
+
+
+@settings(max_examples=200, deadline=None)
+@given(numbers=st.lists(_US_NUMBER_E164 := st.tuples(
+    st.sampled_from("23456789"), st.text("0123456789", min_size=2, max_size=2),
+    st.sampled_from("23456789"), st.text("0123456789", min_size=6, max_size=6)).map(
+        lambda t: "+1" + "".join(t)), min_size=1, max_size=40),
+       extra=st.sampled_from(["", "\n", "+1\n", " +12025550123\n", "+120255501234\n"]))
+def test_e164_slices_agree_with_the_line_reader(numbers: list[str], extra: str) -> None:
+    """Whatever is appended, a chunk of `+1` lines reads as its lines read one at a time
+    (each line alone is never the whole-buffer case unless it is one clean line)."""
+    data = ("".join(f"{n}\n" for n in numbers) + extra).encode()
+    whole = parse(data, "plain", "US")
+    alone = [parse(line + b"\n", "plain", "US") for line in data.split(b"\n") if line]
+    assert whole.adds == [a for one in alone for a in one.adds]
+    assert len(whole.slow) == sum(len(one.slow) for one in alone)
+
+
 # properties ----------------------------------------------------------------------------
 
 _DIGIT = st.sampled_from("0123456789")

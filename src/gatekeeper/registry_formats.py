@@ -277,6 +277,24 @@ def _whole_nanp(data: bytes, count: int, comma: bool) -> list[int] | None:
     return list(map(int, (b"1" + data[:-1].replace(b"\n", b"\n1")).split(b"\n")))
 
 
+def _whole_e164_nanp(data: bytes, count: int) -> list[int] | None:
+    """The numbers when every line is exactly `+1` NPA-NXX-XXXX (a plain E.164 list of
+    NANP numbers: what `_e164` takes line by line), checked over the whole buffer by
+    slices at C speed."""
+    if not count:
+        return None
+    if not data.endswith(b"\n"):
+        data += b"\n"
+    if len(data) != 13 * count or data[12::13] != b"\n" * count \
+            or data[0::13] != b"+" * count or data[1::13] != b"1" * count:
+        return None
+    if (data.translate(None, b"+0123456789\n") or data.count(b"+") != count
+            or data[2::13].translate(None, _NPA_FIRST)
+            or data[5::13].translate(None, _NPA_FIRST)):
+        return None
+    return list(map(int, data[1:-1].split(b"\n+")))
+
+
 def parse_chunk(data: bytes, fmt: Format, region: str, first_line: int) -> Chunk:
     """Parse complete lines (data ends at a line boundary). region: 'US' or 'GB' etc;
     national numbers take it in plain and csv (the registry formats fix their own)."""
@@ -291,6 +309,10 @@ def parse_chunk(data: bytes, fmt: Format, region: str, first_line: int) -> Chunk
     nanp_quick = national is _nanp_national and fmt != "us-dnc-change"
     if nanp_quick:
         whole = _whole_nanp(data, len(lines), comma=fmt == "us-dnc")
+        if whole is not None:
+            return Chunk(whole, [], [], [], len(lines))
+    if fmt in ("plain", "csv"):
+        whole = _whole_e164_nanp(data, len(lines))
         if whole is not None:
             return Chunk(whole, [], [], [], len(lines))
     adds: list[int] = []
