@@ -2,7 +2,9 @@
 
 Modules, one noun each: `keys` (the key layout), `scripts` (the Lua), `entries` (what a
 listing holds), `faults` (StoreUnavailable and the one place faults become it), `pipe`
-(the lookup transports, the lean `LookupPipe` among them), `base` (connecting, readiness),
+(the lookup transports, the lean `LookupPipe` among them), `cluster` (the transport of a
+Redis Cluster: a pipe per master, redirects), `sentinel` (a Sentinel group's master),
+`base` (connecting, readiness),
 `lookup`, `lists`, `loads` (replace imports), `packing` (the packed encoding, pure) and
 `packed` (packed loads in Redis), `sources` (freshness records), `attempts`, and
 `facade` (the Store).
