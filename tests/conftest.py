@@ -279,7 +279,11 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if item.path.stem in SERIAL_MODULES:
             item.add_marker(pytest.mark.serial)
-        real = {"redis_server", "real_redis"} & set(getattr(item, "fixturenames", ()))
+        real = bool({"redis_server", "real_redis"} & set(getattr(item, "fixturenames", ())))
+        # The `client` fixture's real-server variant asks for `real_redis` at run time.
+        callspec = getattr(item, "callspec", None)
+        if callspec is not None and callspec.params.get("client") == "redis-server":
+            real = True
         if real:
             item.add_marker(pytest.mark.integration)
         if real or item.path.stem in SLOW_MODULES:
