@@ -54,8 +54,6 @@ from bench.run import (
     REPO,
     SCOPES,
     SEND_PATH,
-    WRK_HELP,
-    WRK_SCRIPT,
     Bench,
     BenchError,
     ListFiles,
@@ -70,7 +68,7 @@ from bench.run import (
     loadavg,
     log,
     machine_info,
-    pinning_available,
+    prepare_runner,
     run_wrk,
     tree_pids,
     wait_http,
@@ -929,18 +927,10 @@ def _median(values: Sequence[float | None]) -> float | None:
 
 def run(params: BatchParams) -> int:
     """The whole run; the exit status (1 on a failed check, never on a timing)."""
-    wrk = shutil.which("wrk")
-    if wrk is None:
-        print(f"bench.batches: {WRK_HELP}", file=sys.stderr)
+    prepared = prepare_runner("bench.batches")
+    if prepared is None:
         return 2
-    if not WRK_SCRIPT.is_file():
-        print(f"bench.batches: missing {WRK_SCRIPT}", file=sys.stderr)
-        return 2
-    pinned = pinning_available()
-    if pinned:
-        os.sched_setaffinity(0, {LOAD_CPU})
-    else:
-        log("bench.batches: fewer than 2 usable CPUs (or no taskset): running unpinned")
+    wrk, pinned = prepared
     info = machine_info(wrk)
     rp = run_params(params)
     lists = generate_lists(rp)

@@ -80,7 +80,6 @@ from bench.run import (
     REPO,
     SCOPES,
     SEND_PATH,
-    WRK_HELP,
     WRK_SCRIPT,
     Bench,
     BenchError,
@@ -100,7 +99,7 @@ from bench.run import (
     log,
     machine_info,
     measure,
-    pinning_available,
+    prepare_runner,
     process_ticks,
     run_wrk,
     wait_http,
@@ -610,20 +609,10 @@ def print_report(phases: Sequence[Phase], ratios: Sequence[dict[str, Any]],
 
 def run(params: ClusterParams) -> int:
     """The whole run; the exit status (1 on a failed check, never on a timing)."""
-    wrk = shutil.which("wrk")
-    if wrk is None:
-        print(f"bench.cluster: {WRK_HELP}", file=sys.stderr)
+    prepared = prepare_runner("bench.cluster")
+    if prepared is None:
         return 2
-    if not WRK_SCRIPT.is_file():
-        print(f"bench.cluster: missing {WRK_SCRIPT}", file=sys.stderr)
-        return 2
-    pinned = pinning_available()
-    if pinned:
-        # The runner and what it starts without taskset (every redis-server) use the
-        # load CPU; Gatekeeper is started with `taskset -c 0`.
-        os.sched_setaffinity(0, {LOAD_CPU})
-    else:
-        log("bench.cluster: fewer than 2 usable CPUs (or no taskset): running unpinned")
+    wrk, pinned = prepared
     info_ = machine_info(wrk)
     lists = generate_lists(run_params(params))
     workdir = Path(tempfile.mkdtemp(prefix="gatekeeper-cluster-"))

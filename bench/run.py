@@ -1058,23 +1058,33 @@ def print_table(results: list[Measurement], params: Params, pinned: bool, out: T
              if pinned else "NOT pinned (fewer than 2 CPUs)."), file=out)
 
 
-def run_bench(params: Params) -> int:
-    """The whole run; the exit status."""
+def prepare_runner(name: str) -> tuple[str, bool] | None:
+    """wrk's path and whether the run is pinned, with this runner moved to the load CPU
+    (what it starts without taskset, redis-server, runs there too; the process under
+    test is started with `taskset -c 0`); None, said on stderr, when wrk or its script
+    is missing."""
     wrk = shutil.which("wrk")
     if wrk is None:
-        print(f"bench: {WRK_HELP}", file=sys.stderr)
-        return 2
+        print(f"{name}: {WRK_HELP}", file=sys.stderr)
+        return None
     if not WRK_SCRIPT.is_file():
-        print(f"bench: missing {WRK_SCRIPT}", file=sys.stderr)
-        return 2
+        print(f"{name}: missing {WRK_SCRIPT}", file=sys.stderr)
+        return None
     pinned = pinning_available()
     if pinned:
-        # The runner and whatever it starts without taskset (redis-server) use the load
-        # CPU; the process under test is started with `taskset -c 0`.
         os.sched_setaffinity(0, {LOAD_CPU})
     else:
-        log("bench: fewer than 2 usable CPUs (or no taskset): running unpinned; figures "
+        log(f"{name}: fewer than 2 usable CPUs (or no taskset): running unpinned; figures "
             "mix load generation with the process under test")
+    return wrk, pinned
+
+
+def run_bench(params: Params) -> int:
+    """The whole run; the exit status."""
+    prepared = prepare_runner("bench")
+    if prepared is None:
+        return 2
+    wrk, pinned = prepared
     info = machine_info(wrk)
     lists = generate_lists(params)
     workdir = Path(tempfile.mkdtemp(prefix="gatekeeper-bench-"))

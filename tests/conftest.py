@@ -26,6 +26,7 @@ from gatekeeper.observability import configure_logging
 from gatekeeper.server import GuardedRunner
 from gatekeeper.store import Keys, Store, connect
 from gatekeeper.types import ListName
+from tests.topologies import ClusterRig
 
 ADMIN_KEY = "test-admin-key-0123456789"
 AUTH = {"Authorization": f"Bearer {ADMIN_KEY}"}
@@ -254,6 +255,17 @@ async def real_redis(redis_server: str) -> AsyncIterator[Any]:
     await client.flushall()
     yield client
     await client.aclose()
+
+
+@pytest.fixture(scope="module")
+def cluster_rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterRig]:
+    """A real Redis Cluster (3 masters, 3 replicas; tests/topologies.py) for a module."""
+    rig = ClusterRig(tmp_path_factory.mktemp("cluster"))
+    rig.start()
+    try:
+        yield rig
+    finally:
+        rig.stop()
 
 
 # The fast tier (`make test-fast`) leaves out what starts processes or servers, loads

@@ -45,17 +45,6 @@ RECOVERY_LIMIT = 30.0
 Client = Callable[..., Awaitable[TestClient[web.Request, web.Application]]]
 
 
-@pytest.fixture(scope="module")
-def cluster_rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterRig]:
-    """A 3-master, 3-replica cluster for the module."""
-    rig = ClusterRig(tmp_path_factory.mktemp("cluster"))
-    rig.start()
-    try:
-        yield rig
-    finally:
-        rig.stop()
-
-
 @pytest.fixture
 def sentinel_rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SentinelRig]:
     """A master, a replica and three sentinels for one test (a killed master comes back
@@ -200,17 +189,6 @@ async def test_sentinel_master_killed(
           lambda: (sentinel_rig.master_port(), sentinel_rig.data_ports))
 
 
-def spread_scopes(rig: ClusterRig, count: int = 3) -> list[str]:
-    """Scopes whose hash slots are served by `count` different masters."""
-    chosen: dict[int, str] = {}
-    for i in range(1000):
-        scope = f"tenant:t{i}"
-        chosen.setdefault(rig.master_for_slot(key_slot(scope.encode())), scope)
-        if len(chosen) == count:
-            return list(chosen.values())
-    raise AssertionError("no scopes spread over the masters")
-
-
 async def batch(gk: Running, numbers: list[str], scopes: list[str]) -> tuple[int, str]:
     """A generic JSON batch (large enough for the screening helper when `numbers` is
     long); its status and decision header."""
@@ -269,7 +247,7 @@ async def test_cluster_sends_in_scopes_on_three_nodes(
     large batches are screened in every scope."""
     gk = await start_on(aiohttp_client, config_for(cluster_rig.url, upstream, tmp_path,
                                                    "closed"))
-    await sends_in_scopes(gk, upstream, spread_scopes(cluster_rig))
+    await sends_in_scopes(gk, upstream, cluster_rig.spread_scopes())
 
 
 async def test_sentinel_sends_in_scopes(

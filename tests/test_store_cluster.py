@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -31,32 +31,9 @@ pytestmark = [pytest.mark.integration]  # slow: listed in conftest's SLOW_MODULE
 META = EntryMeta(source="test", added_at=1.0, added_by="pytest")
 
 
-@pytest.fixture(scope="module")
-def cluster_rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterRig]:
-    """A 3-master, 3-replica cluster for the module."""
-    rig = ClusterRig(tmp_path_factory.mktemp("cluster"))
-    rig.start()
-    try:
-        yield rig
-    finally:
-        rig.stop()
-
-
 async def chunks(data: bytes) -> AsyncIterator[bytes]:
     """An import body in one chunk."""
     yield data
-
-
-def spread_scopes(rig: ClusterRig, count: int = 3) -> list[str]:
-    """Scopes whose hash slots are served by `count` different masters."""
-    chosen: dict[int, str] = {}
-    for i in range(1000):
-        scope = f"tenant:t{i}"
-        master = rig.master_for_slot(key_slot(scope.encode()))
-        chosen.setdefault(master, scope)
-        if len(chosen) == count:
-            return list(chosen.values())
-    raise AssertionError("no scopes spread over the masters")
 
 
 @pytest.fixture
@@ -83,7 +60,7 @@ async def test_lookup_over_scopes_on_three_nodes_finds_each_scopes_entries(
         store: Store, cluster_rig: ClusterRig) -> None:
     """Entries in scopes served by three masters are all found by one lookup, which
     asks every one of those masters."""
-    scopes = spread_scopes(cluster_rig)
+    scopes = cluster_rig.spread_scopes()
     for i, scope in enumerate(scopes):
         await store.add("block", scope, [ListItem(f"+3361234567{i}")], META)
         await store.add("allow", scope, [ListItem("+3361*")], META)
@@ -103,7 +80,7 @@ async def test_replace_import_packs_and_swaps_on_the_scopes_node(
         store: Store, cluster_rig: ClusterRig) -> None:
     """A replace import (packed load) lands in the scope's slot and is found; a second
     replace swaps it out and the old buckets are purged."""
-    scope = spread_scopes(cluster_rig, 1)[0]
+    scope = cluster_rig.spread_scopes(1)[0]
     first = "".join(f"+1415555{i:04d}\n" for i in range(2000)).encode()
     report = await Importer(store, ImportOptions("block", scope, "replace")).run(
         chunks(first))
@@ -128,7 +105,7 @@ async def test_expiry_sweep_and_attempts_stream_work(
         store: Store, cluster_rig: ClusterRig) -> None:
     """Expired entries stop matching and are swept on every node; attempts append and
     read back."""
-    scopes = spread_scopes(cluster_rig)
+    scopes = cluster_rig.spread_scopes()
     for scope in scopes:
         await store.add("block", scope, [ListItem("+442071234567")],
                         EntryMeta(source="test", added_at=1.0, expires_at=time.time() + 0.3))
@@ -144,7 +121,7 @@ async def test_moved_slot_is_followed_without_a_restart(
         store: Store, cluster_rig: ClusterRig) -> None:
     """A scope's slot moved to another master after the transport read the map: the
     next lookup gets MOVED, follows it, and finds the entry; so do later ones."""
-    scope = spread_scopes(cluster_rig, 1)[0]
+    scope = cluster_rig.spread_scopes(1)[0]
     await store.add("block", scope, [ListItem("+33612345678")], META)
     assert (await store.lookup(["+33612345678"], [scope]))["+33612345678"]
     slot = key_slot(scope.encode())
@@ -165,7 +142,7 @@ async def test_ask_during_a_migration_is_followed(
     """Mid-migration, every key of the scope already on the importing node but the slot
     still owned by the source: the source answers ASK, and the lookup follows it with
     ASKING to the importing node."""
-    scope = spread_scopes(cluster_rig, 1)[0]
+    scope = cluster_rig.spread_scopes(1)[0]
     await fill_every_key(store, scope)
     slot = key_slot(scope.encode())
     source = cluster_rig.master_for_slot(slot)
@@ -193,7 +170,7 @@ async def test_a_lookup_that_meets_a_half_moved_slot_is_refused_not_guessed(
     """With the scope's keys split between two nodes mid-migration (TRYAGAIN), the
     lookup is retried briefly, then fails as StoreUnavailable (store.on_error decides);
     once the move completes it answers again."""
-    scope = spread_scopes(cluster_rig, 1)[0]
+    scope = cluster_rig.spread_scopes(1)[0]
     await store.add("block", scope, [ListItem("+33612345670")], META)
     slot = key_slot(scope.encode())
     source = cluster_rig.master_for_slot(slot)

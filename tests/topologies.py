@@ -20,6 +20,7 @@ from functools import partial
 from pathlib import Path
 
 import redis
+from redis.crc import key_slot
 
 from gatekeeper.embedded import _free_port, _port_free, find_binary
 
@@ -383,6 +384,17 @@ class ClusterRig:
             if "master" in node.flags and slot in node.slots:
                 return node.port
         raise RigError(f"no master serves slot {slot}")
+
+    def spread_scopes(self, count: int = 3) -> list[str]:
+        """Scopes (`tenant:t<i>`, the hash tag of their keys) whose slots are served by
+        `count` different masters."""
+        chosen: dict[int, str] = {}
+        for i in range(1000):
+            scope = f"tenant:t{i}"
+            chosen.setdefault(self.master_for_slot(key_slot(scope.encode())), scope)
+            if len(chosen) == count:
+                return list(chosen.values())
+        raise RigError("no scopes spread over the masters")
 
     def replica_of(self, master_port: int) -> int:
         """Port of a (not failed) replica of the master on `master_port`."""
