@@ -493,3 +493,25 @@ def test_start_without_any_server_raises_before_touching_the_data_dir(
     with pytest.raises(EmbeddedError, match="no redis-server binary found"):
         EmbeddedRedis(data_dir).start()
     assert not data_dir.exists()
+
+
+def test_a_port_taken_before_the_server_binds_it_is_replaced(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The free port chosen is taken by another process before redis-server binds it
+    (seen in CI): the server is launched again on another port instead of failing."""
+    import gatekeeper.embedded as embedded_module  # noqa: PLC0415 - the module patched
+
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    ports = iter([taken.getsockname()[1]])
+    real = embedded_module._free_port
+    monkeypatch.setattr(embedded_module, "_free_port", lambda: next(ports, None) or real())
+    server = EmbeddedRedis(tmp_path / "data")
+    try:
+        endpoint = server.start()
+        assert endpoint.port != taken.getsockname()[1]
+        assert server.answers()
+    finally:
+        server.stop()
+        taken.close()

@@ -121,6 +121,10 @@ def read_running(data_dir: Path) -> Endpoint | None:
     return endpoint if endpoint is not None and _answers(endpoint) else None
 
 
+# Launches tried when the free port chosen is taken before redis-server binds it.
+BIND_ATTEMPTS = 3
+
+
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
@@ -189,16 +193,21 @@ class EmbeddedRedis:
         self._binary = binary  # restarts run the same one
         self.data_dir.mkdir(parents=True, exist_ok=True)
         os.chmod(self.data_dir, 0o700)
-        self._launch(_free_port(), secrets.token_hex(24))
-        deadline = time.monotonic() + self.start_timeout
-        while not self.answers(0.5):
-            if self.exit_status() is not None or time.monotonic() > deadline:
-                early = self._early_output()
-                self.stop()
-                raise EmbeddedError(f"redis-server ({binary}) did not start: "
-                                    f"{early or self.log_tail()}")
-            time.sleep(0.02)
-        return self.confirm()
+        for attempt in range(1, BIND_ATTEMPTS + 1):
+            self._launch(_free_port(), secrets.token_hex(24))
+            deadline = time.monotonic() + self.start_timeout
+            while not self.answers(0.5):
+                if self.exit_status() is not None or time.monotonic() > deadline:
+                    early = self._early_output()
+                    self.stop()
+                    why = early or self.log_tail()
+                    if "Address already in use" in why and attempt < BIND_ATTEMPTS:
+                        break  # another process took the free port first: pick another
+                    raise EmbeddedError(f"redis-server ({binary}) did not start: {why}")
+                time.sleep(0.02)
+            else:
+                return self.confirm()
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
     def _launch(self, port: int, password: str) -> Endpoint:
         """Write the config for `port` and `password` and start the server (no waiting)."""
