@@ -103,3 +103,29 @@ async def test_sweeper_sweeps_again_once_the_store_is_back(
     await eventually(swept)
     assert [e["removed"] for e in log_events(log_output)
             if e["event"] == "entries_expired"] == [2]
+
+
+@pytest.mark.parametrize("swallowed", [StoreUnavailable("cancelled"), ValueError("x")],
+                         ids=["as-store-error", "as-other-error"])
+async def test_close_ends_a_sweep_whose_cancellation_a_client_swallowed(
+        start_gatekeeper: StartGatekeeper, upstream: FakeUpstream, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch, swallowed: Exception) -> None:
+    """A sweep cancelled mid-call whose client turns the cancellation into an error of
+    its own: the sweeper stops anyway, and close() returns instead of waiting for ever
+    (a test teardown once hung so)."""
+    gk = await start_gatekeeper(make_config(upstream.url, tmp_path,
+                                            store={"sweep_interval": 0.01}))
+    resources = gk.app[RESOURCES]
+    inside = asyncio.Event()
+
+    async def swallowing(per_call: int = 1000) -> int:
+        inside.set()
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            raise swallowed from None
+        return 0
+
+    monkeypatch.setattr(resources.store, "sweep_expired", swallowing)
+    await asyncio.wait_for(inside.wait(), 5)
+    await asyncio.wait_for(resources.close(), 5)

@@ -49,6 +49,15 @@ def _unexpected(log: Logger, event: str, exc: Exception, **fields: object) -> No
               **fields)
 
 
+def _stop_if_cancelled() -> None:
+    """Stop a forever loop that was cancelled while a client turned the cancellation
+    into an error of its own: close() awaits the loop, which would otherwise sleep on
+    (seen: a test's teardown waiting for ever on the sweeper)."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
 class Resources:
     """Shared state of one Gatekeeper process."""
 
@@ -170,10 +179,12 @@ class Resources:
             try:
                 removed = await self.store.sweep_expired()
             except StoreUnavailable as exc:
+                _stop_if_cancelled()
                 self.metrics.store_errors.labels("sweep").inc()
                 self.log.warning("store_unavailable", operation="sweep", error=str(exc))
                 continue
             except Exception as exc:  # a bug must not end the sweeps for good
+                _stop_if_cancelled()
                 self.metrics.store_errors.labels("sweep").inc()
                 _unexpected(self.log, "sweep_failed", exc, operation="sweep")
                 continue
@@ -187,8 +198,10 @@ class Resources:
             try:
                 await self.check_freshness()
             except StoreUnavailable:
+                _stop_if_cancelled()
                 continue  # counted and logged by check_freshness
             except Exception as exc:  # a bug must not end the checks for good
+                _stop_if_cancelled()
                 self.metrics.store_errors.labels("freshness").inc()
                 _unexpected(self.log, "freshness_failed", exc, operation="freshness")
 
