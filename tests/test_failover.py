@@ -159,6 +159,8 @@ async def test_cluster_master_killed(
     assert await send(gk, "+447700900001") == 201
     upstream.received.clear()
     master = cluster_rig.master_for_slot(key_slot(b"global"))
+    # After an earlier kill the restarted node may still be rejoining as this one's replica.
+    wait_for(lambda: cluster_rig.replica_of(master) > 0, 30, "the master to have a replica")
     wait_replicated(master, cluster_rig.replica_of(master))
     outcome = await through_failover(gk, lambda: cluster_rig.kill(master))
     try:
