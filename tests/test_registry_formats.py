@@ -164,7 +164,23 @@ def test_bom_only_at_the_start_of_the_file() -> None:
 
 def test_empty_chunk() -> None:
     """No data, no lines."""
-    assert parse(b"", "us-dnc") == Chunk([], [], [], [], 0)
+    assert parse(b"", "us-dnc") == Chunk([], [], [], [], 0, started=False)
+
+
+@pytest.mark.parametrize(("data", "header_open", "read", "started"), [
+    (b"\n# list\n", True, 0, False),
+    (b"phone\n", True, 0, True),
+    (b"phone\n", False, 1, True),
+    (b"\nphone\n+12025550123\n", True, 1, True),
+], ids=["blank-and-comment-keep-it-open", "header-when-open", "words-once-closed",
+        "header-after-a-blank-line"])
+def test_the_header_is_the_first_line_that_is_not_blank_or_a_comment(
+        data: bytes, header_open: bool, read: int, started: bool) -> None:
+    """Whatever chunk it falls in: a chunk says whether it held such a line. `read`:
+    lines taken as data (numbers, failures, or handed to the full parser)."""
+    chunk = parse_chunk(data, "plain", "US", 5, header_open)
+    taken = len(chunk.adds) + len(chunk.errors) + len(chunk.slow)
+    assert (taken, chunk.started) == (read, started)
 
 
 CHANGES: list[tuple[str, bytes, list[int], list[int], list[str]]] = [

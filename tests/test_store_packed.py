@@ -321,6 +321,35 @@ def test_builder_takes_many_numbers_at_once() -> None:
     assert list(one.buckets()) == list(many.buckets())
 
 
+@settings(max_examples=40, deadline=None)
+@given(numbers=st.lists(st.integers(min_value=10**6, max_value=10**18 - 1), max_size=300),
+       sizes=st.lists(st.integers(1, 9), min_size=1, max_size=10))
+def test_builder_hands_back_each_number_once_however_it_was_fed(
+        numbers: list[int], sizes: list[int]) -> None:
+    """Numbers fed in chunks of any size (many chunks: a bucket's pieces are merged on
+    the way), repeats included: the buckets hold exactly the distinct numbers, sorted."""
+    builder = PackedBuilder()
+    fed = numbers + numbers[::3]
+    start, turn = 0, 0
+    while start < len(fed):
+        size = sizes[turn % len(sizes)]
+        builder.add_numbers(fed[start:start + size])
+        start, turn = start + size, turn + 1
+    out = [joined(head, m) for head, members in builder.buckets() for m in members]
+    assert out == [f"+{n}" for n in sorted(set(numbers))]
+
+
+@given(st.lists(st.integers(min_value=0, max_value=10**18 - 1), unique=True, max_size=300))
+@settings(max_examples=60, deadline=None)
+def test_sadd_commands_spell_members_of_any_width(members: list[int]) -> None:
+    """Members of 1 to 18 digits are spelled as Redis reads integers: no leading zero,
+    the length prefix right."""
+    members.sort()
+    payload = b"".join(sadd_commands("k", members)).decode()
+    expected = "".join(f"${len(str(m))}\r\n{m}\r\n" for m in members)
+    assert expected in payload or not members
+
+
 async def test_embedded_server_keeps_big_buckets_as_intsets(real_redis: Any) -> None:
     """The suite's (embedded) server is configured for packed loads: the limit is the
     one Gatekeeper wants."""

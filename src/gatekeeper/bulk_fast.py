@@ -78,6 +78,7 @@ class FastReader:
         self._channel = channel
         self._partial = b""
         self._skipping = False  # inside an overlong line, until its end
+        self._header_open = True  # no line but blanks and comments read yet
         self.lines = 0
 
     def feed(self, chunk: bytes) -> Read:
@@ -117,7 +118,8 @@ class FastReader:
         if self._skipping:  # the rest of an overlong line, up to its end
             self._skipping = False
             data = data[data.index(b"\n") + 1:]
-        chunk = parse_chunk(data, self.fmt, self._region, self.lines + 1)
+        chunk = parse_chunk(data, self.fmt, self._region, self.lines + 1, self._header_open)
+        self._header_open = self._header_open and not chunk.started
         self.lines += chunk.lines
         read = Read(chunk.adds, chunk.deletes)
         read.errors = [LineError(line, text[:_SHOWN], reason)

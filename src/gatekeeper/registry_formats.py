@@ -85,6 +85,9 @@ class Chunk:
     slow: list[tuple[int, str]]
     errors: list[tuple[int, str, str]]
     lines: int
+    started: bool = True
+    """Whether a line other than blanks and comments was among them (the header, if
+    any, is the file's first such line, whichever chunk it falls in)."""
 
 
 @cache
@@ -295,9 +298,14 @@ def _whole_e164_nanp(data: bytes, count: int) -> list[int] | None:
     return list(map(int, data[1:-1].split(b"\n+")))
 
 
-def parse_chunk(data: bytes, fmt: Format, region: str, first_line: int) -> Chunk:
+def parse_chunk(data: bytes, fmt: Format, region: str, first_line: int,
+                header_open: bool | None = None) -> Chunk:
     """Parse complete lines (data ends at a line boundary). region: 'US' or 'GB' etc;
-    national numbers take it in plain and csv (the registry formats fix their own)."""
+    national numbers take it in plain and csv (the registry formats fix their own).
+    header_open: no line but blanks and comments came before (default: first_line is
+    1), so the first other line may be a header."""
+    if header_open is None:
+        header_open = first_line == 1
     if first_line == 1 and data.startswith(_BOM):
         data = data[len(_BOM):]
     if b"\r" in data:
@@ -321,11 +329,13 @@ def parse_chunk(data: bytes, fmt: Format, region: str, first_line: int) -> Chunk
     errors: list[tuple[int, str, str]] = []
     read = _LINE_READERS[fmt]
     header = -1
-    if first_line == 1:
+    started = not header_open
+    if header_open:
         for i, raw in enumerate(lines):
             text = raw.strip()
             if text and text[0] != 35:
                 header = i if _is_header(text) else -1
+                started = True
                 break
 
     def one(i: int, raw: bytes) -> None:
@@ -371,7 +381,7 @@ def parse_chunk(data: bytes, fmt: Format, region: str, first_line: int) -> Chunk
     else:
         for i, raw in enumerate(lines):
             one(i, raw)
-    return Chunk(adds, deletes, slow, errors, len(lines))
+    return Chunk(adds, deletes, slow, errors, len(lines), started)
 
 
 def _shape(raw: bytes) -> Format | None:

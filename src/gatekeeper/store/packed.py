@@ -65,26 +65,37 @@ class PackedLoad:
 class _Writer:
     """Commands to one Redis connection, written `_WRITE_BYTES` or `_PIPELINE` commands
     at a time (one syscall, not one per command: a load split finely has a command per
-    bucket), their replies read after each write."""
+    bucket). One write is in flight while the next is built: its replies are read just
+    before the next write goes, so Redis works while Python encodes."""
 
     def __init__(self, connection: AbstractConnection) -> None:
         self._connection = connection
         self._buffer: list[bytes] = []
         self._size = 0
+        self._unread = 0
 
     async def send(self, payload: bytes) -> None:
         self._buffer.append(payload)
         self._size += len(payload)
         if self._size >= _WRITE_BYTES or len(self._buffer) >= _PIPELINE:
-            await self.drain()
+            await self._write()
+
+    async def _write(self) -> None:
+        await self._read()
+        buffer, self._buffer, self._size = self._buffer, [], 0
+        if buffer:
+            await self._connection.send_packed_command(buffer, check_health=False)
+            self._unread = len(buffer)
+
+    async def _read(self) -> None:
+        while self._unread:
+            self._unread -= 1
+            await self._connection.read_response()  # raises a reply's error
 
     async def drain(self) -> None:
-        buffer, self._buffer, self._size = self._buffer, [], 0
-        if not buffer:
-            return
-        await self._connection.send_packed_command(buffer, check_health=False)
-        for _ in buffer:
-            await self._connection.read_response()  # raises a reply's error
+        """Write what is buffered and read every reply."""
+        await self._write()
+        await self._read()
 
 
 class PackedMixin(StoreBase):
@@ -107,7 +118,7 @@ class PackedMixin(StoreBase):
             await writer.send(command("ZADD", target.pending,
                                       repr(time.time() + LOAD_MARK_SECONDS), base))
             heads: list[str] = []
-            for head, members in builder.buckets():
+            for head, members in builder.bucket_arrays():
                 key = f"{base}{head}"
                 count += len(members)
                 for payload in sadd_commands(key, members):

@@ -22,9 +22,11 @@ run to an intset without moving what it holds.
 
 from __future__ import annotations
 
-from array import array
-from bisect import bisect_left
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
 
 REST_DIGITS = 7
 REST = 10 ** REST_DIGITS
@@ -41,6 +43,12 @@ DEFAULT_INTSET_ENTRIES = 512
 # numbers as an intset (250 million US numbers give about 312,000 per bucket). The
 # embedded server is configured so; with an external one Gatekeeper warns when lower.
 INTSET_ENTRIES = 1_000_000
+# Digits an E.164 number may have here: its digits as an integer fit in 64 bits.
+MAX_DIGITS = 18
+# Numbers taken one by one (`add`) before they are filed as one chunk.
+_SINGLES = 65536
+# Sorted pieces a bucket gathers before they are merged into one.
+_PIECES = 64
 # Members per SADD: a few milliseconds of Redis's time, so lookups are never held up long.
 SADD_CHUNK = 8192
 
@@ -65,53 +73,73 @@ def member_bytes(rest_digits: int) -> int:
 
 
 class PackedBuilder:
-    """One load's exact numbers, gathered per bucket: each bucket's members in an array
-    of 4-byte integers (the importer's memory is about 4 bytes a number, as Redis's)."""
+    """One load's exact numbers, gathered per 7-digit bucket: each bucket's members in
+    numpy arrays of 4-byte integers (the importer's memory is about 4 bytes a number, as
+    Redis's), sorted a chunk at a time so that the final sort of a bucket merges runs."""
 
     def __init__(self) -> None:
-        self._buckets: dict[int, array[int]] = {}
+        self._pieces: dict[int, list[npt.NDArray[np.int32]]] = {}
+        self._buckets: dict[int, npt.NDArray[np.int32]] = {}
+        self._singles: list[int] = []
         self.offered = 0
         self.rest_digits = REST_DIGITS  # until `plan` chooses
         self._planned = False  # `plan` leaves each bucket sorted and without repeats
 
     def add(self, e164: str) -> bool:
-        """Take a number; False (and nothing taken) when it is not an exact E.164."""
-        parts = split(e164)
-        if parts is None:
+        """Take a number; False (and nothing taken) when it is not an exact E.164 of at
+        most MAX_DIGITS digits."""
+        digits = e164[1:]
+        if not e164.startswith("+") or not digits.isdigit() or not digits.isascii() \
+                or len(digits) > MAX_DIGITS:
             return False
-        self._bucket(parts[0]).append(parts[1])
+        self._singles.append(int(digits))
         self.offered += 1
+        if len(self._singles) >= _SINGLES:
+            self._file(self._singles)
+            self._singles = []
         return True
 
     def add_numbers(self, numbers: list[int]) -> None:
-        """Take many numbers (E.164 digits as ints). One inline loop: measured twice as
-        fast as sorting each chunk to copy slices (the buckets are sorted at the end)."""
-        buckets = self._buckets
-        get = buckets.get
-        for number in numbers:
-            head = number // REST
-            bucket = get(head)
-            if bucket is None:
-                bucket = buckets[head] = array("i")
-            bucket.append(number - head * REST)
+        """Take many numbers (E.164 digits as ints, at most MAX_DIGITS digits each)."""
+        self._file(numbers)
         self.offered += len(numbers)
 
-    def _bucket(self, head: int) -> array[int]:
-        bucket = self._buckets.get(head)
-        if bucket is None:
-            bucket = self._buckets[head] = array("i")
-        return bucket
+    def _file(self, numbers: list[int]) -> None:
+        """Sort a chunk (at C speed) and file each 7-digit bucket's run of it."""
+        if not numbers:
+            return
+        values = np.sort(np.array(numbers, dtype=np.int64))
+        heads = values // REST
+        cuts = np.flatnonzero(heads[1:] != heads[:-1]) + 1
+        starts = np.concatenate(([0], cuts))
+        members = (values - heads * REST).astype(np.int32)
+        for head, piece in zip(heads[starts].tolist(), np.split(members, cuts), strict=True):
+            pieces = self._pieces.setdefault(head, [])
+            pieces.append(piece)
+            if len(pieces) >= _PIECES:
+                # Bounded: a piece costs ~100 bytes however few numbers it holds.
+                self._pieces[head] = [_merged(pieces)]
+
+    def _gather(self) -> None:
+        """Every bucket as one sorted array without repeats (the pieces are released)."""
+        self._file(self._singles)
+        self._singles = []
+        for head in sorted(self._pieces):
+            merged = _merged(self._pieces.pop(head))
+            keep = np.empty(len(merged), dtype=bool)
+            keep[:1] = True
+            np.not_equal(merged[1:], merged[:-1], out=keep[1:])
+            self._buckets[head] = merged[keep]
 
     def plan(self, intset_entries: int) -> int:
         """Sort and deduplicate every bucket, then choose the split (rest digits) for a
         server keeping sets of up to `intset_entries` integers as intsets."""
-        for head, bucket in self._buckets.items():
-            self._buckets[head] = array("i", sorted(set(bucket)))
+        self._gather()
         self._planned = True
         count = sum(len(b) for b in self._buckets.values())
         # Estimated from at most STATS_SAMPLE buckets, evenly spread (a national list has
         # hundreds): only memory rides on the choice, never which numbers match.
-        heads7 = sorted(self._buckets)
+        heads7 = list(self._buckets)
         step = max(1, len(heads7) // STATS_SAMPLE)
         sample = [self._buckets[h] for h in heads7[::step]]
         scale = count / max(1, sum(len(b) for b in sample))
@@ -121,12 +149,11 @@ class PackedBuilder:
                     member_bytes(digits) >= member_bytes(-best[2]):
                 # A finer split has as many buckets or more: it cannot cost less.
                 continue
-            width = 10 ** digits
             heads = biggest = 0
             for bucket in sample:
-                for size in _group_sizes(bucket, width):
-                    heads += 1
-                    biggest = max(biggest, size)
+                sizes = _group_sizes(bucket, 10 ** digits)
+                heads += len(sizes)
+                biggest = max(biggest, int(sizes.max(initial=0)))
             cost = (biggest > intset_entries,
                     count * member_bytes(digits) + round(heads * scale) * BUCKET_BYTES,
                     -digits)
@@ -138,33 +165,46 @@ class PackedBuilder:
     def buckets(self) -> Iterator[tuple[int, list[int]]]:
         """Each bucket of the planned split in head order, its members sorted and each
         once; a 7-digit bucket is released as it is handed out (bounded memory)."""
+        for head, members in self.bucket_arrays():
+            yield head, members.tolist()
+
+    def bucket_arrays(self) -> Iterator[tuple[int, npt.NDArray[np.int32]]]:
+        """`buckets`, each bucket's members as an array."""
+        if not self._planned:
+            self._gather()
         digits = self.rest_digits
         width = 10 ** digits
         per = REST // width
         for head7 in sorted(self._buckets):
-            bucket = self._buckets.pop(head7)
-            members = bucket.tolist() if self._planned else sorted(set(bucket))
+            members = self._buckets.pop(head7)
             if digits == REST_DIGITS:
                 yield head7, members
                 continue
-            start = 0
-            while start < len(members):
-                group = members[start] // width
-                end = bisect_left(members, (group + 1) * width, start)
-                yield head7 * per + group, [m - group * width for m in members[start:end]]
-                start = end
+            groups = members // width
+            cuts = np.flatnonzero(groups[1:] != groups[:-1]) + 1
+            for start, piece in zip(np.concatenate(([0], cuts)).tolist(),
+                                    np.split(members, cuts), strict=True):
+                group = int(groups[start])
+                yield head7 * per + group, piece - group * width
 
     def __len__(self) -> int:
         return self.offered
 
 
-def _group_sizes(bucket: array[int], width: int) -> Iterator[int]:
+def _merged(pieces: list[npt.NDArray[np.int32]]) -> npt.NDArray[np.int32]:
+    """Sorted runs as one sorted array (a stable sort merges runs in linear time)."""
+    if len(pieces) == 1:
+        return pieces[0]
+    return np.sort(np.concatenate(pieces), kind="stable")
+
+
+def _group_sizes(bucket: npt.NDArray[np.int32], width: int) -> npt.NDArray[np.intp]:
     """Sizes of the non-empty groups of a sorted bucket split every `width` values."""
-    start, end = 0, len(bucket)
-    while start < end:
-        stop = bisect_left(bucket, (bucket[start] // width + 1) * width, start, end)
-        yield stop - start
-        start = stop
+    if not len(bucket):
+        return np.zeros(0, dtype=np.intp)
+    groups = bucket // width
+    cuts = np.flatnonzero(groups[1:] != groups[:-1]) + 1
+    return np.diff(np.concatenate(([0], cuts, [len(bucket)])))
 
 
 def _bulk(text: str) -> str:
@@ -176,26 +216,39 @@ def command(*args: str) -> bytes:
     return (f"*{len(args)}\r\n" + "".join(map(_bulk, args))).encode("ascii")
 
 
-def _members(members: list[int], start: int, end: int) -> str:
-    """members[start:end] (ascending) as RESP bulk strings. Ascending integers come in
-    runs of equal length: each run is joined in one call instead of one string each."""
-    texts = list(map(str, members[start:end]))
-    parts: list[str] = []
+# 10**k for k = 0..18: where a sorted run of members changes its number of digits.
+_POWERS = np.array([10 ** k for k in range(19)], dtype=np.int64)
+
+
+def _resp_members(members: npt.NDArray[np.int64]) -> bytes:
+    """Sorted non-negative integers as RESP bulk strings (`$<width>\\r\\n<digits>\\r\\n`),
+    built as byte matrices at C speed: sorted members come in runs of one width."""
+    cuts = np.searchsorted(members, _POWERS[1:], side="left")
+    parts: list[bytes] = []
     first = 0
-    while first < len(texts):
-        width = len(texts[first])
-        last = bisect_left(members, 10 ** width, start + first, end) - start
-        run = texts[first:last]
-        parts.append(f"${width}\r\n" + f"\r\n${width}\r\n".join(run) + "\r\n")
-        first = last
-    return "".join(parts)
+    for width, last in enumerate(cuts.tolist(), start=1):
+        if last > first:
+            run = members[first:last]
+            head = f"${width}\r\n".encode("ascii")
+            rows = np.empty((len(run), len(head) + width + 2), dtype=np.uint8)
+            rows[:, :len(head)] = np.frombuffer(head, dtype=np.uint8)
+            for k in range(width):
+                rows[:, len(head) + k] = run // _POWERS[width - 1 - k] % 10 + 48
+            rows[:, -2:] = (13, 10)
+            parts.append(rows.tobytes())
+            first = last
+    if first < len(members):  # only 19-digit values are left: E.164 has no such
+        raise ValueError("a packed member has more than 18 digits")
+    return b"".join(parts)
 
 
-def sadd_commands(key: str, members: list[int]) -> Iterator[bytes]:
+def sadd_commands(key: str, members: Sequence[int] | npt.NDArray[np.integer[Any]]
+                  ) -> Iterator[bytes]:
     """SADD commands adding `members` (sorted, non-negative) to `key`, SADD_CHUNK at a
     time, in order (Redis then appends to the intset)."""
+    values = np.asarray(members, dtype=np.int64)
     head = _bulk(key)
-    for start in range(0, len(members), SADD_CHUNK):
-        end = min(start + SADD_CHUNK, len(members))
-        yield (f"*{end - start + 2}\r\n$4\r\nSADD\r\n{head}"
-               + _members(members, start, end)).encode("ascii")
+    for start in range(0, len(values), SADD_CHUNK):
+        chunk = values[start:start + SADD_CHUNK]
+        yield (f"*{len(chunk) + 2}\r\n$4\r\nSADD\r\n{head}".encode("ascii")
+               + _resp_members(chunk))
