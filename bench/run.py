@@ -58,7 +58,17 @@ ROW_PASSTHROUGH = "passthrough"
 ROW_GK_EMPTY = "gatekeeper-empty"
 ROW_GK_LISTS = "gatekeeper-lists"
 ROW_GK_WORKERS = "gatekeeper-workers"
-ROWS = (ROW_DIRECT, ROW_PASSTHROUGH, ROW_GK_EMPTY, ROW_GK_LISTS, ROW_GK_WORKERS)
+ROW_GK_POLICY = "gatekeeper-policy"
+ROWS = (ROW_DIRECT, ROW_PASSTHROUGH, ROW_GK_EMPTY, ROW_GK_LISTS, ROW_GK_WORKERS,
+        ROW_GK_POLICY)
+# The policy of the gatekeeper-policy row: every rule kind that is built, none of them
+# blocking the bench's US numbers in US daytime (quiet hours are the shipped ones).
+BENCH_POLICY = {"global": {
+    "countries": {"block": ["KP", "IR", "CU", "SY"], "monitor": ["NG"]},
+    "number_types": {"premium_rate": "block", "shared_cost": "block", "uan": "monitor"},
+    "quiet_hours": {"action": "block", "intents": ["marketing"]},
+    "safe": ["+15005550006"],
+}}
 MODES = ("concurrency", "rate")
 _PR_SET_PDEATHSIG = 1
 
@@ -546,6 +556,7 @@ class RowSpec:
     lists: bool = False       # 403 from Gatekeeper for blocked numbers is expected
     cpus: str = str(PROCESS_CPU)
     workers: int | None = None
+    policy: bool = False      # BENCH_POLICY configured
 
 
 @dataclass
@@ -670,8 +681,9 @@ def gatekeeper_has_workers_flag() -> bool:
 
 def write_gatekeeper_config(path: Path, redis_url: str, key_prefix: str,
                             upstream_port: int, proxy_port: int, admin_port: int,
-                            data_dir: Path) -> None:
-    """A config whose only upstream is the fake gateway on loopback."""
+                            data_dir: Path, policy: bool = False) -> None:
+    """A config whose only upstream is the fake gateway on loopback (with BENCH_POLICY
+    when `policy`)."""
     config = {
         "proxy": {"host": HOST, "port": proxy_port, "on_invalid": "reject"},
         "admin": {"host": HOST, "port": admin_port, "key_env": "GATEKEEPER_BENCH_ADMIN_KEY"},
@@ -686,6 +698,7 @@ def write_gatekeeper_config(path: Path, redis_url: str, key_prefix: str,
             "region": "US", "on_block": "reject", "timeout": 30,
             "scopes": ["tenant:acme", "tenant:beta"],
         }],
+        **({"policy": BENCH_POLICY} if policy else {}),
     }
     # JSON is YAML: no YAML writer needed.
     path.write_text(json.dumps(config, indent=2) + "\n")
@@ -896,6 +909,11 @@ class Bench:
                 f"wrk -> gatekeeper ({params.numbers:,} numbers + {params.prefixes:,} "
                 f"prefixes over {len(SCOPES)} scopes; {params.blocked_fraction:.0%} of "
                 "requests blocked: 403 expected) -> fake upstream", lists=True),
+            ROW_GK_POLICY: RowSpec(
+                ROW_GK_POLICY, "gatekeeper lists+policy",
+                "as gatekeeper lists, with policy rules (countries, number types, quiet "
+                "hours, a safe list) that block none of its numbers", lists=True,
+                policy=True),
         }
         if params.gk_workers is not None:
             n = params.gk_workers
@@ -930,7 +948,8 @@ class Bench:
         config = self.workdir / f"{row.name}{tag}.yaml"
         write_gatekeeper_config(config, self.redis_url,
                                 "bench:" if row.lists else "bench-empty:", upstream_port,
-                                proxy_port, admin_port, self.workdir / "gk-data")
+                                proxy_port, admin_port, self.workdir / "gk-data",
+                                row.policy)
         argv = [*gatekeeper_command(), "run", "--config", str(config)]
         if row.workers is not None:
             argv += ["--workers", str(row.workers)]

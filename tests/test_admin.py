@@ -747,10 +747,16 @@ async def test_listing_bad_query_is_400(gatekeeper: Running, params: dict[str, s
 
 
 async def test_check_unlisted_number(gatekeeper: Running) -> None:
-    """A number on no list is `unlisted`, with nothing matched."""
+    """A number on no list is `unlisted`, with nothing matched; the policy rules
+    evaluated (here the shipped voice rule) are listed and none decided."""
     result = await check(gatekeeper, {"number": "+33612345678"})
-    assert result == {"number": "+33612345678", "possible": True, "decision": "unlisted",
-                      "label": None, "scopes": ["global"], "matched": []}
+    rules = result.pop("rules")
+    assert result | {"at": ""} == {
+        "number": "+33612345678", "possible": True, "decision": "unlisted",
+        "label": None, "scopes": ["global"], "matched": [], "intent": "marketing",
+        "at": "", "decided_by": {"rule": "default"}}
+    assert rules == [{"rule": "number_type", "scope": "global", "outcome": "allow",
+                      "channel": "voice", "detail": "mobile"}]
 
 
 @pytest.mark.parametrize(("blocked", "allowed", "number", "decision", "matched"), [

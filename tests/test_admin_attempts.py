@@ -123,12 +123,14 @@ async def test_blocked_sends_are_listed_newest_first_with_full_numbers(
         "channel": "voice", "direction": "outbound", "number": "+447700900123",
         "scopes": ["global", "tenant:acme"],
         "matched": {"scope": "tenant:acme", "list": "block", "entry": "+447*"},
+        "rule": {"kind": "list", "scope": "tenant:acme", "detail": ""},
         "action": "rejected"}
     assert sms | {"id": "", "at": ""} == {
         "id": "", "at": "", "request_id": "req-sms", "upstream": "twilio",
         "channel": "sms", "direction": "outbound", "number": "+33612345678",
         "scopes": ["global"],
         "matched": {"scope": "global", "list": "block", "entry": "+33612345678"},
+        "rule": {"kind": "list", "scope": "global", "detail": ""},
         "action": "rejected"}
     for row in (call, sms):
         at = datetime.fromisoformat(row["at"])

@@ -163,6 +163,31 @@ async def test_large_batch_rewritten_in_the_helper_as_on_the_loop(
     assert removed == sorted([(BLOCKED, "removed"), (UNDER_PREFIX, "removed")] * 2)
 
 
+async def test_policy_rules_apply_in_the_helper_as_on_the_loop(
+        start_helper: StartHelper, real_redis: Any, redis_server: str,
+        upstream: FakeUpstream, tmp_path: Path) -> None:
+    """A country rule (compiled config crossing to the helper process) removes the
+    same recipient from a large batch there as on the loop, counted by rule."""
+    config = make_config(upstream.url, tmp_path,
+                         policy={"global": {"countries": {"block": ["KP"]}}})
+    on_loop = await start_helper(config, real_redis, None)
+    in_helper = await start_helper(config, real_redis, redis_server)
+    recipients = numbers(1200)
+    recipients[500] = "+85023812345"
+    body = batch(recipients)
+    replies = []
+    for gk in (on_loop, in_helper):
+        resp = await gk.proxy.post(SMS, data=body, headers=JSON)
+        replies.append((resp.status, resp.headers["X-Gatekeeper-Decision"],
+                        resp.headers["X-Gatekeeper-Removed"]))
+        assert sample(gk.registry, "gatekeeper_decisions_total", upstream="generic",
+                      channel="sms", direction="outbound", action="partial",
+                      reason="policy_country") == 1
+    assert replies == [(201, "partial", "1")] * 2
+    assert helper_of(in_helper).answered == 1
+    assert upstream.received[0].body == upstream.received[1].body
+
+
 @pytest.mark.parametrize("helper", [False, True], ids=["on-loop", "in-helper"])
 async def test_large_batch_finds_numbers_of_a_packed_load(
         start_helper: StartHelper, real_redis: Any, redis_server: str,

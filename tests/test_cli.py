@@ -332,6 +332,27 @@ def embedded_config(tmp_path: Path) -> tuple[Path, Path]:
     return path, data_dir
 
 
+@pytest.mark.parametrize(("args", "decided"), [
+    (["+12125550123", "--at", "23:30", "--channel", "sms"], "quiet_hours"),
+    (["+12125550123", "--at", "23:30", "--intent", "otp", "--channel", "sms"], "default"),
+    (["+85023812345", "--at", "2026-12-03T12:00:00+09:00"], "country"),
+], ids=["quiet-at-night", "otp-exempt", "country"])
+def test_check_explains_the_policy_rules(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                         args: list[str], decided: str) -> None:
+    """`gatekeeper check --intent --at` judges the configured policy at that instant."""
+    path = write_config(tmp_path / "policy.yaml",
+                        redis={"url": "embedded", "data_dir": str(tmp_path / "data")},
+                        policy={"global": {"countries": {"block": ["KP"]},
+                                           "quiet_hours": {"action": "block"}}})
+    code, out, err = run_main(capsys, "check", *args, "--config", str(path))
+    assert code == 0, err
+    assert json.loads(out)["decided_by"]["rule"] == decided
+    code, _, err = run_main(capsys, "check", args[0], "--at", "tonight", "--config",
+                            str(path))
+    assert code == 2
+    assert "'at'" in err
+
+
 def test_check_starts_and_stops_the_embedded_store_when_none_runs(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """With no server running, `check` starts one on the data dir's AOF, then stops it."""
@@ -381,9 +402,11 @@ def test_check_starts_an_empty_embedded_store_in_a_new_data_dir(
     path, data_dir = embedded_config(tmp_path)
     code, out, err = run_main(capsys, "check", "+33612345678", "--config", str(path))
     assert code == 0, err
-    assert json.loads(out) == {"number": "+33612345678", "possible": True,
-                               "decision": "unlisted", "label": None, "scopes": ["global"],
-                               "matched": []}
+    result = json.loads(out)
+    assert {k: result[k] for k in ("number", "possible", "decision", "label", "scopes",
+                                   "matched", "decided_by")} == {
+        "number": "+33612345678", "possible": True, "decision": "unlisted", "label": None,
+        "scopes": ["global"], "matched": [], "decided_by": {"rule": "default"}}
     assert data_dir.is_dir()
     assert redis_pids(data_dir) == []
 

@@ -214,7 +214,8 @@ async def test_blocked_attempt_is_logged_masked_and_appended_to_stream(
     assert fields | {"ts": ""} == {
         "ts": "", "request_id": "req-42", "upstream": "twilio", "channel": "sms",
         "direction": "outbound", "number": "+33612345789", "scopes": "global,tenant:acme",
-        "scope": "tenant:acme", "list": "block", "entry": "+336*", "action": "rejected"}
+        "scope": "tenant:acme", "list": "block", "entry": "+336*", "action": "rejected",
+        "rule": "list", "detail": ""}
 
 
 async def test_unmasked_numbers_when_configured(start_gatekeeper: StartGatekeeper,

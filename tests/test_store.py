@@ -1192,7 +1192,7 @@ async def test_append_attempt_records_every_field_and_a_timestamp(
     assert fields["number"] == "+33612345678"
     assert fields["entry"] == "+33*"
     assert set(fields) == {"ts", "request_id", "upstream", "channel", "direction", "number",
-                           "scopes", "scope", "list", "entry", "action"}
+                           "scopes", "scope", "list", "entry", "action", "rule", "detail"}
     assert before - 1 <= float(fields["ts"]) <= time.time() + 1
 
 

@@ -22,7 +22,7 @@ from typing import Any, BinaryIO, TextIO, cast
 import structlog
 
 from gatekeeper import redis_url
-from gatekeeper.admin.native import explain
+from gatekeeper.admin.explain import Asked, explain
 from gatekeeper.app import create_app
 from gatekeeper.bulk import (
     MODES,
@@ -49,7 +49,9 @@ from gatekeeper.policy import LISTS, ListName
 from gatekeeper.providers import check_presets
 from gatekeeper.providers.credentials import digest_of
 from gatekeeper.resources import ParentSupervision
+from gatekeeper.rules import INTENTS
 from gatekeeper.server import start_listeners
+from gatekeeper.simulate import report, simulate
 from gatekeeper.store import MAX_NOTE, Store, StoreIncompatible, StoreUnavailable, connect
 from gatekeeper.times import parse_instant
 from gatekeeper.types import CHANNELS, Channel
@@ -78,6 +80,14 @@ def _parser() -> argparse.ArgumentParser:
     run = with_config(commands.add_parser("run", help="run the proxy and admin listeners"))
     run.add_argument("--workers", type=int, default=1,
                      help="proxy processes sharing the port (SO_REUSEPORT); default 1")
+    policy = commands.add_parser("policy", help="policy rule commands")
+    policy_commands = policy.add_subparsers(dest="policy_command", required=True)
+    replay = with_config(policy_commands.add_parser(
+        "simulate", help="replay a CSV of past sends (number,time[,channel,scope,intent]) "
+        "against the configured policy rules; print what they would have blocked"))
+    replay.add_argument("file", help="the CSV file, or - for stdin")
+    replay.add_argument("--region", help="region for national-format numbers, e.g. US")
+    replay.add_argument("--json", action="store_true", help="print the tally as JSON")
     config = commands.add_parser("config", help="configuration commands")
     config_commands = config.add_subparsers(dest="config_command", required=True)
     with_config(config_commands.add_parser("check", help="validate the configuration"))
@@ -87,6 +97,10 @@ def _parser() -> argparse.ArgumentParser:
                        help="an extra scope (repeatable); global always applies")
     check.add_argument("--channel", choices=CHANNELS)
     check.add_argument("--region", help="region for national-format numbers, e.g. TR")
+    check.add_argument("--intent", choices=INTENTS, default="marketing",
+                       help="the send's intent: which policy rules apply (default marketing)")
+    check.add_argument("--at", help="judge at this instant: ISO 8601 with its offset, or "
+                       "HH:MM in the recipient's local time (default now)")
     commands.add_parser(
         "digest", help="print sha256:<hex> of a token read from stdin, for "
         "upstreams[].credentials (so tokens never sit in the config in clear)")
@@ -288,9 +302,10 @@ async def _open_store(config: Config) -> AsyncIterator[Store]:
 
 
 async def _check(config: Config, number: str, scopes: list[str], channel: str | None,
-                 region: str | None) -> dict[str, object] | None:
+                 region: str | None, asked: Asked) -> dict[str, object] | None:
     async with _open_store(config) as store:
-        result = await explain(store, number, scopes, region, channel)  # type: ignore[arg-type]
+        result = await explain(store, number, scopes, region,
+                               channel, asked)  # type: ignore[arg-type]
     if result is not None and channel is not None:
         result["channel"] = channel
     return result
@@ -493,6 +508,27 @@ def _lists(config: Config, args: argparse.Namespace) -> int:
     return 0
 
 
+def _simulate(config: Config, file: str, region: str | None, as_json: bool) -> int:
+    """`gatekeeper policy simulate`: exit 0 with the tally, 2 on an unusable file."""
+    if region is not None and not is_known_region(region.upper()):
+        print(f"gatekeeper: unknown region {region!r}", file=sys.stderr)
+        return EXIT_CONFIG
+    try:
+        source = sys.stdin if file == "-" else open(file, encoding="utf-8-sig",  # noqa: SIM115
+                                                    newline="")
+    except OSError as exc:
+        print(f"gatekeeper: cannot read {file}: {exc.strerror}", file=sys.stderr)
+        return EXIT_CONFIG
+    try:
+        with source:
+            tally = simulate(source, config.policy, region.upper() if region else None)
+    except (ValueError, UnicodeDecodeError) as exc:
+        print(f"gatekeeper: {file}: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    print(json.dumps(tally.as_dict(), indent=2) if as_json else report(tally))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `gatekeeper` command."""
     args = _parser().parse_args(argv)
@@ -527,6 +563,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "store":
             configure_logging(config.log, sys.stderr)
             return asyncio.run(_migrate(config, args.to))
+        if args.command == "policy":
+            return _simulate(config, args.file, args.region, args.json)
         bad = [s for s in args.scope if not is_valid_scope(s)]
         if bad:
             print(f"gatekeeper: invalid scope {bad[0]!r}: expected 'global' or 'kind:id'",
@@ -537,7 +575,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"gatekeeper: unknown region {args.region!r}", file=sys.stderr)
             return EXIT_CONFIG
         configure_logging(config.log, sys.stderr)
-        result = asyncio.run(_check(config, args.number, args.scope, args.channel, region))
+        result = asyncio.run(_check(config, args.number, args.scope, args.channel, region,
+                                    Asked(config.policy, args.intent, args.at)))
+    except ValueError as exc:  # an unusable --at
+        print(f"gatekeeper: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
     except UsageError as exc:
         print(f"gatekeeper: {exc}", file=sys.stderr)
         return EXIT_CONFIG

@@ -12,6 +12,7 @@ edited).
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -21,8 +22,9 @@ from gatekeeper.numbers import Destination
 from gatekeeper.policy import Decision
 from gatekeeper.providers.credentials import header
 from gatekeeper.providers.preset import BodyError, Message, Recipients, Route
+from gatekeeper.rules import Intent, Policy
 from gatekeeper.scan import ScanError, is_phone_like, scan_request
-from gatekeeper.screening import LOOKUP_SLICE, Lookup, Screened, parse_all, screen
+from gatekeeper.screening import LOOKUP_SLICE, Judging, Lookup, Screened, parse_all, screen
 
 if TYPE_CHECKING:
     from gatekeeper.config import Config
@@ -51,12 +53,14 @@ class Rules:
     max_recipients: int
     mask: bool
     fail_closed: bool
+    policy: Policy = field(default_factory=Policy)
 
     @classmethod
     def of(cls, config: Config) -> Rules:
         """The rules of a configuration."""
         return cls(config.proxy.on_invalid, config.proxy.max_recipients,
-                   config.log.mask_numbers, config.store.on_error == "closed")
+                   config.log.mask_numbers, config.store.on_error == "closed",
+                   config.policy)
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +72,8 @@ class Job:
     message: Message
     scopes: tuple[str, ...]
     path: str = ""
+    intent: Intent = "marketing"
+    at: float = 0.0  # the instant the policy rules judge at (0: when screened)
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +98,8 @@ class Examined:
     reasons: tuple[tuple[str, int], ...] = ()
     rewritten: Message | None = None
     store_error: str | None = None
+    # Policy rules that only monitor and would have blocked: (rule kind, how many).
+    monitored: tuple[tuple[str, int], ...] = ()
 
     def reason_list(self) -> tuple[str, ...]:
         """The reasons, one per distinct destination (as metrics count them)."""
@@ -138,7 +146,8 @@ async def _check(job: Job, mount: Mount, route: Route, rules: Rules, lookup: Loo
     raws = list(dict.fromkeys(recipients.values))
     parsed = await parse_all(raws, mount.region, mount.preset.msisdn)
     screened = await screen(lookup, parsed, job.scopes, route.channel,
-                            fail_closed=rules.fail_closed, lookup_slice=lookup_slice)
+                            fail_closed=rules.fail_closed, lookup_slice=lookup_slice,
+                            judging=_judging(job, rules))
     error = screened.error if screened.store_failed else None
     blocked = screened.blocked
     invalid = next((raw for raw, d in parsed.items()
@@ -158,7 +167,8 @@ async def _check(job: Job, mount: Mount, route: Route, rules: Rules, lookup: Loo
     if blocked and mount.upstream.on_block != "monitor" and len(blocked) < len(parsed):
         gone = frozenset(blocked)
         rewritten = await offload(len(message.body), lambda: recipients.without(gone))
-    return Examined(None, blocked, tuple(reasons.items()), rewritten, error)
+    return Examined(None, blocked, tuple(reasons.items()), rewritten, error,
+                    _monitored(screened))
 
 
 async def _scan(job: Job, mount: Mount, rules: Rules, lookup: Lookup, offload: Offload,
@@ -179,7 +189,8 @@ async def _scan(job: Job, mount: Mount, rules: Rules, lookup: Lookup, offload: O
     parsed = {raw: d for raw, d in
               (await parse_all(raws, mount.region, mount.preset.msisdn)).items() if d.keys}
     screened = await screen(lookup, parsed, job.scopes, None,
-                            fail_closed=rules.fail_closed, lookup_slice=lookup_slice)
+                            fail_closed=rules.fail_closed, lookup_slice=lookup_slice,
+                            judging=_judging(job, rules))
     error = screened.error if screened.store_failed else None
     if screened.store_failed and not screened.fail_open:
         return _refused(503, "store_unavailable",
@@ -188,7 +199,21 @@ async def _scan(job: Job, mount: Mount, rules: Rules, lookup: Lookup, offload: O
     numbers = len({d.keys[0] for d in parsed.values()})
     reason = "store_unavailable" if screened.store_failed else "scanned"
     reasons = ((reason, numbers),) if numbers else (("scanned", 1),)
-    return Examined(None, screened.blocked, reasons, None, error)
+    return Examined(None, screened.blocked, reasons, None, error, _monitored(screened))
+
+
+def _monitored(screened: Screened) -> tuple[tuple[str, int], ...]:
+    """Monitor-only rule hits, one per distinct number and rule kind."""
+    hits = Counter(kind for d in {d.number: d for d in screened.decisions.values()}.values()
+                   for kind in dict.fromkeys(r.kind for r in d.monitored))
+    return tuple(hits.items())
+
+
+def _judging(job: Job, rules: Rules) -> Judging | None:
+    """The policy rules' inputs for `job` (None: no scope of it has rules)."""
+    if not any(scope in rules.policy.scopes for scope in job.scopes):
+        return None
+    return Judging(rules.policy, job.intent, job.at or time.time())
 
 
 def _refused(status: int, code: str, text: str, reason: str, error: str | None = None
@@ -200,7 +225,7 @@ def _reason(destination: Destination, screened: Screened, raw: str) -> str:
     """The counted reason for one distinct destination."""
     decision = screened.decisions.get(raw)
     if decision is not None and decision.verdict == "blocked":
-        return "blocked"
+        return "blocked" if decision.rule is None else f"policy_{decision.rule.kind}"
     if destination.kind == "invalid":
         return "invalid_number"
     if destination.kind != "phone":

@@ -20,6 +20,8 @@ from gatekeeper.resources import Resources
 from gatekeeper.upstream import UpstreamError
 
 SCOPE_HEADER = "X-Gatekeeper-Scope"
+# What a send is (otp, transactional, marketing): the policy rules applied depend on it.
+INTENT_HEADER = "X-Gatekeeper-Intent"
 REMOVED_HEADER = "X-Gatekeeper-Removed"
 # On a provider list-API reply: the provider's status for the mirrored call, or `failed`.
 MIRROR_HEADER = "X-Gatekeeper-Mirror"
@@ -33,7 +35,7 @@ _NOT_FORWARDED = _HOP_BY_HOP | {
     # Expect and decoded any Content-Encoding of the body it read. X-Forwarded-For is
     # rebuilt with the peer appended.
     b"host", b"content-length", b"expect", b"content-encoding", b"x-forwarded-for",
-    SCOPE_HEADER.lower().encode(),
+    SCOPE_HEADER.lower().encode(), INTENT_HEADER.lower().encode(),
 }
 # Ours replace the upstream's: the decision headers and the request id.
 _NOT_RETURNED = _HOP_BY_HOP | {

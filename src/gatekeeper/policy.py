@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from gatekeeper.rules import RuleResult
 from gatekeeper.types import LISTS, Channel, ListName, Verdict
 
 __all__ = ["LISTS", "Decision", "ListName", "Match", "Verdict", "decide"]
@@ -43,12 +44,26 @@ class Decision:
     number: str
     verdict: Verdict
     matched: tuple[Match, ...] = ()
+    rule: RuleResult | None = None
+    """The policy rule that blocked the number (rules.py), when no list entry did."""
+    monitored: tuple[RuleResult, ...] = ()
+    """Rules that would have blocked it but only monitor."""
 
     @property
     def cause(self) -> Match | None:
-        """The winning entry that produced the verdict (the first, in scope order)."""
+        """The winning entry that produced the verdict (the first, in scope order); None
+        when a policy rule blocked it."""
+        if self.rule is not None:
+            return None
         wanted: ListName = "block" if self.verdict == "blocked" else "allow"
         return next((m for m in self.matched if m.list == wanted), None)
+
+    @property
+    def decider(self) -> str:
+        """What decided, for counting: `list`, a rule kind, or the verdict."""
+        if self.rule is not None:
+            return self.rule.kind
+        return "list" if self.matched else "default"
 
 
 def _winner(candidates: list[Match]) -> Match:

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 from gatekeeper.numbers import Destination, parse_destination
 from gatekeeper.policy import Decision, Match, decide
+from gatekeeper.rules import Intent, Policy, judge
 from gatekeeper.store import BlockedAttempt, StoreUnavailable
 from gatekeeper.types import CHANNELS, Channel
 
@@ -98,11 +99,40 @@ async def _lookup_all(lookup: Lookup, keys: list[str], scopes: Sequence[str],
     return found
 
 
+@dataclass(frozen=True, slots=True)
+class Judging:
+    """What the policy rules (rules.py) of a screening need: the policy, the request's
+    intent, and the instant it is judged at."""
+
+    policy: Policy
+    intent: Intent
+    at: float
+
+
+def _judged(decision: Decision, scopes: Sequence[str], channel: Channel | None,
+            judging: Judging) -> Decision:
+    """A list decision with the policy rules applied (a block entry already decided)."""
+    if decision.verdict == "blocked":
+        return decision
+    exempt = frozenset(m.scope for m in decision.matched if m.list == "allow")
+    verdict = judge(decision.number, tuple(scopes), judging.policy, channel,
+                    judging.intent, judging.at, exempt)
+    if verdict.blocked_by is None and not verdict.monitored:
+        return decision
+    if verdict.blocked_by is None:
+        return Decision(decision.number, decision.verdict, decision.matched,
+                        monitored=verdict.monitored)
+    return Decision(decision.number, "blocked", decision.matched, verdict.blocked_by,
+                    verdict.monitored)
+
+
 async def screen(lookup: Lookup, parsed: dict[str, Destination], scopes: Sequence[str],
                  channel: Channel | None, *, fail_closed: bool,
-                 lookup_slice: int = LOOKUP_SLICE) -> Screened:
-    """Decide every reading of every parsed destination; a store fault comes back as
-    `store_failed` (with `error`), never raised."""
+                 lookup_slice: int = LOOKUP_SLICE, judging: Judging | None = None
+                 ) -> Screened:
+    """Decide every reading of every parsed destination (lists, then the policy rules
+    of `judging`); a store fault comes back as `store_failed` (with `error`), never
+    raised."""
     keys = list(dict.fromkeys(k for d in parsed.values() for k in d.keys))
     if not keys:
         return Screened(parsed, {})
@@ -125,8 +155,11 @@ async def screen(lookup: Lookup, parsed: dict[str, Destination], scopes: Sequenc
                 if decision is None:
                     matched = matches[key]
                     # Nothing matched (most numbers): decide's answer, without its work.
-                    decision = by_key[key] = decide(key, scopes, matched) if matched else \
+                    decision = decide(key, scopes, matched) if matched else \
                         Decision(key, "unlisted")
+                    if judging is not None:
+                        decision = _judged(decision, scopes, channel, judging)
+                    by_key[key] = decision
                 found.append(decision)
             decisions[raw] = _combine(found)
     return Screened(parsed, decisions)
@@ -160,6 +193,15 @@ class Screener:
         """Append a blocked attempt to the stream without holding up the reply."""
         self.resources.spawn(self._append(attempt))
 
+    def monitored(self, request_id: str, upstream: str, hits: Sequence[tuple[str, int]]
+                  ) -> None:
+        """Count and log policy rules that would have blocked but only monitor (no
+        number in the log: the counts by rule kind)."""
+        for kind, count in hits:
+            self.resources.metrics.policy_hits.labels(kind, "monitor").inc(count)
+        self.resources.log.info("policy_monitored", request_id=request_id,
+                                upstream=upstream, rules=dict(hits))
+
     async def _append(self, attempt: BlockedAttempt) -> None:
         try:
             await self.resources.store.append_attempt(attempt)
@@ -172,7 +214,12 @@ class Screener:
 def attempt_for(request_id: str, upstream: str, channel: str, direction: str,
                 scopes: Sequence[str], decision: Decision, action: str) -> BlockedAttempt:
     """The attempts-stream record of a blocked decision."""
-    cause = decision.cause
+    cause, rule = decision.cause, decision.rule
+    if rule is not None:
+        return BlockedAttempt(
+            request_id=request_id, upstream=upstream, channel=channel, direction=direction,
+            number=decision.number, scopes=",".join(scopes), scope=rule.scope, list="",
+            entry="", action=action, rule=rule.kind, detail=rule.detail)
     return BlockedAttempt(
         request_id=request_id, upstream=upstream, channel=channel, direction=direction,
         number=decision.number, scopes=",".join(scopes),

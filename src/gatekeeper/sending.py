@@ -12,17 +12,19 @@ on the loop, whichever place screened the request.
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, TypeVar
 
 from aiohttp import web
 
 from gatekeeper.examine import Examined, Job, Refusal, Rules, examine
-from gatekeeper.forwarding import REMOVED_HEADER, relay
+from gatekeeper.forwarding import INTENT_HEADER, REMOVED_HEADER, relay
 from gatekeeper.observability import OUTCOME, REQUEST_ID, Outcome
 from gatekeeper.providers.preset import Blocked, Message, ReplyFn, Route
 from gatekeeper.replies import Reply, error_response, json_reply, to_response
 from gatekeeper.resources import Resources
+from gatekeeper.rules import INTENTS, Intent
 from gatekeeper.screening import Screener, attempt_for
 from gatekeeper.types import Channel
 
@@ -44,6 +46,22 @@ async def off_loop(size: int, work: Callable[[], T]) -> T:
     return await asyncio.to_thread(work)
 
 
+_BAD_INTENT = Refusal(400, "invalid_intent", f"{INTENT_HEADER} must be one of "
+                      f"{', '.join(INTENTS)}.", "malformed_request")
+
+
+def _intent(request: web.Request, default: Intent) -> Intent | None:
+    """The send's intent: its header (once, a known value), else `default`; None when
+    the header is there but unusable (refused, never guessed)."""
+    values = request.headers.getall(INTENT_HEADER, ())
+    if not values:
+        return default
+    value = values[0].strip().lower()
+    if len(values) > 1 or value not in INTENTS:
+        return None
+    return value
+
+
 def skip_unknown(blocked: Blocked) -> Reply:
     """The skip reply of a write no route describes: Gatekeeper's generic success."""
     return json_reply(200, {"id": blocked.request_id, "status": "skipped"})
@@ -62,7 +80,10 @@ class Sending:
                     ) -> web.StreamResponse:
         """A send route: decide its recipients, then act."""
         channel = route.channel
-        job = Job(mount.upstream.name, message, scopes)
+        intent = _intent(request, route.intent or mount.upstream.intent)
+        if intent is None:
+            return self._refuse(request, mount, channel or "any", scopes, _BAD_INTENT)
+        job = Job(mount.upstream.name, message, scopes, intent=intent)
         examined = await self._examine(request, mount, job, route)
         if examined.refusal is not None:
             return self._refuse(request, mount, channel or "any", scopes, examined.refusal)
@@ -75,7 +96,10 @@ class Sending:
         """An unknown write: every phone number in it (query, body, and path segments
         such as `/lookup/{number}/hlr`) decided; any blocked one refuses the whole request
         (`on_block`); never edited."""
-        job = Job(mount.upstream.name, message, scopes, path)
+        intent = _intent(request, mount.upstream.intent)
+        if intent is None:
+            return self._refuse(request, mount, "any", scopes, _BAD_INTENT)
+        job = Job(mount.upstream.name, message, scopes, path, intent)
         examined = await self._examine(request, mount, job, None)
         if examined.refusal is not None:
             return self._refuse(request, mount, "any", scopes, examined.refusal)
@@ -112,6 +136,8 @@ class Sending:
         request_id = request[REQUEST_ID]
         blocked = examined.blocked
         reasons = examined.reason_list()
+        if examined.monitored:
+            self.screener.monitored(request_id, name, examined.monitored)
         if not blocked:
             request[OUTCOME] = Outcome(name, c.label, "forwarded", reasons, c.scopes)
             return await self._forward(c, c.message, "forwarded")
@@ -132,9 +158,15 @@ class Sending:
             return await self._forward(c, rewritten, action,
                                        {REMOVED_HEADER: str(len(decisions))})
         first = next(iter(blocked))
-        context = Blocked(request_id, c.channel, first, c.params, c.message, tuple(blocked))
+        rule = blocked[first].rule
+        context = Blocked(request_id, c.channel, first, c.params, c.message, tuple(blocked),
+                          rule)
         reply = c.reject(context) if action == "rejected" else c.skip(context)
-        return to_response(reply, action)
+        response = to_response(reply, action)
+        if rule is not None and rule.retry_after is not None and action == "rejected":
+            # When the send would next be allowed (quiet hours end), in whole seconds.
+            response.headers["Retry-After"] = str(max(1, math.ceil(rule.retry_after)))
+        return response
 
     async def _forward(self, c: _Context, message: Message, decision: str,
                        extra: Mapping[str, str] | None = None) -> web.StreamResponse:

@@ -86,6 +86,9 @@ class Attempt:
             "number": self.get("number"),
             "scopes": [s for s in self.get("scopes").split(",") if s],
             "matched": {"scope": scope, "list": listed, "entry": entry} if entry else None,
+            # What blocked it: `list` (the entry above), or a policy rule (rules.py).
+            "rule": {"kind": self.get("rule") or "list", "scope": scope,
+                     "detail": self.get("detail")},
             "action": self.get("action"),
         }
 

@@ -13,19 +13,19 @@ from aiohttp.typedefs import Middleware
 
 from gatekeeper.admin import attempts, bulk, openapi
 from gatekeeper.admin.auth import ADMIN_KEY, BadRequest, Forbidden, KeyRing, authorize, json_object
+from gatekeeper.admin.explain import Asked, described, explain
 from gatekeeper.admin.params import region_param, scope_param
 from gatekeeper.freshness import assess
 from gatekeeper.numbers import (
-    Entry,
     EntryError,
-    parse_destination,
     parse_entry,
 )
 from gatekeeper.observability import REQUEST_ID
-from gatekeeper.policy import ListName, decide
+from gatekeeper.policy import ListName
 from gatekeeper.replies import error_response
 from gatekeeper.resources import RESOURCES, Resources
-from gatekeeper.store import MAX_NOTE, EntryMeta, Listed, ListItem, Store, StoreUnavailable
+from gatekeeper.rules import INTENTS
+from gatekeeper.store import MAX_NOTE, EntryMeta, Listed, ListItem, StoreUnavailable
 from gatekeeper.times import MAX_TTL, expiry_instant, iso
 from gatekeeper.types import CHANNELS, Channel
 
@@ -159,20 +159,6 @@ def shown(item: ListItem) -> str | dict[str, str]:
                                                      "channel": item.channel}
 
 
-def described(meta: EntryMeta | None) -> dict[str, Any]:
-    """Who added an entry, when, why and until when (what is known of it)."""
-    if meta is None:
-        return {}
-    row: dict[str, Any] = {"source": meta.source, "added_at": iso(meta.added_at)}
-    if meta.added_by:
-        row["added_by"] = meta.added_by
-    if meta.note:
-        row["note"] = meta.note
-    if meta.expires_at is not None:
-        row["expires_at"] = iso(meta.expires_at)
-    return row
-
-
 def listed(entry: Listed) -> dict[str, Any]:
     """A listing row: entry, channel and what is known of its origin."""
     return {"entry": entry.item.entry, "channel": entry.item.channel or "both",
@@ -231,41 +217,9 @@ async def list_entries(request: web.Request) -> web.Response:
                               "next_cursor": page.next_cursor})
 
 
-async def explain(store: Store, number: str, scopes: list[str], region: str | None,
-                  channel: Channel | None = None) -> dict[str, Any] | None:
-    """The decision for a number with its reasons, or None if it is not a number.
-
-    Numbers that are E.164 by syntax but not possible (`+30123456789`) are still checked,
-    since such entries can be listed.
-    """
-    destination = parse_destination(number, region)
-    e164 = destination.e164
-    if e164 is None:
-        entry = parse_entry(number, region)
-        if not isinstance(entry, Entry) or entry.is_prefix:
-            return None
-        e164 = entry.value
-    applicable = list(dict.fromkeys(["global", *scopes]))
-    matches = await store.lookup([e164], applicable, channel)
-    decision = decide(e164, applicable, matches[e164])
-    matched = []
-    for m in decision.matched:
-        [meta] = await store.metadata(m.list, m.scope, [ListItem(m.entry, m.channel)])
-        matched.append({"scope": m.scope, "list": m.list, "entry": m.entry,
-                        "channel": m.channel or "both", **described(meta)})
-    return {
-        "number": e164,
-        "possible": destination.kind == "phone",
-        "decision": decision.verdict,
-        # NLPearl shows blocked numbers with this label.
-        "label": "Blacklisted" if decision.verdict == "blocked" else None,
-        "scopes": applicable,
-        "matched": matched,
-    }
-
-
 async def check(request: web.Request) -> web.Response:
-    """GET /check?number=&scope=&channel=&region=: the decision and why."""
+    """GET /check?number=&scope=&channel=&region=&intent=&at=: the decision and why,
+    every policy rule evaluated included."""
     query = request.query
     number = query.get("number", "")
     if number.startswith(" ") and number.strip().isdigit():
@@ -276,10 +230,18 @@ async def check(request: web.Request) -> web.Response:
     channel = query.get("channel")
     if channel is not None and channel not in CHANNELS:
         raise BadRequest("invalid_channel", f"'channel' must be one of {', '.join(CHANNELS)}.")
+    intent = query.get("intent", "marketing")
+    if intent not in INTENTS:
+        raise BadRequest("invalid_intent", f"'intent' must be one of {', '.join(INTENTS)}.")
     # `global` always applies to a decision; the key must cover the scopes it names.
     authorize(request, "read", *scopes)
-    result = await explain(request.app[RESOURCES].store, number, scopes,
-                           region_param(query.get("region")), channel)
+    resources = request.app[RESOURCES]
+    try:
+        result = await explain(resources.store, number, scopes,
+                               region_param(query.get("region")), channel,
+                               Asked(resources.config.policy, intent, query.get("at")))
+    except ValueError as exc:
+        raise BadRequest("invalid_at", str(exc)) from exc
     if result is None:
         raise BadRequest("invalid_phone_number", f"Not a phone number: {number!r}.")
     if channel is not None:

@@ -23,6 +23,7 @@ from gatekeeper.bulk import EXPORT_COLUMNS, MAX_FAILURES_SHOWN, MODES
 from gatekeeper.bulk_fast import FORMAT_OPTIONS
 from gatekeeper.policy import ListName, Verdict
 from gatekeeper.replies import ERROR_TYPES
+from gatekeeper.rules import INTENTS, RULE_KINDS, Outcome
 from gatekeeper.store import MAX_NOTE
 from gatekeeper.times import MAX_TTL
 from gatekeeper.types import CHANNELS
@@ -208,6 +209,15 @@ SCHEMAS: dict[str, JsonSchema] = {
                        "entry": _ref("Entry"),
                        "channel": {"type": "string", "enum": [*CHANNELS, "both"]}},
         "unevaluatedProperties": False},
+    "RuleOutcome": _object(
+        ["rule", "scope", "outcome"],
+        {"rule": {"type": "string", "enum": ["allow_entry", "safe", *RULE_KINDS]},
+         "scope": {"type": "string"},
+         "outcome": {"type": "string", "enum": list(get_args(Outcome))},
+         "channel": {"type": "string", "enum": list(CHANNELS)},
+         "detail": {"type": "string"},
+         "retry_after_seconds": {"type": "integer", "minimum": 0,
+                                 "description": "Quiet hours: until sending is allowed."}}),
     "CheckResult": _object(
         ["number", "possible", "decision", "label", "scopes", "matched"],
         {"number": {"type": "string", "pattern": r"^\+[1-9][0-9]{1,14}$"},
@@ -221,7 +231,17 @@ SCHEMAS: dict[str, JsonSchema] = {
          "matched": {"type": "array", "items": _ref("Match"),
                      "description": "Each matching scope's winning entry."},
          "channel": {"type": "string", "enum": list(CHANNELS),
-                     "description": "Present when the `channel` parameter was given."}},
+                     "description": "Present when the `channel` parameter was given."},
+         "intent": {"type": "string", "enum": list(INTENTS)},
+         "at": {"type": "string", "format": "date-time",
+                "description": "The instant the policy rules were judged at."},
+         "rules": {"type": "array", "items": _ref("RuleOutcome"),
+                   "description": "Every policy rule evaluated, in precedence order "
+                                  "(empty when a block entry decided)."},
+         "decided_by": {"type": "object", "required": ["rule"],
+                        "properties": {"rule": {"type": "string"}},
+                        "description": "`list`, `default`, or the rule outcome that "
+                                       "decided."}},
         **{"if": {"properties": {"decision": {"const": "blocked"}}},
            "then": {"properties": {"label": {"const": "Blacklisted"}}},
            "else": {"properties": {"label": {"const": None}}}}),
@@ -283,6 +303,12 @@ SCHEMAS: dict[str, JsonSchema] = {
                                         "list": {"type": "string"},
                                         "entry": {"type": "string"}})],
                      "description": "The entry that blocked it."},
+         "rule": _object(["kind", "scope", "detail"], {
+             "kind": {"type": "string", "enum": ["list", *RULE_KINDS]},
+             "scope": {"type": "string"},
+             "detail": {"type": "string", "description": "The region, number type or "
+                        "quiet-hours place of a policy rule; empty for a list entry."}},
+             description="What blocked it: a list entry (`matched`) or a policy rule."),
          "action": {"type": "string",
                     "description": "What Gatekeeper did: `rejected`, `skipped`, "
                                    "`monitored`..."}}),
@@ -479,12 +505,19 @@ PATHS: dict[str, dict[str, Any]] = {
                 _query("channel", {"type": "string", "enum": list(CHANNELS)},
                        "Decide for this channel only (default: entries of every "
                        "channel match)."),
-                _query("region", REGION, "For a national-format number.")],
+                _query("region", REGION, "For a national-format number."),
+                _query("intent", {"type": "string", "enum": list(INTENTS)},
+                       "The send's intent: which policy rules apply (default "
+                       "marketing)."),
+                _query("at", {"type": "string", "examples": ["22:30",
+                                                             "2026-12-03T22:30:00-05:00"]},
+                       "Judge the policy rules at this instant: ISO 8601 with its "
+                       "offset, or HH:MM in the recipient's local time (default now).")],
             "responses": {
                 "200": _json(_ref("CheckResult"), "The decision with each scope's "
-                             "winning entry."),
+                             "winning entry and every policy rule evaluated."),
                 "400": _bad_request("invalid_scope", "invalid_channel", "invalid_region",
-                                    "invalid_phone_number"),
+                                    "invalid_phone_number", "invalid_intent", "invalid_at"),
                 **_READ_ERRORS}},
     },
     "/admin/v1/attempts": {

@@ -81,6 +81,10 @@ class Metrics:
         self.upstream_errors = Counter(
             "gatekeeper_upstream_errors_total", "Upstream requests that got no reply.",
             ["upstream", "kind"], registry=registry)
+        self.policy_hits = Counter(
+            "gatekeeper_policy_rule_hits_total", "Destinations a policy rule (country, "
+            "number_type, quiet_hours) blocked or, in monitor, would have blocked.",
+            ["rule", "outcome"], registry=registry)
         self.store_errors = Counter(
             "gatekeeper_store_errors_total", "Store operations that failed.",
             ["operation"], registry=registry)
@@ -220,6 +224,8 @@ def _record(outcome: Outcome, request_id: str, elapsed: float, metrics: Metrics,
         metrics.decided(outcome.upstream, outcome.channel, outcome.direction, outcome.action,
                         reason, count)
     for decision in outcome.blocked:
+        if decision.rule is not None:
+            metrics.policy_hits.labels(decision.rule.kind, "block").inc()
         cause = decision.cause
         number, entry = decision.number, cause.entry if cause else None
         if mask_numbers:

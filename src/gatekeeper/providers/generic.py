@@ -5,6 +5,7 @@ from __future__ import annotations
 from gatekeeper.config import RouteConfig, UpstreamConfig
 from gatekeeper.providers.credentials import basic_user, token_digest
 from gatekeeper.providers.locators import FormField, JsonPath
+from gatekeeper.providers.policy_text import because, policy_rule
 from gatekeeper.providers.preset import Blocked, Locator, Message, Route, route
 from gatekeeper.replies import Reply, gatekeeper_error, json_reply
 
@@ -16,8 +17,13 @@ def _locator(config: RouteConfig) -> Locator:
 
 
 def reject(blocked: Blocked) -> Reply:
-    """403 `destination_blocked` in Gatekeeper's own error shape."""
-    return gatekeeper_error(403, "destination_blocked", "The destination is on a block list.",
+    """403 in Gatekeeper's own error shape: `destination_blocked` for a list entry,
+    `policy_blocked` with why for a policy rule."""
+    if policy_rule(blocked) is None:
+        return gatekeeper_error(403, "destination_blocked",
+                                "The destination is on a block list.", blocked.request_id,
+                                "forbidden")
+    return gatekeeper_error(403, "policy_blocked", because("The destination is blocked", blocked),
                             blocked.request_id, "forbidden")
 
 
@@ -37,7 +43,8 @@ class GenericPreset:
     list_api = None
 
     def routes(self, upstream: UpstreamConfig) -> tuple[Route, ...]:
-        return tuple(route(r.method, r.path, r.channel, _locator(r), reject, skip)
+        return tuple(route(r.method, r.path, r.channel, _locator(r), reject, skip,
+                           intent=r.intent)
                      for r in upstream.routes)
 
     def identities(self, message: Message, path: str) -> tuple[str, ...]:

@@ -18,8 +18,9 @@ region TR phonenumbers reads all of them as +905XXXXXXXXX, so `default_region = 
 Identities: the API key (`authentication.key`, or `key` in the query) and the legacy
 user name, never the hash or password. Reject: status 452 "Mesaj alıcıları hatalı", the
 code iletiMerkezi documents for recipients that are invalid or on the account's block
-list, in the HTTP status and `response.status.code` alike. Skip: 200 "İşlem başarılı"
-with a generated numeric order id. Replies are JSON for the JSON API and XML otherwise.
+list, in the HTTP status and `response.status.code` alike (a policy rule's refusal too,
+its message then saying why). Skip: 200 "İşlem başarılı" with a generated numeric
+order id. Replies are JSON for the JSON API and XML otherwise.
 """  # noqa: RUF002 (Turkish dotless i)
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from gatekeeper.config import UpstreamConfig
 from gatekeeper.providers.forms import parse_pairs, read_field
 from gatekeeper.providers.listapi.iletimerkezi import SUCCESS_MESSAGE, IletiMerkeziLists
 from gatekeeper.providers.locators import JsonPath, QueryOrBody, load_json
+from gatekeeper.providers.policy_text import because, policy_rule
 from gatekeeper.providers.preset import (
     Blocked,
     BodyError,
@@ -261,6 +263,14 @@ def _order_id() -> str:
     return str(secrets.randbelow(9 * 10**8) + 10**8)
 
 
+def reject_message(blocked: Blocked) -> str:
+    """452's text, followed by why when a policy rule refused the send (452 still: the API
+    documents no other code for a recipient it will not send to)."""
+    if policy_rule(blocked) is None:
+        return REJECT_MESSAGE
+    return because(REJECT_MESSAGE, blocked)
+
+
 def replies(fmt: str) -> tuple[ReplyFn, ReplyFn]:
     """452 "Mesaj alıcıları hatalı" (HTTP and body) and 200 "İşlem başarılı", in JSON for
     the JSON API, XML for the GET API, and by the body's own format on `/v1/send-sms`."""  # noqa: RUF002
@@ -270,7 +280,7 @@ def replies(fmt: str) -> tuple[ReplyFn, ReplyFn]:
             return fmt == "json"
         return blocked.message.body != b"" and _is_json(blocked.message.body)
 
-    return (lambda b: _reply(as_json(b), REJECT_CODE, REJECT_MESSAGE, None),
+    return (lambda b: _reply(as_json(b), REJECT_CODE, reject_message(b), None),
             lambda b: _reply(as_json(b), 200, SUCCESS_MESSAGE, _order_id()))
 
 

@@ -21,7 +21,8 @@ or newer spelling of the same send cannot slip past):
 Numbers are MSISDNs without `+` (msisdn = True).
 Reject: 400, which the SDK raises as `BadRequestException`; `/sms/3` gets Infobip's
 newer error shape (`errorCode`, `description`, `action`, `violations`, `resources`, what
-the SDK parses there), the rest `{"requestError": {"serviceException": ...}}`.
+the SDK parses there), the rest `{"requestError": {"serviceException": ...}}`; a send a
+policy rule refused gets the same reply, its text saying why.
 Skip: 200 in the endpoint's own shape with generated ids; every destination carries
 the REJECTED status group (id 14, destination blocked), as Infobip itself reports a
 refused destination in a 200 reply.
@@ -36,6 +37,7 @@ from gatekeeper.config import UpstreamConfig
 from gatekeeper.providers.credentials import basic_user, token_digest
 from gatekeeper.providers.forms import parse_pairs, read_field
 from gatekeeper.providers.locators import Both, JsonPath, QueryOrBody, load_json_all, members
+from gatekeeper.providers.policy_text import because, policy_rule
 from gatekeeper.providers.preset import (
     Blocked,
     BodyError,
@@ -94,18 +96,33 @@ REJECTED_STATUS = {
 _REJECT_TEXT = "Invalid destination address: the destination is on a block list."
 
 
+def _reject_text(blocked: Blocked) -> str:
+    """The list text, or why a policy rule refused the send. The codes stay
+    `BAD_REQUEST` / `E400`: Infobip documents no request error for a refused region,
+    number type or hour (its REJECTED statuses belong to delivery reports)."""
+    if policy_rule(blocked) is None:
+        return _REJECT_TEXT
+    return because("Invalid destination address", blocked)
+
+
 def reject_v2(blocked: Blocked) -> Reply:
     """`{"requestError": {"serviceException": ...}}` (the SDK's `BadRequestException`)."""
     return json_reply(400, {"requestError": {"serviceException": {
-        "messageId": "BAD_REQUEST", "text": _REJECT_TEXT}}})
+        "messageId": "BAD_REQUEST", "text": _reject_text(blocked)}}})
 
 
 def _violation(prop: str) -> ReplyFn:
     """Infobip's newer error shape (`/sms/3`, Calls API), naming the refused property."""
-    return lambda b: json_reply(400, {
-        "errorCode": "E400", "description": f"Bad request. {_REJECT_TEXT}",
-        "action": "Remove the blocked destination and send again.",
-        "violations": [{"property": prop, "violation": _REJECT_TEXT}], "resources": []})
+    def reject(blocked: Blocked) -> Reply:
+        text = _reject_text(blocked)
+        rule = policy_rule(blocked)
+        action = "Send again outside the recipient's quiet hours." \
+            if rule is not None and rule.kind == "quiet_hours" else \
+            "Remove the blocked destination and send again."
+        return json_reply(400, {
+            "errorCode": "E400", "description": f"Bad request. {text}", "action": action,
+            "violations": [{"property": prop, "violation": text}], "resources": []})
+    return reject
 
 
 def _destinations(blocked: Blocked) -> list[str]:

@@ -20,7 +20,8 @@ Parameters in the query string count as well as the body's; a request naming
 recipients in both is checked whole and never edited.
 Group IDs among the recipients are reported as `client:group:<id>` (not a phone number,
 forwarded). Numbers are MSISDNs without `+` (msisdn = True).
-Reject: 422 `{"errors": [{"code": 9, ...}]}`, which the SDK raises as `ErrorException`.
+Reject: 422 `{"errors": [{"code": 9, ...}]}`, which the SDK raises as `ErrorException`
+(its description says why when a policy rule refused the send).
 Skip: 201 with the object MessageBird returns (a list of messages for a batch), ids
 generated, and each recipient's status saying nothing was delivered
 (`delivery_failed`, `failed` or `ended`).
@@ -40,6 +41,7 @@ from gatekeeper.config import UpstreamConfig
 from gatekeeper.providers.credentials import header, token_digest
 from gatekeeper.providers.forms import parse_form
 from gatekeeper.providers.locators import FormField, JsonPath, is_email, load_json, relabelled
+from gatekeeper.providers.policy_text import because, policy_rule
 from gatekeeper.providers.preset import (
     Blocked,
     BodyError,
@@ -183,11 +185,16 @@ def _now() -> str:
 
 
 def rejecting(parameter: str) -> ReplyFn:
-    """422 `errors[]` code 9, which the SDK raises as `ErrorException`."""
-    return lambda b: json_reply(422, {"errors": [{
-        "code": BLOCKED_CODE,
-        "description": "no (correct) recipients found: the recipient is on a block list",
-        "parameter": parameter}]})
+    """422 `errors[]` code 9, which the SDK raises as `ErrorException`; code 9 for a
+    policy rule too (MessageBird documents no code for a refused region, type or hour),
+    with why in the description."""
+    def reject(blocked: Blocked) -> Reply:
+        lead = "no (correct) recipients found"
+        description = f"{lead}: the recipient is on a block list" \
+            if policy_rule(blocked) is None else because(lead, blocked).removesuffix(".")
+        return json_reply(422, {"errors": [{
+            "code": BLOCKED_CODE, "description": description, "parameter": parameter}]})
+    return reject
 
 
 def skip_call(blocked: Blocked) -> Reply:

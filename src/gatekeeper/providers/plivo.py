@@ -13,7 +13,8 @@ not phone numbers and pass. The resource names are matched case-insensitively an
 without a trailing `s`, so an odd spelling cannot slip past. A JSON number in `dst`/`to`
 is read as a number, not refused.
 
-Reject: 400 `{"api_id", "error"}` (the SDK raises `ValidationError`). Skip: Plivo's own
+Reject: 400 `{"api_id", "error"}` (the SDK raises `ValidationError`), the error saying
+why when a policy rule refused the send. Skip: Plivo's own
 success, 202 `message(s) queued` with one `message_uuid` per destination, 201
 `call fired` (`calls fired` with a list of `request_uuid` for a bulk call), 202
 `Session initiated` with a `session_uuid` no code was sent for, or 201 `add participant
@@ -30,6 +31,7 @@ from uuid import uuid4
 from gatekeeper.config import UpstreamConfig
 from gatekeeper.providers.credentials import basic_user
 from gatekeeper.providers.locators import JsonPath, load_json_all, members
+from gatekeeper.providers.policy_text import because, policy_rule
 from gatekeeper.providers.preset import (
     Blocked,
     BodyError,
@@ -75,10 +77,13 @@ def _distinct(blocked: Blocked, locator: JsonPath) -> list[str]:
 
 
 def rejecting(field: str) -> ReplyFn:
-    """Plivo's 400 (the SDK raises `ValidationError`) naming the refused field."""
-    return lambda b: json_reply(400, {
-        "api_id": str(uuid4()),
-        "error": f"'{field}' is blocked: the destination number is on a block list."})
+    """Plivo's 400 (the SDK raises `ValidationError`) naming the refused field, and why
+    for a policy rule. Plivo's errors carry no code, only this text."""
+    def reject(blocked: Blocked) -> Reply:
+        error = f"'{field}' is blocked: the destination number is on a block list." \
+            if policy_rule(blocked) is None else because(f"'{field}' is blocked", blocked)
+        return json_reply(400, {"api_id": str(uuid4()), "error": error})
+    return reject
 
 
 def skip_message(blocked: Blocked) -> Reply:

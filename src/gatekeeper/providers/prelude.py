@@ -18,6 +18,9 @@ own block list gives) and the SDK returns it as a normal result; skip answers th
 shape (`status: "success"`). The message sends reject with 400 `{"code", "message",
 "type": "bad_request", "request_id"}` (the SDK raises `BadRequestError`); the code is
 `blocked_number`, Prelude's documented code for "the phone number is in the blocklist".
+A send a policy rule refused gets the same replies, saying why where the shape has text;
+a number-type rule's refusal of a number that is no mobile line gets Prelude's line-type
+code and reason instead.
 Their skip replies carry the endpoint's success shape with generated ids; the batch one
 honestly lists every recipient with `success: false`.
 
@@ -36,6 +39,7 @@ from gatekeeper.config import UpstreamConfig
 from gatekeeper.providers.credentials import token_digest
 from gatekeeper.providers.listapi.prelude import PreludeLists
 from gatekeeper.providers.locators import JsonPath, load_json, load_json_all, members
+from gatekeeper.providers.policy_text import because, is_not_mobile, policy_rule
 from gatekeeper.providers.preset import (
     Blocked,
     BodyError,
@@ -50,6 +54,14 @@ from gatekeeper.replies import Reply, json_reply
 
 BLOCKED_CODE = "blocked_number"
 BLOCKED_TEXT = "The phone number is in the block list; the message was not sent."
+# For a number-type rule refusing a number that is no mobile line: Prelude's v2 error
+# "The provided phone number is not assigned to a mobile phone" (docs.prelude.so
+# /introduction/errors), and the Verify reason "The phone number is not a valid line
+# number (e.g. landline)". Country and quiet-hours rules keep the block-list ones:
+# Prelude has no code for a region an account refuses (`unsupported_region` is one
+# Prelude does not serve), and it schedules marketing past quiet hours, never refusing.
+LINE_TYPE_CODE = "invalid_line_type"
+LINE_REASON = "invalid_phone_line"
 # What an email verification target is reported as: not a phone number, so forwarded.
 EMAIL_TARGET = "client:email_address"
 _TO = JsonPath("to")
@@ -127,7 +139,10 @@ def _verification(blocked: Blocked, status: str) -> Reply:
         "request_id": blocked.request_id,
     }
     if status == "blocked":
-        reply["reason"] = "in_block_list"  # no channel was used
+        rule = policy_rule(blocked)
+        # No channel was used.
+        reply["reason"] = LINE_REASON if rule is not None and is_not_mobile(rule) else \
+            "in_block_list"
     else:
         preferred = options.get("preferred_channel")
         listed = options.get("channels")
@@ -186,7 +201,8 @@ def _message(blocked: Blocked, endpoint: str) -> Reply:
 
 
 def reject_verification(blocked: Blocked) -> Reply:
-    """200 `status: blocked`, a normal result for the SDK, as Prelude answers it."""
+    """200 `status: blocked`, a normal result for the SDK, as Prelude answers it (its
+    `reason` the only word on why: the shape has no message)."""
     return _verification(blocked, "blocked")
 
 
@@ -196,8 +212,15 @@ def skip_verification(blocked: Blocked) -> Reply:
 
 
 def reject_message(blocked: Blocked) -> Reply:
-    """400 `blocked_number` (the SDK raises `BadRequestError`)."""
-    return json_reply(400, {"code": BLOCKED_CODE, "message": BLOCKED_TEXT,
+    """400 `blocked_number` (the SDK raises `BadRequestError`); for a policy rule the
+    message says why, and a number that is no mobile line gets `invalid_line_type`."""
+    rule = policy_rule(blocked)
+    if rule is None:
+        code, message = BLOCKED_CODE, BLOCKED_TEXT
+    else:
+        code = LINE_TYPE_CODE if is_not_mobile(rule) else BLOCKED_CODE
+        message = because("The message was not sent", blocked)
+    return json_reply(400, {"code": code, "message": message,
                             "type": "bad_request", "request_id": blocked.request_id})
 
 

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from gatekeeper.providers.routing import PathPattern, template
 from gatekeeper.replies import Reply
+from gatekeeper.rules import Intent, RuleResult, blocked_because
 from gatekeeper.types import Channel
 
 if TYPE_CHECKING:
@@ -81,6 +82,13 @@ class Blocked:
     path_params: Mapping[str, str] = field(default_factory=dict)
     message: Message = field(default_factory=lambda: Message(b""))
     destinations: tuple[str, ...] = ()
+    rule: RuleResult | None = None
+    """The policy rule that blocked `destination` (rules.py); None: a list entry."""
+
+    @property
+    def why(self) -> str:
+        """Why it was blocked, in words a reply can carry (never the number)."""
+        return blocked_because(self.rule)
 
 
 ReplyFn = Callable[[Blocked], Reply]
@@ -102,16 +110,17 @@ class Route:
     reject: ReplyFn
     skip: ReplyFn
     reads_query: bool = False
+    intent: Intent | None = None  # None: the upstream's
 
 
 def route(methods: str, paths: str | tuple[str, ...], channel: Channel | None,
           locator: Locator,
           reject: ReplyFn, skip: ReplyFn, *, ext: bool = False,
-          reads_query: bool = False) -> Route:
+          reads_query: bool = False, intent: Intent | None = None) -> Route:
     """A route table row: `methods` space-separated, one template or several."""
     templates = (paths,) if isinstance(paths, str) else paths
     return Route(frozenset(methods.split()), tuple(template(p, ext=ext) for p in templates),
-                 channel, locator, reject, skip, reads_query)
+                 channel, locator, reject, skip, reads_query, intent)
 
 
 def match_route(routes: tuple[Route, ...], method: str, path: str

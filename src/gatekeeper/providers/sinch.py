@@ -12,8 +12,9 @@ Routes below `/xms/v1/{service_plan_id}` (a project id on the `zt.` OAuth hosts)
 `to` may hold group IDs next to numbers; those are reported as `client:group:<id>` (not
 a phone number, forwarded). Numbers are MSISDNs with or without `+` (msisdn = True).
 Reject: 403 `{"code": "forbidden", "text": ...}`, which the SDK raises as its
-`SmsException`. Skip: the object Sinch would return (batch, dry-run result or group)
-with generated ids; a skipped batch says `"canceled": true`, since nothing will be sent.
+`SmsException` (the text says why when a policy rule refused the send). Skip: the
+object Sinch would return (batch, dry-run result or group) with generated ids; a skipped
+batch says `"canceled": true`, since nothing will be sent.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from datetime import UTC, datetime
 from gatekeeper.config import UpstreamConfig
 from gatekeeper.providers.credentials import token_digest
 from gatekeeper.providers.locators import JsonPath, load_json
+from gatekeeper.providers.policy_text import because, policy_rule
 from gatekeeper.providers.preset import (
     Blocked,
     BodyError,
@@ -82,9 +84,13 @@ def _now() -> str:
 
 
 def reject(blocked: Blocked) -> Reply:
-    """403 `{code, text}`, which the SDK raises as its `SmsException`."""
-    return json_reply(403, {"code": "forbidden",
-                            "text": "The recipient is on a block list: the request was not sent."})
+    """403 `{code, text}`, which the SDK raises as its `SmsException`; `forbidden` for a
+    policy rule too (the SMS API documents no code for a refused region, type or hour),
+    with why in `text`."""
+    text = "The recipient is on a block list: the request was not sent." \
+        if policy_rule(blocked) is None else \
+        because("The recipient is blocked, the request was not sent", blocked)
+    return json_reply(403, {"code": "forbidden", "text": text})
 
 
 def _request(blocked: Blocked) -> dict[str, object]:

@@ -26,7 +26,8 @@ number: it is reported as `client:whatsapp-bsuid:...`, not a phone number, and p
 
 Identity: `sha256:` digest of the Bearer API key. Reject: 422 `{"errors": [...]}` with
 Telnyx's block-rule code 40300 (the SDK raises `UnprocessableEntityError`; 422, not the
-409 Telnyx uses for its own block rules, because the SDK retries a 409). Skip: 200 with
+409 Telnyx uses for its own block rules, because the SDK retries a 409); when a policy
+rule refused the send, its detail says why. Skip: 200 with
 the message resource, each recipient `sending_failed` and the block in `errors` (the
 honest status the shape allows), a call resource with `is_alive: false`, a TeXML call
 with `status: canceled`, or, for a transfer, the command result `ok` (the only shape a
@@ -51,6 +52,7 @@ from gatekeeper.providers.locators import (
     JsonPath,
     load_json,
 )
+from gatekeeper.providers.policy_text import because, policy_rule
 from gatekeeper.providers.preset import Blocked, Message, ReplyFn, Route, route
 from gatekeeper.providers.routing import template
 from gatekeeper.providers.scripts import FormScript, JsonScript
@@ -104,12 +106,16 @@ def _text(fields: Mapping[str, object], name: str) -> str | None:
 
 
 def reject(blocked: Blocked) -> Reply:
-    """422 with Telnyx's block-rule code (the SDK raises `UnprocessableEntityError`)."""
+    """422 with Telnyx's block-rule code (the SDK raises `UnprocessableEntityError`); for
+    a policy rule the detail says why. The code stays 40300 for rules: Telnyx's docs
+    give none of their own for a refused region, number type or hour."""
     what = "Messages cannot be sent" if blocked.channel == "sms" else "Calls cannot be placed"
+    detail = f"{what} to this destination due to an existing block rule." \
+        if policy_rule(blocked) is None else because(f"{what} to this destination", blocked)
     return json_reply(422, {"errors": [{
         "code": BLOCKED_CODE,
         "title": "Destination blocked",
-        "detail": f"{what} to this destination due to an existing block rule.",
+        "detail": detail,
         "source": {"pointer": "/To" if _texml(blocked) else "/to"},
         "meta": {"url": f"https://developers.telnyx.com/api/errors/{BLOCKED_CODE}"},
     }]})

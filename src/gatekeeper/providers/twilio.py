@@ -12,8 +12,10 @@ Form-encoded sends; the last path segment may carry any suffix (`.json`, `.xml`,
   participants (`MessagingBinding.Address`); proxy.twilio.com session participants
   (`Identifier`, texted and called through a masked number); studio.twilio.com flow
   `Executions` (`To`, texted or called by the flow).
-Reject: 403 with Twilio's error shape (the SDK raises `TwilioRestException`); skip: the
-resource Twilio would create, with status `canceled`.
+Reject: 403 with Twilio's error shape (the SDK raises `TwilioRestException`), code 21610
+for a list entry and, for a policy rule, the code Twilio gives that refusal (geo
+permissions, premium or landline numbers, quiet hours); skip: the resource Twilio would
+create, with status `canceled`.
 """
 
 from __future__ import annotations
@@ -26,13 +28,27 @@ from gatekeeper.config import UpstreamConfig
 from gatekeeper.providers.credentials import basic_user
 from gatekeeper.providers.forms import parse_form
 from gatekeeper.providers.locators import Both, Converted, FormField, is_email
+from gatekeeper.providers.policy_text import because, is_premium, policy_rule, rule_channel
 from gatekeeper.providers.preset import Blocked, Message, ReplyFn, Route, route
 from gatekeeper.providers.routing import template
 from gatekeeper.providers.scripts import FormScript, FormUrlQuery
 from gatekeeper.replies import Reply, json_reply
+from gatekeeper.rules import RuleResult
 
 API_VERSION = "2010-04-01"
 BLOCKED_CODE = 21610  # "Attempt to send to unsubscribed recipient"
+# Codes for a send a policy rule refused (twilio.com/docs/api/errors/<code>):
+GEO_SMS_CODE = 21408  # "Message blocked: permissions disabled for the destination region"
+# "Account not authorized to call phone number": the REST API's code (21xxx) among the
+# three Twilio's help on Voice geo permissions lists for a barred call (21215, 32205,
+# 13227; 13227 is the <Dial> verb's "No International Permission").
+GEO_VOICE_CODE = 21215
+PREMIUM_SMS_CODE = 21268  # "Sending to Premium rate or Information Service numbers is not allowed"
+PREMIUM_VOICE_CODE = 21202  # "'To' number is a premium number" (an outbound call)
+LANDLINE_SMS_CODE = 21635  # "'To' number cannot be a landline"
+# "Message couldn't be delivered" for regulatory restrictions: marketing outside the
+# hours allowed in the recipient's local time (a delivery error Twilio documents).
+QUIET_HOURS_CODE = 30610
 _ACCOUNT = f"/{API_VERSION}/Accounts/{{account_sid}}"
 _ACCOUNT_IN_PATH = re.compile(rf"^/{API_VERSION}/Accounts/([^/]+)", re.I)
 # A blocked inbound caller: refused before answering, so the call is not billed.
@@ -49,12 +65,37 @@ def _email_or_number(value: str) -> str:
     return f"client:email:{value}" if is_email(value) else value
 
 
+def _rule_code(rule: RuleResult, blocked: Blocked) -> int:
+    """Twilio's own code for the refusal a policy rule stands for (twilio.com/docs/api/errors)."""
+    voice = rule_channel(rule, blocked) == "voice"
+    if rule.kind == "country":
+        return GEO_VOICE_CODE if voice else GEO_SMS_CODE
+    if rule.kind == "number_type":
+        if is_premium(rule):
+            return PREMIUM_VOICE_CODE if voice else PREMIUM_SMS_CODE
+        if voice:
+            # Voice geo permissions also bar number types (high-risk special numbers:
+            # premium, shared cost...), and 21215 is what a call they bar gets.
+            return GEO_VOICE_CODE
+        # A landline has a messaging code of its own; other types have none and keep
+        # 21610, the refusal of a blocked recipient.
+        return LANDLINE_SMS_CODE if rule.detail == "fixed_line" else BLOCKED_CODE
+    # Quiet hours: 30610 on messages; Twilio documents no voice code for calling hours,
+    # so a call keeps 21610, its refusal of a blocked recipient.
+    return BLOCKED_CODE if voice else QUIET_HOURS_CODE
+
+
 def reject(blocked: Blocked) -> Reply:
-    """Twilio's error for a blocked recipient."""
+    """Twilio's error for a blocked recipient: 21610 for a list entry; for a policy rule
+    the code Twilio gives that refusal, with why in the message."""
+    rule = policy_rule(blocked)
+    code = BLOCKED_CODE if rule is None else _rule_code(rule, blocked)
+    lead = "Attempt to send to a blocked recipient"
     return json_reply(403, {
-        "code": BLOCKED_CODE,
-        "message": "Attempt to send to a blocked recipient: the number is on a block list.",
-        "more_info": f"https://www.twilio.com/docs/errors/{BLOCKED_CODE}",
+        "code": code,
+        "message": f"{lead}: the number is on a block list." if rule is None else
+        because(lead, blocked),
+        "more_info": f"https://www.twilio.com/docs/errors/{code}",
         "status": 403,
     })
 

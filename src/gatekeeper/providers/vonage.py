@@ -35,7 +35,8 @@ Reject: legacy SMS answers 200 with status "7" "Number barred." (the SDK raises
 `message_uuid`; Voice 201 `started`, as create-call always answers; transfer 204; Verify
 202 with a `request_id` no code was sent for, so a later check of it fails). Legacy Verify
 answers 200 in its own format: reject status "7" (the number is barred from verification;
-the SDK raises `VerifyError`), skip status "0" with a fresh `request_id`.
+the SDK raises `VerifyError`), skip status "0" with a fresh `request_id`. A send a
+policy rule refused (country, number type, quiet hours) gets the same reject, saying why.
 """
 
 from __future__ import annotations
@@ -65,6 +66,7 @@ from gatekeeper.providers.locators import (
     members,
     plan_deletions,
 )
+from gatekeeper.providers.policy_text import because, policy_rule
 from gatekeeper.providers.preset import (
     Blocked,
     BodyError,
@@ -491,11 +493,15 @@ def verify_recipient(value: str) -> str:
 
 
 def problem(blocked: Blocked) -> Reply:
-    """The 403 problem+json the Messages, Voice and Verify v2 SDKs raise."""
+    """The 403 problem+json the Messages, Voice and Verify v2 SDKs raise (why in
+    `detail` for a policy rule)."""
+    detail = "The destination is on a block list; the request was not sent." \
+        if policy_rule(blocked) is None else \
+        because("The request was not sent; the destination is blocked", blocked)
     return json_reply(403, {
         "type": PROBLEM_TYPE,
         "title": "Forbidden",
-        "detail": "The destination is on a block list; the request was not sent.",
+        "detail": detail,
         "instance": blocked.request_id,
     }, "application/problem+json")
 
@@ -506,7 +512,11 @@ def _sms_reply(blocked: Blocked, status: str, xml: bool) -> Reply:
     if status == "0":
         fields |= {"message-id": str(uuid4()), "status": status}
     else:
-        fields |= {"status": status, "error-text": "Number barred."}
+        # Status 7 for a policy rule too: the SMS API has no code for a region or type
+        # the account refuses (29, "Non-White-listed Destination", is demo mode's).
+        text = "Number barred." if policy_rule(blocked) is None else \
+            because("Number barred", blocked)
+        fields |= {"status": status, "error-text": text}
     if xml:
         tags = {"message-id": "messageId", "error-text": "errorText"}
         inner = "".join(f"<{tags.get(k, k)}>{escape(v)}</{tags.get(k, k)}>"
@@ -531,11 +541,18 @@ def sms_replies(xml: bool) -> tuple[ReplyFn, ReplyFn]:
     return (lambda b: _sms_reply(b, BARRED_STATUS, xml), lambda b: _sms_reply(b, "0", xml))
 
 
+def _verify_barred(blocked: Blocked) -> str:
+    if policy_rule(blocked) is None:
+        return "The number you are trying to verify is blacklisted for verification."
+    return because("The number you are trying to verify is barred from verification",
+                   blocked)
+
+
 def verify_replies(xml: bool) -> tuple[ReplyFn, ReplyFn]:
-    """Legacy Verify: reject status "7" (blacklisted; `VerifyError`); skip "0"."""
+    """Legacy Verify: reject status "7" (blacklisted; `VerifyError`; why in `error_text`
+    for a policy rule); skip "0"."""
     return (lambda b: _verify_reply({
-        "status": BARRED_STATUS, "error_text": "The number you are trying to verify is "
-        "blacklisted for verification."}, xml),
+        "status": BARRED_STATUS, "error_text": _verify_barred(b)}, xml),
         lambda b: _verify_reply({"request_id": uuid4().hex, "status": "0"}, xml))
 
 

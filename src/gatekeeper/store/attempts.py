@@ -25,6 +25,10 @@ class BlockedAttempt:
     list: str
     entry: str
     action: str
+    rule: str = "list"
+    """What blocked it: `list`, or a policy rule kind (`country`, `number_type`...)."""
+    detail: str = ""
+    """The rule's detail (a region, a number type, a quiet-hours place)."""
 
 
 class AttemptsMixin(StoreBase):

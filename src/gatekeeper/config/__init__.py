@@ -12,15 +12,20 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from pathlib import Path
-from typing import Any, Literal, TypeVar, cast
+from typing import Literal, cast
 from urllib.parse import urlsplit
 
 import yaml
 
 from gatekeeper import redis_url
+from gatekeeper.config.base import ConfigError as ConfigError
+from gatekeeper.config.base import Section as _Section
+from gatekeeper.config.base import positive as _positive
+from gatekeeper.config.policy import DEFAULT_POLICY, read_policy
 from gatekeeper.freshness import ON_STALE, ListPolicy
 from gatekeeper.numbers import is_known_region, is_valid_scope
 from gatekeeper.redis_url import Topology
+from gatekeeper.rules import INTENTS, Intent, Policy
 from gatekeeper.types import CHANNELS, Channel
 
 OnBlock = Literal["reject", "skip", "monitor"]
@@ -44,16 +49,6 @@ _NAME_RE = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 _ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _IDENTITY_RE = re.compile(r"sha256:[0-9a-f]{64}|[^\s:]+")
 _DEST_PATH_RE = re.compile(r"^[A-Za-z0-9_$@-]+(\[\])?(\.[A-Za-z0-9_$@-]+(\[\])?)*$")
-
-
-class ConfigError(Exception):
-    """A configuration value is missing or invalid; names the key and the value."""
-
-    def __init__(self, key: str, value: object, problem: str) -> None:
-        self.key = key
-        self.value = value
-        self.problem = problem
-        super().__init__(f"config key '{key}': {problem} (got {value!r})")
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,6 +183,7 @@ class RouteConfig:
     path: str
     channel: Channel
     destination: DestinationField
+    intent: Intent | None = None  # None: the upstream's
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,6 +207,9 @@ class UpstreamConfig:
     unknown_writes: UnknownWrites | None = None
     # Refuse checked requests whose credential maps to no scope (not only unreadable ones).
     require_credential: bool = False
+    # What its sends are when no X-Gatekeeper-Intent header says (policy rules apply by
+    # intent: quiet hours to marketing only, unless configured otherwise).
+    intent: Intent = "marketing"
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,6 +250,7 @@ class Config:
     upstreams: tuple[UpstreamConfig, ...] = ()
     webhooks: tuple[WebhookConfig, ...] = ()
     lists: tuple[tuple[str, ListPolicy], ...] = ()  # per scope (see freshness.py)
+    policy: Policy = DEFAULT_POLICY                   # rules beyond lists (rules.py)
     source: str = "<defaults>"
 
     def list_policy(self, scope: str) -> ListPolicy:
@@ -269,66 +269,6 @@ _STORE = StoreConfig()
 _LOG = LogConfig()
 _LIST_POLICY = ListPolicy()
 _UPSTREAM = UpstreamConfig(name="", url="", preset="", mount="")
-
-T = TypeVar("T")
-
-
-class _Section:
-    """A mapping being read: remembers its key path and refuses unknown keys."""
-
-    def __init__(self, key: str, raw: object) -> None:
-        if raw is None:
-            raw = {}
-        if not isinstance(raw, Mapping):
-            raise ConfigError(key or "<root>", raw, "expected a mapping")
-        self.key = key
-        self.raw: Mapping[str, Any] = raw
-        self.seen: set[str] = set()
-
-    def path(self, name: str) -> str:
-        return f"{self.key}.{name}" if self.key else name
-
-    def get(self, name: str, kind: type[T], default: T) -> T:
-        self.seen.add(name)
-        value = self.raw.get(name, default)
-        # bool is an int subclass: refuse `port: true` and `mask_numbers: 1` alike.
-        if kind is float and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)
-        if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
-            raise ConfigError(self.path(name), value, f"expected {kind.__name__}")
-        return value
-
-    def optional_str(self, name: str) -> str | None:
-        self.seen.add(name)
-        value = self.raw.get(name)
-        if value is None:
-            return None
-        if not isinstance(value, str) or not value:
-            raise ConfigError(self.path(name), value, "expected a non-empty string")
-        return value
-
-    def choice(self, name: str, choices: tuple[T, ...], default: T) -> T:
-        value = self.get(name, str, cast(str, default))
-        if value not in choices:
-            allowed = ", ".join(str(c) for c in choices)
-            raise ConfigError(self.path(name), value, f"expected one of {allowed}")
-        return cast(T, value)
-
-    def section(self, name: str) -> _Section:
-        self.seen.add(name)
-        return _Section(self.path(name), self.raw.get(name))
-
-    def finish(self) -> None:
-        # YAML keys need not be strings (`on:` is True): sort them as text.
-        unknown = sorted(set(self.raw) - self.seen, key=str)
-        if unknown:
-            raise ConfigError(self.path(unknown[0]), self.raw[unknown[0]], "unknown key")
-
-
-def _positive(key: str, value: float) -> None:
-    if not value > 0:  # also refuses NaN
-        raise ConfigError(key, value, "must be greater than zero")
-
 
 def _http_url(s: _Section, url: str, query: bool) -> str:
     """An upstream or application URL: http(s), a host, a valid port, no credentials
@@ -588,8 +528,10 @@ def _read_route(s: _Section) -> RouteConfig:
         destination = DestinationField("json", json_path)
     else:
         destination = DestinationField("form", cast(str, form_field))
+    intent = s.choice("intent", INTENTS, cast(Intent, "")) if "intent" in s.raw else None
     s.finish()
-    return RouteConfig(method=method, path=path, channel=channel, destination=destination)
+    return RouteConfig(method=method, path=path, channel=channel, destination=destination,
+                       intent=intent)
 
 
 def _read_scopes(key: str, raw: object) -> tuple[str, ...]:
@@ -643,6 +585,7 @@ def _read_upstream(s: _Section) -> UpstreamConfig:
         unknown_writes=s.choice("unknown_writes", UNKNOWN_WRITES, "scan")
         if "unknown_writes" in s.raw else None,
         require_credential=s.get("require_credential", bool, _UPSTREAM.require_credential),
+        intent=s.choice("intent", INTENTS, _UPSTREAM.intent),
     )
     s.finish()
     return cfg
@@ -756,6 +699,7 @@ def parse_config(
         upstreams=upstreams,
         webhooks=_read_webhooks("webhooks", root.raw.get("webhooks"), upstreams),
         lists=_read_lists(root.section("lists")),
+        policy=read_policy(root.section("policy")),
         source=source,
     )
     root.seen.update(("upstreams", "webhooks"))

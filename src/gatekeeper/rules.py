@@ -1,0 +1,236 @@
+"""Policy beyond lists, compiled and pure: countries, number types, quiet hours and a
+safe list, per scope and channel.
+
+Precedence, within one scope (the first that speaks decides):
+
+1. a block entry or opt-out (lists; the most specific entry wins, as `policy.decide`);
+2. an allow entry: the number is exempt from this scope's rules;
+3. the safe list: exempt from this scope's rules (never from a block entry);
+4. velocity (not built: refused in configuration);
+5. quiet hours, for the intents they apply to;
+6. number type;
+7. country;
+8. the default: allowed.
+
+Across scopes a number is blocked when any scope blocks it (the first such scope, in
+the request's scope order, names the rule). A rule whose action is `monitor`, or whose
+kind the scope runs in monitor mode, never decides: its hit is recorded and evaluation
+goes on, so a stricter rule below it still blocks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Literal
+
+from gatekeeper.facts import describe
+from gatekeeper.frozen import FrozenMap
+from gatekeeper.quiet import QuietHours, check_quiet
+from gatekeeper.types import CHANNELS, Channel
+
+Action = Literal["allow", "block", "monitor"]
+ACTIONS: tuple[Action, ...] = ("allow", "block", "monitor")
+Intent = Literal["otp", "transactional", "marketing"]
+INTENTS: tuple[Intent, ...] = ("otp", "transactional", "marketing")
+RuleKind = Literal["quiet_hours", "number_type", "country"]
+RULE_KINDS: tuple[RuleKind, ...] = ("quiet_hours", "number_type", "country")
+Outcome = Literal["block", "monitor", "allow", "exempt", "not_applied"]
+"""`not_applied`: the rule does not apply to this intent or channel, or is not set."""
+Decider = Literal["list", "allow_entry", "safe", "quiet_hours", "number_type", "country",
+                  "default"]
+
+@dataclass(frozen=True, slots=True)
+class CountryRule:
+    """Actions by ISO region, and the action for every other region (and unknown ones)."""
+
+    default: Action = "allow"
+    regions: Mapping[str, Action] = field(default_factory=lambda: FrozenMap({}))
+    intents: frozenset[Intent] = frozenset(INTENTS)
+
+
+@dataclass(frozen=True, slots=True)
+class TypeRule:
+    """Actions by number type; a type not named is allowed."""
+
+    types: Mapping[str, Action] = field(default_factory=lambda: FrozenMap({}))
+    intents: frozenset[Intent] = frozenset(INTENTS)
+
+
+@dataclass(frozen=True, slots=True)
+class QuietRule:
+    """Quiet hours in the recipient's local time, for some intents."""
+
+    hours: QuietHours
+    action: Literal["block", "monitor"] = "block"
+    intents: frozenset[Intent] = frozenset({"marketing"})
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelRules:
+    """The rules of one scope on one channel."""
+
+    countries: CountryRule | None = None
+    number_types: TypeRule | None = None
+    quiet_hours: QuietRule | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SafeList:
+    """Numbers and prefixes exempt from the rules (never from a list entry)."""
+
+    exact: frozenset[str] = frozenset()
+    prefixes: tuple[str, ...] = ()  # without the `*`, longest first
+
+    def covering(self, number: str) -> str | None:
+        """The entry covering `number`, as written (`+1415*`), or None."""
+        if number in self.exact:
+            return number
+        return next((f"{p}*" for p in self.prefixes if number.startswith(p)), None)
+
+
+@dataclass(frozen=True, slots=True)
+class ScopeRules:
+    """One scope's rules per channel, its safe list, and the kinds it only monitors."""
+
+    sms: ChannelRules = ChannelRules()
+    voice: ChannelRules = ChannelRules()
+    safe: SafeList = SafeList()
+    monitor: frozenset[RuleKind] = frozenset()
+
+    def on(self, channel: Channel) -> ChannelRules:
+        return self.sms if channel == "sms" else self.voice
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """Every scope's rules; a scope not named has none."""
+
+    scopes: Mapping[str, ScopeRules] = field(default_factory=lambda: FrozenMap({}))
+
+    @property
+    def empty(self) -> bool:
+        return not self.scopes
+
+
+@dataclass(frozen=True, slots=True)
+class RuleResult:
+    """One rule's word on one number in one scope (and channel)."""
+
+    kind: Decider
+    scope: str
+    outcome: Outcome
+    detail: str = ""
+    channel: Channel | None = None
+    retry_after: float | None = None  # seconds until the next allowed instant
+
+    @property
+    def decides(self) -> bool:
+        return self.outcome in ("block", "exempt")
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """The rules' outcome for one number: what blocked it (None: nothing), the monitor
+    hits, and every rule evaluated (for explanations)."""
+
+    blocked_by: RuleResult | None
+    monitored: tuple[RuleResult, ...]
+    evaluated: tuple[RuleResult, ...]
+
+
+def _result(kind: RuleKind, action: Action, scope: str, channel: Channel, detail: str,
+            monitor: frozenset[RuleKind], retry_after: float | None = None) -> RuleResult:
+    outcome: Outcome = action
+    if action == "block" and kind in monitor:
+        outcome = "monitor"
+    return RuleResult(kind, scope, outcome, detail, channel,
+                      retry_after if outcome == "block" else None)
+
+
+def _channel_rules(number: str, scope: str, channel: Channel, rules: ChannelRules,
+                   monitor: frozenset[RuleKind], intent: Intent, at: float
+                   ) -> list[RuleResult]:
+    """Quiet hours, number type and country, in that order, for one channel."""
+    out: list[RuleResult] = []
+    quiet = rules.quiet_hours
+    if quiet is not None and intent in quiet.intents:
+        verdict = check_quiet(number, datetime.fromtimestamp(at, UTC), quiet.hours)
+        if verdict.quiet:
+            wait = None if verdict.next_allowed is None else \
+                max(0.0, verdict.next_allowed.timestamp() - at)
+            local = "" if verdict.local_time is None else \
+                verdict.local_time.strftime(" at %H:%M")
+            out.append(_result("quiet_hours", quiet.action, scope, channel,
+                               f"{verdict.place or '?'} {verdict.zone or ''}{local}".strip(),
+                               monitor, wait))
+        else:
+            out.append(RuleResult("quiet_hours", scope, "allow", verdict.place or "",
+                                  channel))
+    elif quiet is not None:
+        out.append(RuleResult("quiet_hours", scope, "not_applied", f"intent {intent}",
+                              channel))
+    known = describe(number)
+    types = rules.number_types
+    if types is not None and intent in types.intents:
+        action = types.types.get(known.type, "allow")
+        out.append(_result("number_type", action, scope, channel, known.type, monitor))
+    countries = rules.countries
+    if countries is not None and intent in countries.intents:
+        region = known.region or "unknown"
+        action = countries.regions.get(region, countries.default) \
+            if known.region else countries.default
+        out.append(_result("country", action, scope, channel, region, monitor))
+    return out
+
+
+def evaluate(number: str, scope: str, rules: ScopeRules, channel: Channel | None,
+             intent: Intent, at: float) -> list[RuleResult]:
+    """Every rule of one scope for `number` (E.164) in precedence order, stopping at the
+    first that decides. `channel` None (a scanned write): both channels' rules."""
+    safe = rules.safe.covering(number)
+    if safe is not None:
+        return [RuleResult("safe", scope, "exempt", safe)]
+    out: list[RuleResult] = []
+    for one in (CHANNELS if channel is None else (channel,)):
+        found = _channel_rules(number, scope, one, rules.on(one), rules.monitor, intent, at)
+        for result in found:
+            out.append(result)
+            if result.outcome == "block":
+                return out
+    return out
+
+
+def judge(number: str, scopes: tuple[str, ...] | list[str], policy: Policy,
+          channel: Channel | None, intent: Intent, at: float,
+          exempt: frozenset[str] = frozenset()) -> Verdict:
+    """The rules' verdict for a number that no list entry blocked. `exempt`: scopes
+    where an allow entry won (their rules are not applied)."""
+    evaluated: list[RuleResult] = []
+    blocked: RuleResult | None = None
+    for scope in scopes:
+        rules = policy.scopes.get(scope)
+        if rules is None:
+            continue
+        if scope in exempt:
+            evaluated.append(RuleResult("allow_entry", scope, "exempt"))
+            continue
+        for result in evaluate(number, scope, rules, channel, intent, at):
+            evaluated.append(result)
+            if blocked is None and result.outcome == "block":
+                blocked = result
+    monitored = tuple(r for r in evaluated if r.outcome == "monitor")
+    return Verdict(blocked, monitored, tuple(evaluated))
+
+
+def blocked_because(rule: RuleResult | None) -> str:
+    """Why a number was blocked, for a reply (names no number)."""
+    if rule is None or rule.kind not in ("quiet_hours", "number_type", "country"):
+        return "the number is on a block list"
+    if rule.kind == "country":
+        return f"sending to region {rule.detail} is not permitted by policy"
+    if rule.kind == "number_type":
+        kind = rule.detail.replace("_", " ")
+        return f"{kind} numbers are not permitted by policy on {rule.channel or 'any channel'}"
+    return "it is within quiet hours in the recipient's local time"

@@ -1,0 +1,203 @@
+"""Policy rules beyond lists (rules.py, screening): the precedence as a table, each rule
+kind, monitor mode, intents, channels, and what must never happen."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gatekeeper.config import parse_config
+from gatekeeper.facts import describe
+from gatekeeper.frozen import FrozenMap
+from gatekeeper.numbers import parse_destination
+from gatekeeper.policy import Match
+from gatekeeper.quiet import compile_quiet
+from gatekeeper.rules import (
+    INTENTS,
+    ChannelRules,
+    CountryRule,
+    Policy,
+    QuietRule,
+    SafeList,
+    ScopeRules,
+    TypeRule,
+    judge,
+)
+from gatekeeper.screening import Judging, screen
+from gatekeeper.types import Channel
+
+NY = "+12125550123"            # US, New York (America/New_York)
+FL = "+13055550123"            # US, Florida: quiet from 20:00 local
+GB_MOBILE = "+447400123456"    # GB mobile
+FR_PREMIUM = "+33899123456"    # FR premium rate (089x)
+KP = "+85023812345"            # North Korea
+# 2026-12-03 15:00 in New York (EST, UTC-5): daytime; 23:30 New York: quiet everywhere.
+DAY = datetime(2026, 12, 3, 20, 0, tzinfo=UTC).timestamp()
+NIGHT = datetime(2026, 12, 4, 4, 30, tzinfo=UTC).timestamp()
+FL_EVENING = datetime(2026, 12, 4, 1, 30, tzinfo=UTC).timestamp()  # 20:30 in Florida
+
+QUIET = QuietRule(compile_quiet(None))
+BLOCK_KP = CountryRule("allow", FrozenMap({"KP": "block"}))
+BLOCK_PREMIUM = TypeRule(FrozenMap({"premium_rate": "block"}))
+FULL = ChannelRules(BLOCK_KP, BLOCK_PREMIUM, QUIET)
+
+
+def policy(rules: ScopeRules, scope: str = "global") -> Policy:
+    return Policy(FrozenMap({scope: rules}))
+
+
+def both(rules: ChannelRules, **kw: object) -> ScopeRules:
+    return ScopeRules(sms=rules, voice=rules, **kw)  # type: ignore[arg-type]
+
+
+async def decided(number: str, pol: Policy, matches: Sequence[Match] = (),
+                  channel: Channel | None = "sms", intent: str = "marketing",
+                  at: float = DAY, scopes: tuple[str, ...] = ("global",)) -> tuple[str, str]:
+    """(verdict, what decided) for one number through `screen`, lists then rules."""
+    async def lookup(keys: Sequence[str], _scopes: Sequence[str], _channel: object
+                     ) -> dict[str, list[Match]]:
+        return {k: list(matches) for k in keys}
+
+    parsed = {number: parse_destination(number, None, False)}
+    screened = await screen(lookup, parsed, scopes, channel, fail_closed=True,
+                            judging=Judging(pol, intent, at))  # type: ignore[arg-type]
+    decision = screened.decisions[number]
+    return decision.verdict, decision.decider
+
+
+BLOCK_ENTRY = Match("global", "block", NY)
+ALLOW_ENTRY = Match("global", "allow", "+1212*")
+SAFE_NY = SafeList(frozenset({NY}))
+KP_SAFE = SafeList(frozenset({KP}))
+
+
+@pytest.mark.parametrize(("number", "rules", "matches", "at", "expected"), [
+    # 1. a block entry (the most specific entry, as lists decide) beats every exemption
+    (NY, both(FULL, safe=SAFE_NY), [BLOCK_ENTRY, ALLOW_ENTRY], DAY, ("blocked", "list")),
+    # 2. an allow entry exempts from every rule of its scope
+    (KP, both(FULL), [Match("global", "allow", KP)], NIGHT, ("allowed", "list")),
+    # 3. the safe list exempts from quiet hours, type and country
+    (KP, both(FULL, safe=KP_SAFE), [], NIGHT, ("unlisted", "default")),
+    # 5. quiet hours before number type and country
+    (NY, both(FULL), [], NIGHT, ("blocked", "quiet_hours")),
+    (FL, both(FULL), [], FL_EVENING, ("blocked", "quiet_hours")),
+    (NY, both(FULL), [], FL_EVENING, ("unlisted", "default")),
+    # 6. number type before country
+    (FR_PREMIUM, both(ChannelRules(CountryRule("block"), BLOCK_PREMIUM)), [], DAY,
+     ("blocked", "number_type")),
+    # 7. country
+    (KP, both(FULL), [], DAY, ("blocked", "country")),
+    # 8. nothing speaks: the default
+    (GB_MOBILE, both(FULL), [], DAY, ("unlisted", "default")),
+], ids=["block-entry-beats-safe-and-allow", "allow-entry-exempts", "safe-exempts",
+        "quiet-ny-night", "quiet-florida-evening", "ny-not-quiet-at-florida-evening",
+        "type-before-country", "country", "default"])
+async def test_precedence(number: str, rules: ScopeRules, matches: list[Match], at: float,
+                          expected: tuple[str, str]) -> None:
+    """Block entries > allow entries > safe list > quiet hours > number type > country >
+    default: the first that speaks decides, and the decision names it."""
+    assert await decided(number, policy(rules), matches, at=at) == expected
+
+
+async def test_monitor_mode_never_decides_but_a_stricter_rule_below_still_blocks() -> None:
+    """Quiet hours in monitor: recorded, not deciding; the country rule below blocks."""
+    rules = both(FULL, monitor=frozenset({"quiet_hours"}))
+    assert await decided(KP, policy(rules), at=NIGHT) == ("blocked", "country")
+    assert await decided(NY, policy(rules), at=NIGHT) == ("unlisted", "default")
+
+
+async def test_monitor_action_is_recorded_on_the_decision() -> None:
+    """A `monitor` action leaves the number allowed, with the hit on the decision."""
+    rules = both(ChannelRules(CountryRule("allow", FrozenMap({"KP": "monitor"}))))
+    verdict = judge(KP, ("global",), policy(rules), "sms", "marketing", DAY)
+    assert verdict.blocked_by is None
+    assert [(r.kind, r.outcome, r.detail) for r in verdict.monitored] == \
+        [("country", "monitor", "KP")]
+
+
+@pytest.mark.parametrize(("intent", "expected"), [
+    ("marketing", "quiet_hours"), ("transactional", "default"), ("otp", "default")])
+async def test_quiet_hours_apply_by_intent(intent: str, expected: str) -> None:
+    """Quiet hours apply to marketing by default; otp and transactional are exempt."""
+    assert (await decided(NY, policy(both(FULL)), at=NIGHT, intent=intent))[1] == expected
+
+
+@pytest.mark.parametrize(("channel", "expected"), [
+    ("sms", ("unlisted", "default")), ("voice", ("blocked", "number_type")),
+    (None, ("blocked", "number_type"))])
+async def test_channel_rules_and_scanned_writes_take_both(channel: Channel | None,
+                                                          expected: tuple[str, str]) -> None:
+    """Premium rate blocked on voice only; a write of unknown channel gets both
+    channels' rules (deny by default)."""
+    rules = ScopeRules(voice=ChannelRules(number_types=BLOCK_PREMIUM))
+    assert await decided(FR_PREMIUM, policy(rules), channel=channel) == expected
+
+
+async def test_any_scope_blocking_blocks_and_allow_entries_exempt_only_their_scope() -> None:
+    """A tenant's allow entry does not lift the global scope's rules."""
+    pol = Policy(FrozenMap({"global": both(FULL), "tenant:a": both(FULL)}))
+    allow = [Match("tenant:a", "allow", KP)]
+    assert await decided(KP, pol, allow, scopes=("global", "tenant:a")) == \
+        ("blocked", "country")
+
+
+async def test_scopes_without_rules_are_lists_only() -> None:
+    """No rules in the request's scopes: the list decision, untouched."""
+    pol = policy(both(FULL), scope="tenant:x")
+    assert await decided(KP, pol) == ("unlisted", "default")
+
+
+def test_shipped_default_blocks_premium_and_shared_cost_on_voice_only() -> None:
+    """With no `policy:` at all: global voice blocks premium rate and shared cost."""
+    pol = parse_config({}).policy
+    assert judge(FR_PREMIUM, ("global",), pol, "voice", "otp", DAY).blocked_by is not None
+    assert judge(FR_PREMIUM, ("global",), pol, "sms", "otp", DAY).blocked_by is None
+    assert judge(NY, ("global",), pol, "voice", "otp", DAY).blocked_by is None
+
+
+@pytest.mark.parametrize(("number", "region", "kind"), [
+    (NY, "US", "fixed_line_or_mobile"), ("+16475550123", "CA", "fixed_line_or_mobile"),
+    ("+17875550123", "PR", "fixed_line_or_mobile"), (FR_PREMIUM, "FR", "premium_rate"),
+    ("+18005550123", "US", "toll_free"), ("+80012345678", None, "toll_free"),
+    (GB_MOBILE, "GB", "mobile")])
+def test_facts_come_from_the_numbering_metadata(number: str, region: str | None,
+                                                kind: str) -> None:
+    """+1 numbers resolve to US, CA, PR; non-geographic (+800) have no region."""
+    assert (describe(number).region, describe(number).type) == (region, kind)
+
+
+NUMBERS = st.sampled_from([NY, FL, GB_MOBILE, FR_PREMIUM, KP, "+18005550123",
+                           "+61412345678", "+919876543210"])
+
+
+@settings(max_examples=150, deadline=None)
+@given(number=NUMBERS, at=st.floats(1.7e9, 1.9e9), intent=st.sampled_from(INTENTS),
+       channel=st.sampled_from(["sms", "voice", None]))
+def test_a_safe_number_is_never_blocked_by_a_rule(number: str, at: float, intent: str,
+                                                  channel: Channel | None) -> None:
+    """Whatever the instant, intent and channel: the safe list exempts from every rule
+    (and only a list entry could then block)."""
+    rules = ScopeRules(FULL, ChannelRules(CountryRule("block"), BLOCK_PREMIUM, QUIET),
+                       SafeList(frozenset({number})))
+    verdict = judge(number, ("global",), policy(rules), channel, intent, at)  # type: ignore[arg-type]
+    assert verdict.blocked_by is None
+
+
+@settings(max_examples=150, deadline=None)
+@given(number=NUMBERS, at=st.floats(1.7e9, 1.9e9), intent=st.sampled_from(INTENTS))
+def test_a_rule_block_always_names_its_rule_and_quiet_hours_say_when(
+        number: str, at: float, intent: str) -> None:
+    """Every block names a rule kind and scope; a quiet-hours block says how long until
+    sending is allowed (positive)."""
+    verdict = judge(number, ("global",), policy(both(FULL)), "sms", intent, at)  # type: ignore[arg-type]
+    hit = verdict.blocked_by
+    if hit is not None:
+        assert hit.kind in ("quiet_hours", "number_type", "country")
+        assert hit.scope == "global"
+        if hit.kind == "quiet_hours":
+            assert hit.retry_after is not None
+            assert hit.retry_after > 0
