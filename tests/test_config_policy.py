@@ -70,8 +70,21 @@ def test_safe_entries_and_modes() -> None:
     ({"global": {"safe": ["4155550100"]}}, "policy.global.safe"),
     ({"global": {"safe": "+1415*"}}, "policy.global.safe"),
     ({"global": {"mode": {"country": "off"}}}, "policy.global.mode.country"),
-    ({"global": {"mode": {"velocity": "monitor"}}}, "policy.global.mode.velocity"),
-    ({"global": {"velocity": [{"limit": "10/hour"}]}}, "policy.global.velocity"),
+    ({"global": {"mode": {"velocity": "off"}}}, "policy.global.mode.velocity"),
+    ({"global": {"velocity": [{"limit": "10/hour"}]}}, "policy.global.velocity[0].per"),
+    ({"global": {"velocity": {"per": "number"}}}, "policy.global.velocity"),
+    ({"global": {"velocity": [{"per": "number", "limit": "ten/hour"}]}},
+     "policy.global.velocity[0].limit"),
+    ({"global": {"velocity": [{"per": "number", "limit": "10/fortnight"}]}},
+     "policy.global.velocity[0].limit"),
+    ({"global": {"velocity": [{"per": "number", "limit": "0/hour"}]}},
+     "policy.global.velocity[0].limit"),
+    ({"global": {"velocity": [{"per": "block", "limit": "10/hour"}]}},
+     "policy.global.velocity[0].digits"),
+    ({"global": {"velocity": [{"per": "number", "limit": "1/h", "block_for": "1y"}]}},
+     "policy.global.velocity[0].block_for"),
+    ({"global": {"velocity": [{"per": "number", "limit": "1/h", "colour": 1}]}},
+     "policy.global.velocity[0].colour"),
     ({"global": {"quiet_hours": {"action": "warn"}}}, "policy.global.quiet_hours.action"),
     ({"global": {"quiet_hours": {"us_states": {"FL": {"default": "25:00-08:00"}}}}},
      "policy.global.quiet_hours"),
@@ -79,11 +92,28 @@ def test_safe_entries_and_modes() -> None:
     ({"global": {"colour": "red"}}, "policy.global.colour"),
 ], ids=lambda v: v if isinstance(v, str) else None)
 def test_malformed_policies_are_refused_naming_the_key(raw: Any, key: str) -> None:
-    """Unknown keys, regions, types, actions, intents and unbuilt rules (velocity) are
-    refused at start-up, never ignored."""
+    """Unknown keys, regions, types, actions, intents and malformed limits are refused
+    at start-up, never ignored."""
     with pytest.raises(ConfigError) as caught:
         policy(raw)
     assert caught.value.key == key
+
+
+@pytest.mark.parametrize(("raw", "expected"), [
+    ({"per": "number", "limit": "10/hour"}, ("number", 10, 3600.0, 0, "block", 0.0)),
+    ({"per": "number", "limit": "3/15m"}, ("number", 3, 900.0, 0, "block", 0.0)),
+    ({"per": "block", "digits": 8, "limit": "100/1h", "block_for": "30m"},
+     ("block", 100, 3600.0, 8, "block", 1800.0)),
+    ({"per": "country", "limit": "1000/day", "action": "monitor"},
+     ("country", 1000, 86400.0, 0, "monitor", 0.0)),
+], ids=["per-hour", "per-15m", "block-with-guard", "country-monitor"])
+def test_velocity_limits_are_read(raw: dict[str, Any], expected: tuple[Any, ...]) -> None:
+    """COUNT/WINDOW with units; a block is named by its leading digits; a guard's hold."""
+    rules = policy({"global": {"velocity": [raw]}}).scopes["global"]
+    [limit] = rules.sms.velocity
+    assert (limit.per, limit.count, limit.window, limit.digits, limit.action,
+            limit.block_for) == expected
+    assert rules.voice.velocity == rules.sms.velocity
 
 
 def test_route_and_upstream_intents() -> None:

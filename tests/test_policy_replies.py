@@ -28,9 +28,10 @@ GENERIC_ROUTES = (
 )
 # What each rule kind's reply must say (from `Blocked.why`), and the rule's detail.
 DETAILS = {"country": "KP", "number_type": "premium_rate",
-           "quiet_hours": "Berlin Europe/Berlin at 23:10"}
+           "quiet_hours": "Berlin Europe/Berlin at 23:10",
+           "velocity": "number: 10 per 3600s"}
 REASONS = {"country": "region KP", "number_type": "premium rate numbers",
-           "quiet_hours": "quiet hours"}
+           "quiet_hours": "quiet hours", "velocity": "velocity limit"}
 
 
 def upstream(preset: str) -> UpstreamConfig:
@@ -43,7 +44,7 @@ def upstream(preset: str) -> UpstreamConfig:
 def rule(kind: str, channel: Channel | None, detail: str | None = None) -> RuleResult:
     return RuleResult(kind, scope="global", outcome="block",  # type: ignore[arg-type]
                       detail=DETAILS[kind] if detail is None else detail, channel=channel,
-                      retry_after=1800.0 if kind == "quiet_hours" else None)
+                      retry_after=1800.0 if kind in ("quiet_hours", "velocity") else None)
 
 
 def blocked(route: Route | None, found: RuleResult | None,

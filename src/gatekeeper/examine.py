@@ -15,7 +15,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from gatekeeper.numbers import Destination
@@ -25,6 +25,7 @@ from gatekeeper.providers.preset import BodyError, Message, Recipients, Route
 from gatekeeper.rules import Intent, Policy
 from gatekeeper.scan import ScanError, is_phone_like, scan_request
 from gatekeeper.screening import LOOKUP_SLICE, Judging, Lookup, Screened, parse_all, screen
+from gatekeeper.velocity import Count, Counted
 
 if TYPE_CHECKING:
     from gatekeeper.config import Config
@@ -100,6 +101,9 @@ class Examined:
     store_error: str | None = None
     # Policy rules that only monitor and would have blocked: (rule kind, how many).
     monitored: tuple[tuple[str, int], ...] = ()
+    # Velocity counts (velocity.py): standing if the request is forwarded; to take back.
+    counted: tuple[Counted, ...] = ()
+    uncount: tuple[Counted, ...] = ()
 
     def reason_list(self) -> tuple[str, ...]:
         """The reasons, one per distinct destination (as metrics count them)."""
@@ -115,16 +119,17 @@ def masked(raw: str) -> str:
 
 
 async def examine(job: Job, mount: Mount, route: Route | None, rules: Rules,
-                  lookup: Lookup, offload: Offload, lookup_slice: int = LOOKUP_SLICE
-                  ) -> Examined:
-    """Screen `job` on `route` (None: an unknown write, scanned) of `mount`."""
+                  lookup: Lookup, offload: Offload, lookup_slice: int = LOOKUP_SLICE,
+                  count: Count | None = None) -> Examined:
+    """Screen `job` on `route` (None: an unknown write, scanned) of `mount`; `count`:
+    the store's velocity counting."""
     if route is None:
         return await _scan(job, mount, rules, lookup, offload, lookup_slice)
-    return await _check(job, mount, route, rules, lookup, offload, lookup_slice)
+    return await _check(job, mount, route, rules, lookup, offload, lookup_slice, count)
 
 
 async def _check(job: Job, mount: Mount, route: Route, rules: Rules, lookup: Lookup,
-                 offload: Offload, lookup_slice: int) -> Examined:
+                 offload: Offload, lookup_slice: int, count: Count | None) -> Examined:
     message = job.message
     recipients = await offload(len(message.body), lambda: route.locator.find(message))
     if isinstance(recipients, BodyError):
@@ -147,19 +152,21 @@ async def _check(job: Job, mount: Mount, route: Route, rules: Rules, lookup: Loo
     parsed = await parse_all(raws, mount.region, mount.preset.msisdn)
     screened = await screen(lookup, parsed, job.scopes, route.channel,
                             fail_closed=rules.fail_closed, lookup_slice=lookup_slice,
-                            judging=_judging(job, rules))
+                            judging=_judging(job, rules, count))
     error = screened.error if screened.store_failed else None
     blocked = screened.blocked
+    back = screened.counted + screened.uncount  # if refused here, nothing is sent
     invalid = next((raw for raw, d in parsed.items()
                     if d.kind == "invalid" and raw not in blocked), None)
     if invalid is not None and rules.on_invalid == "reject":
         shown = masked(invalid) if rules.mask else invalid
-        return _refused(400, "invalid_phone_number",
-                        f"Not a possible phone number: {shown!r}.", "invalid_number", error)
+        return replace(_refused(400, "invalid_phone_number",
+                                f"Not a possible phone number: {shown!r}.",
+                                "invalid_number", error), uncount=back)
     if screened.store_failed and not screened.fail_open:
-        return _refused(503, "store_unavailable",
-                        "The list store is unavailable; the send was not forwarded.",
-                        "store_unavailable", error)
+        return replace(_refused(503, "store_unavailable",
+                                "The list store is unavailable; the send was not "
+                                "forwarded.", "store_unavailable", error), uncount=back)
     # One count per distinct number, however many spellings of it the request holds.
     distinct = {(d.keys[0] if d.keys else raw): raw for raw, d in parsed.items()}
     reasons = Counter(_reason(parsed[raw], screened, raw) for raw in distinct.values())
@@ -168,7 +175,7 @@ async def _check(job: Job, mount: Mount, route: Route, rules: Rules, lookup: Loo
         gone = frozenset(blocked)
         rewritten = await offload(len(message.body), lambda: recipients.without(gone))
     return Examined(None, blocked, tuple(reasons.items()), rewritten, error,
-                    _monitored(screened))
+                    _monitored(screened), screened.counted, screened.uncount)
 
 
 async def _scan(job: Job, mount: Mount, rules: Rules, lookup: Lookup, offload: Offload,
@@ -209,11 +216,11 @@ def _monitored(screened: Screened) -> tuple[tuple[str, int], ...]:
     return tuple(hits.items())
 
 
-def _judging(job: Job, rules: Rules) -> Judging | None:
+def _judging(job: Job, rules: Rules, count: Count | None = None) -> Judging | None:
     """The policy rules' inputs for `job` (None: no scope of it has rules)."""
     if not any(scope in rules.policy.scopes for scope in job.scopes):
         return None
-    return Judging(rules.policy, job.intent, job.at or time.time())
+    return Judging(rules.policy, job.intent, job.at or time.time(), count)
 
 
 def _refused(status: int, code: str, text: str, reason: str, error: str | None = None

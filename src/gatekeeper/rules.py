@@ -34,12 +34,14 @@ Action = Literal["allow", "block", "monitor"]
 ACTIONS: tuple[Action, ...] = ("allow", "block", "monitor")
 Intent = Literal["otp", "transactional", "marketing"]
 INTENTS: tuple[Intent, ...] = ("otp", "transactional", "marketing")
-RuleKind = Literal["quiet_hours", "number_type", "country"]
-RULE_KINDS: tuple[RuleKind, ...] = ("quiet_hours", "number_type", "country")
+RuleKind = Literal["velocity", "quiet_hours", "number_type", "country"]
+RULE_KINDS: tuple[RuleKind, ...] = ("velocity", "quiet_hours", "number_type", "country")
+VelocityPer = Literal["number", "block", "country"]
+VELOCITY_PERS: tuple[VelocityPer, ...] = ("number", "block", "country")
 Outcome = Literal["block", "monitor", "allow", "exempt", "not_applied"]
 """`not_applied`: the rule does not apply to this intent or channel, or is not set."""
-Decider = Literal["list", "allow_entry", "safe", "quiet_hours", "number_type", "country",
-                  "default"]
+Decider = Literal["list", "allow_entry", "safe", "velocity", "quiet_hours", "number_type",
+                  "country", "default"]
 
 @dataclass(frozen=True, slots=True)
 class CountryRule:
@@ -68,12 +70,44 @@ class QuietRule:
 
 
 @dataclass(frozen=True, slots=True)
+class VelocityLimit:
+    """At most `count` forwarded sends per `window` seconds to one subject: a number, a
+    number block (its first `digits` E.164 digits), or a country. `block_for`: once the
+    limit is reached, every send to the subject is refused this long (a pumping guard)."""
+
+    per: VelocityPer
+    count: int
+    window: float
+    digits: int = 0
+    action: Literal["block", "monitor"] = "block"
+    block_for: float = 0.0
+    intents: frozenset[Intent] = frozenset(INTENTS)
+
+    @property
+    def spec(self) -> str:
+        """The limit's name in key names: a changed limit counts afresh."""
+        hold = f":h{round(self.block_for)}" if self.block_for else ""
+        digits = str(self.digits) if self.per == "block" else ""
+        return f"{self.per}{digits}:{self.count}/{round(self.window)}{hold}"
+
+    def subject(self, number: str) -> str | None:
+        """What the limit counts for `number` (E.164); None: nothing (a country limit on
+        a number of no known region)."""
+        if self.per == "number":
+            return number[1:]
+        if self.per == "block":
+            return number[1:1 + self.digits]
+        return describe(number).region
+
+
+@dataclass(frozen=True, slots=True)
 class ChannelRules:
     """The rules of one scope on one channel."""
 
     countries: CountryRule | None = None
     number_types: TypeRule | None = None
     quiet_hours: QuietRule | None = None
+    velocity: tuple[VelocityLimit, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,8 +260,10 @@ def judge(number: str, scopes: tuple[str, ...] | list[str], policy: Policy,
 
 def blocked_because(rule: RuleResult | None) -> str:
     """Why a number was blocked, for a reply (names no number)."""
-    if rule is None or rule.kind not in ("quiet_hours", "number_type", "country"):
+    if rule is None or rule.kind not in RULE_KINDS:
         return "the number is on a block list"
+    if rule.kind == "velocity":
+        return "too many sends to this destination: a velocity limit was reached"
     if rule.kind == "country":
         return f"sending to region {rule.detail} is not permitted by policy"
     if rule.kind == "number_type":

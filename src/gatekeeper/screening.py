@@ -18,13 +18,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from gatekeeper.numbers import Destination, parse_destination
 from gatekeeper.policy import Decision, Match, decide
 from gatekeeper.rules import Intent, Policy, judge
 from gatekeeper.store import BlockedAttempt, StoreUnavailable
 from gatekeeper.types import CHANNELS, Channel
+from gatekeeper.velocity import Count, Counted, Counting, plan, weigh
 
 if TYPE_CHECKING:
     # Types only: resources imports the screening helper, which imports this module.
@@ -53,6 +54,8 @@ class Screened:
     store_failed: bool = False
     fail_open: bool = False              # the fault may be forwarded (`on_error: open`)
     error: str = ""                      # the store fault, for the log
+    counted: tuple[Counted, ...] = ()    # velocity counts standing (taken back if the
+    uncount: tuple[Counted, ...] = ()    # request is refused after all); to take back
 
     @property
     def blocked(self) -> dict[str, Decision]:
@@ -107,23 +110,39 @@ class Judging:
     policy: Policy
     intent: Intent
     at: float
+    count: Count | None = None
+    """The store's velocity counting (None: velocity limits are not counted)."""
 
 
 def _judged(decision: Decision, scopes: Sequence[str], channel: Channel | None,
-            judging: Judging) -> Decision:
-    """A list decision with the policy rules applied (a block entry already decided)."""
+            judging: Judging, counted: Sequence[Counted] = ()) -> Decision:
+    """A list decision with the policy rules applied (a block entry already decided);
+    `counted`: the number's velocity counts, which rank above the other rules."""
     if decision.verdict == "blocked":
         return decision
     exempt = frozenset(m.scope for m in decision.matched if m.list == "allow")
     verdict = judge(decision.number, tuple(scopes), judging.policy, channel,
                     judging.intent, judging.at, exempt)
-    if verdict.blocked_by is None and not verdict.monitored:
+    fast, slow = weigh(counted, exempt) if counted else (None, ())
+    blocked_by = fast or verdict.blocked_by
+    monitored = (*slow, *verdict.monitored)
+    if blocked_by is None and not monitored:
         return decision
-    if verdict.blocked_by is None:
+    if blocked_by is None:
         return Decision(decision.number, decision.verdict, decision.matched,
-                        monitored=verdict.monitored)
-    return Decision(decision.number, "blocked", decision.matched, verdict.blocked_by,
-                    verdict.monitored)
+                        monitored=monitored)
+    return Decision(decision.number, "blocked", decision.matched, blocked_by, monitored)
+
+
+def _countings(judging: Judging | None, parsed: dict[str, Destination],
+               keys: list[str], scopes: Sequence[str], channel: Channel | None
+               ) -> list[Counting]:
+    """What the request's sends count against velocity limits."""
+    if judging is None or judging.count is None:
+        return []
+    first = {d.keys[0] for d in parsed.values() if d.keys}
+    return plan({k: k in first for k in keys}, scopes, judging.policy, channel,
+                judging.intent, judging.at)
 
 
 async def screen(lookup: Lookup, parsed: dict[str, Destination], scopes: Sequence[str],
@@ -136,12 +155,29 @@ async def screen(lookup: Lookup, parsed: dict[str, Destination], scopes: Sequenc
     keys = list(dict.fromkeys(k for d in parsed.values() for k in d.keys))
     if not keys:
         return Screened(parsed, {})
+    countings = _countings(judging, parsed, keys, scopes, channel)
+    counts: list[Counted] = []
     try:
-        matches = await _lookup_all(lookup, keys, scopes, channel, lookup_slice)
+        if not countings or judging is None or judging.count is None:
+            matches = await _lookup_all(lookup, keys, scopes, channel, lookup_slice)
+        else:
+            # The velocity counts leave in the same write as the lookup: one round trip.
+            looked, counted = await asyncio.gather(
+                _lookup_all(lookup, keys, scopes, channel, lookup_slice),
+                judging.count(countings), return_exceptions=True)
+            if not isinstance(counted, BaseException):
+                counts = counted
+            for part in (looked, counted):
+                if isinstance(part, BaseException):
+                    raise part
+            matches = cast(dict[str, list[Match]], looked)
     except StoreUnavailable as exc:
         return Screened(parsed, {}, store_failed=True,
                         fail_open=not fail_closed and len(keys) <= LOOKUP_SLICE,
-                        error=str(exc))
+                        error=str(exc), uncount=tuple(c for c in counts if c.counters))
+    counted_by: dict[str, list[Counted]] = {}
+    for one in counts:
+        counted_by.setdefault(one.counting.number, []).append(one)
     by_key: dict[str, Decision] = {}
     decisions: dict[str, Decision] = {}
     items = [(raw, d.keys) for raw, d in parsed.items() if d.keys]
@@ -158,11 +194,33 @@ async def screen(lookup: Lookup, parsed: dict[str, Destination], scopes: Sequenc
                     decision = decide(key, scopes, matched) if matched else \
                         Decision(key, "unlisted")
                     if judging is not None:
-                        decision = _judged(decision, scopes, channel, judging)
+                        decision = _judged(decision, scopes, channel, judging,
+                                           counted_by.get(key, ()))
                     by_key[key] = decision
                 found.append(decision)
             decisions[raw] = _combine(found)
-    return Screened(parsed, decisions)
+    kept, back = _settled(counts, parsed, decisions, by_key)
+    return Screened(parsed, decisions, counted=kept, uncount=back)
+
+
+def _settled(counts: Sequence[Counted], parsed: dict[str, Destination],
+             decisions: dict[str, Decision], by_key: dict[str, Decision]
+             ) -> tuple[tuple[Counted, ...], tuple[Counted, ...]]:
+    """The sends counted that stand (their number is forwarded), and those to take back
+    (its destination is blocked, or an allow entry lifts the scope's limits)."""
+    counted = [c for c in counts if c.counters]
+    if not counted:
+        return (), ()
+    blocked = {k for raw, d in decisions.items() if d.verdict == "blocked"
+               for k in parsed[raw].keys}
+    kept: list[Counted] = []
+    back: list[Counted] = []
+    for one in counted:
+        number, scope = one.counting.number, one.counting.scope
+        exempt = any(m.scope == scope and m.list == "allow"
+                     for m in by_key[number].matched)
+        (back if number in blocked or exempt else kept).append(one)
+    return tuple(kept), tuple(back)
 
 
 class Screener:
@@ -201,6 +259,19 @@ class Screener:
             self.resources.metrics.policy_hits.labels(kind, "monitor").inc(count)
         self.resources.log.info("policy_monitored", request_id=request_id,
                                 upstream=upstream, rules=dict(hits))
+
+    def uncount(self, request_id: str, counted: Sequence[Counted]) -> None:
+        """Take back velocity counts of sends not forwarded, without holding up the
+        reply; a failure leaves them counted (stricter, never looser) and is logged."""
+        self.resources.spawn(self._uncount(request_id, counted))
+
+    async def _uncount(self, request_id: str, counted: Sequence[Counted]) -> None:
+        try:
+            await self.resources.store.uncount(counted)
+        except StoreUnavailable as exc:
+            self.resources.metrics.store_errors.labels("uncount").inc()
+            self.resources.log.error("store_unavailable", request_id=request_id,
+                                     operation="uncount", error=str(exc))
 
     async def _append(self, attempt: BlockedAttempt) -> None:
         try:

@@ -125,9 +125,12 @@ class Sending:
             examined = await helper.examine(request[REQUEST_ID], url, job, index)
         else:
             examined = await examine(job, mount, route, self.rules,
-                                     self.resources.store.lookup, off_loop)
+                                     self.resources.store.lookup, off_loop,
+                                     count=self.resources.store.count_sends)
         if examined.store_error is not None:
             self.screener.store_fault(request[REQUEST_ID], examined.store_error)
+        if examined.uncount:
+            self.screener.uncount(request[REQUEST_ID], examined.uncount)
         return examined
 
     async def _act(self, c: _Context, examined: Examined) -> web.StreamResponse:
@@ -148,6 +151,9 @@ class Sending:
         if rewritten is not None:
             action = "partial"
         request[OUTCOME] = Outcome(name, c.label, action, reasons, c.scopes, decisions)
+        if action in ("rejected", "skipped") and examined.counted:
+            # Nothing of the request is sent: its velocity counts are taken back.
+            self.screener.uncount(request_id, examined.counted)
         for decision in decisions:
             self.screener.record(attempt_for(
                 request_id, name, c.label, "outbound", c.scopes, decision,
@@ -162,6 +168,9 @@ class Sending:
         context = Blocked(request_id, c.channel, first, c.params, c.message, tuple(blocked),
                           rule)
         reply = c.reject(context) if action == "rejected" else c.skip(context)
+        if rule is not None and rule.kind == "velocity" and action == "rejected":
+            # Too many sends to the destination: 429, in the gateway's own error shape.
+            reply = Reply(429, reply.body, reply.content_type)
         response = to_response(reply, action)
         if rule is not None and rule.retry_after is not None and action == "rejected":
             # When the send would next be allowed (quiet hours end), in whole seconds.

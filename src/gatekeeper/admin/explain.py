@@ -17,7 +17,8 @@ from gatekeeper.quiet import zones_of
 from gatekeeper.rules import Intent, Policy, RuleResult, judge
 from gatekeeper.store import EntryMeta, ListItem, Store
 from gatekeeper.times import iso
-from gatekeeper.types import Channel
+from gatekeeper.types import CHANNELS, Channel
+from gatekeeper.velocity import plan, weigh
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,9 +113,18 @@ async def explain(store: Store, number: str, scopes: list[str], region: str | No
     elif asked is not None:
         exempt = frozenset(m.scope for m in decision.matched if m.list == "allow")
         judged = judge(e164, applicable, asked.policy, channel, asked.intent, at, exempt)
-        rules = [_rule(r) for r in judged.evaluated]
-        if judged.blocked_by is not None:
-            verdict, decided = "blocked", _rule(judged.blocked_by)
+        # Velocity limits are looked at, never counted: a check sends nothing.
+        looks = plan({e164: False}, applicable, asked.policy, channel, asked.intent, at)
+        fast, slow = weigh(await store.count_sends(looks), exempt) if looks else (None, ())
+        if not looks and channel is None and any(
+                asked.policy.scopes[s].on(c).velocity for s in applicable
+                if s in asked.policy.scopes for c in CHANNELS):
+            slow = (RuleResult("velocity", "global", "not_applied",
+                               "give a channel to see velocity limits"),)
+        rules = [_rule(r) for r in (*(r for r in (fast,) if r), *slow, *judged.evaluated)]
+        blocked_by = fast or judged.blocked_by
+        if blocked_by is not None:
+            verdict, decided = "blocked", _rule(blocked_by)
         else:
             decided = {"rule": "list" if decision.matched else "default"}
     return {

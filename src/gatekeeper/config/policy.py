@@ -25,8 +25,14 @@ policy:
 A rule kind under `sms:` or `voice:` replaces the scope's rule of that kind on that
 channel (`null` removes it there). Shipped default, in the `global` scope: premium-rate
 and shared-cost numbers blocked on voice (toll fraud); any `number_types` the operator
-gives for voice (at scope or channel level) replaces it. Velocity limits are not built:
-a `velocity` key is refused rather than ignored.
+gives for voice (at scope or channel level) replaces it.
+
+```yaml
+    velocity:                      # counted in Redis, over every proxy and worker
+      - {per: number, limit: 10/hour}
+      - {per: block, digits: 8, limit: 100/hour, block_for: 1h}   # a pumping guard
+      - {per: country, limit: 1000/15m, action: monitor, intents: [marketing]}
+```
 """
 
 from __future__ import annotations
@@ -42,6 +48,7 @@ from gatekeeper.rules import (
     ACTIONS,
     INTENTS,
     RULE_KINDS,
+    VELOCITY_PERS,
     Action,
     ChannelRules,
     CountryRule,
@@ -52,6 +59,8 @@ from gatekeeper.rules import (
     SafeList,
     ScopeRules,
     TypeRule,
+    VelocityLimit,
+    VelocityPer,
 )
 from gatekeeper.types import CHANNELS
 
@@ -138,9 +147,55 @@ def _rules(s: Section) -> dict[str, object]:
             raw = s.raw[name]
             found[name] = None if raw is None else reader(Section(s.path(name), raw))
     if "velocity" in s.raw:
-        raise ConfigError(s.path("velocity"), s.raw["velocity"],
-                          "velocity limits are not supported by this version")
+        s.seen.add("velocity")
+        raw = s.raw["velocity"]
+        if raw is not None and not isinstance(raw, list):
+            raise ConfigError(s.path("velocity"), raw, "expected a list of limits")
+        found["velocity"] = tuple(_velocity(Section(f"{s.path('velocity')}[{i}]", one))
+                                  for i, one in enumerate(raw or []))
     return found
+
+
+_UNITS = {"s": 1, "sec": 1, "second": 1, "m": 60, "min": 60, "minute": 60, "h": 3600,
+          "hour": 3600, "d": 86400, "day": 86400}
+
+
+def _duration(key: str, text: object) -> float:
+    """`15m`, `1h`, `hour`, `30s`, `2d`: seconds (at most 31 days)."""
+    value = str(text).strip().lower() if isinstance(text, str | int) else ""
+    digits = value.rstrip("abcdefghijklmnopqrstuvwxyz")
+    unit = value[len(digits):] or "s"
+    if unit not in _UNITS or (digits and not digits.isdigit()):
+        raise ConfigError(key, text, "expected a duration: 30s, 15m, 1h, hour, 1d")
+    seconds = float((int(digits) if digits else 1) * _UNITS[unit])
+    if not 1 <= seconds <= 31 * 86400:
+        raise ConfigError(key, text, "expected a duration from 1s to 31d")
+    return seconds
+
+
+def _velocity(s: Section) -> VelocityLimit:
+    """One limit: `{per, limit: 10/hour, digits (per block), action, block_for, intents}`."""
+    per = s.choice("per", VELOCITY_PERS, cast(VelocityPer, ""))
+    text = s.get("limit", str, "")
+    count, slash, window = text.partition("/")
+    if not slash or not count.strip().isdigit() or int(count) < 1:
+        raise ConfigError(s.path("limit"), text, "expected COUNT/WINDOW: 10/hour, 3/15m")
+    digits = 0
+    if per == "block":
+        digits = s.get("digits", int, 0)
+        if not 2 <= digits <= 14:
+            raise ConfigError(s.path("digits"), digits, "a number block is named by its "
+                              "first 2 to 14 digits (without +): 8 is a US 1,000-block")
+    hold = 0.0
+    s.seen.add("block_for")
+    if s.raw.get("block_for") is not None:
+        hold = _duration(s.path("block_for"), s.raw["block_for"])
+    action = s.choice("action", cast(tuple[Literal["block", "monitor"], ...],
+                                     ("block", "monitor")), "block")
+    limit = VelocityLimit(per, int(count), _duration(s.path("limit"), window), digits,
+                          action, hold, _intents(s, frozenset(INTENTS)))
+    s.finish()
+    return limit
 
 
 def _safe(s: Section) -> SafeList:
@@ -182,7 +237,8 @@ def _scope(s: Section) -> ScopeRules:
         per_channel[channel] = ChannelRules(
             cast(CountryRule | None, merged.get("countries")),
             cast(TypeRule | None, None if types is _UNSET else types),
-            cast(QuietRule | None, merged.get("quiet_hours")))
+            cast(QuietRule | None, merged.get("quiet_hours")),
+            cast(tuple[VelocityLimit, ...], merged.get("velocity") or ()))
     rules = ScopeRules(per_channel["sms"], per_channel["voice"], _safe(s), _modes(s))
     s.finish()
     return rules

@@ -49,6 +49,8 @@ LANDLINE_SMS_CODE = 21635  # "'To' number cannot be a landline"
 # "Message couldn't be delivered" for regulatory restrictions: marketing outside the
 # hours allowed in the recipient's local time (a delivery error Twilio documents).
 QUIET_HOURS_CODE = 30610
+# "Too Many Requests": Twilio's 429 (the proxy sends a velocity refusal as 429).
+VELOCITY_CODE = 20429
 _ACCOUNT = f"/{API_VERSION}/Accounts/{{account_sid}}"
 _ACCOUNT_IN_PATH = re.compile(rf"^/{API_VERSION}/Accounts/([^/]+)", re.I)
 # A blocked inbound caller: refused before answering, so the call is not billed.
@@ -68,6 +70,8 @@ def _email_or_number(value: str) -> str:
 def _rule_code(rule: RuleResult, blocked: Blocked) -> int:
     """Twilio's own code for the refusal a policy rule stands for (twilio.com/docs/api/errors)."""
     voice = rule_channel(rule, blocked) == "voice"
+    if rule.kind == "velocity":
+        return VELOCITY_CODE
     if rule.kind == "country":
         return GEO_VOICE_CODE if voice else GEO_SMS_CODE
     if rule.kind == "number_type":

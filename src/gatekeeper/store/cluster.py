@@ -24,7 +24,6 @@ from redis.crc import key_slot
 from gatekeeper.redis_url import Topology
 from gatekeeper.store.faults import StoreUnavailable
 from gatekeeper.store.pipe import LookupCall, LookupPipe, resp
-from gatekeeper.store.scripts import LOOKUP_LUA
 
 SLOTS = 16384
 # Redirects followed for one call before giving up (a slot migrating back and forth).
@@ -104,7 +103,7 @@ class ClusterTransport:
                 return
             raise StoreUnavailable(f"no cluster node gave its slot map ({why})")
 
-    async def _call(self, slot: int, payload: bytes, script: bool) -> Any:
+    async def _call(self, slot: int, payload: bytes, script: str | None) -> Any:
         """Run one command on the master of `slot`, following redirects; its reply."""
         if self._stale:
             await self._refresh()
@@ -125,9 +124,9 @@ class ClusterTransport:
             if not isinstance(reply, hiredis.ReplyError):
                 return reply
             error = str(reply)
-            if script and error.startswith("NOSCRIPT"):
-                await pipe.call(["SCRIPT", "LOAD", LOOKUP_LUA])
-                script = False  # once
+            if script is not None and error.startswith("NOSCRIPT"):
+                await pipe.call(["SCRIPT", "LOAD", script])
+                script = None  # once
                 continue
             redirect = _redirect(error)
             if error.startswith("TRYAGAIN") and tries < TRYAGAIN_TIMES:
@@ -150,14 +149,15 @@ class ClusterTransport:
     async def lookup(self, call: LookupCall, candidates: Sequence[str], encoded: bytes
                      ) -> list[list[str]]:
         """The pre-encoded EVALSHA on the master of the call's slot."""
-        reply = await self._call(call.slot, call.payload(len(candidates), encoded), True)
+        reply = await self._call(call.slot, call.payload(len(candidates), encoded),
+                                 call.script)
         return cast(list[list[str]], reply)
 
     async def append(self, stream: str, fields: Mapping[str, str], max_len: int) -> str:
         """XADD MAXLEN ~ on the master of the stream's slot."""
         payload = resp(["XADD", stream, "MAXLEN", "~", str(max_len), "*",
                         *(part for pair in fields.items() for part in pair)])
-        return cast(str, await self._call(slot_of(stream), payload, False))
+        return cast(str, await self._call(slot_of(stream), payload, None))
 
     def close(self) -> None:
         """Drop every node's connection."""

@@ -67,6 +67,16 @@ key                                 type        members -> values
                                                 `channel`, `direction`, `number`, `scopes`,
                                                 `scope`, `list`, `entry`, `action`
   Blocked attempts, oldest first; capped with XADD MAXLEN ~ store.attempts_max_len.
+{p}vel:{scope}:{channel}:{spec}:{subject}
+                                    sorted set  a random member per counted send -> ms
+  One velocity limit's sliding window (rules.py) for one subject: a number's digits, a
+  number block's leading digits, or a region. `spec` names the limit (`number:10/3600`,
+  `block8:100/3600:h3600`): a changed limit counts afresh. Members older than the
+  window are dropped when counted; the key expires a window after the last send.
+{p}velhold:{scope}:{channel}:{spec}:{subject}
+                                    string      `1`
+  A pumping guard's hold: while it lives, every send to the subject is refused. Expires
+  after the limit's `block_for`.
 
 On Redis Cluster (`redis+cluster://`) every `{scope}` above is written in braces, so that
 it is the key's hash tag: `gk:list:block:{tenant:acme}`. Every key of one scope, its
@@ -230,3 +240,9 @@ class Keys:
     def attempts(self) -> str:
         """The stream of blocked attempts."""
         return f"{self.prefix}attempts"
+
+    def velocity(self, scope: str, channel: str, spec: str, subject: str
+                 ) -> tuple[str, str]:
+        """A velocity limit's counter and pumping-guard keys for one subject."""
+        base = f"{self.prefix}vel:{self.tag(scope)}:{channel}:{spec}:{subject}"
+        return base, f"{self.prefix}velhold:{self.tag(scope)}:{channel}:{spec}:{subject}"

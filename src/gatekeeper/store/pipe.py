@@ -63,6 +63,11 @@ class LookupCall:
     head: bytes
     slot: int = 0
     """The keys' hash slot (read on a cluster only, where they share one)."""
+    fixed: tuple[str, ...] = ()
+    """ARGV before the candidates, as `head` carries them (for redis-py's EVAL)."""
+    script: str = LOOKUP_LUA
+    """The script's source, loaded again when the server has lost it (the lookup's, or
+    another per-request script's: velocity counters)."""
 
     def payload(self, count: int, encoded: bytes) -> bytes:
         """The whole command, with `count` candidates `encoded`."""
@@ -96,6 +101,9 @@ class ClientTransport:
     async def lookup(self, call: LookupCall, candidates: Sequence[str], encoded: bytes
                      ) -> list[list[str]]:
         """EVALSHA through redis-py (which reloads a lost script itself)."""
+        if call.script is not LOOKUP_LUA:
+            return cast(list[list[str]], await self._client.eval(
+                call.script, len(call.keys), *call.keys, *call.fixed, *candidates))
         return cast(list[list[str]], await self._lookup(
             keys=list(call.keys), args=[call.argv_slice, *candidates]))
 
@@ -124,7 +132,7 @@ class PipeTransport:
             if not str(reply).startswith("NOSCRIPT"):
                 raise StoreUnavailable(str(reply))
             # The server lost its scripts (restart, SCRIPT FLUSH): load it and retry once.
-            await self.pipe.call(["SCRIPT", "LOAD", LOOKUP_LUA])
+            await self.pipe.call(["SCRIPT", "LOAD", call.script])
             reply = await self.pipe.call_raw(payload)
             if isinstance(reply, hiredis.ReplyError):
                 raise StoreUnavailable(str(reply))

@@ -295,12 +295,75 @@ return 1
 """
 
 
+# Velocity limits (rules.py): count a send to each subject (a number, a number block, a
+# country) in a sliding window, and refuse once an enforced limit is reached; all of one
+# number's limits in one scope are counted together or not at all.
+# KEYS: per number, per limit: its counter (sorted set: member -> ms), then its guard
+#   (a string whose time to live is the pumping guard's hold)
+# ARGV: [1] member (random, one per screening), then per number: limits n, count (1:
+#   count the send if no enforced limit is reached; 0: only look), then n quadruples
+#   (limit, window ms, hold ms (0: no guard), enforced (1) or monitored (0)). The clock
+#   is the server's (TIME): one clock for every proxy and worker.
+# returns: per number {code, limit index (1-based), wait ms, monitored limit index}:
+#   code 0 counted (or, not counting, under every enforced limit), 1 over an enforced
+#   limit (wait: until the oldest send leaves its window, or the hold if one starts),
+#   2 held by a guard (wait: its time to live); the 4th: a monitored limit reached (0:
+#   none)
+VELOCITY_LUA = """
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+local member = ARGV[1]
+local out, a, k = {}, 2, 1
+while a <= #ARGV do
+  local n, counting = tonumber(ARGV[a]), ARGV[a + 1] == '1'
+  local code, which, wait, seen = 0, 0, 0, 0
+  for i = 1, n do
+    local at = a + 4 * i - 2
+    local limit, window = tonumber(ARGV[at]), tonumber(ARGV[at + 1])
+    local hold, enforced = tonumber(ARGV[at + 2]), ARGV[at + 3] == '1'
+    local counter, guard = KEYS[k + 2 * i - 2], KEYS[k + 2 * i - 1]
+    if code == 0 then
+      local held = redis.call('PTTL', guard)
+      if held > 0 and enforced then
+        code, which, wait = 2, i, held
+      else
+        redis.call('ZREMRANGEBYSCORE', counter, '-inf', now - window)
+        if redis.call('ZCARD', counter) >= limit or held > 0 then
+          if enforced then
+            code, which = 1, i
+            local oldest = redis.call('ZRANGE', counter, 0, 0, 'WITHSCORES')
+            wait = tonumber(oldest[2]) + window - now
+            if hold > 0 and counting then  -- a look (a check) starts no hold
+              redis.call('SET', guard, '1', 'PX', hold)
+              wait = hold
+            end
+          elseif seen == 0 then
+            seen = i
+          end
+        end
+      end
+    end
+  end
+  if code == 0 and counting then
+    for i = 1, n do
+      local counter = KEYS[k + 2 * i - 2]
+      redis.call('ZADD', counter, now, member)
+      redis.call('PEXPIRE', counter, tonumber(ARGV[a + 4 * i - 1]))
+    end
+  end
+  out[#out + 1] = {code, which, math.max(0, math.floor(wait)), seen}
+  a, k = a + 2 + 4 * n, k + 2 * n
+end
+return out
+"""
+
 SCRIPTS = (LOOKUP_LUA, ADD_LUA, REMOVE_IF_SOURCE_LUA, SWEEP_LUA, SWAP_LUA,
            BEGIN_LOAD_LUA, END_LOAD_LUA, REMOVE_LUA, DROP_PACKED_LUA)
 """Every script, in the order `prepare()` loads them."""
 
 LOOKUP_SHA = hashlib.sha1(LOOKUP_LUA.encode()).hexdigest()  # noqa: S324 - Redis's script id
 """The lookup script's id, for EVALSHA sent without redis-py."""
+VELOCITY_SHA = hashlib.sha1(VELOCITY_LUA.encode()).hexdigest()  # noqa: S324 - as above
 
 
 @dataclass(frozen=True, slots=True)

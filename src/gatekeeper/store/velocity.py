@@ -1,0 +1,75 @@
+"""Velocity counters (rules.py's `VelocityLimit`): one script call per scope counts a
+request's sends (scripts.VELOCITY_LUA), on the lookup transport so that it leaves in the
+same write as the request's lookup; `uncount` takes back the sends that were then not
+forwarded (blocked by a list entry, or the whole request refused)."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+from typing import cast
+
+from gatekeeper.store.base import StoreBase
+from gatekeeper.store.cluster import slot_of
+from gatekeeper.store.faults import guarded, store_faults
+from gatekeeper.store.pipe import LookupCall, resp_bulk
+from gatekeeper.store.scripts import VELOCITY_LUA, VELOCITY_SHA
+from gatekeeper.velocity import Counted, Counting
+
+
+class VelocityMixin(StoreBase):
+    """Counting sends against velocity limits, and taking them back."""
+
+    async def count_sends(self, countings: Sequence[Counting]) -> list[Counted]:
+        """Count (or look at) every counting, one script call per scope; raises
+        StoreUnavailable."""
+        member = secrets.token_hex(12)  # never the client's request id: it could repeat
+        by_scope: dict[str, list[Counting]] = {}
+        for counting in countings:
+            by_scope.setdefault(counting.scope, []).append(counting)
+        out: list[Counted] = []
+        with store_faults():
+            for group in by_scope.values():
+                out += await self._count(group, member)
+        return out
+
+    async def _count(self, group: list[Counting], member: str) -> list[Counted]:
+        keys: list[str] = []
+        args: list[str] = []
+        counters: list[tuple[str, ...]] = []
+        for counting in group:
+            own: list[str] = []
+            args += [str(len(counting.limits)), "1" if counting.count else "0"]
+            for index, (limit, subject) in enumerate(counting.limits):
+                counter, guard = self.keys.velocity(counting.scope, counting.channel,
+                                                    limit.spec, subject)
+                keys += [counter, guard]
+                own.append(counter)
+                args += [str(limit.count), str(round(limit.window * 1000)),
+                         str(round(limit.block_for * 1000)),
+                         "0" if index in counting.monitored else "1"]
+            counters.append(tuple(own))
+        head = ["EVALSHA", VELOCITY_SHA, str(len(keys)), *keys, member]
+        call = LookupCall(tuple(keys), 0, len(head),
+                          b"".join(resp_bulk(arg) for arg in head), slot_of(keys[0]),
+                          (member,), VELOCITY_LUA)
+        encoded = b"".join(resp_bulk(arg) for arg in args)
+        reply = cast(list[list[int]], await self._transport.lookup(call, args, encoded))
+        results = []
+        for counting, mine, (code, which, wait, seen) in zip(group, counters, reply,
+                                                            strict=True):
+            limits = [limit for limit, _ in counting.limits]
+            counted = code == 0 and counting.count
+            results.append(Counted(
+                counting, limits[which - 1] if code else None, code == 2, wait / 1000,
+                limits[seen - 1] if seen else None, mine if counted else (), member))
+        return results
+
+    @guarded
+    async def uncount(self, counted: Sequence[Counted]) -> None:
+        """Take back sends counted but not forwarded."""
+        async with self.client.pipeline(transaction=False) as pipe:
+            for one in counted:
+                for counter in one.counters:
+                    pipe.zrem(counter, one.member)
+            await pipe.execute()

@@ -1,0 +1,108 @@
+"""Velocity limits in a screening (pure): which of a request's numbers are counted
+against which limits (`plan`), and what the counts say (`weigh`). The counting itself
+is the store's (store/velocity.py), in the same write as the lookup.
+
+A number is counted once per request, by its first reading, in each scope whose
+limits apply to its channel and intent and whose safe list does not cover it; a number
+another rule already blocks is only looked at (the limit may still name the decision,
+velocity ranking above quiet hours, type and country). Sends to a number that is then
+not forwarded (a block entry, an allow entry exempting the scope, or the whole request
+refused) are taken back. Scanned writes (no known channel) are not counted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+from gatekeeper.rules import Intent, Policy, RuleResult, VelocityLimit, judge
+from gatekeeper.types import Channel
+
+
+@dataclass(frozen=True, slots=True)
+class Counting:
+    """One number's velocity limits in one scope: counted (`count`) or only looked at
+    (a number another rule already blocks: the limit may still name the decision)."""
+
+    number: str
+    scope: str
+    channel: Channel
+    limits: tuple[tuple[VelocityLimit, str], ...]  # each limit with its subject
+    count: bool = True
+    monitored: frozenset[int] = frozenset()  # limits (indexes) in monitor only
+
+
+@dataclass(frozen=True, slots=True)
+class Counted:
+    """What counting one number in one scope gave: `over` the limit that refused it
+    (None: under every enforced limit), `held` when a pumping guard did, `wait` seconds
+    until it may pass, `seen` a monitored limit reached; `counters` where the send was
+    counted (with `member`), to take back."""
+
+    counting: Counting
+    over: VelocityLimit | None
+    held: bool
+    wait: float
+    seen: VelocityLimit | None
+    counters: tuple[str, ...]
+    member: str
+
+
+Count = Callable[[Sequence[Counting]], Awaitable[list[Counted]]]
+"""`Store.count_sends`."""
+
+
+def plan(keys: dict[str, bool], scopes: Sequence[str], policy: Policy,
+         channel: Channel | None, intent: Intent, at: float) -> list[Counting]:
+    """The countings of a screening; `keys`: each reading, and whether it is its
+    destination's first (the one counted)."""
+    if channel is None:
+        return []
+    wanted = [(scope, rules) for scope in scopes
+              if (rules := policy.scopes.get(scope)) is not None
+              and rules.on(channel).velocity]
+    if not wanted:
+        return []
+    out: list[Counting] = []
+    for key, first in keys.items():
+        free = first and judge(key, tuple(scopes), policy, channel, intent,
+                               at).blocked_by is None
+        for scope, rules in wanted:
+            if rules.safe.covering(key) is not None:
+                continue
+            limits = [(limit, subject) for limit in rules.on(channel).velocity
+                      if intent in limit.intents
+                      and (subject := limit.subject(key)) is not None]
+            if not limits:
+                continue
+            monitored = frozenset(i for i, (limit, _) in enumerate(limits)
+                                  if limit.action == "monitor"
+                                  or "velocity" in rules.monitor)
+            out.append(Counting(key, scope, channel, tuple(limits), free, monitored))
+    return out
+
+
+def _named(limit: VelocityLimit) -> str:
+    digits = f" {limit.digits} digits" if limit.per == "block" else ""
+    return f"{limit.per}{digits}: {limit.count} per {round(limit.window)}s"
+
+
+def weigh(counted: Sequence[Counted], exempt: frozenset[str]
+          ) -> tuple[RuleResult | None, tuple[RuleResult, ...]]:
+    """For one number: the velocity result that blocks it (the first scope's, in scope
+    order; None: none) and the monitored limits reached. `exempt`: scopes whose allow
+    entry lifts their rules."""
+    blocked: RuleResult | None = None
+    seen: list[RuleResult] = []
+    for one in counted:
+        scope, channel = one.counting.scope, one.counting.channel
+        if scope in exempt:
+            continue
+        if one.over is not None and blocked is None:
+            held = " (pumping guard)" if one.held else ""
+            blocked = RuleResult("velocity", scope, "block", _named(one.over) + held,
+                                 channel, max(one.wait, 1.0))
+        if one.seen is not None:
+            seen.append(RuleResult("velocity", scope, "monitor", _named(one.seen),
+                                   channel))
+    return blocked, tuple(seen)

@@ -1,0 +1,178 @@
+"""Velocity limits through the proxy on a real redis-server and the production lookup
+path (the lean pipe): exact across workers, counted only when forwarded, expiring,
+pumping guard, monitor, and a check that looks without counting."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+from prometheus_client import CollectorRegistry
+
+from gatekeeper.app import ADMIN_APP, create_app
+from gatekeeper.config import Config
+from gatekeeper.resources import RESOURCES
+from tests.conftest import (
+    AUTH,
+    TWILIO_MESSAGES,
+    FakeUpstream,
+    ListenerTestServer,
+    Running,
+    StartGatekeeper,
+    make_config,
+    sample,
+)
+
+pytestmark = pytest.mark.integration
+
+NY = "+12125550123"
+Start = Callable[[Config], Awaitable[Running]]
+
+
+def limited(*limits: dict[str, Any], **scope: Any) -> dict[str, Any]:
+    return {"global": {"velocity": list(limits), **scope}}
+
+
+@pytest.fixture
+async def start(aiohttp_client: Callable[..., Awaitable[TestClient[web.Request,
+                                                                     web.Application]]],
+                real_redis: Any, redis_server: str) -> Start:
+    """Start a Gatekeeper (a worker) on the session's redis-server, its lookups (and
+    velocity counts) on the lean pipe as in production."""
+
+    async def go(config: Config) -> Running:
+        registry = CollectorRegistry()
+        app = create_app(config, registry=registry, redis_client=real_redis)
+        app[RESOURCES].client_url = redis_server
+        proxy = await aiohttp_client(ListenerTestServer(app, "proxy", config.proxy.timeouts))
+        admin = await aiohttp_client(ListenerTestServer(app[ADMIN_APP], "admin",
+                                                        config.admin.timeouts))
+        return Running(proxy, admin, app, registry, real_redis)
+
+    return go
+
+
+async def send(gk: Running, to: str = NY, **headers: str) -> Any:
+    return await gk.proxy.post(TWILIO_MESSAGES, data={"To": to, "Body": "x"},
+                               headers=headers)
+
+
+async def counters(redis: Any) -> dict[str, int]:
+    """Each velocity counter's members."""
+    return {key: await redis.zcard(key) async for key in redis.scan_iter("gk:vel:*")}
+
+
+async def test_a_number_limit_is_exact_across_two_workers(
+        start: Start, upstream: FakeUpstream, tmp_path: Path, real_redis: Any) -> None:
+    """40 concurrent sends to one number through two workers, limit 5: exactly 5 reach
+    the upstream; the others get 429 (in Twilio's shape: 20429) with Retry-After."""
+    config = make_config(upstream.url, tmp_path,
+                         policy=limited({"per": "number", "limit": "5/hour"}))
+    workers = [await start(config), await start(config)]
+    replies = await asyncio.gather(*(send(workers[i % 2]) for i in range(40)))
+    statuses = sorted(r.status for r in replies)
+    assert statuses == [201] * 5 + [429] * 35
+    assert len(upstream.received) == 5
+    refused = next(r for r in replies if r.status == 429)
+    assert 3500 <= int(refused.headers["Retry-After"]) <= 3600
+    assert (await refused.json())["code"] == 20429
+    assert list((await counters(real_redis)).values()) == [5]
+
+
+async def test_counts_expire_with_their_window(
+        start: Start, upstream: FakeUpstream, tmp_path: Path) -> None:
+    """2 per 2 s: the third is refused until the first leaves the window."""
+    gk = await start(make_config(upstream.url, tmp_path,
+                                 policy=limited({"per": "number", "limit": "2/2s"})))
+    assert [(await send(gk)).status for _ in range(3)] == [201, 201, 429]
+    await asyncio.sleep(2.1)
+    assert (await send(gk)).status == 201
+
+
+async def test_only_forwarded_sends_count(
+        start: Start, upstream: FakeUpstream, tmp_path: Path, real_redis: Any) -> None:
+    """A send blocked by a list entry, and a request refused for an invalid recipient,
+    leave no count; an allow entry's number is not counted either."""
+    gk = await start(make_config(upstream.url, tmp_path,
+                                 policy=limited({"per": "number", "limit": "1/hour"})))
+    await gk.block("+12125550199")
+    await gk.allow("+12125550177")
+    assert (await send(gk, "+12125550199")).status == 403
+    batch = await gk.proxy.post("/generic/v1/sms", json={"messages": [{"to": NY},
+                                                                      {"to": "12"}]})
+    assert batch.status == 400
+    for _ in range(3):
+        assert (await send(gk, "+12125550177")).status == 201
+    for _ in range(50):  # the take-backs run beside the replies
+        if not any((await counters(real_redis)).values()):
+            break
+        await asyncio.sleep(0.02)
+    assert not any((await counters(real_redis)).values())
+    assert (await send(gk)).status == 201
+    assert (await send(gk)).status == 429
+
+
+async def test_a_pumping_guard_holds_the_whole_block(
+        start: Start, upstream: FakeUpstream, tmp_path: Path) -> None:
+    """3 sends per hour into a 1,000-block, then the block is held: another number in
+    it is refused too, with the hold as Retry-After; a number outside it is not."""
+    gk = await start(make_config(upstream.url, tmp_path, policy=limited(
+        {"per": "block", "digits": 8, "limit": "3/hour", "block_for": "10m"})))
+    for n in range(3):
+        assert (await send(gk, f"+1212555010{n}")).status == 201
+    over = await send(gk, "+12125550103")
+    assert over.status == 429
+    held = await send(gk, "+12125550999")
+    assert held.status == 429
+    assert 590 <= int(held.headers["Retry-After"]) <= 600
+    assert (await send(gk, "+12125560100")).status == 201
+
+
+async def test_a_monitored_limit_forwards_and_counts_its_hits(
+        start: Start, upstream: FakeUpstream, tmp_path: Path) -> None:
+    """`action: monitor`: every send goes; sends past the limit are counted as monitor."""
+    gk = await start(make_config(upstream.url, tmp_path, policy=limited(
+        {"per": "number", "limit": "1/hour", "action": "monitor"})))
+    assert [(await send(gk)).status for _ in range(3)] == [201] * 3
+    assert sample(gk.registry, "gatekeeper_policy_rule_hits_total", rule="velocity",
+                  outcome="monitor") == 2
+
+
+async def test_intents_a_limit_does_not_name_are_not_counted(
+        start: Start, upstream: FakeUpstream, tmp_path: Path) -> None:
+    """A marketing-only limit lets otp sends through, uncounted."""
+    gk = await start(make_config(upstream.url, tmp_path, policy=limited(
+        {"per": "number", "limit": "1/hour", "intents": ["marketing"]})))
+    assert [(await send(gk, **{"X-Gatekeeper-Intent": "otp"})).status
+            for _ in range(3)] == [201] * 3
+    assert [(await send(gk)).status for _ in range(2)] == [201, 429]
+
+
+async def test_check_looks_without_counting(
+        start: Start, upstream: FakeUpstream, tmp_path: Path, real_redis: Any) -> None:
+    """Once the limit is reached, check says velocity decides; checks add no count."""
+    gk = await start(make_config(upstream.url, tmp_path,
+                                 policy=limited({"per": "number", "limit": "2/hour"})))
+    params = {"number": NY, "channel": "sms"}
+    for _ in range(3):
+        resp = await gk.admin.get("/admin/v1/check", params=params, headers=AUTH)
+        assert (await resp.json())["decided_by"]["rule"] == "default"
+    assert [(await send(gk)).status for _ in range(2)] == [201, 201]
+    resp = await gk.admin.get("/admin/v1/check", params=params, headers=AUTH)
+    body = await resp.json()
+    assert body["decided_by"]["rule"] == "velocity"
+    assert body["decision"] == "blocked"
+    assert list((await counters(real_redis)).values()) == [2]
+
+
+async def test_velocity_on_the_redis_py_path_too(
+        start_gatekeeper: StartGatekeeper, upstream: FakeUpstream, tmp_path: Path) -> None:
+    """A store given as a client alone (fakeredis): counted through redis-py's EVAL."""
+    gk = await start_gatekeeper(make_config(
+        upstream.url, tmp_path, policy=limited({"per": "number", "limit": "1/hour"})))
+    assert [(await send(gk)).status for _ in range(2)] == [201, 429]
