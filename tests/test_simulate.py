@@ -96,3 +96,19 @@ def test_the_command_prints_the_tally(tmp_path: Path, capsys: pytest.CaptureFixt
     assert out["would_block"] == sum(blocked.values())
     assert main(["policy", "simulate", str(tmp_path / "none.csv"), "--config",
                  str(config)]) == 2
+
+
+def test_velocity_limits_are_replayed_in_time_order() -> None:
+    """3 per hour to one number: of 5 sends (given out of order) 2 would have been
+    blocked; a send an hour after the first ones passes again; a monitored country
+    limit only counts its hits."""
+    policy = parse_config({"policy": {"global": {"velocity": [
+        {"per": "number", "limit": "3/hour"},
+        {"per": "country", "limit": "2/day", "action": "monitor"}]}}}).policy
+    times = [5, 1, 3, 2, 4, 3600 + 2]
+    lines = ["number,time,channel\n"] + [f"+12125550123,{1764792000 + t},sms\n"
+                                         for t in times]
+    tally = simulate(lines, policy)
+    assert dict(tally.blocked) == {"velocity": 2}
+    # The 3rd and 4th forwarded sends of the day reach the monitored country limit.
+    assert tally.monitored["velocity"] == 2

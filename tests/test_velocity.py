@@ -5,6 +5,7 @@ pumping guard, monitor, and a check that looks without counting."""
 from __future__ import annotations
 
 import asyncio
+import io
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from tests.conftest import (
     ListenerTestServer,
     Running,
     StartGatekeeper,
+    log_events,
     make_config,
     sample,
 )
@@ -118,9 +120,11 @@ async def test_only_forwarded_sends_count(
 
 
 async def test_a_pumping_guard_holds_the_whole_block(
-        start: Start, upstream: FakeUpstream, tmp_path: Path) -> None:
+        start: Start, upstream: FakeUpstream, tmp_path: Path,
+        log_output: io.StringIO) -> None:
     """3 sends per hour into a 1,000-block, then the block is held: another number in
-    it is refused too, with the hold as Retry-After; a number outside it is not."""
+    it is refused too, with the hold as Retry-After; a number outside it is not. The
+    guard's start is logged once and counted."""
     gk = await start(make_config(upstream.url, tmp_path, policy=limited(
         {"per": "block", "digits": 8, "limit": "3/hour", "block_for": "10m"})))
     for n in range(3):
@@ -131,6 +135,12 @@ async def test_a_pumping_guard_holds_the_whole_block(
     assert held.status == 429
     assert 590 <= int(held.headers["Retry-After"]) <= 600
     assert (await send(gk, "+12125560100")).status == 201
+    assert sample(gk.registry, "gatekeeper_policy_rule_hits_total", rule="velocity",
+                  outcome="guard") == 1
+    [event] = [e for e in log_events(log_output) if e["event"] == "pumping_guard"]
+    # The block's digits are masked in logs like any number (log.mask_numbers).
+    assert (event["subject"], event["limit"], event["held_seconds"]) == \
+        ("1****550", "block8:3/3600:h600", 600)
 
 
 async def test_a_monitored_limit_forwards_and_counts_its_hits(

@@ -104,6 +104,7 @@ class Examined:
     # Velocity counts (velocity.py): standing if the request is forwarded; to take back.
     counted: tuple[Counted, ...] = ()
     uncount: tuple[Counted, ...] = ()
+    guards: tuple[Counted, ...] = ()  # pumping guards started (to log)
 
     def reason_list(self) -> tuple[str, ...]:
         """The reasons, one per distinct destination (as metrics count them)."""
@@ -175,7 +176,8 @@ async def _check(job: Job, mount: Mount, route: Route, rules: Rules, lookup: Loo
         gone = frozenset(blocked)
         rewritten = await offload(len(message.body), lambda: recipients.without(gone))
     return Examined(None, blocked, tuple(reasons.items()), rewritten, error,
-                    _monitored(screened), screened.counted, screened.uncount)
+                    _monitored(screened), screened.counted, screened.uncount,
+                    screened.guards)
 
 
 async def _scan(job: Job, mount: Mount, rules: Rules, lookup: Lookup, offload: Offload,

@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, cast
 
-from gatekeeper.numbers import Destination, parse_destination
+from gatekeeper.numbers import Destination, mask_number, parse_destination
 from gatekeeper.policy import Decision, Match, decide
 from gatekeeper.rules import Intent, Policy, judge
 from gatekeeper.store import BlockedAttempt, StoreUnavailable
@@ -56,6 +56,7 @@ class Screened:
     error: str = ""                      # the store fault, for the log
     counted: tuple[Counted, ...] = ()    # velocity counts standing (taken back if the
     uncount: tuple[Counted, ...] = ()    # request is refused after all); to take back
+    guards: tuple[Counted, ...] = ()     # pumping guards this screening started
 
     @property
     def blocked(self) -> dict[str, Decision]:
@@ -200,7 +201,8 @@ async def screen(lookup: Lookup, parsed: dict[str, Destination], scopes: Sequenc
                 found.append(decision)
             decisions[raw] = _combine(found)
     kept, back = _settled(counts, parsed, decisions, by_key)
-    return Screened(parsed, decisions, counted=kept, uncount=back)
+    return Screened(parsed, decisions, counted=kept, uncount=back,
+                    guards=tuple(c for c in counts if c.guard_started))
 
 
 def _settled(counts: Sequence[Counted], parsed: dict[str, Destination],
@@ -259,6 +261,23 @@ class Screener:
             self.resources.metrics.policy_hits.labels(kind, "monitor").inc(count)
         self.resources.log.info("policy_monitored", request_id=request_id,
                                 upstream=upstream, rules=dict(hits))
+
+    def guarded(self, request_id: str, guards: Sequence[Counted]) -> None:
+        """Log and count pumping guards that started: a number block (or number, or
+        country) now refused for the limit's `block_for`."""
+        config = self.resources.config.log
+        for one in guards:
+            limit = one.over
+            if limit is None:
+                continue
+            subject = one.subject
+            if limit.per == "number" and config.mask_numbers:
+                subject = mask_number(f"+{subject}")
+            self.resources.metrics.policy_hits.labels("velocity", "guard").inc()
+            self.resources.log.warning(
+                "pumping_guard", request_id=request_id, scope=one.counting.scope,
+                channel=one.counting.channel, limit=limit.spec, per=limit.per,
+                subject=subject, held_seconds=round(limit.block_for))
 
     def uncount(self, request_id: str, counted: Sequence[Counted]) -> None:
         """Take back velocity counts of sends not forwarded, without holding up the

@@ -131,6 +131,8 @@ class Sending:
             self.screener.store_fault(request[REQUEST_ID], examined.store_error)
         if examined.uncount:
             self.screener.uncount(request[REQUEST_ID], examined.uncount)
+        if examined.guards:
+            self.screener.guarded(request[REQUEST_ID], examined.guards)
         return examined
 
     async def _act(self, c: _Context, examined: Examined) -> web.StreamResponse:

@@ -5,7 +5,9 @@ The file is CSV with a header naming its columns, in any order: `number` (E.164,
 national with `--region`), `time` (ISO 8601 with its offset, or Unix seconds), and
 optionally `channel` (sms, voice; empty: both), `scope` (extra scopes, `;`-separated;
 `global` always applies) and `intent` (otp, transactional, marketing; default
-marketing). Lists are not consulted (an allow or block entry would decide before the
+marketing). Rows are replayed in time order; velocity limits count, in memory, the
+sends that would have been forwarded (a row with no channel is not counted, as a
+scanned write is not). Lists are not consulted (an allow or block entry would decide before the
 rules: `gatekeeper check` tells per number); rows that cannot be read are counted and
 reported by line, never guessed.
 """
@@ -13,7 +15,7 @@ reported by line, never guessed.
 from __future__ import annotations
 
 import csv
-from collections import Counter
+from collections import Counter, defaultdict, deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -109,21 +111,69 @@ def rows_of(lines: Iterable[str]) -> Iterator[tuple[int, dict[str, str]]]:
         yield reader.line_num, row
 
 
+class _Windows:
+    """Velocity limits replayed in memory, as the store counts them: sliding windows of
+    the sends that would have been forwarded, and pumping-guard holds."""
+
+    def __init__(self) -> None:
+        self.sent: dict[tuple[str, ...], deque[float]] = defaultdict(deque)
+        self.held: dict[tuple[str, ...], float] = {}
+
+    def weigh(self, row: _Row, policy: Policy, free: bool) -> tuple[str | None, bool]:
+        """(the limit that blocks the row, or None; whether a monitored one is
+        reached); counts the send when nothing blocks it and `free`."""
+        counted: list[deque[float]] = []
+        seen = False
+        for scope in row.scopes:
+            rules = policy.scopes.get(scope)
+            if rules is None or row.channel is None or rules.safe.covering(row.number):
+                continue
+            for limit in rules.on(row.channel).velocity:
+                subject = limit.subject(row.number)
+                if row.intent not in limit.intents or subject is None:
+                    continue
+                key = (scope, row.channel, limit.spec, subject)
+                window = self.sent[key]
+                while window and window[0] <= row.at - limit.window:
+                    window.popleft()
+                over = len(window) >= limit.count or self.held.get(key, 0) > row.at
+                if over and (limit.action == "monitor" or "velocity" in rules.monitor):
+                    seen = True
+                elif over:
+                    if limit.block_for and self.held.get(key, 0) <= row.at:
+                        self.held[key] = row.at + limit.block_for
+                    return limit.spec, seen
+                counted.append(window)
+        if free:
+            for window in counted:
+                window.append(row.at)
+        return None, seen
+
+
 def simulate(lines: Iterable[str], policy: Policy, region: str | None = None) -> Tally:
-    """Replay every row of a CSV against `policy`."""
+    """Replay every row of a CSV against `policy`, in time order (velocity limits
+    count the sends that would have been forwarded)."""
     tally = Tally()
+    rows: list[_Row] = []
     for line, raw in rows_of(lines):
         tally.rows += 1
         try:
-            row = _read(raw, region)
+            rows.append(_read(raw, region))
         except ValueError as exc:
             tally.error(line, str(exc))
-            continue
+    windows = _Windows()
+    for row in sorted(rows, key=lambda r: r.at):
         verdict = judge(row.number, row.scopes, policy, row.channel, row.intent, row.at)
-        if verdict.blocked_by is not None:
+        over, seen = windows.weigh(row, policy, verdict.blocked_by is None)
+        if over is not None:
+            tally.blocked["velocity"] += 1
+            tally.by_detail[("velocity", over)] += 1
+        elif verdict.blocked_by is not None:
             tally.blocked[verdict.blocked_by.kind] += 1
             tally.by_detail[(verdict.blocked_by.kind, verdict.blocked_by.detail)] += 1
-        for kind in dict.fromkeys(r.kind for r in verdict.monitored):
+        kinds = dict.fromkeys([*(r.kind for r in verdict.monitored),
+                               *(["velocity"] if seen else [])])
+        for kind in kinds:
             tally.monitored[kind] += 1
     return tally
 

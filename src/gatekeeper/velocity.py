@@ -46,6 +46,16 @@ class Counted:
     seen: VelocityLimit | None
     counters: tuple[str, ...]
     member: str
+    guard_started: bool = False
+    """The limit was reached by this send and its pumping guard's hold starts now."""
+
+    @property
+    def subject(self) -> str:
+        """What the limit that refused it counts (its block's digits, a region...)."""
+        for limit, subject in self.counting.limits:
+            if limit is self.over:
+                return subject
+        return ""
 
 
 Count = Callable[[Sequence[Counting]], Awaitable[list[Counted]]]

@@ -307,8 +307,8 @@ return 1
 # returns: per number {code, limit index (1-based), wait ms, monitored limit index}:
 #   code 0 counted (or, not counting, under every enforced limit), 1 over an enforced
 #   limit (wait: until the oldest send leaves its window, or the hold if one starts),
-#   2 held by a guard (wait: its time to live); the 4th: a monitored limit reached (0:
-#   none)
+#   2 held by a guard (wait: its time to live), 3 over the limit and its guard's hold
+#   starts now (wait: the hold); the 4th: a monitored limit reached (0: none)
 VELOCITY_LUA = """
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
@@ -335,7 +335,7 @@ while a <= #ARGV do
             wait = tonumber(oldest[2]) + window - now
             if hold > 0 and counting then  -- a look (a check) starts no hold
               redis.call('SET', guard, '1', 'PX', hold)
-              wait = hold
+              code, wait = 3, hold
             end
           elseif seen == 0 then
             seen = i

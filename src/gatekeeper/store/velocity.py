@@ -61,8 +61,9 @@ class VelocityMixin(StoreBase):
             limits = [limit for limit, _ in counting.limits]
             counted = code == 0 and counting.count
             results.append(Counted(
-                counting, limits[which - 1] if code else None, code == 2, wait / 1000,
-                limits[seen - 1] if seen else None, mine if counted else (), member))
+                counting, limits[which - 1] if code else None, code in (2, 3), wait / 1000,
+                limits[seen - 1] if seen else None, mine if counted else (), member,
+                code == 3))
         return results
 
     @guarded
