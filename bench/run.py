@@ -61,13 +61,16 @@ ROW_GK_WORKERS = "gatekeeper-workers"
 ROW_GK_POLICY = "gatekeeper-policy"
 ROWS = (ROW_DIRECT, ROW_PASSTHROUGH, ROW_GK_EMPTY, ROW_GK_LISTS, ROW_GK_WORKERS,
         ROW_GK_POLICY)
-# The policy of the gatekeeper-policy row: every rule kind that is built, none of them
-# blocking the bench's US numbers in US daytime (quiet hours are the shipped ones).
+# The policy of the gatekeeper-policy row: every rule kind, none of them blocking the
+# bench's US numbers in US daytime (quiet hours are the shipped ones).
 BENCH_POLICY = {"global": {
     "countries": {"block": ["KP", "IR", "CU", "SY"], "monitor": ["NG"]},
     "number_types": {"premium_rate": "block", "shared_cost": "block", "uan": "monitor"},
     "quiet_hours": {"action": "block", "intents": ["marketing"]},
     "safe": ["+15005550006"],
+    # Two velocity limits, counted on every send (high enough never to refuse one).
+    "velocity": [{"per": "number", "limit": "1000000/hour"},
+                 {"per": "block", "digits": 8, "limit": "1000000/hour"}],
 }}
 MODES = ("concurrency", "rate")
 _PR_SET_PDEATHSIG = 1
