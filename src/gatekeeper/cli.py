@@ -39,6 +39,7 @@ from gatekeeper.bulk import (
 )
 from gatekeeper.bulk_fast import FORMAT_OPTIONS
 from gatekeeper.config import Config, ConfigError, load_config
+from gatekeeper.config.policy import policy_from_json
 from gatekeeper.embedded import EmbeddedError, EmbeddedRedis, read_running
 from gatekeeper.fdlimit import check_fd_limit
 from gatekeeper.freshness import DAY
@@ -304,6 +305,9 @@ async def _open_store(config: Config) -> AsyncIterator[Store]:
 async def _check(config: Config, number: str, scopes: list[str], channel: str | None,
                  region: str | None, asked: Asked) -> dict[str, object] | None:
     async with _open_store(config) as store:
+        stored = await store.policy_document()
+        if stored is not None and stored.doc is not None:  # set through the admin API
+            asked = replace(asked, policy=policy_from_json(stored.doc))
         result = await explain(store, number, scopes, region,
                                channel, asked)  # type: ignore[arg-type]
     if result is not None and channel is not None:

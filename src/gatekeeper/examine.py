@@ -75,6 +75,7 @@ class Job:
     path: str = ""
     intent: Intent = "marketing"
     at: float = 0.0  # the instant the policy rules judge at (0: when screened)
+    policy: Policy | None = None  # set through the admin API (None: the Rules')
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +125,8 @@ async def examine(job: Job, mount: Mount, route: Route | None, rules: Rules,
                   count: Count | None = None) -> Examined:
     """Screen `job` on `route` (None: an unknown write, scanned) of `mount`; `count`:
     the store's velocity counting."""
+    if job.policy is not None:
+        rules = replace(rules, policy=job.policy)
     if route is None:
         return await _scan(job, mount, rules, lookup, offload, lookup_slice)
     return await _check(job, mount, route, rules, lookup, offload, lookup_slice, count)

@@ -23,10 +23,12 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from gatekeeper.bigscreen import ScreenHelper
-from gatekeeper.config import Config
+from gatekeeper.config import Config, ConfigError
+from gatekeeper.config.policy import policy_from_json
 from gatekeeper.embedded import EmbeddedRedis, read_state
 from gatekeeper.freshness import DAY, assess
 from gatekeeper.observability import Metrics, share_metrics
+from gatekeeper.rules import Policy
 from gatekeeper.store import Store, StoreUnavailable, connect
 from gatekeeper.store.packing import INTSET_ENTRIES as INTSET_WANTED
 from gatekeeper.supervisor import Backoff, Supervisor
@@ -39,6 +41,10 @@ Logger = structlog.typing.FilteringBoundLogger
 SUPERVISE_INTERVAL = 0.1
 # How often a worker re-reads the parent's embedded.json for a moved server.
 FOLLOW_INTERVAL = 0.5
+
+
+# How often every process looks for a policy changed through the admin API.
+POLICY_POLL = 1.0
 
 
 def _unexpected(log: Logger, event: str, exc: Exception, **fields: object) -> None:
@@ -83,6 +89,10 @@ class Resources:
         # Scopes with a stale list whose on_stale is `closed` (their sends get 503), and
         # the stale lists last seen (a log line at each change); see check_freshness.
         self.stale_closed: frozenset[str] = frozenset()
+        # The policy rules in force: the config's, or the admin API's (polled; see
+        # refresh_policy), and the stored version they came from (-1: not read yet).
+        self.policy: Policy = config.policy
+        self._policy_version = -1
         self._stale: set[tuple[str, str]] = set()
         # Connection pools by upstream or webhook name.
         self.upstreams: dict[str, Upstream] = {}
@@ -150,6 +160,9 @@ class Resources:
         with contextlib.suppress(StoreUnavailable):  # logged; the next check retries
             await self.check_freshness()
         self._jobs.append(loop.create_task(self._freshness_forever()))
+        with contextlib.suppress(StoreUnavailable):  # the poll below retries
+            await self.refresh_policy()
+        self._jobs.append(loop.create_task(self._policy_forever()))
         if self._housekeeping:
             self._jobs.append(loop.create_task(self._sweep_forever()))
         for name, url in [(u.name, u.url) for u in self.config.upstreams] + \
@@ -204,6 +217,41 @@ class Resources:
                 _stop_if_cancelled()
                 self.metrics.store_errors.labels("freshness").inc()
                 _unexpected(self.log, "freshness_failed", exc, operation="freshness")
+
+    async def _policy_forever(self) -> None:
+        """refresh_policy every POLICY_POLL seconds; never ends but by cancellation."""
+        while True:
+            await asyncio.sleep(POLICY_POLL)
+            try:
+                await self.refresh_policy()
+            except StoreUnavailable:
+                _stop_if_cancelled()  # the policy in force stays; the next poll retries
+            except Exception as exc:  # a bug must not end the polling for good
+                _stop_if_cancelled()
+                _unexpected(self.log, "policy_refresh_failed", exc, operation="policy")
+
+    async def refresh_policy(self) -> bool:
+        """Take up a policy set (or cleared) through the admin API since the last look;
+        whether it changed. A stored policy this process cannot read is logged and the
+        one in force stays."""
+        version = await self.store.policy_version()
+        if version == self._policy_version:
+            return False
+        stored = await self.store.policy_document()
+        self._policy_version = version
+        try:
+            policy = self.config.policy if stored is None or stored.doc is None else \
+                policy_from_json(stored.doc)
+        except ConfigError as exc:
+            self.log.error("policy_invalid", version=version, error=str(exc))
+            return False
+        changed = policy is not self.policy
+        self.policy = policy
+        if changed:
+            self.log.info("policy_changed", version=version,
+                          source="config" if policy is self.config.policy else "admin",
+                          updated_by=stored.updated_by if stored else None)
+        return changed
 
     async def check_freshness(self) -> None:
         """Measure every list's age against its max_age: the age gauge, one log line when

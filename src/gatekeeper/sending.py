@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import math
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import TYPE_CHECKING, TypeVar
 
 from aiohttp import web
@@ -117,8 +118,13 @@ class Sending:
             return Examined(Refusal(503, "list_stale", "A list this send is checked against "
                                     "is stale (older than its max_age); the send was not "
                                     "forwarded.", "list_stale"))
+        live = self.resources.policy
+        if live is not self.rules.policy:  # changed through the admin API
+            self.rules = replace(self.rules, policy=live)
         helper, url = self.resources.screen_helper, self.resources.store_url
         if helper is not None and url is not None and len(job.message.body) > OFF_LOOP_BYTES:
+            if live is not self.resources.config.policy:
+                job = replace(job, policy=live)  # the helper knows the config's alone
             # The helper rebuilds the routes: it is told which one by its place.
             index = None if route is None else \
                 next(i for i, r in enumerate(mount.routes) if r is route)

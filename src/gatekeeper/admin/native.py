@@ -11,7 +11,7 @@ from typing import Any, cast
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
-from gatekeeper.admin import attempts, bulk, openapi
+from gatekeeper.admin import attempts, bulk, openapi, policy
 from gatekeeper.admin.auth import ADMIN_KEY, BadRequest, Forbidden, KeyRing, authorize, json_object
 from gatekeeper.admin.explain import Asked, described, explain
 from gatekeeper.admin.params import region_param, scope_param
@@ -239,7 +239,7 @@ async def check(request: web.Request) -> web.Response:
     try:
         result = await explain(resources.store, number, scopes,
                                region_param(query.get("region")), channel,
-                               Asked(resources.config.policy, intent, query.get("at")))
+                               Asked(resources.policy, intent, query.get("at")))
     except ValueError as exc:
         raise BadRequest("invalid_at", str(exc)) from exc
     if result is None:
@@ -287,5 +287,6 @@ def create_native_app(resources: Resources) -> web.Application:
     app.router.add_get("/lists", lists)
     bulk.add_routes(app)
     attempts.add_routes(app)
+    policy.add_routes(app)
     openapi.add_routes(app)
     return app

@@ -209,6 +209,14 @@ SCHEMAS: dict[str, JsonSchema] = {
                        "entry": _ref("Entry"),
                        "channel": {"type": "string", "enum": [*CHANNELS, "both"]}},
         "unevaluatedProperties": False},
+    "PolicyState": _object(
+        ["source", "version", "policy"],
+        {"source": {"type": "string", "enum": ["config", "admin"]},
+         "version": {"type": "integer", "minimum": 0},
+         "policy": {"type": "object", "description": "The `policy:` section (config "
+                    "reference: Policy rules beyond lists)."},
+         "updated_by": {"type": "string"},
+         "updated_at": {"type": "string", "format": "date-time"}}),
     "RuleOutcome": _object(
         ["rule", "scope", "outcome"],
         {"rule": {"type": "string", "enum": ["allow_entry", "safe", *RULE_KINDS]},
@@ -480,6 +488,29 @@ PATHS: dict[str, dict[str, Any]] = {
                 "400": _bad_request("invalid_query", "invalid_scope"),
                 **_LIST_ERRORS}},
     },
+    "/admin/v1/policy": {
+        "get": {
+            "operationId": "getPolicy", "tags": ["policy"],
+            "summary": "The policy rules in force: the config's, or the one set here.",
+            "responses": {"200": _json(_ref("PolicyState"), "The policy and its source."),
+                          "400": _bad_request("invalid_query"), **_READ_ERRORS}},
+        "put": {
+            "operationId": "putPolicy", "tags": ["policy"],
+            "summary": "Replace the policy rules live (a key with write access to `*`).",
+            "description": "The body's `policy` is validated as the config file's "
+                           "`policy:` section; every process applies it within a second.",
+            "requestBody": {"required": True, "content": {"application/json": {
+                "schema": _object(["policy"], {"policy": {"type": "object"}})}}},
+            "responses": {"200": _json(_ref("PolicyState"), "The policy now in force."),
+                          "400": _bad_request("invalid_query", "invalid_body",
+                                              "invalid_policy"),
+                          "413": _common("PayloadTooLarge"), **_READ_ERRORS}},
+        "delete": {
+            "operationId": "resetPolicy", "tags": ["policy"],
+            "summary": "Go back to the config's policy rules.",
+            "responses": {"200": _json(_ref("PolicyState"), "The policy now in force."),
+                          "400": _bad_request("invalid_query"), **_READ_ERRORS}},
+    },
     "/admin/v1/lists": {
         "get": {
             "operationId": "listLists", "tags": ["lists"],
@@ -587,7 +618,8 @@ DOCUMENT: dict[str, Any] = {
                        "that shape, with `Allow`. Every reply carries `X-Request-Id` (the "
                        "caller's, when it is 1-128 safe characters).",
     },
-    "tags": [{"name": "lists"}, {"name": "check"}, {"name": "attempts"}, {"name": "meta"}],
+    "tags": [{"name": "lists"}, {"name": "check"}, {"name": "attempts"}, {"name": "policy"},
+             {"name": "meta"}],
     "security": [{"adminKey": []}],
     "paths": PATHS,
     "components": {

@@ -6,6 +6,7 @@ This is the only module that reads YAML or environment variables. Everything aft
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Mapping
@@ -251,6 +252,7 @@ class Config:
     webhooks: tuple[WebhookConfig, ...] = ()
     lists: tuple[tuple[str, ListPolicy], ...] = ()  # per scope (see freshness.py)
     policy: Policy = DEFAULT_POLICY                   # rules beyond lists (rules.py)
+    policy_json: str = "{}"                           # the `policy:` section as written
     source: str = "<defaults>"
 
     def list_policy(self, scope: str) -> ListPolicy:
@@ -700,6 +702,7 @@ def parse_config(
         webhooks=_read_webhooks("webhooks", root.raw.get("webhooks"), upstreams),
         lists=_read_lists(root.section("lists")),
         policy=read_policy(root.section("policy")),
+        policy_json=json.dumps(root.raw.get("policy") or {}, sort_keys=True, default=str),
         source=source,
     )
     root.seen.update(("upstreams", "webhooks"))

@@ -37,6 +37,7 @@ gives for voice (at scope or channel level) replaces it.
 
 from __future__ import annotations
 
+import json
 from typing import Literal, cast
 
 from gatekeeper.config.base import ConfigError, Section
@@ -256,6 +257,16 @@ def read_policy(s: Section) -> Policy:
     if "global" not in scopes:
         scopes["global"] = ScopeRules(voice=ChannelRules(number_types=DEFAULT_VOICE_TYPES))
     return Policy(FrozenMap(scopes))
+
+
+def policy_from_json(text: str) -> Policy:
+    """A policy document as the admin API stores it (the `policy:` section as JSON);
+    ConfigError naming the key when it is not a valid one."""
+    try:
+        raw = json.loads(text)
+    except ValueError as exc:
+        raise ConfigError("policy", text[:80], f"not JSON: {exc}") from exc
+    return read_policy(Section("policy", raw))
 
 
 DEFAULT_POLICY = read_policy(Section("policy", None))

@@ -73,6 +73,10 @@ key                                 type        members -> values
   number block's leading digits, or a region. `spec` names the limit (`number:10/3600`,
   `block8:100/3600:h3600`): a changed limit counts afresh. Members older than the
   window are dropped when counted; the key expires a window after the last send.
+{p}policy                           hash        `version`, `doc` (the policy as JSON; ''
+                                                when cleared), `updated_by`, `updated_at`
+  The policy set through the admin API, over the config's; every process polls
+  `version`. Permanent.
 {p}velhold:{scope}:{channel}:{spec}:{subject}
                                     string      `1`
   A pumping guard's hold: while it lives, every send to the subject is refused. Expires
