@@ -18,11 +18,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING
 
 from gatekeeper.numbers import Destination, mask_number, parse_destination
 from gatekeeper.policy import Decision, Match, decide
-from gatekeeper.rules import Intent, Policy, judge
+from gatekeeper.rules import Intent, Policy, Verdict, judge
 from gatekeeper.store import BlockedAttempt, StoreUnavailable
 from gatekeeper.types import CHANNELS, Channel
 from gatekeeper.velocity import Count, Counted, Counting, plan, weigh
@@ -116,14 +116,17 @@ class Judging:
 
 
 def _judged(decision: Decision, scopes: Sequence[str], channel: Channel | None,
-            judging: Judging, counted: Sequence[Counted] = ()) -> Decision:
+            judging: Judging, counted: Sequence[Counted] = (),
+            known: Verdict | None = None) -> Decision:
     """A list decision with the policy rules applied (a block entry already decided);
-    `counted`: the number's velocity counts, which rank above the other rules."""
+    `counted`: the number's velocity counts, which rank above the other rules; `known`:
+    the other rules' verdict without exemptions, if already judged."""
     if decision.verdict == "blocked":
         return decision
     exempt = frozenset(m.scope for m in decision.matched if m.list == "allow")
-    verdict = judge(decision.number, tuple(scopes), judging.policy, channel,
-                    judging.intent, judging.at, exempt)
+    verdict = known if known is not None and not exempt else judge(
+        decision.number, tuple(scopes), judging.policy, channel, judging.intent,
+        judging.at, exempt)
     fast, slow = weigh(counted, exempt) if counted else (None, ())
     blocked_by = fast or verdict.blocked_by
     monitored = (*slow, *verdict.monitored)
@@ -136,14 +139,15 @@ def _judged(decision: Decision, scopes: Sequence[str], channel: Channel | None,
 
 
 def _countings(judging: Judging | None, parsed: dict[str, Destination],
-               keys: list[str], scopes: Sequence[str], channel: Channel | None
-               ) -> list[Counting]:
-    """What the request's sends count against velocity limits."""
+               keys: list[str], scopes: Sequence[str], channel: Channel | None,
+               judged: dict[str, Verdict]) -> list[Counting]:
+    """What the request's sends count against velocity limits (the other rules'
+    verdicts left in `judged`)."""
     if judging is None or judging.count is None:
         return []
     first = {d.keys[0] for d in parsed.values() if d.keys}
     return plan({k: k in first for k in keys}, scopes, judging.policy, channel,
-                judging.intent, judging.at)
+                judging.intent, judging.at, judged)
 
 
 async def screen(lookup: Lookup, parsed: dict[str, Destination], scopes: Sequence[str],
@@ -156,22 +160,24 @@ async def screen(lookup: Lookup, parsed: dict[str, Destination], scopes: Sequenc
     keys = list(dict.fromkeys(k for d in parsed.values() for k in d.keys))
     if not keys:
         return Screened(parsed, {})
-    countings = _countings(judging, parsed, keys, scopes, channel)
+    judged: dict[str, Verdict] = {}
+    countings = _countings(judging, parsed, keys, scopes, channel, judged)
     counts: list[Counted] = []
     try:
         if not countings or judging is None or judging.count is None:
             matches = await _lookup_all(lookup, keys, scopes, channel, lookup_slice)
         else:
-            # The velocity counts leave in the same write as the lookup: one round trip.
-            looked, counted = await asyncio.gather(
-                _lookup_all(lookup, keys, scopes, channel, lookup_slice),
-                judging.count(countings), return_exceptions=True)
-            if not isinstance(counted, BaseException):
-                counts = counted
-            for part in (looked, counted):
-                if isinstance(part, BaseException):
-                    raise part
-            matches = cast(dict[str, list[Match]], looked)
+            # The velocity counts leave in the same write as the lookup (one round
+            # trip): their task's first step runs before the pipe's flush.
+            counting = asyncio.ensure_future(judging.count(countings))
+            try:
+                matches = await _lookup_all(lookup, keys, scopes, channel, lookup_slice)
+            finally:
+                counted = await asyncio.gather(counting, return_exceptions=True)
+                if not isinstance(counted[0], BaseException):
+                    counts = counted[0]
+            if isinstance(counted[0], BaseException):
+                raise counted[0]
     except StoreUnavailable as exc:
         return Screened(parsed, {}, store_failed=True,
                         fail_open=not fail_closed and len(keys) <= LOOKUP_SLICE,
@@ -196,7 +202,7 @@ async def screen(lookup: Lookup, parsed: dict[str, Destination], scopes: Sequenc
                         Decision(key, "unlisted")
                     if judging is not None:
                         decision = _judged(decision, scopes, channel, judging,
-                                           counted_by.get(key, ()))
+                                           counted_by.get(key, ()), judged.get(key))
                     by_key[key] = decision
                 found.append(decision)
             decisions[raw] = _combine(found)

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
-from gatekeeper.rules import Intent, Policy, RuleResult, VelocityLimit, judge
+from gatekeeper.rules import Intent, Policy, RuleResult, VelocityLimit, Verdict, judge
 from gatekeeper.types import Channel
 
 
@@ -63,9 +63,11 @@ Count = Callable[[Sequence[Counting]], Awaitable[list[Counted]]]
 
 
 def plan(keys: dict[str, bool], scopes: Sequence[str], policy: Policy,
-         channel: Channel | None, intent: Intent, at: float) -> list[Counting]:
+         channel: Channel | None, intent: Intent, at: float,
+         judged: dict[str, Verdict] | None = None) -> list[Counting]:
     """The countings of a screening; `keys`: each reading, and whether it is its
-    destination's first (the one counted)."""
+    destination's first (the one counted). The other rules' verdicts are left in
+    `judged` (the screening reuses them)."""
     if channel is None:
         return []
     wanted = [(scope, rules) for scope in scopes
@@ -75,8 +77,10 @@ def plan(keys: dict[str, bool], scopes: Sequence[str], policy: Policy,
         return []
     out: list[Counting] = []
     for key, first in keys.items():
-        free = first and judge(key, tuple(scopes), policy, channel, intent,
-                               at).blocked_by is None
+        verdict = judge(key, tuple(scopes), policy, channel, intent, at)
+        if judged is not None:
+            judged[key] = verdict
+        free = first and verdict.blocked_by is None
         for scope, rules in wanted:
             if rules.safe.covering(key) is not None:
                 continue

@@ -323,23 +323,23 @@ while a <= #ARGV do
     local hold, enforced = tonumber(ARGV[at + 2]), ARGV[at + 3] == '1'
     local counter, guard = KEYS[k + 2 * i - 2], KEYS[k + 2 * i - 1]
     if code == 0 then
-      local held = redis.call('PTTL', guard)
+      local held = 0
+      if hold > 0 then held = redis.call('PTTL', guard) end
       if held > 0 and enforced then
         code, which, wait = 2, i, held
-      else
-        redis.call('ZREMRANGEBYSCORE', counter, '-inf', now - window)
-        if redis.call('ZCARD', counter) >= limit or held > 0 then
-          if enforced then
-            code, which = 1, i
-            local oldest = redis.call('ZRANGE', counter, 0, 0, 'WITHSCORES')
-            wait = tonumber(oldest[2]) + window - now
-            if hold > 0 and counting then  -- a look (a check) starts no hold
-              redis.call('SET', guard, '1', 'PX', hold)
-              code, wait = 3, hold
-            end
-          elseif seen == 0 then
-            seen = i
+      elseif held > 0 or redis.call('ZCOUNT', counter, '(' .. (now - window), '+inf')
+          >= limit then
+        if enforced then
+          code, which = 1, i
+          local oldest = redis.call('ZRANGEBYSCORE', counter, '(' .. (now - window),
+                                    '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
+          wait = oldest[2] and (tonumber(oldest[2]) + window - now) or 0
+          if hold > 0 and counting then  -- a look (a check) starts no hold
+            redis.call('SET', guard, '1', 'PX', hold)
+            code, wait = 3, hold
           end
+        elseif seen == 0 then
+          seen = i
         end
       end
     end
@@ -347,8 +347,14 @@ while a <= #ARGV do
   if code == 0 and counting then
     for i = 1, n do
       local counter = KEYS[k + 2 * i - 2]
+      local window = tonumber(ARGV[a + 4 * i - 1])
       redis.call('ZADD', counter, now, member)
-      redis.call('PEXPIRE', counter, tonumber(ARGV[a + 4 * i - 1]))
+      redis.call('PEXPIRE', counter, window)
+      -- Sends past the window are dropped once they are as many as the limit: a
+      -- counter never holds much more than its limit.
+      if redis.call('ZCARD', counter) > tonumber(ARGV[a + 4 * i - 2]) then
+        redis.call('ZREMRANGEBYSCORE', counter, '-inf', now - window)
+      end
     end
   end
   out[#out + 1] = {code, which, math.max(0, math.floor(wait)), seen}
