@@ -45,6 +45,16 @@ def test_the_shipped_voice_rule_stays_unless_voice_number_types_are_given() -> N
     assert policy({"tenant:a": {}}).scopes["tenant:a"].voice.number_types is None
 
 
+def test_rules_may_name_other_scopes_lists_which_are_then_looked_up() -> None:
+    """`number_types.lists`: the scopes named are the policy's referenced scopes."""
+    pol = policy({"global": {"voice": {"number_types": {"lists": {"risk:irsf": "block"}}}},
+                  "tenant:a": {"number_types": {"lists": {"risk:wangiri": "monitor"}}}})
+    assert pol.referenced == frozenset({"risk:irsf", "risk:wangiri"})
+    types = pol.scopes["global"].voice.number_types
+    assert types is not None
+    assert dict(types.lists) == {"risk:irsf": "block"}
+
+
 def test_safe_entries_and_modes() -> None:
     """Safe numbers and prefixes (longest prefix first); monitor per rule kind."""
     rules = policy({"global": {"safe": ["+14155550100", "+1*", "+1415*"],
@@ -89,6 +99,10 @@ def test_safe_entries_and_modes() -> None:
     ({"global": {"quiet_hours": {"us_states": {"FL": {"default": "25:00-08:00"}}}}},
      "policy.global.quiet_hours"),
     ({"global": {"sms": {"safe": []}}}, "policy.global.sms.safe"),
+    ({"global": {"number_types": {"lists": {"global": "block"}}}},
+     "policy.global.number_types.lists.global"),
+    ({"global": {"number_types": {"lists": {"risk:irsf": "deny"}}}},
+     "policy.global.number_types.lists.risk:irsf"),
     ({"global": {"colour": "red"}}, "policy.global.colour"),
 ], ids=lambda v: v if isinstance(v, str) else None)
 def test_malformed_policies_are_refused_naming_the_key(raw: Any, key: str) -> None:

@@ -186,3 +186,29 @@ async def test_check_refuses_an_unusable_instant(
                               headers=AUTH)
     assert resp.status == 400
     assert (await resp.json())["code"] == "invalid_at"
+
+
+async def test_a_rule_can_refuse_numbers_on_a_high_risk_range_list(
+        start_gatekeeper: StartGatekeeper, upstream: FakeUpstream, tmp_path: Path,
+        clock: list[float]) -> None:
+    """A prefix list imported into its own scope (`risk:irsf`) and named by a voice
+    number-type rule: calls into those ranges are refused as `number_type`, SMS and
+    other numbers are not; check names the list. The list's scope is not the
+    request's: it blocks nothing by itself."""
+    policy = {"global": {"voice": {"number_types": {"lists": {"risk:irsf": "block"}}}}}
+    gk = await start(start_gatekeeper, upstream, tmp_path, policy)
+    await gk.block("+88213*", "+22507*", scope="risk:irsf")
+    call = {"From": "+15005550006", "Url": "https://example.com/x"}
+    refused = await gk.proxy.post(TWILIO_CALLS, data={"To": "+882130012345", **call})
+    assert refused.status == 403
+    assert decisions(gk.registry, "twilio", "voice", "rejected", "policy_number_type") == 1
+    assert (await gk.proxy.post(TWILIO_CALLS, data={"To": NY, **call})).status == 201
+    sms = await gk.proxy.post(TWILIO_MESSAGES, data={"To": "+2250712345678", "Body": "x"})
+    assert sms.status == 201
+    resp = await gk.admin.get("/admin/v1/check", headers=AUTH, params={
+        "number": "+2250712345678", "channel": "voice"})
+    body = await resp.json()
+    assert body["decided_by"] == {"rule": "number_type", "scope": "global",
+                                  "outcome": "block", "channel": "voice",
+                                  "detail": "listed in risk:irsf"}
+    assert body["matched"] == []

@@ -54,10 +54,13 @@ class CountryRule:
 
 @dataclass(frozen=True, slots=True)
 class TypeRule:
-    """Actions by number type; a type not named is allowed."""
+    """Actions by number type; a type not named is allowed. `lists`: actions for numbers
+    on another scope's block list (a prefix list of high-risk ranges, imported like any
+    list, `risk:irsf` say), looked up in the same round trip."""
 
     types: Mapping[str, Action] = field(default_factory=lambda: FrozenMap({}))
     intents: frozenset[Intent] = frozenset(INTENTS)
+    lists: Mapping[str, Action] = field(default_factory=lambda: FrozenMap({}))
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,9 +142,11 @@ class ScopeRules:
 
 @dataclass(frozen=True, slots=True)
 class Policy:
-    """Every scope's rules; a scope not named has none."""
+    """Every scope's rules; a scope not named has none. `referenced`: the scopes whose
+    block lists number-type rules name (looked up beside the request's)."""
 
     scopes: Mapping[str, ScopeRules] = field(default_factory=lambda: FrozenMap({}))
+    referenced: frozenset[str] = frozenset()
 
     @property
     def empty(self) -> bool:
@@ -184,8 +189,8 @@ def _result(kind: RuleKind, action: Action, scope: str, channel: Channel, detail
 
 
 def _channel_rules(number: str, scope: str, channel: Channel, rules: ChannelRules,
-                   monitor: frozenset[RuleKind], intent: Intent, at: float
-                   ) -> list[RuleResult]:
+                   monitor: frozenset[RuleKind], intent: Intent, at: float,
+                   listed: frozenset[str]) -> list[RuleResult]:
     """Quiet hours, number type and country, in that order, for one channel."""
     out: list[RuleResult] = []
     quiet = rules.quiet_hours
@@ -210,6 +215,10 @@ def _channel_rules(number: str, scope: str, channel: Channel, rules: ChannelRule
     if types is not None and intent in types.intents:
         action = types.types.get(known.type, "allow")
         out.append(_result("number_type", action, scope, channel, known.type, monitor))
+        for named, action in types.lists.items():
+            if named in listed and out[-1].outcome != "block":
+                out.append(_result("number_type", action, scope, channel,
+                                   f"listed in {named}", monitor))
     countries = rules.countries
     if countries is not None and intent in countries.intents:
         region = known.region or "unknown"
@@ -220,15 +229,18 @@ def _channel_rules(number: str, scope: str, channel: Channel, rules: ChannelRule
 
 
 def evaluate(number: str, scope: str, rules: ScopeRules, channel: Channel | None,
-             intent: Intent, at: float) -> list[RuleResult]:
+             intent: Intent, at: float, listed: frozenset[str] = frozenset()
+             ) -> list[RuleResult]:
     """Every rule of one scope for `number` (E.164) in precedence order, stopping at the
-    first that decides. `channel` None (a scanned write): both channels' rules."""
+    first that decides. `channel` None (a scanned write): both channels' rules.
+    `listed`: referenced scopes whose block list holds the number."""
     safe = rules.safe.covering(number)
     if safe is not None:
         return [RuleResult("safe", scope, "exempt", safe)]
     out: list[RuleResult] = []
     for one in (CHANNELS if channel is None else (channel,)):
-        found = _channel_rules(number, scope, one, rules.on(one), rules.monitor, intent, at)
+        found = _channel_rules(number, scope, one, rules.on(one), rules.monitor, intent, at,
+                               listed)
         for result in found:
             out.append(result)
             if result.outcome == "block":
@@ -238,9 +250,11 @@ def evaluate(number: str, scope: str, rules: ScopeRules, channel: Channel | None
 
 def judge(number: str, scopes: tuple[str, ...] | list[str], policy: Policy,
           channel: Channel | None, intent: Intent, at: float,
-          exempt: frozenset[str] = frozenset()) -> Verdict:
+          exempt: frozenset[str] = frozenset(), listed: frozenset[str] = frozenset()
+          ) -> Verdict:
     """The rules' verdict for a number that no list entry blocked. `exempt`: scopes
-    where an allow entry won (their rules are not applied)."""
+    where an allow entry won (their rules are not applied); `listed`: referenced
+    scopes (`Policy.referenced`) whose block list holds the number."""
     evaluated: list[RuleResult] = []
     blocked: RuleResult | None = None
     for scope in scopes:
@@ -250,7 +264,7 @@ def judge(number: str, scopes: tuple[str, ...] | list[str], policy: Policy,
         if scope in exempt:
             evaluated.append(RuleResult("allow_entry", scope, "exempt"))
             continue
-        for result in evaluate(number, scope, rules, channel, intent, at):
+        for result in evaluate(number, scope, rules, channel, intent, at, listed):
             evaluated.append(result)
             if blocked is None and result.outcome == "block":
                 blocked = result

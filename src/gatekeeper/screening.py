@@ -117,16 +117,18 @@ class Judging:
 
 def _judged(decision: Decision, scopes: Sequence[str], channel: Channel | None,
             judging: Judging, counted: Sequence[Counted] = (),
-            known: Verdict | None = None) -> Decision:
+            known: Verdict | None = None, listed: frozenset[str] = frozenset()
+            ) -> Decision:
     """A list decision with the policy rules applied (a block entry already decided);
     `counted`: the number's velocity counts, which rank above the other rules; `known`:
-    the other rules' verdict without exemptions, if already judged."""
+    the other rules' verdict without exemptions, if already judged; `listed`: the
+    referenced scopes whose block list holds the number."""
     if decision.verdict == "blocked":
         return decision
     exempt = frozenset(m.scope for m in decision.matched if m.list == "allow")
-    verdict = known if known is not None and not exempt else judge(
+    verdict = known if known is not None and not exempt and not listed else judge(
         decision.number, tuple(scopes), judging.policy, channel, judging.intent,
-        judging.at, exempt)
+        judging.at, exempt, listed)
     fast, slow = weigh(counted, exempt) if counted else (None, ())
     blocked_by = fast or verdict.blocked_by
     monitored = (*slow, *verdict.monitored)
@@ -163,15 +165,19 @@ async def screen(lookup: Lookup, parsed: dict[str, Destination], scopes: Sequenc
     judged: dict[str, Verdict] = {}
     countings = _countings(judging, parsed, keys, scopes, channel, judged)
     counts: list[Counted] = []
+    # Scopes whose block lists rules name (high-risk ranges), looked up beside these.
+    extra = () if judging is None else tuple(
+        sorted(judging.policy.referenced.difference(scopes)))
+    probed = (*scopes, *extra)
     try:
         if not countings or judging is None or judging.count is None:
-            matches = await _lookup_all(lookup, keys, scopes, channel, lookup_slice)
+            matches = await _lookup_all(lookup, keys, probed, channel, lookup_slice)
         else:
             # The velocity counts leave in the same write as the lookup (one round
             # trip): their task's first step runs before the pipe's flush.
             counting = asyncio.ensure_future(judging.count(countings))
             try:
-                matches = await _lookup_all(lookup, keys, scopes, channel, lookup_slice)
+                matches = await _lookup_all(lookup, keys, probed, channel, lookup_slice)
             finally:
                 counted = await asyncio.gather(counting, return_exceptions=True)
                 if not isinstance(counted[0], BaseException):
@@ -201,8 +207,11 @@ async def screen(lookup: Lookup, parsed: dict[str, Destination], scopes: Sequenc
                     decision = decide(key, scopes, matched) if matched else \
                         Decision(key, "unlisted")
                     if judging is not None:
+                        listed = frozenset(m.scope for m in matched if m.list == "block"
+                                           and m.scope in judging.policy.referenced)
                         decision = _judged(decision, scopes, channel, judging,
-                                           counted_by.get(key, ()), judged.get(key))
+                                           counted_by.get(key, ()), judged.get(key),
+                                           listed)
                     by_key[key] = decision
                 found.append(decision)
             decisions[raw] = _combine(found)

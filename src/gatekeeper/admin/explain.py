@@ -99,8 +99,11 @@ async def explain(store: Store, number: str, scopes: list[str], region: str | No
         e164 = entry.value
     applicable = list(dict.fromkeys(["global", *scopes]))
     at = instant(asked.at if asked else None, e164)
-    matches = await store.lookup([e164], applicable, channel)
+    extra = sorted(asked.policy.referenced.difference(applicable)) if asked else []
+    matches = await store.lookup([e164], [*applicable, *extra], channel)
     decision = decide(e164, applicable, matches[e164])
+    listed = frozenset(m.scope for m in matches[e164]
+                       if m.list == "block" and asked and m.scope in asked.policy.referenced)
     matched = []
     for m in decision.matched:
         [meta] = await store.metadata(m.list, m.scope, [ListItem(m.entry, m.channel)])
@@ -112,7 +115,8 @@ async def explain(store: Store, number: str, scopes: list[str], region: str | No
         decided = {"rule": "list", "scope": cause.scope if cause else None}
     elif asked is not None:
         exempt = frozenset(m.scope for m in decision.matched if m.list == "allow")
-        judged = judge(e164, applicable, asked.policy, channel, asked.intent, at, exempt)
+        judged = judge(e164, applicable, asked.policy, channel, asked.intent, at, exempt,
+                       listed)
         # Velocity limits are looked at, never counted: a check sends nothing.
         looks = plan({e164: False}, applicable, asked.policy, channel, asked.intent, at)
         fast, slow = weigh(await store.count_sends(looks), exempt) if looks else (None, ())

@@ -11,7 +11,11 @@ policy:
       allow: [...]
       home: [US, CA]               # shortcut: these allowed, every other region blocked
       intents: [otp, transactional, marketing]   # the intents it applies to (default all)
-    number_types: {premium_rate: block, shared_cost: block, voip: monitor}
+    number_types:
+      premium_rate: block
+      shared_cost: block
+      voip: monitor
+      lists: {risk:irsf: block}    # numbers on that scope's block list (high-risk ranges)
     quiet_hours:                   # in the recipient's local time (quiet.py)
       action: block                # block | monitor
       intents: [marketing]         # default: marketing only
@@ -110,16 +114,30 @@ def _countries(s: Section) -> CountryRule:
     return rule
 
 
+def _referenced(s: Section) -> dict[str, Action]:
+    """`lists: {<scope>: action}`: numbers on that scope's block list."""
+    found = s.section("lists")
+    lists: dict[str, Action] = {}
+    for scope in list(found.raw):
+        if not isinstance(scope, str) or not is_valid_scope(scope) or scope == "global":
+            raise ConfigError(found.path(str(scope)), scope, "expected a scope of its own "
+                              "holding the list ('risk:irsf'), not 'global'")
+        lists[scope] = found.choice(scope, ACTIONS, "block")
+    found.finish()
+    return lists
+
+
 def _number_types(s: Section) -> TypeRule:
     types: dict[str, Action] = {}
+    lists = _referenced(s) if "lists" in s.raw else {}
     for name in list(s.raw):
-        if name == "intents":
+        if name in ("intents", "lists"):
             continue
         if name not in TYPE_NAMES:
             raise ConfigError(s.path(str(name)), name, "unknown number type; expected one "
                               f"of {', '.join(sorted(TYPE_NAMES))}")
         types[name] = s.choice(name, ACTIONS, "allow")
-    rule = TypeRule(FrozenMap(types), _intents(s, frozenset(INTENTS)))
+    rule = TypeRule(FrozenMap(types), _intents(s, frozenset(INTENTS)), FrozenMap(lists))
     s.finish()
     return rule
 
@@ -256,7 +274,11 @@ def read_policy(s: Section) -> Policy:
     s.finish()
     if "global" not in scopes:
         scopes["global"] = ScopeRules(voice=ChannelRules(number_types=DEFAULT_VOICE_TYPES))
-    return Policy(FrozenMap(scopes))
+    referenced = frozenset(name for rules in scopes.values()
+                           for channel in (rules.sms, rules.voice)
+                           if channel.number_types is not None
+                           for name in channel.number_types.lists)
+    return Policy(FrozenMap(scopes), referenced)
 
 
 def policy_from_json(text: str) -> Policy:
