@@ -85,13 +85,19 @@ class VelocityLimit:
     action: Literal["block", "monitor"] = "block"
     block_for: float = 0.0
     intents: frozenset[Intent] = frozenset(INTENTS)
+    spec: str = field(init=False, compare=False)
+    """The limit's name in key names: a changed limit counts afresh."""
+    argv: str = field(init=False, compare=False)
+    """Its script arguments but the last (limit, window ms, hold ms) in RESP."""
 
-    @property
-    def spec(self) -> str:
-        """The limit's name in key names: a changed limit counts afresh."""
+    def __post_init__(self) -> None:
         hold = f":h{round(self.block_for)}" if self.block_for else ""
         digits = str(self.digits) if self.per == "block" else ""
-        return f"{self.per}{digits}:{self.count}/{round(self.window)}{hold}"
+        object.__setattr__(self, "spec",
+                           f"{self.per}{digits}:{self.count}/{round(self.window)}{hold}")
+        args = (str(self.count), str(round(self.window * 1000)),
+                str(round(self.block_for * 1000)))
+        object.__setattr__(self, "argv", "".join(f"${len(a)}\r\n{a}\r\n" for a in args))
 
     def subject(self, number: str) -> str | None:
         """What the limit counts for `number` (E.164); None: nothing (a country limit on

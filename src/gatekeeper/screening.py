@@ -16,6 +16,7 @@ the screening helper process (`bigscreen`) alike.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -178,12 +179,12 @@ async def screen(lookup: Lookup, parsed: dict[str, Destination], scopes: Sequenc
             counting = asyncio.ensure_future(judging.count(countings))
             try:
                 matches = await _lookup_all(lookup, keys, probed, channel, lookup_slice)
-            finally:
-                counted = await asyncio.gather(counting, return_exceptions=True)
-                if not isinstance(counted[0], BaseException):
-                    counts = counted[0]
-            if isinstance(counted[0], BaseException):
-                raise counted[0]
+            except BaseException:
+                # Its sends are taken back if they were counted (see below).
+                with contextlib.suppress(Exception):
+                    counts = await counting
+                raise
+            counts = await counting
     except StoreUnavailable as exc:
         return Screened(parsed, {}, store_failed=True,
                         fail_open=not fail_closed and len(keys) <= LOOKUP_SLICE,

@@ -12,7 +12,7 @@ from typing import cast
 from gatekeeper.store.base import StoreBase
 from gatekeeper.store.cluster import slot_of
 from gatekeeper.store.faults import guarded, store_faults
-from gatekeeper.store.pipe import LookupCall, resp_bulk
+from gatekeeper.store.pipe import ClientTransport, LookupCall
 from gatekeeper.store.scripts import VELOCITY_LUA, VELOCITY_SHA
 from gatekeeper.velocity import Counted, Counting
 
@@ -35,26 +35,29 @@ class VelocityMixin(StoreBase):
 
     async def _count(self, group: list[Counting], member: str) -> list[Counted]:
         keys: list[str] = []
-        args: list[str] = []
+        args: list[str] = []  # RESP bulk strings, joined once below
         counters: list[tuple[str, ...]] = []
         for counting in group:
             own: list[str] = []
-            args += [str(len(counting.limits)), "1" if counting.count else "0"]
+            args.append(f"${len(str(len(counting.limits)))}\r\n{len(counting.limits)}\r\n"
+                        f"$1\r\n{1 if counting.count else 0}\r\n")
             for index, (limit, subject) in enumerate(counting.limits):
                 counter, guard = self.keys.velocity(counting.scope, counting.channel,
                                                     limit.spec, subject)
                 keys += [counter, guard]
                 own.append(counter)
-                args += [str(limit.count), str(round(limit.window * 1000)),
-                         str(round(limit.block_for * 1000)),
-                         "0" if index in counting.monitored else "1"]
+                args.append(limit.argv + ("$1\r\n0\r\n" if index in counting.monitored
+                                          else "$1\r\n1\r\n"))
             counters.append(tuple(own))
         head = ["EVALSHA", VELOCITY_SHA, str(len(keys)), *keys, member]
         call = LookupCall(tuple(keys), 0, len(head),
-                          b"".join(resp_bulk(arg) for arg in head), slot_of(keys[0]),
-                          (member,), VELOCITY_LUA)
-        encoded = b"".join(resp_bulk(arg) for arg in args)
-        reply = cast(list[list[int]], await self._transport.lookup(call, args, encoded))
+                          "".join(f"${len(a)}\r\n{a}\r\n" for a in head).encode(),
+                          slot_of(keys[0]), (member,), VELOCITY_LUA)
+        encoded = "".join(args).encode()
+        count = encoded.count(b"$")  # every argument is one bulk string
+        plain = _plain(encoded) if isinstance(self._transport, ClientTransport) else ()
+        reply = cast(list[list[int]], await self._transport.lookup(
+            call, plain or [""] * count, encoded))
         results = []
         for counting, mine, (code, which, wait, seen) in zip(group, counters, reply,
                                                             strict=True):
@@ -74,3 +77,9 @@ class VelocityMixin(StoreBase):
                 for counter in one.counters:
                     pipe.zrem(counter, one.member)
             await pipe.execute()
+
+
+def _plain(encoded: bytes) -> list[str]:
+    """The arguments of RESP bulk strings (for redis-py, which encodes them itself)."""
+    parts = encoded.decode().split("\r\n")
+    return parts[1::2][: len(parts) // 2]
