@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import phonenumbers
-from phonenumbers import geocoder
 from phonenumbers import timezone as pn_timezone
 
 from gatekeeper.frozen import FrozenMap
@@ -45,13 +44,11 @@ class Facts:
     """A number's facts. `region`: the ISO region it belongs to (+1 numbers: US, CA,
     PR...), or the calling code's only region when the number is not valid there, None
     when neither is known. `home`: the calling code's main region (quiet hours read an
-    unknown zone in its zones). `state`: a US number's state (USPS code) when the
-    geocoder names one."""
+    unknown zone in its zones)."""
 
     region: str | None
     type: str
     home: str | None = None
-    state: str | None = None
     zones: tuple[str, ...] = ()
 
 
@@ -71,15 +68,22 @@ def describe(e164: str) -> Facts:
     kind = NUMBER_TYPES.get(phonenumbers.number_type(number), "unknown")
     zones = tuple(z for z in pn_timezone.time_zones_for_number(number)
                   if z != pn_timezone.UNKNOWN_TIMEZONE)
-    state = None
-    if (region or home) == "US":
-        state = _state(geocoder.description_for_number(number, "en"))
     return Facts(None if region in _NON_GEOGRAPHIC else region, kind,
-                 None if home in _NON_GEOGRAPHIC else home, state, zones)
+                 None if home in _NON_GEOGRAPHIC else home, zones)
 
 
-def _state(name: str) -> str | None:
-    """The USPS code in a geocoder description (`Miami, FL`, or a state's name)."""
+@lru_cache(maxsize=CACHE_SIZE)
+def us_state(e164: str) -> str | None:
+    """A US number's state (USPS code) when phonenumbers' geocoder names one. The
+    geocoder's data (~100 MB) is loaded on the first call only: quiet hours need it,
+    nothing else does."""
+    from phonenumbers import geocoder  # noqa: PLC0415 - see above
+
+    try:
+        number = phonenumbers.parse(e164, None)
+    except phonenumbers.NumberParseException:
+        return None
+    name = geocoder.description_for_number(number, "en")
     city, comma, code = name.rpartition(", ")
     state = code if comma and city else US_STATE_NAMES.get(name)
     return state if state in _STATE_CODES else None

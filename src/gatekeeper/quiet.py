@@ -47,7 +47,7 @@ from zoneinfo import TZPATH, ZoneInfo, ZoneInfoNotFoundError
 import phonenumbers
 
 from gatekeeper import quiet_defaults
-from gatekeeper.facts import describe
+from gatekeeper.facts import describe, us_state
 from gatekeeper.frozen import FrozenMap
 
 _UTC: Final = dt.UTC
@@ -166,7 +166,8 @@ def place_of(e164: str) -> tuple[str | None, str | None]:
     """(ISO region, US state code or None) of an E.164 number, from phonenumbers metadata.
     An invalid number still belongs to its calling code's main country (+44 ... is GB)."""
     facts = describe(e164)
-    return facts.region or facts.home, facts.state
+    region = facts.region or facts.home
+    return region, us_state(e164) if region == "US" else None
 
 
 def zones_of(e164: str) -> tuple[str, ...]:
