@@ -33,6 +33,21 @@ POLICY = {"global": {"countries": {"block": ["KP"]},
                      "quiet_hours": {"action": "block"}}}
 
 
+@pytest.fixture(params=["fakeredis", pytest.param("redis-server",
+                                                  marks=pytest.mark.integration)])
+def start_gatekeeper(request: pytest.FixtureRequest,
+                     start_gatekeeper: StartGatekeeper) -> StartGatekeeper:
+    """Every test here twice: on fakeredis, and on the suite's real redis-server."""
+    if request.param == "fakeredis":
+        return start_gatekeeper
+    real = request.getfixturevalue("real_redis")
+
+    async def on_real(config: Any, redis: Any = None, **kwargs: Any) -> Any:
+        return await start_gatekeeper(config, redis=redis or real, **kwargs)
+
+    return on_real
+
+
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     """The instant sends are judged at (the proxy's clock only), settable."""
