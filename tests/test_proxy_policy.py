@@ -12,6 +12,8 @@ from typing import Any
 
 import pytest
 
+from gatekeeper.config import ConfigError
+from gatekeeper.providers import check_presets
 from tests.conftest import (
     AUTH,
     TWILIO_CALLS,
@@ -227,3 +229,28 @@ async def test_a_rule_can_refuse_numbers_on_a_high_risk_range_list(
                                   "outcome": "block", "channel": "voice",
                                   "detail": "listed in risk:irsf"}
     assert body["matched"] == []
+
+
+async def test_a_built_in_preset_route_can_carry_its_own_intent(
+        start_gatekeeper: StartGatekeeper, upstream: FakeUpstream, tmp_path: Path,
+        clock: list[float]) -> None:
+    """Twilio's Messages route declared `otp`: its sends pass quiet hours at night; the
+    Calls route keeps the upstream's (marketing) and is held."""
+    clock[0] = NIGHT
+    gk = await start(start_gatekeeper, upstream, tmp_path, twilio={"route_intents": [
+        {"method": "POST", "path": "/2010-04-01/Accounts/{account_sid}/Messages",
+         "intent": "otp"}]})
+    assert (await gk.proxy.post(TWILIO_MESSAGES, data={"To": NY, "Body": "1"})).status == 201
+    call = await gk.proxy.post(TWILIO_CALLS, data={"To": NY, "From": "+15005550006",
+                                                   "Url": "https://example.com/x"})
+    assert call.status == 403
+    assert "Retry-After" in call.headers
+
+
+def test_a_route_intent_must_name_a_route_of_the_preset(tmp_path: Path) -> None:
+    """A path template the preset has no route for is refused at start-up."""
+    config = make_config("http://127.0.0.1:9", tmp_path, twilio={"route_intents": [
+        {"method": "POST", "path": "/2010-04-01/Accounts/{sid}/Messages", "intent": "otp"}]})
+    with pytest.raises(ConfigError) as caught:
+        check_presets(config)
+    assert caught.value.key == "upstreams[0].route_intents[0].path"

@@ -16,7 +16,7 @@ Nothing is ever retried.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from urllib.parse import urlsplit
 
 from aiohttp import web
@@ -46,6 +46,19 @@ DECODED_CODINGS = frozenset({"", "identity", "gzip", "deflate"})
 METHOD_OVERRIDES = ("X-HTTP-Method-Override", "X-HTTP-Method", "X-Method-Override")
 
 
+def _with_intents(routes: tuple[Route, ...], upstream: UpstreamConfig) -> tuple[Route, ...]:
+    """The preset's routes with the intents `route_intents` gives them."""
+    if not upstream.route_intents:
+        return routes
+    out = []
+    for route in routes:
+        templates = {t.template for t in route.paths}
+        intent = next((w.intent for w in upstream.route_intents
+                       if w.method in route.methods and w.path in templates), route.intent)
+        out.append(replace(route, intent=intent))
+    return tuple(out)
+
+
 @dataclass(frozen=True, slots=True)
 class Mount:
     """An upstream with everything the handler needs, computed once at start-up."""
@@ -63,7 +76,7 @@ class Mount:
     def build(cls, upstream: UpstreamConfig, unknown_writes: UnknownWrites) -> Mount:
         """Resolve the preset and precompute routes, scopes and credentials."""
         preset = PRESETS[upstream.preset]
-        return cls(upstream, preset, preset.routes(upstream),
+        return cls(upstream, preset, _with_intents(preset.routes(upstream), upstream),
                    tuple(dict.fromkeys(("global", *upstream.scopes))),
                    urlsplit(upstream.url).path, upstream.region or preset.default_region,
                    {identity_key(c.identity): c.scopes for c in upstream.credentials},

@@ -188,6 +188,15 @@ class RouteConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class RouteIntent:
+    """The intent of one of a built-in preset's routes (its method and path template)."""
+
+    method: str
+    path: str
+    intent: Intent
+
+
+@dataclass(frozen=True, slots=True)
 class UpstreamConfig:
     """One gateway the proxy forwards to."""
 
@@ -211,6 +220,8 @@ class UpstreamConfig:
     # What its sends are when no X-Gatekeeper-Intent header says (policy rules apply by
     # intent: quiet hours to marketing only, unless configured otherwise).
     intent: Intent = "marketing"
+    # The same per route of a built-in preset (checked against its routes at start-up).
+    route_intents: tuple[RouteIntent, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -588,9 +599,30 @@ def _read_upstream(s: _Section) -> UpstreamConfig:
         if "unknown_writes" in s.raw else None,
         require_credential=s.get("require_credential", bool, _UPSTREAM.require_credential),
         intent=s.choice("intent", INTENTS, _UPSTREAM.intent),
+        route_intents=_read_route_intents(s),
     )
     s.finish()
     return cfg
+
+
+def _read_route_intents(s: _Section) -> tuple[RouteIntent, ...]:
+    """`route_intents: [{method, path, intent}]` (paths as the preset's route templates)."""
+    s.seen.add("route_intents")
+    raw = s.raw.get("route_intents") or []
+    if not isinstance(raw, list):
+        raise ConfigError(s.path("route_intents"), raw, "expected a list")
+    out: list[RouteIntent] = []
+    for i, item in enumerate(raw):
+        one = _Section(f"{s.path('route_intents')}[{i}]", item)
+        method = one.get("method", str, "POST").upper()
+        if method not in HTTP_METHODS:
+            raise ConfigError(one.path("method"), method,
+                              f"expected one of {', '.join(HTTP_METHODS)}")
+        path = one.get("path", str, "")
+        intent = one.choice("intent", INTENTS, cast(Intent, ""))
+        one.finish()
+        out.append(RouteIntent(method, path, intent))
+    return tuple(out)
 
 
 def _read_credentials(key: str, raw: object) -> tuple[CredentialScopes, ...]:

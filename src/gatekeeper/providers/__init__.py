@@ -38,6 +38,12 @@ def check_presets(config: Config) -> Config:
         if upstream.preset != "generic" and upstream.routes:
             raise ConfigError(f"{key}.routes", "...",
                               f"preset '{upstream.preset}' defines its own routes")
+        for j, wanted in enumerate(upstream.route_intents):
+            if not any(wanted.method in r.methods and wanted.path in
+                       (t.template for t in r.paths) for r in preset.routes(upstream)):
+                raise ConfigError(f"{key}.route_intents[{j}].path", wanted.path,
+                                  f"no {wanted.method} route of preset '{upstream.preset}' "
+                                  "has this path template (see Presets in the README)")
         if upstream.mirror and preset.list_api is None:
             listing = ", ".join(n for n, p in PRESETS.items() if p.list_api is not None)
             raise ConfigError(f"{key}.mirror", True, f"preset '{upstream.preset}' has no list "
