@@ -188,6 +188,7 @@ class Resources:
         """Tidy expired entries out of Redis (lookups already ignore them). Never ends but
         by cancellation: every failure is logged, counted, and the next sweep goes on."""
         while True:
+            _stop_if_cancelled()  # a client may have swallowed the cancellation whole
             await asyncio.sleep(self.config.store.sweep_interval)
             try:
                 removed = await self.store.sweep_expired()
@@ -207,6 +208,7 @@ class Resources:
     async def _freshness_forever(self) -> None:
         """check_freshness every `store.sweep_interval`; never ends but by cancellation."""
         while True:
+            _stop_if_cancelled()  # a client may have swallowed the cancellation whole
             await asyncio.sleep(self.config.store.sweep_interval)
             try:
                 await self.check_freshness()
@@ -221,6 +223,7 @@ class Resources:
     async def _policy_forever(self) -> None:
         """refresh_policy every POLICY_POLL seconds; never ends but by cancellation."""
         while True:
+            _stop_if_cancelled()  # a client may have swallowed the cancellation whole
             await asyncio.sleep(POLICY_POLL)
             try:
                 await self.refresh_policy()
@@ -293,6 +296,7 @@ class Resources:
         store at the new port if the old one was taken meanwhile."""
         counted = 0
         while True:
+            _stop_if_cancelled()  # a client may have swallowed the cancellation whole
             await asyncio.sleep(SUPERVISE_INTERVAL)
             try:
                 supervisor.step()
@@ -309,6 +313,7 @@ class Resources:
         """In a worker: the parent restarts the embedded server, on the same port unless
         it was taken; then its embedded.json names the new one, which the store follows."""
         while True:
+            _stop_if_cancelled()  # a client may have swallowed the cancellation whole
             await asyncio.sleep(FOLLOW_INTERVAL)
             try:
                 endpoint = read_state(self.config.redis.data_dir)
