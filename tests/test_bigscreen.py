@@ -188,6 +188,27 @@ async def test_policy_rules_apply_in_the_helper_as_on_the_loop(
     assert upstream.received[0].body == upstream.received[1].body
 
 
+
+async def test_velocity_limits_count_a_large_batch_in_the_helper(
+        start_helper: StartHelper, real_redis: Any, redis_server: str,
+        upstream: FakeUpstream, tmp_path: Path) -> None:
+    """1,200 recipients against 1,000 sends per hour to one country: the helper counts
+    in slices, the last 200 are removed (429 would be a whole refusal), and exactly the
+    1,000 forwarded stay counted."""
+    config = make_config(upstream.url, tmp_path, policy={"global": {"velocity": [
+        {"per": "country", "limit": "1000/hour"}]}})
+    gk = await start_helper(config, real_redis, redis_server)
+    resp = await gk.proxy.post(SMS, data=batch(numbers(1200)), headers=JSON)
+    assert resp.status == 201, await resp.text()
+    assert (resp.headers["X-Gatekeeper-Decision"], resp.headers["X-Gatekeeper-Removed"]) \
+        == ("partial", "200")
+    assert helper_of(gk).answered == 1
+    [sent] = upstream.received
+    assert len(json.loads(sent.body)["messages"]) == 1000
+    [counter] = [k async for k in real_redis.scan_iter("gk:vel:*")]
+    assert await real_redis.zcard(counter) == 1000
+
+
 @pytest.mark.parametrize("helper", [False, True], ids=["on-loop", "in-helper"])
 async def test_large_batch_finds_numbers_of_a_packed_load(
         start_helper: StartHelper, real_redis: Any, redis_server: str,

@@ -186,3 +186,16 @@ async def test_velocity_on_the_redis_py_path_too(
     gk = await start_gatekeeper(make_config(
         upstream.url, tmp_path, policy=limited({"per": "number", "limit": "1/hour"})))
     assert [(await send(gk)).status for _ in range(2)] == [201, 429]
+
+
+async def test_each_recipient_of_one_request_counts(
+        start: Start, upstream: FakeUpstream, tmp_path: Path, real_redis: Any) -> None:
+    """Five recipients in one batch against 3 sends per hour to one country: three are
+    sent, two removed; the country's counter holds three sends."""
+    gk = await start(make_config(upstream.url, tmp_path, policy=limited(
+        {"per": "country", "limit": "3/hour"})))
+    batch = {"messages": [{"to": f"+1212555010{n}"} for n in range(5)]}
+    resp = await gk.proxy.post("/generic/v1/sms", json=batch)
+    assert resp.status == 201
+    assert resp.headers["X-Gatekeeper-Removed"] == "2"
+    assert list((await counters(real_redis)).values()) == [3]

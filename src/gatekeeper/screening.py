@@ -176,7 +176,8 @@ async def screen(lookup: Lookup, parsed: dict[str, Destination], scopes: Sequenc
         else:
             # The velocity counts leave in the same write as the lookup (one round
             # trip): their task's first step runs before the pipe's flush.
-            counting = asyncio.ensure_future(judging.count(countings))
+            counting = asyncio.ensure_future(_count_all(judging.count, countings,
+                                                        lookup_slice))
             try:
                 matches = await _lookup_all(lookup, keys, probed, channel, lookup_slice)
             except BaseException:
@@ -219,6 +220,15 @@ async def screen(lookup: Lookup, parsed: dict[str, Destination], scopes: Sequenc
     kept, back = _settled(counts, parsed, decisions, by_key)
     return Screened(parsed, decisions, counted=kept, uncount=back,
                     guards=tuple(c for c in counts if c.guard_started))
+
+
+async def _count_all(count: Count, countings: list[Counting], size: int) -> list[Counted]:
+    """Every counting, `size` numbers per script call (a large batch never holds Redis
+    for long in one call); the first call leaves beside the lookup."""
+    out: list[Counted] = []
+    for start in range(0, len(countings), size):
+        out += await count(countings[start:start + size])
+    return out
 
 
 def _settled(counts: Sequence[Counted], parsed: dict[str, Destination],

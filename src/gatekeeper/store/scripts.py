@@ -300,7 +300,8 @@ return 1
 # number's limits in one scope are counted together or not at all.
 # KEYS: per number, per limit: its counter (sorted set: member -> ms), then its guard
 #   (a string whose time to live is the pumping guard's hold)
-# ARGV: [1] member (random, one per screening), then per number: limits n, count (1:
+# ARGV: [1] member (random, one per call; a number's sends are `member:k`, k its first
+#   key's index, so each number of the call counts once), then per number: limits n, count (1:
 #   count the send if no enforced limit is reached; 0: only look), then n quadruples
 #   (limit, window ms, hold ms (0: no guard), enforced (1) or monitored (0)). The clock
 #   is the server's (TIME): one clock for every proxy and worker.
@@ -348,7 +349,7 @@ while a <= #ARGV do
     for i = 1, n do
       local counter = KEYS[k + 2 * i - 2]
       local window = tonumber(ARGV[a + 4 * i - 1])
-      redis.call('ZADD', counter, now, member)
+      redis.call('ZADD', counter, now, member .. ':' .. k)
       redis.call('PEXPIRE', counter, window)
       -- Sends past the window are dropped once they are as many as the limit: a
       -- counter never holds much more than its limit.

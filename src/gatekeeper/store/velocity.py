@@ -23,22 +23,24 @@ class VelocityMixin(StoreBase):
     async def count_sends(self, countings: Sequence[Counting]) -> list[Counted]:
         """Count (or look at) every counting, one script call per scope; raises
         StoreUnavailable."""
-        member = secrets.token_hex(12)  # never the client's request id: it could repeat
         by_scope: dict[str, list[Counting]] = {}
         for counting in countings:
             by_scope.setdefault(counting.scope, []).append(counting)
         out: list[Counted] = []
         with store_faults():
             for group in by_scope.values():
-                out += await self._count(group, member)
+                # Random, one per call: never the client's request id, which could repeat.
+                out += await self._count(group, secrets.token_hex(12))
         return out
 
     async def _count(self, group: list[Counting], member: str) -> list[Counted]:
         keys: list[str] = []
         args: list[str] = []  # RESP bulk strings, joined once below
         counters: list[tuple[str, ...]] = []
+        firsts: list[int] = []  # each counting's first key index (1-based), as Lua's k
         for counting in group:
             own: list[str] = []
+            firsts.append(len(keys) + 1)
             args.append(f"${len(str(len(counting.limits)))}\r\n{len(counting.limits)}\r\n"
                         f"$1\r\n{1 if counting.count else 0}\r\n")
             for index, (limit, subject) in enumerate(counting.limits):
@@ -59,14 +61,14 @@ class VelocityMixin(StoreBase):
         reply = cast(list[list[int]], await self._transport.lookup(
             call, plain or [""] * count, encoded))
         results = []
-        for counting, mine, (code, which, wait, seen) in zip(group, counters, reply,
-                                                            strict=True):
+        for counting, mine, first, (code, which, wait, seen) in zip(
+                group, counters, firsts, reply, strict=True):
             limits = [limit for limit, _ in counting.limits]
             counted = code == 0 and counting.count
             results.append(Counted(
                 counting, limits[which - 1] if code else None, code in (2, 3), wait / 1000,
-                limits[seen - 1] if seen else None, mine if counted else (), member,
-                code == 3))
+                limits[seen - 1] if seen else None, mine if counted else (),
+                f"{member}:{first}", code == 3))
         return results
 
     @guarded
