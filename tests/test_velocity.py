@@ -10,14 +10,21 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import fakeredis
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
 
 from gatekeeper.app import ADMIN_APP, create_app
-from gatekeeper.config import Config
+from gatekeeper.config import Config, RedisConfig, StoreConfig
 from gatekeeper.resources import RESOURCES
+from gatekeeper.rules import VelocityLimit
+from gatekeeper.store import Store
+from gatekeeper.store.pipe import LookupPipe
+from gatekeeper.velocity import Counting
 from tests.conftest import (
     AUTH,
     TWILIO_MESSAGES,
@@ -199,3 +206,56 @@ async def test_each_recipient_of_one_request_counts(
     assert resp.status == 201
     assert resp.headers["X-Gatekeeper-Removed"] == "2"
     assert list((await counters(real_redis)).values()) == [3]
+
+
+async def test_the_count_leaves_in_the_same_write_as_the_lookup(
+        start: Start, upstream: FakeUpstream, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """One send with velocity limits: one write on the lean pipe carries the lookup's
+    EVALSHA and the count's (one round trip per decision)."""
+    gk = await start(make_config(upstream.url, tmp_path,
+                                 policy=limited({"per": "number", "limit": "5/hour"})))
+    assert (await send(gk)).status == 201  # connects, loads the scripts
+    writes: list[list[bytes]] = []
+    original = LookupPipe._flush
+
+    def recording(self: LookupPipe) -> None:
+        writes.append(list(self._outbox))
+        original(self)
+
+    monkeypatch.setattr(LookupPipe, "_flush", recording)
+    assert (await send(gk, "+12125550144")).status == 201
+    [batch] = [w for w in writes if w]
+    assert [c.split(b"\r\n")[2] for c in batch] == [b"EVALSHA", b"EVALSHA"]
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+@given(limit=st.integers(1, 6),
+       batches=st.lists(st.lists(st.integers(0, 29), min_size=1, max_size=8),
+                        min_size=1, max_size=8))
+def test_a_limit_is_never_exceeded_however_sends_arrive(
+        limit: int, batches: list[list[int]]) -> None:
+    """Batches of numbers in three 10-number blocks, counted against a per-block limit
+    (fakeredis, the same script): each block counts exactly min(sends, limit), and a
+    number is refused only once its block is full."""
+    async def run() -> None:
+        store = Store(fakeredis.FakeAsyncRedis(decode_responses=True), RedisConfig(),
+                      StoreConfig())
+        rule = VelocityLimit("block", limit, 3600.0, digits=10)
+        offered: dict[str, int] = {}
+        for batch in batches:
+            numbers = list(dict.fromkeys(f"+12125550{n:02d}" for n in batch))
+            counts = await store.count_sends([
+                Counting(n, "global", "sms", ((rule, rule.subject(n) or ""),))
+                for n in numbers])
+            for number, one in zip(numbers, counts, strict=True):
+                block = number[1:11]
+                before = offered.get(block, 0)
+                assert (one.over is None) == (before < limit)
+                offered[block] = before + (one.over is None)
+        for block, sent in offered.items():
+            key = f"gk:vel:global:sms:{rule.spec}:{block}"
+            assert await store.client.zcard(key) == sent <= limit
+        await store.close()
+
+    asyncio.run(run())
