@@ -6,7 +6,7 @@ Precedence, within one scope (the first that speaks decides):
 1. a block entry or opt-out (lists; the most specific entry wins, as `policy.decide`);
 2. an allow entry: the number is exempt from this scope's rules;
 3. the safe list: exempt from this scope's rules (never from a block entry);
-4. velocity (not built: refused in configuration);
+4. velocity limits (velocity.py: counted in Redis beside the lookup);
 5. quiet hours, for the intents they apply to;
 6. number type;
 7. country;
