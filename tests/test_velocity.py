@@ -259,3 +259,15 @@ def test_a_limit_is_never_exceeded_however_sends_arrive(
         await store.close()
 
     asyncio.run(run())
+
+
+async def test_an_upstream_that_only_monitors_counts_what_it_forwards(
+        start: Start, upstream: FakeUpstream, tmp_path: Path, real_redis: Any) -> None:
+    """`on_block: monitor`: a listed number is forwarded all the same, so its sends
+    count."""
+    gk = await start(make_config(upstream.url, tmp_path, twilio={"on_block": "monitor"},
+                                 policy=limited({"per": "number", "limit": "5/hour"})))
+    await gk.block(NY)
+    assert [(await send(gk)).status for _ in range(2)] == [201, 201]
+    await asyncio.sleep(0.05)  # take-backs, were there any, run beside the replies
+    assert list((await counters(real_redis)).values()) == [2]

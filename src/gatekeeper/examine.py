@@ -159,7 +159,11 @@ async def _check(job: Job, mount: Mount, route: Route, rules: Rules, lookup: Loo
                             judging=_judging(job, rules, count))
     error = screened.error if screened.store_failed else None
     blocked = screened.blocked
-    back = screened.counted + screened.uncount  # if refused here, nothing is sent
+    # If refused here, nothing is sent; otherwise blocked destinations are not sent
+    # either, unless the upstream only monitors (then they go, and count).
+    back = screened.counted + screened.uncount + screened.unsent
+    sent, unsent = (screened.counted + screened.unsent, ()) \
+        if mount.upstream.on_block == "monitor" else (screened.counted, screened.unsent)
     invalid = next((raw for raw, d in parsed.items()
                     if d.kind == "invalid" and raw not in blocked), None)
     if invalid is not None and rules.on_invalid == "reject":
@@ -179,7 +183,7 @@ async def _check(job: Job, mount: Mount, route: Route, rules: Rules, lookup: Loo
         gone = frozenset(blocked)
         rewritten = await offload(len(message.body), lambda: recipients.without(gone))
     return Examined(None, blocked, tuple(reasons.items()), rewritten, error,
-                    _monitored(screened), screened.counted, screened.uncount,
+                    _monitored(screened), sent, screened.uncount + unsent,
                     screened.guards)
 
 

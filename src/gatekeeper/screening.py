@@ -57,6 +57,7 @@ class Screened:
     error: str = ""                      # the store fault, for the log
     counted: tuple[Counted, ...] = ()    # velocity counts standing (taken back if the
     uncount: tuple[Counted, ...] = ()    # request is refused after all); to take back
+    unsent: tuple[Counted, ...] = ()     # of blocked destinations (see `_settled`)
     guards: tuple[Counted, ...] = ()     # pumping guards this screening started
 
     @property
@@ -217,8 +218,8 @@ async def screen(lookup: Lookup, parsed: dict[str, Destination], scopes: Sequenc
                     by_key[key] = decision
                 found.append(decision)
             decisions[raw] = _combine(found)
-    kept, back = _settled(counts, parsed, decisions, by_key)
-    return Screened(parsed, decisions, counted=kept, uncount=back,
+    kept, back, unsent = _settled(counts, parsed, decisions, by_key)
+    return Screened(parsed, decisions, counted=kept, uncount=back, unsent=unsent,
                     guards=tuple(c for c in counts if c.guard_started))
 
 
@@ -233,22 +234,25 @@ async def _count_all(count: Count, countings: list[Counting], size: int) -> list
 
 def _settled(counts: Sequence[Counted], parsed: dict[str, Destination],
              decisions: dict[str, Decision], by_key: dict[str, Decision]
-             ) -> tuple[tuple[Counted, ...], tuple[Counted, ...]]:
-    """The sends counted that stand (their number is forwarded), and those to take back
-    (its destination is blocked, or an allow entry lifts the scope's limits)."""
+             ) -> tuple[tuple[Counted, ...], tuple[Counted, ...], tuple[Counted, ...]]:
+    """The sends counted: those that stand (their number is forwarded), those to take
+    back (an allow entry lifts the scope's limits), and those of blocked destinations
+    (taken back unless the upstream only monitors, and forwards them)."""
     counted = [c for c in counts if c.counters]
     if not counted:
-        return (), ()
+        return (), (), ()
     blocked = {k for raw, d in decisions.items() if d.verdict == "blocked"
                for k in parsed[raw].keys}
     kept: list[Counted] = []
     back: list[Counted] = []
+    unsent: list[Counted] = []
     for one in counted:
         number, scope = one.counting.number, one.counting.scope
-        exempt = any(m.scope == scope and m.list == "allow"
-                     for m in by_key[number].matched)
-        (back if number in blocked or exempt else kept).append(one)
-    return tuple(kept), tuple(back)
+        if any(m.scope == scope and m.list == "allow" for m in by_key[number].matched):
+            back.append(one)
+        else:
+            (unsent if number in blocked else kept).append(one)
+    return tuple(kept), tuple(back), tuple(unsent)
 
 
 class Screener:
