@@ -3,6 +3,7 @@ kind, monitor mode, intents, channels, and what must never happen."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
@@ -14,7 +15,7 @@ from gatekeeper.config import parse_config
 from gatekeeper.facts import describe
 from gatekeeper.frozen import FrozenMap
 from gatekeeper.numbers import parse_destination
-from gatekeeper.policy import Match
+from gatekeeper.policy import Match, decide
 from gatekeeper.quiet import compile_quiet
 from gatekeeper.rules import (
     INTENTS,
@@ -201,3 +202,33 @@ def test_a_rule_block_always_names_its_rule_and_quiet_hours_say_when(
         if hit.kind == "quiet_hours":
             assert hit.retry_after is not None
             assert hit.retry_after > 0
+
+
+POLICIES = st.sampled_from([
+    both(FULL), both(FULL, safe=SafeList(frozenset({NY, KP}), ("+1",))),
+    both(FULL, monitor=frozenset({"country", "number_type", "quiet_hours"})),
+    ScopeRules(voice=ChannelRules(number_types=BLOCK_PREMIUM))])
+ENTRIES = st.sampled_from([NY, KP, FR_PREMIUM, "+1*", "+1212*", "+33*", "+8*"])
+
+
+@settings(max_examples=200, deadline=None)
+@given(number=NUMBERS, rules=POLICIES, at=st.floats(1.7e9, 1.9e9),
+       intent=st.sampled_from(INTENTS), channel=st.sampled_from(["sms", "voice", None]),
+       blocks=st.lists(ENTRIES, max_size=3), allows=st.lists(ENTRIES, max_size=3))
+def test_policy_rules_never_unblock_what_the_lists_block(
+        number: str, rules: ScopeRules, at: float, intent: str, channel: Channel | None,
+        blocks: list[str], allows: list[str]) -> None:
+    """Whatever the policy, instant, intent and channel: a number the lists block stays
+    blocked by the list entry (a safe list, monitor mode or allow entry never lifts it),
+    and one the lists allow is blocked only by a rule naming itself."""
+    matches = [Match("global", "block", e) for e in blocks if number.startswith(
+        e.rstrip("*")) and (e.endswith("*") or e == number)] + \
+        [Match("global", "allow", e) for e in allows if number.startswith(
+            e.rstrip("*")) and (e.endswith("*") or e == number)]
+    listed = decide(number, ["global"], matches)
+    verdict, decider = asyncio.run(decided(number, policy(rules), matches, channel,
+                                           intent, at))
+    if listed.verdict == "blocked":
+        assert (verdict, decider) == ("blocked", "list")
+    elif verdict == "blocked":
+        assert decider in ("quiet_hours", "number_type", "country")

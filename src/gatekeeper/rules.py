@@ -216,8 +216,12 @@ def _channel_rules(number: str, scope: str, channel: Channel, rules: ChannelRule
     elif quiet is not None:
         out.append(RuleResult("quiet_hours", scope, "not_applied", f"intent {intent}",
                               channel))
-    known = describe(number)
     types = rules.number_types
+    countries = rules.countries
+    if (types is None or intent not in types.intents) and \
+            (countries is None or intent not in countries.intents):
+        return out  # no metadata needed: a number's first parse costs ~120 us
+    known = describe(number)
     if types is not None and intent in types.intents:
         action = types.types.get(known.type, "allow")
         out.append(_result("number_type", action, scope, channel, known.type, monitor))
@@ -225,7 +229,6 @@ def _channel_rules(number: str, scope: str, channel: Channel, rules: ChannelRule
             if named in listed and out[-1].outcome != "block":
                 out.append(_result("number_type", action, scope, channel,
                                    f"listed in {named}", monitor))
-    countries = rules.countries
     if countries is not None and intent in countries.intents:
         region = known.region or "unknown"
         action = countries.regions.get(region, countries.default) \

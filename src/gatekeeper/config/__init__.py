@@ -521,10 +521,16 @@ def _read_log(s: _Section) -> LogConfig:
     return cfg
 
 
-def _read_route(s: _Section) -> RouteConfig:
+def _method(s: _Section) -> str:
+    """A route's `method` (default POST), upper-case, one of HTTP_METHODS."""
     method = s.get("method", str, "POST").upper()
     if method not in HTTP_METHODS:
         raise ConfigError(s.path("method"), method, f"expected one of {', '.join(HTTP_METHODS)}")
+    return method
+
+
+def _read_route(s: _Section) -> RouteConfig:
+    method = _method(s)
     path = s.get("path", str, "")
     if not path.startswith("/"):
         raise ConfigError(s.path("path"), path, "expected a path starting with '/'")
@@ -614,10 +620,7 @@ def _read_route_intents(s: _Section) -> tuple[RouteIntent, ...]:
     out: list[RouteIntent] = []
     for i, item in enumerate(raw):
         one = _Section(f"{s.path('route_intents')}[{i}]", item)
-        method = one.get("method", str, "POST").upper()
-        if method not in HTTP_METHODS:
-            raise ConfigError(one.path("method"), method,
-                              f"expected one of {', '.join(HTTP_METHODS)}")
+        method = _method(one)
         path = one.get("path", str, "")
         intent = one.choice("intent", INTENTS, cast(Intent, ""))
         one.finish()
