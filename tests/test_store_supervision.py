@@ -284,8 +284,11 @@ class Live:
 async def live(aiohttp_client: Callable[..., Awaitable[Client]], upstream: FakeUpstream,
                tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                request: pytest.FixtureRequest) -> Live:
-    """Gatekeeper on an embedded server (restart delay 0.5 s, to watch the outage)."""
-    monkeypatch.setattr(Resources, "restart_backoff", Backoff(first=0.5))
+    """Gatekeeper on an embedded server (restart delay 0.5 s, to watch the outage, or the
+    delay a `restart_delay` marker gives)."""
+    marker = request.node.get_closest_marker("restart_delay")
+    delay = float(marker.args[0]) if marker is not None else 0.5
+    monkeypatch.setattr(Resources, "restart_backoff", Backoff(first=delay))
     on_error = getattr(request, "param", "closed")
     config = make_config(upstream.url, tmp_path, store={"on_error": on_error})
     config = replace(config, redis=replace(config.redis, timeout=0.5))
@@ -380,6 +383,9 @@ async def test_while_restarting_sends_follow_on_error_open(live: Live) -> None:
     assert refused.status == 403
 
 
+# Long enough that the squatter surely binds the port before the restart, on a busy CI
+# machine too (with 0.5 s the restart sometimes won and the squatter found it taken).
+@pytest.mark.restart_delay(3.0)
 async def test_a_port_taken_meanwhile_moves_the_store_to_a_new_port(
         live: Live, log_output: io.StringIO) -> None:
     """If another process grabs the dead server's port, the server comes back on a new
