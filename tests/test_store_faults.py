@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import ssl
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
 import hiredis
@@ -130,6 +130,10 @@ class BrokenTransport:
     async def lookup(self, call: LookupCall, candidates: Sequence[str], encoded: bytes
                      ) -> list[list[str]]:
         raise self.make()
+
+    def submit(self, call: LookupCall, candidates: Sequence[str], encoded: bytes
+               ) -> Awaitable[Any]:
+        return self.lookup(call, candidates, encoded)
 
     async def append(self, stream: str, fields: Any, max_len: int) -> str:
         raise self.make()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from gatekeeper.resources import RESOURCES
 from gatekeeper.rules import VelocityLimit
 from gatekeeper.store import Store
 from gatekeeper.store.pipe import LookupPipe
+from gatekeeper.store.velocity import _MEMBERS
 from gatekeeper.velocity import Counting
 from tests.conftest import (
     AUTH,
@@ -271,3 +273,22 @@ async def test_an_upstream_that_only_monitors_counts_what_it_forwards(
     assert [(await send(gk)).status for _ in range(2)] == [201, 201]
     await asyncio.sleep(0.05)  # take-backs, were there any, run beside the replies
     assert list((await counters(real_redis)).values()) == [2]
+
+
+def test_counter_members_are_unique_and_a_forked_worker_draws_its_own() -> None:
+    """Counter members never repeat in a process, and a worker forked from it does not
+    repeat its parent's (the random process part is drawn again after fork)."""
+    first, second = _MEMBERS.next(), _MEMBERS.next()
+    assert first != second
+    assert first[:16] == second[:16]
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report its next member and leave at once
+        os.write(write, _MEMBERS.next().encode())
+        os._exit(0)
+    os.close(write)
+    child = os.read(read, 100).decode()
+    os.close(read)
+    os.waitpid(pid, 0)
+    assert len(child) >= 17
+    assert child[:16] != first[:16]

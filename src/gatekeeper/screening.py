@@ -176,9 +176,9 @@ async def screen(lookup: Lookup, parsed: dict[str, Destination], scopes: Sequenc
             matches = await _lookup_all(lookup, keys, probed, channel, lookup_slice)
         else:
             # The velocity counts leave in the same write as the lookup (one round
-            # trip): their task's first step runs before the pipe's flush.
-            counting = asyncio.ensure_future(_count_all(judging.count, countings,
-                                                        lookup_slice))
+            # trip): they are queued on the pipe before the lookup is, in the same
+            # loop turn, and the pipe writes once per turn.
+            counting = _count_all(judging.count, countings, lookup_slice)
             try:
                 matches = await _lookup_all(lookup, keys, probed, channel, lookup_slice)
             except BaseException:
@@ -223,11 +223,21 @@ async def screen(lookup: Lookup, parsed: dict[str, Destination], scopes: Sequenc
                     guards=tuple(c for c in counts if c.guard_started))
 
 
-async def _count_all(count: Count, countings: list[Counting], size: int) -> list[Counted]:
+def _count_all(count: Count, countings: list[Counting], size: int
+               ) -> Awaitable[list[Counted]]:
     """Every counting, `size` numbers per script call (a large batch never holds Redis
-    for long in one call); the first call leaves beside the lookup."""
-    out: list[Counted] = []
-    for start in range(0, len(countings), size):
+    for long in one call); the first call is queued before this returns, to leave in
+    the same write as the lookup started next."""
+    first = count(countings[:size])
+    if len(countings) <= size:
+        return first
+    return _count_rest(first, count, countings, size)
+
+
+async def _count_rest(first: Awaitable[list[Counted]], count: Count,
+                      countings: list[Counting], size: int) -> list[Counted]:
+    out = await first
+    for start in range(size, len(countings), size):
         out += await count(countings[start:start + size])
     return out
 

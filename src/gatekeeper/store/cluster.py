@@ -15,7 +15,7 @@ replica is found without a restart.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from typing import Any, cast
 
 import hiredis
@@ -152,6 +152,11 @@ class ClusterTransport:
         reply = await self._call(call.slot, call.payload(len(candidates), encoded),
                                  call.script)
         return cast(list[list[str]], reply)
+
+    def submit(self, call: LookupCall, candidates: Sequence[str], encoded: bytes
+               ) -> Awaitable[Any]:
+        """A task running `lookup` (it may first read the slot map)."""
+        return asyncio.ensure_future(self.lookup(call, candidates, encoded))
 
     async def append(self, stream: str, fields: Mapping[str, str], max_len: int) -> str:
         """XADD MAXLEN ~ on the master of the stream's slot."""

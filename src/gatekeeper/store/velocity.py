@@ -1,74 +1,116 @@
 """Velocity counters (rules.py's `VelocityLimit`): one script call per scope counts a
-request's sends (scripts.VELOCITY_LUA), on the lookup transport so that it leaves in the
-same write as the request's lookup; `uncount` takes back the sends that were then not
-forwarded (blocked by a list entry, or the whole request refused)."""
+request's sends (scripts.VELOCITY_LUA), queued on the lookup transport when the count
+starts, so that it leaves in the same write as the lookup started right after;
+`uncount` takes back the sends that were then not forwarded (blocked by a list entry, or
+the whole request refused)."""
 
 from __future__ import annotations
 
+import asyncio
+import itertools
+import os
 import secrets
-from collections.abc import Sequence
-from typing import cast
+from collections.abc import Awaitable, Iterator, Sequence
+from typing import Any, cast
 
 from gatekeeper.store.base import StoreBase
 from gatekeeper.store.cluster import slot_of
 from gatekeeper.store.faults import guarded, store_faults
-from gatekeeper.store.pipe import ClientTransport, LookupCall
+from gatekeeper.store.pipe import ClientTransport, LookupCall, retrieve
 from gatekeeper.store.scripts import VELOCITY_LUA, VELOCITY_SHA
 from gatekeeper.velocity import Counted, Counting
+
+_ENFORCED = {False: "$1\r\n1\r\n", True: "$1\r\n0\r\n"}  # by "monitored"
+
+
+class _Members:
+    """Counter members: unique across processes and proxies (a random process part,
+    drawn again in a forked worker, and a sequence), never the client's request id,
+    which could repeat. Cheaper than a random token per call."""
+
+    def __init__(self) -> None:
+        self._reset()
+        os.register_at_fork(after_in_child=self._reset)
+
+    def _reset(self) -> None:
+        self._process = secrets.token_hex(8)
+        self._sequence: Iterator[int] = itertools.count()
+
+    def next(self) -> str:
+        return f"{self._process}{next(self._sequence):x}"
+
+
+_MEMBERS = _Members()
+_Sent = tuple[list[Counting], list[tuple[str, ...]], list[int], str, Awaitable[Any]]
 
 
 class VelocityMixin(StoreBase):
     """Counting sends against velocity limits, and taking them back."""
 
-    async def count_sends(self, countings: Sequence[Counting]) -> list[Counted]:
-        """Count (or look at) every counting, one script call per scope; raises
+    def count_sends(self, countings: Sequence[Counting]) -> Awaitable[list[Counted]]:
+        """Count (or look at) every counting, one script call per scope, queued before
+        this returns (on the lean pipe); await the result, which raises
         StoreUnavailable."""
         by_scope: dict[str, list[Counting]] = {}
         for counting in countings:
             by_scope.setdefault(counting.scope, []).append(counting)
-        out: list[Counted] = []
-        with store_faults():
-            for group in by_scope.values():
-                # Random, one per call: never the client's request id, which could repeat.
-                out += await self._count(group, secrets.token_hex(12))
-        return out
+        sent: list[_Sent] = []
+        try:
+            with store_faults():
+                for group in by_scope.values():
+                    sent.append(self._submit(group, _MEMBERS.next()))
+        except BaseException:
+            _discard(sent)
+            raise
+        return self._counted(sent)
 
-    async def _count(self, group: list[Counting], member: str) -> list[Counted]:
+    def _submit(self, group: list[Counting], member: str) -> _Sent:
         keys: list[str] = []
         args: list[str] = []  # RESP bulk strings, joined once below
         counters: list[tuple[str, ...]] = []
         firsts: list[int] = []  # each counting's first key index (1-based), as Lua's k
+        velocity = self.keys.velocity
         for counting in group:
             own: list[str] = []
             firsts.append(len(keys) + 1)
-            args.append(f"${len(str(len(counting.limits)))}\r\n{len(counting.limits)}\r\n"
-                        f"$1\r\n{1 if counting.count else 0}\r\n")
+            size = str(len(counting.limits))
+            args.append(f"${len(size)}\r\n{size}\r\n$1\r\n{1 if counting.count else 0}\r\n")
+            monitored = counting.monitored
             for index, (limit, subject) in enumerate(counting.limits):
-                counter, guard = self.keys.velocity(counting.scope, counting.channel,
-                                                    limit.spec, subject)
+                counter, guard = velocity(counting.scope, counting.channel, limit.spec,
+                                          subject)
                 keys += [counter, guard]
                 own.append(counter)
-                args.append(limit.argv + ("$1\r\n0\r\n" if index in counting.monitored
-                                          else "$1\r\n1\r\n"))
+                args.append(limit.argv + _ENFORCED[index in monitored])
             counters.append(tuple(own))
         head = ["EVALSHA", VELOCITY_SHA, str(len(keys)), *keys, member]
         call = LookupCall(tuple(keys), 0, len(head),
                           "".join(f"${len(a)}\r\n{a}\r\n" for a in head).encode(),
-                          slot_of(keys[0]), (member,), VELOCITY_LUA)
+                          slot_of(keys[0]) if self.keys.cluster else 0, (member,),
+                          VELOCITY_LUA)
         encoded = "".join(args).encode()
         count = encoded.count(b"$")  # every argument is one bulk string
         plain = _plain(encoded) if isinstance(self._transport, ClientTransport) else ()
-        reply = cast(list[list[int]], await self._transport.lookup(
-            call, plain or [""] * count, encoded))
-        results = []
-        for counting, mine, first, (code, which, wait, seen) in zip(
-                group, counters, firsts, reply, strict=True):
-            limits = [limit for limit, _ in counting.limits]
-            counted = code == 0 and counting.count
-            results.append(Counted(
-                counting, limits[which - 1] if code else None, code in (2, 3), wait / 1000,
-                limits[seen - 1] if seen else None, mine if counted else (),
-                f"{member}:{first}", code == 3))
+        return group, counters, firsts, member, self._transport.submit(
+            call, plain or [""] * count, encoded)
+
+    async def _counted(self, sent: list[_Sent]) -> list[Counted]:
+        results: list[Counted] = []
+        try:
+            with store_faults():
+                for group, counters, firsts, member, pending in sent:
+                    reply = cast(list[list[int]], await pending)
+                    for counting, mine, first, (code, which, wait, seen) in zip(
+                            group, counters, firsts, reply, strict=True):
+                        limits = [limit for limit, _ in counting.limits]
+                        counted = code == 0 and counting.count
+                        results.append(Counted(
+                            counting, limits[which - 1] if code else None, code in (2, 3),
+                            wait / 1000, limits[seen - 1] if seen else None,
+                            mine if counted else (), f"{member}:{first}", code == 3))
+        except BaseException:
+            _discard(sent)
+            raise
         return results
 
     @guarded
@@ -79,6 +121,16 @@ class VelocityMixin(StoreBase):
                 for counter in one.counters:
                     pipe.zrem(counter, one.member)
             await pipe.execute()
+
+
+def _discard(sent: list[_Sent]) -> None:
+    """Let go of counts no one will await: a coroutine not started is closed, a
+    task or future has its outcome (a fault, already reported) retrieved."""
+    for *_, pending in sent:
+        if asyncio.iscoroutine(pending):
+            pending.close()
+        elif isinstance(pending, asyncio.Future):
+            pending.add_done_callback(retrieve)
 
 
 def _plain(encoded: bytes) -> list[str]:
