@@ -364,6 +364,16 @@ end
 return out
 """
 
+# KEYS: velocity counters; ARGV[i]: the member to take out of KEYS[i] (a send counted
+# but not forwarded). Returns how many were there.
+UNCOUNT_LUA = """
+local removed = 0
+for i = 1, #KEYS do
+  removed = removed + redis.call('ZREM', KEYS[i], ARGV[i])
+end
+return removed
+"""
+
 SCRIPTS = (LOOKUP_LUA, ADD_LUA, REMOVE_IF_SOURCE_LUA, SWEEP_LUA, SWAP_LUA,
            BEGIN_LOAD_LUA, END_LOAD_LUA, REMOVE_LUA, DROP_PACKED_LUA)
 """Every script, in the order `prepare()` loads them."""
@@ -371,6 +381,7 @@ SCRIPTS = (LOOKUP_LUA, ADD_LUA, REMOVE_IF_SOURCE_LUA, SWEEP_LUA, SWAP_LUA,
 LOOKUP_SHA = hashlib.sha1(LOOKUP_LUA.encode()).hexdigest()  # noqa: S324 - Redis's script id
 """The lookup script's id, for EVALSHA sent without redis-py."""
 VELOCITY_SHA = hashlib.sha1(VELOCITY_LUA.encode()).hexdigest()  # noqa: S324 - as above
+UNCOUNT_SHA = hashlib.sha1(UNCOUNT_LUA.encode()).hexdigest()  # noqa: S324 - as above
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,9 +15,9 @@ from typing import Any, cast
 
 from gatekeeper.store.base import StoreBase
 from gatekeeper.store.cluster import slot_of
-from gatekeeper.store.faults import guarded, store_faults
-from gatekeeper.store.pipe import ClientTransport, LookupCall, retrieve
-from gatekeeper.store.scripts import VELOCITY_LUA, VELOCITY_SHA
+from gatekeeper.store.faults import store_faults
+from gatekeeper.store.pipe import ClientTransport, LookupCall, resp_bulk, retrieve
+from gatekeeper.store.scripts import UNCOUNT_LUA, UNCOUNT_SHA, VELOCITY_LUA, VELOCITY_SHA
 from gatekeeper.velocity import Counted, Counting
 
 _ENFORCED = {False: "$1\r\n1\r\n", True: "$1\r\n0\r\n"}  # by "monitored"
@@ -113,14 +113,27 @@ class VelocityMixin(StoreBase):
             raise
         return results
 
-    @guarded
     async def uncount(self, counted: Sequence[Counted]) -> None:
-        """Take back sends counted but not forwarded."""
-        async with self.client.pipeline(transaction=False) as pipe:
-            for one in counted:
-                for counter in one.counters:
-                    pipe.zrem(counter, one.member)
-            await pipe.execute()
+        """Take back sends counted but not forwarded: one script call per scope, on the
+        lookup transport (the lean pipe; blocked sends are frequent); raises
+        StoreUnavailable."""
+        by_scope: dict[str, list[tuple[str, str]]] = {}
+        for one in counted:
+            by_scope.setdefault(one.counting.scope, []).extend(
+                (counter, one.member) for counter in one.counters)
+        with store_faults():
+            for pairs in by_scope.values():
+                if not pairs:
+                    continue
+                keys = [counter for counter, _ in pairs]
+                members = [member for _, member in pairs]
+                head = ["EVALSHA", UNCOUNT_SHA, str(len(keys)), *keys]
+                call = LookupCall(tuple(keys), 0, len(head),
+                                  b"".join(resp_bulk(a) for a in head),
+                                  slot_of(keys[0]) if self.keys.cluster else 0, (),
+                                  UNCOUNT_LUA)
+                await self._transport.lookup(call, members,
+                                             b"".join(resp_bulk(m) for m in members))
 
 
 def _discard(sent: list[_Sent]) -> None:
