@@ -11,10 +11,12 @@ from prometheus_client import CollectorRegistry
 
 from gatekeeper.admin import create_admin_app
 from gatekeeper.config import Config, TlsConfig
+from gatekeeper.drain import tracked
 from gatekeeper.inbound import create_inbound_routes
 from gatekeeper.observability import Metrics, observe
 from gatekeeper.providers import check_presets
 from gatekeeper.proxy import create_proxy_routes
+from gatekeeper.reload import Reloader
 from gatekeeper.resources import RESOURCES, Resources
 from gatekeeper.screening import Screener
 
@@ -44,14 +46,25 @@ def create_app(config: Config, *, registry: CollectorRegistry | None = None,
     metrics = Metrics(registry or CollectorRegistry(), metrics_dir)
     logger = structlog.get_logger("gatekeeper")
     resources = Resources(config, metrics, logger, redis_client, housekeeping=housekeeping)
+    app, admin = build_apps(resources)
+    app.cleanup_ctx.append(resources.lifespan)
+    resources.reloader = Reloader(resources, build_apps)
+    app[ADMIN_APP] = admin
+    return app
+
+
+def build_apps(resources: Resources) -> tuple[web.Application, web.Application]:
+    """The proxy and admin applications for the resources' current config (at start,
+    and again on each reload: the resources, their store and pools, stay)."""
+    config = resources.config
     app = web.Application(
-        middlewares=[observe(metrics, logger, config.log.mask_numbers, config.log.access)],
+        middlewares=[tracked(resources.drain),
+                     observe(resources.metrics, resources.log, config.log.mask_numbers,
+                             config.log.access)],
         client_max_size=config.proxy.max_body_bytes,
     )
     app[RESOURCES] = resources
-    app.cleanup_ctx.append(resources.lifespan)
     screener = Screener(resources)
     create_inbound_routes(app, screener)  # exact webhook paths before the catch-all
     create_proxy_routes(app, screener)
-    app[ADMIN_APP] = create_admin_app(resources)
-    return app
+    return app, create_admin_app(resources)

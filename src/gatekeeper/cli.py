@@ -5,25 +5,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import gc
 import json
-import multiprocessing
 import os
-import shutil
-import signal
 import sys
-import tempfile
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, BinaryIO, TextIO, cast
+from typing import BinaryIO, TextIO, cast
 
 import structlog
 
 from gatekeeper import redis_url
 from gatekeeper.admin.explain import Asked, explain
-from gatekeeper.app import create_app
 from gatekeeper.bulk import (
     MODES,
     ChangeFileReplace,
@@ -41,21 +35,20 @@ from gatekeeper.bulk_fast import FORMAT_OPTIONS
 from gatekeeper.config import Config, ConfigError, load_config
 from gatekeeper.config.policy import policy_from_json
 from gatekeeper.embedded import EmbeddedError, EmbeddedRedis, read_running
-from gatekeeper.fdlimit import check_fd_limit
 from gatekeeper.freshness import DAY
 from gatekeeper.migrate import Copied, migrate
 from gatekeeper.numbers import is_known_region, is_valid_scope
-from gatekeeper.observability import configure_logging, share_metrics
+from gatekeeper.observability import configure_logging
 from gatekeeper.policy import LISTS, ListName
 from gatekeeper.providers import check_presets
 from gatekeeper.providers.credentials import digest_of
-from gatekeeper.resources import ParentSupervision
 from gatekeeper.rules import INTENTS
-from gatekeeper.server import start_listeners
+from gatekeeper.serve import run_loop, serve
 from gatekeeper.simulate import report, simulate
 from gatekeeper.store import MAX_NOTE, Store, StoreIncompatible, StoreUnavailable, connect
 from gatekeeper.times import parse_instant
 from gatekeeper.types import CHANNELS, Channel
+from gatekeeper.workers import Pool
 
 EXIT_CONFIG = 2
 EXIT_RUNTIME = 1
@@ -175,109 +168,6 @@ async def _migrate(config: Config, url: str) -> int:
     print(f"copied {len(copied)} lists to a {topology.kind} store; "
           f"{failed} with a different count", file=sys.stderr)
     return EXIT_RUNTIME if failed else 0
-
-
-async def _serve(config: Config, worker: int = 0, workers: int = 1,
-                 metrics_dir: str | None = None) -> None:
-    """Serve until SIGINT/SIGTERM. With several workers, each serves the proxy on a shared
-    port (SO_REUSEPORT) and worker 0 alone serves the admin listener."""
-    log = structlog.get_logger("gatekeeper").bind(worker=worker) if workers > 1 else \
-        structlog.get_logger("gatekeeper")
-    check_fd_limit(config, log)  # before the first connection, so its warning comes first
-    app = create_app(config, housekeeping=worker == 0, metrics_dir=metrics_dir)
-    # Both listeners with their head, body and idle timeouts (server.py); this starts the
-    # resources (and the embedded store) first.
-    listeners = await start_listeners(config, app, admin=worker == 0,
-                                      reuse_port=workers > 1)
-    try:
-        proxy, admin = config.proxy.listen, config.admin.listen
-        if config.admin.key is None and worker == 0:
-            log.warning("admin_key_missing", message="the admin list API refuses every call "
-                        f"until a key is set ({config.admin.key_source})")
-        # Start-up objects (config, routes, presets) never die: keep them out of the
-        # collector's way, so full collections stay short under load.
-        gc.freeze()
-        scheme = "https" if config.proxy.tls else "http"
-        log.info("gatekeeper_started", proxy=f"{scheme}://{proxy.host}:{listeners.proxy_port}",
-                 admin=f"http://{admin.host}:{listeners.admin_port}" if worker == 0 else None,
-                 mounts={u.mount: u.url for u in config.upstreams}, config=config.source)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        await stop.wait()
-        log.info("gatekeeper_stopping")
-    finally:
-        await listeners.stop()
-
-
-def _run_loop(main: Coroutine[Any, Any, None]) -> None:
-    """Run on uvloop when it is installed (a faster event loop), else asyncio's."""
-    try:
-        import uvloop  # noqa: PLC0415 - optional speed-up
-    except ImportError:
-        asyncio.run(main)
-    else:
-        uvloop.run(main)
-
-
-def _worker(config: Config, worker: int, workers: int, metrics_dir: str) -> None:
-    configure_logging(config.log)
-    share_metrics(metrics_dir)
-    with contextlib.suppress(KeyboardInterrupt):
-        _run_loop(_serve(config, worker, workers, metrics_dir))
-
-
-def _serve_workers(config: Config, workers: int) -> int:
-    """Pre-fork `workers` processes sharing the proxy port; the store is started once here."""
-    embedded: EmbeddedRedis | None = None
-    if config.redis.embedded:
-        embedded = EmbeddedRedis(config.redis.data_dir, config.redis.server_binary)
-        url = embedded.start().url
-        config = replace(config, redis=replace(config.redis, url=url))
-    # Every worker counts into files here; worker 0's /metrics sums them.
-    metrics_dir = tempfile.mkdtemp(prefix="gatekeeper-metrics-")
-    # The parent owns the embedded server, so it restarts it if it dies (the workers
-    # reconnect, or follow embedded.json to a new port) and counts that into metrics_dir.
-    supervision = None if embedded is None else \
-        ParentSupervision(embedded, metrics_dir, structlog.get_logger("gatekeeper"))
-    context = multiprocessing.get_context("fork")
-    children = [context.Process(target=_worker, args=(config, i, workers, metrics_dir),
-                                daemon=False)
-                for i in range(workers)]
-    stopping = False
-
-    def stop(_signum: int, _frame: object) -> None:
-        nonlocal stopping
-        stopping = True
-        for child in children:
-            if child.is_alive() and child.pid is not None:
-                os.kill(child.pid, signal.SIGTERM)
-
-    try:
-        for child in children:
-            child.start()
-        signal.signal(signal.SIGTERM, stop)
-        signal.signal(signal.SIGINT, stop)
-        # A worker that dies on its own takes the whole service down: a half-served port
-        # is worse than a restart by the supervisor.
-        while any(c.is_alive() for c in children):
-            for child in children:
-                child.join(timeout=0.1 / workers)
-                if child.exitcode not in (None, 0) and not stopping:
-                    stop(signal.SIGTERM, None)
-            if supervision is not None and not stopping:
-                supervision.step()
-        failed = [c.exitcode for c in children if c.exitcode]
-        return EXIT_RUNTIME if failed and not stopping else 0
-    finally:
-        for child in children:
-            child.join(timeout=10)
-            if child.is_alive():
-                child.kill()
-        shutil.rmtree(metrics_dir, ignore_errors=True)
-        if embedded is not None:
-            embedded.stop()
 
 
 @contextlib.asynccontextmanager
@@ -558,9 +448,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return EXIT_CONFIG
             configure_logging(config.log)
             if args.workers > 1:
-                return _serve_workers(config, args.workers)
+                return Pool(config, args.workers).run()
             with contextlib.suppress(KeyboardInterrupt):
-                _run_loop(_serve(config))
+                run_loop(serve(config))
             return 0
         if args.command == "lists":
             return _lists(config, args)

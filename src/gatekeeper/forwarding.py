@@ -90,6 +90,22 @@ async def relay(resources: Resources, request: web.Request, name: str, target: s
     `time_limit` is the upstream's timeout in seconds, up to the reply's last byte.
     """
     request_id = request[REQUEST_ID]
+    if resources.drain.refuse():
+        # Stopping, and the drain timed out: not sent, so the client may send it again.
+        refused = error_response(503, "draining", "Gatekeeper is stopping; the request was "
+                                 "not sent to the upstream.", request_id, decision)
+        refused.headers["Retry-After"] = "1"
+        refused.force_close()
+        return refused
+    with resources.drain.sending_upstream():
+        return await _relay(resources, request, name, target, body, time_limit, decision,
+                            extra_headers)
+
+
+async def _relay(resources: Resources, request: web.Request, name: str, target: str,
+                 body: bytes, time_limit: float, decision: str | None,
+                 extra_headers: Mapping[str, str] | None) -> web.StreamResponse:
+    request_id = request[REQUEST_ID]
     metrics = resources.metrics
     started = time.perf_counter()
     try:

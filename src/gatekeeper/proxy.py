@@ -256,9 +256,7 @@ class Proxy:
         try:
             result = await handler.handle(call, self.resources.store, self.resources.log)
         except StoreUnavailable as exc:
-            self.resources.metrics.store_errors.labels("list_api").inc()
-            self.resources.log.error("store_unavailable", request_id=request_id,
-                                     operation="list_api", error=str(exc))
+            self.resources.store_fault("list_api", str(exc), request_id=request_id)
             return error_response(503, "store_unavailable",
                                   "The list store is unavailable; nothing was changed.",
                                   request_id)
@@ -276,9 +274,10 @@ class Proxy:
         """
         name = mount.upstream.name
         try:
-            reply = await self.resources.upstreams[name].send(
-                request.method, target, forward_headers(request), body,
-                mount.upstream.timeout)
+            with self.resources.drain.sending_upstream():
+                reply = await self.resources.upstreams[name].send(
+                    request.method, target, forward_headers(request), body,
+                    mount.upstream.timeout)
         except UpstreamError as exc:
             self.resources.metrics.upstream_errors.labels(name, "mirror").inc()
             self.resources.log.warning("mirror_failed", request_id=request[REQUEST_ID],

@@ -11,8 +11,9 @@ from aiohttp import web
 
 DECISION_HEADER = "X-Gatekeeper-Decision"
 ERROR_TYPES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
-               405: "method_not_allowed", 408: "request_timeout",
-               413: "payload_too_large", 415: "unsupported_media_type", 502: "bad_gateway",
+               405: "method_not_allowed", 408: "request_timeout", 409: "conflict",
+               413: "payload_too_large", 415: "unsupported_media_type",
+               422: "unprocessable_content", 502: "bad_gateway",
                503: "service_unavailable", 504: "gateway_timeout"}
 
 

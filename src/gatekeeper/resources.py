@@ -16,24 +16,28 @@ import os
 import time
 import traceback
 from collections.abc import AsyncIterator, Coroutine
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import structlog
 from aiohttp import web
-from prometheus_client import CollectorRegistry
 
 from gatekeeper.bigscreen import ScreenHelper
 from gatekeeper.config import Config, ConfigError
 from gatekeeper.config.policy import policy_from_json
+from gatekeeper.drain import Drain
 from gatekeeper.embedded import EmbeddedRedis, read_state
 from gatekeeper.freshness import DAY, assess
-from gatekeeper.observability import Metrics, share_metrics
+from gatekeeper.observability import Metrics
+from gatekeeper.observability.throttle import Throttle
 from gatekeeper.rules import Policy
 from gatekeeper.store import Store, StoreUnavailable, connect
 from gatekeeper.store.packing import INTSET_ENTRIES as INTSET_WANTED
 from gatekeeper.supervisor import Backoff, Supervisor
 from gatekeeper.times import iso
 from gatekeeper.upstream import Upstream
+
+if TYPE_CHECKING:
+    from gatekeeper.reload import Reloader
 
 Logger = structlog.typing.FilteringBoundLogger
 
@@ -94,11 +98,28 @@ class Resources:
         self.policy: Policy = config.policy
         self._policy_version = -1
         self._stale: set[tuple[str, str]] = set()
-        # Connection pools by upstream or webhook name.
+        # Connection pools by upstream or webhook name, and the URL each was opened for.
         self.upstreams: dict[str, Upstream] = {}
+        self._pool_urls: dict[str, str] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._jobs: list[asyncio.Task[None]] = []
         self._housekeeping = housekeeping
+        # Proxy requests in flight, and the graceful stop (drain.py).
+        self.drain = Drain()
+        # Live reload (reload.py), once the process serves (serve.py).
+        self.reloader: Reloader | None = None
+        self._fault_lines = Throttle()
+
+    def store_fault(self, operation: str, error: str, level: str = "error",
+                    **fields: object) -> None:
+        """Count a store fault of a request-driven operation and log it, at most one line
+        per second per operation (with `left_out`: the faults not logged since the last
+        line), so that an outage does not write a line per request."""
+        self.metrics.store_errors.labels(operation).inc()
+        left_out = self._fault_lines.admit(operation)
+        if left_out is not None:
+            getattr(self.log, level)("store_unavailable", operation=operation, error=error,
+                                     left_out=left_out, **fields)
 
     @property
     def store(self) -> Store:
@@ -165,9 +186,7 @@ class Resources:
         self._jobs.append(loop.create_task(self._policy_forever()))
         if self._housekeeping:
             self._jobs.append(loop.create_task(self._sweep_forever()))
-        for name, url in [(u.name, u.url) for u in self.config.upstreams] + \
-                [(h.name, h.url) for h in self.config.webhooks]:
-            self.upstreams[name] = Upstream(url)
+        self._pools(self.config)
         if lookup_url is not None:
             # Started now, so that the first large request does not wait for its imports.
             helper = ScreenHelper(self.config, self.log)
@@ -176,6 +195,28 @@ class Resources:
             except Exception as exc:  # not fatal: the next large request starts one
                 _unexpected(self.log, "screen_helper_start_failed", exc)
             self.screen_helper = helper
+
+    def _pools(self, config: Config) -> None:
+        """One connection pool per upstream and webhook application of `config`: pools
+        of names gone or of a changed URL are closed (each busy connection when its
+        exchange ends), new ones opened."""
+        wanted = {u.name: u.url for u in config.upstreams} | \
+            {h.name: h.url for h in config.webhooks}
+        for name in list(self.upstreams):
+            if self._pool_urls.get(name) != wanted.get(name):
+                self.upstreams.pop(name).close()
+        for name, url in wanted.items():
+            if name not in self.upstreams:
+                self.upstreams[name] = Upstream(url)
+        self._pool_urls = wanted
+
+    def apply(self, config: Config) -> None:
+        """Take up a reloaded config (reload.py checked that nothing it cannot change
+        did): its pools, and its policy unless one set through the admin API is in force."""
+        old, self.config = self.config, config
+        self._pools(config)
+        if self.policy is old.policy:
+            self.policy = config.policy
 
     def _parent_owns(self, url: str) -> bool:
         """True in a worker of `run --workers N`: `url` is the embedded server that the
@@ -273,6 +314,9 @@ class Resources:
             fresh = assess(source, self.config.list_policy(source.scope), now)
             self.metrics.list_age.labels(source.scope, source.name).set(
                 fresh.age_seconds or 0.0)
+            if fresh.max_age_days is not None:
+                self.metrics.list_max_age.labels(source.scope, source.name).set(
+                    fresh.max_age_days * DAY)
             key = (source.scope, source.name)
             if fresh.state == "stale":
                 stale.add(key)
@@ -362,35 +406,6 @@ class Resources:
             yield
         finally:
             await self.close()
-
-
-class ParentSupervision:
-    """The parent of `run --workers N` owns the embedded server: it restarts it (the
-    workers reconnect, or follow embedded.json to a new port), logs each restart, and
-    counts it in the workers' shared metrics directory, where worker 0's /metrics sums
-    it with theirs. Call `step()` every ~0.1 s from the parent's main thread."""
-
-    def __init__(self, embedded: EmbeddedRedis, metrics_dir: str, log: Logger) -> None:
-        self._supervisor = Supervisor(embedded, log, Resources.restart_backoff)
-        self._metrics_dir = metrics_dir
-        self._metrics: Metrics | None = None
-        self._counted = 0
-        self._log = log
-
-    def step(self) -> None:
-        """Check the server; restart it when due; count a restart that succeeded."""
-        try:
-            self._supervisor.step()
-            if self._supervisor.restarts != self._counted:
-                if self._metrics is None:
-                    # Made at the first restart: only then has the parent anything to count
-                    # (its file in the shared directory is what worker 0 adds up).
-                    share_metrics(self._metrics_dir)
-                    self._metrics = Metrics(CollectorRegistry(), self._metrics_dir)
-                self._metrics.store_restarts.inc(self._supervisor.restarts - self._counted)
-                self._counted = self._supervisor.restarts
-        except Exception as exc:  # the parent must outlive any surprise
-            _unexpected(self._log, "embedded_supervision_failed", exc)
 
 
 RESOURCES = web.AppKey("resources", Resources)

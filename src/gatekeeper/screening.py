@@ -284,10 +284,8 @@ class Screener:
 
     def store_fault(self, request_id: str, error: str) -> None:
         """Log and count a lookup that failed on a store fault."""
-        self.resources.metrics.store_errors.labels("lookup").inc()
-        self.resources.log.error(
-            "store_unavailable", request_id=request_id, operation="lookup", error=error,
-            on_error="closed" if self.fail_closed else "open")
+        self.resources.store_fault("lookup", error, request_id=request_id,
+                                   on_error="closed" if self.fail_closed else "open")
 
     def record(self, attempt: BlockedAttempt) -> None:
         """Append a blocked attempt to the stream without holding up the reply."""
@@ -328,17 +326,14 @@ class Screener:
         try:
             await self.resources.store.uncount(counted)
         except StoreUnavailable as exc:
-            self.resources.metrics.store_errors.labels("uncount").inc()
-            self.resources.log.error("store_unavailable", request_id=request_id,
-                                     operation="uncount", error=str(exc))
+            self.resources.store_fault("uncount", str(exc), request_id=request_id)
 
     async def _append(self, attempt: BlockedAttempt) -> None:
         try:
             await self.resources.store.append_attempt(attempt)
         except StoreUnavailable as exc:
-            self.resources.metrics.store_errors.labels("append_attempt").inc()
-            self.resources.log.error("store_unavailable", request_id=attempt.request_id,
-                                     operation="append_attempt", error=str(exc))
+            self.resources.store_fault("append_attempt", str(exc),
+                                       request_id=attempt.request_id)
 
 
 def attempt_for(request_id: str, upstream: str, channel: str, direction: str,

@@ -43,8 +43,10 @@ from aiohttp.web_request import BaseRequest
 from gatekeeper.app import ADMIN_APP, tls_context
 from gatekeeper.client_errors import BodyTimeout, Fault, UnsupportedTarget, classify
 from gatekeeper.config import Config, Timeouts
+from gatekeeper.drain import GRACE, Drain, DrainReport
 from gatekeeper.observability import REQUEST_ID, request_id_for
 from gatekeeper.replies import ERROR_TYPES, Reply, gatekeeper_error, to_response
+from gatekeeper.resources import RESOURCES
 
 BACKLOG = 1024  # pending connections per listener (aiohttp's 128 drops bursts)
 
@@ -303,23 +305,16 @@ class GuardedHandler(web.RequestHandler):
         return response
 
 
-def _origin_form_only(handler: Handler) -> Handler:
-    """Refuse targets that are not a path, so the proxy and the routers see one form."""
-
-    async def screened(request: BaseRequest) -> web.StreamResponse:
-        if not request.raw_path.startswith("/"):
-            raise UnsupportedTarget
-        return await handler(request)
-
-    return screened
-
-
 class GuardedServer(web.Server):
-    """aiohttp's server making `GuardedHandler`s for one named listener."""
+    """aiohttp's server making `GuardedHandler`s for one named listener. It serves
+    whichever application `use` gave it last (a reload swaps it for every connection,
+    kept-alive ones included: each connection holds this server's entry points, which
+    look the application up per request)."""
 
     def __init__(self, base: web.Server, listener: str, timeouts: Timeouts) -> None:
-        super().__init__(_origin_form_only(base.request_handler),
-                         request_factory=base.request_factory,
+        self._app_handler: Handler = base.request_handler
+        self._app_factory: Callable[..., BaseRequest] = base.request_factory
+        super().__init__(self._handle_current, request_factory=self._make_current,
                          handler_cancellation=base.handler_cancellation,
                          loop=asyncio.get_running_loop(), **base._kwargs)
         self.listener = listener
@@ -330,6 +325,21 @@ class GuardedServer(web.Server):
     def __call__(self) -> GuardedHandler:
         return GuardedHandler(self, loop=self._loop, **self._kwargs)
 
+    async def _handle_current(self, request: BaseRequest) -> web.StreamResponse:
+        # Targets that are not a path are refused, so the proxy and the routers see one form.
+        if not request.raw_path.startswith("/"):
+            raise UnsupportedTarget
+        return await self._app_handler(request)
+
+    def _make_current(self, *args: Any) -> BaseRequest:
+        return self._app_factory(*args)
+
+    def use(self, app: web.Application) -> None:
+        """Serve `app` (started) from the next request on."""
+        # aiohttp's own entry points of an application, as its AppRunner uses them.
+        self._app_handler = cast(Handler, app._handle)
+        self._app_factory = app._make_request
+
 
 class GuardedRunner(web.AppRunner):
     """An AppRunner whose connections have the listener's timeouts (`idle` is aiohttp's
@@ -337,13 +347,20 @@ class GuardedRunner(web.AppRunner):
 
     def __init__(self, app: web.Application, listener: str, timeouts: Timeouts,
                  **kwargs: Any) -> None:
+        # What is left when the listener closes (after a drain: nothing that is sending)
+        # is cut after GRACE seconds.
+        kwargs.setdefault("shutdown_timeout", GRACE)
         super().__init__(app, handle_signals=False, access_log=None,
                          keepalive_timeout=timeouts.idle, **kwargs)
         self.listener = listener
         self.timeouts = timeouts
 
     async def _make_server(self) -> web.Server:
-        return GuardedServer(await super()._make_server(), self.listener, self.timeouts)
+        server = GuardedServer(await super()._make_server(), self.listener, self.timeouts)
+        resources = self.app.get(RESOURCES)
+        if resources is not None and resources.reloader is not None:
+            resources.reloader.listeners[self.listener] = server  # a reload swaps its app
+        return server
 
 
 class GuardedSite(web.TCPSite):
@@ -392,6 +409,16 @@ class Listeners:
         assert self.admin_site is not None
         return self.admin_site.port
 
+    async def drain(self, drain: Drain, drain_seconds: float, longest_upstream: float
+                    ) -> DrainReport:
+        """Stop accepting proxy connections, close kept-alive ones after their current
+        reply, and wait for in-flight requests (drain.py); `stop` closes the rest."""
+        if self.proxy_site is not None:
+            await self.proxy_site.stop()
+        if self.proxy.server is not None:
+            self.proxy.server.pre_shutdown()
+        return await drain.run(drain_seconds, longest_upstream)
+
     async def stop(self) -> None:
         """Stop listening, finish in-flight requests, then stop the resources."""
         for runner in (self.admin, self.proxy):
@@ -404,7 +431,8 @@ async def start_listeners(config: Config, app: web.Application, *, admin: bool =
     """Start `app` (from `create_app`) on the proxy listener and, with `admin`, its admin
     application on the admin listener, with each listener's timeouts."""
     listeners = Listeners(GuardedRunner(app, "proxy", config.proxy.timeouts),
-                          GuardedRunner(app[ADMIN_APP], "admin", config.admin.timeouts)
+                          GuardedRunner(app[ADMIN_APP], "admin", config.admin.timeouts,
+                                        shutdown_timeout=config.proxy.drain_timeout)
                           if admin else None)
     try:
         await listeners.proxy.setup()  # starts the resources (and the embedded store)
@@ -416,7 +444,8 @@ async def start_listeners(config: Config, app: web.Application, *, admin: bool =
         if listeners.admin is not None:
             await listeners.admin.setup()
             listen = config.admin.listen
-            listeners.admin_site = GuardedSite(listeners.admin, listen.host, listen.port)
+            listeners.admin_site = GuardedSite(listeners.admin, listen.host, listen.port,
+                                               reuse_port=reuse_port)
             await listeners.admin_site.start()
     except BaseException:
         await listeners.stop()

@@ -42,9 +42,8 @@ def store_unavailable(resources: Resources) -> Middleware:
             return await handler(request)
         except StoreUnavailable as exc:
             request_id = request.get(REQUEST_ID, "")
-            resources.metrics.store_errors.labels("admin").inc()
-            resources.log.error("store_unavailable", request_id=request_id, operation="admin",
-                                method=request.method, path=request.path, error=str(exc))
+            resources.store_fault("admin", str(exc), request_id=request_id,
+                                  method=request.method, path=request.path)
             return error_response(503, "store_unavailable", "The list store is unavailable.",
                                   request_id)
 
@@ -57,8 +56,11 @@ async def healthz(_request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    """The store answers."""
-    if await request.app[RESOURCES].store.ping():
+    """The store answers (and the process is not stopping)."""
+    resources = request.app[RESOURCES]
+    if resources.drain.draining:
+        return web.json_response({"status": "draining"}, status=503)
+    if await resources.store.ping():
         return web.json_response({"status": "ready"})
     return web.json_response({"status": "store_unavailable"}, status=503)
 

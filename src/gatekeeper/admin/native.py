@@ -11,7 +11,7 @@ from typing import Any, cast
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
-from gatekeeper.admin import attempts, bulk, openapi, policy
+from gatekeeper.admin import attempts, bulk, control, openapi, policy
 from gatekeeper.admin.auth import ADMIN_KEY, BadRequest, Forbidden, KeyRing, authorize, json_object
 from gatekeeper.admin.explain import Asked, described, explain
 from gatekeeper.admin.params import region_param, scope_param
@@ -66,8 +66,7 @@ def auth_middleware(resources: Resources) -> Middleware:
         except Forbidden as exc:
             return _error(request, 403, "forbidden", exc.message)
         except StoreUnavailable as exc:
-            resources.metrics.store_errors.labels("admin").inc()
-            resources.log.error("store_unavailable", operation="admin", error=str(exc))
+            resources.store_fault("admin", str(exc))
             return _error(request, 503, "store_unavailable", "The list store is unavailable.")
 
     return middleware
@@ -288,5 +287,6 @@ def create_native_app(resources: Resources) -> web.Application:
     bulk.add_routes(app)
     attempts.add_routes(app)
     policy.add_routes(app)
+    control.add_routes(app)
     openapi.add_routes(app)
     return app

@@ -511,6 +511,33 @@ PATHS: dict[str, dict[str, Any]] = {
             "responses": {"200": _json(_ref("PolicyState"), "The policy now in force."),
                           "400": _bad_request("invalid_query"), **_READ_ERRORS}},
     },
+    "/admin/v1/reload": {
+        "post": {
+            "operationId": "reloadConfig", "tags": ["operations"],
+            "summary": "Read the config file again and apply it, as SIGHUP does (a key "
+                       "with write access to `*`).",
+            "description": "Validated first: an invalid file (422) or one changing the "
+                           "listeners or `redis` (409) is refused and nothing changes. "
+                           "In-flight requests finish on the old config.",
+            "responses": {
+                "200": _json(_object(["status", "changed"], {
+                    "status": {"const": "applied"},
+                    "changed": {"type": "array", "items": {"type": "string"},
+                                "description": "Top-level sections that changed."}}),
+                    "Applied in this process."),
+                "202": _json(_object(["status", "workers"], {
+                    "status": {"const": "reloading"},
+                    "workers": {"type": "integer", "minimum": 2}}),
+                    "Valid; every worker of `run --workers N` reloads it from the file."),
+                "400": _bad_request("invalid_query"),
+                "409": _status_response(409, "restart_required", "The file changes what "
+                                        "only a restart can (the listeners, `redis`)."),
+                "422": _status_response(422, "config_invalid", "The file is not a valid "
+                                        "configuration; the reason names key and value."),
+                "503": _status_response(503, "reload_unavailable", "This process does not "
+                                        "serve from a config file."),
+                "401": _common("Unauthorized"), "403": _common("Forbidden")}},
+    },
     "/admin/v1/lists": {
         "get": {
             "operationId": "listLists", "tags": ["lists"],

@@ -90,6 +90,10 @@ class ProxyConfig:
     max_recipients: int = 10_000
     max_scopes: int = 16
     timeouts: Timeouts = Timeouts()
+    # Seconds a stop (SIGTERM) waits for in-flight requests before answering those not
+    # yet sent 503 `draining`; a request whose upstream exchange has started is never
+    # cut, so a stop takes at most this plus the longest upstream timeout.
+    drain_timeout: float = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -273,6 +277,14 @@ class Config:
                 return policy
         return _LIST_POLICY
 
+    @property
+    def stop_seconds(self) -> float:
+        """The longest a stop (SIGTERM) can take: the drain, then the longest upstream
+        or webhook exchange already under way (never cut)."""
+        timeouts = [u.timeout for u in self.upstreams] + [w.timeout for w in self.webhooks]
+        longest = max(timeouts, default=0.0)
+        return self.proxy.drain_timeout + longest
+
 
 # Defaults to read from: slotted dataclasses keep no class-level default values.
 _PROXY = ProxyConfig()
@@ -319,6 +331,8 @@ def _read_proxy(s: _Section, base: Path) -> ProxyConfig:
     _positive(s.path("max_recipients"), max_recipients)
     max_scopes = s.get("max_scopes", int, _PROXY.max_scopes)
     _positive(s.path("max_scopes"), max_scopes)
+    drain_timeout = s.get("drain_timeout", float, _PROXY.drain_timeout)
+    _positive(s.path("drain_timeout"), drain_timeout)
     cfg = ProxyConfig(
         listen=_listen(s, _PROXY.listen),
         max_body_bytes=max_body,
@@ -328,6 +342,7 @@ def _read_proxy(s: _Section, base: Path) -> ProxyConfig:
         max_recipients=max_recipients,
         max_scopes=max_scopes,
         timeouts=_read_timeouts(s.section("timeouts")),
+        drain_timeout=drain_timeout,
     )
     s.finish()
     return cfg

@@ -95,6 +95,28 @@ class Metrics:
             "gatekeeper_list_age_seconds", "Age of each list's data (now minus the as_of "
             "date its last import recorded), by scope and list.", ["scope", "list"],
             registry=registry, multiprocess_mode="max")
+        self.list_max_age = Gauge(
+            "gatekeeper_list_max_age_seconds", "The age at which each list turns stale "
+            "(its import's max_age, else the config's), where one is set.",
+            ["scope", "list"], registry=registry, multiprocess_mode="max")
+        self.config_reloads = Counter(
+            "gatekeeper_config_reloads_total", "Config reloads (SIGHUP, POST "
+            "/admin/v1/reload) by outcome: applied or refused.", ["outcome"],
+            registry=registry)
+        # With --workers each worker reports itself alive (its file is dropped when it
+        # dies) and how many there should be; the parent counts the restarts.
+        self.workers_alive = Gauge(
+            "gatekeeper_workers_alive", "Proxy worker processes running.",
+            registry=registry, multiprocess_mode="livesum")
+        self.workers_expected = Gauge(
+            "gatekeeper_workers_expected", "Proxy worker processes there should be.",
+            registry=registry, multiprocess_mode="max")
+        self.worker_restarts = Counter(
+            "gatekeeper_worker_restarts_total", "Workers restarted after they died, by "
+            "cause: exit (an exit code) or signal.", ["cause"], registry=registry)
+        self.build_info = Gauge(
+            "gatekeeper_build_info", "Always 1; the running version in its label.",
+            ["version"], registry=registry, multiprocess_mode="max")
         # Label children looked up once: `labels()` takes a lock and builds a key each call.
         self._decided: dict[tuple[str, ...], Any] = {}
         self._timed: dict[tuple[str, str], Any] = {}

@@ -5,8 +5,10 @@ processors, one line per event."""
 from __future__ import annotations
 
 import logging
+import os
 import re
 import sys
+import threading
 import traceback
 from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from contextlib import contextmanager
@@ -257,6 +259,49 @@ class _StdlibToStructlog(logging.Handler):
         """Drop the record: logging's default prints a raw traceback on stderr."""
 
 
+class LineLogger:
+    """structlog's output: each record and its newline in ONE write to the stream's file
+    descriptor, so that the records of several processes (`run --workers N`) sharing
+    one file or pipe never mix within a line (print() writes the text and the newline
+    apart, and a buffered stream may split a long record)."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+        try:
+            self._fd: int | None = stream.fileno()
+        except (AttributeError, OSError, ValueError):  # StringIO in tests: no descriptor
+            self._fd = None
+        self._lock = threading.Lock()
+
+    def msg(self, message: str) -> None:
+        """Write one record."""
+        line = message + "\n"
+        with self._lock:
+            if self._fd is None:
+                self._stream.write(line)
+                self._stream.flush()
+                return
+            self._stream.flush()  # anything print() left in the buffer goes first
+            data = line.encode("utf-8", "replace")
+            # A regular file or a pipe takes it whole; a short write (a full
+            # non-blocking pipe) goes on where it stopped.
+            while data:
+                written = os.write(self._fd, data)
+                data = data[written:]
+
+    log = debug = info = warn = warning = error = critical = exception = fatal = msg
+
+
+class LineLoggerFactory:
+    """Makes the one `LineLogger` of a stream (structlog's logger_factory)."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._logger = LineLogger(stream)
+
+    def __call__(self, *_args: object) -> LineLogger:
+        return self._logger
+
+
 def configure_logging(config: LogConfig, stream: TextIO | None = None) -> None:
     """Configure structlog once at start-up: JSON lines (or console), secrets redacted,
     numbers masked unless `mask_numbers` is off; stdlib `logging` (aiohttp, asyncio,
@@ -275,18 +320,19 @@ def configure_logging(config: LogConfig, stream: TextIO | None = None) -> None:
         processors.append(mask_phone_numbers)
     processors.append(renderer)
     out = stream or sys.stdout
+    factory = LineLoggerFactory(out)
     wrapper = structlog.make_filtering_bound_logger(level)
     structlog.configure(
         processors=processors,
         wrapper_class=wrapper,
-        logger_factory=structlog.PrintLoggerFactory(out),
+        logger_factory=factory,
         cache_logger_on_first_use=True,
     )
     root = logging.getLogger()
     for old in [h for h in root.handlers if isinstance(h, _StdlibToStructlog)]:
         root.removeHandler(old)
     # Same processors and stream (and so the same write lock) as structlog's own events.
-    log = structlog.wrap_logger(structlog.PrintLogger(out), processors=processors,
+    log = structlog.wrap_logger(factory(), processors=processors,
                                 wrapper_class=wrapper).bind()
     root.addHandler(_StdlibToStructlog(log, level))
     root.setLevel(level)
