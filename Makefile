@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 CONFIG ?= config.yaml
 
-.PHONY: install run test test-fast lint clean bench wrk
+.PHONY: install run test test-fast lint clean bench wrk prometheus
 
 install: $(VENV)/.installed
 
@@ -31,7 +31,7 @@ FAST_WORKERS ?= 2
 # rewritten test and plugin modules between runs (about 10 s of collection saved).
 PYTEST := env PYTHONDONTWRITEBYTECODE= $(BIN)/pytest
 
-test: lint wrk
+test: lint wrk prometheus
 	$(PYTEST) -q -n $(WORKERS) -m "not serial"
 	$(PYTEST) -q -p no:xdist -m serial
 
@@ -43,6 +43,14 @@ test-fast: install
 wrk:
 	@command -v wrk >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq wrk; } \
 	  || { echo "the benchmark needs wrk: apt-get install wrk (as root)"; exit 1; }
+
+# Prometheus and promtool drive tests/test_deploy_prometheus.py (rule unit tests, a live
+# scrape): Debian's package, installed when missing (without the node exporter it
+# recommends).
+prometheus:
+	@{ command -v prometheus && command -v promtool; } >/dev/null 2>&1 \
+	  || { apt-get update -qq && apt-get install -y -qq --no-install-recommends prometheus; } \
+	  || { echo "the monitoring tests need prometheus and promtool: apt-get install prometheus (as root)"; exit 1; }
 
 # The benchmark (needs wrk: apt-get install wrk); e.g. make bench BENCH_ARGS="--quick".
 bench: install wrk

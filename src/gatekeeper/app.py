@@ -33,7 +33,9 @@ def tls_context(tls: TlsConfig) -> ssl.SSLContext:
 
 def create_app(config: Config, *, registry: CollectorRegistry | None = None,
                redis_client: Any | None = None, housekeeping: bool = True,
-               metrics_dir: str | None = None) -> web.Application:
+               metrics_dir: str | None = None,
+               logger: structlog.typing.FilteringBoundLogger | None = None
+               ) -> web.Application:
     """The proxy application; its admin application is `app[ADMIN_APP]`.
 
     Resources start with the proxy application (its `cleanup_ctx`), so start the proxy
@@ -44,7 +46,7 @@ def create_app(config: Config, *, registry: CollectorRegistry | None = None,
     """
     check_presets(config)
     metrics = Metrics(registry or CollectorRegistry(), metrics_dir)
-    logger = structlog.get_logger("gatekeeper")
+    logger = logger or structlog.get_logger("gatekeeper")
     resources = Resources(config, metrics, logger, redis_client, housekeeping=housekeeping)
     app, admin = build_apps(resources)
     app.cleanup_ctx.append(resources.lifespan)

@@ -7,6 +7,8 @@ import asyncio
 import contextlib
 import json
 import os
+import platform
+import resource
 import sys
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -14,9 +16,11 @@ from dataclasses import replace
 from pathlib import Path
 from typing import BinaryIO, TextIO, cast
 
+import aiohttp
+import redis
 import structlog
 
-from gatekeeper import redis_url
+from gatekeeper import __version__, redis_url
 from gatekeeper.admin.explain import Asked, explain
 from gatekeeper.bulk import (
     MODES,
@@ -34,7 +38,9 @@ from gatekeeper.bulk import (
 from gatekeeper.bulk_fast import FORMAT_OPTIONS
 from gatekeeper.config import Config, ConfigError, load_config
 from gatekeeper.config.policy import policy_from_json
+from gatekeeper.config.warnings import config_warnings
 from gatekeeper.embedded import EmbeddedError, EmbeddedRedis, read_running
+from gatekeeper.fdlimit import fd_need
 from gatekeeper.freshness import DAY
 from gatekeeper.migrate import Copied, migrate
 from gatekeeper.numbers import is_known_region, is_valid_scope
@@ -43,7 +49,7 @@ from gatekeeper.policy import LISTS, ListName
 from gatekeeper.providers import check_presets
 from gatekeeper.providers.credentials import digest_of
 from gatekeeper.rules import INTENTS
-from gatekeeper.serve import run_loop, serve
+from gatekeeper.serve import hold_sighup, run_loop, serve
 from gatekeeper.simulate import report, simulate
 from gatekeeper.store import MAX_NOTE, Store, StoreIncompatible, StoreUnavailable, connect
 from gatekeeper.times import parse_instant
@@ -84,7 +90,15 @@ def _parser() -> argparse.ArgumentParser:
     replay.add_argument("--json", action="store_true", help="print the tally as JSON")
     config = commands.add_parser("config", help="configuration commands")
     config_commands = config.add_subparsers(dest="config_command", required=True)
-    with_config(config_commands.add_parser("check", help="validate the configuration"))
+    config_check = with_config(config_commands.add_parser(
+        "check", help="validate the configuration and print warnings (exit 0 with "
+        "warnings, 2 when invalid)"))
+    config_check.add_argument(
+        "--stop-timeout", type=float, metavar="SECONDS",
+        help="the seconds the service manager gives a stop (systemd TimeoutStopSec=, "
+        "a container's stop grace period): warn when shorter than what a stop can take")
+    commands.add_parser("version", help="print the version (and of Python and the main "
+                        "libraries)")
     check = with_config(commands.add_parser("check", help="print the decision for a number"))
     check.add_argument("number")
     check.add_argument("--scope", action="append", default=[],
@@ -423,9 +437,32 @@ def _simulate(config: Config, file: str, region: str | None, as_json: bool) -> i
     return 0
 
 
+def version_text() -> str:
+    """`gatekeeper version`: this package's version and what it runs on."""
+    return (f"gatekeeper {__version__} (Python {platform.python_version()}, aiohttp "
+            f"{aiohttp.__version__}, redis-py {redis.__version__})")
+
+
+def _config_check(config: Config, stop_timeout: float | None) -> int:
+    """`gatekeeper config check`: OK, then one line per warning (on stderr)."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    found = config_warnings(config, stop_timeout=stop_timeout,
+                            open_files=-1 if soft == resource.RLIM_INFINITY else soft,
+                            open_files_needed=fd_need(config))
+    print(f"{config.source}: OK ({len(config.upstreams)} upstreams, {len(found)} "
+          f"warning{'' if len(found) == 1 else 's'}; a stop takes at most "
+          f"{config.stop_seconds:g} s)")
+    for warning in found:
+        print(f"warning: {warning}", file=sys.stderr)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `gatekeeper` command."""
     args = _parser().parse_args(argv)
+    if args.command == "version":
+        print(version_text())
+        return 0
     if args.command == "digest":
         token = sys.stdin.readline().strip()
         if not token:
@@ -439,8 +476,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"gatekeeper: invalid configuration: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     if args.command == "config":
-        print(f"{config.source}: OK ({len(config.upstreams)} upstreams)")
-        return 0
+        return _config_check(config, args.stop_timeout)
     try:
         if args.command == "run":
             if args.workers < 1:
@@ -449,6 +485,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             configure_logging(config.log)
             if args.workers > 1:
                 return Pool(config, args.workers).run()
+            hold_sighup()
             with contextlib.suppress(KeyboardInterrupt):
                 run_loop(serve(config))
             return 0

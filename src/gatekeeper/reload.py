@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import Protocol
 
 from aiohttp import web
@@ -53,7 +53,10 @@ def restart_needed(old: Config, new: Config) -> list[str]:
         for name in names:
             if getattr(getattr(old, section), name) != getattr(getattr(new, section), name):
                 keys.append(f"{section}.{'host/port' if name == 'listen' else name}")
-    if old.redis != new.redis:
+    # The embedded store's URL is set once it runs (`--workers`: by the parent): the
+    # file's `embedded` with the same settings is the same store.
+    unchanged = new.redis.embedded and replace(new.redis, url=old.redis.url) == old.redis
+    if old.redis != new.redis and not unchanged:
         keys.append("redis")
     return keys
 

@@ -9,6 +9,7 @@ import gc
 import os
 import platform
 import signal
+import threading
 from collections.abc import Coroutine
 from dataclasses import asdict
 from typing import Any
@@ -40,7 +41,7 @@ async def serve(config: Config, worker: int = 0, workers: int = 1,
     log = structlog.get_logger("gatekeeper").bind(worker=worker) if workers > 1 else \
         structlog.get_logger("gatekeeper")
     check_fd_limit(config, log)  # before the first connection, so its warning comes first
-    app = create_app(config, housekeeping=worker == 0, metrics_dir=metrics_dir)
+    app = create_app(config, housekeeping=worker == 0, metrics_dir=metrics_dir, logger=log)
     resources = app[RESOURCES]
     # Both listeners with their head, body and idle timeouts (server.py); this starts the
     # resources (and the embedded store) first.
@@ -80,6 +81,8 @@ async def serve(config: Config, worker: int = 0, workers: int = 1,
             loop.add_signal_handler(sig, stop.set)
         loop.add_signal_handler(
             signal.SIGHUP, lambda: resources.spawn(_reload(reloader, "SIGHUP")))
+        if _EARLY_SIGHUP.is_set():  # asked while starting: the file may have changed since
+            resources.spawn(_reload(reloader, "SIGHUP"))
         await stop.wait()
         current = resources.config  # a reload may have changed it
         log.info("gatekeeper_draining", in_flight=resources.drain.requests,
@@ -89,6 +92,16 @@ async def serve(config: Config, worker: int = 0, workers: int = 1,
         log.info("gatekeeper_stopping", **asdict(report))
     finally:
         await listeners.stop()
+
+
+# A SIGHUP that comes before `serve` handles it (a worker still starting) is kept here
+# rather than ending the process (its default action).
+_EARLY_SIGHUP = threading.Event()
+
+
+def hold_sighup() -> None:
+    """Keep a SIGHUP that arrives before serving starts, for `serve` to act on."""
+    signal.signal(signal.SIGHUP, lambda _signum, _frame: _EARLY_SIGHUP.set())
 
 
 async def _reload(reloader: Reloader, origin: str) -> None:

@@ -35,8 +35,9 @@ from prometheus_client.multiprocess import mark_process_dead
 from gatekeeper.config import Config, ConfigError, load_config
 from gatekeeper.embedded import EmbeddedRedis, exit_fields
 from gatekeeper.observability import Metrics, configure_logging, share_metrics
+from gatekeeper.reload import restart_needed
 from gatekeeper.resources import Resources
-from gatekeeper.serve import run_loop, serve
+from gatekeeper.serve import hold_sighup, run_loop, serve
 from gatekeeper.supervisor import Backoff, Supervisor
 
 Logger = structlog.typing.FilteringBoundLogger
@@ -103,6 +104,7 @@ class _Slot:
 
 
 def _worker(config: Config, index: int, workers: int, metrics_dir: str) -> None:
+    hold_sighup()
     configure_logging(config.log)
     share_metrics(metrics_dir)
     with contextlib.suppress(KeyboardInterrupt):
@@ -217,15 +219,16 @@ class Pool:
         return slot.early >= EARLY_DEATHS
 
     def _pass_reload(self) -> None:
-        """SIGHUP to every worker (each reloads from the file); the parent takes up the
-        new stop time itself when the file is valid."""
+        """SIGHUP to every worker (each reloads from the file); when the file is one
+        they take up, the parent keeps it too: its stop time, and the config of workers
+        it starts from now on."""
         try:
             new = load_config(self.config.source)
         except (ConfigError, OSError):
             pass  # the workers log why they refuse it
         else:
-            self.config = replace(self.config, proxy=new.proxy, upstreams=new.upstreams,
-                                  webhooks=new.webhooks)
+            if not restart_needed(self.config, new):
+                self.config = replace(new, redis=self.config.redis)
         for process in self._live():
             if process.pid is not None:
                 os.kill(process.pid, signal.SIGHUP)

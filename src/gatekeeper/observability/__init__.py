@@ -117,6 +117,12 @@ class Metrics:
         self.build_info = Gauge(
             "gatekeeper_build_info", "Always 1; the running version in its label.",
             ["version"], registry=registry, multiprocess_mode="max")
+        # Series that exist from the start at 0, so that rate() and increase() see their
+        # first event.
+        for outcome in ("applied", "refused"):
+            self.config_reloads.labels(outcome)
+        for cause in ("exit", "signal"):
+            self.worker_restarts.labels(cause)
         # Label children looked up once: `labels()` takes a lock and builds a key each call.
         self._decided: dict[tuple[str, ...], Any] = {}
         self._timed: dict[tuple[str, str], Any] = {}
