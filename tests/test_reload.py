@@ -186,6 +186,7 @@ def test_restart_needed_names_listener_and_store_keys(tmp_path: Path) -> None:
          ["admin.host/port"], ("admin",)),
         ({"redis": {"key_prefix": "x:"}}, ["redis"], ("redis",)),
         ({"store": {"on_error": "open"}}, [], ("store",)),
+        ({"log": {"level": "debug"}}, ["log"], ("log",)),
     ]
     for extra, keys, sections in cases:
         if "admin" in extra:

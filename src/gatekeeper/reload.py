@@ -5,9 +5,10 @@ A request in flight finishes on the config it started with; the next request on 
 connection, kept-alive ones included, gets the new one (server.py `GuardedServer.use`).
 The store, its connections and the screening helper stay; upstream pools follow the new
 upstreams (resources.py `apply`). What a running process cannot change is refused with
-the key named, and the old config stays: the listeners (address, TLS, timeouts) and the
-store connection (`redis.*`). With `--workers N` every worker reloads itself from the
-same file (the parent passes SIGHUP on), so all take the same config or all refuse it.
+the key named, and the old config stays: the listeners (address, TLS, timeouts), the
+store connection (`redis.*`) and logging (`log.*`: loggers are bound at start). With
+`--workers N` every worker reloads itself from the same file (the parent passes SIGHUP
+on), so all take the same config or all refuse it.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ from typing import Protocol
 from aiohttp import web
 
 from gatekeeper.config import Config, ConfigError, load_config
-from gatekeeper.observability import configure_logging
 from gatekeeper.providers import check_presets
 from gatekeeper.resources import Resources
 
@@ -58,6 +58,8 @@ def restart_needed(old: Config, new: Config) -> list[str]:
     unchanged = new.redis.embedded and replace(new.redis, url=old.redis.url) == old.redis
     if old.redis != new.redis and not unchanged:
         keys.append("redis")
+    if old.log != new.log:  # loggers are bound at start (structlog caches them)
+        keys.append("log")
     return keys
 
 
@@ -109,8 +111,6 @@ class Reloader:
             changed = changed_sections(old, found)
             if changed:
                 resources.apply(found)
-                if found.log != old.log:
-                    configure_logging(found.log)
                 for name, app in zip(("proxy", "admin"), self._build(resources),
                                      strict=True):
                     await _started(app)
