@@ -8,9 +8,10 @@ CONFIG ?= config.yaml
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+# Pinned versions (constraints.txt) for reproducible installs; pyproject keeps the ranges.
+$(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $@
 
 run: install
