@@ -118,7 +118,8 @@ def test_config_check_accepts_the_shipped_config(capsys: pytest.CaptureFixture[s
     """`config check` on config.yaml prints OK and exits 0."""
     code, out, err = run_main(capsys, "config", "check", "--config", str(SHIPPED_CONFIG))
     assert code == 0, err
-    assert out.strip() == f"{SHIPPED_CONFIG}: OK (10 upstreams)"
+    assert out.startswith(f"{SHIPPED_CONFIG}: OK (10 upstreams, ")
+    assert "a stop takes at most 40 s)" in out
 
 
 def test_installed_command_checks_the_shipped_config() -> None:
@@ -139,7 +140,7 @@ def test_config_check_reads_gatekeeper_config_env(
     monkeypatch.setenv("GATEKEEPER_CONFIG", str(path))
     code, out, _ = run_main(capsys, "config", "check")
     assert code == 0
-    assert out.strip() == f"{path}: OK (1 upstreams)"
+    assert out.startswith(f"{path}: OK (1 upstreams, ")
 
 
 @pytest.mark.parametrize(("sections", "key", "value"), [
