@@ -53,17 +53,10 @@ GRAFANA_DATASOURCE = GRAFANA_DIR / "provisioning" / "datasources" / "prometheus.
 GRAFANA_PROVIDER = GRAFANA_DIR / "provisioning" / "dashboards" / "gatekeeper.yml"
 README = REPO / "README.md"
 
-# Metric families Gatekeeper exposes that the README's Metrics section does not list
-# yet (added with `run --workers` supervision and live reload), with their labels. The
-# live test checks them against a real scrape like the README's.
-NOT_IN_README: dict[str, frozenset[str]] = {
-    "gatekeeper_list_max_age_seconds": frozenset({"scope", "list"}),
-    "gatekeeper_workers_expected": frozenset(),
-    "gatekeeper_workers_alive": frozenset(),
-    "gatekeeper_worker_restarts_total": frozenset({"cause"}),
-    "gatekeeper_config_reloads_total": frozenset({"outcome"}),
-    "gatekeeper_build_info": frozenset({"version"}),
-}
+# Metric families Gatekeeper exposes that the README's Metrics section does not list,
+# with their labels (none today: every family is documented there). The live test checks
+# them against a real scrape like the README's.
+NOT_IN_README: dict[str, frozenset[str]] = {}
 # Labels Prometheus itself adds (target labels; `le` on histogram buckets), and the `pid`
 # prometheus_client's multiprocess mode may add to a gauge several processes write.
 ADDED_LABELS = frozenset({"job", "instance", "le", "pid"})
@@ -261,7 +254,7 @@ def test_the_dashboard_is_grafana_json_on_a_datasource_variable() -> None:
 
 def test_the_dashboard_shows_what_the_operators_need() -> None:
     """Decisions by action and reason, top stopped, latency percentiles, upstream and
-    store health, list ages (no size: no such metric, said in the panel), workers."""
+    store health, list sizes and ages, workers."""
     queries = {title: [expr for t, _, expr in panel_queries() if t == title]
                for title, _, _ in panel_queries()}
     used = {name for exprs in queries.values() for expr in exprs
@@ -269,7 +262,8 @@ def test_the_dashboard_shows_what_the_operators_need() -> None:
     assert {"gatekeeper_decisions_total", "gatekeeper_request_duration_seconds_bucket",
             "gatekeeper_upstream_errors_total", "gatekeeper_upstream_duration_seconds_bucket",
             "gatekeeper_store_errors_total", "gatekeeper_store_restarts_total",
-            "gatekeeper_list_age_seconds", "gatekeeper_policy_rule_hits_total",
+            "gatekeeper_list_age_seconds", "gatekeeper_list_entries",
+            "gatekeeper_policy_rule_hits_total",
             "gatekeeper_workers_alive", "gatekeeper_workers_expected"} <= used
     assert any("by (action)" in e for e in queries["Decisions by action"])
     assert any("by (reason)" in e for e in queries["Decisions by reason"])
@@ -278,11 +272,7 @@ def test_the_dashboard_shows_what_the_operators_need() -> None:
             if any(f"histogram_quantile({q}," in e for e in latency)] == ["0.5", "0.9", "0.99"]
     assert any('reason="store_unavailable"' in e for e in
                queries["Decisions with reason store_unavailable"])
-    # No metric gives a list's size: no size panel, and the list panel says so.
-    assert not any("size" in title.lower() for title in queries)
-    [lists] = [p for p in panels() if "gatekeeper_list_age_seconds" in
-               json.dumps(p["targets"])]
-    assert "sizes are not exported" in lists["description"]
+    assert any("gatekeeper_list_entries" in e for e in queries["List sizes"])
 
 
 def test_every_metric_the_kit_reads_is_one_gatekeeper_exposes() -> None:

@@ -334,6 +334,11 @@ class Resources:
                 self.log.info("list_fresh", scope=source.scope, list=source.name,
                               origin=source.origin, as_of=iso(source.as_of))
         self._stale, self.stale_closed = stale, frozenset(closed)
+        if self._housekeeping and sources:
+            named = [(source.name, source.scope) for source in sources]
+            for (name, scope), size in zip(named, await self.store.counts(named),
+                                           strict=True):
+                self.metrics.list_entries.labels(scope, name).set(size)
 
     async def _supervise(self, supervisor: Supervisor) -> None:
         """Restart the embedded server whenever it dies; count each restart, and point the

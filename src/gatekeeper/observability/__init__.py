@@ -99,6 +99,11 @@ class Metrics:
             "gatekeeper_list_max_age_seconds", "The age at which each list turns stale "
             "(its import's max_age, else the config's), where one is set.",
             ["scope", "list"], registry=registry, multiprocess_mode="max")
+        # Set by the housekeeping process only; gone with it (`livemax`).
+        self.list_entries = Gauge(
+            "gatekeeper_list_entries", "Entries in each imported list (a list with a load "
+            "record), by scope and list.", ["scope", "list"], registry=registry,
+            multiprocess_mode="livemax")
         self.config_reloads = Counter(
             "gatekeeper_config_reloads_total", "Config reloads (SIGHUP, POST "
             "/admin/v1/reload) by outcome: applied or refused.", ["outcome"],

@@ -204,6 +204,18 @@ class ListsMixin(PackedMixin):
         return shown
 
     @guarded
+    async def counts(self, lists: Sequence[tuple[ListName, str]]) -> list[int]:
+        """`count` of several lists, in one round trip."""
+        async with self.client.pipeline(transaction=False) as pipe:
+            for name, scope in lists:
+                keys = self.keys.of(name, scope)
+                pipe.zcard(keys.list)
+                pipe.hget(keys.packed, "count")
+            replies = await pipe.execute()
+        return [int(size) + int(packed or 0)
+                for size, packed in zip(replies[::2], replies[1::2], strict=True)]
+
+    @guarded
     async def count(self, name: ListName, scope: str) -> int:
         """How many entries a list holds (expired ones not yet swept included)."""
         keys = self.keys.of(name, scope)
