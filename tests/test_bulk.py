@@ -43,7 +43,7 @@ from gatekeeper.store import (
     StoreUnavailable,
 )
 from gatekeeper.types import Channel
-from tests.conftest import leftovers, list_members
+from tests.conftest import eventually, leftovers, list_members
 
 PREFIX = "b:"
 REDIS = RedisConfig(key_prefix=PREFIX, timeout=10.0)
@@ -489,7 +489,11 @@ async def test_import_ttl_entries_stop_matching(store: Store) -> None:
                expires_at=time.time() + 0.5)
     found = await store.lookup(["+33612345678", "+447911123456"], ["global"])
     assert [len(m) for m in found.values()] == [1, 1]
-    await asyncio.sleep(0.7)
+
+    async def expired() -> bool:
+        return not (await store.lookup(["+33612345678"], ["global"]))["+33612345678"]
+
+    await eventually(expired)
     found = await store.lookup(["+33612345678", "+447911123456"], ["global"])
     assert [len(m) for m in found.values()] == [0, 0]
 
@@ -642,8 +646,11 @@ async def test_import_ttl_on_the_real_server(real_store: Store) -> None:
                         expires_at=expiry_from(1, None))
     assert report.size == 20
     assert (await real_store.lookup([numbers(1)[0]], ["global"]))[numbers(1)[0]]
-    await asyncio.sleep(1.2)
-    assert (await real_store.lookup([numbers(1)[0]], ["global"]))[numbers(1)[0]] == []
+
+    async def expired() -> bool:
+        return (await real_store.lookup([numbers(1)[0]], ["global"]))[numbers(1)[0]] == []
+
+    await eventually(expired)
 
 
 BENCH_COUNT = int(os.environ.get("GATEKEEPER_BENCH_LINES", "200000"))

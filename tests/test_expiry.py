@@ -11,7 +11,7 @@ import io
 import json
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -32,6 +32,7 @@ from tests.conftest import (
     FakeUpstream,
     Running,
     StartGatekeeper,
+    eventually,
     log_events,
     make_config,
 )
@@ -70,14 +71,6 @@ def soon() -> float:
 async def pass_instant(instant: float) -> None:
     """Sleep until `instant` has passed, with a small margin."""
     await asyncio.sleep(max(0.0, instant - time.time()) + 0.05)
-
-
-async def eventually(condition: Callable[[], Awaitable[bool]], within: float = 5.0) -> None:
-    """Wait (polling) until `condition` holds; fail after `within` seconds."""
-    deadline = time.monotonic() + within
-    while not await condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.05)
 
 
 def until(instant: float, meta: EntryMeta = MANUAL) -> EntryMeta:

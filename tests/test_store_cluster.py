@@ -24,6 +24,7 @@ from gatekeeper.config import RedisConfig, StoreConfig
 from gatekeeper.store import EntryMeta, ListItem, Store, StoreUnavailable, connect
 from gatekeeper.store.cluster import ClusterTransport
 from gatekeeper.store.pipe import LookupPipe
+from tests.conftest import eventually
 from tests.topologies import ClusterRig, query
 
 pytestmark = [pytest.mark.integration]  # slow: listed in conftest's SLOW_MODULES
@@ -110,8 +111,11 @@ async def test_expiry_sweep_and_attempts_stream_work(
         await store.add("block", scope, [ListItem("+442071234567")],
                         EntryMeta(source="test", added_at=1.0, expires_at=time.time() + 0.3))
     assert all(await store.lookup(["+442071234567"], scopes))
-    await asyncio.sleep(0.4)
-    assert (await store.lookup(["+442071234567"], scopes))["+442071234567"] == []
+
+    async def expired() -> bool:
+        return (await store.lookup(["+442071234567"], scopes))["+442071234567"] == []
+
+    await eventually(expired)
     assert await store.sweep_expired() == 3
     for scope in scopes:
         assert await store.count("block", scope) == 0

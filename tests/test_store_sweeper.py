@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import fakeredis
@@ -18,20 +16,13 @@ from tests.conftest import (
     AUTH,
     FakeUpstream,
     StartGatekeeper,
+    eventually,
     log_events,
     make_config,
     sample,
 )
 
 SWEEP = {"sweep_interval": 0.02}
-
-
-async def eventually(condition: Callable[[], Awaitable[bool]], within: float = 5.0) -> None:
-    """Wait (polling) until `condition` holds; fail after `within` seconds."""
-    deadline = time.monotonic() + within
-    while not await condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.02)
 
 
 def failures() -> list[BaseException | int]:
