@@ -170,6 +170,30 @@ async def test_new_admin_keys_apply_after_a_reload(live: Live, upstream: FakeUps
     assert resp.status == 401
 
 
+async def test_a_config_that_fails_to_build_is_rolled_back(
+        live: Live, upstream: FakeUpstream, monkeypatch: pytest.MonkeyPatch) -> None:
+    """If building the new applications fails (a bug), the reload is refused (422), the
+    running config and pools stay, and sends go on."""
+    resources = live.proxy.app[RESOURCES]
+    reloader = resources.reloader
+    assert reloader is not None
+
+    def broken(_resources: object) -> Any:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(reloader, "_build", broken)
+    before = resources.config
+    doc = json.loads(live.file.read_text())
+    doc["upstreams"].append({"name": "vonage", "url": upstream.url, "preset": "vonage"})
+    live.file.write_text(json.dumps(doc))
+    status, body = await live.reload()
+    assert (status, body["code"]) == (422, "config_invalid")
+    assert "RuntimeError: boom" in body["message"]
+    assert resources.config is before
+    assert sorted(resources.upstreams) == ["twilio"]
+    assert (await live.proxy.post(TWILIO_MESSAGES, data=SEND)).status == 201
+
+
 # ------------------------------------------------------------------------ pure parts
 
 

@@ -111,9 +111,20 @@ class Reloader:
             changed = changed_sections(old, found)
             if changed:
                 resources.apply(found)
-                for name, app in zip(("proxy", "admin"), self._build(resources),
-                                     strict=True):
-                    await _started(app)
+                try:  # both applications ready before either is swapped in
+                    apps = self._build(resources)
+                    for app in apps:
+                        await _started(app)
+                except Exception as exc:  # a bug must not leave the config half-applied
+                    resources.apply(old)
+                    failed = Reloaded(False, reason="the new config could not be applied "
+                                      f"({type(exc).__name__}: {exc}); the running config "
+                                      "stays")
+                    resources.metrics.config_reloads.labels("refused").inc()
+                    resources.log.error("config_reload_refused", origin=origin,
+                                        reason=failed.reason, config=found.source)
+                    return failed
+                for name, app in zip(("proxy", "admin"), apps, strict=True):
                     if name in self.listeners:
                         self.listeners[name].use(app)
             resources.metrics.config_reloads.labels("applied").inc()
