@@ -405,9 +405,14 @@ async def test_summary_counts_the_last_24_hours_by_default(gatekeeper: Running) 
         "by_channel": {"sms": 3, "voice": 1},
         "by_direction": {"outbound": 3, "inbound": 1},
         "by_action": {"rejected": 3, "monitored": 1},
+        "by_upstream": {"twilio": 4},
+        "by_rule": {"list": 4},
         "by_entry": [
             {"scope": "global", "list": "block", "entry": "+33612345678", "count": 2},
-            {"scope": "tenant:acme", "list": "block", "entry": "+447*", "count": 2}]}
+            {"scope": "tenant:acme", "list": "block", "entry": "+447*", "count": 2}],
+        "by_number": [{"number": "+33612345678", "count": 2},
+                      {"number": "+447700900123", "count": 1},
+                      {"number": "+447700900124", "count": 1}]}
 
 
 @pytest.mark.parametrize(("params", "total", "by_scope"), [
@@ -571,3 +576,18 @@ async def test_store_fault_is_503(gatekeeper: Running, monkeypatch: pytest.Monke
     monkeypatch.setattr(store_of(gatekeeper), "read_attempts", broken)
     status, body = await get(gatekeeper, path)
     assert (status, body["code"]) == (503, "store_unavailable")
+
+
+async def test_attempts_and_summary_filter_by_upstream(gatekeeper: Running) -> None:
+    """`upstream=` keeps the attempts sent to that upstream (a name the config could
+    hold); a malformed name is 400 `invalid_upstream`."""
+    await record_window(gatekeeper)
+    status, body = await get(gatekeeper, f"{ATTEMPTS}?upstream=twilio")
+    assert status == 200
+    assert {a["upstream"] for a in body["attempts"]} == {"twilio"}
+    status, body = await get(gatekeeper, f"{ATTEMPTS}?upstream=vonage")
+    assert (status, body["attempts"]) == (200, [])
+    status, body = await get(gatekeeper, f"{SUMMARY}?upstream=vonage")
+    assert (status, body["total"], body["by_upstream"]) == (200, 0, {})
+    status, body = await get(gatekeeper, f"{ATTEMPTS}?upstream=Twilio!")
+    assert (status, body["code"]) == (400, "invalid_upstream")

@@ -309,3 +309,20 @@ async def test_every_key_is_named_in_its_own_audit_events(gk: Running,
         ("agents", "agent:9", "allow")]
     logged = log_output.getvalue()
     assert not any(s in logged for s in (OPS, READER, ACME, ACME_READER, AGENTS))
+
+
+@pytest.mark.parametrize(("secret", "expected"), [
+    (OPS, {"name": "ops", "role": "write", "scopes": ["*"]}),
+    (READER, {"name": "reader", "role": "read", "scopes": ["*"]}),
+    (ACME_READER, {"name": "acme-reader", "role": "read", "scopes": ["tenant:acme*"]}),
+    (AGENTS, {"name": "agents", "role": "write", "scopes": ["agent:*", "global"]}),
+])
+async def test_a_key_reads_its_own_name_role_and_scopes(
+        gk: Running, secret: str, expected: dict[str, Any]) -> None:
+    """GET /admin/v1/key: what the calling key may do, never its secret."""
+    resp = await gk.admin.get("/admin/v1/key", headers=bearer(secret))
+    assert resp.status == 200
+    body = await resp.json()
+    assert body == expected
+    assert secret not in await resp.text()
+    assert (await gk.admin.get("/admin/v1/key")).status == 401

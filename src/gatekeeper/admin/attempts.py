@@ -51,9 +51,11 @@ _MAX_SEQ = 2**64 - 1
 # 9999-12-31T23:59:59Z: later instants cannot be shown (and NaN compares false).
 _STREAM_ID = re.compile(r"^([0-9]{1,20})-([0-9]{1,20})$")
 
-LIST_PARAMS = frozenset({"scope", "number", "region", "channel", "direction", "since",
-                         "until", "limit", "cursor"})
-SUMMARY_PARAMS = frozenset({"scope", "since", "until"})
+LIST_PARAMS = frozenset({"scope", "number", "region", "channel", "direction", "upstream",
+                         "since", "until", "limit", "cursor"})
+SUMMARY_PARAMS = frozenset({"scope", "upstream", "since", "until"})
+# An upstream's name as the config allows it.
+_UPSTREAM = re.compile(r"[a-z][a-z0-9_-]{0,62}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +116,17 @@ def _choice(params: Mapping[str, str], name: str, allowed: tuple[str, ...]) -> s
     if value is not None and value not in allowed:
         raise BadRequest(f"invalid_{name}", f"'{name}' must be one of {', '.join(allowed)}.")
     return value
+
+
+def _upstream(params: Mapping[str, str]) -> Keep | None:
+    """The `upstream` filter (a name as the config allows one), if given."""
+    value = params.get("upstream") or None
+    if value is None:
+        return None
+    if not _UPSTREAM.fullmatch(value):
+        raise BadRequest("invalid_upstream", "'upstream' must be an upstream's name "
+                         "(lower-case letters, digits, '_' and '-').")
+    return lambda a: a.get("upstream") == value
 
 
 def _number(value: str | None, region: str | None) -> str | None:
@@ -240,7 +253,8 @@ def _visible(key: AdminKey, scope: str | None) -> Keep | None:
 
 
 async def list_attempts(request: web.Request) -> web.Response:
-    """GET /attempts?scope=&number=&region=&channel=&direction=&since=&until=&limit=&cursor=:
+    """GET /attempts?scope=&number=&region=&channel=&direction=&upstream=&since=&until=
+    &limit=&cursor=:
     blocked attempts, newest first; `next_cursor` (exclusive) is null on the last page."""
     params = _params(request.query, LIST_PARAMS)
     scope = scope_param(params["scope"]) if params.get("scope") else None
@@ -261,6 +275,9 @@ async def list_attempts(request: web.Request) -> web.Response:
         tests.append(lambda a: a.get("channel") == channel)
     if direction is not None:
         tests.append(lambda a: a.get("direction") == direction)
+    upstream = _upstream(params)
+    if upstream is not None:
+        tests.append(upstream)
     # One more than the page, to know whether another page follows.
     wanted = limit + 1
     found: list[Attempt] = []
@@ -277,8 +294,9 @@ async def list_attempts(request: web.Request) -> web.Response:
 
 
 async def summary(request: web.Request) -> web.Response:
-    """GET /attempts/summary?since=&until=&scope=: counts over a window (default: the
-    last 24 hours) by matched scope, channel, direction, action and matched entry."""
+    """GET /attempts/summary?since=&until=&scope=&upstream=: counts over a window
+    (default: the last 24 hours) by matched scope, channel, direction, action, upstream,
+    rule, matched entry and number."""
     params = _params(request.query, SUMMARY_PARAMS)
     scope = scope_param(params["scope"]) if params.get("scope") else None
     key = authorize(request, "read", *([scope] if scope else []))
@@ -289,7 +307,11 @@ async def summary(request: web.Request) -> web.Response:
     if since is None:
         since = max(0.0, until - SUMMARY_WINDOW)
     visible = _visible(key, scope)
+    upstream = _upstream(params)
     by_scope: Counter[str] = Counter()
+    by_upstream: Counter[str] = Counter()
+    by_rule: Counter[str] = Counter()
+    by_number: Counter[str] = Counter()
     by_channel: Counter[str] = Counter()
     by_direction: Counter[str] = Counter()
     by_action: Counter[str] = Counter()
@@ -298,7 +320,12 @@ async def summary(request: web.Request) -> web.Response:
                                SCAN_BATCH):
         if visible is not None and not visible(attempt):
             continue
+        if upstream is not None and not upstream(attempt):
+            continue
         by_scope[attempt.get("scope")] += 1
+        by_upstream[attempt.get("upstream")] += 1
+        by_rule[attempt.get("rule") or "list"] += 1
+        by_number[attempt.get("number")] += 1
         by_channel[attempt.get("channel")] += 1
         by_direction[attempt.get("direction")] += 1
         by_action[attempt.get("action")] += 1
@@ -313,8 +340,12 @@ async def summary(request: web.Request) -> web.Response:
         "by_channel": dict(by_channel.most_common()),
         "by_direction": dict(by_direction.most_common()),
         "by_action": dict(by_action.most_common()),
+        "by_upstream": dict(by_upstream.most_common()),
+        "by_rule": dict(by_rule.most_common()),
         "by_entry": [{"scope": s, "list": n, "entry": e, "count": c}
                      for (s, n, e), c in top],
+        "by_number": [{"number": n, "count": c} for n, c in
+                      sorted(by_number.items(), key=lambda kv: (-kv[1], kv[0]))[:TOP_ENTRIES]],
     })
 
 

@@ -274,6 +274,16 @@ async def lists(request: web.Request) -> web.Response:
     return web.json_response({"lists": shown})
 
 
+async def calling_key(request: web.Request) -> web.Response:
+    """GET /key: the calling key's name, role and scope globs (never its secret), so
+    that a client (the console) shows what the key may do."""
+    if request.query:
+        raise BadRequest("invalid_query", f"Unknown parameter {sorted(request.query)[0]!r}.")
+    key = authorize(request, "read")
+    return web.json_response({"name": key.name, "role": key.role,
+                              "scopes": list(key.scopes)})
+
+
 def create_native_app(resources: Resources) -> web.Application:
     """The /admin/v1 sub-application."""
     app = web.Application(middlewares=[auth_middleware(resources)])
@@ -284,6 +294,7 @@ def create_native_app(resources: Resources) -> web.Application:
     app.router.add_get(entries, list_entries)
     app.router.add_get("/check", check)
     app.router.add_get("/lists", lists)
+    app.router.add_get("/key", calling_key)
     bulk.add_routes(app)
     attempts.add_routes(app)
     policy.add_routes(app)

@@ -330,7 +330,7 @@ SCHEMAS: dict[str, JsonSchema] = {
     "Counts": {"type": "object", "additionalProperties": {"type": "integer", "minimum": 1}},
     "AttemptsSummary": _object(
         ["since", "until", "total", "by_scope", "by_channel", "by_direction", "by_action",
-         "by_entry"],
+         "by_upstream", "by_rule", "by_entry", "by_number"],
         {"since": {"type": "string", "format": "date-time"},
          "until": {"type": "string", "format": "date-time"},
          "total": {"type": "integer", "minimum": 0},
@@ -338,6 +338,14 @@ SCHEMAS: dict[str, JsonSchema] = {
          "by_channel": _ref("Counts"),
          "by_direction": _ref("Counts"),
          "by_action": _ref("Counts"),
+         "by_upstream": _ref("Counts"),
+         "by_rule": {**_ref("Counts"), "description": "By what blocked: `list` (an entry) "
+                     "or a policy rule kind."},
+         "by_number": {"type": "array", "maxItems": TOP_ENTRIES,
+                       "description": f"The {TOP_ENTRIES} most blocked numbers.",
+                       "items": _object(["number", "count"],
+                                        {"number": {"type": "string"},
+                                         "count": {"type": "integer", "minimum": 1}})},
          "by_entry": {"type": "array", "maxItems": TOP_ENTRIES,
                       "description": f"The {TOP_ENTRIES} most frequent matched entries.",
                       "items": _object(["scope", "list", "entry", "count"],
@@ -358,6 +366,8 @@ _WRITE_ERRORS = {"401": _common("Unauthorized"), "403": _common("Forbidden"),
 _READ_ERRORS = {"401": _common("Unauthorized"), "403": _common("Forbidden"),
                 "503": _common("StoreUnavailable")}
 _LIST_ERRORS = {**_READ_ERRORS, "404": _common("NotFound")}
+_UPSTREAM_PARAM = _query("upstream", {"type": "string", "pattern": "^[a-z][a-z0-9_-]{0,62}$"},
+                         "Only attempts sent to this upstream (its configured name).")
 _SINCE = _query("since", _instant("Inclusive: ISO 8601 (no zone: UTC) or epoch seconds."),
                 "From this instant (inclusive).")
 _UNTIL = _query("until", _instant("Exclusive: ISO 8601 (no zone: UTC) or epoch seconds."),
@@ -511,6 +521,19 @@ PATHS: dict[str, dict[str, Any]] = {
             "responses": {"200": _json(_ref("PolicyState"), "The policy now in force."),
                           "400": _bad_request("invalid_query"), **_READ_ERRORS}},
     },
+    "/admin/v1/key": {
+        "get": {
+            "operationId": "callingKey", "tags": ["keys"],
+            "summary": "The calling key's name, role and scopes (never its secret).",
+            "responses": {
+                "200": _json(_object(["name", "role", "scopes"], {
+                    "name": {"type": "string"},
+                    "role": {"type": "string", "enum": ["read", "write"]},
+                    "scopes": {"type": "array", "items": {"type": "string"},
+                               "description": "Scope globs the key may touch."}}),
+                    "The key."),
+                "400": _bad_request("invalid_query"), **_READ_ERRORS}},
+    },
     "/admin/v1/reload": {
         "post": {
             "operationId": "reloadConfig", "tags": ["operations"],
@@ -595,6 +618,7 @@ PATHS: dict[str, dict[str, Any]] = {
                        "Only this channel."),
                 _query("direction", {"type": "string", "enum": list(DIRECTIONS)},
                        "Only this direction."),
+                _UPSTREAM_PARAM,
                 _SINCE, _UNTIL,
                 _query("limit", {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT,
                                  "default": DEFAULT_LIMIT}, "Attempts per page."),
@@ -604,8 +628,8 @@ PATHS: dict[str, dict[str, Any]] = {
                 "200": _json(_ref("AttemptsPage"), "A page of attempts."),
                 "400": _bad_request("invalid_parameter", "invalid_scope", "invalid_region",
                                     "invalid_number", "invalid_channel",
-                                    "invalid_direction", "invalid_limit", "invalid_time",
-                                    "invalid_cursor"),
+                                    "invalid_direction", "invalid_upstream",
+                                    "invalid_limit", "invalid_time", "invalid_cursor"),
                 **_READ_ERRORS}},
     },
     "/admin/v1/attempts/summary": {
@@ -614,11 +638,13 @@ PATHS: dict[str, dict[str, Any]] = {
             "summary": "Counts of blocked attempts over a window (default: the last 24 "
                        "hours).",
             "description": "Unknown or repeated parameters are refused (400).",
-            "parameters": [_ATTEMPT_SCOPE, _SINCE, _UNTIL],
+            "parameters": [_ATTEMPT_SCOPE, _UPSTREAM_PARAM, _SINCE, _UNTIL],
             "responses": {
                 "200": _json(_ref("AttemptsSummary"), "Counts by matched scope, channel, "
-                             "direction, action and matched entry."),
-                "400": _bad_request("invalid_parameter", "invalid_scope", "invalid_time"),
+                             "direction, action, upstream, rule, matched entry and "
+                             "number."),
+                "400": _bad_request("invalid_parameter", "invalid_scope", "invalid_upstream",
+                                    "invalid_time"),
                 **_READ_ERRORS}},
     },
     "/admin/v1/openapi.json": {
