@@ -1076,3 +1076,27 @@ async def test_readyz_reports_store_down(broken: Running) -> None:
     assert ready.status == 503
     assert await ready.json() == {"status": "store_unavailable"}
     assert health.status == 200
+
+
+@pytest.mark.parametrize(("prefix", "expected"), [
+    ("+3361234001", [f"+3361234001{n}" for n in range(10)]),
+    ("3361234002", [f"+3361234002{n}" for n in range(10)]),
+    (" 3361234003", [f"+3361234003{n}" for n in range(10)]),  # an unencoded `+`
+    ("+4479", ["+4479*"]),
+    ("+1", []),
+], ids=["plus", "digits", "unencoded-plus", "a-prefix-entry", "none"])
+async def test_a_prefix_search_lists_only_matching_entries(
+        gatekeeper: Running, prefix: str, expected: list[str]) -> None:
+    """`prefix=` keeps the entries starting with those digits, in entry order."""
+    await add(gatekeeper, [f"+3361234{n:04d}" for n in range(40)] + ["+4479*"])
+    status, page = await call(gatekeeper, "GET", BLOCK, params={"prefix": prefix})
+    assert status == 200
+    assert [row["entry"] for row in page["entries"]] == expected
+    assert page["next_cursor"] is None
+
+
+@pytest.mark.parametrize("prefix", ["+", "+0123", "abc", "+1234567890123456", "+12*"])
+async def test_a_malformed_prefix_is_400(gatekeeper: Running, prefix: str) -> None:
+    """A prefix that is not the first digits of an E.164 number: 400 `invalid_prefix`."""
+    status, body = await call(gatekeeper, "GET", BLOCK, params={"prefix": prefix})
+    assert (status, body["code"]) == (400, "invalid_prefix")

@@ -396,3 +396,47 @@ async def test_a_swap_whose_reply_was_lost_keeps_the_new_load(store: Store) -> N
     assert await hits(store, numbers[7]) == {numbers[7]}
     assert await store.count("block", "global") == 50
     assert await leftovers(store.client, PREFIX) == []
+
+
+async def walk(store: Store, prefix: str, size: int) -> list[str]:
+    """Every entry a prefix search shows, page by page."""
+    seen: list[str] = []
+    cursor: str | None = None
+    for _ in range(500):
+        page = await store.page("block", "global", cursor, size, prefix)
+        seen += [Keys.member(x.item) for x in page.entries]
+        cursor = page.next_cursor
+        if cursor is None:
+            return seen
+    raise AssertionError("the search never ended")
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))
+@given(loaded=st.sets(st.one_of(
+           US.map(str),
+           st.integers(0, 999).map(lambda n: f"12125550{n:03d}"),      # +1 212 555 0...
+           st.integers(0, 10 ** 9 - 1).map(lambda n: f"447{n:09d}"),   # UK mobiles: 12
+           st.integers(0, 10 ** 8 - 1).map(lambda n: f"336{n:08d}")),  # FR mobiles: 11
+       max_size=40),
+       own=st.sets(st.sampled_from(["+1212*", "+12125550100", "+1212555#sms", "+33*",
+                                    "+331", "+44"]), max_size=4),
+       prefix=st.sampled_from(["+1", "+12", "+1212", "+121255", "+3", "+33", "+4", "+9"]),
+       size=st.integers(1, 7))
+async def test_a_prefix_search_shows_exactly_the_entries_starting_with_it(
+        loaded: set[str], own: set[str], prefix: str, size: int) -> None:
+    """Property: paging a prefix search (any page size) over a list's set and its packed
+    load (numbers of many lengths) shows each entry starting with the prefix once, in
+    listing order, and nothing else."""
+    store = make_store(fakeredis.FakeAsyncRedis(server=fakeredis.FakeServer(),
+                                                decode_responses=True))
+    numbers = sorted(f"+{d}" for d in loaded)
+    await replace(store, numbers or ["+4479*"])
+    items = [E(m.split("#")[0], m.split("#")[1] if "#" in m else None) for m in own]
+    if items:
+        await store.add("block", "global", items, API)
+    # A number the packed load holds already is not added to the set again.
+    set_part = sorted(m for m in own if m.startswith(prefix) and m not in numbers)
+    packed = sorted((n for n in numbers if n.startswith(prefix)), key=lambda n: int(n[1:]))
+    if not numbers and "+4479*".startswith(prefix):
+        set_part = sorted([*set_part, "+4479*"])
+    assert await walk(store, prefix, size) == [*set_part, *packed]

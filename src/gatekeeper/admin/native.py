@@ -200,10 +200,20 @@ async def remove_entries(request: web.Request) -> web.Response:
 
 
 async def list_entries(request: web.Request) -> web.Response:
-    """GET /lists/{list}/entries?scope=&cursor=&limit=: one page, ordered by entry."""
+    """GET /lists/{list}/entries?scope=&prefix=&cursor=&limit=: one page, ordered by
+    entry; with `prefix`, only entries starting with it (a search)."""
     query = request.query
     scope = scope_param(query.get("scope", "global"))
     authorize(request, "read", scope)
+    # `.strip()`: an unencoded `+` in a query reads as a space.
+    prefix = query.get("prefix", "").strip() or None
+    if prefix is not None:
+        digits = prefix[1:] if prefix.startswith("+") else prefix
+        if not (digits.isascii() and digits.isdigit() and 1 <= len(digits) <= 15) \
+                or digits.startswith("0"):
+            raise BadRequest("invalid_prefix", "'prefix' must be the first digits of an "
+                             "E.164 number: '+' then 1 to 15 digits, not starting with 0.")
+        prefix = f"+{digits}"
     try:
         limit = int(query.get("limit", DEFAULT_PAGE))
     except ValueError as exc:
@@ -211,7 +221,8 @@ async def list_entries(request: web.Request) -> web.Response:
     if not 1 <= limit <= MAX_PAGE:
         raise BadRequest("invalid_limit", f"'limit' must be between 1 and {MAX_PAGE}.")
     page = await request.app[RESOURCES].store.page(_list_name(request), scope,
-                                                   query.get("cursor") or None, limit)
+                                                   query.get("cursor") or None, limit,
+                                                   prefix)
     return web.json_response({"entries": [listed(e) for e in page.entries],
                               "next_cursor": page.next_cursor})
 

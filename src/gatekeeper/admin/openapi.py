@@ -399,12 +399,17 @@ PATHS: dict[str, dict[str, Any]] = {
             "summary": "One page of a list's live entries, in entry order.",
             "parameters": [
                 _query("scope", SCOPE, "The list's scope."),
+                _query("prefix", {"type": "string", "pattern": r"^ ?\+?[1-9][0-9]{0,14}$"},
+                       "Only entries starting with these digits (a search; the packed "
+                       "load of a national list is searched by number ranges, not "
+                       "scanned)."),
                 _query("cursor", {"type": "string"}, "A `next_cursor` from the previous "
                        "page; empty: the first page."),
                 _query("limit", {"type": "integer", "minimum": 1, "maximum": MAX_PAGE,
                                  "default": DEFAULT_PAGE}, "Entries per page.")],
             "responses": {"200": _json(_ref("EntriesPage"), "A page of entries."),
-                          "400": _bad_request("invalid_scope", "invalid_limit"),
+                          "400": _bad_request("invalid_scope", "invalid_prefix",
+                                              "invalid_limit"),
                           **_LIST_ERRORS}},
     },
     "/admin/v1/lists/{list}/import": {

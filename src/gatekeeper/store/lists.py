@@ -109,35 +109,44 @@ class ListsMixin(PackedMixin):
         return [EntryMeta.from_json(shared.get(v[1:]) if v and v.startswith("@") else v)
                 for v in values]
 
-    async def page(self, name: ListName, scope: str, cursor: str | None, limit: int) -> Page:
+    async def page(self, name: ListName, scope: str, cursor: str | None, limit: int,
+                   prefix: str | None = None) -> Page:
         """Up to `limit` live entries after `cursor`, with metadata: the list's set in
-        member order, then its packed load in number order (cursor `~` + number)."""
+        member order, then its packed load in number order (cursor `~` + number); with
+        `prefix` (`+` and digits), only entries starting with it."""
         keys = self.keys.of(name, scope)
         entries: list[Listed] = []
         after: str | None = None
         if cursor is not None and cursor.startswith(_PACKED_CURSOR):
             after = cursor[len(_PACKED_CURSOR):] or None
         else:
-            entries, following = await self._set_page(keys, scope, cursor, limit)
+            entries, following = await self._set_page(keys, scope, cursor, limit, prefix)
             if following is not None:
                 return Page(tuple(entries), following)
             if len(entries) == limit:  # the set ends here: the packed load may follow
                 load = await self.packed_load(keys)
                 more = load is not None and load.count > 0
                 return Page(tuple(entries), _PACKED_CURSOR if more else None)
-        packed, more = await self.packed_listing(keys, after, limit - len(entries))
+        packed, more = await self.packed_listing(keys, after, limit - len(entries), prefix)
         entries += packed
         last = packed[-1].item.entry if packed else ""
         return Page(tuple(entries), f"{_PACKED_CURSOR}{last}" if more else None)
 
     @guarded
-    async def _set_page(self, keys: ListKeys, scope: str, cursor: str | None, limit: int
-                        ) -> tuple[list[Listed], str | None]:
+    async def _set_page(self, keys: ListKeys, scope: str, cursor: str | None, limit: int,
+                        prefix: str | None = None) -> tuple[list[Listed], str | None]:
         """Up to `limit` live entries of the list's set after `cursor` (a member), with
-        metadata; and the cursor of the next page when the set has more."""
+        metadata (only members starting with `prefix`, when given); and the cursor of the
+        next page when the set has more."""
         start = f"({cursor}" if cursor else "-"
+        end = "+"
+        if prefix is not None:
+            # Members are ASCII: every one starting with the prefix sorts below \xff.
+            end = f"[{prefix}\xff"
+            if cursor is None or cursor < prefix:
+                start = f"[{prefix}"
         members = cast(list[str], await self.client.zrangebylex(
-            keys.list, start, "+", start=0, num=limit + 1))
+            keys.list, start, end, start=0, num=limit + 1))
         shown = members[:limit]
         entries: list[Listed] = []
         if shown:

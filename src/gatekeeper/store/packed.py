@@ -21,6 +21,7 @@ from gatekeeper.store.faults import StoreUnavailable, guarded
 from gatekeeper.store.keys import LOAD_MARK_SECONDS, ListKeys
 from gatekeeper.store.packing import (
     DEFAULT_INTSET_ENTRIES,
+    MAX_DIGITS,
     REST_DIGITS,
     PackedBuilder,
     command,
@@ -188,12 +189,14 @@ class PackedMixin(StoreBase):
         return PackedLoad.from_hash(raw)
 
     @guarded
-    async def packed_heads(self, load: PackedLoad, after: int | None, limit: int
-                           ) -> list[int]:
-        """Up to `limit` bucket heads of a load, in order, after `after`."""
+    async def packed_heads(self, load: PackedLoad, after: int | None, limit: int,
+                           until: int | None = None) -> list[int]:
+        """Up to `limit` bucket heads of a load, in order, after `after` (and at most
+        `until`)."""
         low = "-inf" if after is None else f"({after}"
         heads = cast(list[str], await self.client.zrangebyscore(
-            f"{load.base}index", low, "+inf", start=0, num=limit))
+            f"{load.base}index", low, "+inf" if until is None else str(until), start=0,
+            num=limit))
         return [int(h) for h in heads]
 
     @guarded
@@ -221,15 +224,38 @@ class PackedMixin(StoreBase):
                     yield joined(head, member, load.rest)
             head_after = heads[-1]
 
-    async def packed_listing(self, keys: ListKeys, after: str | None, limit: int
-                             ) -> tuple[list[Listed], bool]:
-        """Up to `limit` entries of the packed load after the number `after`; and
-        whether more follow."""
+    async def packed_prefixed(self, load: PackedLoad, prefix: str, after: str | None
+                              ) -> AsyncIterator[str]:
+        """The numbers of a packed load that start with `prefix` (`+` and digits), in
+        order, after the number `after`. For each length they can have, they are one
+        range of integers, so only the buckets in those ranges are read."""
+        digits = prefix[1:]
+        floor = int(after[1:]) if after else -1
+        scale = 10 ** load.rest
+        for extra in range(MAX_DIGITS - len(digits) + 1):
+            low, high = int(digits) * 10 ** extra, (int(digits) + 1) * 10 ** extra - 1
+            if high <= floor:
+                continue
+            low = max(low, floor + 1)
+            head_after = low // scale - 1
+            while heads := await self.packed_heads(load, head_after, 64, high // scale):
+                for head in heads:
+                    for member in await self.packed_bucket(load, head):
+                        if low <= head * scale + member <= high:
+                            yield joined(head, member, load.rest)
+                head_after = heads[-1]
+
+    async def packed_listing(self, keys: ListKeys, after: str | None, limit: int,
+                             prefix: str | None = None) -> tuple[list[Listed], bool]:
+        """Up to `limit` entries of the packed load after the number `after` (only those
+        starting with `prefix`, when given); and whether more follow."""
         load = await self.packed_load(keys)
         if load is None:
             return [], False
         shown: list[Listed] = []
-        async for number in self.packed_entries(load, after):
+        numbers = self.packed_entries(load, after) if prefix is None else \
+            self.packed_prefixed(load, prefix, after)
+        async for number in numbers:
             if len(shown) == limit:
                 return shown, True
             shown.append(Listed(ListItem(number), load.meta))
