@@ -8,6 +8,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from gatekeeper.admin import agent
 from gatekeeper.admin.native import Handler, create_native_app
+from gatekeeper.console import add_routes as add_console_routes
 from gatekeeper.observability import REQUEST_ID, with_request_id
 from gatekeeper.replies import error_response
 from gatekeeper.resources import RESOURCES, Resources
@@ -81,5 +82,6 @@ def create_admin_app(resources: Resources) -> web.Application:
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
     agent.add_routes(app)
+    add_console_routes(app)
     app.add_subapp("/admin/v1", create_native_app(resources))
     return app
