@@ -4,6 +4,9 @@
 #   docker run --read-only --stop-timeout 50 -e GATEKEEPER_ADMIN_KEY=... \
 #     -p 8080:8080 -p 8081:8081 gatekeeper
 # With an external Redis, Prometheus and Grafana: docker compose up (compose.yaml).
+# Run `make console-assets` first: the console's browser libraries (npm, pinned) are
+# copied into src/gatekeeper/console/static/vendor/ and enter the image with src/
+# (without them the console works, but its charts say they are unavailable).
 #
 # Two stages on the same base: the builder installs Gatekeeper and its runtime
 # dependencies, at the versions of constraints.txt, into a venv at /opt/gatekeeper; the

@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 CONFIG ?= config.yaml
 
-.PHONY: install run test test-fast lint clean bench wrk prometheus
+.PHONY: install run test test-fast lint clean bench wrk prometheus chromium console-assets
 
 install: $(VENV)/.installed
 
@@ -14,7 +14,7 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $@
 
-run: install
+run: install console-assets
 	$(BIN)/gatekeeper run --config $(CONFIG)
 
 lint: install
@@ -32,12 +32,12 @@ FAST_WORKERS ?= 2
 # rewritten test and plugin modules between runs (about 10 s of collection saved).
 PYTEST := env PYTHONDONTWRITEBYTECODE= $(BIN)/pytest
 
-test: lint wrk prometheus
+test: lint wrk prometheus chromium console-assets
 	$(PYTEST) -q -n $(WORKERS) -m "not serial"
 	$(PYTEST) -q -p no:xdist -m serial
 
 # The fast tier: unit and fakeredis tests, no processes, no real redis-server, no fuzzing.
-test-fast: install
+test-fast: install console-assets
 	$(PYTEST) -q -n $(FAST_WORKERS) -m "not slow and not serial"
 
 # wrk drives the benchmark (and its smoke test): Debian's package, installed when missing.
@@ -52,6 +52,18 @@ prometheus:
 	@{ command -v prometheus && command -v promtool; } >/dev/null 2>&1 \
 	  || { apt-get update -qq && apt-get install -y -qq --no-install-recommends prometheus; } \
 	  || { echo "the monitoring tests need prometheus and promtool: apt-get install prometheus (as root)"; exit 1; }
+
+# The console's browser libraries (uPlot; axe-core for its tests), pinned in package.json
+# and package-lock.json: npm ci, then copied into src/gatekeeper/console/static/vendor/
+# (a no-op when up to date).
+console-assets:
+	sh scripts/console-assets.sh
+
+# Debian's chromium drives tests/test_console_browser.py through Playwright (never a
+# browser download of its own): installed when missing.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq chromium; } \
+	  || { echo "the console's browser tests need chromium: apt-get install chromium (as root)"; exit 1; }
 
 # The benchmark (needs wrk: apt-get install wrk); e.g. make bench BENCH_ARGS="--quick".
 bench: install wrk
