@@ -286,6 +286,16 @@ SERIAL_MODULES = frozenset({"test_bench", "test_bench_decide", "test_server_load
                             "test_failover"})
 
 
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """Under `-m serial` (make test's second part), leave the other test modules
+    unimported: collecting the whole suite only to deselect it costs about 10 s."""
+    if (config.getoption("markexpr") == "serial" and collection_path.suffix == ".py"
+            and collection_path.name.startswith("test_")
+            and collection_path.stem not in SERIAL_MODULES):
+        return True
+    return None
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Mark slow tests (see SLOW_MODULES), real-redis ones (integration) and those that
     must run alone (SERIAL_MODULES)."""

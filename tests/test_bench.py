@@ -23,9 +23,10 @@ def test_bench_quick_run_reports_every_row(tmp_path: Path) -> None:
                     "`apt-get install wrk` (Debian/Ubuntu)")
     output = tmp_path / "bench.json"
     # --quick: 10k numbers and 100 prefixes; 1 s windows keep CPU figures (tens of ms)
-    # 10 ms resolution of /proc/<pid>/stat even in the fixed-rate mode.
+    # 10 ms resolution of /proc/<pid>/stat even in the fixed-rate mode. No warm-up: the
+    # figures are not asserted, and it saves 8 s of the suite.
     done = subprocess.run(
-        [sys.executable, "-m", "bench.run", "--quick", "--duration", "1", "--warmup", "1",
+        [sys.executable, "-m", "bench.run", "--quick", "--duration", "1", "--warmup", "0",
          "--output", str(output)],
         cwd=REPO, capture_output=True, text=True, timeout=150, check=False)
     assert done.returncode == 0, f"bench failed:\n{done.stdout}\n{done.stderr}"

@@ -592,10 +592,10 @@ async def test_import_memory_stays_bounded(monkeypatch: pytest.MonkeyPatch,
     monkeypatch.setattr(store, "add_to", discard)
     row = b",sms,import,2024-01-01T00:00:00+00:00,ops,opted out by an SMS reply (STOP),\r\n"
     small_peak, _ = await _peak_memory(store, 10_000, row)
-    peak, size = await _peak_memory(store, 200_000, row)
-    assert written == 210_000
-    assert size == 200_000 * (12 + len(row))
-    assert peak < size / 10, (peak, size)
+    peak, size = await _peak_memory(store, 100_000, row)
+    assert written == 110_000
+    assert size == 100_000 * (12 + len(row))
+    assert peak < size / 5, (peak, size)
     assert peak < small_peak * 1.25 + 50_000, (peak, small_peak)
 
 

@@ -138,7 +138,8 @@ def config_for(tmp_path: Path, upstream: str, **sections: Any) -> tuple[Path, in
 def test_a_killed_worker_is_restarted_while_the_admin_listener_serves_on(
         tmp_path: Path) -> None:
     """kill -9 of one of two workers: the parent logs its exit cause, counts it and
-    starts another; /healthz answers throughout (every worker serves the admin port)."""
+    starts another; /healthz answers while only the other worker lives (every worker
+    serves the admin port)."""
     with gateway() as gate:
         config, proxy_port, admin_port = config_for(tmp_path, gate.url)
         log = tmp_path / "gk.log"
@@ -147,34 +148,27 @@ def test_a_killed_worker_is_restarted_while_the_admin_listener_serves_on(
             wait_healthy(parent, admin, log)
             wait_for(lambda: len(worker_pids(parent.pid)) == 2, 10, "two workers", log)
             victim = worker_pids(parent.pid)[0]
-            gaps: list[float] = []
-            stop = threading.Event()
-
-            def poll() -> None:
-                last = time.monotonic()
-                while not stop.is_set():
-                    with contextlib.suppress(OSError):
-                        if admin_call("GET", f"{admin}/healthz", timeout=1)[0] == 200:
-                            now = time.monotonic()
-                            gaps.append(now - last)
-                            last = now
-                    time.sleep(0.01)
-
-            poller = threading.Thread(target=poll)
-            poller.start()
+            # The parent is stopped while the victim dies, so no new worker can take
+            # over: every answer below comes from the surviving worker, however loaded
+            # the machine (a timing window would prove nothing on a slow one).
+            os.kill(parent.pid, signal.SIGSTOP)
             try:
-                time.sleep(0.2)
                 os.kill(victim, signal.SIGKILL)
-                wait_for(lambda: len(worker_pids(parent.pid)) == 2
-                         and victim not in worker_pids(parent.pid), 10,
-                         "a new worker", log)
-                time.sleep(0.3)
+                wait_for(lambda: Path(f"/proc/{victim}/stat").read_text().split()[2] == "Z",
+                         10, "the victim dead", log)
+                answers = []
+                for _ in range(20):
+                    try:
+                        answers.append(admin_call("GET", f"{admin}/healthz", timeout=5)[0])
+                    except OSError as fault:
+                        answers.append(repr(fault))
             finally:
-                stop.set()
-                poller.join()
-            # One connection in the dead worker's accept queue may be lost; the listener
-            # itself never stops answering.
-            assert max(gaps) < 1.0, gaps
+                os.kill(parent.pid, signal.SIGCONT)
+            # A connection queued on the dead worker's socket when it died may be reset;
+            # the listener itself answers on.
+            assert answers.count(200) >= 19, answers
+            wait_for(lambda: len(worker_pids(parent.pid)) == 2
+                     and victim not in worker_pids(parent.pid), 10, "a new worker", log)
             assert send(proxy_port)[0] == 201
             wait_for(lambda: metric(admin_port, "gatekeeper_workers_alive") == 2, 5,
                      "two workers alive in /metrics", log)
