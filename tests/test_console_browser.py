@@ -340,6 +340,41 @@ def test_check_explains_a_blocked_number_and_blocks_another(tab: Tab) -> None:
     tab.check_clean()
 
 
+def test_check_asks_with_region_intent_and_instant(tab: Tab) -> None:
+    """Number view: a national number with its region, judged at 22:30 its local time, is
+    refused by quiet hours for marketing and allowed for an OTP (policy set live)."""
+    status, body = tab.stack.call("PUT", "/policy", {"policy": {"global": {
+        "quiet_hours": {"action": "block", "intents": ["marketing"]}}}})
+    assert status == 200, body
+    try:
+        tab.sign_in()
+        page = tab.page
+        page.fill("#check-number", "(415) 555-0188")
+        page.fill("#check-region", "us")
+        page.fill("#check-at", "22:30")
+        page.select_option("#check-intent", "marketing")
+        page.click("#check-form button[type=submit]")
+        page.wait_for_selector("#check-label")
+        assert page.inner_text("#check-label").lower() == "blacklisted"
+        facts = page.inner_text("#check-result dl.facts")
+        assert "+14155550188" in facts
+        assert "quiet_hours" in facts
+        assert "marketing" in facts
+        assert "quiet_hours" in page.inner_text("#check-result table")
+
+        page.select_option("#check-intent", "otp")
+        page.click("#check-form button[type=submit]")
+        page.wait_for_function(
+            "() => document.querySelector('#check-label')?.textContent === 'allowed'"
+            " || document.querySelector('#check-label')?.textContent === 'unlisted'")
+        assert "otp" in page.inner_text("#check-result dl.facts")
+        tab.axe("number-policy")
+        tab.check_clean()
+    finally:
+        status, body = tab.stack.call("DELETE", "/policy")
+        assert status == 200, body
+
+
 def test_lists_add_browse_search_remove_and_export(tab: Tab) -> None:
     """Lists view: the lists table, adding an entry, finding it by prefix, exporting the
     list, and removing the entry from its row."""

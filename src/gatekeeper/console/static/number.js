@@ -92,12 +92,16 @@ function asked() {
     number: byId("check-number").value.trim(),
     scopes: items(byId("check-scopes").value),
     channel: byId("check-channel").value,
+    region: byId("check-region").value.trim().toUpperCase(),
+    intent: byId("check-intent").value,
+    at: byId("check-at").value.trim(),
   };
 }
 
 async function runCheck(question = asked()) {
-  const { number, scopes, channel } = question;
-  const result = await get("/check", { number, scope: scopes.join(","), channel });
+  const { number, scopes, channel, region, intent, at } = question;
+  const result = await get("/check", { number, scope: scopes.join(","), channel, region,
+    intent, at });
   checked = { result, channel, question };
   renderCheck(result);
   byId("number-write-target").textContent = result.number;
