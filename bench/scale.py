@@ -14,8 +14,10 @@ before and at its peak; then Redis CPU and Gatekeeper CPU per lookup, of unliste
 of listed numbers, with the list loaded against the same lookups in a scope with no
 list. With `--sends` (on by default), `gatekeeper run` serves Twilio sends on the same
 server (to the bench's fake gateway), and the p99 of whole HTTP sends, one after
-another, is taken before and during each import too. Loopback only; measures, asserts
-nothing.
+another, is taken before and during each import too. Both probes run at once by
+default (`--probes both`); `--probes sends` leaves the lookup loop out, so that the
+sends' p99 is not also measuring the bench's own busy loop competing for the CPUs.
+Loopback only; measures, asserts nothing.
 """
 
 from __future__ import annotations
@@ -53,6 +55,8 @@ from gatekeeper.embedded import EmbeddedRedis
 from gatekeeper.store import Store, connect
 
 READ_CHUNK = 1 << 20
+# `--importer-nice idle`: the importer under SCHED_IDLE (as `chrt --idle 0` runs it).
+IDLE = 99
 LOOKUPS = 5_000
 
 
@@ -104,9 +108,11 @@ def rss_kib(field: str = "VmHWM") -> int:
 
 
 def _import_child(url: str, path: str, mode: Mode, out: Connection, nice: int = 0) -> None:
-    """Run one import in this (fresh) process (at niceness `nice`); send back its
-    figures."""
-    if nice:
+    """Run one import in this (fresh) process (at niceness `nice`, or under SCHED_IDLE
+    when `nice` is IDLE); send back its figures."""
+    if nice == IDLE:
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+    elif nice:
         os.nice(nice)
     writing: list[float] = []
 
@@ -222,19 +228,20 @@ def latency(steady_calls: Timed, during_calls: Timed, writing: list[float]
 
 async def import_file(store: Store, url: str, path: Path, mode: Mode, lines: int,
                       sender: Sender | None = None, nice: int = 0,
-                      steady_lookups: int = LOOKUPS) -> dict[str, Any]:
+                      steady_lookups: int = LOOKUPS, lookups: bool = True
+                      ) -> dict[str, Any]:
     """Empty the server, import `path` in a fresh process, and report Redis memory
     growth per line, lines per second, and the importer's peak RSS; and the p99 of
-    lookups (and of whole sends, with `sender`) made one after another meanwhile
-    against the same before it started (`steady_lookups` of them, and 2 sends for
-    every 5 lookups)."""
+    lookups (unless not `lookups`) and of whole sends (with `sender`) made one after
+    another meanwhile against the same before it started (`steady_lookups` lookups, and
+    2 sends for every 5 of them)."""
     await store.client.flushdb()
     await asyncio.sleep(0.5)
     before = await used_memory(store)
     probes = [f"+1202555{n:04d}" for n in range(1000)]
     # Both at once, as during the import (they share this process's loop).
     steady, sends_steady = await asyncio.gather(
-        timed_lookups(store, probes, None, steady_lookups),
+        timed_lookups(store, probes, None, steady_lookups) if lookups else _nothing(),
         sender.timed(probes, None, max(1, steady_lookups * 2 // 5)) if sender is not None
         else _nothing())
     context = multiprocessing.get_context("spawn")
@@ -242,7 +249,8 @@ async def import_file(store: Store, url: str, path: Path, mode: Mode, lines: int
     child = context.Process(target=_import_child, args=(url, str(path), mode, send, nice))
     child.start()
     done = asyncio.Event()
-    during_task = asyncio.ensure_future(timed_lookups(store, probes, done, 0))
+    during_task = asyncio.ensure_future(
+        timed_lookups(store, probes, done, 0) if lookups else _nothing())
     sends_task = None if sender is None else \
         asyncio.ensure_future(sender.timed(probes, done, 0))
     seconds, added, baseline, peak, writing = await asyncio.to_thread(receive.recv)
@@ -256,7 +264,7 @@ async def import_file(store: Store, url: str, path: Path, mode: Mode, lines: int
             "lines_per_s": round(lines / seconds), "bytes_per_entry": round(grown / lines, 2),
             "importer_rss_mib": {"before": round(baseline / 1024, 1),
                                  "peak": round(peak / 1024, 1)},
-            "lookup_p99_ms": latency(steady, during, writing),
+            **({"lookup_p99_ms": latency(steady, during, writing)} if lookups else {}),
             **({"send_p99_ms": latency(sends_steady, sends_during, writing)}
                if sender else {})}
 
@@ -304,7 +312,8 @@ async def compare_lookups(store: Store, work: Path, sample: list[str]
 
 async def measure(url: str, sizes: list[int], seed: int, work: Path, add_up_to: int,
                   lookups: int = LOOKUPS, sender: Sender | None = None, nice: int = 0,
-                  area_codes: int = AREA_CODES) -> dict[str, Any]:
+                  area_codes: int = AREA_CODES, lookup_probe: bool = True
+                  ) -> dict[str, Any]:
     redis_config = RedisConfig(url=url, timeout=60.0)
     store = Store(connect(redis_config), redis_config, StoreConfig(), url)
     await store.prepare()
@@ -321,7 +330,7 @@ async def measure(url: str, sizes: list[int], seed: int, work: Path, add_up_to: 
             for mode in modes:
                 print(f"{size:,} numbers, {mode} import ...", flush=True)
                 row[mode] = await import_file(store, url, path, mode, size, sender, nice,
-                                              lookups)
+                                              lookups, lookup_probe)
                 print(f"  {row[mode]}", flush=True)
             # The list is loaded (replace, packed): lookups of listed and unlisted numbers.
             row["lookup"] = await compare_lookups(store, work, sample)
@@ -372,15 +381,24 @@ def main() -> None:
                         help="draw numbers from the first K US area codes only (default all "
                         f"{AREA_CODES}): 10M numbers over 32 are as dense per exchange as "
                         "250M over all")
-    parser.add_argument("--importer-nice", type=int, default=0, metavar="N",
+    parser.add_argument("--importer-nice", type=lambda v: IDLE if v == "idle" else int(v),
+                        default=0, metavar="N",
                         help="run the importer at this niceness (as `nice -n N gatekeeper "
-                        "lists import` would; default 0)")
+                        "lists import` would; default 0), or `idle`: under SCHED_IDLE "
+                        "(as `chrt --idle 0`)")
     parser.add_argument("--no-sends", dest="sends", action="store_false",
                         help="skip the whole-send latency (no `gatekeeper run`)")
+    parser.add_argument("--probes", choices=("both", "sends", "lookups"), default="both",
+                        help="latency probes during imports: store lookups and whole "
+                        "sends at once (default), or only one of them")
     parser.add_argument("--seed", type=int, default=20261203)
     parser.add_argument("--output", default="bench/results-scale.json")
     args = parser.parse_args()
     sizes = [int(s) for s in args.numbers.split(",")]
+    if args.probes == "lookups":
+        args.sends = False
+    elif args.probes == "sends" and not args.sends:
+        parser.error("--probes sends needs the sends (drop --no-sends)")
     with tempfile.TemporaryDirectory(prefix="gk-scale-") as tmp:
         work = Path(tmp)
         server = None
@@ -394,7 +412,7 @@ def main() -> None:
             report = asyncio.run(measure(url, sizes, args.seed, work, args.add_up_to,
                                          args.lookups, None if port is None
                                          else Sender(port), args.importer_nice,
-                                         args.area_codes))
+                                         args.area_codes, args.probes != "sends"))
         finally:
             bench.close()
             if server is not None:

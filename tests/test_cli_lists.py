@@ -7,6 +7,9 @@ import asyncio
 import csv
 import io
 import json
+import os
+import subprocess
+import sys
 import time
 import uuid
 from dataclasses import replace
@@ -138,6 +141,35 @@ def test_import_adds_a_csv_file(tmp_path: Path, config: Path, redis_server: str,
     meta = asyncio.run(_metadata(redis_server, prefix, ListItem("+4479*")))
     assert meta is not None
     assert (meta.source, meta.added_by, meta.note) == ("import", "cli", "from CRM")
+
+
+def test_import_idle_runs_at_idle_priority(tmp_path: Path, config: Path, redis_server: str,
+                                          prefix: str) -> None:
+    """--idle: the import runs under SCHED_IDLE (its summary says so only when the kernel
+    reports that policy) and stores its entries as any import. In a child process: the
+    policy would stay on the test's own."""
+    source = write(tmp_path / "in.txt", "+33612345678\n+4479*\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "gatekeeper", "lists", "import", str(source), "--list",
+         "block", "--scope", "global", "--idle", "--config", str(config)],
+        capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["added"] == 2
+    [summary] = [line for line in done.stderr.splitlines() if line.startswith("imported ")]
+    assert "at idle priority" in summary
+    assert members(redis_server, prefix) == {"+33612345678", "+4479*"}
+
+
+def test_import_without_idle_says_nothing_of_priority(
+        tmp_path: Path, config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Without --idle the import keeps the caller's priority (and its summary says
+    nothing of it)."""
+    source = write(tmp_path / "in.txt", "+33612345678\n")
+    code, _, err = run_main(capsys, "lists", "import", str(source), "--list", "block",
+                            "--scope", "global", "--config", str(config))
+    assert code == 0, err
+    assert "idle priority" not in err
+    assert os.sched_getscheduler(0) != os.SCHED_IDLE
 
 
 def test_import_replace_swaps_the_list(tmp_path: Path, config: Path, redis_server: str,

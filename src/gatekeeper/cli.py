@@ -138,6 +138,10 @@ def _parser() -> argparse.ArgumentParser:
     load.add_argument("--format", choices=FORMAT_OPTIONS, default="auto",
                       help="auto (default) detects US DNC full/change files, UK TPS files "
                       "and plain E.164 lists; others are read as plain/CSV/export")
+    load.add_argument("--idle", action="store_true",
+                      help="run at idle CPU priority (Linux SCHED_IDLE): the import only "
+                      "takes CPU time nothing else wants, so a proxy on the same machine "
+                      "keeps its latency")
     load.add_argument("--allow-empty", action="store_true",
                       help="with --mode replace: a file without any entry empties the list "
                       "(refused otherwise)")
@@ -307,6 +311,8 @@ async def _import(config: Config, options: ImportOptions, stream: BinaryIO,
                    error=str(exc) or type(exc).__name__)
             raise
     outcome = f", list size {report.size:,}" if report.size is not None else ""
+    if getattr(os, "sched_getscheduler", None) and os.sched_getscheduler(0) == os.SCHED_IDLE:
+        outcome += ", at idle priority"
     bar.finish(f"imported {report.lines:,} lines ({_size(report.bytes)}) into "
                f"{options.name} {options.scope} ({options.mode}): {report.added:,} added, "
                f"{report.existing:,} existing, {report.failed:,} failed{outcome}; "
@@ -360,6 +366,16 @@ def _import_options(args: argparse.Namespace) -> ImportOptions:
                          origin=origin, as_of=as_of, max_age_days=args.max_age_days)
 
 
+def _idle_priority() -> None:
+    """SCHED_IDLE for this process (its threads started later inherit it): it runs only
+    when a CPU has nothing else to run. A proxy's latency during a large import on the
+    same machine is what it protects (README, National-scale lists)."""
+    try:
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+    except (AttributeError, OSError) as exc:
+        raise UsageError(f"--idle: cannot run at idle priority here ({exc})") from exc
+
+
 def _lists(config: Config, args: argparse.Namespace) -> int:
     """`lists import` and `lists export`."""
     if not is_valid_scope(args.scope):
@@ -388,6 +404,8 @@ def _lists(config: Config, args: argparse.Namespace) -> int:
     except OSError as exc:
         raise UsageError(f"cannot read {args.file}: {exc.strerror}") from exc
     report = ImportReport(options.mode, options.scope, options.name)
+    if args.idle:
+        _idle_priority()
     with stream:
         total = None if args.file == "-" else os.fstat(stream.fileno()).st_size
         try:

@@ -46,6 +46,9 @@ key                                 type        members -> values
   written before `rest` existed have 7 and buckets that expire until the swap.
 {base}index                         sorted set  head -> score head
   The buckets of one packed load, in order (listings, export, deletion).
+{base}probe                         set         {1}, for an instant
+  Written by RESTORE and deleted in the same pipeline before a load's first bucket:
+  whether the server takes buckets as RESTORE (store/dumps.py) or needs SADD.
 {p}pktrash                          set         bases of packed loads to delete
   Loads replaced or abandoned whose buckets are deleted outside any script (a few at a
   time), by the importer right after, or by the expiry sweep if it died meanwhile.

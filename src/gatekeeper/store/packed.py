@@ -11,11 +11,13 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import cast
 
+import numpy as np
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.connection import AbstractConnection
 from redis.exceptions import ResponseError
 
 from gatekeeper.store.base import StoreBase
+from gatekeeper.store.dumps import RESTORE_MAX, intset_dump, restore_command
 from gatekeeper.store.entries import EntryMeta, Listed, ListItem
 from gatekeeper.store.faults import StoreUnavailable, guarded
 from gatekeeper.store.keys import LOAD_MARK_SECONDS, ListKeys
@@ -99,6 +101,24 @@ class _Writer:
         await self._read()
 
 
+async def _restores(connection: AbstractConnection, probe: str) -> bool:
+    """Whether the server takes a bucket as RESTORE (store/dumps.py): one tried on
+    `probe` (a key of the load's own, so of its slot on a cluster), then deleted. An
+    ACL or a renamed command refuses it: the load goes as SADD."""
+    dump = intset_dump(np.array([1], dtype=np.int32))
+    if dump is None:
+        return False
+    await connection.send_packed_command([restore_command(probe, dump),
+                                          command("DEL", probe)], check_health=False)
+    try:
+        await connection.read_response()
+    except ResponseError:
+        return False
+    finally:
+        await connection.read_response()
+    return True
+
+
 class PackedMixin(StoreBase):
     """The packed-load operations of the Store."""
 
@@ -115,14 +135,20 @@ class PackedMixin(StoreBase):
         base, ttl = target.base, str(LOAD_MARK_SECONDS)
         count = 0
         async with self._connection_for(target.packed) as connection:
+            restore = await _restores(connection, f"{base}probe")
             writer = _Writer(connection)
             await writer.send(command("ZADD", target.pending,
                                       repr(time.time() + LOAD_MARK_SECONDS), base))
             heads: list[str] = []
-            for head, members in builder.bucket_arrays():
+            for head, bucket in builder.bucket_arrays():
                 key = f"{base}{head}"
-                count += len(members)
-                for payload in sadd_commands(key, members):
+                count += len(bucket)
+                dump = intset_dump(bucket[:RESTORE_MAX]) if restore else None
+                # The first RESTORE_MAX members restored, the rest (or all) added.
+                tail = bucket if dump is None else bucket[RESTORE_MAX:]
+                if dump is not None:
+                    await writer.send(restore_command(key, dump))
+                for payload in sadd_commands(key, tail):
                     await writer.send(payload)
                 heads += (str(head), str(head))
                 if len(heads) >= 2 * _INDEX_BATCH:
