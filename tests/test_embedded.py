@@ -515,3 +515,31 @@ def test_a_port_taken_before_the_server_binds_it_is_replaced(
     finally:
         server.stop()
         taken.close()
+
+
+def test_ports_are_drawn_below_the_ephemeral_range() -> None:
+    """redis-server's port is free and below the kernel's ephemeral range, which no
+    outgoing connection or bind to port 0 takes: a killed server finds it free again."""
+    import gatekeeper.embedded as embedded_module  # noqa: PLC0415 - its private helpers
+
+    low = embedded_module.ephemeral_low()
+    assert low is not None, "this suite runs on Linux, which has the ephemeral range"
+    ports = {embedded_module._free_port() for _ in range(20)}
+    assert all(embedded_module.LOWEST_PORT <= port < low for port in ports), (ports, low)
+    assert all(embedded_module._port_free(port) for port in ports)
+    assert len(ports) > 1  # drawn, not one fixed port
+
+
+def test_without_the_range_the_kernel_picks_the_port(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where the ephemeral range cannot be read (not Linux), the kernel's choice for a
+    bind to port 0 is taken, as before."""
+    import gatekeeper.embedded as embedded_module  # noqa: PLC0415 - the module patched
+
+    low = embedded_module.ephemeral_low()
+    assert low is not None
+    monkeypatch.setattr(embedded_module, "EPHEMERAL_RANGE", tmp_path / "missing")
+    assert embedded_module.ephemeral_low() is None
+    port = embedded_module._free_port()
+    assert port >= low
+    assert embedded_module._port_free(port)

@@ -125,7 +125,32 @@ def read_running(data_dir: Path) -> Endpoint | None:
 BIND_ATTEMPTS = 3
 
 
+# Where ports are looked for below the kernel's ephemeral range (see _free_port).
+LOWEST_PORT = 10_000
+EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+_PORT_TRIES = 50
+
+
+def ephemeral_low() -> int | None:
+    """The first port of the kernel's ephemeral range (Linux), or None if unreadable."""
+    try:
+        return int(EPHEMERAL_RANGE.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def _free_port() -> int:
+    """A free loopback port for redis-server, below the kernel's ephemeral range where
+    it can be read: the kernel never hands such a port to an outgoing connection or to
+    a bind to port 0, so when the server dies its port is still free when it is started
+    again (seen otherwise: another process's connection took the dead server's port,
+    and the restarted server had to move). Else any port the kernel picks."""
+    low = ephemeral_low()
+    if low is not None and low - LOWEST_PORT >= 1000:
+        for _ in range(_PORT_TRIES):
+            port = LOWEST_PORT + secrets.randbelow(low - LOWEST_PORT)
+            if _port_free(port):
+                return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
