@@ -9,11 +9,15 @@ CONFIG ?= config.yaml
 install: $(VENV)/.installed
 
 # Pinned versions (constraints.txt) for reproducible installs; pyproject keeps the ranges.
-# --no-compile: byte code is written on first import instead, only for the modules used
-# (measured on a fresh venv: 44 s against 57 s).
+# uv (itself pinned there) installs the same set much faster than pip: measured on a fresh
+# venv without caches, 12 s against 64 s. pip stays the fallback when uv cannot be had or
+# fails; --no-compile: byte code is written on first import, only for the modules used
+# (uv compiles none either).
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --no-compile -c constraints.txt -e '.[dev]'
+	{ $(BIN)/python -m pip install --quiet -c constraints.txt uv \
+	  && $(BIN)/uv pip install --quiet --python $(BIN)/python -c constraints.txt -e '.[dev]'; } \
+	|| $(BIN)/python -m pip install --quiet --no-compile -c constraints.txt -e '.[dev]'
 	touch $@
 
 run: install console-assets

@@ -124,6 +124,24 @@ def worker_pids(parent: int) -> list[int]:
             if "redis" not in Path(f"/proc/{p}/cmdline").read_text()]
 
 
+def listens(pid: int, port: int) -> bool:
+    """Whether process `pid` holds a socket listening on 127.0.0.1:`port` (from
+    /proc/net/tcp's LISTEN rows and the process's socket inodes)."""
+    inodes = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if fields[1].endswith(f":{port:04X}") and fields[3] == "0A":
+            inodes.add(fields[9])
+    held = set()
+    with contextlib.suppress(OSError):
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            with contextlib.suppress(OSError):
+                target = os.readlink(fd)
+                if target.startswith("socket:["):
+                    held.add(target[8:-1])
+    return bool(inodes & held)
+
+
 def config_for(tmp_path: Path, upstream: str, **sections: Any) -> tuple[Path, int, int]:
     proxy_port, admin_port = free_port(), free_port()
     config = write_config(
@@ -147,6 +165,10 @@ def test_a_killed_worker_is_restarted_while_the_admin_listener_serves_on(
             admin = f"http://127.0.0.1:{admin_port}"
             wait_healthy(parent, admin, log)
             wait_for(lambda: len(worker_pids(parent.pid)) == 2, 10, "two workers", log)
+            # Both serve the admin port before one dies (on a loaded machine the second
+            # can still be starting when the first answers /healthz).
+            wait_for(lambda: all(listens(p, admin_port) for p in worker_pids(parent.pid)),
+                     20, "both workers listening on the admin port", log)
             victim = worker_pids(parent.pid)[0]
             # The parent is stopped while the victim dies, so no new worker can take
             # over: every answer below comes from the surviving worker, however loaded
