@@ -355,7 +355,9 @@ def test_check_asks_with_region_intent_and_instant(tab: Tab) -> None:
         page.select_option("#check-intent", "marketing")
         page.click("#check-form button[type=submit]")
         page.wait_for_selector("#check-label")
-        assert page.inner_text("#check-label").lower() == "blacklisted"
+        # Refused for now by a rule, not blacklisted: the badge says "blocked".
+        assert page.inner_text("#check-label").lower() == "blocked"
+        assert page.locator("#check-label.badge-blocked").count() == 1
         facts = page.inner_text("#check-result dl.facts")
         assert "+14155550188" in facts
         assert "quiet_hours" in facts

@@ -184,7 +184,8 @@ async def test_check_explains_every_rule_and_the_one_that_decided(
         start_gatekeeper: StartGatekeeper, upstream: FakeUpstream, tmp_path: Path,
         query: dict[str, str], decided: str, rules: list[str]) -> None:
     """`at=` as HH:MM in the recipient's time or an ISO instant; the rules evaluated in
-    precedence order, each with its outcome (no channel: both channels' rules)."""
+    precedence order, each with its outcome (no channel: both channels' rules). A rule's
+    refusal is not a blacklisting: no `Blacklisted` label."""
     gk = await start(start_gatekeeper, upstream, tmp_path)
     resp = await gk.admin.get("/admin/v1/check", params=query, headers=AUTH)
     assert resp.status == 200, await resp.text()
@@ -192,6 +193,21 @@ async def test_check_explains_every_rule_and_the_one_that_decided(
     assert body["decided_by"]["rule"] == decided
     assert [r["rule"] for r in body["rules"]] == rules
     assert body["decision"] == ("unlisted" if decided == "default" else "blocked")
+    assert body["label"] is None
+
+
+async def test_check_labels_a_list_block_blacklisted_under_a_policy(
+        start_gatekeeper: StartGatekeeper, upstream: FakeUpstream, tmp_path: Path) -> None:
+    """With rules in force, a number a block entry stops is still `Blacklisted`, decided
+    by `list`, and no rule is evaluated."""
+    gk = await start(start_gatekeeper, upstream, tmp_path)
+    await gk.block(NY)
+    resp = await gk.admin.get("/admin/v1/check", params={"number": NY, "at": "23:30"},
+                              headers=AUTH)
+    body = await resp.json()
+    assert (body["decision"], body["label"]) == ("blocked", "Blacklisted")
+    assert body["decided_by"]["rule"] == "list"
+    assert body["rules"] == []
 
 
 async def test_check_refuses_an_unusable_instant(

@@ -135,8 +135,10 @@ async def explain(store: Store, number: str, scopes: list[str], region: str | No
         "number": e164,
         "possible": destination.kind == "phone",
         "decision": verdict,
-        # NLPearl shows blocked numbers with this label.
-        "label": "Blacklisted" if verdict == "blocked" else None,
+        # NLPearl shows blacklisted numbers with this label: a number a list entry blocks,
+        # not one a policy rule (quiet hours, say) refuses for now.
+        "label": "Blacklisted" if verdict == "blocked" and decided is not None
+        and decided["rule"] == "list" else None,
         "scopes": applicable,
         "matched": matched,
         **({} if asked is None else {"intent": asked.intent, "at": iso(at), "rules": rules,

@@ -233,7 +233,9 @@ SCHEMAS: dict[str, JsonSchema] = {
                       "for numbers that are E.164 by syntax only)."},
          "decision": {"type": "string", "enum": list(VERDICTS)},
          "label": {"enum": ["Blacklisted", None],
-                   "description": "`Blacklisted` when blocked (as NLPearl shows it)."},
+                   "description": "`Blacklisted` when a list entry blocks the number (as "
+                                  "NLPearl shows it); null when a policy rule refuses it "
+                                  "(`decided_by` says which) or it is not blocked."},
          "scopes": {"type": "array", "minItems": 1, "prefixItems": [{"const": "global"}],
                     "items": _ref("Scope"), "description": "The scopes that applied."},
          "matched": {"type": "array", "items": _ref("Match"),
@@ -250,7 +252,8 @@ SCHEMAS: dict[str, JsonSchema] = {
                         "properties": {"rule": {"type": "string"}},
                         "description": "`list`, `default`, or the rule outcome that "
                                        "decided."}},
-        **{"if": {"properties": {"decision": {"const": "blocked"}}},
+        **{"if": {"properties": {"decision": {"const": "blocked"},
+                                 "decided_by": {"properties": {"rule": {"const": "list"}}}}},
            "then": {"properties": {"label": {"const": "Blacklisted"}}},
            "else": {"properties": {"label": {"const": None}}}}),
     "ImportReport": _object(

@@ -37,9 +37,11 @@ function decidedBy(decided) {
 }
 
 function renderCheck(result) {
-  const blocked = result.label === "Blacklisted";
+  // "Blacklisted" for a list entry's block; a policy rule's refusal shows "blocked".
+  const blocked = result.decision === "blocked";
   const verdict = el("p", { class: "verdict" },
-    blocked ? el("strong", { class: "badge badge-blocked", id: "check-label" }, result.label)
+    blocked ? el("strong", { class: "badge badge-blocked", id: "check-label" },
+      result.label || result.decision)
       : el("strong", { class: `badge badge-${result.decision === "allowed" ? "allowed" : "other"}`,
         id: "check-label" }, result.decision),
     " ", el("span", { class: "verdict-number" }, result.number));
