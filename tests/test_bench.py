@@ -109,6 +109,23 @@ def test_bench_scale_small_run_reports_every_figure(tmp_path: Path) -> None:
         assert set(row["lookup"][kind]) >= {"big", "small", "empty", "ratios_big_to_small"}
 
 
+def test_bench_script_cost_small_run_reports_every_variant(tmp_path: Path) -> None:
+    """bench/script_cost.py (the lookup script's time with a packed load, and variants of
+    the script) runs end to end; the figures are for the reader, never compared."""
+    output = tmp_path / "script.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.script_cost", "--numbers", "20000", "--lookups",
+         "100", "--rounds", "1", "--output", str(output)],
+        cwd=REPO, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, f"bench.script_cost failed:\n{done.stdout}\n{done.stderr}"
+    report = json.loads(output.read_text())
+    medians = report["usec_per_call_median"]
+    assert set(medians) == {"shipped", "no-sismember", "no-packed"}
+    for by_scope in medians.values():
+        assert set(by_scope) == {"packed", "no list"}
+        assert all(us > 0 for us in by_scope.values())
+
+
 @pytest.mark.integration
 def test_bench_cluster_quick_run_reports_both_stores(tmp_path: Path) -> None:
     """bench/cluster.py (sends on one redis-server, then on a 3+3 Redis Cluster) runs end

@@ -1,0 +1,118 @@
+"""Where the lookup script's time goes with a packed load: Redis's own time per call
+(INFO commandstats, EVALSHA's usec_per_call) of the lookup script as shipped and of
+variants of it, in a scope holding a packed load and in a scope with no list.
+
+    .venv/bin/python -m bench.script_cost                    # 1M numbers, 5 rounds
+    .venv/bin/python -m bench.script_cost --numbers 200000 --rounds 3
+
+Variants: `shipped` (store/scripts.py's LOOKUP_LUA); `no-sismember` (the packed check
+without its SISMEMBER); `no-packed` (the packed part skipped: a load is never read).
+Each is run over the same sample of listed numbers, alternated, for `--rounds` rounds;
+medians printed and written as JSON. The embedded redis-server, loopback only; measures,
+asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from bench.scale import chunks, write_numbers
+from gatekeeper.bulk import Importer, ImportOptions
+from gatekeeper.config import RedisConfig, StoreConfig
+from gatekeeper.embedded import EmbeddedRedis
+from gatekeeper.store import Store, connect
+from gatekeeper.store.scripts import LOOKUP_LUA
+
+SHIPPED_SISMEMBER = "return redis.call('SISMEMBER', load[1] .. head, rest) == 1"
+SHIPPED_LOAD = "  local load = packed_load(KEYS[i + 2])"
+VARIANTS = {
+    "shipped": LOOKUP_LUA,
+    "no-sismember": LOOKUP_LUA.replace(SHIPPED_SISMEMBER, "return false"),
+    "no-packed": LOOKUP_LUA.replace(SHIPPED_LOAD, "  local load = nil"),
+}
+SCOPES = {"packed": "global", "no list": "tenant:none"}
+
+
+def lookup_args(prefix: str, number: str, scope: str) -> tuple[list[str], list[str]]:
+    """KEYS and ARGV of a lookup of `number` in `scope` (block and allow lists), with the
+    candidates Gatekeeper sends for an SMS: the number and each of its prefixes, each
+    also limited to the channel."""
+    candidates = [number, f"{number}#sms"]
+    digits = number[1:]
+    for k in range(1, len(digits)):
+        candidates += [f"+{digits[:k]}*", f"+{digits[:k]}*#sms"]
+    keys: list[str] = []
+    for name in ("block", "allow"):
+        keys += [f"{prefix}list:{name}:{scope}", f"{prefix}exp:{name}:{scope}",
+                 f"{prefix}packed:{name}:{scope}"]
+    return keys, ["4000", *candidates]
+
+
+async def measure(url: str, work: Path, numbers: int, sample: int, rounds: int
+                  ) -> dict[str, Any]:
+    path = work / "numbers.txt"
+    probes = write_numbers(path, numbers, 20261204, sample)
+    config = RedisConfig(url=url, timeout=60.0)
+    store = Store(connect(config), config, StoreConfig(), url)
+    await store.prepare()
+    try:
+        await Importer(store, ImportOptions("block", "global", "replace")).run(chunks(path))
+        client = store.client
+        shas = {name: await client.script_load(text) for name, text in VARIANTS.items()}
+        times: dict[str, dict[str, list[float]]] = {v: {s: [] for s in SCOPES}
+                                                    for v in VARIANTS}
+        for _ in range(rounds):
+            for variant, sha in shas.items():
+                for label, scope in SCOPES.items():
+                    await client.config_resetstat()
+                    for number in probes:
+                        keys, argv = lookup_args(store.keys.prefix, number, scope)
+                        await client.evalsha(sha, len(keys), *keys, *argv)
+                    stats = (await client.info("commandstats"))["cmdstat_evalsha"]
+                    times[variant][label].append(float(stats["usec_per_call"]))
+        medians = {v: {s: round(statistics.median(t), 2) for s, t in by.items()}
+                   for v, by in times.items()}
+        return {"numbers": numbers, "lookups": len(probes), "rounds": rounds,
+                "usec_per_call_median": medians, "usec_per_call": times}
+    finally:
+        await store.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--numbers", type=int, default=1_000_000,
+                        help="numbers in the packed load (default 1000000)")
+    parser.add_argument("--lookups", type=int, default=2000,
+                        help="listed numbers looked up per measurement (default 2000)")
+    parser.add_argument("--rounds", type=int, default=5, help="rounds alternated (5)")
+    parser.add_argument("--output", default="bench/results-script-cost.json")
+    args = parser.parse_args()
+    for name, text in VARIANTS.items():
+        if name != "shipped" and text == LOOKUP_LUA:
+            raise SystemExit(f"variant {name}: the shipped script no longer holds the line "
+                             "it replaces (update bench/script_cost.py)")
+    with tempfile.TemporaryDirectory(prefix="gk-script-") as tmp:
+        server = EmbeddedRedis(Path(tmp) / "redis")
+        url = server.start().url
+        try:
+            report = asyncio.run(measure(url, Path(tmp), args.numbers, args.lookups,
+                                         args.rounds))
+        finally:
+            server.stop()
+    for variant, by in report["usec_per_call_median"].items():
+        print(f"{variant:14} " + "  ".join(f"{scope}: {us:7.2f} us" for scope, us
+                                           in by.items()))
+    Path(args.output).write_text(json.dumps(report, indent=2) + "\n")
+    print(f"results: {args.output}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
