@@ -27,8 +27,11 @@ from bench.scale import chunks, write_numbers
 from gatekeeper.bulk import Importer, ImportOptions
 from gatekeeper.config import RedisConfig, StoreConfig
 from gatekeeper.embedded import EmbeddedRedis
+from gatekeeper.numbers import lookup_candidates
 from gatekeeper.store import Store, connect
+from gatekeeper.store.lookup import _ARGV_SLICE as ARGV_SLICE
 from gatekeeper.store.scripts import LOOKUP_LUA
+from gatekeeper.types import LISTS
 
 SHIPPED_SISMEMBER = "return redis.call('SISMEMBER', load[1] .. head, rest) == 1"
 SHIPPED_LOAD = "  local load = packed_load(KEYS[i + 2])"
@@ -40,19 +43,16 @@ VARIANTS = {
 SCOPES = {"packed": "global", "no list": "tenant:none"}
 
 
-def lookup_args(prefix: str, number: str, scope: str) -> tuple[list[str], list[str]]:
-    """KEYS and ARGV of a lookup of `number` in `scope` (block and allow lists), with the
-    candidates Gatekeeper sends for an SMS: the number and each of its prefixes, each
-    also limited to the channel."""
-    candidates = [number, f"{number}#sms"]
-    digits = number[1:]
-    for k in range(1, len(digits)):
-        candidates += [f"+{digits[:k]}*", f"+{digits[:k]}*#sms"]
+def lookup_args(store: Store, number: str, scope: str) -> tuple[list[str], list[str]]:
+    """KEYS and ARGV of a lookup of `number` in `scope` for an SMS, as the store's lookup
+    sends them: each list's (set, expiry, packed record), then the candidates (the
+    number and its prefixes, each also limited to the channel)."""
     keys: list[str] = []
-    for name in ("block", "allow"):
-        keys += [f"{prefix}list:{name}:{scope}", f"{prefix}exp:{name}:{scope}",
-                 f"{prefix}packed:{name}:{scope}"]
-    return keys, ["4000", *candidates]
+    for name in LISTS:
+        list_keys = store.keys.of(name, scope)
+        keys += [list_keys.list, list_keys.expiry, list_keys.packed]
+    candidates = [m for c in lookup_candidates(number) for m in (c, f"{c}#sms")]
+    return keys, [str(ARGV_SLICE), *candidates]
 
 
 async def measure(url: str, work: Path, numbers: int, sample: int, rounds: int
@@ -73,7 +73,7 @@ async def measure(url: str, work: Path, numbers: int, sample: int, rounds: int
                 for label, scope in SCOPES.items():
                     await client.config_resetstat()
                     for number in probes:
-                        keys, argv = lookup_args(store.keys.prefix, number, scope)
+                        keys, argv = lookup_args(store, number, scope)
                         await client.evalsha(sha, len(keys), *keys, *argv)
                     stats = (await client.info("commandstats"))["cmdstat_evalsha"]
                     times[variant][label].append(float(stats["usec_per_call"]))

@@ -399,13 +399,13 @@ def _lists(config: Config, args: argparse.Namespace) -> int:
                           "output": str(target)}))
         return 0
     options = _import_options(args)
+    if args.idle:
+        _idle_priority()
     try:
         stream = sys.stdin.buffer if args.file == "-" else open(args.file, "rb")  # noqa: SIM115
     except OSError as exc:
         raise UsageError(f"cannot read {args.file}: {exc.strerror}") from exc
     report = ImportReport(options.mode, options.scope, options.name)
-    if args.idle:
-        _idle_priority()
     with stream:
         total = None if args.file == "-" else os.fstat(stream.fileno()).st_size
         try:
