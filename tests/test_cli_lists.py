@@ -265,6 +265,24 @@ def test_import_usage_errors_exit_2(tmp_path: Path, config: Path, redis_server: 
     assert members(redis_server, prefix) == set()
 
 
+def test_import_idle_refused_by_the_system_exits_2(
+        tmp_path: Path, config: Path, redis_server: str, prefix: str,
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """--idle where the system refuses SCHED_IDLE: exit 2 saying so, nothing imported
+    (never an import at the caller's priority that was asked to be idle)."""
+    def refuse(*_args: object) -> None:
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "sched_setscheduler", refuse)
+    source = write(tmp_path / "in.txt", "+33612345678\n")
+    code, out, err = run_main(capsys, "lists", "import", str(source), "--list", "block",
+                              "--scope", "global", "--idle", "--config", str(config))
+    assert code == EXIT_CONFIG
+    assert out == ""
+    assert "gatekeeper: --idle: cannot run at idle priority here" in err
+    assert members(redis_server, prefix) == set()
+
+
 def test_import_of_a_missing_file_exits_2(tmp_path: Path, config: Path,
                                           capsys: pytest.CaptureFixture[str]) -> None:
     """An unreadable input names the file."""
