@@ -121,9 +121,17 @@ def test_bench_script_cost_small_run_reports_every_variant(tmp_path: Path) -> No
     report = json.loads(output.read_text())
     medians = report["usec_per_call_median"]
     assert set(medians) == {"shipped", "no-sismember", "no-packed"}
-    for by_scope in medians.values():
-        assert set(by_scope) == {"packed", "no list"}
-        assert all(us > 0 for us in by_scope.values())
+    for by_case in medians.values():
+        assert set(by_case) == {"packed, listed", "packed, unlisted",
+                                "packed, unlisted, no copy", "no list"}
+        assert all(us > 0 for us in by_case.values())
+    # The filter copy was taken, and skips the load only where it may: never for listed
+    # numbers, never without a copy or a load; for most unlisted numbers.
+    assert report["filter_copies"][0] == 1
+    skipped = report["lookups_skipping_the_load"]
+    assert skipped["packed, listed"] == skipped["packed, unlisted, no copy"] == 0
+    assert skipped["no list"] == 0
+    assert skipped["packed, unlisted"] >= 90
 
 
 @pytest.mark.integration

@@ -254,6 +254,9 @@ BAD: list[tuple[str, str, Any, str | None, Any]] = [
     ("nan-sweep-interval", "store.sweep_interval", math.nan, None, SAME),
     ("bool-sweep-interval", "store.sweep_interval", True, None, SAME),
     ("string-sweep-interval", "store.sweep_interval", "5s", None, SAME),
+    ("negative-filter-memory", "store.filter_memory_mb", -1, None, SAME),
+    ("float-filter-memory", "store.filter_memory_mb", 1.5, None, SAME),
+    ("string-filter-memory", "store.filter_memory_mb", "512MB", None, SAME),
     # Upstream credentials: identity -> scopes.
     ("credentials-not-a-mapping", "upstreams[0].credentials", [SID], None, SAME),
     ("credentials-string", "upstreams[0].credentials", SID, None, SAME),
@@ -1008,6 +1011,15 @@ def test_store_sweep_interval(value: float | None, expected: float, tmp_path: Pa
     interval = parse(raw, tmp_path).store.sweep_interval
     assert interval == expected
     assert isinstance(interval, float)
+
+
+@pytest.mark.parametrize(("value", "expected"), [(None, 512), (0, 0), (4096, 4096)],
+                         ids=["default", "none", "big"])
+def test_store_filter_memory(value: int | None, expected: int, tmp_path: Path) -> None:
+    """store.filter_memory_mb caps each process's copies of packed loads' filters
+    (default 512; 0 keeps none)."""
+    raw = {} if value is None else {"store": {"filter_memory_mb": value}}
+    assert parse(raw, tmp_path).store.filter_memory_mb == expected
 
 
 # --------------------------------------------------------------------------- files

@@ -143,7 +143,8 @@ async def load_and_check(store: Store, entries: list[str]) -> None:
 async def packed_buckets(client: Any, keys: ListKeys) -> list[str]:
     """The bucket keys of the list's packed load (a client decoding replies)."""
     base = await client.hget(keys.packed, "base")
-    return [k for k in await client.keys(f"{base}*") if not k.endswith(("index", "probe"))]
+    return [k for k in await client.keys(f"{base}*")
+            if not k.endswith(("index", "probe", "filter"))]
 
 
 async def test_a_load_is_restored_and_found_exactly(redis_server: str, real_redis: Any

@@ -15,7 +15,7 @@ import contextlib
 import os
 import time
 import traceback
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import structlog
@@ -49,6 +49,8 @@ FOLLOW_INTERVAL = 0.5
 
 # How often every process looks for a policy changed through the admin API.
 POLICY_POLL = 1.0
+# How often every process looks for packed loads replaced (their filters: store/filter.py).
+FILTER_POLL = 2.0
 
 
 def _unexpected(log: Logger, event: str, exc: Exception, **fields: object) -> None:
@@ -184,6 +186,8 @@ class Resources:
         with contextlib.suppress(StoreUnavailable):  # the poll below retries
             await self.refresh_policy()
         self._jobs.append(loop.create_task(self._policy_forever()))
+        self._jobs.append(loop.create_task(self._every(FILTER_POLL, self._take_filters,
+                                                       "filters")))
         if self._housekeeping:
             self._jobs.append(loop.create_task(self._sweep_forever()))
         self._pools(self.config)
@@ -260,6 +264,29 @@ class Resources:
                 _stop_if_cancelled()
                 self.metrics.store_errors.labels("freshness").inc()
                 _unexpected(self.log, "freshness_failed", exc, operation="freshness")
+
+    async def _every(self, seconds: float, job: Callable[[], Awaitable[object]],
+                     operation: str) -> None:
+        """`job` every `seconds`; never ends but by cancellation. A store fault is
+        counted (the next run retries); a bug is logged and counted too."""
+        while True:
+            _stop_if_cancelled()  # a client may have swallowed the cancellation whole
+            await asyncio.sleep(seconds)
+            try:
+                await job()
+            except StoreUnavailable:
+                _stop_if_cancelled()
+                self.metrics.store_errors.labels(operation).inc()
+            except Exception as exc:  # a bug must not end the job for good
+                _stop_if_cancelled()
+                self.metrics.store_errors.labels(operation).inc()
+                _unexpected(self.log, f"{operation}_failed", exc, operation=operation)
+
+    async def _take_filters(self) -> None:
+        """Take up packed loads' filters for lookups (store/filter.py), logging a change."""
+        if await self.store.refresh_filters():
+            loads, size = self.store.filter_copies()
+            self.log.info("packed_filters_taken", loads=loads, bytes=size)
 
     async def _policy_forever(self) -> None:
         """refresh_policy every POLICY_POLL seconds; never ends but by cancellation."""

@@ -160,6 +160,9 @@ class StoreConfig:
     on_error: OnStoreError = "closed"
     attempts_max_len: int = 100_000
     sweep_interval: float = 5.0
+    filter_memory_mb: int = 512
+    """Memory each process may give copies of packed loads' filters (store/filter.py);
+    0: none kept, every lookup reads the packed buckets."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -493,10 +496,14 @@ def _read_store(s: _Section) -> StoreConfig:
     _positive(s.path("attempts_max_len"), max_len)
     sweep = s.get("sweep_interval", float, _STORE.sweep_interval)
     _positive(s.path("sweep_interval"), sweep)
+    filters = s.get("filter_memory_mb", int, _STORE.filter_memory_mb)
+    if filters < 0:
+        raise ConfigError(s.path("filter_memory_mb"), filters, "must be 0 or more")
     cfg = StoreConfig(
         on_error=s.choice("on_error", ON_STORE_ERROR, _STORE.on_error),
         attempts_max_len=max_len,
         sweep_interval=sweep,
+        filter_memory_mb=filters,
     )
     s.finish()
     return cfg

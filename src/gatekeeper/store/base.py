@@ -63,6 +63,7 @@ class StoreBase:
                          cluster=redis_config.topology.kind == "cluster")
         self._redis_config = redis_config
         self._attempts_max_len = store_config.attempts_max_len
+        self._filter_budget = store_config.filter_memory_mb << 20
         self._scripts: Scripts = register(client)
         # Lookups go through the lean pipelined connection when the store's URL is known
         # (a client passed in, as in tests on fakeredis, is used for everything).

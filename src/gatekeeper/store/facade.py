@@ -32,3 +32,5 @@ class Store(LookupMixin, ListsMixin, LoadsMixin, SourcesMixin, AttemptsMixin,
         super().__init__(client, redis_config, store_config, lookup_url,
                          transport=transport)
         self._probe_cache = {}
+        self._filters = {}
+        self._filters_version = 0  # 0: no copy was ever taken

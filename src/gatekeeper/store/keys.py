@@ -34,7 +34,7 @@ key                                 type        members -> values
   `{p}tmp:{token}:loading:...` and `...:journal:...` are named but never written: a copy
   is never itself being replaced.
 {p}packed:{list}:{scope}            hash        `base` -> the load's bucket key prefix,
-                                                `count`, `source`, `loaded_at`,
+                                                `count`, `rest`, `filter`, `source`, `loaded_at`,
                                                 `loaded_by`, `note`, `file`, `as_of`
   The record of the list's packed load: the exact numbers of its latest replace import
   that carry no metadata of their own (store/packing.py). Replaced at each swap.
@@ -46,6 +46,11 @@ key                                 type        members -> values
   written before `rest` existed have 7 and buckets that expire until the swap.
 {base}index                         sorted set  head -> score head
   The buckets of one packed load, in order (listings, export, deletion).
+{base}filter                        string      the load's filter (store/filter.py): 64-bit
+                                                words, little-endian; the record's `filter`
+                                                field names its format and size
+  Numbers certainly not in the load; every process keeps a copy and skips the load's
+  buckets for them. Written before the record names it; deleted with the buckets.
 {base}probe                         set         {1}, for an instant
   Written by RESTORE and deleted in the same pipeline before a load's first bucket:
   whether the server takes buckets as RESTORE (store/dumps.py) or needs SADD.

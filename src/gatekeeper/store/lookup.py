@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from itertools import accumulate
 
 from gatekeeper.numbers import lookup_candidates
 from gatekeeper.policy import LISTS, ListName, Match
-from gatekeeper.store.base import StoreBase
 from gatekeeper.store.cluster import slot_of
 from gatekeeper.store.faults import store_faults
+from gatekeeper.store.filter import NumberFilter
+from gatekeeper.store.packed import PackedMixin
 from gatekeeper.store.pipe import LookupCall, resp_bulk
 from gatekeeper.store.scripts import LOOKUP_SHA
 from gatekeeper.types import Channel
@@ -95,13 +96,33 @@ class _Probe:
 
     lists: tuple[tuple[ListName, str], ...]
     calls: tuple[LookupCall, ...]
+    records: tuple[str, ...]
+    """Each list's packed-load record, in `lists` order."""
+    skips: _Skips
+    """Which of its lists' packed loads this process holds filter copies of."""
 
 
-class LookupMixin(StoreBase):
-    """`lookup`, on the store's lookup transport (the lean pipe, or redis-py)."""
+@dataclass(slots=True)
+class _Skips:
+    """A probe's lists whose loads have filter copies (as of copies' `version`): each as
+    its bit in a mask of lists to skip, and its copy; and the calls per mask (made when
+    first needed)."""
 
-    # Set up by the Store: scope combinations -> their probe.
+    version: int = -1
+    held: tuple[tuple[int, NumberFilter], ...] = ()
+    bases: tuple[str, ...] = ()
+    calls: dict[int, tuple[LookupCall, ...]] = field(default_factory=dict)
+
+
+class LookupMixin(PackedMixin):
+    """`lookup`, on the store's lookup transport (the lean pipe, or redis-py), and the
+    copies of packed loads' filters that let it skip a load's buckets."""
+
+    # Set up by the Store: scope combinations -> their probe; packed-load record -> the
+    # load's base and this process's copy of its filter.
     _probe_cache: dict[tuple[str, ...], _Probe]
+    _filters: dict[str, tuple[str, NumberFilter]]
+    _filters_version: int
 
     async def lookup(self, numbers: Sequence[str], scopes: Sequence[str],
                      channel: Channel | None = None) -> dict[str, list[Match]]:
@@ -121,14 +142,15 @@ class LookupMixin(StoreBase):
         else:
             candidates, encoded = _joined(unique, channel)
         probe = self._probe(tuple(scopes))
+        calls = self._skipping(probe, unique) if self._filters_version else probe.calls
         # Inline rather than `guarded`: one coroutine frame less on every request.
         with store_faults():
-            if len(probe.calls) == 1:
-                reply = await self._transport.lookup(probe.calls[0], candidates, encoded)
+            if len(calls) == 1:
+                reply = await self._transport.lookup(calls[0], candidates, encoded)
             else:  # a cluster: the scopes' calls leave together, one write per node
                 replies = await asyncio.gather(*(
                     self._transport.lookup(call, candidates, encoded)
-                    for call in probe.calls), return_exceptions=True)
+                    for call in calls), return_exceptions=True)
                 reply = []
                 for part in replies:
                     if isinstance(part, BaseException):
@@ -155,19 +177,101 @@ class LookupMixin(StoreBase):
         probe = cache.get(scopes)
         if probe is None:
             lists = tuple((name, scope) for scope in scopes for name in LISTS)
-            groups = [lists] if not self.keys.cluster else \
-                [lists[i:i + len(LISTS)] for i in range(0, len(lists), len(LISTS))]
-            probe = _Probe(lists, tuple(self._call(group) for group in groups))
+            none = ("",) * len(lists)
+            probe = _Probe(lists, self._calls(lists, none),
+                           tuple(self.keys.of(name, scope).packed for name, scope in lists),
+                           _Skips())
             if len(cache) < _PROBE_CACHE_SIZE:
                 cache[scopes] = probe
         return probe
 
-    def _call(self, lists: Sequence[tuple[ListName, str]]) -> LookupCall:
-        """The script call probing some lists (pre-encoded)."""
+    def _skipping(self, probe: _Probe, numbers: Sequence[str]) -> tuple[LookupCall, ...]:
+        """The probe's calls, naming each packed load whose filter copy rules out every
+        one of `numbers` (the script then leaves its buckets unread)."""
+        skips = probe.skips
+        if skips.version != self._filters_version:
+            self._held(probe)
+        mask = 0
+        for bit, copy in skips.held:
+            for number in numbers:
+                if copy.might_hold(number):
+                    break
+            else:
+                mask |= bit
+        if not mask:
+            return probe.calls
+        calls = skips.calls.get(mask)
+        if calls is None:
+            calls = self._calls(probe.lists, tuple(
+                base if mask >> i & 1 else "" for i, base in enumerate(skips.bases)))
+            if len(skips.calls) < _PROBE_CACHE_SIZE:
+                skips.calls[mask] = calls
+        return calls
+
+    def _held(self, probe: _Probe) -> None:
+        """Note which of the probe's lists have filter copies now."""
+        held: list[tuple[int, NumberFilter]] = []
+        bases: list[str] = []
+        for i, record in enumerate(probe.records):
+            base, copy = self._filters.get(record) or ("", None)
+            bases.append(base)
+            if copy is not None:
+                held.append((1 << i, copy))
+        probe.skips.held, probe.skips.bases = tuple(held), tuple(bases)
+        probe.skips.calls.clear()
+        probe.skips.version = self._filters_version
+
+    def _calls(self, lists: tuple[tuple[ListName, str], ...], skips: tuple[str, ...]
+               ) -> tuple[LookupCall, ...]:
+        """The script calls probing `lists`: one, or on a cluster one per scope."""
+        if not self.keys.cluster:
+            return (self._call(lists, skips),)
+        per = len(LISTS)
+        return tuple(self._call(lists[i:i + per], skips[i:i + per])
+                     for i in range(0, len(lists), per))
+
+    def _call(self, lists: Sequence[tuple[ListName, str]], skips: Sequence[str]
+              ) -> LookupCall:
+        """The script call probing some lists (pre-encoded), skipping the packed loads
+        named in `skips` (a base or '' per list)."""
         keys: list[str] = []
         for name, scope in lists:
             list_keys = self.keys.of(name, scope)
             keys += [list_keys.list, list_keys.expiry, list_keys.packed]
-        head = ["EVALSHA", LOOKUP_SHA, str(len(keys)), *keys, str(_ARGV_SLICE)]
+        head = ["EVALSHA", LOOKUP_SHA, str(len(keys)), *keys, str(_ARGV_SLICE), *skips]
         return LookupCall(tuple(keys), _ARGV_SLICE, len(head),
-                          b"".join(resp_bulk(arg) for arg in head), slot_of(keys[0]))
+                          b"".join(resp_bulk(arg) for arg in head), slot_of(keys[0]),
+                          fixed=tuple(skips))
+
+    async def refresh_filters(self) -> int:
+        """Take up the filters of the packed loads that lookups so far have met (until
+        then, and while a replaced load's copy is not yet taken, a load's buckets are
+        read); returns how many copies were taken or dropped. Copies stop at
+        `store.filter_memory_mb`."""
+        records = sorted({r for probe in list(self._probe_cache.values())
+                          for r in probe.records})
+        if not records:
+            return 0
+        changed = 0
+        fields = await self.packed_filter_fields(records)
+        for record, (base, words) in zip(records, fields, strict=True):
+            held = self._filters.get(record)
+            if base is not None and held is not None and held[0] == base:
+                continue
+            used = sum(f.size for r, (_, f) in self._filters.items() if r != record)
+            copy = None
+            if base is not None and words is not None and \
+                    (used + words) * 8 <= self._filter_budget:
+                copy = await self.packed_filter(record, base, words)
+            if copy is None or base is None:
+                changed += self._filters.pop(record, None) is not None
+                continue
+            self._filters[record] = (base, copy)
+            changed += 1
+        if changed:
+            self._filters_version += 1  # probes note their lists' copies afresh
+        return changed
+
+    def filter_copies(self) -> tuple[int, int]:
+        """How many filter copies this process holds, and their bytes."""
+        return len(self._filters), sum(f.size for _, f in self._filters.values()) * 8

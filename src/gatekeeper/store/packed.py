@@ -20,6 +20,8 @@ from gatekeeper.store.base import StoreBase
 from gatekeeper.store.dumps import RESTORE_MAX, intset_dump, restore_command
 from gatekeeper.store.entries import EntryMeta, Listed, ListItem
 from gatekeeper.store.faults import StoreUnavailable, guarded
+from gatekeeper.store.filter import FilterBuilder, NumberFilter, words_of
+from gatekeeper.store.filter import spec as filter_spec
 from gatekeeper.store.keys import LOAD_MARK_SECONDS, ListKeys
 from gatekeeper.store.packing import (
     DEFAULT_INTSET_ENTRIES,
@@ -40,6 +42,15 @@ _WRITE_BYTES = 1 << 20
 _INDEX_BATCH = 1000
 # Buckets deleted per call when a replaced load is purged.
 _PURGE_SLICE = 500
+# Bytes of a load's filter written (APPEND) or read (GETRANGE) per call.
+_FILTER_PIECE = 1 << 20
+
+
+def _append(key: str, data: bytes) -> bytes:
+    """APPEND of binary data, in RESP."""
+    name = key.encode()
+    return b"*3\r\n$6\r\nAPPEND\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n" % (
+        len(name), name, len(data), data)
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,13 +145,14 @@ class PackedMixin(StoreBase):
         rest = builder.plan(limit)
         base, ttl = target.base, str(LOAD_MARK_SECONDS)
         count = 0
+        sieve = FilterBuilder(builder.distinct())
         async with self._connection_for(target.packed) as connection:
             restore = await _restores(connection, f"{base}probe")
             writer = _Writer(connection)
             await writer.send(command("ZADD", target.pending,
                                       repr(time.time() + LOAD_MARK_SECONDS), base))
             heads: list[str] = []
-            for head, bucket in builder.bucket_arrays():
+            for head, bucket in builder.bucket_arrays(sieve.add):
                 key = f"{base}{head}"
                 count += len(bucket)
                 dump = intset_dump(bucket[:RESTORE_MAX]) if restore else None
@@ -156,7 +168,12 @@ class PackedMixin(StoreBase):
                     heads = []
             if heads:
                 await writer.send(command("ZADD", f"{base}index", *heads))
+            # Written before the record names it, in pieces (no call holds Redis long).
+            data = sieve.payload()
+            for start in range(0, len(data), _FILTER_PIECE):
+                await writer.send(_append(f"{base}filter", data[start:start + _FILTER_PIECE]))
             fields = {"base": base, "count": str(count), "rest": str(rest),
+                      "filter": filter_spec(sieve.size),
                       "source": meta.source, "loaded_at": repr(meta.added_at),
                       "loaded_by": meta.added_by or "", "note": meta.note or ""}
             await writer.send(command("HSET", target.packed,
@@ -213,6 +230,32 @@ class PackedMixin(StoreBase):
         """The record of a list's packed load, if it has one."""
         raw = cast(dict[str, str], await self.client.hgetall(keys.packed))
         return PackedLoad.from_hash(raw)
+
+    @guarded
+    async def packed_filter_fields(self, records: Sequence[str]
+                                   ) -> list[tuple[str | None, int | None]]:
+        """For each packed-load record: its load's base and the size in words of the
+        load's filter (None where there is no load, or a load with no filter)."""
+        async with self.client.pipeline(transaction=False) as pipe:
+            for record in records:
+                pipe.hmget(record, ["base", "filter"])
+            rows = cast(list[list[str | None]], await pipe.execute())
+        return [(base or None, words_of(field) if base else None) for base, field in rows]
+
+    @guarded
+    async def packed_filter(self, record: str, base: str, words: int) -> NumberFilter | None:
+        """The filter of the packed load `base` (the load of `record`), read in pieces;
+        None when it is gone (its load replaced and purged meanwhile)."""
+        size = words * 8
+        pieces: list[bytes] = []
+        async with self._connection_for(record) as connection:
+            for start in range(0, size, _FILTER_PIECE):
+                end = min(start + _FILTER_PIECE, size) - 1
+                await connection.send_command("GETRANGE", f"{base}filter", start, end)
+                pieces.append(cast(bytes, await connection.read_response(
+                    disable_decoding=True)))
+        data = b"".join(pieces)
+        return NumberFilter(data) if len(data) == size else None
 
     @guarded
     async def packed_heads(self, load: PackedLoad, after: int | None, limit: int,
@@ -319,6 +362,7 @@ class PackedMixin(StoreBase):
                         break
                     await self.client.unlink(*(f"{base}{h}" for h in heads))
                     await self.client.zrem(f"{base}index", *heads)
+                await self.client.unlink(f"{base}filter")
                 await self.client.srem(trash, base)
             gone += len(bases)
             if gone >= limit:

@@ -22,7 +22,7 @@ run to an intset without moving what it holds.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -168,8 +168,16 @@ class PackedBuilder:
         for head, members in self.bucket_arrays():
             yield head, members.tolist()
 
-    def bucket_arrays(self) -> Iterator[tuple[int, npt.NDArray[np.int32]]]:
-        """`buckets`, each bucket's members as an array."""
+    def distinct(self) -> int:
+        """How many distinct numbers it holds (after `plan`)."""
+        if not self._planned:
+            self._gather()
+        return sum(len(b) for b in self._buckets.values())
+
+    def bucket_arrays(self, seen: Callable[[npt.NDArray[np.int64]], None] | None = None
+                      ) -> Iterator[tuple[int, npt.NDArray[np.int32]]]:
+        """`buckets`, each bucket's members as an array; `seen` is given every number
+        (its digits as an integer) a 7-digit bucket at a time, before its buckets."""
         if not self._planned:
             self._gather()
         digits = self.rest_digits
@@ -177,6 +185,8 @@ class PackedBuilder:
         per = REST // width
         for head7 in sorted(self._buckets):
             members = self._buckets.pop(head7)
+            if seen is not None:
+                seen(members.astype(np.int64) + head7 * REST)
             if digits == REST_DIGITS:
                 yield head7, members
                 continue

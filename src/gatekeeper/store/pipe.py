@@ -112,7 +112,7 @@ class ClientTransport:
             return cast(list[list[str]], await self._client.eval(
                 call.script, len(call.keys), *call.keys, *call.fixed, *candidates))
         return cast(list[list[str]], await self._lookup(
-            keys=list(call.keys), args=[call.argv_slice, *candidates]))
+            keys=list(call.keys), args=[call.argv_slice, *call.fixed, *candidates]))
 
     def submit(self, call: LookupCall, candidates: Sequence[str], encoded: bytes
                ) -> Awaitable[Any]:

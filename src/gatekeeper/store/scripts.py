@@ -44,22 +44,32 @@ end
 LOOKUP_LUA = PACKED_LUA + """
 -- Which candidate members are live (present and not expired) in each list: its set, or
 -- (exact numbers only) its packed load, which never expires.
--- KEYS: triples of (list set, its expiry set, its packed-load record), in order
--- ARGV[1]: slice size for unpack(); ARGV[2..]: candidate members (numbers and prefixes)
+-- A packed load whose base the caller names is not read: the caller's copy of its filter
+-- (store/filter.py) says that none of the numbers looked up is in it. Bases are unique
+-- per load, so a load replaced since is read.
+-- KEYS: T triples of (list set, its expiry set, its packed-load record), in order
+-- ARGV[1]: slice size for unpack(); ARGV[2..T+1]: per triple, '' or the base of a packed
+--   load that holds none of the candidates; ARGV[T+2..]: candidate members (numbers and
+--   prefixes)
 -- returns: one array per triple, holding the candidates that are live members of that list
 local slice = tonumber(ARGV[1])
 local n = #ARGV
+local start = #KEYS / 3 + 2
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
 local out = {}
 for i = 1, #KEYS, 3 do
   local key, expiry = KEYS[i], KEYS[i + 1]
-  local load = packed_load(KEYS[i + 2])
+  local skip, load = ARGV[(i + 2) / 3 + 1], nil
+  -- Named: only the record's base is read, to compare (a new load is read in full).
+  if skip == '' or redis.call('HGET', KEYS[i + 2], 'base') ~= skip then
+    load = packed_load(KEYS[i + 2])
+  end
   local hits = {}
   local seen = {}
   if redis.call('EXISTS', key) == 1 then
     local expiring = redis.call('EXISTS', expiry) == 1
-    for first = 2, n, slice do
+    for first = start, n, slice do
       local last = math.min(first + slice - 1, n)
       local scores = redis.call('ZMSCORE', key, unpack(ARGV, first, last))
       for j, score in ipairs(scores) do
@@ -75,9 +85,15 @@ for i = 1, #KEYS, 3 do
     end
   end
   if load then
-    for j = 2, n do
+    for j = start, n do
       local member = ARGV[j]
-      if not seen[member] and packed_has(load, member) then hits[#hits + 1] = member end
+      -- Only an exact number (its last byte a digit) can be packed: prefixes end in '*',
+      -- channel members in a letter; checked here, not in a call, for the common case.
+      local last = string.byte(member, -1)
+      if last and last >= 48 and last <= 57 and not seen[member]
+          and packed_has(load, member) then
+        hits[#hits + 1] = member
+      end
     end
   end
   out[#out + 1] = hits
