@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 from gatekeeper import resources
 from gatekeeper.config import StoreConfig
-from gatekeeper.store import Keys, Store, connect
+from gatekeeper.store import Keys, Store, connect, packed
 from gatekeeper.store.filter import words_for
 from tests.conftest import (
     AUTH,
@@ -214,3 +214,22 @@ async def test_a_running_gatekeeper_takes_up_the_filter_and_still_blocks(
     for number in listed[:20]:
         assert await sms(gk, number) == 403
     assert await sms(gk, absent(listed, 1)[0]) == 201
+
+
+async def test_a_filter_of_many_pieces_is_written_read_and_purged_whole(
+        store: Store, client: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With 64-byte pieces (a 2,000-number filter in 40 fields of its hash, each written
+    and read by one call): the copy equals what was built, every listed number is
+    found, and the replaced load's filter goes a few fields per call."""
+    monkeypatch.setattr(packed, "_FILTER_PIECE", 64)
+    listed = us_numbers(2000)
+    await replace(store, listed)
+    base = await client.hget(RECORD, "base")
+    assert await client.hlen(f"{base}filter") == -(-words_for(2000) * 8 // 64)
+    await hits(store, listed[0])
+    assert await store.refresh_filters() == 1
+    assert store.filter_copies() == (1, words_for(2000) * 8)
+    for number in listed:
+        assert number in await hits(store, number)
+    await replace(store, us_numbers(10, seed=9))
+    assert not await client.exists(f"{base}filter")

@@ -46,9 +46,10 @@ key                                 type        members -> values
   written before `rest` existed have 7 and buckets that expire until the swap.
 {base}index                         sorted set  head -> score head
   The buckets of one packed load, in order (listings, export, deletion).
-{base}filter                        string      the load's filter (store/filter.py): 64-bit
-                                                words, little-endian; the record's `filter`
-                                                field names its format and size
+{base}filter                        hash        `0`, `1`... -> 1 MiB pieces of the load's
+                                                filter (store/filter.py): 64-bit words,
+                                                little-endian; the record's `filter` field
+                                                names its format and size
   Numbers certainly not in the load; every process keeps a copy and skips the load's
   buckets for them. Written before the record names it; deleted with the buckets.
 {base}probe                         set         {1}, for an instant
