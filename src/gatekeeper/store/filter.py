@@ -27,8 +27,9 @@ BITS_PER_NUMBER = 10
 PROBES = 6
 # The record's `filter` field: this format's name, then the filter's size in words.
 FORMAT = "bloom64"
-# Numbers hashed per numpy pass while building (bounded temporary memory).
-_CHUNK = 1 << 20
+# Numbers hashed per numpy pass while building: bounded temporary memory, and about 6
+# ms of CPU, so that an import inside the serving process yields to requests between.
+_CHUNK = 1 << 16
 
 _MASK64 = (1 << 64) - 1
 _GOLDEN = 0x9E3779B97F4A7C15
@@ -106,6 +107,8 @@ class FilterBuilder:
     def __init__(self, count: int, chunk: int = _CHUNK) -> None:
         self.size = words_for(count)
         self._chunk = chunk
+        self.passes = 0
+        """numpy passes run so far (the writer yields to the event loop after each)."""
         self._words = np.zeros(self.size, dtype=np.uint64)
         self._pending: list[npt.NDArray[np.int64]] = []
         self._held = 0
@@ -122,6 +125,7 @@ class FilterBuilder:
             return
         z = np.concatenate(self._pending).astype(np.uint64)
         self._pending, self._held = [], 0
+        self.passes += 1
         z += np.uint64(_GOLDEN)
         z ^= z >> np.uint64(30)
         z *= np.uint64(_MUL1)

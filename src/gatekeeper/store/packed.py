@@ -4,6 +4,7 @@ store/packing.py; the lookup, add, remove and swap scripts read it in Lua."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
 from bisect import bisect_right
@@ -156,7 +157,11 @@ class PackedMixin(StoreBase):
             await writer.send(command("ZADD", target.pending,
                                       repr(time.time() + LOAD_MARK_SECONDS), base))
             heads: list[str] = []
+            passes = 0
             for head, bucket in builder.bucket_arrays(sieve.add):
+                if sieve.passes != passes:  # a few ms of numpy: let requests in
+                    passes = sieve.passes
+                    await asyncio.sleep(0)
                 key = f"{base}{head}"
                 count += len(bucket)
                 dump = intset_dump(bucket[:RESTORE_MAX]) if restore else None
