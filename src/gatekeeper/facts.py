@@ -7,11 +7,12 @@ Pure; the cache is per process and bounded (a number not seen lately is read aga
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 
 import phonenumbers
+from phonenumbers import phonenumberutil
 from phonenumbers import timezone as pn_timezone
 
 from gatekeeper.frozen import FrozenMap
@@ -36,6 +37,11 @@ TYPE_NAMES: frozenset[str] = frozenset(NUMBER_TYPES.values())
 # Numbers whose facts are kept (~1 KB each).
 CACHE_SIZE = 65_536
 _NON_GEOGRAPHIC = ("ZZ", "001")
+# number_type's own second step, which takes the region it found (number_type would
+# find it again: the most costly part). A private name of the pinned phonenumbers: if a
+# version lacks it, number_type is called (tests/test_facts.py checks both agree).
+_TYPE_HELPER: Callable[[str, phonenumbers.PhoneMetadata], int] | None = getattr(
+    phonenumberutil, "_number_type_helper", None)
 _STATE_CODES = frozenset(US_STATE_NAMES.values())
 
 
@@ -53,22 +59,58 @@ class Facts:
 
 
 @lru_cache(maxsize=CACHE_SIZE)
-def describe(e164: str) -> Facts:
-    """The facts of an E.164 number (a number phonenumbers cannot read: none)."""
+def _read(e164: str) -> tuple[phonenumbers.PhoneNumber, str | None, int] | None:
+    """A number parsed, its region as phonenumbers finds it and its type; None when it
+    cannot be parsed. Shared by `describe` and `us_state`: region and type are
+    phonenumbers' costly part (regular expressions per region), and each of its public
+    lookups (number_type, time zones, the geocoder) would work them out again."""
     try:
         number = phonenumbers.parse(e164, None)
     except phonenumbers.NumberParseException:
+        return None
+    region = phonenumbers.region_code_for_number(number)
+    return number, region, _type_in(number, region)
+
+
+def _type_in(number: phonenumbers.PhoneNumber, region: str | None) -> int:
+    """phonenumbers.number_type, given the region it would find first (the same steps:
+    the region's metadata, then its type patterns)."""
+    if _TYPE_HELPER is None:  # a phonenumbers without the helper: its public way
+        return int(phonenumbers.number_type(number))
+    metadata = None if region is None else \
+        phonenumbers.PhoneMetadata.metadata_for_region_or_calling_code(
+            number.country_code or 0, region)
+    if metadata is None:
+        return int(phonenumbers.PhoneNumberType.UNKNOWN)
+    return int(_TYPE_HELPER(phonenumbers.national_significant_number(number), metadata))
+
+
+def _geographical(number: phonenumbers.PhoneNumber, kind: int) -> bool:
+    return phonenumbers.is_number_type_geographical(kind, number.country_code or 0)
+
+
+@lru_cache(maxsize=CACHE_SIZE)
+def describe(e164: str) -> Facts:
+    """The facts of an E.164 number (a number phonenumbers cannot read: none)."""
+    read = _read(e164)
+    if read is None:
         return Facts(None, "unknown")
+    number, region, kind = read
     code = number.country_code or 0
     regions = phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(code, ())
-    region = phonenumbers.region_code_for_number(number)
     if region is None and len(regions) == 1:
         region = regions[0]
     home = phonenumbers.region_code_for_country_code(code)
-    kind = NUMBER_TYPES.get(phonenumbers.number_type(number), "unknown")
-    zones = tuple(z for z in pn_timezone.time_zones_for_number(number)
-                  if z != pn_timezone.UNKNOWN_TIMEZONE)
-    return Facts(None if region in _NON_GEOGRAPHIC else region, kind,
+    # As time_zones_for_number, with the type already known (it works it out again).
+    if kind == phonenumbers.PhoneNumberType.UNKNOWN:
+        found: tuple[str, ...] = ()
+    elif _geographical(number, kind):
+        found = tuple(pn_timezone.time_zones_for_geographical_number(number))
+    else:
+        found = tuple(pn_timezone.time_zones_for_number(number))
+    zones = tuple(z for z in found if z != pn_timezone.UNKNOWN_TIMEZONE)
+    return Facts(None if region in _NON_GEOGRAPHIC else region,
+                 NUMBER_TYPES.get(kind, "unknown"),
                  None if home in _NON_GEOGRAPHIC else home, zones)
 
 
@@ -79,11 +121,12 @@ def us_state(e164: str) -> str | None:
     nothing else does."""
     from phonenumbers import geocoder  # noqa: PLC0415 - see above
 
-    try:
-        number = phonenumbers.parse(e164, None)
-    except phonenumbers.NumberParseException:
+    read = _read(e164)
+    # As description_for_number, with the type already known: a number of no type has
+    # no description, a non-geographical one only its country's name (never a state).
+    if read is None or not _geographical(read[0], read[2]):
         return None
-    name = geocoder.description_for_number(number, "en")
+    name = geocoder.description_for_valid_number(read[0], "en")
     city, comma, code = name.rpartition(", ")
     state = code if comma and city else US_STATE_NAMES.get(name)
     return state if state in _STATE_CODES else None

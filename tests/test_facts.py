@@ -1,0 +1,82 @@
+"""facts.py: a number's region, type, zones and US state, read with one parse and one
+type evaluation, are exactly what phonenumbers' own public lookups say (each of which
+works the region and type out again)."""
+
+from __future__ import annotations
+
+import phonenumbers
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from phonenumbers import geocoder
+from phonenumbers import timezone as pn_timezone
+
+from gatekeeper import facts
+from gatekeeper.facts import NUMBER_TYPES, describe, us_state
+from gatekeeper.quiet_defaults import US_STATE_NAMES
+
+# NANPA numbers of any area code (assigned or not, as the bench draws them), and numbers
+# of any calling code with 4 to 14 more digits (valid, invalid, non-geographical).
+NANPA = st.integers(2_000_000_000, 9_999_999_999).map(lambda n: f"+1{n}")
+ANY = st.builds(lambda code, rest: f"+{code}{rest}",
+                st.sampled_from(sorted(phonenumbers.COUNTRY_CODE_TO_REGION_CODE)),
+                st.integers(1000, 10 ** 14 - 1))
+TOLL_FREE_AND_OTHERS = st.sampled_from([
+    "+18005550100", "+19005550100", "+15005550006", "+447700900123", "+448001111111",
+    "+33612345678", "+80012345678", "+882345678901", "+12684601234", "+17875550100",
+    "+16045550100", "+1999", "+99912345"])
+
+
+def reference(e164: str) -> tuple[str | None, str, str | None, tuple[str, ...],
+                                  str | None]:
+    """Region, type, home, zones and state through phonenumbers' public calls alone
+    (what facts.py computed before it shared the parse and type)."""
+    try:
+        number = phonenumbers.parse(e164, None)
+    except phonenumbers.NumberParseException:
+        return None, "unknown", None, (), None
+    code = number.country_code or 0
+    regions = phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(code, ())
+    region = phonenumbers.region_code_for_number(number)
+    if region is None and len(regions) == 1:
+        region = regions[0]
+    home = phonenumbers.region_code_for_country_code(code)
+    kind = NUMBER_TYPES.get(phonenumbers.number_type(number), "unknown")
+    zones = tuple(z for z in pn_timezone.time_zones_for_number(number)
+                  if z != pn_timezone.UNKNOWN_TIMEZONE)
+    name = geocoder.description_for_number(number, "en")
+    city, comma, state = name.rpartition(", ")
+    state = state if comma and city else US_STATE_NAMES.get(name, "")
+    return (None if region in ("ZZ", "001") else region, kind,
+            None if home in ("ZZ", "001") else home, zones,
+            state if state in set(US_STATE_NAMES.values()) else None)
+
+
+def ours(e164: str) -> tuple[str | None, str, str | None, tuple[str, ...], str | None]:
+    known = describe(e164)
+    return known.region, known.type, known.home, known.zones, us_state(e164)
+
+
+@settings(max_examples=300, deadline=None)
+@given(number=st.one_of(NANPA, ANY, TOLL_FREE_AND_OTHERS))
+def test_facts_are_phonenumbers_own_answers(number: str) -> None:
+    """Property: for any number, the shared parse and type give what phonenumbers'
+    public lookups give one by one."""
+    assert ours(number) == reference(number)
+
+
+def test_without_the_private_helper_the_public_type_is_used(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A phonenumbers without `_number_type_helper` (a later version may rename it):
+    number_type is called instead, with the same answers."""
+    monkeypatch.setattr(facts, "_TYPE_HELPER", None)
+    facts._read.cache_clear()
+    facts.describe.cache_clear()
+    facts.us_state.cache_clear()
+    try:
+        for number in ("+14155550188", "+19005550100", "+447700900123", "+12345678901"):
+            assert ours(number) == reference(number)
+    finally:
+        facts._read.cache_clear()
+        facts.describe.cache_clear()
+        facts.us_state.cache_clear()
