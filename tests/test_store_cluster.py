@@ -102,6 +102,29 @@ async def test_replace_import_packs_and_swaps_on_the_scopes_node(
     assert all(k.startswith(live.base) for k in leftovers), leftovers
 
 
+async def test_filter_copies_skip_each_scopes_load_on_its_node(
+        store: Store, cluster_rig: ClusterRig) -> None:
+    """Packed loads in scopes on three masters: each load's filter is read from its
+    scope's node, and a lookup over all of them names, per node's call, the loads the
+    copies rule a number out of; listed numbers are still found in every scope."""
+    scopes = cluster_rig.spread_scopes()
+    for i, scope in enumerate(scopes):
+        body = "".join(f"+1415{i}55{n:04d}\n" for n in range(1500)).encode()
+        await Importer(store, ImportOptions("block", scope, "replace")).run(chunks(body))
+    await store.lookup(["+14150550000"], scopes, "sms")
+    assert await store.refresh_filters() == len(scopes)
+    absent = "+19995550100"
+    calls = store._skipping(store._probe(tuple(scopes)), [absent])
+    assert len(calls) == len(scopes)
+    assert all(any(call.fixed) for call in calls)  # every node's call names its load
+    found = await store.lookup([absent, *(f"+1415{i}550007" for i in range(3))],
+                               scopes, "sms")
+    assert found[absent] == []
+    for i, scope in enumerate(scopes):
+        assert [(m.scope, m.entry) for m in found[f"+1415{i}550007"]] == [
+            (scope, f"+1415{i}550007")]
+
+
 async def test_expiry_sweep_and_attempts_stream_work(
         store: Store, cluster_rig: ClusterRig) -> None:
     """Expired entries stop matching and are swept on every node; attempts append and
