@@ -21,7 +21,8 @@ from hypothesis import strategies as st
 
 from gatekeeper import resources
 from gatekeeper.config import StoreConfig
-from gatekeeper.store import Keys, Store, connect, packed
+from gatekeeper.resources import RESOURCES
+from gatekeeper.store import Keys, Store, StoreUnavailable, connect, packed
 from gatekeeper.store.filter import words_for
 from tests.conftest import (
     AUTH,
@@ -233,3 +234,33 @@ async def test_a_filter_of_many_pieces_is_written_read_and_purged_whole(
         assert number in await hits(store, number)
     await replace(store, us_numbers(10, seed=9))
     assert not await client.exists(f"{base}filter")
+
+
+async def test_a_store_fault_while_polling_filters_is_counted_and_logged(
+        start_gatekeeper: StartGatekeeper, upstream: FakeUpstream, tmp_path: Path,
+        log_output: io.StringIO, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The filter poll meets a store fault: a `store_unavailable` line (operation
+    `filters`) and the store-error counter, and the poll goes on (it is tried again)."""
+    monkeypatch.setattr(resources, "FILTER_POLL", 0.02)
+    gk = await start_gatekeeper(make_config(upstream.url, tmp_path))
+    tries = 0
+
+    async def failing() -> int:
+        nonlocal tries
+        tries += 1
+        raise StoreUnavailable("connection refused")
+
+    monkeypatch.setattr(gk.app[RESOURCES].store, "refresh_filters", failing)
+    for _ in range(200):
+        if tries >= 3:
+            break
+        await asyncio.sleep(0.02)
+    assert tries >= 3
+    lines = [e for e in log_events(log_output) if e["event"] == "store_unavailable"
+             and e.get("operation") == "filters"]
+    assert lines
+    assert lines[0]["error"] == "connection refused"
+    counted = gk.registry.get_sample_value("gatekeeper_store_errors_total",
+                                           {"operation": "filters"})
+    assert counted is not None
+    assert counted >= 3

@@ -268,15 +268,15 @@ class Resources:
     async def _every(self, seconds: float, job: Callable[[], Awaitable[object]],
                      operation: str) -> None:
         """`job` every `seconds`; never ends but by cancellation. A store fault is
-        counted (the next run retries); a bug is logged and counted too."""
+        counted and logged (throttled; the next run retries); a bug is too."""
         while True:
             _stop_if_cancelled()  # a client may have swallowed the cancellation whole
             await asyncio.sleep(seconds)
             try:
                 await job()
-            except StoreUnavailable:
+            except StoreUnavailable as exc:
                 _stop_if_cancelled()
-                self.metrics.store_errors.labels(operation).inc()
+                self.store_fault(operation, str(exc), level="warning")
             except Exception as exc:  # a bug must not end the job for good
                 _stop_if_cancelled()
                 self.metrics.store_errors.labels(operation).inc()
