@@ -34,6 +34,7 @@ from gatekeeper.store.packing import (
     sadd_commands,
     split,
 )
+from gatekeeper.store.pipe import resp
 
 # Commands (or bytes) written before their replies are read: large enough to hide
 # round trips and syscalls, small enough that a load's pipeline never holds much memory.
@@ -49,13 +50,6 @@ _PURGE_SLICE = 500
 _FILTER_PIECE = 1 << 20
 # Fields deleted per call when a replaced load's filter goes (each frees a piece).
 _FILTER_PURGE = 8
-
-
-def _hset_piece(key: str, index: int, data: bytes) -> bytes:
-    """HSET of one binary piece of a filter, in RESP."""
-    name, field = key.encode(), b"%d" % index
-    return b"*4\r\n$4\r\nHSET\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n" % (
-        len(name), name, len(field), field, len(data), data)
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,8 +174,8 @@ class PackedMixin(StoreBase):
             # Written before the record names it, in pieces (no call holds Redis long).
             data = sieve.payload()
             for index, start in enumerate(range(0, len(data), _FILTER_PIECE)):
-                await writer.send(_hset_piece(f"{base}filter", index,
-                                              data[start:start + _FILTER_PIECE]))
+                await writer.send(resp(["HSET", f"{base}filter", str(index),
+                                        data[start:start + _FILTER_PIECE]]))
             fields = {"base": base, "count": str(count), "rest": str(rest),
                       "filter": filter_spec(sieve.size),
                       "source": meta.source, "loaded_at": repr(meta.added_at),
