@@ -4,6 +4,7 @@ kind, monitor mode, intents, channels, and what must never happen."""
 from __future__ import annotations
 
 import asyncio
+import pickle
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
@@ -11,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from gatekeeper import rules
 from gatekeeper.config import parse_config
 from gatekeeper.facts import describe
 from gatekeeper.frozen import FrozenMap
@@ -232,3 +234,65 @@ def test_policy_rules_never_unblock_what_the_lists_block(
         assert (verdict, decider) == ("blocked", "list")
     elif verdict == "blocked":
         assert decider in ("quiet_hours", "number_type", "country")
+
+
+# --------------------------------------------------------------------------- the memo
+
+MEMO_NUMBERS = [NY, FL, GB_MOBILE, FR_PREMIUM, KP, "+14155550100", "+18085550100",
+                "+12015550123", "+19005550100"]
+# Instants over two years, DST changes in both directions included.
+INSTANTS = st.floats(datetime(2026, 1, 1, tzinfo=UTC).timestamp(),
+                     datetime(2027, 12, 31, tzinfo=UTC).timestamp())
+
+
+@settings(max_examples=150, deadline=None)
+@given(calls=st.lists(st.tuples(st.sampled_from(MEMO_NUMBERS), INSTANTS,
+                                st.sampled_from(("sms", "voice")), st.sampled_from(INTENTS),
+                                st.integers(0, 119)), min_size=1, max_size=12))
+def test_a_kept_verdict_is_always_the_one_judged_afresh(
+        calls: list[tuple[str, float, Channel, str, int]]) -> None:
+    """Property: with verdicts kept in the policy's memo, every verdict (a later call
+    in the same minute included, `retry_after` to the second) equals the one a policy
+    with an empty memo gives."""
+    kept = policy(both(FULL))
+    for number, at, channel, intent, later in calls:
+        for instant in (at, at - at % 60 + later % 60):  # again, within the same minute
+            fresh = judge(number, ("global",), policy(both(FULL)), channel, intent,  # type: ignore[arg-type]
+                          instant)
+            assert judge(number, ("global",), kept, channel, intent,  # type: ignore[arg-type]
+                         instant) == fresh
+
+
+def test_a_verdict_is_kept_for_its_minute_and_judged_again_after() -> None:
+    """The memo answers within the minute (the same verdict object); a new minute, or a
+    new policy (a live change), judges again."""
+    pol = policy(both(FULL))
+    first = judge(NY, ("global",), pol, "sms", "marketing", DAY)
+    assert judge(NY, ("global",), pol, "sms", "marketing", DAY + 59) is first
+    assert judge(NY, ("global",), pol, "sms", "marketing", DAY + 60) is not first
+    assert judge(NY, ("global",), policy(both(FULL)), "sms", "marketing", DAY) is not first
+
+
+def test_a_quiet_hours_block_is_not_kept_its_retry_after_counts_down() -> None:
+    """A quiet-hours block names the seconds to the next allowed instant: judged anew
+    each time, 20 seconds later is 20 seconds less."""
+    pol = policy(both(FULL))
+    early = judge(FL, ("global",), pol, "sms", "marketing", FL_EVENING)
+    later = judge(FL, ("global",), pol, "sms", "marketing", FL_EVENING + 20)
+    assert early.blocked_by is not None
+    assert later.blocked_by is not None
+    assert early.blocked_by.retry_after == later.blocked_by.retry_after + 20  # type: ignore[operator]
+
+
+def test_the_memo_is_bounded_and_never_pickled(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The memo is dropped whole when full, and a pickled policy (sent to the screening
+    helper) carries no memo but equals the original."""
+    monkeypatch.setattr(rules, "MEMO_SIZE", 4)
+    pol = policy(both(FULL))
+    for n in range(10):
+        judge(f"+1212555{n:04d}", ("global",), pol, "sms", "marketing", DAY)
+        assert len(pol.memo.verdicts) <= 4
+    copy = pickle.loads(pickle.dumps(pol))
+    assert copy == pol
+    assert copy.memo.verdicts == {}
+    assert pol.memo.verdicts

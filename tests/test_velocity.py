@@ -20,13 +20,13 @@ from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
 
 from gatekeeper.app import ADMIN_APP, create_app
-from gatekeeper.config import Config, RedisConfig, StoreConfig
+from gatekeeper.config import Config, RedisConfig, StoreConfig, parse_config
 from gatekeeper.resources import RESOURCES
 from gatekeeper.rules import VelocityLimit
 from gatekeeper.store import Store
 from gatekeeper.store.pipe import LookupPipe
 from gatekeeper.store.velocity import _MEMBERS
-from gatekeeper.velocity import Counting
+from gatekeeper.velocity import Counting, plan
 from tests.conftest import (
     AUTH,
     TWILIO_MESSAGES,
@@ -242,16 +242,18 @@ def test_a_limit_is_never_exceeded_however_sends_arrive(
         limit: int, batches: list[list[int]]) -> None:
     """Batches of numbers in three 10-number blocks, counted against a per-block limit
     (fakeredis, the same script): each block counts exactly min(sends, limit), and a
-    number is refused only once its block is full."""
+    number is refused only once its block is full (a number's counting met again is
+    the store's kept encoding)."""
     async def run() -> None:
         store = Store(fakeredis.FakeAsyncRedis(decode_responses=True), RedisConfig(),
                       StoreConfig())
         rule = VelocityLimit("block", limit, 3600.0, digits=10)
         offered: dict[str, int] = {}
+        made: dict[str, Counting] = {}  # one object per number, as velocity.plan keeps
         for batch in batches:
             numbers = list(dict.fromkeys(f"+12125550{n:02d}" for n in batch))
             counts = await store.count_sends([
-                Counting(n, "global", "sms", ((rule, rule.subject(n) or ""),))
+                made.setdefault(n, Counting(n, "global", "sms", ((rule, rule.subject(n) or ""),)))
                 for n in numbers])
             for number, one in zip(numbers, counts, strict=True):
                 block = number[1:11]
@@ -295,3 +297,37 @@ def test_counter_members_are_unique_and_a_forked_worker_draws_its_own() -> None:
     os.waitpid(pid, 0)
     assert len(child) >= 17
     assert child[:16] != first[:16]
+
+
+def test_a_kept_plan_is_one_object_per_request_shape_and_policy() -> None:
+    """velocity.plan keeps a number's countings per request shape: the same objects
+    again (their encoding is kept by the store), fresh ones for a first reading that
+    is not counted, and for a new policy (a live change)."""
+    raw = {"policy": limited({"per": "number", "limit": "5/hour"},
+                             {"per": "block", "digits": 8, "limit": "9/hour"})}
+    pol = parse_config(raw).policy
+    once = plan({NY: True}, ["global"], pol, "sms", "marketing", 1e9)
+    again = plan({NY: True}, ["global"], pol, "sms", "marketing", 1e9 + 5000)
+    looked = plan({NY: False}, ["global"], pol, "sms", "marketing", 1e9)
+    other = plan({NY: True}, ["global"], parse_config(raw).policy, "sms", "marketing", 1e9)
+    assert [c.count for c in once] == [True]
+    assert [c.count for c in looked] == [False]
+    assert once[0] is again[0]
+    assert other[0] is not once[0]
+    assert other == once
+    assert [s for _, s in once[0].limits] == ["12125550123", "12125550"]
+
+
+async def test_each_store_encodes_a_kept_counting_with_its_own_key_prefix() -> None:
+    """The encoding is kept per store: one counting object counted in two stores with
+    different key prefixes lands under each store's own prefix."""
+    client = fakeredis.FakeAsyncRedis(decode_responses=True)
+    rule = VelocityLimit("number", 5, 3600.0)
+    counting = Counting(NY, "global", "sms", ((rule, NY[1:]),))
+    stores = [Store(client, RedisConfig(key_prefix=p), StoreConfig()) for p in ("a:", "b:")]
+    for store in stores:
+        for _ in range(2):
+            await store.count_sends([counting])
+    assert sorted(await client.keys("*vel:*")) == [
+        f"a:vel:global:sms:{rule.spec}:{NY[1:]}", f"b:vel:global:sms:{rule.spec}:{NY[1:]}"]
+    assert [await client.zcard(k) for k in sorted(await client.keys("*vel:*"))] == [2, 2]

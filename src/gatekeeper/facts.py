@@ -14,8 +14,10 @@ from functools import lru_cache
 import phonenumbers
 from phonenumbers import phonenumberutil
 from phonenumbers import timezone as pn_timezone
+from phonenumbers.re_util import re_compile
 
 from gatekeeper.frozen import FrozenMap
+from gatekeeper.numbers import parse_plus
 from gatekeeper.quiet_defaults import US_STATE_NAMES
 
 # phonenumbers' number types by the names configuration uses.
@@ -42,6 +44,7 @@ _NON_GEOGRAPHIC = ("ZZ", "001")
 # version lacks it, number_type is called (tests/test_facts.py checks both agree).
 _TYPE_HELPER: Callable[[str, phonenumbers.PhoneMetadata], int] | None = getattr(
     phonenumberutil, "_number_type_helper", None)
+_UNKNOWN = int(phonenumbers.PhoneNumberType.UNKNOWN)
 _STATE_CODES = frozenset(US_STATE_NAMES.values())
 
 
@@ -63,26 +66,43 @@ def _read(e164: str) -> tuple[phonenumbers.PhoneNumber, str | None, int] | None:
     """A number parsed, its region as phonenumbers finds it and its type; None when it
     cannot be parsed. Shared by `describe` and `us_state`: region and type are
     phonenumbers' costly part (regular expressions per region), and each of its public
-    lookups (number_type, time zones, the geocoder) would work them out again."""
-    try:
-        number = phonenumbers.parse(e164, None)
-    except phonenumbers.NumberParseException:
+    lookups (number_type, time zones, the geocoder) would work them out again. The
+    parse itself is the proxy's (numbers.parse_plus, cached)."""
+    number = parse_plus(e164) if e164.startswith("+") else None
+    if number is None:
         return None
-    region = phonenumbers.region_code_for_number(number)
-    return number, region, _type_in(number, region)
-
-
-def _type_in(number: phonenumbers.PhoneNumber, region: str | None) -> int:
-    """phonenumbers.number_type, given the region it would find first (the same steps:
-    the region's metadata, then its type patterns)."""
     if _TYPE_HELPER is None:  # a phonenumbers without the helper: its public way
-        return int(phonenumbers.number_type(number))
-    metadata = None if region is None else \
-        phonenumbers.PhoneMetadata.metadata_for_region_or_calling_code(
-            number.country_code or 0, region)
-    if metadata is None:
-        return int(phonenumbers.PhoneNumberType.UNKNOWN)
-    return int(_TYPE_HELPER(phonenumbers.national_significant_number(number), metadata))
+        return (number, phonenumbers.region_code_for_number(number),
+                int(phonenumbers.number_type(number)))
+    return (number, *_region_and_type(number, _TYPE_HELPER))
+
+
+def _region_and_type(number: phonenumbers.PhoneNumber,
+                     helper: Callable[[str, phonenumbers.PhoneMetadata], int]
+                     ) -> tuple[str | None, int]:
+    """region_code_for_number and number_type in one pass, the same steps as theirs:
+    a calling code shared by several regions is the first region whose leading digits
+    match, or else whose patterns give the number a type (number_type would then find
+    the region, and that type, again)."""
+    code = number.country_code or 0
+    regions = phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(code)
+    if regions is None:
+        return None, _UNKNOWN
+    national = phonenumbers.national_significant_number(number)
+    if len(regions) == 1:
+        metadata = phonenumbers.PhoneMetadata.metadata_for_region_or_calling_code(
+            code, regions[0])
+        return regions[0], _UNKNOWN if metadata is None else int(helper(national, metadata))
+    for region in regions:
+        metadata = phonenumbers.PhoneMetadata.metadata_for_region(region.upper(), None)
+        if metadata is None:
+            continue
+        if metadata.leading_digits is not None:
+            if re_compile(metadata.leading_digits).match(national):
+                return region, int(helper(national, metadata))
+        elif (kind := int(helper(national, metadata))) != _UNKNOWN:
+            return region, kind
+    return None, _UNKNOWN
 
 
 def _geographical(number: phonenumbers.PhoneNumber, kind: int) -> bool:
@@ -124,7 +144,8 @@ def us_state(e164: str) -> str | None:
     read = _read(e164)
     # As description_for_number, with the type already known: a number of no type has
     # no description, a non-geographical one only its country's name (never a state).
-    if read is None or not _geographical(read[0], read[2]):
+    # Another country's number is never in a US state ("Georgia" names one too).
+    if read is None or read[1] != "US" or not _geographical(read[0], read[2]):
         return None
     name = geocoder.description_for_valid_number(read[0], "en")
     city, comma, code = name.rpartition(", ")

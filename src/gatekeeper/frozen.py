@@ -3,7 +3,7 @@ configuration crosses to the screening helper process (bigscreen.py) by pickle."
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import ItemsView, Iterable, Iterator, Mapping, ValuesView
 from typing import TypeVar, overload
 
 K = TypeVar("K")
@@ -33,6 +33,12 @@ class FrozenMap(Mapping[K, V]):
 
     def __contains__(self, key: object) -> bool:
         return key in self._data
+
+    def items(self) -> ItemsView[K, V]:
+        return self._data.items()  # a read-only view
+
+    def values(self) -> ValuesView[V]:
+        return self._data.values()
 
     def __iter__(self) -> Iterator[K]:
         return iter(self._data)

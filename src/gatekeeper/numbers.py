@@ -143,9 +143,8 @@ def parse_destination(raw: str, region: str | None = None, msisdn: bool = False
     """
     if _E164_SYNTAX.fullmatch(raw):
         # The common case, kept as cheap as before: `+digits` has no other reading.
-        try:
-            parsed = phonenumbers.parse(raw, region)
-        except phonenumbers.NumberParseException:
+        parsed = parse_plus(raw)
+        if parsed is None:
             return Destination("invalid", raw, None, (raw,))
         number = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
         if phonenumbers.is_possible_number(parsed):
@@ -164,6 +163,18 @@ def parse_destination(raw: str, region: str | None = None, msisdn: bool = False
         if upgraded is not None:
             kind, e164 = "phone", upgraded
     return Destination(kind, raw, e164, tuple(readings.keys))
+
+
+@lru_cache(maxsize=65536)
+def parse_plus(text: str) -> phonenumbers.PhoneNumber | None:
+    """phonenumbers' reading of a `+digits` number (None: it cannot read it). Cached and
+    shared: the proxy reads each destination, and the policy's facts (facts.py) read
+    the same E.164 number again. No default region applies to a number with its `+`.
+    Callers must not change the object."""
+    try:
+        return phonenumbers.parse(text, None)
+    except phonenumbers.NumberParseException:
+        return None
 
 
 def _classic(raw: str, region: str | None, msisdn: bool

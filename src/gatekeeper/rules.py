@@ -146,6 +146,24 @@ class ScopeRules:
         return self.sms if channel == "sms" else self.voice
 
 
+# Verdicts (and velocity plans) a policy keeps, dropped whole when full.
+MEMO_SIZE = 65_536
+
+
+class Memo:
+    """A policy's cache of verdicts and velocity plans (velocity.py), by number and
+    request shape. Never pickled: the screening helper keeps its own."""
+
+    __slots__ = ("plans", "verdicts")
+
+    def __init__(self) -> None:
+        self.verdicts: dict[tuple[object, ...], tuple[float, Verdict]] = {}
+        self.plans: dict[tuple[object, ...], tuple[object, ...]] = {}
+
+    def __reduce__(self) -> tuple[type[Memo], tuple[()]]:
+        return (Memo, ())
+
+
 @dataclass(frozen=True, slots=True)
 class Policy:
     """Every scope's rules; a scope not named has none. `referenced`: the scopes whose
@@ -153,6 +171,7 @@ class Policy:
 
     scopes: Mapping[str, ScopeRules] = field(default_factory=lambda: FrozenMap({}))
     referenced: frozenset[str] = frozenset()
+    memo: Memo = field(default_factory=Memo, init=False, compare=False, repr=False)
 
     @property
     def empty(self) -> bool:
@@ -263,7 +282,28 @@ def judge(number: str, scopes: tuple[str, ...] | list[str], policy: Policy,
           ) -> Verdict:
     """The rules' verdict for a number that no list entry blocked. `exempt`: scopes
     where an allow entry won (their rules are not applied); `listed`: referenced
-    scopes (`Policy.referenced`) whose block list holds the number."""
+    scopes (`Policy.referenced`) whose block list holds the number.
+
+    Kept in the policy's memo for the rest of the minute: quiet hours are exact for a
+    whole minute (quiet.py), the other rules do not depend on the time. A quiet-hours
+    block is not kept: its `retry_after` counts the seconds."""
+    shape = (number, tuple(scopes), channel, intent, exempt, listed)
+    minute = at // 60
+    verdicts = policy.memo.verdicts
+    kept = verdicts.get(shape)
+    if kept is not None and kept[0] == minute:
+        return kept[1]
+    verdict = _judge(number, shape[1], policy, channel, intent, at, exempt, listed)
+    if verdict.blocked_by is None or verdict.blocked_by.retry_after is None:
+        if len(verdicts) >= MEMO_SIZE:
+            verdicts.clear()
+        verdicts[shape] = (minute, verdict)
+    return verdict
+
+
+def _judge(number: str, scopes: tuple[str, ...], policy: Policy, channel: Channel | None,
+           intent: Intent, at: float, exempt: frozenset[str], listed: frozenset[str]
+           ) -> Verdict:
     evaluated: list[RuleResult] = []
     blocked: RuleResult | None = None
     for scope in scopes:

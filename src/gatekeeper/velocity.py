@@ -14,8 +14,17 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import cast
 
-from gatekeeper.rules import Intent, Policy, RuleResult, VelocityLimit, Verdict, judge
+from gatekeeper.rules import (
+    MEMO_SIZE,
+    Intent,
+    Policy,
+    RuleResult,
+    VelocityLimit,
+    Verdict,
+    judge,
+)
 from gatekeeper.types import Channel
 
 
@@ -70,30 +79,44 @@ def plan(keys: dict[str, bool], scopes: Sequence[str], policy: Policy,
     `judged` (the screening reuses them)."""
     if channel is None:
         return []
-    wanted = [(scope, rules) for scope in scopes
-              if (rules := policy.scopes.get(scope)) is not None
-              and rules.on(channel).velocity]
-    if not wanted:
-        return []
+    scopes = tuple(scopes)
+    plans = policy.memo.plans
     out: list[Counting] = []
     for key, first in keys.items():
-        verdict = judge(key, tuple(scopes), policy, channel, intent, at)
+        verdict = judge(key, scopes, policy, channel, intent, at)
         if judged is not None:
             judged[key] = verdict
         free = first and verdict.blocked_by is None
-        for scope, rules in wanted:
-            if rules.safe.covering(key) is not None:
-                continue
-            limits = [(limit, subject) for limit in rules.on(channel).velocity
-                      if intent in limit.intents
-                      and (subject := limit.subject(key)) is not None]
-            if not limits:
-                continue
-            monitored = frozenset(i for i, (limit, _) in enumerate(limits)
-                                  if limit.action == "monitor"
-                                  or "velocity" in rules.monitor)
-            out.append(Counting(key, scope, channel, tuple(limits), free, monitored))
+        # Kept in the policy's memo: a number's countings depend on nothing else.
+        shape = (key, scopes, channel, intent, free)
+        countings = plans.get(shape)
+        if countings is None:
+            countings = _countings(key, scopes, policy, channel, intent, free)
+            if len(plans) >= MEMO_SIZE:
+                plans.clear()
+            plans[shape] = countings
+        out += cast(tuple[Counting, ...], countings)
     return out
+
+
+def _countings(key: str, scopes: tuple[str, ...], policy: Policy, channel: Channel,
+               intent: Intent, free: bool) -> tuple[Counting, ...]:
+    """One number's countings, in each scope whose limits apply to it."""
+    out: list[Counting] = []
+    for scope in scopes:
+        rules = policy.scopes.get(scope)
+        if rules is None or not rules.on(channel).velocity or \
+                rules.safe.covering(key) is not None:
+            continue
+        limits = [(limit, subject) for limit in rules.on(channel).velocity
+                  if intent in limit.intents
+                  and (subject := limit.subject(key)) is not None]
+        if not limits:
+            continue
+        monitored = frozenset(i for i, (limit, _) in enumerate(limits)
+                              if limit.action == "monitor" or "velocity" in rules.monitor)
+        out.append(Counting(key, scope, channel, tuple(limits), free, monitored))
+    return tuple(out)
 
 
 def _named(limit: VelocityLimit) -> str:

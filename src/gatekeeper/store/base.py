@@ -4,7 +4,7 @@ checking the server, readiness, closing and re-pointing at a moved server."""
 from __future__ import annotations
 
 import re
-from typing import cast
+from typing import Any, cast
 
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
@@ -64,6 +64,8 @@ class StoreBase:
         self._redis_config = redis_config
         self._attempts_max_len = store_config.attempts_max_len
         self._filter_budget = store_config.filter_memory_mb << 20
+        # Velocity countings met lately, encoded (store/velocity.py), by identity.
+        self._velocity_encodings: dict[int, tuple[Any, ...]] = {}
         self._scripts: Scripts = register(client)
         # Lookups go through the lean pipelined connection when the store's URL is known
         # (a client passed in, as in tests on fakeredis, is used for everything).

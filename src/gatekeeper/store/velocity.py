@@ -41,6 +41,17 @@ class _Members:
 
 
 _MEMBERS = _Members()
+# Countings whose encoding a store keeps (dropped whole when full).
+ENCODINGS_KEPT = 65_536
+# A counting, its keys, its counters (to take back), its script arguments and its
+# keys (both in RESP).
+_Encoded = tuple[Counting, tuple[str, ...], tuple[str, ...], str, str]
+_EVALSHA = f"$7\r\nEVALSHA\r\n${len(VELOCITY_SHA)}\r\n{VELOCITY_SHA}\r\n"
+
+
+def resp_text(text: str) -> str:
+    """A RESP bulk string, as text (keys and arguments here are ASCII)."""
+    return f"${len(text)}\r\n{text}\r\n"
 _Sent = tuple[list[Counting], list[tuple[str, ...]], list[int], str, Awaitable[Any]]
 
 
@@ -66,26 +77,27 @@ class VelocityMixin(StoreBase):
 
     def _submit(self, group: list[Counting], member: str) -> _Sent:
         keys: list[str] = []
+        named: list[str] = []  # the keys in RESP
         args: list[str] = []  # RESP bulk strings, joined once below
         counters: list[tuple[str, ...]] = []
         firsts: list[int] = []  # each counting's first key index (1-based), as Lua's k
-        velocity = self.keys.velocity
+        encodings = cast(dict[int, _Encoded], self._velocity_encodings)
         for counting in group:
-            own: list[str] = []
+            # Plans are kept (velocity.plan): a counting met again is encoded once.
+            known = encodings.get(id(counting))
+            if known is None or known[0] is not counting:
+                known = self._encode(counting)
+                if len(encodings) >= ENCODINGS_KEPT:
+                    encodings.clear()
+                encodings[id(counting)] = known
             firsts.append(len(keys) + 1)
-            size = str(len(counting.limits))
-            args.append(f"${len(size)}\r\n{size}\r\n$1\r\n{1 if counting.count else 0}\r\n")
-            monitored = counting.monitored
-            for index, (limit, subject) in enumerate(counting.limits):
-                counter, guard = velocity(counting.scope, counting.channel, limit.spec,
-                                          subject)
-                keys += [counter, guard]
-                own.append(counter)
-                args.append(limit.argv + _ENFORCED[index in monitored])
-            counters.append(tuple(own))
-        head = ["EVALSHA", VELOCITY_SHA, str(len(keys)), *keys, member]
-        call = LookupCall(tuple(keys), 0, len(head),
-                          "".join(f"${len(a)}\r\n{a}\r\n" for a in head).encode(),
+            keys += known[1]
+            counters.append(known[2])
+            args.append(known[3])
+            named.append(known[4])
+        call = LookupCall(tuple(keys), 0, len(keys) + 4,
+                          f"{_EVALSHA}{resp_text(str(len(keys)))}{''.join(named)}"
+                          f"{resp_text(member)}".encode(),
                           slot_of(keys[0]) if self.keys.cluster else 0, (member,),
                           VELOCITY_LUA)
         encoded = "".join(args).encode()
@@ -93,6 +105,17 @@ class VelocityMixin(StoreBase):
         plain = _plain(encoded) if isinstance(self._transport, ClientTransport) else ()
         return group, counters, firsts, member, self._transport.submit(
             call, plain or [""] * count, encoded)
+
+    def _encode(self, counting: Counting) -> _Encoded:
+        """A counting's keys (counter and guard per limit), counters and arguments."""
+        keys: list[str] = []
+        size = str(len(counting.limits))
+        args = [f"${len(size)}\r\n{size}\r\n$1\r\n{1 if counting.count else 0}\r\n"]
+        for index, (limit, subject) in enumerate(counting.limits):
+            keys += self.keys.velocity(counting.scope, counting.channel, limit.spec, subject)
+            args.append(limit.argv + _ENFORCED[index in counting.monitored])
+        return (counting, tuple(keys), tuple(keys[::2]), "".join(args),
+                "".join(resp_text(key) for key in keys))
 
     async def _counted(self, sent: list[_Sent]) -> list[Counted]:
         results: list[Counted] = []
