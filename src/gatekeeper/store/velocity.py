@@ -42,7 +42,7 @@ class _Members:
 
 _MEMBERS = _Members()
 # Countings whose encoding a store keeps (dropped whole when full).
-ENCODINGS_KEPT = 65_536
+ENCODINGS_KEPT = 16_384
 # A counting, its keys, its counters (to take back), its script arguments and its
 # keys (both in RESP).
 _Encoded = tuple[Counting, tuple[str, ...], tuple[str, ...], str, str]
