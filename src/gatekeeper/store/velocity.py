@@ -125,11 +125,11 @@ class VelocityMixin(StoreBase):
                     reply = cast(list[list[int]], await pending)
                     for counting, mine, first, (code, which, wait, seen) in zip(
                             group, counters, firsts, reply, strict=True):
-                        limits = [limit for limit, _ in counting.limits]
+                        limits = counting.limits  # (limit, subject) pairs, 1-based in Lua
                         counted = code == 0 and counting.count
                         results.append(Counted(
-                            counting, limits[which - 1] if code else None, code in (2, 3),
-                            wait / 1000, limits[seen - 1] if seen else None,
+                            counting, limits[which - 1][0] if code else None, code in (2, 3),
+                            wait / 1000, limits[seen - 1][0] if seen else None,
                             mine if counted else (), f"{member}:{first}", code == 3))
         except BaseException:
             _discard(sent)
