@@ -105,3 +105,12 @@ def test_every_regions_example_numbers_get_phonenumbers_own_answers() -> None:
     assert len(numbers) > 900
     wrong = [n for n in numbers if ours(n) != reference(n)]
     assert wrong == []
+
+
+def test_phonenumbers_keeps_every_compiled_pattern() -> None:
+    """Importing gatekeeper turns on phonenumbers' own pattern cache (its metadata's
+    patterns are not recompiled once they leave re's 512-entry cache)."""
+    from phonenumbers import re_util  # noqa: PLC0415 - its private state, read here only
+
+    describe("+14155550188")
+    assert re_util._COMPILED_PATTERNS

@@ -26,6 +26,13 @@ _SIP_USER = re.compile(r"^\+[0-9]{2,15}$")
 
 _KNOWN_COUNTRY_CODES = frozenset(phonenumbers.COUNTRY_CODE_TO_REGION_CODE)
 
+# phonenumbers compiles its metadata's patterns through re.compile, whose cache holds
+# 512 and costs a lookup each time: keep them all (about 700 patterns, 2 MiB measured
+# over random numbers of every calling code); a number's first type evaluation then
+# costs 71 us against 86 (bench: README, "What the rules cost"). Once per process.
+if hasattr(phonenumbers, "enable_pattern_cache"):
+    phonenumbers.enable_pattern_cache()
+
 DestinationKind = Literal["phone", "not_phone", "invalid"]
 
 
