@@ -7,6 +7,7 @@ Pure; the cache is per process and bounded (a number not seen lately is read aga
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
@@ -14,7 +15,6 @@ from functools import lru_cache
 import phonenumbers
 from phonenumbers import phonenumberutil
 from phonenumbers import timezone as pn_timezone
-from phonenumbers.re_util import re_compile
 
 from gatekeeper.frozen import FrozenMap
 from gatekeeper.numbers import parse_plus
@@ -85,24 +85,42 @@ def _region_and_type(number: phonenumbers.PhoneNumber,
     match, or else whose patterns give the number a type (number_type would then find
     the region, and that type, again)."""
     code = number.country_code or 0
-    regions = phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(code)
-    if regions is None:
+    regions = _regions_of(code)
+    if not regions:
         return None, _UNKNOWN
     national = phonenumbers.national_significant_number(number)
     if len(regions) == 1:
-        metadata = phonenumbers.PhoneMetadata.metadata_for_region_or_calling_code(
-            code, regions[0])
-        return regions[0], _UNKNOWN if metadata is None else int(helper(national, metadata))
-    for region in regions:
-        metadata = phonenumbers.PhoneMetadata.metadata_for_region(region.upper(), None)
+        region, metadata, _ = regions[0]
+        return region, _UNKNOWN if metadata is None else int(helper(national, metadata))
+    for region, metadata, leading in regions:
         if metadata is None:
             continue
-        if metadata.leading_digits is not None:
-            if re_compile(metadata.leading_digits).match(national):
+        if leading is not None:
+            if leading.match(national):
                 return region, int(helper(national, metadata))
         elif (kind := int(helper(national, metadata))) != _UNKNOWN:
             return region, kind
     return None, _UNKNOWN
+
+
+@lru_cache(maxsize=1024)  # calling codes have at most 3 digits
+def _regions_of(code: int) -> tuple[tuple[str, phonenumbers.PhoneMetadata | None,
+                                          re.Pattern[str] | None], ...]:
+    """A calling code's regions in phonenumbers' order, each with its metadata and its
+    leading digits' pattern (looked up once: +1 has 25 regions, tried in turn). One
+    region: the metadata region_code_for_number's caller would use (by calling code
+    for a non-geographical one)."""
+    regions = phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(code, ())
+    if len(regions) == 1:
+        return ((regions[0], phonenumbers.PhoneMetadata.metadata_for_region_or_calling_code(
+            code, regions[0]), None),)
+    out = []
+    for region in regions:
+        metadata = phonenumbers.PhoneMetadata.metadata_for_region(region.upper(), None)
+        leading = None if metadata is None or metadata.leading_digits is None else \
+            re.compile(metadata.leading_digits)
+        out.append((region, metadata, leading))
+    return tuple(out)
 
 
 def _geographical(number: phonenumbers.PhoneNumber, kind: int) -> bool:
