@@ -5,13 +5,11 @@ works the region and type out again)."""
 from __future__ import annotations
 
 import phonenumbers
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from phonenumbers import geocoder
 from phonenumbers import timezone as pn_timezone
 
-from gatekeeper import facts
 from gatekeeper.facts import NUMBER_TYPES, describe, us_state
 from gatekeeper.quiet_defaults import US_STATE_NAMES
 
@@ -65,23 +63,6 @@ def test_facts_are_phonenumbers_own_answers(number: str) -> None:
     assert ours(number) == reference(number)
 
 
-def test_without_the_private_helper_the_public_type_is_used(
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    """A phonenumbers without `_number_type_helper` (a later version may rename it):
-    number_type is called instead, with the same answers."""
-    monkeypatch.setattr(facts, "_TYPE_HELPER", None)
-    facts._read.cache_clear()
-    facts.describe.cache_clear()
-    facts.us_state.cache_clear()
-    try:
-        for number in ("+14155550188", "+19005550100", "+447700900123", "+12345678901"):
-            assert ours(number) == reference(number)
-    finally:
-        facts._read.cache_clear()
-        facts.describe.cache_clear()
-        facts.us_state.cache_clear()
-
-
 def examples() -> list[str]:
     """phonenumbers' example number of every type in every region (valid numbers of
     every region sharing a calling code: the region search's every branch)."""
@@ -114,3 +95,18 @@ def test_phonenumbers_keeps_every_compiled_pattern() -> None:
 
     describe("+14155550188")
     assert re_util._COMPILED_PATTERNS
+
+
+EXAMPLES = examples()
+
+
+@settings(max_examples=1000, deadline=None)
+@given(example=st.sampled_from(EXAMPLES), at=st.integers(2, 12),
+       digits=st.text("0123456789", min_size=1, max_size=4))
+def test_numbers_near_every_regions_examples_get_phonenumbers_own_answers(
+        example: str, at: int, digits: str) -> None:
+    """Property: an example number with a few digits changed anywhere past the calling
+    code (valid numbers of neighbouring types and regions, invalid ones, other
+    lengths) gets phonenumbers' public region, type, zones and state."""
+    number = example[:at] + digits + example[at + len(digits) // 2 + 1:]
+    assert ours(number) == reference(number)

@@ -7,16 +7,15 @@ Pure; the cache is per process and bounded (a number not seen lately is read aga
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 
 import phonenumbers
-from phonenumbers import phonenumberutil
 from phonenumbers import timezone as pn_timezone
 
 from gatekeeper.frozen import FrozenMap
+from gatekeeper.number_types import region_and_type
 from gatekeeper.numbers import parse_plus
 from gatekeeper.quiet_defaults import US_STATE_NAMES
 
@@ -39,12 +38,6 @@ TYPE_NAMES: frozenset[str] = frozenset(NUMBER_TYPES.values())
 # Numbers whose facts are kept (~1 KB each).
 CACHE_SIZE = 65_536
 _NON_GEOGRAPHIC = ("ZZ", "001")
-# number_type's own second step, which takes the region it found (number_type would
-# find it again: the most costly part). A private name of the pinned phonenumbers: if a
-# version lacks it, number_type is called (tests/test_facts.py checks both agree).
-_TYPE_HELPER: Callable[[str, phonenumbers.PhoneMetadata], int] | None = getattr(
-    phonenumberutil, "_number_type_helper", None)
-_UNKNOWN = int(phonenumbers.PhoneNumberType.UNKNOWN)
 _STATE_CODES = frozenset(US_STATE_NAMES.values())
 
 
@@ -71,56 +64,7 @@ def _read(e164: str) -> tuple[phonenumbers.PhoneNumber, str | None, int] | None:
     number = parse_plus(e164) if e164.startswith("+") else None
     if number is None:
         return None
-    if _TYPE_HELPER is None:  # a phonenumbers without the helper: its public way
-        return (number, phonenumbers.region_code_for_number(number),
-                int(phonenumbers.number_type(number)))
-    return (number, *_region_and_type(number, _TYPE_HELPER))
-
-
-def _region_and_type(number: phonenumbers.PhoneNumber,
-                     helper: Callable[[str, phonenumbers.PhoneMetadata], int]
-                     ) -> tuple[str | None, int]:
-    """region_code_for_number and number_type in one pass, the same steps as theirs:
-    a calling code shared by several regions is the first region whose leading digits
-    match, or else whose patterns give the number a type (number_type would then find
-    the region, and that type, again)."""
-    code = number.country_code or 0
-    regions = _regions_of(code)
-    if not regions:
-        return None, _UNKNOWN
-    national = phonenumbers.national_significant_number(number)
-    if len(regions) == 1:
-        region, metadata, _ = regions[0]
-        return region, _UNKNOWN if metadata is None else int(helper(national, metadata))
-    for region, metadata, leading in regions:
-        if metadata is None:
-            continue
-        if leading is not None:
-            if leading.match(national):
-                return region, int(helper(national, metadata))
-        elif (kind := int(helper(national, metadata))) != _UNKNOWN:
-            return region, kind
-    return None, _UNKNOWN
-
-
-@lru_cache(maxsize=1024)  # calling codes have at most 3 digits
-def _regions_of(code: int) -> tuple[tuple[str, phonenumbers.PhoneMetadata | None,
-                                          re.Pattern[str] | None], ...]:
-    """A calling code's regions in phonenumbers' order, each with its metadata and its
-    leading digits' pattern (looked up once: +1 has 25 regions, tried in turn). One
-    region: the metadata region_code_for_number's caller would use (by calling code
-    for a non-geographical one)."""
-    regions = phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(code, ())
-    if len(regions) == 1:
-        return ((regions[0], phonenumbers.PhoneMetadata.metadata_for_region_or_calling_code(
-            code, regions[0]), None),)
-    out = []
-    for region in regions:
-        metadata = phonenumbers.PhoneMetadata.metadata_for_region(region.upper(), None)
-        leading = None if metadata is None or metadata.leading_digits is None else \
-            re.compile(metadata.leading_digits)
-        out.append((region, metadata, leading))
-    return tuple(out)
+    return (number, *region_and_type(number))
 
 
 def _geographical(number: phonenumbers.PhoneNumber, kind: int) -> bool:
