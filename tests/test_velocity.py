@@ -316,6 +316,10 @@ def test_a_kept_plan_is_one_object_per_request_shape_and_policy() -> None:
     assert other[0] is not once[0]
     assert other == once
     assert [s for _, s in once[0].limits] == ["12125550123", "12125550"]
+    # A policy that counts nothing on the channel plans (and keeps) nothing.
+    quiet = parse_config({"policy": {"global": {"countries": {"block": ["KP"]}}}}).policy
+    assert plan({NY: True}, ["global"], quiet, "sms", "marketing", 1e9) == []
+    assert quiet.memo.plans == {}
 
 
 async def test_each_store_encodes_a_kept_counting_with_its_own_key_prefix() -> None:

@@ -77,8 +77,10 @@ def plan(keys: dict[str, bool], scopes: Sequence[str], policy: Policy,
     """The countings of a screening; `keys`: each reading, and whether it is its
     destination's first (the one counted). The other rules' verdicts are left in
     `judged` (the screening reuses them)."""
-    if channel is None:
-        return []
+    if channel is None or not any(
+            (rules := policy.scopes.get(scope)) is not None and rules.on(channel).velocity
+            for scope in scopes):
+        return []  # nothing to count: the screening judges as it decides
     scopes = tuple(scopes)
     plans = policy.memo.plans
     out: list[Counting] = []

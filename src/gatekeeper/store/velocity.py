@@ -45,13 +45,8 @@ _MEMBERS = _Members()
 ENCODINGS_KEPT = 16_384
 # A counting, its keys, its counters (to take back), its script arguments and its
 # keys (both in RESP).
-_Encoded = tuple[Counting, tuple[str, ...], tuple[str, ...], str, str]
-_EVALSHA = f"$7\r\nEVALSHA\r\n${len(VELOCITY_SHA)}\r\n{VELOCITY_SHA}\r\n"
-
-
-def resp_text(text: str) -> str:
-    """A RESP bulk string, as text (keys and arguments here are ASCII)."""
-    return f"${len(text)}\r\n{text}\r\n"
+_Encoded = tuple[Counting, tuple[str, ...], tuple[str, ...], str, bytes]
+_EVALSHA = resp_bulk("EVALSHA") + resp_bulk(VELOCITY_SHA)
 _Sent = tuple[list[Counting], list[tuple[str, ...]], list[int], str, Awaitable[Any]]
 
 
@@ -77,7 +72,7 @@ class VelocityMixin(StoreBase):
 
     def _submit(self, group: list[Counting], member: str) -> _Sent:
         keys: list[str] = []
-        named: list[str] = []  # the keys in RESP
+        named: list[bytes] = []  # the keys in RESP
         args: list[str] = []  # RESP bulk strings, joined once below
         counters: list[tuple[str, ...]] = []
         firsts: list[int] = []  # each counting's first key index (1-based), as Lua's k
@@ -96,8 +91,8 @@ class VelocityMixin(StoreBase):
             args.append(known[3])
             named.append(known[4])
         call = LookupCall(tuple(keys), 0, len(keys) + 4,
-                          f"{_EVALSHA}{resp_text(str(len(keys)))}{''.join(named)}"
-                          f"{resp_text(member)}".encode(),
+                          b"".join((_EVALSHA, resp_bulk(str(len(keys))), *named,
+                                    resp_bulk(member))),
                           slot_of(keys[0]) if self.keys.cluster else 0, (member,),
                           VELOCITY_LUA)
         encoded = "".join(args).encode()
@@ -115,7 +110,7 @@ class VelocityMixin(StoreBase):
             keys += self.keys.velocity(counting.scope, counting.channel, limit.spec, subject)
             args.append(limit.argv + _ENFORCED[index in counting.monitored])
         return (counting, tuple(keys), tuple(keys[::2]), "".join(args),
-                "".join(resp_text(key) for key in keys))
+                b"".join(resp_bulk(key) for key in keys))
 
     async def _counted(self, sent: list[_Sent]) -> list[Counted]:
         results: list[Counted] = []
