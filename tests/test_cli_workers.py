@@ -30,6 +30,20 @@ def children(pid: int) -> list[int]:
     return found
 
 
+def worker_children(pid: int) -> list[int]:
+    """The direct children of `pid` that are workers (not the embedded redis-server);
+    a child that exits between the listing and the read is left out, not an error."""
+    found = []
+    for child in children(pid):
+        try:
+            cmdline = Path(f"/proc/{child}/cmdline").read_text()
+        except OSError:
+            continue
+        if "redis" not in cmdline:
+            found.append(child)
+    return found
+
+
 def rejected_count(exposition: str) -> float:
     """The sum of gatekeeper_decisions_total samples with action="rejected"."""
     total = 0.0
@@ -92,8 +106,7 @@ def test_two_workers_share_the_port_and_stop_together(tmp_path: Path) -> None:
             exposition = response.read().decode()
         assert rejected_count(exposition) == 20
         assert len(list(tmp_path.glob("gatekeeper-metrics-*"))) == 1
-        workers = [p for p in children(parent.pid)
-                   if "redis" not in Path(f"/proc/{p}/cmdline").read_text()]
+        workers = worker_children(parent.pid)
         assert len(workers) == 2
         parent.send_signal(signal.SIGTERM)
         assert parent.wait(timeout=30) == 0, log.read_text()

@@ -25,7 +25,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.test_cli import free_port, gatekeeper_process, wait_healthy, write_config
 from tests.test_cli import http as admin_call
-from tests.test_cli_workers import children, workers_process
+from tests.test_cli_workers import worker_children, workers_process
 
 pytestmark = pytest.mark.slow
 
@@ -120,8 +120,7 @@ def metric(admin_port: int, name: str, **labels: str) -> float:
 
 
 def worker_pids(parent: int) -> list[int]:
-    return [p for p in children(parent)
-            if "redis" not in Path(f"/proc/{p}/cmdline").read_text()]
+    return worker_children(parent)
 
 
 def listens(pid: int, port: int) -> bool:
