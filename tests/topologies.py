@@ -1,5 +1,7 @@
 """Local test rigs: a real Redis Cluster (3 masters, 3 replicas) and a real Sentinel group
-(a master, a replica, 3 sentinels), run from the suite's redis-server on 127.0.0.1.
+(a master, a replica, 3 sentinels), run from the suite's redis-server on 127.0.0.1;
+either over TLS only (`Tls`: a private CA, servers and clients with certificates), run
+from a redis-server built with TLS (Debian's; the suite's is built without).
 
 Every wait is bounded and raises `RigError` on timeout. Every process is SIGKILLed at
 `stop()`, and gets SIGKILL from the kernel if the thread that started it dies (Linux).
@@ -11,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -20,6 +23,7 @@ from functools import partial
 from pathlib import Path
 
 import redis
+import trustme
 from redis.crc import key_slot
 
 from gatekeeper.embedded import _free_port, _port_free, find_binary
@@ -65,12 +69,79 @@ def redis_binaries() -> tuple[str, str]:
     return server, str(cli)
 
 
-def query(port: int, *args: str | int, timeout: float = 1.0) -> object:
-    """One command to 127.0.0.1:port and its decoded reply. redis-py parses replies by
-    the first word alone, so `"CLUSTER", "NODES"` comes back raw while PING and INFO
-    keep their parsing (True, a dict)."""
+@dataclass(frozen=True)
+class Tls:
+    """A private CA's files for TLS-only rigs: the servers' certificate (for 127.0.0.1)
+    and a client's, which the servers require (`tls-auth-clients yes`)."""
+
+    ca: Path
+    server_cert: Path
+    server_key: Path
+    client_cert: Path
+    client_key: Path
+
+    @classmethod
+    def make(cls, directory: Path) -> Tls:
+        """A new CA and its two certificates, written under `directory`."""
+        directory.mkdir(parents=True, exist_ok=True)
+        ca = trustme.CA()
+        files = cls(*(directory / name for name in (
+            "ca.pem", "server.crt", "server.key", "client.crt", "client.key")))
+        ca.cert_pem.write_to_path(str(files.ca))
+        server = ca.issue_cert("127.0.0.1", "localhost")
+        server.cert_chain_pems[0].write_to_path(str(files.server_cert))
+        server.private_key_pem.write_to_path(str(files.server_key))
+        client = ca.issue_cert("gatekeeper@example.test")
+        client.cert_chain_pems[0].write_to_path(str(files.client_cert))
+        client.private_key_pem.write_to_path(str(files.client_key))
+        return files
+
+    def server_lines(self) -> list[str]:
+        """A server's (or sentinel's) TLS settings: replication and the cluster bus
+        over TLS too."""
+        return [f'tls-cert-file "{self.server_cert}"', f'tls-key-file "{self.server_key}"',
+                f'tls-ca-cert-file "{self.ca}"', "tls-auth-clients yes",
+                "tls-replication yes", "tls-cluster yes"]
+
+    def client_kwargs(self) -> dict[str, object]:
+        """redis-py's TLS arguments."""
+        return {"ssl": True, "ssl_ca_certs": str(self.ca), "ssl_certfile":
+                str(self.client_cert), "ssl_keyfile": str(self.client_key)}
+
+    def cli_args(self) -> list[str]:
+        """redis-cli's TLS arguments."""
+        return ["--tls", "--cacert", str(self.ca), "--cert", str(self.client_cert),
+                "--key", str(self.client_key)]
+
+    def url_query(self) -> str:
+        """A rediss+... URL's query naming the CA and the client certificate."""
+        return (f"?ssl_ca_certs={self.ca}&ssl_certfile={self.client_cert}"
+                f"&ssl_keyfile={self.client_key}")
+
+
+def tls_redis_binaries() -> tuple[str, str]:
+    """A redis-server built with TLS (linked with OpenSSL) and its redis-cli; fails
+    saying how to get one (`make redis-tls` installs Debian's)."""
+    candidates = [find_binary(None), shutil.which("redis-server"), "/usr/bin/redis-server"]
+    for server in dict.fromkeys(c for c in candidates if c):
+        cli = Path(server).with_name("redis-cli")
+        with contextlib.suppress(OSError):
+            if b"SSL_CTX_new" in Path(server).read_bytes() and os.access(cli, os.X_OK):
+                return server, str(cli)
+    raise RigError("the TLS rigs need a redis-server built with TLS and its redis-cli "
+                   "(`make redis-tls`, or as root: apt-get install redis-server); none of "
+                   f"{candidates} is one")
+
+
+def query(port: int, *args: str | int, timeout: float = 1.0, tls: Tls | None = None
+          ) -> object:
+    """One command to 127.0.0.1:port (over TLS with `tls`) and its decoded reply.
+    redis-py parses replies by the first word alone, so `"CLUSTER", "NODES"` comes back
+    raw while PING and INFO keep their parsing (True, a dict)."""
+    extra = tls.client_kwargs() if tls is not None else {}
     client = redis.Redis(host="127.0.0.1", port=port, socket_timeout=timeout,
-                         socket_connect_timeout=timeout, decode_responses=True)
+                         socket_connect_timeout=timeout, decode_responses=True,
+                         **extra)  # type: ignore[arg-type]
     try:
         # redis-py leaves execute_command unannotated.
         reply: object = client.execute_command(*args)  # type: ignore[no-untyped-call]
@@ -87,9 +158,9 @@ def _info_fields(text: object) -> dict[str, str]:
     return {key.strip(): value.strip() for key, value in pairs}
 
 
-def info(port: int, section: str) -> dict[str, str]:
+def info(port: int, section: str, tls: Tls | None = None) -> dict[str, str]:
     """INFO <section> of a server, as a dict of strings."""
-    raw = query(port, "INFO", section)  # parsed into a dict by redis-py
+    raw = query(port, "INFO", section, tls=tls)  # parsed into a dict by redis-py
     if isinstance(raw, dict):
         return {str(k): str(v) for k, v in raw.items()}
     return _info_fields(raw)
@@ -114,9 +185,9 @@ def wait_for(check: Callable[[], bool], timeout: float, what: str,
         time.sleep(interval)
 
 
-def _answers_ping(port: int) -> bool:
+def _answers_ping(port: int, tls: Tls | None = None) -> bool:
     try:
-        return query(port, "PING", timeout=0.5) in (True, "PONG")
+        return query(port, "PING", timeout=0.5, tls=tls) in (True, "PONG")
     except (redis.RedisError, OSError):
         return False
 
@@ -130,6 +201,8 @@ class _Server:
     port: int
     conf_name: str
     extra_args: tuple[str, ...] = ()
+    tls: Tls | None = None
+    """Listen on TLS only (`port 0`, `tls-port`), and be reached over TLS."""
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     @property
@@ -140,8 +213,10 @@ class _Server:
     def write_conf(self, lines: Iterable[str]) -> None:
         """Write the config file: common settings, then `lines`."""
         self.directory.mkdir(parents=True, exist_ok=True)
+        ports = [f"port {self.port}"] if self.tls is None else \
+            ["port 0", f"tls-port {self.port}", *self.tls.server_lines()]
         common = [
-            f"port {self.port}",
+            *ports,
             "bind 127.0.0.1",
             "protected-mode no",
             "daemonize no",
@@ -170,7 +245,7 @@ class _Server:
     def wait_up(self, timeout: float = _START_TIMEOUT) -> None:
         """Wait until it answers PING; RigError (with its log) if it exits or times out."""
         deadline = time.monotonic() + timeout
-        while not _answers_ping(self.port):
+        while not _answers_ping(self.port, self.tls):
             if not self.running or time.monotonic() > deadline:
                 status = "exited" if not self.running else f"did not answer in {timeout:g} s"
                 raise RigError(f"redis-server on 127.0.0.1:{self.port} {status}: "
@@ -285,9 +360,10 @@ def _cluster_port_ok(taken: set[int], port: int) -> bool:
 class ClusterRig:
     """Six cluster-enabled redis-servers joined as 3 masters with a replica each."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, tls: Tls | None = None) -> None:
         self.workdir = workdir
-        self.binary, self.cli = redis_binaries()
+        self.tls = tls
+        self.binary, self.cli = redis_binaries() if tls is None else tls_redis_binaries()
         self._nodes: dict[int, _Server] = {}
         self.dead: set[int] = set()
         self._killed_at: dict[int, float] = {}
@@ -302,10 +378,13 @@ class ClusterRig:
     def url(self) -> str:
         """A redis+cluster:// URL naming the first three nodes as seeds."""
         seeds = ",".join(f"127.0.0.1:{port}" for port in self.ports[:3])
+        if self.tls is not None:
+            return f"rediss+cluster://{seeds}{self.tls.url_query()}"
         return f"redis+cluster://{seeds}"
 
     def _make_node(self, port: int) -> _Server:
-        server = _Server(self.binary, self.workdir / f"node-{port}", port, "redis.conf")
+        server = _Server(self.binary, self.workdir / f"node-{port}", port, "redis.conf",
+                         tls=self.tls)
         server.write_conf([
             "cluster-enabled yes",
             "cluster-config-file nodes.conf",
@@ -333,7 +412,8 @@ class ClusterRig:
 
     def _create(self) -> None:
         addresses = [f"127.0.0.1:{port}" for port in self.ports]
-        command = [self.cli, "--cluster", "create", *addresses,
+        tls = self.tls.cli_args() if self.tls is not None else []
+        command = [self.cli, *tls, "--cluster", "create", *addresses,
                    "--cluster-replicas", "1", "--cluster-yes"]
         try:
             done = subprocess.run(
@@ -347,7 +427,7 @@ class ClusterRig:
 
     def _formed(self) -> bool:
         for port in self.live_ports():
-            fields = _info_fields(query(port, "CLUSTER", "INFO"))
+            fields = _info_fields(query(port, "CLUSTER", "INFO", tls=self.tls))
             if (fields.get("cluster_state") != "ok"
                     or fields.get("cluster_slots_ok") != str(CLUSTER_SLOTS)):
                 return False
@@ -358,7 +438,7 @@ class ClusterRig:
             return False
         if {r.master_id for r in replicas} != {m.node_id for m in masters}:
             return False
-        return all(info(r.port, "replication").get("master_link_status") == "up"
+        return all(info(r.port, "replication", self.tls).get("master_link_status") == "up"
                    for r in replicas)
 
     def live_ports(self) -> list[int]:
@@ -372,7 +452,7 @@ class ClusterRig:
             if not live:
                 raise RigError("no cluster node is running")
             port = live[0]
-        return parse_cluster_nodes(query(port, "CLUSTER", "NODES"))
+        return parse_cluster_nodes(query(port, "CLUSTER", "NODES", tls=self.tls))
 
     def masters(self) -> list[int]:
         """Ports of the current masters (not marked failed), per a live node."""
@@ -455,7 +535,7 @@ class ClusterRig:
 
         def taken_over(port: int) -> bool:
             with contextlib.suppress(redis.RedisError, OSError):
-                state = _info_fields(query(port, "CLUSTER", "INFO"))
+                state = _info_fields(query(port, "CLUSTER", "INFO", tls=self.tls))
                 if state.get("cluster_state") != "ok":
                     return False
                 masters = [n for n in self.nodes(port)
@@ -486,10 +566,12 @@ class ClusterRig:
 class SentinelRig:
     """A master, one replica and three sentinels monitoring them as `service`."""
 
-    def __init__(self, workdir: Path, service: str = "mymaster") -> None:
+    def __init__(self, workdir: Path, service: str = "mymaster", tls: Tls | None = None
+                 ) -> None:
         self.workdir = workdir
         self.service = service
-        self.binary, _ = redis_binaries()
+        self.tls = tls
+        self.binary, _ = redis_binaries() if tls is None else tls_redis_binaries()
         self._servers: dict[int, _Server] = {}
         self._sentinels: dict[int, _Server] = {}
         self.dead: set[int] = set()
@@ -509,10 +591,13 @@ class SentinelRig:
     def url(self) -> str:
         """A redis+sentinel:// URL: the three sentinels, the service, db 0."""
         hosts = ",".join(f"127.0.0.1:{port}" for port in self.sentinel_ports)
+        if self.tls is not None:
+            return f"rediss+sentinel://{hosts}/{self.service}/0{self.tls.url_query()}"
         return f"redis+sentinel://{hosts}/{self.service}/0"
 
     def _make_data(self, port: int, master: int | None) -> _Server:
-        server = _Server(self.binary, self.workdir / f"redis-{port}", port, "redis.conf")
+        server = _Server(self.binary, self.workdir / f"redis-{port}", port, "redis.conf",
+                         tls=self.tls)
         lines = ["appendonly no", 'save ""']
         if master is not None:
             lines.append(f"replicaof 127.0.0.1 {master}")
@@ -521,7 +606,7 @@ class SentinelRig:
 
     def _make_sentinel(self, port: int, master: int) -> _Server:
         server = _Server(self.binary, self.workdir / f"sentinel-{port}", port,
-                         "sentinel.conf", ("--sentinel",))
+                         "sentinel.conf", ("--sentinel",), tls=self.tls)
         name = self.service
         server.write_conf([
             f"sentinel monitor {name} 127.0.0.1 {master} 2",
@@ -542,7 +627,7 @@ class SentinelRig:
             replica = _launch_fresh(lambda p: self._make_data(p, master.port),
                                     _port_free, taken)
             self._servers[replica.port] = replica
-            wait_for(lambda: info(replica.port, "replication").get(
+            wait_for(lambda: info(replica.port, "replication", self.tls).get(
                 "master_link_status") == "up", 30,
                 f"replica 127.0.0.1:{replica.port} to sync with the master")
             for _ in range(3):
@@ -560,8 +645,8 @@ class SentinelRig:
         for port in self.sentinel_ports:
             if self._named_master(port) != master_port:
                 return False
-            sentinels = query(port, "SENTINEL", "sentinels", self.service)
-            replicas = query(port, "SENTINEL", "replicas", self.service)
+            sentinels = query(port, "SENTINEL", "sentinels", self.service, tls=self.tls)
+            replicas = query(port, "SENTINEL", "replicas", self.service, tls=self.tls)
             if not (isinstance(sentinels, list) and len(sentinels) == 2):
                 return False
             if not (isinstance(replicas, list) and len(replicas) == 1):
@@ -569,7 +654,8 @@ class SentinelRig:
         return True
 
     def _named_master(self, sentinel_port: int) -> int:
-        reply = query(sentinel_port, "SENTINEL", "get-master-addr-by-name", self.service)
+        reply = query(sentinel_port, "SENTINEL", "get-master-addr-by-name", self.service,
+                      tls=self.tls)
         if not (isinstance(reply, list) and len(reply) == 2):
             raise RigError(f"sentinel {sentinel_port} does not know {self.service}: {reply!r}")
         return int(reply[1])
@@ -613,7 +699,7 @@ class SentinelRig:
             """The new master `port` names, once it answers ROLE as master."""
             with contextlib.suppress(redis.RedisError, OSError, RigError):
                 master = self._named_master(port)
-                role = query(master, "ROLE") if master != old_port else None
+                role = query(master, "ROLE", tls=self.tls) if master != old_port else None
                 if isinstance(role, list) and role and role[0] == "master":
                     return master
             return None

@@ -156,7 +156,7 @@ def _parser() -> argparse.ArgumentParser:
         "(e.g. a Redis Cluster), each list replaced whole there"))
     move.add_argument("--to", required=True, metavar="URL",
                       help="the target store: redis://, rediss://, unix://, "
-                      "redis+cluster:// or redis+sentinel://")
+                      "redis+cluster:// or redis+sentinel:// (rediss+... over TLS)")
     return parser
 
 

@@ -9,7 +9,12 @@
 
 Credentials are the data servers' (a cluster's nodes, a Sentinel group's master and
 replicas); sentinels that require their own take `?sentinel_password=...` (and
-`sentinel_username`). TLS (`rediss+cluster`, `rediss+sentinel`) is not supported.
+`sentinel_username`).
+
+`rediss+cluster://` and `rediss+sentinel://` are the same over TLS: every connection
+(to each node, to the sentinels and to the master they name) uses TLS with the options
+a `rediss://` URL takes in its query, as redis-py reads them: `ssl_ca_certs`,
+`ssl_certfile`, `ssl_keyfile`, `ssl_cert_reqs`, `ssl_check_hostname`.
 """
 
 from __future__ import annotations
@@ -20,6 +25,13 @@ from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 Kind = Literal["single", "cluster", "sentinel"]
 DEFAULT_PORTS = {"cluster": 6379, "sentinel": 26379}
+SCHEMES: dict[str, tuple[Kind, bool]] = {
+    "redis+cluster": ("cluster", False), "rediss+cluster": ("cluster", True),
+    "redis+sentinel": ("sentinel", False), "rediss+sentinel": ("sentinel", True)}
+# The TLS options of a rediss:// URL's query (redis-py's names), carried to every node.
+TLS_OPTIONS = ("ssl_ca_certs", "ssl_certfile", "ssl_keyfile", "ssl_cert_reqs",
+               "ssl_check_hostname")
+SENTINEL_OPTIONS = ("sentinel_password", "sentinel_username")
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,15 +46,31 @@ class Topology:
     password: str | None = None
     sentinel_username: str | None = None
     sentinel_password: str | None = None
+    tls: bool = False
+    tls_options: tuple[tuple[str, str], ...] = ()
+    """TLS_OPTIONS given in the URL's query, as (name, value)."""
 
     def node_url(self, host: str, port: int) -> str:
-        """A plain `redis://` URL for one data server, with the URL's credentials and
-        database."""
+        """A `redis://` (`rediss://` over TLS, with the TLS options) URL for one data
+        server, with the URL's credentials and database."""
         auth = ""
         if self.password is not None:
             user = _quote(self.username or "")
             auth = f"{user}:{_quote(self.password)}@"
-        return f"redis://{auth}{_host(host)}:{port}/{self.db}"
+        query = "&".join(f"{name}={_quote(value)}" for name, value in self.tls_options)
+        scheme = "rediss" if self.tls else "redis"
+        return f"{scheme}://{auth}{_host(host)}:{port}/{self.db}" + \
+            (f"?{query}" if query else "")
+
+    def tls_kwargs(self) -> dict[str, str | bool]:
+        """redis-py's keyword arguments for TLS (`ssl=True` and the options), or none."""
+        if not self.tls:
+            return {}
+        kwargs: dict[str, str | bool] = {"ssl": True}
+        for name, value in self.tls_options:
+            kwargs[name] = value.lower() not in ("false", "0", "no") \
+                if name == "ssl_check_hostname" else value
+        return kwargs
 
 
 def _quote(text: str) -> str:
@@ -91,12 +119,10 @@ def parse(url: str) -> Topology:
     scheme = parts.scheme
     if scheme in ("redis", "rediss", "unix"):
         return Topology("single")
-    if scheme in ("rediss+cluster", "rediss+sentinel"):
-        raise ValueError(f"{scheme}:// (TLS to a cluster or through Sentinel) is not supported")
-    if scheme not in ("redis+cluster", "redis+sentinel"):
-        raise ValueError("expected a redis://, rediss://, unix://, redis+cluster:// or "
-                         "redis+sentinel:// URL")
-    kind: Kind = "cluster" if scheme == "redis+cluster" else "sentinel"
+    if scheme not in SCHEMES:
+        raise ValueError("expected a redis://, rediss://, unix://, redis+cluster://, "
+                         "redis+sentinel:// (or rediss+...) URL")
+    kind, tls = SCHEMES[scheme]
     # urlsplit cannot read a host list: the part before '/' is taken as it stands.
     netloc = parts.netloc
     userinfo = netloc.rpartition("@")[0] if "@" in netloc else ""
@@ -108,15 +134,22 @@ def parse(url: str) -> Topology:
     nodes = _nodes(netloc, DEFAULT_PORTS[kind])
     segments = [unquote(s) for s in parts.path.split("/") if s]
     query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
-    unknown = set(query) - {"sentinel_password", "sentinel_username"}
+    unknown = set(query) - {*SENTINEL_OPTIONS, *TLS_OPTIONS}
     if unknown:
         raise ValueError(f"unknown URL options: {', '.join(sorted(unknown))}")
+    tls_options = tuple((name, query[name]) for name in TLS_OPTIONS if name in query)
+    if tls_options and not tls:
+        raise ValueError(f"TLS options on a {scheme}:// URL (rediss+... for TLS)")
+    if query.get("ssl_cert_reqs", "required").lower() not in ("required", "optional",
+                                                              "none"):
+        raise ValueError("ssl_cert_reqs: expected required, optional or none")
     if kind == "cluster":
         if segments not in ([], ["0"]):
             raise ValueError("a cluster has only database 0: no path after the hosts")
-        if query:
+        if set(query) & set(SENTINEL_OPTIONS):
             raise ValueError("sentinel options on a cluster URL")
-        return Topology("cluster", nodes, username=username, password=password)
+        return Topology("cluster", nodes, username=username, password=password, tls=tls,
+                        tls_options=tls_options)
     if not segments or len(segments) > 2:
         raise ValueError("expected /<master name>[/<db>] after the sentinels")
     db = 0
@@ -125,4 +158,5 @@ def parse(url: str) -> Topology:
             raise ValueError(f"bad database {segments[1]!r}")
         db = int(segments[1])
     return Topology("sentinel", nodes, segments[0], db, username, password,
-                    query.get("sentinel_username"), query.get("sentinel_password"))
+                    query.get("sentinel_username"), query.get("sentinel_password"), tls,
+                    tls_options)

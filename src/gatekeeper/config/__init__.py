@@ -472,8 +472,8 @@ def _read_redis(s: _Section, base: Path) -> RedisConfig:
             redis_url.parse(url)
         except ValueError as exc:
             raise ConfigError(s.path("url"), redis_url.redacted(url), f"expected 'embedded' or a "
-                              f"redis://, rediss://, unix://, redis+cluster:// or "
-                              f"redis+sentinel:// URL: {exc}") from None
+                              f"redis://, rediss://, unix://, redis+cluster://, "
+                              f"redis+sentinel:// (rediss+... over TLS) URL: {exc}") from None
     data_dir = Path(s.get("data_dir", str, str(_REDIS.data_dir)))
     timeout = s.get("timeout", float, _REDIS.timeout)
     _positive(s.path("timeout"), timeout)

@@ -38,7 +38,8 @@ def connect(config: RedisConfig, url: str | None = None) -> aioredis.Redis:
             startup_nodes=[ClusterNode(host, port) for host, port in topology.nodes],
             username=topology.username, password=topology.password,
             decode_responses=True, socket_timeout=config.timeout,
-            socket_connect_timeout=config.timeout, retry=Retry(NoBackoff(), 1)))
+            socket_connect_timeout=config.timeout, retry=Retry(NoBackoff(), 1),
+            **topology.tls_kwargs()))  # type: ignore[arg-type]
     if topology.kind == "sentinel":
         return master_client(sentinels(topology, config.timeout), topology, config.timeout)
     return aioredis.Redis.from_url(

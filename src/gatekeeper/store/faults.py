@@ -8,7 +8,9 @@ reloads its AOF, and uvloop's bare `RuntimeError` ("unable to perform operation 
 <TCPTransport closed=True>; the handler is closed") when redis-py writes to a connection
 the server has just dropped. The rest of `FAULTS` is what the same layers can raise by
 contract: `OSError` from sockets and TLS, `EOFError` (`asyncio.IncompleteReadError`) from
-a stream cut short, and hiredis's own errors.
+a stream cut short, and hiredis's own errors; and redis-py's `RedisClusterException`,
+which is not a `RedisError`, raised when no node of a cluster can be reached (at start,
+or when the slot map is read again).
 
 `asyncio.CancelledError` is not a fault: it is a `BaseException` and always propagates.
 """
@@ -21,7 +23,7 @@ from types import TracebackType
 from typing import Any, ParamSpec, TypeVar
 
 import hiredis
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
@@ -37,7 +39,7 @@ class StoreIncompatible(Exception):
 
 # Everything but RuntimeError, which is a fault only as the exact class (see is_fault).
 FAULTS: tuple[type[Exception], ...] = (
-    RedisError, OSError, TimeoutError, EOFError, hiredis.HiredisError)
+    RedisError, OSError, TimeoutError, EOFError, hiredis.HiredisError, RedisClusterException)
 
 
 def is_fault(exc: BaseException) -> bool:
@@ -49,9 +51,16 @@ def is_fault(exc: BaseException) -> bool:
     return type(exc) is RuntimeError
 
 
+# redis-py's MasterNotFoundError carries the repr of every sentinel's client (about 1,500
+# characters each): a log line keeps the head.
+_LONGEST = 300
+
+
 def describe(exc: BaseException) -> str:
     """A one-line account of a fault (some, like TimeoutError(), have no message)."""
-    text = str(exc)
+    text = " ".join(str(exc).split())
+    if len(text) > _LONGEST:
+        text = f"{text[:_LONGEST]}... ({len(text)} characters)"
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 

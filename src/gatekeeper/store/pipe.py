@@ -35,9 +35,12 @@ def tls_context(options: Mapping[str, Any]) -> ssl.SSLContext:
         context.load_cert_chain(certfile, options.get("ssl_keyfile") or None)
     if options.get("ssl_check_hostname") in (False, "false", "False"):
         context.check_hostname = False
-    if str(options.get("ssl_cert_reqs", "required")).lower() in ("none", "0"):
+    cert_reqs = str(options.get("ssl_cert_reqs", "required")).lower()
+    if cert_reqs in ("none", "0"):
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
+    elif cert_reqs == "optional":
+        context.verify_mode = ssl.CERT_OPTIONAL
     return context
 
 
