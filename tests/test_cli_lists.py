@@ -39,9 +39,11 @@ def no_config_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def write_config(path: Path, **sections: Any) -> Path:
-    """A YAML config with one upstream and info-level JSON logs; keyword arguments
-    replace sections."""
-    raw: dict[str, Any] = {"upstreams": UPSTREAMS, "log": {"level": "info"}}
+    """A YAML config with one upstream, info-level JSON logs and imports at normal
+    priority (at idle priority, an import beside the suite's other busy workers would
+    wait for a free CPU); keyword arguments replace sections."""
+    raw: dict[str, Any] = {"upstreams": UPSTREAMS, "log": {"level": "info"},
+                           "store": {"import_priority": "normal"}}
     raw.update(sections)
     path.write_text(yaml.safe_dump(raw))
     return path
@@ -160,13 +162,39 @@ def test_import_idle_runs_at_idle_priority(tmp_path: Path, config: Path, redis_s
     assert members(redis_server, prefix) == {"+33612345678", "+4479*"}
 
 
-def test_import_without_idle_says_nothing_of_priority(
-        tmp_path: Path, config: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """Without --idle the import keeps the caller's priority (and its summary says
-    nothing of it)."""
+def test_import_is_idle_by_default(tmp_path: Path, redis_server: str, prefix: str) -> None:
+    """With no priority asked for and none configured, the import runs under SCHED_IDLE
+    (store.import_priority defaults to idle). In a child process."""
+    config = write_config(tmp_path / "default.yaml", store={},
+                          redis={"url": redis_server, "key_prefix": prefix})
+    source = write(tmp_path / "in.txt", "+33612345678\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "gatekeeper", "lists", "import", str(source), "--list",
+         "block", "--scope", "global", "--config", str(config)],
+        capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    [summary] = [line for line in done.stderr.splitlines() if line.startswith("imported ")]
+    assert summary.endswith("lines/s")
+    assert "at idle priority" in summary
+    assert members(redis_server, prefix) == {"+33612345678"}
+
+
+@pytest.mark.parametrize("how", [("--priority", "normal"), ("config",)])
+def test_import_at_normal_priority_keeps_the_callers(
+        how: tuple[str, ...], tmp_path: Path, config: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """`--priority normal` (over a config asking for idle) or the config's
+    `import_priority: normal` keep the caller's priority; the summary says nothing of
+    it."""
+    if how[0] == "config":
+        flags: tuple[str, ...] = ()
+    else:
+        flags = how
+        config = write_config(tmp_path / "idle.yaml", store={"import_priority": "idle"},
+                              redis=yaml.safe_load(config.read_text())["redis"])
     source = write(tmp_path / "in.txt", "+33612345678\n")
     code, _, err = run_main(capsys, "lists", "import", str(source), "--list", "block",
-                            "--scope", "global", "--config", str(config))
+                            "--scope", "global", *flags, "--config", str(config))
     assert code == 0, err
     assert "idle priority" not in err
     assert os.sched_getscheduler(0) != os.SCHED_IDLE
@@ -265,22 +293,46 @@ def test_import_usage_errors_exit_2(tmp_path: Path, config: Path, redis_server: 
     assert members(redis_server, prefix) == set()
 
 
-def test_import_idle_refused_by_the_system_exits_2(
-        tmp_path: Path, config: Path, redis_server: str, prefix: str,
-        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
-    """--idle where the system refuses SCHED_IDLE: exit 2 saying so, nothing imported
-    (never an import at the caller's priority that was asked to be idle)."""
+@pytest.mark.parametrize("flag", [("--idle",), ("--priority", "idle")])
+def test_import_idle_asked_for_and_refused_by_the_system_exits_2(
+        flag: tuple[str, ...], tmp_path: Path, config: Path, redis_server: str,
+        prefix: str, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Idle priority asked for on the command line where the system refuses SCHED_IDLE:
+    exit 2 saying so, nothing imported (never an import at the caller's priority that
+    was asked to be idle)."""
     def refuse(*_args: object) -> None:
         raise PermissionError(1, "Operation not permitted")
 
     monkeypatch.setattr(os, "sched_setscheduler", refuse)
     source = write(tmp_path / "in.txt", "+33612345678\n")
     code, out, err = run_main(capsys, "lists", "import", str(source), "--list", "block",
-                              "--scope", "global", "--idle", "--config", str(config))
+                              "--scope", "global", *flag, "--config", str(config))
     assert code == EXIT_CONFIG
     assert out == ""
-    assert "gatekeeper: --idle: cannot run at idle priority here" in err
+    assert "gatekeeper: --priority idle: cannot run at idle priority here" in err
     assert members(redis_server, prefix) == set()
+
+
+def test_import_idle_by_config_refused_by_the_system_goes_on_saying_so(
+        tmp_path: Path, redis_server: str, prefix: str,
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The configured (default) idle priority refused by the system: a note on stderr
+    naming the setting, and the import runs at normal priority."""
+    def refuse(*_args: object) -> None:
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "sched_setscheduler", refuse)
+    config = write_config(tmp_path / "default.yaml", store={},
+                          redis={"url": redis_server, "key_prefix": prefix})
+    source = write(tmp_path / "in.txt", "+33612345678\n")
+    code, _, err = run_main(capsys, "lists", "import", str(source), "--list", "block",
+                            "--scope", "global", "--config", str(config))
+    assert code == 0, err
+    assert ("gatekeeper: cannot run at idle priority here ([Errno 1] Operation not "
+            "permitted); importing at normal priority (store.import_priority)") in err
+    assert "at idle priority;" not in err
+    assert members(redis_server, prefix) == {"+33612345678"}
 
 
 def test_import_of_a_missing_file_exits_2(tmp_path: Path, config: Path,

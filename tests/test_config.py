@@ -257,6 +257,8 @@ BAD: list[tuple[str, str, Any, str | None, Any]] = [
     ("negative-filter-memory", "store.filter_memory_mb", -1, None, SAME),
     ("float-filter-memory", "store.filter_memory_mb", 1.5, None, SAME),
     ("string-filter-memory", "store.filter_memory_mb", "512MB", None, SAME),
+    ("unknown-import-priority", "store.import_priority", "low", None, SAME),
+    ("numeric-import-priority", "store.import_priority", 19, None, SAME),
     # Upstream credentials: identity -> scopes.
     ("credentials-not-a-mapping", "upstreams[0].credentials", [SID], None, SAME),
     ("credentials-string", "upstreams[0].credentials", SID, None, SAME),
@@ -1020,6 +1022,16 @@ def test_store_filter_memory(value: int | None, expected: int, tmp_path: Path) -
     (default 512; 0 keeps none)."""
     raw = {} if value is None else {"store": {"filter_memory_mb": value}}
     assert parse(raw, tmp_path).store.filter_memory_mb == expected
+
+
+@pytest.mark.parametrize(("value", "expected"),
+                         [(None, "idle"), ("idle", "idle"), ("normal", "normal")],
+                         ids=["default", "idle", "normal"])
+def test_store_import_priority(value: str | None, expected: str, tmp_path: Path) -> None:
+    """store.import_priority: `gatekeeper lists import` runs at idle CPU priority unless
+    configured `normal`."""
+    raw = {} if value is None else {"store": {"import_priority": value}}
+    assert parse(raw, tmp_path).store.import_priority == expected
 
 
 # --------------------------------------------------------------------------- files

@@ -138,10 +138,14 @@ def _parser() -> argparse.ArgumentParser:
     load.add_argument("--format", choices=FORMAT_OPTIONS, default="auto",
                       help="auto (default) detects US DNC full/change files, UK TPS files "
                       "and plain E.164 lists; others are read as plain/CSV/export")
-    load.add_argument("--idle", action="store_true",
-                      help="run at idle CPU priority (Linux SCHED_IDLE): the import only "
-                      "takes CPU time nothing else wants, so a proxy on the same machine "
-                      "keeps its latency")
+    load.add_argument("--priority", choices=("idle", "normal"),
+                      help="CPU priority: idle (Linux SCHED_IDLE: the import only takes CPU "
+                      "time nothing else wants, so a proxy on the same machine keeps its "
+                      "latency) or normal; default: the config's store.import_priority "
+                      "(idle). Asked for here, a priority the system refuses stops the "
+                      "import; from the config, it goes on at normal priority, saying so")
+    load.add_argument("--idle", dest="priority", action="store_const", const="idle",
+                      help="the same as --priority idle")
     load.add_argument("--allow-empty", action="store_true",
                       help="with --mode replace: a file without any entry empties the list "
                       "(refused otherwise)")
@@ -366,14 +370,22 @@ def _import_options(args: argparse.Namespace) -> ImportOptions:
                          origin=origin, as_of=as_of, max_age_days=args.max_age_days)
 
 
-def _idle_priority() -> None:
-    """SCHED_IDLE for this process (its threads started later inherit it): it runs only
-    when a CPU has nothing else to run. A proxy's latency during a large import on the
-    same machine is what it protects (README, National-scale lists)."""
+def _import_priority(asked: str | None, configured: str) -> None:
+    """SCHED_IDLE for this process (its threads started later inherit it) unless normal
+    priority is asked for: it runs only when a CPU has nothing else to run. A proxy's
+    latency during a large import on the same machine is what it protects (README,
+    National-scale lists). Refused by the system: a usage error when asked for on the
+    command line; from the config, a note and normal priority."""
+    if (asked or configured) != "idle":
+        return
     try:
         os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
     except (AttributeError, OSError) as exc:
-        raise UsageError(f"--idle: cannot run at idle priority here ({exc})") from exc
+        if asked:
+            raise UsageError(f"--priority idle: cannot run at idle priority here ({exc})"
+                             ) from exc
+        print(f"gatekeeper: cannot run at idle priority here ({exc}); importing at "
+              "normal priority (store.import_priority)", file=sys.stderr)
 
 
 def _lists(config: Config, args: argparse.Namespace) -> int:
@@ -399,8 +411,7 @@ def _lists(config: Config, args: argparse.Namespace) -> int:
                           "output": str(target)}))
         return 0
     options = _import_options(args)
-    if args.idle:
-        _idle_priority()
+    _import_priority(args.priority, config.store.import_priority)
     try:
         stream = sys.stdin.buffer if args.file == "-" else open(args.file, "rb")  # noqa: SIM115
     except OSError as exc:

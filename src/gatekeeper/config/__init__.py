@@ -38,6 +38,8 @@ UnknownWrites = Literal["scan", "reject", "forward"]
 ON_BLOCK: tuple[OnBlock, ...] = ("reject", "skip", "monitor")
 ON_INVALID: tuple[OnInvalid, ...] = ("reject", "forward")
 ON_STORE_ERROR: tuple[OnStoreError, ...] = ("closed", "open")
+ImportPriority = Literal["idle", "normal"]
+IMPORT_PRIORITIES: tuple[ImportPriority, ...] = ("idle", "normal")
 UNKNOWN_WRITES: tuple[UnknownWrites, ...] = ("scan", "reject", "forward")
 WebhookType = Literal["twilio-voice", "vonage-answer", "twilio-sms"]
 WEBHOOK_TYPES: tuple[WebhookType, ...] = ("twilio-voice", "vonage-answer", "twilio-sms")
@@ -163,6 +165,9 @@ class StoreConfig:
     filter_memory_mb: int = 512
     """Memory each process may give copies of packed loads' filters (store/filter.py);
     0: none kept, every lookup reads the packed buckets."""
+    import_priority: ImportPriority = "idle"
+    """CPU priority of `gatekeeper lists import` (idle: Linux SCHED_IDLE, so that a
+    proxy on the same machine keeps its latency while a large list loads)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -504,6 +509,8 @@ def _read_store(s: _Section) -> StoreConfig:
         attempts_max_len=max_len,
         sweep_interval=sweep,
         filter_memory_mb=filters,
+        import_priority=s.choice("import_priority", IMPORT_PRIORITIES,
+                                 _STORE.import_priority),
     )
     s.finish()
     return cfg
