@@ -17,6 +17,8 @@ server (to the bench's fake gateway), and the p99 of whole HTTP sends, one after
 another, is taken before and during each import too. Both probes run at once by
 default (`--probes both`); `--probes sends` leaves the lookup loop out, so that the
 sends' p99 is not also measuring the bench's own busy loop competing for the CPUs.
+`--via admin` makes each import a POST of the file to that Gatekeeper's admin import
+endpoint (parsed in the process that serves the sends) instead of an importer process.
 Loopback only; measures, asserts nothing.
 """
 
@@ -107,9 +109,36 @@ def rss_kib(field: str = "VmHWM") -> int:
     return 0
 
 
-def _import_child(url: str, path: str, mode: Mode, out: Connection, nice: int = 0) -> None:
+class Admin:
+    """Where a running Gatekeeper's admin API listens, and its key."""
+
+    def __init__(self, port: int, key: str) -> None:
+        self.port = port
+        self.key = key
+
+    async def post(self, path: str, mode: Mode) -> int:
+        """POST the file to the admin import endpoint (streamed); the entries added."""
+        url = (f"http://{HOST}:{self.port}/admin/v1/lists/block/import"
+               f"?scope=global&mode={mode}")
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None)) \
+                as session, session.post(url, data=chunks(Path(path)), headers={
+                    "Authorization": f"Bearer {self.key}",
+                    "Content-Type": "text/plain"}) as resp:
+            body = await resp.json()
+            if resp.status != 200:
+                raise RuntimeError(f"admin import answered {resp.status}: {body}")
+            return int(body["added"])
+
+
+def _import_child(url: str, path: str, mode: Mode, out: Connection, nice: int = 0,
+                  admin: Admin | None = None) -> None:
     """Run one import in this (fresh) process (at niceness `nice`, or under SCHED_IDLE
-    when `nice` is IDLE); send back its figures."""
+    when `nice` is IDLE), or post it to `admin`; send back its figures."""
+    if admin is not None:
+        started = time.perf_counter()
+        added = asyncio.run(admin.post(path, mode))
+        out.send((time.perf_counter() - started, added, rss_kib("VmRSS"), rss_kib(), []))
+        return
     if nice == IDLE:
         os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
     elif nice:
@@ -228,8 +257,8 @@ def latency(steady_calls: Timed, during_calls: Timed, writing: list[float]
 
 async def import_file(store: Store, url: str, path: Path, mode: Mode, lines: int,
                       sender: Sender | None = None, nice: int = 0,
-                      steady_lookups: int = LOOKUPS, lookups: bool = True
-                      ) -> dict[str, Any]:
+                      steady_lookups: int = LOOKUPS, lookups: bool = True,
+                      admin: Admin | None = None) -> dict[str, Any]:
     """Empty the server, import `path` in a fresh process, and report Redis memory
     growth per line, lines per second, and the importer's peak RSS; and the p99 of
     lookups (unless not `lookups`) and of whole sends (with `sender`) made one after
@@ -246,7 +275,8 @@ async def import_file(store: Store, url: str, path: Path, mode: Mode, lines: int
         else _nothing())
     context = multiprocessing.get_context("spawn")
     receive, send = context.Pipe(duplex=False)
-    child = context.Process(target=_import_child, args=(url, str(path), mode, send, nice))
+    child = context.Process(target=_import_child,
+                            args=(url, str(path), mode, send, nice, admin))
     child.start()
     done = asyncio.Event()
     during_task = asyncio.ensure_future(
@@ -259,7 +289,8 @@ async def import_file(store: Store, url: str, path: Path, mode: Mode, lines: int
     sends_during = [] if sends_task is None else await sends_task
     child.join()
     grown = await used_memory(store) - before
-    return {"mode": mode, "lines": lines, "added": added, "importer_nice": nice,
+    return {"mode": mode, "lines": lines, "added": added,
+            "via": "process" if admin is None else "admin", "importer_nice": nice,
             "seconds": round(seconds, 2),
             "lines_per_s": round(lines / seconds), "bytes_per_entry": round(grown / lines, 2),
             "importer_rss_mib": {"before": round(baseline / 1024, 1),
@@ -324,8 +355,8 @@ async def compare_lookups(store: Store, work: Path, sample: list[str]
 
 async def measure(url: str, sizes: list[int], seed: int, work: Path, add_up_to: int,
                   lookups: int = LOOKUPS, sender: Sender | None = None, nice: int = 0,
-                  area_codes: int = AREA_CODES, lookup_probe: bool = True
-                  ) -> dict[str, Any]:
+                  area_codes: int = AREA_CODES, lookup_probe: bool = True,
+                  admin: Admin | None = None) -> dict[str, Any]:
     redis_config = RedisConfig(url=url, timeout=60.0)
     store = Store(connect(redis_config), redis_config, StoreConfig(), url)
     await store.prepare()
@@ -342,7 +373,7 @@ async def measure(url: str, sizes: list[int], seed: int, work: Path, add_up_to: 
             for mode in modes:
                 print(f"{size:,} numbers, {mode} import ...", flush=True)
                 row[mode] = await import_file(store, url, path, mode, size, sender, nice,
-                                              lookups, lookup_probe)
+                                              lookups, lookup_probe, admin)
                 print(f"  {row[mode]}", flush=True)
             # The list is loaded (replace, packed): lookups of listed and unlisted numbers.
             row["lookup"] = await compare_lookups(store, work, sample)
@@ -364,9 +395,9 @@ def _bench_params() -> Params:
                   output="", keep_logs=False, repeat=1)
 
 
-def start_gatekeeper(bench: Bench, url: str, work: Path) -> int:
+def start_gatekeeper(bench: Bench, url: str, work: Path) -> tuple[int, Admin]:
     """`gatekeeper run` on the store at `url` (the lists' own prefix), with the fake
-    gateway as its Twilio upstream; its proxy port."""
+    gateway as its Twilio upstream; its proxy port and its admin API."""
     _, upstream_port = bench.start_upstream("upstream", None)
     proxy_port, admin_port = free_port(), free_port()
     config = work / "gatekeeper.json"
@@ -375,7 +406,7 @@ def start_gatekeeper(bench: Bench, url: str, work: Path) -> int:
     process = bench.spawn("gatekeeper", [*gatekeeper_command(), "run", "--config",
                                          str(config)], None)
     wait_http(process, admin_port, "/readyz", want_ok=True)
-    return proxy_port
+    return proxy_port, Admin(admin_port, bench.env["GATEKEEPER_BENCH_ADMIN_KEY"])
 
 
 def main() -> None:
@@ -403,6 +434,10 @@ def main() -> None:
     parser.add_argument("--probes", choices=("both", "sends", "lookups"), default="both",
                         help="latency probes during imports: store lookups and whole "
                         "sends at once (default), or only one of them")
+    parser.add_argument("--via", choices=("process", "admin"), default="process",
+                        help="import in an importer process of its own, as `gatekeeper "
+                        "lists import` does (default), or by a POST to the running "
+                        "Gatekeeper's admin import endpoint (needs the sends)")
     parser.add_argument("--seed", type=int, default=20261203)
     parser.add_argument("--output", default="bench/results-scale.json")
     args = parser.parse_args()
@@ -411,6 +446,8 @@ def main() -> None:
         args.sends = False
     elif args.probes == "sends" and not args.sends:
         parser.error("--probes sends needs the sends (drop --no-sends)")
+    if args.via == "admin" and not args.sends:
+        parser.error("--via admin needs the running Gatekeeper (drop --no-sends)")
     with tempfile.TemporaryDirectory(prefix="gk-scale-") as tmp:
         work = Path(tmp)
         server = None
@@ -420,11 +457,13 @@ def main() -> None:
             url = server.start().url
         bench = Bench(_bench_params(), "", work, pinned=False)
         try:
-            port = start_gatekeeper(bench, url, work) if args.sends else None
+            port, admin = start_gatekeeper(bench, url, work) if args.sends \
+                else (None, None)
             report = asyncio.run(measure(url, sizes, args.seed, work, args.add_up_to,
                                          args.lookups, None if port is None
                                          else Sender(port), args.importer_nice,
-                                         args.area_codes, args.probes != "sends"))
+                                         args.area_codes, args.probes != "sends",
+                                         admin if args.via == "admin" else None))
         finally:
             bench.close()
             if server is not None:

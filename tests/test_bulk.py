@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+import itertools
 import json
 import os
 import time
@@ -677,3 +678,40 @@ async def test_import_benchmark(real_store: Store, capsys: pytest.CaptureFixture
     with capsys.disabled():
         print(f"\nbulk import benchmark: {BENCH_COUNT:,} lines in {elapsed:.2f} s = "
               f"{BENCH_COUNT / elapsed:,.0f} lines/s (replace, real redis-server)")
+
+
+@pytest.mark.parametrize("text", [False, True], ids=["fast-reader", "ordinary-parser"])
+async def test_an_import_lets_the_loop_run_between_chunks(store: Store, text: bool) -> None:
+    """Each chunk is followed by a turn of the event loop, even when the body is already
+    buffered and the chunk needs no Redis call (a replace's packed numbers): an admin
+    import in the serving process never holds its loop for a whole file."""
+    turns = 0
+    stop = asyncio.Event()
+
+    async def other_work() -> None:
+        nonlocal turns
+        while not stop.is_set():
+            turns += 1
+            await asyncio.sleep(0)
+
+    seen: list[int] = []
+
+    async def buffered() -> AsyncIterator[bytes]:
+        for n in range(40):
+            seen.append(turns)
+            # Spaced numbers are not strict E.164: the ordinary parser reads them.
+            spacer = " " if text else ""
+            yield "".join(f"+1{spacer}202{spacer}{n:03d}{spacer}{i:04d}\n"
+                          for i in range(500)).encode()
+
+    other = asyncio.ensure_future(other_work())
+    await asyncio.sleep(0)
+    try:
+        report = await Importer(store, ImportOptions("block", "global", "replace")).run(
+            buffered())
+    finally:
+        stop.set()
+        await other
+    assert report.added == 40 * 500
+    # The other task ran between every two chunks.
+    assert all(later > earlier for earlier, later in itertools.pairwise(seen)), seen

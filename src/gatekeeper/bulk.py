@@ -162,6 +162,10 @@ class Importer:
                         continue
                     fast, data, head = self._fast_reader(head), head, None
                 await self._feed(parser, fast, data, target)
+                # A chunk's parse is a few ms of CPU, and neither a buffered body nor a
+                # file read yields: without this, an admin import in the serving process
+                # held its loop for whole seconds (send p99 1.5 ms -> 238 ms, measured).
+                await asyncio.sleep(0)
             if head:
                 fast = self._fast_reader(head)
                 await self._feed(parser, fast, head, target)
