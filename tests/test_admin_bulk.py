@@ -313,7 +313,9 @@ async def _broken_upload(host: str, port: int, redis: Any, log_output: io.String
     """Replace the block list by an upload that breaks after a batch was loaded; check
     the staging keys are dropped, the live list is as it was, the import logged aborted."""
     await redis.zadd("gk:list:block:global", {"+33612345678": 0})
-    sent = lines(numbers(6000))  # more than one batch, so staging really holds some
+    # Over the 1 MB the handler reads before it starts (bulk_child.OFFLOAD_BYTES), and
+    # more than one batch after it, so staging really holds some when the body breaks.
+    sent = lines(numbers(90_000))
     head = (f"POST {IMPORT.format('block')}?mode=replace HTTP/1.1\r\nHost: admin\r\n"
             f"Authorization: Bearer {ADMIN_KEY}\r\n").encode()
     if broken == "client-disconnects":

@@ -32,10 +32,20 @@ from gatekeeper.bulk import (
     expiry_from,
     export_csv,
 )
+from gatekeeper.bulk_child import (
+    ChildImport,
+    ImportChildFailed,
+    Job,
+    Outcome,
+    copy_report,
+    replay,
+    split_head,
+)
 from gatekeeper.bulk_fast import FORMAT_OPTIONS
 from gatekeeper.freshness import DAY
 from gatekeeper.observability import REQUEST_ID
 from gatekeeper.policy import ListName
+from gatekeeper.replies import error_response
 from gatekeeper.resources import RESOURCES
 from gatekeeper.store import MAX_NOTE, StoreUnavailable
 from gatekeeper.times import parse_instant
@@ -115,7 +125,8 @@ async def import_list(request: web.Request) -> web.Response:
     options = _options(request, scope)
     key = authorize(request, "write", scope)  # before a byte of the body is read
     resources = request.app[RESOURCES]
-    importer = Importer(resources.store, dataclasses.replace(options, added_by=key.name))
+    options = dataclasses.replace(options, added_by=key.name)
+    importer = Importer(resources.store, options)
     report = importer.report
 
     def audit(outcome: str, **extra: object) -> None:
@@ -123,8 +134,29 @@ async def import_list(request: web.Request) -> web.Response:
         resources.log.info("list_changed", key_name=key.name, outcome=outcome,
                            **report.audit(), **extra)
 
+    def late(ended: Outcome | BaseException) -> None:
+        # This request was cancelled (a shutdown) once the child had the whole body.
+        if isinstance(ended, Outcome):
+            copy_report(report, ended.report)
+            audit("applied" if ended.ended == "ok" else ended.ended,
+                  error=ended.message or None, request="cancelled")
+        else:
+            audit("aborted", error=str(ended) or type(ended).__name__, request="cancelled")
+
+    child: ChildImport | None = None
+
     try:
-        await importer.run(request.content.iter_chunked(READ_CHUNK))
+        # A large body is parsed by a child process (bulk_child.py), so that the sends
+        # this process serves do not wait behind it; a small one here. A store reached
+        # through a client passed in (no URL: tests on fakeredis) is always here.
+        head, rest = await split_head(request.content.iter_chunked(READ_CHUNK))
+        url = resources.store_url
+        if rest is None or url is None:
+            await importer.run(replay(head, rest))
+        else:
+            config = resources.config
+            child = ChildImport(Job(config.redis, config.store, url, options), late)
+            await child.run(head, rest, report)
     except NoValidEntries as exc:
         audit("refused", error=str(exc))
         first = report.failures[0]
@@ -152,10 +184,18 @@ async def import_list(request: web.Request) -> web.Response:
         audit("aborted", error=detail)
         raise BadRequest("invalid_body", f"The request body is malformed: {detail}."
                          ) from exc
+    except ImportChildFailed as exc:
+        audit("aborted", error=str(exc))
+        resources.log.error("import_failed", key_name=key.name, error=str(exc))
+        return error_response(500, "import_failed", "The import process failed: a "
+                              "replace left the list as it was, an add may have loaded "
+                              "part of the body.", request.get(REQUEST_ID, ""))
     except (OSError, StoreUnavailable, asyncio.CancelledError) as exc:
         # The client went away mid-body: OSError, or cancellation when the server runs
-        # with handler_cancellation. Nobody reads a reply then.
-        audit("aborted", error=str(exc) or type(exc).__name__)
+        # with handler_cancellation. Nobody reads a reply then. (A child that had the
+        # whole body completes the import: `late` audits how it ended.)
+        if child is None or not child.ended or not isinstance(exc, asyncio.CancelledError):
+            audit("aborted", error=str(exc) or type(exc).__name__)
         raise
     audit("applied")
     # The list's new as_of counts at once (a `closed` stale list opens again now).
