@@ -27,10 +27,10 @@ from collections.abc import AsyncIterable, AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
-from gatekeeper.bulk import (
+from gatekeeper.bulk import Importer
+from gatekeeper.bulk_options import (  # the refusals a child reports by name
     ChangeFileReplace,
     EmptyImport,
-    Importer,
     ImportOptions,
     ImportRefused,
     ImportReport,
