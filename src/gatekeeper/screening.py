@@ -296,7 +296,7 @@ class Screener:
         """Count and log policy rules that would have blocked but only monitor (no
         number in the log: the counts by rule kind)."""
         for kind, count in hits:
-            self.resources.metrics.policy_hits.labels(kind, "monitor").inc(count)
+            self.resources.metrics.policy_hit(kind, "monitor", count)
         self.resources.log.info("policy_monitored", request_id=request_id,
                                 upstream=upstream, rules=dict(hits))
 
@@ -311,7 +311,7 @@ class Screener:
             subject = one.subject
             if limit.per == "number" and config.mask_numbers:
                 subject = mask_number(f"+{subject}")
-            self.resources.metrics.policy_hits.labels("velocity", "guard").inc()
+            self.resources.metrics.policy_hit("velocity", "guard")
             self.resources.log.warning(
                 "pumping_guard", request_id=request_id, scope=one.counting.scope,
                 channel=one.counting.channel, limit=limit.spec, per=limit.per,

@@ -132,6 +132,7 @@ class Metrics:
         self._decided: dict[tuple[str, ...], Any] = {}
         self._timed: dict[tuple[str, str], Any] = {}
         self._upstream_timed: dict[str, Any] = {}
+        self._policy_hit: dict[tuple[str, str], Any] = {}
 
     def decided(self, upstream: str, channel: str, direction: str, action: str,
                 reason: str, count: int = 1) -> None:
@@ -140,6 +141,14 @@ class Metrics:
         child = self._decided.get(key)
         if child is None:
             child = self._decided[key] = self.decisions.labels(*key)
+        child.inc(count)
+
+    def policy_hit(self, rule: str, outcome: str, count: int = 1) -> None:
+        """Count `count` destinations a policy rule blocked (or would have, `monitor`)."""
+        key = (rule, outcome)
+        child = self._policy_hit.get(key)
+        if child is None:
+            child = self._policy_hit[key] = self.policy_hits.labels(*key)
         child.inc(count)
 
     def upstream_answered(self, upstream: str, seconds: float) -> None:
@@ -258,7 +267,7 @@ def _record(outcome: Outcome, request_id: str, elapsed: float, metrics: Metrics,
                         reason, count)
     for decision in outcome.blocked:
         if decision.rule is not None:
-            metrics.policy_hits.labels(decision.rule.kind, "block").inc()
+            metrics.policy_hit(decision.rule.kind, "block")
         cause = decision.cause
         number, entry = decision.number, cause.entry if cause else None
         if mask_numbers:
