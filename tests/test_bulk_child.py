@@ -163,3 +163,31 @@ async def test_a_child_that_dies_is_500_import_failed_and_leaves_the_list(
     assert await block_list(gk) == {"+33699999999"}
     [failed] = [e for e in log_events(log_output) if e["event"] == "import_failed"]
     assert failed["error"] == "the import process exited with code 3: crashed"
+
+
+NOISY_CHILD = """
+import gatekeeper.bulk_child as child
+real = child._child
+async def noisy():
+    print("something printed by the importer")
+    return await real()
+child._child = noisy
+child.main()
+"""
+
+
+async def test_output_printed_in_the_child_does_not_spoil_its_answer(
+        gk: Running, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The child's stdout carries its answer alone: a print during the import goes to
+    stderr, and the import is applied as usual."""
+    spawn = asyncio.create_subprocess_exec
+
+    async def noisy(executable: str, *_argv: str, **kwargs: Any
+                    ) -> asyncio.subprocess.Process:
+        return await spawn(executable, "-c", NOISY_CHILD, **kwargs)
+
+    monkeypatch.setattr(bulk_child.asyncio, "create_subprocess_exec", noisy)
+    status, reply = await post(gk, lines(numbers(BIG)), mode="replace")
+    assert status == 200, reply
+    assert reply["size"] == BIG
+    assert await block_list(gk) == set(numbers(BIG))

@@ -256,9 +256,12 @@ async def _child() -> Outcome:
 
 def main() -> None:
     """`python -m gatekeeper.bulk_child`: one import, framed on stdin."""
+    # The answer has stdout to itself: anything else printed goes to stderr.
+    answer = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)
     outcome = asyncio.run(_child())
-    sys.stdout.buffer.write(pickle.dumps(outcome))
-    sys.stdout.buffer.flush()
+    with answer:
+        answer.write(pickle.dumps(outcome))
 
 
 if __name__ == "__main__":
