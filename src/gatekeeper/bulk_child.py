@@ -28,15 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gatekeeper.bulk import Importer
-from gatekeeper.bulk_options import (  # the refusals a child reports by name
-    ChangeFileReplace,
-    EmptyImport,
-    ImportOptions,
-    ImportRefused,
-    ImportReport,
-    MetadataConflict,
-    NoValidEntries,
-)
+from gatekeeper.bulk_options import REFUSALS, ImportOptions, ImportRefused, ImportReport
 from gatekeeper.config import ImportPriority, RedisConfig, StoreConfig
 from gatekeeper.store import Store, StoreUnavailable, connect
 
@@ -44,9 +36,8 @@ OFFLOAD_BYTES = 1 << 20
 """Bodies up to this size are imported in the serving process (a child costs about
 0.3 s to start); larger ones in a child."""
 _FRAME = struct.Struct(">I")
-_REFUSALS: dict[str, type[ImportRefused]] = {
-    cls.__name__: cls for cls in (NoValidEntries, EmptyImport, ChangeFileReplace,
-                                  MetadataConflict)}
+# The refusals a child reports by name.
+_REFUSALS: dict[str, type[ImportRefused]] = {cls.__name__: cls for cls in REFUSALS}
 # Waiting for a child whose body was cut short to clean up and exit (then it is killed).
 _EXIT_WAIT = 30.0
 _CHILDREN: set[asyncio.Task[None]] = set()

@@ -129,3 +129,8 @@ class ChangeFileReplace(ImportRefused):
 class MetadataConflict(ImportRefused):
     """An export given with a note or an expiry: its rows carry their own, so which one
     applies would be a guess. Found at the header, before anything is loaded."""
+
+
+REFUSALS: tuple[type[ImportRefused], ...] = (
+    NoValidEntries, EmptyImport, ChangeFileReplace, MetadataConflict)
+"""Every way an import is refused as a whole."""
