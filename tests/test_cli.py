@@ -532,6 +532,31 @@ def test_run_serves_persists_and_stops_cleanly(tmp_path: Path) -> None:
     events = [json.loads(line) for line in log.read_text().splitlines()
               if line.startswith("{")]
     assert [e["event"] for e in events].count("gatekeeper_started") == 2
+    assert "geocoder_loaded" not in [e["event"] for e in events]  # no quiet hours
+
+
+def test_run_loads_the_geocoder_before_serving_when_quiet_hours_are_on(
+        tmp_path: Path) -> None:
+    """A policy with quiet hours: the geocoder's data (seconds to load) is loaded, and
+    logged, before the listeners start, not on the first send that needs a state."""
+    admin_port = free_port()
+    config = write_config(
+        tmp_path / "run.yaml",
+        proxy={"host": "127.0.0.1", "port": free_port()},
+        admin={"host": "127.0.0.1", "port": admin_port},
+        redis={"url": "embedded", "data_dir": str(tmp_path / "data")},
+        log={"level": "info", "format": "json"},
+        policy={"global": {"quiet_hours": {"action": "block"}}},
+    )
+    log = tmp_path / "gatekeeper.log"
+    with gatekeeper_process(config, log) as process:
+        wait_healthy(process, f"http://127.0.0.1:{admin_port}", log)
+        stop(process, log)
+    events = [json.loads(line) for line in log.read_text().splitlines()
+              if line.startswith("{")]
+    names = [e["event"] for e in events]
+    assert names.index("geocoder_loaded") < names.index("gatekeeper_started")
+    assert events[names.index("geocoder_loaded")]["seconds"] > 0
 
 
 def test_run_on_a_busy_port_exits_1_and_stops_the_embedded_store(

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from phonenumbers import geocoder
 from phonenumbers import timezone as pn_timezone
 
-from gatekeeper.facts import NUMBER_TYPES, describe, us_state
+from gatekeeper.facts import NUMBER_TYPES, describe, load_geocoder, us_state
 from gatekeeper.quiet_defaults import US_STATE_NAMES
 
 # NANPA numbers of any area code (assigned or not, as the bench draws them), and numbers
@@ -110,3 +110,13 @@ def test_numbers_near_every_regions_examples_get_phonenumbers_own_answers(
     lengths) gets phonenumbers' public region, type, zones and state."""
     number = example[:at] + digits + example[at + len(digits) // 2 + 1:]
     assert ours(number) == reference(number)
+
+
+def test_the_geocoder_loads_once_and_states_are_kept_per_number() -> None:
+    """`load_geocoder` takes no time once the data is in (it is imported above), and a
+    number's state is worked out once (the geocoder's lookup is kept, as `describe`'s
+    facts are)."""
+    assert load_geocoder() == 0.0
+    us_state.cache_clear()
+    assert us_state("+13055550100") == us_state("+13055550100") == "FL"
+    assert us_state.cache_info().hits == 1

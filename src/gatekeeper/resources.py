@@ -26,6 +26,7 @@ from gatekeeper.config import Config, ConfigError
 from gatekeeper.config.policy import policy_from_json
 from gatekeeper.drain import Drain
 from gatekeeper.embedded import EmbeddedRedis, read_state
+from gatekeeper.facts import load_geocoder
 from gatekeeper.freshness import DAY, assess
 from gatekeeper.observability import Metrics
 from gatekeeper.observability.throttle import Throttle
@@ -220,7 +221,17 @@ class Resources:
         old, self.config = self.config, config
         self._pools(config)
         if self.policy is old.policy:
+            self.preload(config.policy)
             self.policy = config.policy
+
+    def preload(self, policy: Policy) -> None:
+        """Load what `policy`'s rules read before they run on a send (the geocoder's
+        data, for quiet hours): a one-time stall of seconds, logged, here rather than
+        on a request."""
+        if policy.quiet_hours:
+            took = load_geocoder()
+            if took:
+                self.log.info("geocoder_loaded", seconds=round(took, 2))
 
     def _parent_owns(self, url: str) -> bool:
         """True in a worker of `run --workers N`: `url` is the embedded server that the
@@ -317,6 +328,7 @@ class Resources:
             self.log.error("policy_invalid", version=version, error=str(exc))
             return False
         changed = policy is not self.policy
+        self.preload(policy)
         self.policy = policy
         if changed:
             self.log.info("policy_changed", version=version,

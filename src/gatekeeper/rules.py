@@ -179,6 +179,12 @@ class Policy:
     def empty(self) -> bool:
         return not self.scopes
 
+    @property
+    def quiet_hours(self) -> bool:
+        """Whether some scope has quiet hours (which read the geocoder's data)."""
+        return any(rules.sms.quiet_hours is not None or rules.voice.quiet_hours is not None
+                   for rules in self.scopes.values())
+
 
 @dataclass(frozen=True, slots=True)
 class RuleResult:

@@ -46,6 +46,7 @@ async def serve(config: Config, worker: int = 0, workers: int = 1,
     check_fd_limit(config, log)  # before the first connection, so its warning comes first
     app = create_app(config, housekeeping=worker == 0, metrics_dir=metrics_dir, logger=log)
     resources = app[RESOURCES]
+    resources.preload(resources.policy)  # before the listeners take the first request
     # Both listeners with their head, body and idle timeouts (server.py); this starts the
     # resources (and the embedded store) first.
     listeners = await start_listeners(config, app, reuse_port=workers > 1)
@@ -64,8 +65,8 @@ async def serve(config: Config, worker: int = 0, workers: int = 1,
         if config.admin.key is None and worker == 0:
             log.warning("admin_key_missing", message="the admin list API refuses every call "
                         f"until a key is set ({config.admin.key_source})")
-        # Start-up objects (config, routes, presets) never die: keep them out of the
-        # collector's way, so full collections stay short under load.
+        # Start-up objects (config, routes, presets, the geocoder's data) never die: keep
+        # them out of the collector's way, so full collections stay short under load.
         gc.freeze()
         # A request allocates hundreds of container objects and frees nearly all by
         # reference counting; at the default 700 the young generation was collected
