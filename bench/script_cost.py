@@ -55,10 +55,10 @@ CASES = {
 def lookup_args(store: Store, number: str, scope: str, skip: bool
                 ) -> tuple[list[str], list[str]]:
     """KEYS and ARGV of a lookup of `number` in `scope` for an SMS, as the store's lookup
-    sends them: each list's (set, expiry, packed record); the slice; per list the base of
-    a packed load the store's filter copy rules the number out of, or '' (always '' when
-    not `skip`); then the candidates (the number and its prefixes, each also limited to
-    the channel)."""
+    sends them: each list's (set, expiry, packed record); the slice; the number of lists;
+    per list the base of a packed load the store's filter copy rules the number out of,
+    or '' (always '' when not `skip`); '0' (no velocity counts); then the candidates
+    (the number and its prefixes, each also limited to the channel)."""
     calls = store._skipping(store._probe((scope,)), [number]) if skip else \
         store._probe((scope,)).calls
     (call,) = calls
@@ -84,7 +84,7 @@ async def measure(url: str, work: Path, numbers: int, sample: int, rounds: int
         shas = {name: await client.script_load(text) for name, text in VARIANTS.items()}
         times: dict[str, dict[str, list[float]]] = {v: {c: [] for c in CASES}
                                                     for v in VARIANTS}
-        skipped = {case: sum(any(lookup_args(store, n, scope, skip)[1][1:1 + len(LISTS)])
+        skipped = {case: sum(any(lookup_args(store, n, scope, skip)[1][2:2 + len(LISTS)])
                              for n in probes[which])
                    for case, (scope, which, skip) in CASES.items()}
         for _ in range(rounds):

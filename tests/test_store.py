@@ -814,9 +814,10 @@ async def test_one_round_trip_seen_by_the_real_server(
     candidates = list(lookup_candidates(TWELVE_DIGITS))
     if channel is not None:
         candidates += [f"{c}#{channel}" for c in candidates]
-    # one '' per list: no packed load is skipped (no filter copies are held)
-    assert evalsha.args[22:28] == [""] * 6
-    assert sorted(evalsha.args[28:]) == sorted(candidates)
+    # the number of lists, then one '' per list: no packed load is skipped (no filter
+    # copies are held); then no velocity counts
+    assert evalsha.args[22:30] == ["6", *[""] * 6, "0"]
+    assert sorted(evalsha.args[30:]) == sorted(candidates)
     inside = [line.command for line in lines if line.client == "lua"]
     assert inside.count("TIME") == 1
     # 6 list sets; then the expiry set of each of the four that exist

@@ -21,9 +21,11 @@ from gatekeeper.bulk import Importer
 from gatekeeper.bulk_options import ImportOptions
 from gatekeeper.cli import main
 from gatekeeper.config import RedisConfig, StoreConfig
+from gatekeeper.rules import VelocityLimit
 from gatekeeper.store import EntryMeta, ListItem, Store, StoreUnavailable, connect
 from gatekeeper.store.cluster import ClusterTransport
 from gatekeeper.store.pipe import LookupPipe
+from gatekeeper.velocity import Counting
 from tests.conftest import eventually
 from tests.topologies import ClusterRig, query
 
@@ -75,6 +77,32 @@ async def test_lookup_over_scopes_on_three_nodes_finds_each_scopes_entries(
     transport = store._transport
     assert isinstance(transport, ClusterTransport)
     assert len(transport._pipes) >= 3
+
+
+async def test_lookup_counting_counts_each_scopes_sends_on_its_node(
+        store: Store, cluster_rig: ClusterRig) -> None:
+    """A lookup that counts sends in scopes on three masters: each scope's counts go
+    in its own scope's script call (its keys share the scope's slot), each counter
+    holds the send, and a second look at a full limit refuses it."""
+    scopes = cluster_rig.spread_scopes()
+    limit = VelocityLimit("number", 1, 3600.0)
+    number = "+33612345670"
+    await store.add("block", scopes[0], [ListItem(number)], META)
+    countings = [Counting(number, scope, "sms", ((limit, number[1:]),)) for scope in scopes]
+    found, counted = await store.lookup_counting([number], ["global", *scopes], "sms",
+                                                 countings)
+    assert {(m.scope, m.list) for m in found[number]} == {(scopes[0], "block")}
+    assert [c.over for c in counted] == [None, None, None]
+    assert {c.counting.scope for c in counted} == set(scopes)
+    for scope in scopes:
+        key = store.keys.velocity(scope, "sms", limit.spec, number[1:])[0]
+        assert await store.client.zcard(key) == 1
+    _, again = await store.lookup_counting([number], ["global", *scopes], "sms", countings)
+    assert [c.over for c in again] == [limit] * 3
+    await store.uncount(counted)
+    for scope in scopes:
+        key = store.keys.velocity(scope, "sms", limit.spec, number[1:])[0]
+        assert await store.client.zcard(key) == 0
 
 
 async def test_replace_import_packs_and_swaps_on_the_scopes_node(

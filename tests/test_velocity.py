@@ -23,10 +23,10 @@ from gatekeeper.app import ADMIN_APP, create_app
 from gatekeeper.config import Config, RedisConfig, StoreConfig, parse_config
 from gatekeeper.resources import RESOURCES
 from gatekeeper.rules import VelocityLimit
-from gatekeeper.store import Store
-from gatekeeper.store.pipe import LookupPipe
+from gatekeeper.store import EntryMeta, ListItem, Store, StoreUnavailable
+from gatekeeper.store.pipe import LookupCall, LookupPipe, PipeTransport
 from gatekeeper.store.velocity import _MEMBERS
-from gatekeeper.velocity import Counting, plan
+from gatekeeper.velocity import Counted, Counting, plan
 from tests.conftest import (
     AUTH,
     TWILIO_MESSAGES,
@@ -34,6 +34,7 @@ from tests.conftest import (
     ListenerTestServer,
     Running,
     StartGatekeeper,
+    eventually,
     log_events,
     make_config,
     sample,
@@ -42,6 +43,7 @@ from tests.conftest import (
 pytestmark = pytest.mark.integration
 
 NY = "+12125550123"
+META = EntryMeta(source="test", added_at=1.0, added_by="pytest")
 Start = Callable[[Config], Awaitable[Running]]
 
 
@@ -213,11 +215,11 @@ async def test_each_recipient_of_one_request_counts(
     assert list((await counters(real_redis)).values()) == [3]
 
 
-async def test_the_count_leaves_in_the_same_write_as_the_lookup(
+async def test_the_count_goes_in_the_lookups_own_script_call(
         start: Start, upstream: FakeUpstream, tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
-    """One send with velocity limits: one write on the lean pipe carries the lookup's
-    EVALSHA and the count's (one round trip per decision)."""
+    """One send with velocity limits: one write on the lean pipe carries one EVALSHA,
+    the lookup's, which counts too (one round trip per decision, one script call)."""
     gk = await start(make_config(upstream.url, tmp_path,
                                  policy=limited({"per": "number", "limit": "5/hour"})))
     assert (await send(gk)).status == 201  # connects, loads the scripts
@@ -231,7 +233,9 @@ async def test_the_count_leaves_in_the_same_write_as_the_lookup(
     monkeypatch.setattr(LookupPipe, "_flush", recording)
     assert (await send(gk, "+12125550144")).status == 201
     [batch] = [w for w in writes if w]
-    assert [c.split(b"\r\n")[2] for c in batch] == [b"EVALSHA", b"EVALSHA"]
+    assert [c.split(b"\r\n")[2] for c in batch] == [b"EVALSHA"]
+    assert b"vel:" in batch[0]  # the number's counter
+    assert b"+12125550144" in batch[0]  # and its candidates
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
@@ -335,3 +339,76 @@ async def test_each_store_encodes_a_kept_counting_with_its_own_key_prefix() -> N
     assert sorted(await client.keys("*vel:*")) == [
         f"a:vel:global:sms:{rule.spec}:{NY[1:]}", f"b:vel:global:sms:{rule.spec}:{NY[1:]}"]
     assert [await client.zcard(k) for k in sorted(await client.keys("*vel:*"))] == [2, 2]
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))
+@given(listed=st.sets(st.integers(0, 9), max_size=4),
+       rounds=st.lists(st.lists(st.integers(0, 9), min_size=1, max_size=5, unique=True),
+                       min_size=1, max_size=5),
+       limit=st.integers(1, 3), scopes=st.sampled_from([("global",),
+                                                        ("global", "tenant:a")]))
+def test_lookup_counting_answers_as_a_lookup_and_a_count_apart(
+        listed: set[int], rounds: list[list[int]], limit: int,
+        scopes: tuple[str, ...]) -> None:
+    """The lookup's own call that counts (`lookup_counting`) finds the same matches and
+    gives the same counts as `lookup` and `count_sends` made apart, round after round,
+    on two stores holding the same entries (fakeredis, the same scripts)."""
+    async def run() -> None:
+        stores = [Store(fakeredis.FakeAsyncRedis(decode_responses=True), RedisConfig(),
+                        StoreConfig()) for _ in range(2)]
+        rule = VelocityLimit("block", limit, 3600.0, digits=9)
+        for store in stores:
+            for n in listed:
+                await store.add("block", scopes[-1], [ListItem(f"+1212555010{n}")], META)
+        for batch in rounds:
+            numbers = [f"+1212555010{n}" for n in batch]
+            countings = [Counting(n, scope, "sms", ((rule, n[1:10]),), count=i % 2 == 0)
+                         for i, n in enumerate(numbers) for scope in scopes]
+            apart = await stores[0].lookup(numbers, scopes, "sms"), \
+                await stores[0].count_sends(countings)
+            together = await stores[1].lookup_counting(numbers, scopes, "sms", countings)
+            assert together[0] == apart[0]
+            assert sorted(_outcome(c) for c in together[1]) == \
+                sorted(_outcome(c) for c in apart[1])
+        for store in stores:
+            await store.close()
+
+    asyncio.run(run())
+
+
+def _outcome(counted: Counted) -> tuple[str, str, bool, bool, int]:
+    """What a count said, without its member (drawn per call)."""
+    return (counted.counting.number, counted.counting.scope, counted.over is None,
+            counted.held, len(counted.counters))
+
+
+async def test_a_count_whose_reply_is_lost_is_taken_back(
+        start: Start, upstream: FakeUpstream, tmp_path: Path, real_redis: Any,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The lookup's call that counts runs on the server, but its reply is lost (the
+    connection drops): the send is refused (503, store.on_error closed), nothing
+    reaches the upstream, and the count it may have made is taken back."""
+    gk = await start(make_config(upstream.url, tmp_path,
+                                 policy=limited({"per": "number", "limit": "5/hour"})))
+    assert (await send(gk)).status == 201  # connects, loads the scripts
+    assert list((await counters(real_redis)).values()) == [1]
+    original = PipeTransport.lookup
+    seen: list[list[int]] = []
+
+    async def lost(self: PipeTransport, call: LookupCall, candidates: Any,
+                   encoded: bytes) -> list[list[str]]:
+        await original(self, call, candidates, encoded)  # it ran, and counted
+        seen.append(list((await counters(real_redis)).values()))
+        raise StoreUnavailable("connection lost: test")
+
+    monkeypatch.setattr(PipeTransport, "lookup", lost)
+    resp = await send(gk)
+    assert resp.status == 503
+    assert len(upstream.received) == 1
+    assert seen == [[2]]  # counted on the server
+    monkeypatch.undo()
+
+    async def taken_back() -> bool:
+        return list((await counters(real_redis)).values()) == [1]
+
+    await eventually(taken_back)

@@ -320,7 +320,7 @@ class _Worker:
         mount = self.mounts[job.upstream]
         examined = await examine(job, mount, None if route is None else mount.routes[route],
                                  self.rules, self.store.lookup, at_once, HELPER_LOOKUP_SLICE,
-                                 self.store.count_sends)
+                                 self.store)
         if examined.rewritten is not None:
             # The loop puts the request's own headers back.
             examined = replace(examined, rewritten=replace(examined.rewritten, headers={}))

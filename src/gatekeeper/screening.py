@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 from gatekeeper.numbers import Destination, mask_number, parse_destination
 from gatekeeper.policy import Decision, Match, decide
 from gatekeeper.rules import Intent, Policy, Verdict, judge
-from gatekeeper.store import BlockedAttempt, StoreUnavailable
+from gatekeeper.store import BlockedAttempt, CountsInDoubt, StoreUnavailable
 from gatekeeper.types import CHANNELS, Channel
 from gatekeeper.velocity import Count, Counted, Counting, plan, weigh
 
@@ -114,7 +114,7 @@ class Judging:
     intent: Intent
     at: float
     count: Count | None = None
-    """The store's velocity counting (None: velocity limits are not counted)."""
+    """The store, which counts velocity (None: velocity limits are not counted)."""
 
 
 def _judged(decision: Decision, scopes: Sequence[str], channel: Channel | None,
@@ -174,6 +174,16 @@ async def screen(lookup: Lookup, parsed: dict[str, Destination], scopes: Sequenc
     try:
         if not countings or judging is None or judging.count is None:
             matches = await _lookup_all(lookup, keys, probed, channel, lookup_slice)
+        elif channel is not None and len(keys) <= lookup_slice and \
+                len(countings) <= lookup_slice:
+            # The common case: one script call looks the numbers up and counts them.
+            try:
+                hits, counts = await judging.count.lookup_counting(
+                    keys, probed, channel, countings)
+            except CountsInDoubt as exc:
+                counts = list(exc.counted)  # maybe counted: taken back (below)
+                raise
+            matches = {key: _distinct(hits[key]) for key in keys}
         else:
             # The velocity counts leave in the same write as the lookup (one round
             # trip): they are queued on the pipe before the lookup is, in the same
@@ -223,12 +233,17 @@ async def screen(lookup: Lookup, parsed: dict[str, Destination], scopes: Sequenc
                     guards=tuple(c for c in counts if c.guard_started))
 
 
+def _distinct(matches: list[Match]) -> list[Match]:
+    """Matches without repeats (a scope named twice is probed twice)."""
+    return matches if len(matches) < 2 else list(dict.fromkeys(matches))
+
+
 def _count_all(count: Count, countings: list[Counting], size: int
                ) -> Awaitable[list[Counted]]:
     """Every counting, `size` numbers per script call (a large batch never holds Redis
     for long in one call); the first call is queued before this returns, to leave in
     the same write as the lookup started next."""
-    first = count(countings[:size])
+    first = count.count_sends(countings[:size])
     if len(countings) <= size:
         return first
     return _count_rest(first, count, countings, size)
@@ -238,7 +253,7 @@ async def _count_rest(first: Awaitable[list[Counted]], count: Count,
                       countings: list[Counting], size: int) -> list[Counted]:
     out = await first
     for start in range(size, len(countings), size):
-        out += await count(countings[start:start + size])
+        out += await count.count_sends(countings[start:start + size])
     return out
 
 

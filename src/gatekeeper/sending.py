@@ -132,7 +132,7 @@ class Sending:
         else:
             examined = await examine(job, mount, route, self.rules,
                                      self.resources.store.lookup, off_loop,
-                                     count=self.resources.store.count_sends)
+                                     count=self.resources.store)
         if examined.store_error is not None:
             self.screener.store_fault(request[REQUEST_ID], examined.store_error)
         if examined.uncount:

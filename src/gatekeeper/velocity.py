@@ -12,10 +12,11 @@ refused) are taken back. Scanned writes (no known channel) are not counted.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
-from typing import cast
+from typing import Protocol, cast
 
+from gatekeeper.policy import Match
 from gatekeeper.rules import (
     MEMO_SIZE,
     Intent,
@@ -67,8 +68,18 @@ class Counted:
         return ""
 
 
-Count = Callable[[Sequence[Counting]], Awaitable[list[Counted]]]
-"""`Store.count_sends`."""
+class Count(Protocol):
+    """The store's velocity counting (store/velocity.py)."""
+
+    def count_sends(self, countings: Sequence[Counting]) -> Awaitable[list[Counted]]:
+        """Count (or look at) `countings` alone."""
+        ...
+
+    async def lookup_counting(self, numbers: Sequence[str], scopes: Sequence[str],
+                              channel: Channel, countings: Sequence[Counting]
+                              ) -> tuple[dict[str, list[Match]], list[Counted]]:
+        """Look `numbers` up and count `countings`, in one script call."""
+        ...
 
 
 def plan(keys: dict[str, bool], scopes: Sequence[str], policy: Policy,

@@ -4,10 +4,10 @@ Modules, one noun each: `keys` (the key layout), `scripts` (the Lua), `entries` 
 listing holds), `faults` (StoreUnavailable and the one place faults become it), `pipe`
 (the lookup transports, the lean `LookupPipe` among them), `cluster` (the transport of a
 Redis Cluster: a pipe per master, redirects), `sentinel` (a Sentinel group's master),
-`base` (connecting, readiness),
-`lookup`, `lists`, `loads` (replace imports), `packing` (the packed encoding, pure) and
-`packed` (packed loads in Redis), `sources` (freshness records), `attempts`, and
-`facade` (the Store).
+`base` (connecting, readiness), `lookup`, `velocity` (counts, in the lookup's call),
+`lists`, `loads` (replace imports), `packing` (the packed encoding, pure) and `packed`
+(packed loads in Redis), `sources` (freshness records), `attempts`, and `facade` (the
+Store).
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from gatekeeper.store.scripts import (
     SWAP_LUA,
     SWEEP_LUA,
 )
+from gatekeeper.store.velocity import CountsInDoubt
 
 __all__ = [
     "ADD_LUA",
@@ -46,6 +47,7 @@ __all__ = [
     "SWAP_LUA",
     "SWEEP_LUA",
     "BlockedAttempt",
+    "CountsInDoubt",
     "EntryMeta",
     "Keys",
     "ListItem",

@@ -67,6 +67,8 @@ class StoreBase:
         self._filter_budget = store_config.filter_memory_mb << 20
         # Velocity countings met lately, encoded (store/velocity.py), by identity.
         self._velocity_encodings: dict[int, tuple[Any, ...]] = {}
+        # Lookup calls that also count some countings, by their identities.
+        self._counting_calls: dict[tuple[int, ...], tuple[Any, ...]] = {}
         self._scripts: Scripts = register(client)
         # Lookups go through the lean pipelined connection when the store's URL is known
         # (a client passed in, as in tests on fakeredis, is used for everything).

@@ -9,15 +9,14 @@ from gatekeeper.config import RedisConfig, StoreConfig
 from gatekeeper.store.attempts import AttemptsMixin
 from gatekeeper.store.lists import ListsMixin
 from gatekeeper.store.loads import LoadsMixin
-from gatekeeper.store.lookup import LookupMixin
 from gatekeeper.store.pipe import LookupTransport
 from gatekeeper.store.policydoc import PolicyDocMixin
 from gatekeeper.store.sources import SourcesMixin
 from gatekeeper.store.velocity import VelocityMixin
 
 
-class Store(LookupMixin, ListsMixin, LoadsMixin, SourcesMixin, AttemptsMixin,
-            VelocityMixin, PolicyDocMixin):
+class Store(VelocityMixin, ListsMixin, LoadsMixin, SourcesMixin, AttemptsMixin,
+            PolicyDocMixin):
     """Allow and block lists in Redis, plus the attempts stream.
 
     Every call either answers or raises `StoreUnavailable` (never a raw Redis, socket or

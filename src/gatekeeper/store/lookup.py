@@ -22,6 +22,7 @@ from gatekeeper.types import Channel
 _ARGV_SLICE = 4000
 # Scope combinations memoised per store; a few come back on every request.
 _PROBE_CACHE_SIZE = 1024
+LOOKUP_HEAD = resp_bulk("EVALSHA") + resp_bulk(LOOKUP_SHA)
 
 
 @lru_cache(maxsize=65536)
@@ -132,17 +133,9 @@ class LookupMixin(PackedMixin):
         Expired entries stop matching at their expiry instant (the server's clock).
         """
         found: dict[str, list[Match]] = {number: [] for number in numbers}
-        unique = list(found)
-        if not unique or not scopes:
+        if not found or not scopes:
             return found
-        candidates: Sequence[str]
-        if len(unique) == 1:
-            # The common case: every candidate belongs to the one number.
-            candidates, encoded, _ = _candidates(unique[0], channel)
-        else:
-            candidates, encoded = _joined(unique, channel)
-        probe = self._probe(tuple(scopes))
-        calls = self._skipping(probe, unique) if self._filters_version else probe.calls
+        unique, candidates, encoded, probe, calls = self._planned(found, scopes, channel)
         # Inline rather than `guarded`: one coroutine frame less on every request.
         with store_faults():
             if len(calls) == 1:
@@ -156,6 +149,27 @@ class LookupMixin(PackedMixin):
                     if isinstance(part, BaseException):
                         raise part
                     reply += part
+        self._found(found, unique, probe, reply, channel)
+        return found
+
+    def _planned(self, found: dict[str, list[Match]], scopes: Sequence[str],
+                 channel: Channel | None
+                 ) -> tuple[list[str], Sequence[str], bytes, _Probe, tuple[LookupCall, ...]]:
+        """A lookup's distinct numbers, candidates (and their RESP), probe and calls."""
+        unique = list(found)
+        candidates: Sequence[str]
+        if len(unique) == 1:
+            # The common case: every candidate belongs to the one number.
+            candidates, encoded, _ = _candidates(unique[0], channel)
+        else:
+            candidates, encoded = _joined(unique, channel)
+        probe = self._probe(tuple(scopes))
+        calls = self._skipping(probe, unique) if self._filters_version else probe.calls
+        return unique, candidates, encoded, probe, calls
+
+    def _found(self, found: dict[str, list[Match]], unique: list[str], probe: _Probe,
+               reply: Sequence[Sequence[str]], channel: Channel | None) -> None:
+        """Add the matches of a lookup's reply (one list of hits per probed list)."""
         # Owners are found for the members that hit (few), not tabled for all.
         owners: dict[str, list[str]] = {}
         for (name, scope), hits in zip(probe.lists, reply, strict=True):
@@ -169,7 +183,6 @@ class LookupMixin(PackedMixin):
                 match = Match(scope, name, item.entry, item.channel)
                 for number in owned:
                     found[number].append(match)
-        return found
 
     def _probe(self, scopes: tuple[str, ...]) -> _Probe:
         """What a lookup in these scopes sends before the candidates (memoised)."""
@@ -238,10 +251,13 @@ class LookupMixin(PackedMixin):
         for name, scope in lists:
             list_keys = self.keys.of(name, scope)
             keys += [list_keys.list, list_keys.expiry, list_keys.packed]
-        head = ["EVALSHA", LOOKUP_SHA, str(len(keys)), *keys, str(_ARGV_SLICE), *skips]
-        return LookupCall(tuple(keys), _ARGV_SLICE, len(head),
-                          b"".join(resp_bulk(arg) for arg in head), slot_of(keys[0]),
-                          fixed=tuple(skips))
+        # Kept in parts too: a call that also counts sends puts its own between them.
+        named = b"".join(resp_bulk(key) for key in keys)
+        fixed = (str(len(lists)), *skips)
+        args = b"".join(resp_bulk(arg) for arg in (str(_ARGV_SLICE), *fixed))
+        head = b"".join((LOOKUP_HEAD, resp_bulk(str(len(keys))), named, args, resp_bulk("0")))
+        return LookupCall(tuple(keys), _ARGV_SLICE, 3 + len(keys) + 2 + len(skips) + 1,
+                          head, slot_of(keys[0]), fixed=(*fixed, "0"), parts=(named, args))
 
     async def refresh_filters(self) -> int:
         """Take up the filters of the packed loads that lookups so far have met (until

@@ -71,6 +71,9 @@ class LookupCall:
     script: str = LOOKUP_LUA
     """The script's source, loaded again when the server has lost it (the lookup's, or
     another per-request script's: velocity counters)."""
+    parts: tuple[bytes, bytes] = (b"", b"")
+    """A lookup's keys, and its ARGV before the counts (slice, triples, skips), in RESP:
+    for a call that counts sends in the same script call (store/velocity.py)."""
 
     def payload(self, count: int, encoded: bytes) -> bytes:
         """The whole command, with `count` candidates `encoded`."""

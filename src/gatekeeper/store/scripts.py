@@ -41,26 +41,109 @@ local function packed_has(load, member)
 end
 """
 
-LOOKUP_LUA = PACKED_LUA + """
+# Velocity limits (rules.py): count a send to each subject (a number, a number block, a
+# country) in a sliding window, and refuse once an enforced limit is reached; all of one
+# number's limits in one scope are counted together or not at all.
+# KEYS: per number, per limit: its counter (sorted set: member -> ms), then its guard
+#   (a string whose time to live is the pumping guard's hold)
+# ARGV: [1] member (random, one per call; a number's sends are `member:k`, k its first
+#   key's index in KEYS, so each number of the call counts once), then per number:
+#   limits n, count (1: count the send if no enforced limit is reached; 0: only look),
+#   then n quadruples
+#   (limit, window ms, hold ms (0: no guard), enforced (1) or monitored (0)). The clock
+#   is the server's (TIME): one clock for every proxy and worker.
+# returns: per number {code, limit index (1-based), wait ms, monitored limit index}:
+#   code 0 counted (or, not counting, under every enforced limit), 1 over an enforced
+#   limit (wait: until the oldest send leaves its window, or the hold if one starts),
+#   2 held by a guard (wait: its time to live), 3 over the limit and its guard's hold
+#   starts now (wait: the hold); the 4th: a monitored limit reached (0: none)
+VELOCITY_FN = """
+-- count_sends(a, last, k, member): ARGV[a..last] the numbers' arguments, their keys
+-- from KEYS[k] on (see VELOCITY_LUA); returns VELOCITY_LUA's reply.
+local function count_sends(a, last, k, member)
+  local time = redis.call('TIME')
+  local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+  local out = {}
+  while a <= last do
+    local n, counting = tonumber(ARGV[a]), ARGV[a + 1] == '1'
+    local code, which, wait, seen = 0, 0, 0, 0
+    for i = 1, n do
+      local at = a + 4 * i - 2
+      local limit, window = tonumber(ARGV[at]), tonumber(ARGV[at + 1])
+      local hold, enforced = tonumber(ARGV[at + 2]), ARGV[at + 3] == '1'
+      local counter, guard = KEYS[k + 2 * i - 2], KEYS[k + 2 * i - 1]
+      if code == 0 then
+        local held = 0
+        if hold > 0 then held = redis.call('PTTL', guard) end
+        if held > 0 and enforced then
+          code, which, wait = 2, i, held
+        elseif held > 0 or redis.call('ZCOUNT', counter, '(' .. (now - window), '+inf')
+            >= limit then
+          if enforced then
+            code, which = 1, i
+            local oldest = redis.call('ZRANGEBYSCORE', counter, '(' .. (now - window),
+                                      '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
+            wait = oldest[2] and (tonumber(oldest[2]) + window - now) or 0
+            if hold > 0 and counting then  -- a look (a check) starts no hold
+              redis.call('SET', guard, '1', 'PX', hold)
+              code, wait = 3, hold
+            end
+          elseif seen == 0 then
+            seen = i
+          end
+        end
+      end
+    end
+    if code == 0 and counting then
+      for i = 1, n do
+        local counter = KEYS[k + 2 * i - 2]
+        local window = tonumber(ARGV[a + 4 * i - 1])
+        redis.call('ZADD', counter, now, member .. ':' .. k)
+        redis.call('PEXPIRE', counter, window)
+        -- Sends past the window are dropped once they are as many as the limit: a
+        -- counter never holds much more than its limit.
+        if redis.call('ZCARD', counter) > tonumber(ARGV[a + 4 * i - 2]) then
+          redis.call('ZREMRANGEBYSCORE', counter, '-inf', now - window)
+        end
+      end
+    end
+    out[#out + 1] = {code, which, math.max(0, math.floor(wait)), seen}
+    a, k = a + 2 + 4 * n, k + 2 * n
+  end
+  return out
+end
+"""
+VELOCITY_LUA = VELOCITY_FN + "return count_sends(2, #ARGV, 1, ARGV[1])\n"
+
+
+LOOKUP_LUA = PACKED_LUA + VELOCITY_FN + """
 -- Which candidate members are live (present and not expired) in each list: its set, or
--- (exact numbers only) its packed load, which never expires.
+-- (exact numbers only) its packed load, which never expires; and, in the same call, the
+-- velocity counts of the numbers looked up (count_sends above), if any.
 -- A packed load whose base the caller names is not read: the caller's copy of its filter
 -- (store/filter.py) says that none of the numbers looked up is in it. Bases are unique
 -- per load, so a load replaced since is read.
--- KEYS: T triples of (list set, its expiry set, its packed-load record), in order
--- ARGV[1]: slice size for unpack(); ARGV[2..T+1]: per triple, '' or the base of a packed
---   load that holds none of the candidates; ARGV[T+2..]: candidate members (numbers and
---   prefixes)
--- returns: one array per triple, holding the candidates that are live members of that list
-local slice = tonumber(ARGV[1])
+-- KEYS: T triples of (list set, its expiry set, its packed-load record), in order; then
+--   the counts' keys (as VELOCITY_LUA's KEYS), if any
+-- ARGV[1]: slice size for unpack(); ARGV[2]: T; ARGV[3..T+2]: per triple, '' or the base
+--   of a packed load that holds none of the candidates; ARGV[T+3]: M, how many counting
+--   arguments follow (0: no counts); ARGV[T+4..T+3+M]: the counts' arguments (as
+--   VELOCITY_LUA's ARGV, without the member); then candidate members (numbers and
+--   prefixes); with counts, last, the counts' member (as VELOCITY_LUA's ARGV[1]: the
+--   rest of the call stays the same from one request to the next, and is kept)
+-- returns: one array per triple, holding the candidates that are live members of that
+--   list; with counts, one more: the counts' reply (as VELOCITY_LUA's)
+local slice, triples = tonumber(ARGV[1]), tonumber(ARGV[2])
+local counts = tonumber(ARGV[triples + 3])
 local n = #ARGV
-local start = #KEYS / 3 + 2
+if counts > 0 then n = n - 1 end
+local start = triples + counts + 4
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
 local out = {}
-for i = 1, #KEYS, 3 do
+for i = 1, 3 * triples, 3 do
   local key, expiry = KEYS[i], KEYS[i + 1]
-  local skip, load = ARGV[(i + 2) / 3 + 1], nil
+  local skip, load = ARGV[(i + 2) / 3 + 2], nil
   -- Named: only the record's base is read, to compare (a new load is read in full).
   if skip == '' or redis.call('HGET', KEYS[i + 2], 'base') ~= skip then
     load = packed_load(KEYS[i + 2])
@@ -97,6 +180,10 @@ for i = 1, #KEYS, 3 do
     end
   end
   out[#out + 1] = hits
+end
+if counts > 0 then
+  out[#out + 1] = count_sends(triples + 4, triples + 3 + counts, 3 * triples + 1,
+                             ARGV[#ARGV])
 end
 return out
 """
@@ -310,75 +397,6 @@ redis.call('SADD', KEYS[3], ARGV[1])
 return 1
 """
 
-
-# Velocity limits (rules.py): count a send to each subject (a number, a number block, a
-# country) in a sliding window, and refuse once an enforced limit is reached; all of one
-# number's limits in one scope are counted together or not at all.
-# KEYS: per number, per limit: its counter (sorted set: member -> ms), then its guard
-#   (a string whose time to live is the pumping guard's hold)
-# ARGV: [1] member (random, one per call; a number's sends are `member:k`, k its first
-#   key's index, so each number of the call counts once), then per number: limits n, count (1:
-#   count the send if no enforced limit is reached; 0: only look), then n quadruples
-#   (limit, window ms, hold ms (0: no guard), enforced (1) or monitored (0)). The clock
-#   is the server's (TIME): one clock for every proxy and worker.
-# returns: per number {code, limit index (1-based), wait ms, monitored limit index}:
-#   code 0 counted (or, not counting, under every enforced limit), 1 over an enforced
-#   limit (wait: until the oldest send leaves its window, or the hold if one starts),
-#   2 held by a guard (wait: its time to live), 3 over the limit and its guard's hold
-#   starts now (wait: the hold); the 4th: a monitored limit reached (0: none)
-VELOCITY_LUA = """
-local time = redis.call('TIME')
-local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
-local member = ARGV[1]
-local out, a, k = {}, 2, 1
-while a <= #ARGV do
-  local n, counting = tonumber(ARGV[a]), ARGV[a + 1] == '1'
-  local code, which, wait, seen = 0, 0, 0, 0
-  for i = 1, n do
-    local at = a + 4 * i - 2
-    local limit, window = tonumber(ARGV[at]), tonumber(ARGV[at + 1])
-    local hold, enforced = tonumber(ARGV[at + 2]), ARGV[at + 3] == '1'
-    local counter, guard = KEYS[k + 2 * i - 2], KEYS[k + 2 * i - 1]
-    if code == 0 then
-      local held = 0
-      if hold > 0 then held = redis.call('PTTL', guard) end
-      if held > 0 and enforced then
-        code, which, wait = 2, i, held
-      elseif held > 0 or redis.call('ZCOUNT', counter, '(' .. (now - window), '+inf')
-          >= limit then
-        if enforced then
-          code, which = 1, i
-          local oldest = redis.call('ZRANGEBYSCORE', counter, '(' .. (now - window),
-                                    '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
-          wait = oldest[2] and (tonumber(oldest[2]) + window - now) or 0
-          if hold > 0 and counting then  -- a look (a check) starts no hold
-            redis.call('SET', guard, '1', 'PX', hold)
-            code, wait = 3, hold
-          end
-        elseif seen == 0 then
-          seen = i
-        end
-      end
-    end
-  end
-  if code == 0 and counting then
-    for i = 1, n do
-      local counter = KEYS[k + 2 * i - 2]
-      local window = tonumber(ARGV[a + 4 * i - 1])
-      redis.call('ZADD', counter, now, member .. ':' .. k)
-      redis.call('PEXPIRE', counter, window)
-      -- Sends past the window are dropped once they are as many as the limit: a
-      -- counter never holds much more than its limit.
-      if redis.call('ZCARD', counter) > tonumber(ARGV[a + 4 * i - 2]) then
-        redis.call('ZREMRANGEBYSCORE', counter, '-inf', now - window)
-      end
-    end
-  end
-  out[#out + 1] = {code, which, math.max(0, math.floor(wait)), seen}
-  a, k = a + 2 + 4 * n, k + 2 * n
-end
-return out
-"""
 
 # KEYS: velocity counters; ARGV[i]: the member to take out of KEYS[i] (a send counted
 # but not forwarded). Returns how many were there.

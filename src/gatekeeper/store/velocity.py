@@ -1,8 +1,10 @@
-"""Velocity counters (rules.py's `VelocityLimit`): one script call per scope counts a
-request's sends (scripts.VELOCITY_LUA), queued on the lookup transport when the count
-starts, so that it leaves in the same write as the lookup started right after;
-`uncount` takes back the sends that were then not forwarded (blocked by a list entry, or
-the whole request refused)."""
+"""Velocity counters (rules.py's `VelocityLimit`): a request's sends are counted in the
+lookup's own script call (`lookup_counting`: scripts.LOOKUP_LUA runs VELOCITY_LUA's
+function after its lookup); a large request's further slices, and a check's looks, by
+`count_sends`, one script call per scope (scripts.VELOCITY_LUA), queued on the lookup
+transport at once, so that it leaves in the same write as a lookup started right
+after. `uncount` takes back the sends that were then not forwarded (blocked by a list
+entry, or the whole request refused)."""
 
 from __future__ import annotations
 
@@ -13,11 +15,13 @@ import secrets
 from collections.abc import Awaitable, Iterator, Sequence
 from typing import Any, cast
 
-from gatekeeper.store.base import StoreBase
+from gatekeeper.policy import Match
 from gatekeeper.store.cluster import slot_of
-from gatekeeper.store.faults import store_faults
+from gatekeeper.store.faults import StoreUnavailable, store_faults
+from gatekeeper.store.lookup import LOOKUP_HEAD, LookupMixin
 from gatekeeper.store.pipe import ClientTransport, LookupCall, resp_bulk, retrieve
 from gatekeeper.store.scripts import UNCOUNT_LUA, UNCOUNT_SHA, VELOCITY_LUA, VELOCITY_SHA
+from gatekeeper.types import Channel
 from gatekeeper.velocity import Counted, Counting
 
 _ENFORCED = {False: "$1\r\n1\r\n", True: "$1\r\n0\r\n"}  # by "monitored"
@@ -45,13 +49,109 @@ _MEMBERS = _Members()
 ENCODINGS_KEPT = 16_384
 # A counting, its keys, its counters (to take back), its script arguments and its
 # keys (both in RESP).
-_Encoded = tuple[Counting, tuple[str, ...], tuple[str, ...], str, bytes]
+_Encoded = tuple[Counting, tuple[str, ...], tuple[str, ...], bytes, bytes]
 _EVALSHA = resp_bulk("EVALSHA") + resp_bulk(VELOCITY_SHA)
-_Sent = tuple[list[Counting], list[tuple[str, ...]], list[int], str, Awaitable[Any]]
 
 
-class VelocityMixin(StoreBase):
-    """Counting sends against velocity limits, and taking them back."""
+class CountsInDoubt(StoreUnavailable):
+    """The store failed during a lookup that also counted sends: they may have been
+    counted or not; `counted` names them all, to take back (taking back a send that
+    was not counted changes nothing)."""
+
+    def __init__(self, why: str, counted: tuple[Counted, ...]) -> None:
+        super().__init__(why)
+        self.counted = counted
+
+
+# Countings encoded for one script call: the countings, their keys (and the same in
+# RESP), their arguments in RESP and how many, each one's counters and first key index.
+_Batch = tuple[list[Counting], list[str], bytes, bytes, int, list[tuple[str, ...]],
+               list[int]]
+# A lookup's call, the countings it also counts, the call that does, and their batch.
+_Kept = tuple[LookupCall, tuple[Counting, ...], LookupCall, _Batch]
+
+
+class VelocityMixin(LookupMixin):
+    """Counting sends against velocity limits (with a lookup, or alone), and taking
+    them back."""
+
+    async def lookup_counting(self, numbers: Sequence[str], scopes: Sequence[str],
+                              channel: Channel, countings: Sequence[Counting]
+                              ) -> tuple[dict[str, list[Match]], list[Counted]]:
+        """`lookup` and `count_sends` together, in the lookup's script call (on a
+        cluster, each scope's counts in its scope's call: their keys share its hash
+        slot). Raises StoreUnavailable, or CountsInDoubt once sends may have been
+        counted. Every counting's scope must be among `scopes`."""
+        found: dict[str, list[Match]] = {number: [] for number in numbers}
+        if not found or not scopes or not countings:
+            return await self.lookup(numbers, scopes, channel), \
+                await self.count_sends(countings)
+        unique, candidates, encoded, probe, calls = self._planned(found, scopes, channel)
+        # The member goes last, after the candidates: the rest of the call is kept.
+        member = _MEMBERS.next()
+        with_member = [*candidates, member], encoded + resp_bulk(member)
+        if len(calls) == 1:  # one server: one call
+            call, batch = self._combined(calls[0], tuple(countings))
+            try:
+                with store_faults():
+                    reply = await self._transport.lookup(call, *with_member)
+            except StoreUnavailable as exc:
+                raise CountsInDoubt(str(exc), _doubted([batch], member)) from exc
+            self._found(found, unique, probe, reply[:-1], channel)
+            return found, _read(batch, member, cast(list[list[int]], reply[-1]))
+        # A cluster: one call per scope, in `scopes` order, each with its scope's counts.
+        place = {scope: i for i, scope in enumerate(scopes)}
+        split: list[list[Counting]] = [[] for _ in calls]
+        for counting in countings:
+            split[place[counting.scope]].append(counting)
+        made = [self._combined(call, tuple(group)) if group else (call, None)
+                for call, group in zip(calls, split, strict=True)]
+        try:
+            with store_faults():
+                replies = []
+                for part in await asyncio.gather(*(
+                        self._transport.lookup(call, *with_member) if counts else
+                        self._transport.lookup(call, candidates, encoded)
+                        for call, counts in made), return_exceptions=True):
+                    if isinstance(part, BaseException):
+                        raise part
+                    replies.append(part)
+        except StoreUnavailable as exc:
+            raise CountsInDoubt(str(exc), _doubted(
+                [counts for _, counts in made if counts is not None], member)) from exc
+        lists: list[list[str]] = []
+        counted: list[Counted] = []
+        for call, reply in zip(calls, replies, strict=True):
+            lists += reply[:len(call.keys) // 3]
+        for (_, part_batch), reply in zip(made, replies, strict=True):
+            if part_batch is not None:
+                counted += _read(part_batch, member, cast(list[list[int]], reply[-1]))
+        self._found(found, unique, probe, lists, channel)
+        return found, counted
+
+    def _combined(self, call: LookupCall, group: tuple[Counting, ...]
+                  ) -> tuple[LookupCall, _Batch]:
+        """A lookup's call that also counts the sends of `group` (kept: probes' calls
+        are memoised and plans are kept, so most requests meet theirs again)."""
+        kept = cast(dict[tuple[int, ...], _Kept], self._counting_calls)
+        key = (id(call), *map(id, group))
+        hit = kept.get(key)
+        if hit is not None and hit[0] is call and all(
+                a is b for a, b in zip(hit[1], group, strict=True)):
+            return hit[2], hit[3]
+        batch = self._batch(list(group), len(call.keys))
+        _, keys, named, args, size, _, _ = batch
+        head = b"".join((LOOKUP_HEAD, resp_bulk(str(len(call.keys) + len(keys))),
+                         call.parts[0], named, call.parts[1], resp_bulk(str(size)), args))
+        plain = (*call.fixed[:-1], str(size), *_plain(args)) \
+            if isinstance(self._transport, ClientTransport) else ()
+        made = LookupCall((*call.keys, *keys), call.argv_slice,
+                          call.argc + len(keys) + size, head, call.slot, plain,
+                          parts=call.parts)
+        if len(kept) >= ENCODINGS_KEPT:
+            kept.clear()
+        kept[key] = (call, group, made, batch)
+        return made, batch
 
     def count_sends(self, countings: Sequence[Counting]) -> Awaitable[list[Counted]]:
         """Count (or look at) every counting, one script call per scope, queued before
@@ -71,11 +171,24 @@ class VelocityMixin(StoreBase):
         return self._counted(sent)
 
     def _submit(self, group: list[Counting], member: str) -> _Sent:
+        batch = self._batch(group, 0)
+        _, keys, named, args, size, _, _ = batch
+        call = LookupCall(tuple(keys), 0, len(keys) + 4,
+                          b"".join((_EVALSHA, resp_bulk(str(len(keys))), named,
+                                    resp_bulk(member))),
+                          slot_of(keys[0]) if self.keys.cluster else 0, (member,),
+                          VELOCITY_LUA)
+        plain = _plain(args) if isinstance(self._transport, ClientTransport) else ()
+        return batch, member, self._transport.submit(call, plain or [""] * size, args)
+
+    def _batch(self, group: list[Counting], offset: int) -> _Batch:
+        """Encode countings for one script call, their keys after `offset` others."""
         keys: list[str] = []
-        named: list[bytes] = []  # the keys in RESP
-        args: list[str] = []  # RESP bulk strings, joined once below
+        named: list[bytes] = []
+        args: list[bytes] = []
         counters: list[tuple[str, ...]] = []
         firsts: list[int] = []  # each counting's first key index (1-based), as Lua's k
+        size = 0
         encodings = cast(dict[int, _Encoded], self._velocity_encodings)
         for counting in group:
             # Plans are kept (velocity.plan): a counting met again is encoded once.
@@ -85,21 +198,13 @@ class VelocityMixin(StoreBase):
                 if len(encodings) >= ENCODINGS_KEPT:
                     encodings.clear()
                 encodings[id(counting)] = known
-            firsts.append(len(keys) + 1)
+            firsts.append(offset + len(keys) + 1)
             keys += known[1]
             counters.append(known[2])
             args.append(known[3])
             named.append(known[4])
-        call = LookupCall(tuple(keys), 0, len(keys) + 4,
-                          b"".join((_EVALSHA, resp_bulk(str(len(keys))), *named,
-                                    resp_bulk(member))),
-                          slot_of(keys[0]) if self.keys.cluster else 0, (member,),
-                          VELOCITY_LUA)
-        encoded = "".join(args).encode()
-        count = encoded.count(b"$")  # every argument is one bulk string
-        plain = _plain(encoded) if isinstance(self._transport, ClientTransport) else ()
-        return group, counters, firsts, member, self._transport.submit(
-            call, plain or [""] * count, encoded)
+            size += 2 + 4 * len(counting.limits)
+        return group, keys, b"".join(named), b"".join(args), size, counters, firsts
 
     def _encode(self, counting: Counting) -> _Encoded:
         """A counting's keys (counter and guard per limit), counters and arguments."""
@@ -109,23 +214,15 @@ class VelocityMixin(StoreBase):
         for index, (limit, subject) in enumerate(counting.limits):
             keys += self.keys.velocity(counting.scope, counting.channel, limit.spec, subject)
             args.append(limit.argv + _ENFORCED[index in counting.monitored])
-        return (counting, tuple(keys), tuple(keys[::2]), "".join(args),
+        return (counting, tuple(keys), tuple(keys[::2]), "".join(args).encode(),
                 b"".join(resp_bulk(key) for key in keys))
 
     async def _counted(self, sent: list[_Sent]) -> list[Counted]:
         results: list[Counted] = []
         try:
             with store_faults():
-                for group, counters, firsts, member, pending in sent:
-                    reply = cast(list[list[int]], await pending)
-                    for counting, mine, first, (code, which, wait, seen) in zip(
-                            group, counters, firsts, reply, strict=True):
-                        limits = counting.limits  # (limit, subject) pairs, 1-based in Lua
-                        counted = code == 0 and counting.count
-                        results.append(Counted(
-                            counting, limits[which - 1][0] if code else None, code in (2, 3),
-                            wait / 1000, limits[seen - 1][0] if seen else None,
-                            mine if counted else (), f"{member}:{first}", code == 3))
+                for batch, member, pending in sent:
+                    results += _read(batch, member, cast(list[list[int]], await pending))
         except BaseException:
             _discard(sent)
             raise
@@ -152,6 +249,33 @@ class VelocityMixin(StoreBase):
                                   UNCOUNT_LUA)
                 await self._transport.lookup(call, members,
                                              b"".join(resp_bulk(m) for m in members))
+
+
+def _doubted(batches: list[_Batch], member: str) -> tuple[Counted, ...]:
+    """The sends of `batches` that a failed call may have counted, to take back."""
+    return tuple(Counted(one, None, False, 0.0, None, mine, f"{member}:{first}")
+                 for batch in batches
+                 for one, mine, first in zip(batch[0], batch[5], batch[6], strict=True)
+                 if one.count)
+
+
+def _read(batch: _Batch, member: str, reply: list[list[int]]) -> list[Counted]:
+    """What a script call's counts of `batch` gave (VELOCITY_LUA's reply)."""
+    group, *_, counters, firsts = batch
+    results: list[Counted] = []
+    for counting, mine, first, (code, which, wait, seen) in zip(
+            group, counters, firsts, reply, strict=True):
+        limits = counting.limits  # (limit, subject) pairs, 1-based in Lua
+        counted = code == 0 and counting.count
+        results.append(Counted(
+            counting, limits[which - 1][0] if code else None, code in (2, 3),
+            wait / 1000, limits[seen - 1][0] if seen else None,
+            mine if counted else (), f"{member}:{first}", code == 3))
+    return results
+
+
+# A script call of counts alone: its batch, member and pending reply.
+_Sent = tuple[_Batch, str, Awaitable[Any]]
 
 
 def _discard(sent: list[_Sent]) -> None:
