@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -77,14 +78,18 @@ def workers_process(config: Path, log: Path, workers: int
 
 def test_two_workers_share_the_port_and_stop_together(tmp_path: Path) -> None:
     """Both workers answer on the proxy port, share the embedded store and one /metrics,
-    and SIGTERM stops them and the store (and removes the shared metrics files)."""
+    and SIGTERM stops them and the store (and removes the shared metrics files). The
+    policy has quiet hours: the parent loads the geocoder once, before the fork, and no
+    worker loads it again."""
     data_dir = tmp_path / "data"
     proxy_port, admin_port = free_port(), free_port()
     config = write_config(
         tmp_path / "w.yaml", proxy={"host": "127.0.0.1", "port": proxy_port},
         admin={"host": "127.0.0.1", "port": admin_port},
         redis={"url": "embedded", "data_dir": str(data_dir)},
-        upstreams=[{"name": "twilio", "url": "http://127.0.0.1:9", "preset": "twilio"}])
+        upstreams=[{"name": "twilio", "url": "http://127.0.0.1:9", "preset": "twilio"}],
+        log={"level": "info", "format": "json"},
+        policy={"global": {"quiet_hours": {"action": "monitor"}}})
     log = tmp_path / "w.log"
     with workers_process(config, log, 2) as parent:
         wait_healthy(parent, f"http://127.0.0.1:{admin_port}", log)
@@ -116,3 +121,7 @@ def test_two_workers_share_the_port_and_stop_together(tmp_path: Path) -> None:
     assert redis_pids(data_dir) == []
     assert all(not Path(f"/proc/{p}").exists() for p in workers)
     assert list(tmp_path.glob("gatekeeper-metrics-*")) == []
+    events = [json.loads(line)["event"] for line in log.read_text().splitlines()
+              if line.startswith("{")]
+    assert events.count("geocoder_loaded") == 1
+    assert events.index("geocoder_loaded") < events.index("gatekeeper_started")

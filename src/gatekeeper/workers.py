@@ -34,6 +34,7 @@ from prometheus_client.multiprocess import mark_process_dead
 
 from gatekeeper.config import Config, ConfigError, load_config
 from gatekeeper.embedded import EmbeddedRedis, exit_fields
+from gatekeeper.facts import load_geocoder
 from gatekeeper.observability import Metrics, configure_logging, share_metrics
 from gatekeeper.reload import restart_needed
 from gatekeeper.resources import Resources
@@ -140,6 +141,10 @@ class Pool:
         self._metrics = ParentMetrics(self._metrics_dir)
         supervision = None if embedded is None else \
             ParentSupervision(embedded, self._metrics, self.log)
+        if self.config.policy.quiet_hours:
+            # Once, before the fork: the workers inherit it instead of each loading
+            # ~100 MB for seconds (their pages shared until written).
+            self.log.info("geocoder_loaded", seconds=round(load_geocoder(), 2))
         try:
             for slot in self._slots:
                 self._start(slot)
