@@ -1,4 +1,5 @@
-"""What counting velocity in the lookup's own script call saves: the store's lookup and
+"""What velocity counts cost the store, and what counting them in the lookup's own script
+call saves: the store's lookup alone (no counts), and the lookup with
 the bench policy's velocity counts (BENCH_POLICY, three scopes, one counting of two
 limits per number) made apart (`count_sends` queued in the same write as `lookup`, as
 before the fold) and together (`lookup_counting`), alternated round by round.
@@ -51,6 +52,9 @@ async def measure(url: str, count: int, rounds: int) -> dict[str, list[tuple[flo
         await store.lookup([number], SCOPES, "sms")
         await counting
 
+    async def alone(number: str) -> None:
+        await store.lookup([number], SCOPES, "sms")
+
     async def together(number: str) -> None:
         await store.lookup_counting([number], SCOPES, "sms", plans[number])
 
@@ -62,10 +66,10 @@ async def measure(url: str, count: int, rounds: int) -> dict[str, list[tuple[flo
         for number in part:
             await way(number)
 
-    out: dict[str, list[tuple[float, float]]] = {"apart": [], "together": []}
+    out: dict[str, list[tuple[float, float]]] = {"alone": [], "apart": [], "together": []}
     sends = count * 3
     for _ in range(rounds):
-        for name, way in (("apart", apart), ("together", together)):
+        for name, way in (("alone", alone), ("apart", apart), ("together", together)):
             before, started = await server_cpu(), time.process_time()
             await asyncio.gather(*(run(way, numbers[i::IN_FLIGHT] * 3)
                                    for i in range(IN_FLIGHT)))

@@ -3,6 +3,7 @@ script of that scope touches, hashes to one slot; the single-server layout is un
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from redis.crc import key_slot
@@ -53,6 +54,27 @@ def test_single_server_layout_is_unchanged() -> None:
     assert keys.batch_prefix("tenant:acme") == "gk:batch:"
     assert Keys("gk:", cluster=True).of("block", "tenant:acme").list == \
         "gk:list:block:{tenant:acme}"
+
+
+@pytest.mark.parametrize(("cluster", "counter", "guard"), [
+    (False, "gk:vel:tenant:acme:sms:number-3600:15551234567",
+     "gk:velhold:tenant:acme:sms:number-3600:15551234567"),
+    (True, "gk:vel:{tenant:acme}:sms:number-3600:15551234567",
+     "gk:velhold:{tenant:acme}:sms:number-3600:15551234567"),
+])
+def test_velocity_keys_are_the_same_built_afresh_or_from_their_kept_heads(
+        cluster: bool, counter: str, guard: str) -> None:
+    """A limit's counter and guard names (heads kept per scope, channel and limit): the
+    second number of a limit gets the same layout as the first, and another subject
+    never gets the first one's names."""
+    keys = Keys("gk:", cluster=cluster)
+    for _ in range(2):
+        assert keys.velocity("tenant:acme", "sms", "number-3600", "15551234567") == \
+            (counter, guard)
+    assert keys.velocity("tenant:acme", "sms", "number-3600", "15550000000")[0] == \
+        counter.replace("15551234567", "15550000000")
+    assert keys.velocity("tenant:acme", "voice", "number-3600", "15551234567")[0] == \
+        counter.replace(":sms:", ":voice:")
 
 
 def test_redirect_replies_are_read_exactly() -> None:

@@ -144,7 +144,7 @@ def _judged(decision: Decision, scopes: Sequence[str], channel: Channel | None,
 
 def _countings(judging: Judging | None, parsed: dict[str, Destination],
                keys: list[str], scopes: Sequence[str], channel: Channel | None,
-               judged: dict[str, Verdict]) -> list[Counting]:
+               judged: dict[str, Verdict]) -> Sequence[Counting]:
     """What the request's sends count against velocity limits (the other rules'
     verdicts left in `judged`)."""
     if judging is None or judging.count is None:
@@ -238,7 +238,7 @@ def _distinct(matches: list[Match]) -> list[Match]:
     return matches if len(matches) < 2 else list(dict.fromkeys(matches))
 
 
-def _count_all(count: Count, countings: list[Counting], size: int
+def _count_all(count: Count, countings: Sequence[Counting], size: int
                ) -> Awaitable[list[Counted]]:
     """Every counting, `size` numbers per script call (a large batch never holds Redis
     for long in one call); the first call is queued before this returns, to leave in
@@ -250,7 +250,7 @@ def _count_all(count: Count, countings: list[Counting], size: int
 
 
 async def _count_rest(first: Awaitable[list[Counted]], count: Count,
-                      countings: list[Counting], size: int) -> list[Counted]:
+                      countings: Sequence[Counting], size: int) -> list[Counted]:
     out = await first
     for start in range(size, len(countings), size):
         out += await count.count_sends(countings[start:start + size])

@@ -104,7 +104,7 @@ unchanged: nothing is migrated.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from gatekeeper.store.entries import ListItem
 from gatekeeper.types import CHANNELS, LISTS, ListName
@@ -142,6 +142,9 @@ class Keys:
     prefix: str
     cluster: bool = False
     """Hash-tag every key by its scope (Redis Cluster)."""
+    # Velocity keys' heads by (scope, channel, limit spec): built once, not per number.
+    _velocity_heads: dict[tuple[str, str, str], tuple[str, str]] = field(
+        default_factory=dict, compare=False, repr=False)
 
     def tag(self, scope: str) -> str:
         """A scope as key names carry it: in braces on a cluster (its hash tag)."""
@@ -257,5 +260,9 @@ class Keys:
     def velocity(self, scope: str, channel: str, spec: str, subject: str
                  ) -> tuple[str, str]:
         """A velocity limit's counter and pumping-guard keys for one subject."""
-        base = f"{self.prefix}vel:{self.tag(scope)}:{channel}:{spec}:{subject}"
-        return base, f"{self.prefix}velhold:{self.tag(scope)}:{channel}:{spec}:{subject}"
+        heads = self._velocity_heads.get((scope, channel, spec))
+        if heads is None:
+            heads = self._velocity_heads[scope, channel, spec] = (
+                f"{self.prefix}vel:{self.tag(scope)}:{channel}:{spec}:",
+                f"{self.prefix}velhold:{self.tag(scope)}:{channel}:{spec}:")
+        return heads[0] + subject, heads[1] + subject

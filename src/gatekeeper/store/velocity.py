@@ -91,7 +91,8 @@ class VelocityMixin(LookupMixin):
         member = _MEMBERS.next()
         with_member = [*candidates, member], encoded + resp_bulk(member)
         if len(calls) == 1:  # one server: one call
-            call, batch = self._combined(calls[0], tuple(countings))
+            group = countings if isinstance(countings, tuple) else tuple(countings)
+            call, batch = self._combined(calls[0], group)
             try:
                 with store_faults():
                     reply = await self._transport.lookup(call, *with_member)
@@ -134,11 +135,17 @@ class VelocityMixin(LookupMixin):
         """A lookup's call that also counts the sends of `group` (kept: probes' calls
         are memoised and plans are kept, so most requests meet theirs again)."""
         kept = cast(dict[tuple[int, ...], _Kept], self._counting_calls)
-        key = (id(call), *map(id, group))
-        hit = kept.get(key)
-        if hit is not None and hit[0] is call and all(
-                a is b for a, b in zip(hit[1], group, strict=True)):
-            return hit[2], hit[3]
+        if len(group) == 1:  # most requests: one number, counted in one scope
+            key: tuple[int, ...] = (id(call), id(group[0]))
+            hit = kept.get(key)
+            if hit is not None and hit[0] is call and hit[1][0] is group[0]:
+                return hit[2], hit[3]
+        else:
+            key = (id(call), *map(id, group))
+            hit = kept.get(key)
+            if hit is not None and hit[0] is call and all(
+                    a is b for a, b in zip(hit[1], group, strict=True)):
+                return hit[2], hit[3]
         batch = self._batch(list(group), len(call.keys))
         _, keys, named, args, size, _, _ = batch
         head = b"".join((LOOKUP_HEAD, resp_bulk(str(len(call.keys) + len(keys))),
