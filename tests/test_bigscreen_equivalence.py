@@ -17,6 +17,7 @@ import pytest
 import structlog
 from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
+from structlog.testing import CapturingLogger
 
 from gatekeeper.bigscreen import ScreenHelper
 from gatekeeper.config import Config
@@ -75,6 +76,9 @@ LISTED: dict[tuple[ListName, str], list[str]] = {
 }
 
 
+HELPER_LOG = CapturingLogger()
+
+
 async def _place(config: Config, url: str) -> Place:
     store = Store(connect(config.redis, url), config.redis, config.store, url)
     await store.prepare()
@@ -83,7 +87,8 @@ async def _place(config: Config, url: str) -> Place:
                         EntryMeta("test", time.time()))
     await store.add("block", "global", [ListItem("+14155550009", "voice")],
                     EntryMeta("test", time.time()))
-    helper = ScreenHelper(config, structlog.get_logger("test"))
+    # Its own logger: the process-wide one may write to a stream an earlier test closed.
+    helper = ScreenHelper(config, structlog.wrap_logger(HELPER_LOG, processors=[]))
     await helper.start()
     unknown = config.proxy.unknown_writes
     return Place(config, url, store, helper,
@@ -189,6 +194,9 @@ def test_a_failing_job_is_refused_and_the_helper_goes_on(
     failed = runner.run(where.helper.examine("test", where.url, job, 99))
     assert failed.refusal is not None
     assert (failed.refusal.status, failed.refusal.code) == (503, "screening_unavailable")
+    assert any(call.method_name == "error" and call.kwargs.get("event") ==
+               "screening_unavailable" and call.kwargs.get("request_id") == "test"
+               for call in HELPER_LOG.calls)
     answered = runner.run(where.helper.examine("test", where.url, job, 0))
     assert answered.refusal is None
     assert where.helper.pid == pid
