@@ -18,7 +18,9 @@ another, is taken before and during each import too. Both probes run at once by
 default (`--probes both`); `--probes sends` leaves the lookup loop out, so that the
 sends' p99 is not also measuring the bench's own busy loop competing for the CPUs.
 `--via admin` makes each import a POST of the file to that Gatekeeper's admin import
-endpoint (parsed in the process that serves the sends) instead of an importer process.
+endpoint (read by the process that serves the sends, parsed by its import child)
+instead of an importer process; the sends' p99 is then split into the upload and what
+follows it, and `--importer-nice` sets the uploading client's priority.
 Loopback only; measures, asserts nothing.
 """
 
@@ -116,33 +118,45 @@ class Admin:
         self.port = port
         self.key = key
 
-    async def post(self, path: str, mode: Mode) -> int:
-        """POST the file to the admin import endpoint (streamed); the entries added."""
+    async def post(self, path: str, mode: Mode, phases: list[float]) -> int:
+        """POST the file to the admin import endpoint (streamed); the entries added.
+        `phases` gets when the body's last byte went out and when the reply came."""
         url = (f"http://{HOST}:{self.port}/admin/v1/lists/block/import"
                f"?scope=global&mode={mode}")
+
+        async def body() -> AsyncIterator[bytes]:
+            async for block in chunks(Path(path)):
+                yield block
+            phases.append(time.time())
+
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None)) \
-                as session, session.post(url, data=chunks(Path(path)), headers={
+                as session, session.post(url, data=body(), headers={
                     "Authorization": f"Bearer {self.key}",
                     "Content-Type": "text/plain"}) as resp:
-            body = await resp.json()
+            answer = await resp.json()
+            phases.append(time.time())
             if resp.status != 200:
-                raise RuntimeError(f"admin import answered {resp.status}: {body}")
-            return int(body["added"])
+                raise RuntimeError(f"admin import answered {resp.status}: {answer}")
+            return int(answer["added"])
 
 
 def _import_child(url: str, path: str, mode: Mode, out: Connection, nice: int = 0,
                   admin: Admin | None = None) -> None:
     """Run one import in this (fresh) process (at niceness `nice`, or under SCHED_IDLE
-    when `nice` is IDLE), or post it to `admin`; send back its figures."""
-    if admin is not None:
-        started = time.perf_counter()
-        added = asyncio.run(admin.post(path, mode))
-        out.send((time.perf_counter() - started, added, rss_kib("VmRSS"), rss_kib(), []))
-        return
+    when `nice` is IDLE), or post it to `admin` (this process, the uploading client,
+    at that priority); send back its figures. An admin import's phases are the upload
+    and what follows it (the end of the parse and the write, in Gatekeeper's child)."""
     if nice == IDLE:
         os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
     elif nice:
         os.nice(nice)
+    if admin is not None:
+        phases: list[float] = []
+        started = time.perf_counter()
+        added = asyncio.run(admin.post(path, mode, phases))
+        out.send((time.perf_counter() - started, added, rss_kib("VmRSS"), rss_kib(),
+                  phases[:2]))
+        return
     writing: list[float] = []
 
     async def go() -> tuple[float, int]:
@@ -233,21 +247,23 @@ def p99_ms(seconds: list[float], share: float = 0.99) -> float:
     return round(ordered[min(len(ordered) - 1, int(len(ordered) * share))] * 1000, 2)
 
 
-def latency(steady_calls: Timed, during_calls: Timed, writing: list[float]
-            ) -> dict[str, Any]:
+def latency(steady_calls: Timed, during_calls: Timed, writing: list[float],
+            names: tuple[str, str] = ("parsing", "writing")) -> dict[str, Any]:
     """p99 (and more) of calls before and during an import; and during the import,
     split into the calls while it parsed the file and those while it wrote its packed
-    load to Redis (`writing`: its start and end, when known)."""
+    load to Redis (`writing`: its start and end, when known; through the admin API,
+    `names` are the upload and what follows it)."""
     steady = [s for _, s in steady_calls]
     during = [s for _, s in during_calls]
     phases: dict[str, Any] = {}
     if len(writing) == 2:
+        first, second = names
         parse = [s for t, s in during_calls if t < writing[0]]
         write = [s for t, s in during_calls if writing[0] <= t <= writing[1]]
-        phases = {"p99_while_parsing": p99_ms(parse) if parse else None,
-                  "p99_while_writing": p99_ms(write) if write else None,
-                  "while_writing": len(write),
-                  "writing_seconds": round(writing[1] - writing[0], 2)}
+        phases = {f"p99_while_{first}": p99_ms(parse) if parse else None,
+                  f"p99_while_{second}": p99_ms(write) if write else None,
+                  f"while_{second}": len(write),
+                  f"{second}_seconds": round(writing[1] - writing[0], 2)}
     return {"steady": p99_ms(steady), "during_import": p99_ms(during), **phases,
             "ratio": round(p99_ms(during) / p99_ms(steady), 2),
             "p999_steady": p99_ms(steady, 0.999), "p999_during": p99_ms(during, 0.999),
@@ -289,14 +305,16 @@ async def import_file(store: Store, url: str, path: Path, mode: Mode, lines: int
     sends_during = [] if sends_task is None else await sends_task
     child.join()
     grown = await used_memory(store) - before
+    names = ("parsing", "writing") if admin is None else ("uploading", "after_upload")
     return {"mode": mode, "lines": lines, "added": added,
             "via": "process" if admin is None else "admin", "importer_nice": nice,
             "seconds": round(seconds, 2),
             "lines_per_s": round(lines / seconds), "bytes_per_entry": round(grown / lines, 2),
             "importer_rss_mib": {"before": round(baseline / 1024, 1),
                                  "peak": round(peak / 1024, 1)},
-            **({"lookup_p99_ms": latency(steady, during, writing)} if lookups else {}),
-            **({"send_p99_ms": latency(sends_steady, sends_during, writing)}
+            **({"lookup_p99_ms": latency(steady, during, writing, names)}
+               if lookups else {}),
+            **({"send_p99_ms": latency(sends_steady, sends_during, writing, names)}
                if sender else {})}
 
 
@@ -428,7 +446,8 @@ def main() -> None:
                         default=0, metavar="N",
                         help="run the importer at this niceness (as `nice -n N gatekeeper "
                         "lists import` would; default 0), or `idle`: under SCHED_IDLE "
-                        "(as `chrt --idle 0`)")
+                        "(as `chrt --idle 0`); with --via admin, the uploading client "
+                        "(an operator's curl, elsewhere in production)")
     parser.add_argument("--no-sends", dest="sends", action="store_false",
                         help="skip the whole-send latency (no `gatekeeper run`)")
     parser.add_argument("--probes", choices=("both", "sends", "lookups"), default="both",
