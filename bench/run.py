@@ -29,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -451,6 +452,18 @@ def tree_ticks(root: int, exclude_comm: frozenset[str] = frozenset()) -> int:
                for pid in tree_pids(root, exclude_comm))
 
 
+def tree_syscalls(root: int, exclude_comm: frozenset[str] = frozenset()) -> int:
+    """Read and write system calls of a process tree's live processes (syscr + syscw in
+    /proc/<pid>/io: recv, send, read, write and their kin; not epoll_wait)."""
+    total = 0
+    for pid in tree_pids(root, exclude_comm):
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{pid}/io").read_text().splitlines():
+                if line.startswith(("syscr:", "syscw:")):
+                    total += int(line.split(":", 1)[1])
+    return total
+
+
 def allowed_cpus(pid: int) -> str | None:
     """Cpus_allowed_list of a process (what taskset set), None when gone."""
     with contextlib.suppress(OSError):
@@ -483,6 +496,18 @@ def cpu_times() -> dict[str, tuple[int, int, int]]:
     return out
 
 
+def collector_seconds(url: str) -> float | None:
+    """gatekeeper_gc_seconds_total, all generations, from a Gatekeeper's /metrics."""
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310 - loopback
+            text = response.read().decode()
+    except OSError:
+        return None
+    found = [float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+             if line.startswith("gatekeeper_gc_seconds_total{")]
+    return sum(found) if found else None  # a Gatekeeper before the metric
+
+
 @dataclass
 class Probe:
     """Whose CPU time a window reads."""
@@ -491,6 +516,7 @@ class Probe:
     redis_pid: int | None = None
     load_upstream: Process | None = None
     pinned_to: str | None = None   # the target's expected Cpus_allowed_list
+    metrics_url: str | None = None  # a Gatekeeper's /metrics (its collector's time)
 
 
 @dataclass
@@ -503,12 +529,16 @@ class Snapshot:
     cpus: dict[str, tuple[int, int, int]]
     pids: list[int]
     affinity: dict[int, str | None]
+    gc_seconds: float | None = None
+    syscalls: int = 0
 
     @classmethod
     def take(cls, probe: Probe) -> Snapshot:
         """Read them all now."""
         pids = tree_pids(probe.target.pid, frozenset({"redis-server"}))
         return cls(
+            gc_seconds=collector_seconds(probe.metrics_url) if probe.metrics_url else None,
+            syscalls=tree_syscalls(probe.target.pid, frozenset({"redis-server"})),
             target=tree_ticks(probe.target.pid, frozenset({"redis-server"})),
             redis=process_ticks(probe.redis_pid) if probe.redis_pid else None,
             load_upstream=(tree_ticks(probe.load_upstream.pid)
@@ -599,6 +629,8 @@ class Measurement:
     rounds: int = 1
     cpu_ratio_to_passthrough: float | None = None
     p99_ratio_to_passthrough: float | None = None
+    gc_us_per_req: float | None = None  # of cpu_us_per_req, in Python's collector
+    syscalls_per_req: float | None = None  # the process under test's reads and writes
 
 
 def measure(row: RowSpec, mode: str, url: str, probe: Probe, params: Params, wrk: str,
@@ -653,6 +685,9 @@ def measure(row: RowSpec, mode: str, url: str, probe: Probe, params: Params, wrk
         unexpected_errors=unexpected, errors={**errors, "non_2xx": non_2xx},
         expected_rejections=expected, status=status, sent=result.sent,
         cpu_us_per_req=round(target_us or 0.0, 1),
+        gc_us_per_req=None if before.gc_seconds is None or after.gc_seconds is None
+        else round((after.gc_seconds - before.gc_seconds) * 1e6 / requests, 1),
+        syscalls_per_req=round((after.syscalls - before.syscalls) / requests, 2),
         redis_cpu_us_per_req=_round(per_request(before.redis, after.redis)),
         load_upstream_cpu_us_per_req=_round(per_request(before.load_upstream,
                                                         after.load_upstream)),
@@ -972,7 +1007,8 @@ class Bench:
         wait_http(process, admin_port, "/readyz", want_ok=True)
         wait_http(process, proxy_port, "/healthz-bench")  # any reply: the proxy listens
         return process, f"http://{HOST}:{proxy_port}{SEND_PATH}", \
-            Probe(process, self.redis_pid, load_upstream, self.cpus(row.cpus))
+            Probe(process, self.redis_pid, load_upstream, self.cpus(row.cpus),
+                  f"http://{HOST}:{admin_port}/metrics")
 
 
 def _count_lines(path: Path) -> int:
@@ -1015,6 +1051,8 @@ def combine(windows: list[Measurement]) -> Measurement:
         status=total(lambda w: w.status), sent=total(lambda w: w.sent),
         cpu_us_per_req=round(statistics.median(w.cpu_us_per_req for w in windows), 1),
         redis_cpu_us_per_req=med(lambda w: w.redis_cpu_us_per_req),
+        gc_us_per_req=med(lambda w: w.gc_us_per_req),
+        syscalls_per_req=med(lambda w: w.syscalls_per_req),
         load_upstream_cpu_us_per_req=med(lambda w: w.load_upstream_cpu_us_per_req),
         cpu_busy_percent={cpu: _median([w.cpu_busy_percent.get(cpu, 0.0) for w in windows])
                           for cpu in first.cpu_busy_percent},
@@ -1056,7 +1094,8 @@ def print_table(results: list[Measurement], params: Params, pinned: bool, out: T
                 ) -> None:
     """The terminal table."""
     headers = ("row", "mode", "req/s", "p50 ms", "p99 ms", "errors", "403 exp",
-               "CPU us/req", "redis us/req", "CPU x pt", "p99 x pt", "cpu0%", "cpu1%")
+               "CPU us/req", "gc us/req", "sys/req", "redis us/req", "CPU x pt", "p99 x pt",
+               "cpu0%", "cpu1%")
     lines = []
     for m in results:
         mode = "conc" if m.mode == "concurrency" else f"rate {m.offered_rate}"
@@ -1064,7 +1103,9 @@ def print_table(results: list[Measurement], params: Params, pinned: bool, out: T
             m.label, mode, f"{m.requests_per_s:,.0f}", f"{m.latency_ms['p50']:.2f}",
             f"{m.latency_ms['p99']:.2f}", str(m.unexpected_errors),
             str(m.expected_rejections), f"{m.cpu_us_per_req:,.0f}",
-            _fmt(m.redis_cpu_us_per_req, ",.0f"), _fmt(m.cpu_ratio_to_passthrough, ".2f"),
+            _fmt(m.gc_us_per_req, ",.1f"), _fmt(m.syscalls_per_req, ".2f"),
+            _fmt(m.redis_cpu_us_per_req, ",.0f"),
+            _fmt(m.cpu_ratio_to_passthrough, ".2f"),
             _fmt(m.p99_ratio_to_passthrough, ".2f"),
             _fmt(m.cpu_busy_percent.get("cpu0"), ".0f"),
             _fmt(m.cpu_busy_percent.get("cpu1"), ".0f")))

@@ -6,11 +6,13 @@ by round in one process, 32 requests in flight.
 
     .venv/bin/python -m bench.screen_cost [--numbers 10000] [--rounds 5] [--profile MODE]
 
-Per request: this process's CPU (time.process_time) and the redis-server's (INFO
-cpu). The numbers are drawn like the bench's pool; each round sends to every number
-once, so after the first round every number has been seen (the HTTP bench's steady
-state); a first round per mode over numbers never seen gives the cost of a new
-number ("cold"). `--profile MODE` prints cProfile's top functions for one more round of MODE.
+Per request: this process's CPU (time.process_time), the part of it spent in the
+garbage collector (gc.callbacks, the collector set as a serving process sets it), and
+the redis-server's (INFO cpu). The numbers are drawn like the bench's pool; each round
+sends to every number once, so after the first round every number has been seen (the
+HTTP bench's steady state); a first round per mode over numbers never seen gives the
+cost of a new number ("cold"). `--profile MODE` prints cProfile's top functions for
+one more round of MODE.
 Loopback only; measures and prints medians, asserts nothing.
 """
 
@@ -42,8 +44,23 @@ IN_FLIGHT = 32
 MODES = ("lists", "rules", "policy")
 
 
+class Collections:
+    """Seconds spent in the garbage collector, from gc.callbacks."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self._started = 0.0
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self.seconds += time.perf_counter() - self._started
+
+
 async def measure(url: str, count: int, rounds: int, profile: str | None,
-                  profile_cold: bool = False) -> dict[str, list[tuple[float, float]]]:
+                  profile_cold: bool = False
+                  ) -> dict[str, list[tuple[float, float, float]]]:
     config = RedisConfig(url=url, key_prefix="sc:")
     store = Store(connect(config), config, StoreConfig(), url)
     await store.prepare()
@@ -76,17 +93,22 @@ async def measure(url: str, count: int, rounds: int, profile: str | None,
         for number in part:
             await send(number)
 
-    async def timed(mode: str, pool: list[str] = numbers) -> tuple[float, float]:
+    collections = Collections()
+    gc.callbacks.append(collections)
+
+    async def timed(mode: str, pool: list[str] = numbers) -> tuple[float, float, float]:
         send = one(mode)
         before, started = await server_cpu(), time.process_time()
+        collected = collections.seconds
         await asyncio.gather(*(run(send, pool[i::IN_FLIGHT]) for i in range(IN_FLIGHT)))
         client = (time.process_time() - started) / count * 1e6
-        return client, (await server_cpu() - before) / count * 1e6
+        in_gc = (collections.seconds - collected) / count * 1e6
+        return client, (await server_cpu() - before) / count * 1e6, in_gc
 
     # The collector set as a serving process sets it (serve.py).
     gc.freeze()
     gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
-    out: dict[str, list[tuple[float, float]]] = {mode: [] for mode in MODES}
+    out: dict[str, list[tuple[float, float, float]]] = {mode: [] for mode in MODES}
     out.update({f"{mode} cold": [] for mode in MODES})
     for mode in MODES:  # warm-up: every number seen once in every mode
         await timed(mode)
@@ -103,6 +125,7 @@ async def measure(url: str, count: int, rounds: int, profile: str | None,
         await timed(profile, draw() if profile_cold else numbers)
         profiler.disable()
         pstats.Stats(profiler).sort_stats("tottime").print_stats(30)
+    gc.callbacks.remove(collections)
     await admin.aclose()
     await store.close()
     return out
@@ -130,13 +153,15 @@ def main() -> None:
                                              args.profile, args.cold))
             finally:
                 server.stop()
-    base = statistics.median(c for c, _ in report["lists"])
+    base = statistics.median(c for c, _, _ in report["lists"])
     for mode, rows in report.items():
-        client = statistics.median(c for c, _ in rows)
-        redis_cpu = statistics.median(s for _, s in rows)
-        each = ", ".join(f"{c:.1f}/{s:.1f}" for c, s in rows)
-        print(f"{mode:11} client {client:6.1f} us ({client - base:+5.1f} over lists), "
-              f"redis {redis_cpu:5.1f} us per request (rounds, client/redis: {each})")
+        client = statistics.median(c for c, _, _ in rows)
+        redis_cpu = statistics.median(s for _, s, _ in rows)
+        in_gc = statistics.median(g for _, _, g in rows)
+        each = ", ".join(f"{c:.1f}/{s:.1f}" for c, s, _ in rows)
+        print(f"{mode:11} client {client:6.1f} us ({client - base:+5.1f} over lists; "
+              f"gc {in_gc:4.1f}), redis {redis_cpu:5.1f} us per request (rounds, "
+              f"client/redis: {each})")
 
 
 if __name__ == "__main__":

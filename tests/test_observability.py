@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import io
 import json
 from pathlib import Path
@@ -18,6 +19,7 @@ from gatekeeper.observability import (
     configure_logging,
     redact_secrets,
 )
+from gatekeeper.serve import GC_YOUNG_THRESHOLD, tune_collector
 from tests.conftest import (
     TWILIO_MESSAGES,
     FakeUpstream,
@@ -71,6 +73,40 @@ def test_metrics_live_on_the_injected_registry() -> None:
               "reason": "unlisted"}
     assert first.get_sample_value("gatekeeper_decisions_total", labels) == 1
     assert second.get_sample_value("gatekeeper_decisions_total", labels) is None
+
+
+def test_a_serving_process_counts_the_collectors_time_by_generation() -> None:
+    """tune_collector installs the clock once; each collection's time reaches
+    gatekeeper_gc_seconds_total when counted from the loop, and only once."""
+    registry = CollectorRegistry()
+    metrics = Metrics(registry)
+    thresholds = gc.get_threshold()
+    try:
+        tune_collector(metrics)
+        tune_collector(metrics)  # a second call does not time collections twice
+        assert gc.callbacks.count(metrics.collector_clock) == 1
+        assert gc.get_threshold()[0] == GC_YOUNG_THRESHOLD
+        gc.collect()
+        gc.collect(0)
+    finally:
+        gc.callbacks.remove(metrics.collector_clock)
+        gc.unfreeze()
+        gc.set_threshold(*thresholds)
+
+    def sample(generation: str) -> float:
+        value = registry.get_sample_value("gatekeeper_gc_seconds_total",
+                                          {"generation": generation})
+        assert value is not None
+        return value
+
+    assert sample("2") == 0.0  # nothing counted until the loop counts it
+    metrics.count_collections()
+    full, young = sample("2"), sample("0")
+    assert full > 0.0
+    assert young > 0.0
+    assert sample("1") == 0.0
+    metrics.count_collections()  # nothing new: nothing added
+    assert (sample("2"), sample("0")) == (full, young)
 
 
 @pytest.mark.parametrize(("given", "kept"), [

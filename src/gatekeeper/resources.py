@@ -52,6 +52,8 @@ FOLLOW_INTERVAL = 0.5
 POLICY_POLL = 1.0
 # How often every process looks for packed loads replaced (their filters: store/filter.py).
 FILTER_POLL = 2.0
+# Seconds between additions of the collector's time to gatekeeper_gc_seconds_total.
+GC_COUNT_INTERVAL = 5.0
 
 
 def _unexpected(log: Logger, event: str, exc: Exception, **fields: object) -> None:
@@ -189,6 +191,8 @@ class Resources:
         self._jobs.append(loop.create_task(self._policy_forever()))
         self._jobs.append(loop.create_task(self._every(FILTER_POLL, self._take_filters,
                                                        "filters")))
+        self._jobs.append(loop.create_task(self._every(GC_COUNT_INTERVAL,
+                                                       self._count_collections, "gc")))
         if self._housekeeping:
             self._jobs.append(loop.create_task(self._sweep_forever()))
         self._pools(self.config)
@@ -292,6 +296,10 @@ class Resources:
                 _stop_if_cancelled()
                 self.metrics.store_errors.labels(operation).inc()
                 _unexpected(self.log, f"{operation}_failed", exc, operation=operation)
+
+    async def _count_collections(self) -> None:
+        # With --workers, /metrics reads every worker's files: each adds its own.
+        self.metrics.count_collections()
 
     async def _take_filters(self) -> None:
         """Take up packed loads' filters for lookups (store/filter.py), logging a change."""

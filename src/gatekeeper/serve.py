@@ -5,6 +5,7 @@ reload.py)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import os
 import platform
@@ -21,12 +22,30 @@ from gatekeeper import __version__
 from gatekeeper.app import create_app
 from gatekeeper.config import Config
 from gatekeeper.fdlimit import check_fd_limit
+from gatekeeper.observability import Metrics
 from gatekeeper.reload import Reloader
 from gatekeeper.resources import RESOURCES
 from gatekeeper.server import start_listeners
 
 GC_YOUNG_THRESHOLD = 20_000
 """Net new container objects between young collections in a serving process."""
+
+
+def tune_collector(metrics: Metrics) -> None:
+    """Set the garbage collector as a serving process wants it (once started), and time
+    it (gatekeeper_gc_seconds_total)."""
+    # Start-up objects (config, routes, presets, the geocoder's data) never die: keep
+    # them out of the collector's way, so full collections stay short under load.
+    gc.freeze()
+    # A request allocates hundreds of container objects and frees nearly all by
+    # reference counting; at the default 700 the young generation was collected ~190
+    # times a second, promoting the requests in flight, so that full collections (100 ms
+    # each, through the per-process caches of numbers) ran every second: 32 us of CPU a
+    # request with lists, 65 with the full policy, and most of the closed loop's p99
+    # (bench.run, README "Garbage collection").
+    gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
+    if metrics.collector_clock not in gc.callbacks:
+        gc.callbacks.append(metrics.collector_clock)
 
 
 def store_kind(config: Config) -> str:
@@ -65,16 +84,7 @@ async def serve(config: Config, worker: int = 0, workers: int = 1,
         if config.admin.key is None and worker == 0:
             log.warning("admin_key_missing", message="the admin list API refuses every call "
                         f"until a key is set ({config.admin.key_source})")
-        # Start-up objects (config, routes, presets, the geocoder's data) never die: keep
-        # them out of the collector's way, so full collections stay short under load.
-        gc.freeze()
-        # A request allocates hundreds of container objects and frees nearly all by
-        # reference counting; at the default 700 the young generation was collected
-        # ~190 times a second, promoting the requests in flight, so that full
-        # collections (100 ms each, through the per-process caches of numbers) ran
-        # every second: 32 us of CPU a request with lists, 65 with the full policy, and
-        # most of the closed loop's p99 (bench.run, README "Garbage collection").
-        gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
+        tune_collector(metrics)
         scheme = "https" if config.proxy.tls else "http"
         proxy, admin = config.proxy.listen, config.admin.listen
         log.info("gatekeeper_started", version=__version__,
@@ -102,6 +112,8 @@ async def serve(config: Config, worker: int = 0, workers: int = 1,
                                        current.stop_seconds - current.proxy.drain_timeout)
         log.info("gatekeeper_stopping", **asdict(report))
     finally:
+        with contextlib.suppress(ValueError):  # not installed if starting failed
+            gc.callbacks.remove(resources.metrics.collector_clock)
         await listeners.stop()
 
 

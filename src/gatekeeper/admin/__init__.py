@@ -68,7 +68,9 @@ async def readyz(request: web.Request) -> web.Response:
 
 async def metrics(request: web.Request) -> web.Response:
     """Prometheus exposition of the injected registry (or of every worker's metrics)."""
-    registry = request.app[RESOURCES].metrics.exposed
+    metrics_ = request.app[RESOURCES].metrics
+    metrics_.count_collections()
+    registry = metrics_.exposed
     return web.Response(body=generate_latest(registry),
                         headers={"Content-Type": CONTENT_TYPE_LATEST})
 

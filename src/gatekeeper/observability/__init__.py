@@ -59,6 +59,24 @@ def share_metrics(directory: str) -> None:
     values.ValueClass = values.get_value_class()  # type: ignore[no-untyped-call]
 
 
+class CollectorClock:
+    """A `gc.callbacks` hook timing Python's cyclic garbage collector, by generation.
+    It only adds to plain floats: taking a metric's lock inside a collection that began
+    while this thread held that lock would deadlock."""
+
+    __slots__ = ("_started", "seconds")
+
+    def __init__(self) -> None:
+        self.seconds = [0.0, 0.0, 0.0]
+        self._started = 0.0
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self.seconds[info["generation"]] += time.perf_counter() - self._started
+
+
 class Metrics:
     """Gatekeeper's Prometheus metrics, registered on the registry given."""
 
@@ -122,6 +140,14 @@ class Metrics:
         self.build_info = Gauge(
             "gatekeeper_build_info", "Always 1; the running version in its label.",
             ["version"], registry=registry, multiprocess_mode="max")
+        self.gc_seconds = Counter(
+            "gatekeeper_gc_seconds_total", "Seconds a serving process spent in Python's "
+            "cyclic garbage collector, by generation collected (0 young, 2 full).",
+            ["generation"], registry=registry)
+        # Installed by `serve` (gc.callbacks); counted by `count_collections`.
+        self.collector_clock = CollectorClock()
+        self._gc_children = [self.gc_seconds.labels(str(g)) for g in range(3)]
+        self._gc_counted = [0.0, 0.0, 0.0]
         # Series that exist from the start at 0, so that rate() and increase() see their
         # first event.
         for outcome in ("applied", "refused"):
@@ -133,6 +159,15 @@ class Metrics:
         self._timed: dict[tuple[str, str], Any] = {}
         self._upstream_timed: dict[str, Any] = {}
         self._policy_hit: dict[tuple[str, str], Any] = {}
+
+    def count_collections(self) -> None:
+        """Add the collector's time since the last call to gatekeeper_gc_seconds_total
+        (called from the loop, never from inside a collection)."""
+        for generation, total in enumerate(self.collector_clock.seconds):
+            counted = self._gc_counted[generation]
+            if total > counted:
+                self._gc_children[generation].inc(total - counted)
+                self._gc_counted[generation] = total
 
     def decided(self, upstream: str, channel: str, direction: str, action: str,
                 reason: str, count: int = 1) -> None:
