@@ -452,11 +452,12 @@ def tree_ticks(root: int, exclude_comm: frozenset[str] = frozenset()) -> int:
                for pid in tree_pids(root, exclude_comm))
 
 
-def tree_syscalls(root: int, exclude_comm: frozenset[str] = frozenset()) -> int:
-    """Read and write system calls of a process tree's live processes (syscr + syscw in
-    /proc/<pid>/io: recv, send, read, write and their kin; not epoll_wait)."""
+def syscalls(pids: Sequence[int]) -> int:
+    """Read and write system calls of live processes (syscr + syscw in /proc/<pid>/io:
+    read, write and their kin, which uvloop uses on sockets; not recv, send or
+    epoll_wait, so a plain asyncio process shows about none)."""
     total = 0
-    for pid in tree_pids(root, exclude_comm):
+    for pid in pids:
         with contextlib.suppress(OSError):
             for line in Path(f"/proc/{pid}/io").read_text().splitlines():
                 if line.startswith(("syscr:", "syscw:")):
@@ -538,7 +539,7 @@ class Snapshot:
         pids = tree_pids(probe.target.pid, frozenset({"redis-server"}))
         return cls(
             gc_seconds=collector_seconds(probe.metrics_url) if probe.metrics_url else None,
-            syscalls=tree_syscalls(probe.target.pid, frozenset({"redis-server"})),
+            syscalls=syscalls(pids),
             target=tree_ticks(probe.target.pid, frozenset({"redis-server"})),
             redis=process_ticks(probe.redis_pid) if probe.redis_pid else None,
             load_upstream=(tree_ticks(probe.load_upstream.pid)
@@ -630,7 +631,7 @@ class Measurement:
     cpu_ratio_to_passthrough: float | None = None
     p99_ratio_to_passthrough: float | None = None
     gc_us_per_req: float | None = None  # of cpu_us_per_req, in Python's collector
-    syscalls_per_req: float | None = None  # the process under test's reads and writes
+    syscalls_per_req: float | None = None  # its read()s and write()s (see syscalls)
 
 
 def measure(row: RowSpec, mode: str, url: str, probe: Probe, params: Params, wrk: str,

@@ -42,7 +42,9 @@ def test_bench_quick_run_reports_every_row(tmp_path: Path) -> None:
         assert row["checks"] == [], (key, row["checks"])
         assert row["cpu_ratio_to_passthrough"] is not None, key
         if row["row"].startswith("gatekeeper"):
+            assert row["syscalls_per_req"] > 0, key  # uvloop's socket reads and writes
             assert row["redis_cpu_us_per_req"] is not None, key
+            assert row["gc_us_per_req"] is not None, key  # its /metrics scraped
     # Blocked numbers are refused by Gatekeeper only when the lists are loaded.
     assert rows[("gatekeeper-lists", "concurrency")]["expected_rejections"] > 0
     assert rows[("gatekeeper-empty", "concurrency")]["status"]["403"] == 0
