@@ -62,7 +62,6 @@ from bench.run import (
     Process,
     Snapshot,
     WrkResult,
-    free_port,
     gatekeeper_command,
     generate_lists,
     loadavg,
@@ -74,6 +73,7 @@ from bench.run import (
     wait_http,
 )
 from bench.upstream import loop_factory
+from gatekeeper.embedded import free_port
 
 DEFAULT_OUTPUT = REPO / "bench" / "results" / "batches.json"
 BATCH_MOUNT = "/bulk"

@@ -92,7 +92,6 @@ from bench.run import (
     _sigterm_as_interrupt,
     allowed_cpus,
     cpu_set,
-    free_port,
     gatekeeper_command,
     generate_lists,
     loadavg,
@@ -105,6 +104,7 @@ from bench.run import (
     wait_http,
     write_gatekeeper_config,
 )
+from gatekeeper.embedded import free_port
 from gatekeeper.redis_url import redacted
 from gatekeeper.store.packing import INTSET_ENTRIES
 

@@ -48,14 +48,13 @@ from bench.run import (
     SEND_PATH,
     Bench,
     Params,
-    free_port,
     gatekeeper_command,
     wait_http,
     write_gatekeeper_config,
 )
 from gatekeeper.bulk import Importer, ImportOptions, Mode
 from gatekeeper.config import RedisConfig, StoreConfig
-from gatekeeper.embedded import EmbeddedRedis
+from gatekeeper.embedded import EmbeddedRedis, free_port
 from gatekeeper.store import Store, connect
 
 READ_CHUNK = 1 << 20

@@ -29,7 +29,8 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Protocol
 
-from bench.run import Process, free_port, gatekeeper_command, log, wait_http
+from bench.run import Process, gatekeeper_command, log, wait_http
+from gatekeeper.embedded import free_port
 
 HOST = "127.0.0.1"
 SEND_PATH = "/twilio/2010-04-01/Accounts/AC00000000000000000000000000000000/Messages.json"

@@ -25,7 +25,7 @@ import yaml
 
 from gatekeeper.cli import EXIT_CONFIG, EXIT_RUNTIME, main
 from gatekeeper.config import RedisConfig, StoreConfig
-from gatekeeper.embedded import STATE_FILE, EmbeddedRedis, read_running
+from gatekeeper.embedded import STATE_FILE, EmbeddedRedis, free_port, read_running
 from gatekeeper.policy import ListName
 from gatekeeper.store import EntryMeta, ListItem, Store, connect
 from tests.conftest import ADMIN_KEY
@@ -415,11 +415,6 @@ def test_check_starts_an_empty_embedded_store_in_a_new_data_dir(
 # --- run ------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    """A port free on 127.0.0.1 right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def http(method: str, url: str, body: object = None, timeout: float = 5.0

@@ -19,7 +19,6 @@ import re
 import shlex
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -34,6 +33,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 from gatekeeper.config import CONFIG_ENV, DEFAULT_ADMIN_KEY_ENV, load_config
+from gatekeeper.embedded import free_port
 from gatekeeper.fdlimit import fd_need
 
 pytestmark = pytest.mark.slow
@@ -132,11 +132,6 @@ def duration_seconds(text: str | int | float) -> float:
     h, m, s, ms = (int(g or 0) for g in parts.groups())
     return h * 3600 + m * 60 + s + ms / 1000
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 # --- the Dockerfile, parsed -----------------------------------------------------------

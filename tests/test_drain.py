@@ -5,7 +5,6 @@ timeout gets 503 `draining` (nothing reaches the upstream)."""
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
@@ -19,6 +18,7 @@ from prometheus_client import CollectorRegistry
 from gatekeeper.app import create_app
 from gatekeeper.config import Config, Listen
 from gatekeeper.drain import Drain
+from gatekeeper.embedded import free_port
 from gatekeeper.resources import RESOURCES
 from gatekeeper.server import Listeners, start_listeners
 from tests.conftest import AUTH, TWILIO_MESSAGES, FakeUpstream, make_config
@@ -112,11 +112,6 @@ async def test_a_request_stuck_before_sending_is_left_after_the_grace() -> None:
 
 # --------------------------------------------------------------- through the listeners
 
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @pytest.fixture

@@ -505,8 +505,8 @@ def test_a_port_taken_before_the_server_binds_it_is_replaced(
     taken.bind(("127.0.0.1", 0))
     taken.listen()
     ports = iter([taken.getsockname()[1]])
-    real = embedded_module._free_port
-    monkeypatch.setattr(embedded_module, "_free_port", lambda: next(ports, None) or real())
+    real = embedded_module.free_port
+    monkeypatch.setattr(embedded_module, "free_port", lambda: next(ports, None) or real())
     server = EmbeddedRedis(tmp_path / "data")
     try:
         endpoint = server.start()
@@ -524,7 +524,7 @@ def test_ports_are_drawn_below_the_ephemeral_range() -> None:
 
     low = embedded_module.ephemeral_low()
     assert low is not None, "this suite runs on Linux, which has the ephemeral range"
-    ports = {embedded_module._free_port() for _ in range(20)}
+    ports = {embedded_module.free_port() for _ in range(20)}
     assert all(embedded_module.LOWEST_PORT <= port < low for port in ports), (ports, low)
     assert all(embedded_module._port_free(port) for port in ports)
     assert len(ports) > 1  # drawn, not one fixed port
@@ -540,6 +540,6 @@ def test_without_the_range_the_kernel_picks_the_port(
     assert low is not None
     monkeypatch.setattr(embedded_module, "EPHEMERAL_RANGE", tmp_path / "missing")
     assert embedded_module.ephemeral_low() is None
-    port = embedded_module._free_port()
+    port = embedded_module.free_port()
     assert port >= low
     assert embedded_module._port_free(port)

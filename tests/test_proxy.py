@@ -6,7 +6,6 @@ import asyncio
 import base64
 import gzip
 import json
-import socket
 import ssl
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from aiohttp import web
 from yarl import URL
 
 from gatekeeper.config import RedisConfig
+from gatekeeper.embedded import free_port
 from gatekeeper.providers.credentials import digest_of
 from gatekeeper.store import connect
 from tests.conftest import (
@@ -35,12 +35,6 @@ from tests.conftest import (
 
 FORM = "application/x-www-form-urlencoded"
 
-
-def free_port() -> int:
-    """A loopback port nobody listens on."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def attempts(redis: Any, expected: int) -> list[tuple[str, dict[str, str]]]:

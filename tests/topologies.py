@@ -26,7 +26,7 @@ import redis
 import trustme
 from redis.crc import key_slot
 
-from gatekeeper.embedded import _free_port, _port_free, find_binary
+from gatekeeper.embedded import _port_free, find_binary, free_port
 
 _PR_SET_PDEATHSIG = 1
 CLUSTER_SLOTS = 16384
@@ -283,7 +283,7 @@ def _launch_fresh(make: Callable[[int], _Server], port_ok: Callable[[int], bool]
     last = ""
     launches = 0
     for _ in range(_PORT_DRAWS):
-        port = _free_port()
+        port = free_port()
         if port in taken or not port_ok(port):
             continue
         server = make(port)

@@ -125,7 +125,7 @@ def read_running(data_dir: Path) -> Endpoint | None:
 BIND_ATTEMPTS = 3
 
 
-# Where ports are looked for below the kernel's ephemeral range (see _free_port).
+# Where ports are looked for below the kernel's ephemeral range (see free_port).
 LOWEST_PORT = 10_000
 EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
 _PORT_TRIES = 50
@@ -139,12 +139,13 @@ def ephemeral_low() -> int | None:
         return None
 
 
-def _free_port() -> int:
-    """A free loopback port for redis-server, below the kernel's ephemeral range where
-    it can be read: the kernel never hands such a port to an outgoing connection or to
-    a bind to port 0, so when the server dies its port is still free when it is started
-    again (seen otherwise: another process's connection took the dead server's port,
-    and the restarted server had to move). Else any port the kernel picks."""
+def free_port() -> int:
+    """A free loopback port for a server we start (redis-server; the tests' and the
+    benchmark's servers), below the kernel's ephemeral range where it can be read: the
+    kernel never hands such a port to an outgoing connection or to a bind to port 0, so
+    it stays free until the server binds it, and again when it restarts (seen otherwise:
+    another process's connection took a dead server's port; a test polling its server's
+    port reached another test's upstream). Else any port the kernel picks."""
     low = ephemeral_low()
     if low is not None and low - LOWEST_PORT >= 1000:
         for _ in range(_PORT_TRIES):
@@ -219,7 +220,7 @@ class EmbeddedRedis:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         os.chmod(self.data_dir, 0o700)
         for attempt in range(1, BIND_ATTEMPTS + 1):
-            self._launch(_free_port(), secrets.token_hex(24))
+            self._launch(free_port(), secrets.token_hex(24))
             deadline = time.monotonic() + self.start_timeout
             while not self.answers(0.5):
                 if self.exit_status() is not None or time.monotonic() > deadline:
@@ -298,7 +299,7 @@ class EmbeddedRedis:
         if previous is None:
             raise EmbeddedError("the embedded server was never started")
         self._reap()
-        port = previous.port if _port_free(previous.port) else _free_port()
+        port = previous.port if _port_free(previous.port) else free_port()
         return self._launch(port, previous.password)
 
     def discard(self) -> None:

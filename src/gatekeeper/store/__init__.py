@@ -4,10 +4,10 @@ Modules, one noun each: `keys` (the key layout), `scripts` (the Lua), `entries` 
 listing holds), `faults` (StoreUnavailable and the one place faults become it), `pipe`
 (the lookup transports, the lean `LookupPipe` among them), `cluster` (the transport of a
 Redis Cluster: a pipe per master, redirects), `sentinel` (a Sentinel group's master),
-`base` (connecting, readiness), `lookup`, `velocity` (counts, in the lookup's call),
-`lists`, `loads` (replace imports), `packing` (the packed encoding, pure) and `packed`
-(packed loads in Redis), `sources` (freshness records), `attempts`, and `facade` (the
-Store).
+`durability` (a change acknowledged once in the AOF), `base` (connecting, readiness),
+`lookup`, `velocity` (counts, in the lookup's call), `lists`, `loads` (replace imports),
+`packing` (the packed encoding, pure) and `packed` (packed loads in Redis), `sources`
+(freshness records), `attempts`, and `facade` (the Store).
 """
 
 from __future__ import annotations

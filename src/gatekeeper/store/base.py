@@ -14,6 +14,7 @@ from redis.backoff import NoBackoff
 from gatekeeper import redis_url
 from gatekeeper.config import RedisConfig, StoreConfig
 from gatekeeper.store.cluster import ClusterTransport
+from gatekeeper.store.durability import InfoRefused, settle
 from gatekeeper.store.faults import StoreIncompatible, StoreUnavailable, guarded, store_faults
 from gatekeeper.store.keys import Keys
 from gatekeeper.store.pipe import ClientTransport, LookupPipe, LookupTransport, PipeTransport
@@ -64,6 +65,9 @@ class StoreBase:
                          cluster=redis_config.topology.kind == "cluster")
         self._redis_config = redis_config
         self._attempts_max_len = store_config.attempts_max_len
+        # A change is acknowledged once written to the server's AOF (store/durability.py);
+        # not on a cluster, where each node's persistence and replicas answer for it.
+        self._settles = redis_config.topology.kind != "cluster"
         self._filter_budget = store_config.filter_memory_mb << 20
         # Velocity countings met lately, encoded (store/velocity.py), by identity.
         self._velocity_encodings: dict[int, tuple[Any, ...]] = {}
@@ -98,6 +102,16 @@ class StoreBase:
             raise StoreIncompatible(f"Redis {version} is too old: 6.2 or newer is needed")
         for script in SCRIPTS:
             await self.client.script_load(script)
+
+    async def _settle(self) -> None:
+        """Wait until the server has written the changes made so far to its AOF; a
+        server that refuses INFO (fakeredis) is not asked again."""
+        if not self._settles:
+            return
+        try:
+            await settle(lambda: self.client.info("persistence"))
+        except InfoRefused:
+            self._settles = False
 
     async def ping(self) -> bool:
         """True when the store answers; False on any fault (never raises one)."""

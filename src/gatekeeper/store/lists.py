@@ -24,8 +24,11 @@ class ListsMixin(PackedMixin):
                   meta: EntryMeta) -> tuple[list[ListItem], list[ListItem]]:
         """Add entries; returns (added, already present). Idempotent; metadata and
         expiry are recorded for the added ones only."""
-        return await self.add_to(self.keys.of(name, scope), items, meta.to_json(),
-                                 meta.expires_at)
+        added, existing = await self.add_to(self.keys.of(name, scope), items,
+                                            meta.to_json(), meta.expires_at)
+        if added or existing:  # nothing asked, nothing sent
+            await self._settle()
+        return added, existing
 
     @guarded
     async def add_to(self, keys: ListKeys, items: Iterable[ListItem], meta_value: str,
@@ -66,6 +69,7 @@ class ListsMixin(PackedMixin):
             args += [len(variants), *(self.keys.member(v) for v in variants)]
         removed = cast(list[int], await self._scripts.remove(
             keys=[*keys.all, keys.packed], args=args))
+        await self._settle()
         pairs = list(zip(wanted, removed, strict=True))
         return [i for i, n in pairs if n], [i for i, n in pairs if not n]
 
@@ -77,6 +81,7 @@ class ListsMixin(PackedMixin):
         done = await self._scripts.remove_if_source(
             keys=list(self.keys.of(name, scope).all),
             args=[self.keys.member(item), source, self.keys.batch_prefix(scope)])
+        await self._settle()
         return bool(done)
 
     @guarded

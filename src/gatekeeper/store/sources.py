@@ -28,6 +28,7 @@ class SourcesMixin(StoreBase):
             "origin": origin, "as_of": repr(now if as_of is None else as_of),
             "max_age_days": "" if max_age_days is None else repr(max_age_days),
             "loaded_at": repr(now)})
+        await self._settle()  # the last write of an import: the whole import is on disk
 
     @guarded
     async def sources(self) -> list[ListSource]:
