@@ -460,6 +460,20 @@ def syscalls(pids: Sequence[int]) -> int:
     return total
 
 
+def waits(pids: Sequence[int]) -> int:
+    """How many times live processes gave up the CPU of their own accord
+    (voluntary_ctxt_switches in /proc/<pid>/status): for an event loop, each time it
+    found nothing to do and slept in epoll_wait. Fewer per request means more work
+    found per wake-up (larger batches)."""
+    total = 0
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("voluntary_ctxt_switches:"):
+                    total += int(line.split(":", 1)[1])
+    return total
+
+
 def allowed_cpus(pid: int) -> str | None:
     """Cpus_allowed_list of a process (what taskset set), None when gone."""
     with contextlib.suppress(OSError):
@@ -527,6 +541,7 @@ class Snapshot:
     affinity: dict[int, str | None]
     gc_seconds: float | None = None
     syscalls: int = 0
+    waits: int = 0
 
     @classmethod
     def take(cls, probe: Probe) -> Snapshot:
@@ -534,7 +549,7 @@ class Snapshot:
         pids = tree_pids(probe.target.pid, frozenset({"redis-server"}))
         return cls(
             gc_seconds=collector_seconds(probe.metrics_url) if probe.metrics_url else None,
-            syscalls=syscalls(pids),
+            syscalls=syscalls(pids), waits=waits(pids),
             target=tree_ticks(probe.target.pid, frozenset({"redis-server"})),
             redis=process_ticks(probe.redis_pid) if probe.redis_pid else None,
             load_upstream=(tree_ticks(probe.load_upstream.pid)
@@ -627,6 +642,7 @@ class Measurement:
     p99_ratio_to_passthrough: float | None = None
     gc_us_per_req: float | None = None  # of cpu_us_per_req, in Python's collector
     syscalls_per_req: float | None = None  # its read()s and write()s (see syscalls)
+    waits_per_req: float | None = None  # its sleeps for want of work (see waits)
 
 
 def measure(row: RowSpec, mode: str, url: str, probe: Probe, params: Params, wrk: str,
@@ -638,6 +654,12 @@ def measure(row: RowSpec, mode: str, url: str, probe: Probe, params: Params, wrk
     before = Snapshot.take(probe)
     result = run_wrk(wrk, url, params, params.duration, pace_ms, lists.pool, pinned)
     after = Snapshot.take(probe)
+    return tally(row, mode, params, probe, before, after, result)
+
+
+def tally(row: RowSpec, mode: str, params: Params, probe: Probe, before: Snapshot,
+          after: Snapshot, result: WrkResult) -> Measurement:
+    """One timed window's figures, from the counters read around it and wrk's result."""
     requests = max(result.requests, 1)
 
     def per_request(a: int | None, b: int | None) -> float | None:
@@ -684,6 +706,7 @@ def measure(row: RowSpec, mode: str, url: str, probe: Probe, params: Params, wrk
         gc_us_per_req=None if before.gc_seconds is None or after.gc_seconds is None
         else round((after.gc_seconds - before.gc_seconds) * 1e6 / requests, 1),
         syscalls_per_req=round((after.syscalls - before.syscalls) / requests, 2),
+        waits_per_req=round((after.waits - before.waits) / requests, 3),
         redis_cpu_us_per_req=_round(per_request(before.redis, after.redis)),
         load_upstream_cpu_us_per_req=_round(per_request(before.load_upstream,
                                                         after.load_upstream)),
@@ -1049,6 +1072,7 @@ def combine(windows: list[Measurement]) -> Measurement:
         redis_cpu_us_per_req=med(lambda w: w.redis_cpu_us_per_req),
         gc_us_per_req=med(lambda w: w.gc_us_per_req),
         syscalls_per_req=med(lambda w: w.syscalls_per_req),
+        waits_per_req=med(lambda w: w.waits_per_req),
         load_upstream_cpu_us_per_req=med(lambda w: w.load_upstream_cpu_us_per_req),
         cpu_busy_percent={cpu: _median([w.cpu_busy_percent.get(cpu, 0.0) for w in windows])
                           for cpu in first.cpu_busy_percent},
@@ -1090,8 +1114,8 @@ def print_table(results: list[Measurement], params: Params, pinned: bool, out: T
                 ) -> None:
     """The terminal table."""
     headers = ("row", "mode", "req/s", "p50 ms", "p99 ms", "errors", "403 exp",
-               "CPU us/req", "gc us/req", "sys/req", "redis us/req", "CPU x pt", "p99 x pt",
-               "cpu0%", "cpu1%")
+               "CPU us/req", "gc us/req", "sys/req", "waits/req", "redis us/req", "CPU x pt",
+               "p99 x pt", "cpu0%", "cpu1%")
     lines = []
     for m in results:
         mode = "conc" if m.mode == "concurrency" else f"rate {m.offered_rate}"
@@ -1100,6 +1124,7 @@ def print_table(results: list[Measurement], params: Params, pinned: bool, out: T
             f"{m.latency_ms['p99']:.2f}", str(m.unexpected_errors),
             str(m.expected_rejections), f"{m.cpu_us_per_req:,.0f}",
             _fmt(m.gc_us_per_req, ",.1f"), _fmt(m.syscalls_per_req, ".2f"),
+            _fmt(m.waits_per_req, ".3f"),
             _fmt(m.redis_cpu_us_per_req, ",.0f"),
             _fmt(m.cpu_ratio_to_passthrough, ".2f"),
             _fmt(m.p99_ratio_to_passthrough, ".2f"),

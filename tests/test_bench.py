@@ -45,6 +45,7 @@ def test_bench_quick_run_reports_every_row(tmp_path: Path) -> None:
             assert row["syscalls_per_req"] > 0, key  # uvloop's socket reads and writes
             assert row["redis_cpu_us_per_req"] is not None, key
             assert row["gc_us_per_req"] is not None, key  # its /metrics scraped
+            assert row["waits_per_req"] > 0, key  # its loop slept between batches
     # Blocked numbers are refused by Gatekeeper only when the lists are loaded.
     assert rows[("gatekeeper-lists", "concurrency")]["expected_rejections"] > 0
     assert rows[("gatekeeper-empty", "concurrency")]["status"]["403"] == 0
@@ -134,6 +135,30 @@ def test_bench_script_cost_small_run_reports_every_variant(tmp_path: Path) -> No
     assert skipped["packed, listed"] == skipped["packed, unlisted, no copy"] == 0
     assert skipped["no list"] == 0
     assert skipped["packed, unlisted"] >= 90
+
+
+@pytest.mark.integration
+def test_bench_together_runs_the_rows_at_once_and_reports_their_ratios(
+        tmp_path: Path) -> None:
+    """bench/together.py serves lists, rules, policy and (--against) a second policy
+    process at once and reports each one's CPU per request and ratio to lists per
+    window; the figures are for the reader, never compared."""
+    output = tmp_path / "together.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.together", "--windows", "2", "--duration", "1",
+         "--warmup", "1", "--numbers", "3000", "--against", str(REPO),
+         "--output", str(output)],
+        cwd=REPO, capture_output=True, text=True, timeout=150, check=False)
+    assert done.returncode == 0, f"bench.together failed:\n{done.stdout}\n{done.stderr}"
+    summary = json.loads(output.read_text())["summary"]
+    assert list(summary) == ["gatekeeper-lists", "gatekeeper-rules", "gatekeeper-policy",
+                             "gatekeeper-policy-against"]
+    for name, row in summary.items():
+        assert row["cpu_us_per_req"] > 0, name
+        assert len(row["ratios"]) == 2, name
+        assert row["unexpected_errors"] == 0, name
+        assert row["checks"] == [], name
+    assert summary["gatekeeper-lists"]["ratios"] == [1.0, 1.0]
 
 
 @pytest.mark.integration
