@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 CONFIG ?= config.yaml
 
-.PHONY: install run test test-parallel test-fast lint clean bench wrk prometheus chromium redis-tls console-assets
+.PHONY: install run test test-parallel test-fast lint clean bench wrk prometheus chromium redis-tls cc console-assets
 
 install: $(VENV)/.installed
 
@@ -40,7 +40,7 @@ PYTEST := env PYTHONDONTWRITEBYTECODE= $(BIN)/pytest
 
 # The lint runs beside the parallel part (mypy takes one CPU for about 10 s from a cold
 # cache, while the workers leave some idle); either failing fails `make test`.
-test: install wrk prometheus chromium redis-tls console-assets
+test: install wrk prometheus chromium redis-tls cc console-assets
 	$(MAKE) --no-print-directory -j2 lint test-parallel
 	$(PYTEST) -q -p no:xdist -m serial
 
@@ -71,6 +71,14 @@ redis-tls:
 	@grep -q SSL_CTX_new /usr/bin/redis-server 2>/dev/null && test -x /usr/bin/redis-cli \
 	  || { apt-get update -qq && apt-get install -y -qq --no-install-recommends redis-server; } \
 	  || { echo "the TLS topology tests need redis-server built with TLS: apt-get install redis-server (as root)"; exit 1; }
+
+# tests/test_store_durability.py builds a small LD_PRELOAD library (a slow fsync, to show
+# that an acknowledged entry survives kill -9 of redis-server): a C compiler, Debian's
+# gcc, installed when missing.
+cc:
+	@command -v cc >/dev/null 2>&1 \
+	  || { apt-get update -qq && apt-get install -y -qq --no-install-recommends gcc libc6-dev; } \
+	  || { echo "the durability test needs a C compiler: apt-get install gcc (as root)"; exit 1; }
 
 # The console's browser libraries (uPlot; axe-core for its tests), pinned in package.json
 # and package-lock.json: npm ci, then copied into src/gatekeeper/console/static/vendor/

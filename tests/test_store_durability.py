@@ -1,11 +1,17 @@
 """A change is acknowledged only once the server has written it to its append-only file:
-`settle` against scripted INFO replies (a table and a property), and every acknowledged
-Store write asking a real redis-server after its write."""
+`settle` against scripted INFO replies (a table and a property), every acknowledged
+Store write asking a real redis-server after its write, and an acknowledged entry
+surviving kill -9 of a redis-server whose disk syncs slowly."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import asyncio
+import shutil
+import subprocess
+import time
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,9 +19,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 from redis.exceptions import ResponseError
 
-from gatekeeper.store import EntryMeta, ListItem, Store, StoreUnavailable
+from gatekeeper.config import RedisConfig
+from gatekeeper.embedded import EmbeddedRedis
+from gatekeeper.store import EntryMeta, ListItem, Store, StoreUnavailable, connect
 from gatekeeper.store.durability import InfoRefused, settle
 from tests.test_store import make_store
+from tests.test_store_outage import kill, restart
 
 
 def aof(written: int, waiting: int) -> dict[str, Any]:
@@ -187,3 +196,78 @@ async def test_each_acknowledged_write_waits_for_the_aof_of_a_real_server(
     await write(store)
     stats = await real_redis.info("commandstats")
     assert stats.get("cmdstat_info", {}).get("calls", 0) >= 1, sorted(stats)
+
+
+# --- a slow disk, kill -9 -------------------------------------------------------------
+
+# Makes every fsync and fdatasync of a process take 1.5 s: redis-server's background
+# fsync of its AOF then runs long enough for the next change to be postponed.
+SLOW_SYNC_C = r"""
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <unistd.h>
+static int slow(const char *name, int fd) {
+    int (*real)(int) = (int (*)(int))dlsym(RTLD_NEXT, name);
+    usleep(1500000);
+    return real(fd);
+}
+int fdatasync(int fd) { return slow("fdatasync", fd); }
+int fsync(int fd) { return slow("fsync", fd); }
+"""
+
+
+@pytest.fixture
+def slow_disk_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                     ) -> Iterator[EmbeddedRedis]:
+    """A real redis-server (the embedded store's config: AOF, everysec) whose syncs take
+    1.5 s, also once restarted."""
+    compiler = shutil.which("cc") or shutil.which("gcc")
+    if compiler is None:
+        pytest.fail("this test builds a small shared library: it needs a C compiler "
+                    "(`apt-get install gcc`, or `make test`, which installs it)")
+    source, shim = tmp_path / "slowsync.c", tmp_path / "slowsync.so"
+    source.write_text(SLOW_SYNC_C)
+    subprocess.run([compiler, "-shared", "-fPIC", "-O1", "-o", str(shim), str(source),
+                    "-ldl"], check=True, capture_output=True, timeout=60)
+    monkeypatch.setenv("LD_PRELOAD", str(shim))
+    server = EmbeddedRedis(tmp_path / "redis")
+    server.start()
+    yield server
+    server.stop()
+
+
+async def sync_under_way(client: Any) -> None:
+    """A change, then wait until the server's background fsync of its AOF runs."""
+    await client.set("durability-test:before", "x")
+    deadline = time.monotonic() + 5
+    while int((await client.info("persistence"))["aof_pending_bio_fsync"]) == 0:
+        assert time.monotonic() < deadline, "redis-server started no background fsync"
+        await asyncio.sleep(0.01)
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+async def test_an_acknowledged_entry_survives_kill_9_while_the_disk_is_slow(
+        slow_disk_server: EmbeddedRedis) -> None:
+    """A plain write acknowledged while a background fsync runs is lost to kill -9 (the
+    hazard, shown first); an entry the Store acknowledged at the same moment is not."""
+    assert slow_disk_server.endpoint is not None
+    client = connect(RedisConfig(timeout=5.0), slow_disk_server.endpoint.url)
+    store = make_store(client)
+    try:
+        await sync_under_way(client)
+        await client.set("durability-test:plain", "x")
+        assert int((await client.info("persistence"))["aof_buffer_length"]) > 0, \
+            "the write was not postponed: the hazard is not reproduced"
+        kill(slow_disk_server)
+        restart(slow_disk_server)
+        assert await client.get("durability-test:plain") is None  # acknowledged, lost
+
+        await sync_under_way(client)
+        await store.add("block", "global", [ListItem("+33612345678")], MANUAL)
+        kill(slow_disk_server)
+        restart(slow_disk_server)
+        found = await store.lookup(["+33612345678"], ["global"], "sms")
+        assert [m.entry for m in found["+33612345678"]] == ["+33612345678"]
+    finally:
+        await client.aclose()
