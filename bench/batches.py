@@ -661,7 +661,8 @@ async def _anatomy(config_path: Path, batch: BatchBody) -> dict[str, Any]:
         parse_destination.cache_clear()
         lookup_module._candidates.cache_clear()
 
-    # As `gatekeeper run` does after start-up (cli.py): what exists now is never collected.
+    # As `gatekeeper run` does after start-up (serve.tune_collector): what exists now
+    # is never collected.
     gc.collect()
     gc.freeze()
     # Pass 1: each stage's own time.

@@ -994,7 +994,7 @@ class Bench:
             if not gatekeeper_has_workers_flag():
                 self.skipped[ROW_GK_WORKERS] = (
                     "`gatekeeper run` has no --workers option (checked with "
-                    "`gatekeeper run --help`): src/gatekeeper/cli.py does not define it yet")
+                    "`gatekeeper run --help`): src/gatekeeper/cli/ does not define it yet")
         return [specs[name] for name in params.rows]
 
     def start_row(self, row: RowSpec, round_: int, upstream_port: int,

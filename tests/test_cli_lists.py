@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 import yaml
 
-from gatekeeper import cli
 from gatekeeper.cli import EXIT_CONFIG, EXIT_RUNTIME, ProgressBar, main
+from gatekeeper.cli import lists as cli_lists
 from gatekeeper.config import RedisConfig, StoreConfig
 from gatekeeper.embedded import EmbeddedRedis, read_running
 from gatekeeper.policy import ListName
@@ -633,8 +633,8 @@ def test_import_shows_progress_on_a_terminal(
         tmp_path: Path, config: Path, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
     """On a TTY the import draws the bar (lines, bytes of the file's size, rate)."""
-    monkeypatch.setattr(cli, "PROGRESS_INTERVAL", 0.0)
-    monkeypatch.setattr(cli, "READ_CHUNK", 4096)
+    monkeypatch.setattr(cli_lists, "PROGRESS_INTERVAL", 0.0)
+    monkeypatch.setattr(cli_lists, "READ_CHUNK", 4096)
     terminal = TtyBuffer()
     monkeypatch.setattr("sys.stderr", terminal)
     source = write(tmp_path / "in.txt", "".join(f"+3361{n:07d}\n" for n in range(3000)))
