@@ -271,3 +271,14 @@ async def test_an_acknowledged_entry_survives_kill_9_while_the_disk_is_slow(
         assert [m.entry for m in found["+33612345678"]] == ["+33612345678"]
     finally:
         await client.aclose()
+
+
+async def test_a_removal_inside_an_import_leaves_the_wait_to_its_last_write(
+        real_redis: Any) -> None:
+    """A change file's deletions (`settle=False`) do not ask INFO each chunk: the
+    import's last write (record_source) waits for everything before it."""
+    store = make_store(real_redis)
+    await real_redis.config_resetstat()
+    await store.remove("block", "global", [ListItem("+33612345678")], settle=False)
+    stats = await real_redis.info("commandstats")
+    assert "cmdstat_info" not in stats, sorted(stats)

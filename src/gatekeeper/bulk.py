@@ -235,7 +235,8 @@ class Importer:
             await self._settle()  # a deletion follows the additions before it
             removed, _ = await self.store.remove(
                 self.options.name, self.options.scope,
-                [ListItem(f"+{n}") for n in read.deletes], every_channel=True)
+                [ListItem(f"+{n}") for n in read.deletes], every_channel=True,
+                settle=False)  # the import's last write (record_source) waits for all
             self.report.removed += len(removed)
 
     def _check_not_empty(self) -> None:

@@ -51,11 +51,13 @@ class ListsMixin(PackedMixin):
 
     @guarded
     async def remove(self, name: ListName, scope: str, items: Iterable[ListItem],
-                     every_channel: bool = False) -> tuple[list[ListItem], list[ListItem]]:
+                     every_channel: bool = False, settle: bool = True
+                     ) -> tuple[list[ListItem], list[ListItem]]:
         """Remove entries; returns (removed, not present). Idempotent.
 
         With `every_channel`, an entry for every channel also takes its channel-limited
-        variants with it.
+        variants with it. `settle=False`: do not wait for the AOF (store/durability.py);
+        the caller acknowledges later (an import, whose last write waits for it all).
         """
         wanted = list(dict.fromkeys(items))
         if not wanted:
@@ -69,7 +71,8 @@ class ListsMixin(PackedMixin):
             args += [len(variants), *(self.keys.member(v) for v in variants)]
         removed = cast(list[int], await self._scripts.remove(
             keys=[*keys.all, keys.packed], args=args))
-        await self._settle()
+        if settle:
+            await self._settle()
         pairs = list(zip(wanted, removed, strict=True))
         return [i for i, n in pairs if n], [i for i, n in pairs if not n]
 
