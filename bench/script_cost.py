@@ -5,7 +5,7 @@ variants of it, in a scope holding a packed load and in a scope with no list.
     .venv/bin/python -m bench.script_cost                    # 1M numbers, 5 rounds
     .venv/bin/python -m bench.script_cost --numbers 200000 --rounds 3
 
-Variants: `shipped` (store/scripts.py's LOOKUP_LUA); `no-sismember` (the packed check
+Variants: `shipped` (store/lookup_scripts.py's LOOKUP_LUA); `no-sismember` (the packed check
 without its SISMEMBER); `no-packed` (the packed part skipped: a load is never read).
 Cases: listed numbers in the scope with the load; unlisted ones (the next number after
 each listed one) there, with the store's filter copy naming the load to skip when it

@@ -1,7 +1,7 @@
 """`/admin/v1/policy`: the policy rules in force, and changing them live.
 
 `PUT` stores a whole `policy:` section (as JSON) after validating it exactly as the
-config file's; every process takes it up within `resources.POLICY_POLL` seconds (this
+config file's; every process takes it up within `background_jobs.POLICY_POLL` seconds (this
 one at once). `DELETE` goes back to the config's. Only a key with write access to every
 scope (`*`) may change it: rules of one scope can refuse sends of every tenant.
 """

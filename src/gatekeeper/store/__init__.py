@@ -1,13 +1,14 @@
 """The Redis list store: the only package that imports `redis`.
 
-Modules, one noun each: `keys` (the key layout), `scripts` (the Lua), `entries` (what a
-listing holds), `faults` (StoreUnavailable and the one place faults become it), `pipe`
-(the lookup transports, the lean `LookupPipe` among them), `cluster` (the transport of a
-Redis Cluster: a pipe per master, redirects), `sentinel` (a Sentinel group's master),
-`durability` (a change acknowledged once in the AOF), `base` (connecting, readiness),
-`lookup`, `velocity` (counts, in the lookup's call), `lists`, `loads` (replace imports),
-`packing` (the packed encoding, pure) and `packed` (packed loads in Redis), `sources`
-(freshness records), `attempts`, and `facade` (the Store).
+Modules, one noun each: `keys` (the key layout), `lookup_scripts` and `write_scripts`
+(the Lua: the hot path's, the writes'), `scripts` (binding them to a client), `entries`
+(what a listing holds), `faults` (StoreUnavailable and the one place faults become it),
+`pipe` (the lookup transports, the lean `LookupPipe` among them), `cluster` (the
+transport of a Redis Cluster: a pipe per master, redirects), `sentinel` (a Sentinel
+group's master), `durability` (a change acknowledged once in the AOF), `base`
+(connecting, readiness), `lookup`, `velocity` (counts, in the lookup's call), `lists`,
+`loads` (replace imports), `packing` (the packed encoding, pure) and `packed` (packed
+loads in Redis), `sources` (freshness records), `attempts`, and `facade` (the Store).
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ A blocked Bloom filter over the load's numbers (their E.164 digits as integers, 
 store/packing.py files them): each number sets PROBES bits of one 64-bit word. The
 importer builds it with numpy and stores it beside the buckets; each Gatekeeper process
 keeps a copy, and when the copy says that none of a lookup's numbers is in a load, the
-lookup asks the script to skip that load's bucket (store/scripts.py). It never decides a
+lookup asks the script to skip that load's bucket (store/lookup_scripts.py). It never decides a
 block: "maybe" means the buckets are read as before, and a false "maybe" (about 2% of
 absent numbers at BITS_PER_NUMBER) only costs that read. A number in the load always
 answers "maybe", which tests/test_filter.py states as a property.
