@@ -200,7 +200,7 @@ async def test_each_acknowledged_write_waits_for_the_aof_of_a_real_server(
 
 # --- a slow disk, kill -9 -------------------------------------------------------------
 
-# Makes every fsync and fdatasync of a process take 1.5 s: redis-server's background
+# Makes every fsync and fdatasync of a process take 3 s: redis-server's background
 # fsync of its AOF then runs long enough for the next change to be postponed.
 SLOW_SYNC_C = r"""
 #define _GNU_SOURCE
@@ -208,7 +208,7 @@ SLOW_SYNC_C = r"""
 #include <unistd.h>
 static int slow(const char *name, int fd) {
     int (*real)(int) = (int (*)(int))dlsym(RTLD_NEXT, name);
-    usleep(1500000);
+    usleep(3000000);
     return real(fd);
 }
 int fdatasync(int fd) { return slow("fdatasync", fd); }
@@ -220,7 +220,7 @@ int fsync(int fd) { return slow("fsync", fd); }
 def slow_disk_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
                      ) -> Iterator[EmbeddedRedis]:
     """A real redis-server (the embedded store's config: AOF, everysec) whose syncs take
-    1.5 s, also once restarted."""
+    3 s, also once restarted."""
     compiler = shutil.which("cc") or shutil.which("gcc")
     if compiler is None:
         pytest.fail("this test builds a small shared library: it needs a C compiler "
