@@ -335,3 +335,26 @@ async def test_store_migrate_copies_a_single_servers_lists_onto_the_cluster(
                                           "--scope", "tenant:acme"])
     assert code == 0
     assert '"decision": "blocked"' in capsys.readouterr().out
+
+
+def info_calls(rig: ClusterRig, port: int) -> int:
+    """INFO commands a node answered since its stats were reset."""
+    stats = query(port, "INFO", "commandstats", tls=rig.tls)
+    assert isinstance(stats, dict)
+    return int(stats.get("cmdstat_info", {}).get("calls", 0))
+
+
+async def test_an_acknowledged_change_waits_on_the_master_of_its_scope(
+        store: Store, cluster_rig: ClusterRig) -> None:
+    """An add asks INFO persistence (store/durability.py) of the master serving its
+    scope's slot, where the change was written, and of no other master."""
+    scope = cluster_rig.spread_scopes(1)[0]
+    owner = cluster_rig.master_for_slot(key_slot(scope.encode()))
+    masters = cluster_rig.masters()
+    for port in masters:
+        query(port, "CONFIG", "RESETSTAT", tls=cluster_rig.tls)
+    await store.add("block", scope, [ListItem("+33612345670")], META)
+    asked = {port: info_calls(cluster_rig, port) for port in masters}
+    # A node counts a command once it has answered it: the reading INFO is not in it.
+    assert asked[owner] == 1, asked
+    assert all(calls == 0 for port, calls in asked.items() if port != owner), asked

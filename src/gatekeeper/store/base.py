@@ -65,9 +65,8 @@ class StoreBase:
                          cluster=redis_config.topology.kind == "cluster")
         self._redis_config = redis_config
         self._attempts_max_len = store_config.attempts_max_len
-        # A change is acknowledged once written to the server's AOF (store/durability.py);
-        # not on a cluster, where each node's persistence and replicas answer for it.
-        self._settles = redis_config.topology.kind != "cluster"
+        # A change is acknowledged once written to the server's AOF (store/durability.py).
+        self._settles = True
         self._filter_budget = store_config.filter_memory_mb << 20
         # Velocity countings met lately, encoded (store/velocity.py), by identity.
         self._velocity_encodings: dict[int, tuple[Any, ...]] = {}
@@ -103,13 +102,23 @@ class StoreBase:
         for script in SCRIPTS:
             await self.client.script_load(script)
 
-    async def _settle(self) -> None:
-        """Wait until the server has written the changes made so far to its AOF; a
-        server that refuses INFO (fakeredis) is not asked again."""
+    async def _settle(self, key: str) -> None:
+        """Wait until the server holding `key` has written the changes made so far to its
+        AOF (on a cluster, the master serving the key's slot, which every key of one
+        change shares); a server that refuses INFO (fakeredis) is not asked again."""
         if not self._settles:
             return
+        client = self.client
+        node = cast(RedisCluster, client).get_node_from_key(key) if self.keys.cluster \
+            else None
+
+        async def info() -> dict[str, Any]:
+            if node is None:
+                return await client.info("persistence")
+            return await cast(RedisCluster, client).info("persistence", target_nodes=node)
+
         try:
-            await settle(lambda: self.client.info("persistence"))
+            await settle(info)
         except InfoRefused:
             self._settles = False
 

@@ -24,10 +24,10 @@ class ListsMixin(PackedMixin):
                   meta: EntryMeta) -> tuple[list[ListItem], list[ListItem]]:
         """Add entries; returns (added, already present). Idempotent; metadata and
         expiry are recorded for the added ones only."""
-        added, existing = await self.add_to(self.keys.of(name, scope), items,
-                                            meta.to_json(), meta.expires_at)
+        keys = self.keys.of(name, scope)
+        added, existing = await self.add_to(keys, items, meta.to_json(), meta.expires_at)
         if added or existing:  # nothing asked, nothing sent
-            await self._settle()
+            await self._settle(keys.list)
         return added, existing
 
     @guarded
@@ -72,7 +72,7 @@ class ListsMixin(PackedMixin):
         removed = cast(list[int], await self._scripts.remove(
             keys=[*keys.all, keys.packed], args=args))
         if settle:
-            await self._settle()
+            await self._settle(keys.list)
         pairs = list(zip(wanted, removed, strict=True))
         return [i for i, n in pairs if n], [i for i, n in pairs if not n]
 
@@ -81,10 +81,11 @@ class ListsMixin(PackedMixin):
                                source: str) -> bool:
         """Remove an entry only if it was added by `source` (an opt-in never lifts a
         manual block). True when removed."""
+        keys = self.keys.of(name, scope)
         done = await self._scripts.remove_if_source(
-            keys=list(self.keys.of(name, scope).all),
+            keys=list(keys.all),
             args=[self.keys.member(item), source, self.keys.batch_prefix(scope)])
-        await self._settle()
+        await self._settle(keys.list)
         return bool(done)
 
     @guarded

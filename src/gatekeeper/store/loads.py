@@ -38,7 +38,7 @@ class LoadsMixin(PackedMixin):
             keys=[*live.all, *loaded.all, live.loading, live.journal, live.packed,
                   loaded.packed, live.trash, live.pending],
             args=[loaded.list])
-        await self._settle()
+        await self._settle(live.list)
         if old:
             await self.purge_packed()
         return int(size)

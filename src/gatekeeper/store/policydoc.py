@@ -53,5 +53,5 @@ class PolicyDocMixin(StoreBase):
             pipe.hset(self._policy_key, mapping={
                 "doc": doc or "", "updated_by": by, "updated_at": repr(time.time())})
             version, _ = await pipe.execute()
-        await self._settle()
+        await self._settle(self._policy_key)
         return int(version)

@@ -24,11 +24,12 @@ class SourcesMixin(StoreBase):
         """Record what a completed import loaded: its origin, the date its data is as of
         (now when not given) and the age after which it is stale."""
         now = time.time()
-        await self.client.hset(self.keys.source(name, scope), mapping={
+        key = self.keys.source(name, scope)
+        await self.client.hset(key, mapping={
             "origin": origin, "as_of": repr(now if as_of is None else as_of),
             "max_age_days": "" if max_age_days is None else repr(max_age_days),
             "loaded_at": repr(now)})
-        await self._settle()  # the last write of an import: the whole import is on disk
+        await self._settle(key)  # an import's last write: the whole import is on disk
 
     @guarded
     async def sources(self) -> list[ListSource]:
