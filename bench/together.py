@@ -33,6 +33,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
+from bench.params import BENCH_POLICY, SCOPES
 from bench.run import (
     LOAD_CPU,
     REPO,
@@ -53,8 +54,11 @@ from bench.run import (
     run_wrk,
     tally,
 )
+from gatekeeper.config import parse_config
+from gatekeeper.rules import Intent, judge
 
 ROWS = (ROW_GK_LISTS, ROW_GK_RULES, ROW_GK_POLICY)
+MARKETING: Intent = "marketing"  # the bench upstream's intent: Gatekeeper's default
 DEFAULT_OUTPUT = REPO / "bench" / "results" / "together.json"
 
 
@@ -186,6 +190,18 @@ def report(names: list[str], measured: list[list[Measurement]]
     return out
 
 
+def monitored_share(pool: Path, at: float) -> float:
+    """The share of the pool's destinations that the bench policy's rules only monitor
+    at `at`, each send to one logging a `policy_monitored` line (in the rules and policy
+    rows, not the lists row): the quiet hours, in monitor mode, hit a US number through
+    its night, so the rows' cost depends on the hour the bench runs at."""
+    policy = parse_config({"policy": BENCH_POLICY}).policy
+    numbers = [line.split()[-1] for line in pool.read_text().splitlines() if line.strip()]
+    hit = sum(1 for number in numbers
+              if judge(number, SCOPES, policy, "sms", MARKETING, at).monitored)
+    return round(hit / max(1, len(numbers)), 3)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     opts = options(argv)
     prepared = prepare_runner("together")
@@ -197,6 +213,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.time()
     try:
         names, measured = run(opts, bench)
+        pool = generate_lists(opts.params).pool  # kept from the run: read, not made
+        shares = [monitored_share(pool, started), monitored_share(pool, time.time())]
     except BenchError as exc:
         print(f"together: {exc}\ntogether: logs kept in {workdir}", file=sys.stderr)
         return 1
@@ -209,6 +227,8 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"lists (windows: {', '.join(f'{r:.2f}' for r in row.ratios)})  "
               f"{row.requests_per_s:,.0f} req/s  waits/req {row.waits_per_req:.3f}  "
               f"errors {row.unexpected_errors}")
+    print(f"destinations monitored by the rules (policy_monitored logged): "
+          f"{shares[0]:.0%} at the start, {shares[1]:.0%} at the end")
     output = opts.output
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps({
@@ -216,6 +236,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "seconds": round(time.time() - started, 1), "pinned": pinned,
         "parameters": asdict(opts.params), "windows": opts.windows,
         "against": None if opts.against is None else str(opts.against),
+        "monitored_share": {"start": shares[0], "end": shares[1]},
         "summary": {name: asdict(row) for name, row in summary.items()},
         "measured": [[asdict(m) for m in w] for w in measured]}, indent=2) + "\n")
     print(f"\nresults: {output}")

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from bench.together import monitored_share
 
 REPO = Path(__file__).resolve().parent.parent
 ROWS = ("direct", "passthrough", "gatekeeper-empty", "gatekeeper-lists")
@@ -159,6 +160,22 @@ def test_bench_together_runs_the_rows_at_once_and_reports_their_ratios(
         assert row["unexpected_errors"] == 0, name
         assert row["checks"] == [], name
     assert summary["gatekeeper-lists"]["ratios"] == [1.0, 1.0]
+    shares = json.loads(output.read_text())["monitored_share"]
+    assert 0.0 <= shares["start"] <= 1.0
+    assert 0.0 <= shares["end"] <= 1.0
+
+
+def test_bench_together_tells_how_many_destinations_the_rules_monitor_at_that_hour(
+        tmp_path: Path) -> None:
+    """The bench policy's quiet hours (monitor mode, marketing) hit a New York number
+    at 03:00 its time and not at noon: the share `bench.together` reports follows the
+    hour, since each hit logs a line in the rules and policy rows."""
+    pool = tmp_path / "pool.txt"
+    pool.write_text("u +12125550123\nu +12125550124\n")
+    thursday = 1_764_806_400.0  # 2025-12-04 00:00 UTC: no holiday
+    night, noon = thursday + 8 * 3600, thursday + 17 * 3600  # 03:00, 12:00 in New York
+    assert monitored_share(pool, night) == 1.0
+    assert monitored_share(pool, noon) == 0.0
 
 
 @pytest.mark.integration

@@ -40,6 +40,7 @@ PARSE_SLICE = 256
 LOOKUP_SLICE = 128
 # Destinations decided between two yields (~3 us each).
 DECIDE_SLICE = 1024
+_NONE: frozenset[str] = frozenset()
 
 # `Store.lookup`: every match of each number in the scopes, on a channel (None: both).
 Lookup = Callable[[Sequence[str], Sequence[str], Channel | None],
@@ -127,11 +128,15 @@ def _judged(decision: Decision, scopes: Sequence[str], channel: Channel | None,
     referenced scopes whose block list holds the number."""
     if decision.verdict == "blocked":
         return decision
-    exempt = frozenset(m.scope for m in decision.matched if m.list == "allow")
+    exempt = frozenset(m.scope for m in decision.matched if m.list == "allow") \
+        if decision.matched else _NONE
     verdict = known if known is not None and not exempt and not listed else judge(
         decision.number, tuple(scopes), judging.policy, channel, judging.intent,
         judging.at, exempt, listed)
-    fast, slow = weigh(counted, exempt) if counted else (None, ())
+    # One send counted under every limit (most requests) needs no weighing.
+    fast, slow = weigh(counted, exempt) if counted and (
+        len(counted) > 1 or counted[0].over is not None or counted[0].seen is not None
+    ) else (None, ())
     blocked_by = fast or verdict.blocked_by
     monitored = (*slow, *verdict.monitored)
     if blocked_by is None and not monitored:
@@ -149,9 +154,13 @@ def _countings(judging: Judging | None, parsed: dict[str, Destination],
     verdicts left in `judged`)."""
     if judging is None or judging.count is None:
         return []
-    first = {d.keys[0] for d in parsed.values() if d.keys}
-    return plan({k: k in first for k in keys}, scopes, judging.policy, channel,
-                judging.intent, judging.at, judged)
+    if len(keys) == 1:  # most requests: one destination read one way
+        firsts = {keys[0]: True}
+    else:
+        first = {d.keys[0] for d in parsed.values() if d.keys}
+        firsts = {k: k in first for k in keys}
+    return plan(firsts, scopes, judging.policy, channel, judging.intent, judging.at,
+                judged)
 
 
 async def screen(lookup: Lookup, parsed: dict[str, Destination], scopes: Sequence[str],
@@ -168,7 +177,7 @@ async def screen(lookup: Lookup, parsed: dict[str, Destination], scopes: Sequenc
     countings = _countings(judging, parsed, keys, scopes, channel, judged)
     counts: list[Counted] = []
     # Scopes whose block lists rules name (high-risk ranges), looked up beside these.
-    extra = () if judging is None else tuple(
+    extra = () if judging is None or not judging.policy.referenced else tuple(
         sorted(judging.policy.referenced.difference(scopes)))
     probed = (*scopes, *extra)
     try:
@@ -183,7 +192,10 @@ async def screen(lookup: Lookup, parsed: dict[str, Destination], scopes: Sequenc
             except CountsInDoubt as exc:
                 counts = list(exc.counted)  # maybe counted: taken back (below)
                 raise
-            matches = {key: _distinct(hits[key]) for key in keys}
+            matches = hits  # without repeats (a scope named twice is probed twice)
+            for key, found_here in hits.items():
+                if len(found_here) > 1:
+                    hits[key] = list(dict.fromkeys(found_here))
         else:
             # The velocity counts leave in the same write as the lookup (one round
             # trip): they are queued on the pipe before the lookup is, in the same
@@ -202,8 +214,11 @@ async def screen(lookup: Lookup, parsed: dict[str, Destination], scopes: Sequenc
                         fail_open=not fail_closed and len(keys) <= LOOKUP_SLICE,
                         error=str(exc), uncount=tuple(c for c in counts if c.counters))
     counted_by: dict[str, list[Counted]] = {}
-    for one in counts:
-        counted_by.setdefault(one.counting.number, []).append(one)
+    if len(counts) == 1:  # most requests: one number counted in one scope
+        counted_by[counts[0].counting.number] = counts
+    else:
+        for one in counts:
+            counted_by.setdefault(one.counting.number, []).append(one)
     by_key: dict[str, Decision] = {}
     decisions: dict[str, Decision] = {}
     items = [(raw, d.keys) for raw, d in parsed.items() if d.keys]
@@ -229,13 +244,9 @@ async def screen(lookup: Lookup, parsed: dict[str, Destination], scopes: Sequenc
                 found.append(decision)
             decisions[raw] = _combine(found)
     kept, back, unsent = _settled(counts, parsed, decisions, by_key)
+    guards = [c for c in counts if c.guard_started]
     return Screened(parsed, decisions, counted=kept, uncount=back, unsent=unsent,
-                    guards=tuple(c for c in counts if c.guard_started))
-
-
-def _distinct(matches: list[Match]) -> list[Match]:
-    """Matches without repeats (a scope named twice is probed twice)."""
-    return matches if len(matches) < 2 else list(dict.fromkeys(matches))
+                    guards=tuple(guards) if guards else ())
 
 
 def _count_all(count: Count, countings: Sequence[Counting], size: int
@@ -266,17 +277,24 @@ def _settled(counts: Sequence[Counted], parsed: dict[str, Destination],
     counted = [c for c in counts if c.counters]
     if not counted:
         return (), (), ()
-    blocked = {k for raw, d in decisions.items() if d.verdict == "blocked"
-               for k in parsed[raw].keys}
+    # One destination (most requests): every number counted is one of its readings.
+    only = len(decisions) == 1 and next(iter(decisions.values())).verdict == "blocked"
+    blocked: set[str] | None = None
+    if len(decisions) != 1:
+        blocked = {k for raw, d in decisions.items() if d.verdict == "blocked"
+                   for k in parsed[raw].keys}
     kept: list[Counted] = []
     back: list[Counted] = []
     unsent: list[Counted] = []
     for one in counted:
         number, scope = one.counting.number, one.counting.scope
-        if any(m.scope == scope and m.list == "allow" for m in by_key[number].matched):
+        matched = by_key[number].matched
+        if matched and any(m.scope == scope and m.list == "allow" for m in matched):
             back.append(one)
+        elif only if blocked is None else number in blocked:
+            unsent.append(one)
         else:
-            (unsent if number in blocked else kept).append(one)
+            kept.append(one)
     return tuple(kept), tuple(back), tuple(unsent)
 
 

@@ -88,12 +88,20 @@ def plan(keys: dict[str, bool], scopes: Sequence[str], policy: Policy,
     """The countings of a screening; `keys`: each reading, and whether it is its
     destination's first (the one counted). The other rules' verdicts are left in
     `judged` (the screening reuses them)."""
-    if channel is None or not any(
-            (rules := policy.scopes.get(scope)) is not None and rules.on(channel).velocity
-            for scope in scopes):
-        return []  # nothing to count: the screening judges as it decides
+    if channel is None:
+        return []
     scopes = tuple(scopes)
-    plans = policy.memo.plans
+    memo = policy.memo
+    counting = memo.counting.get((scopes, channel))
+    if counting is None:
+        counting = memo.counting[scopes, channel] = any(
+            (rules := policy.scopes.get(scope)) is not None and rules.on(channel).velocity
+            for scope in scopes)
+        if len(memo.counting) > MEMO_SIZE:
+            memo.counting.clear()
+    if not counting:
+        return []  # nothing to count: the screening judges as it decides
+    plans = memo.plans
     out: list[Counting] = []
     for key, first in keys.items():
         verdict = judge(key, scopes, policy, channel, intent, at)
@@ -110,8 +118,8 @@ def plan(keys: dict[str, bool], scopes: Sequence[str], policy: Policy,
             plans[shape] = countings
         if len(keys) == 1:
             # The kept tuple itself: the store keeps its encoding by its identity.
-            return cast(tuple[Counting, ...], countings)
-        out += cast(tuple[Counting, ...], countings)
+            return cast("tuple[Counting, ...]", countings)
+        out += cast("tuple[Counting, ...]", countings)
     return out
 
 

@@ -54,14 +54,15 @@ end
 #   code 0 counted (or, not counting, under every enforced limit), 1 over an enforced
 #   limit (wait: until the oldest send leaves its window, or the hold if one starts),
 #   2 held by a guard (wait: its time to live), 3 over the limit and its guard's hold
-#   starts now (wait: the hold); the 4th: a monitored limit reached (0: none)
+#   starts now (wait: the hold); the 4th: a monitored limit reached (0: none); or the
+#   integer 0 when every number's is {0, 0, 0, 0} (the common case, read cheaper)
 VELOCITY_FN = """
 -- count_sends(a, last, k, member): ARGV[a..last] the numbers' arguments, their keys
 -- from KEYS[k] on (see VELOCITY_LUA); returns VELOCITY_LUA's reply.
 local function count_sends(a, last, k, member)
   local time = redis.call('TIME')
   local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
-  local out = {}
+  local out, clear = {}, true
   while a <= last do
     local n, counting = tonumber(ARGV[a]), ARGV[a + 1] == '1'
     local code, which, wait, seen = 0, 0, 0, 0
@@ -105,9 +106,11 @@ local function count_sends(a, last, k, member)
         end
       end
     end
+    if code ~= 0 or seen ~= 0 then clear = false end
     out[#out + 1] = {code, which, math.max(0, math.floor(wait)), seen}
     a, k = a + 2 + 4 * n, k + 2 * n
   end
+  if clear then return 0 end
   return out
 end
 """

@@ -89,7 +89,8 @@ class VelocityMixin(LookupMixin):
         unique, candidates, encoded, probe, calls = self._planned(found, scopes, channel)
         # The member goes last, after the candidates: the rest of the call is kept.
         member = _MEMBERS.next()
-        with_member = [*candidates, member], encoded + resp_bulk(member)
+        with_member = [*candidates, member], b"%b$%d\r\n%b\r\n" % (
+            encoded, len(member), member.encode())
         if len(calls) == 1:  # one server: one call
             group = countings if isinstance(countings, tuple) else tuple(countings)
             call, batch = self._combined(calls[0], group)
@@ -99,7 +100,7 @@ class VelocityMixin(LookupMixin):
             except StoreUnavailable as exc:
                 raise CountsInDoubt(str(exc), _doubted([batch], member)) from exc
             self._found(found, unique, probe, reply[:-1], channel)
-            return found, _read(batch, member, cast(list[list[int]], reply[-1]))
+            return found, _read(batch, member, reply[-1])
         # A cluster: one call per scope, in `scopes` order, each with its scope's counts.
         place = {scope: i for i, scope in enumerate(scopes)}
         split: list[list[Counting]] = [[] for _ in calls]
@@ -126,7 +127,7 @@ class VelocityMixin(LookupMixin):
             lists += reply[:len(call.keys) // 3]
         for (_, part_batch), reply in zip(made, replies, strict=True):
             if part_batch is not None:
-                counted += _read(part_batch, member, cast(list[list[int]], reply[-1]))
+                counted += _read(part_batch, member, reply[-1])
         self._found(found, unique, probe, lists, channel)
         return found, counted
 
@@ -134,7 +135,7 @@ class VelocityMixin(LookupMixin):
                   ) -> tuple[LookupCall, _Batch]:
         """A lookup's call that also counts the sends of `group` (kept: probes' calls
         are memoised and plans are kept, so most requests meet theirs again)."""
-        kept = cast(dict[tuple[int, ...], _Kept], self._counting_calls)
+        kept = cast("dict[tuple[int, ...], _Kept]", self._counting_calls)
         if len(group) == 1:  # most requests: one number, counted in one scope
             key: tuple[int, ...] = (id(call), id(group[0]))
             hit = kept.get(key)
@@ -196,7 +197,7 @@ class VelocityMixin(LookupMixin):
         counters: list[tuple[str, ...]] = []
         firsts: list[int] = []  # each counting's first key index (1-based), as Lua's k
         size = 0
-        encodings = cast(dict[int, _Encoded], self._velocity_encodings)
+        encodings = cast("dict[int, _Encoded]", self._velocity_encodings)
         for counting in group:
             # Plans are kept (velocity.plan): a counting met again is encoded once.
             known = encodings.get(id(counting))
@@ -229,7 +230,7 @@ class VelocityMixin(LookupMixin):
         try:
             with store_faults():
                 for batch, member, pending in sent:
-                    results += _read(batch, member, cast(list[list[int]], await pending))
+                    results += _read(batch, member, await pending)
         except BaseException:
             _discard(sent)
             raise
@@ -266,12 +267,21 @@ def _doubted(batches: list[_Batch], member: str) -> tuple[Counted, ...]:
                  if one.count)
 
 
-def _read(batch: _Batch, member: str, reply: list[list[int]]) -> list[Counted]:
-    """What a script call's counts of `batch` gave (VELOCITY_LUA's reply)."""
-    group, *_, counters, firsts = batch
+def _read(batch: _Batch, member: str, reply: object) -> list[Counted]:
+    """What a script call's counts of `batch` gave (VELOCITY_LUA's reply: 0 when each
+    was counted, or only looked at, under every limit and no monitored one reached)."""
+    group, counters, firsts = batch[0], batch[5], batch[6]
+    if reply == 0:
+        if len(group) == 1:  # most requests: one number counted in one scope
+            counting = group[0]
+            return [Counted(counting, None, False, 0.0, None,
+                            counters[0] if counting.count else (), f"{member}:{firsts[0]}")]
+        return [Counted(counting, None, False, 0.0, None, mine if counting.count else (),
+                        f"{member}:{first}")
+                for counting, mine, first in zip(group, counters, firsts, strict=True)]
     results: list[Counted] = []
     for counting, mine, first, (code, which, wait, seen) in zip(
-            group, counters, firsts, reply, strict=True):
+            group, counters, firsts, cast("list[list[int]]", reply), strict=True):
         limits = counting.limits  # (limit, subject) pairs, 1-based in Lua
         counted = code == 0 and counting.count
         results.append(Counted(
