@@ -70,6 +70,7 @@ class Options:
     windows: int
     against: Path | None
     output: Path
+    reverse: bool = False
 
 
 def options(argv: Sequence[str] | None) -> Options:
@@ -88,6 +89,10 @@ def options(argv: Sequence[str] | None) -> Options:
     p.add_argument("--against", type=Path, metavar="TREE",
                    help="also run the policy row from this source tree (its src/)")
     p.add_argument("--output", default=str(DEFAULT_OUTPUT), help="JSON results file")
+    p.add_argument("--reverse", action="store_true",
+                   help="start the rows in the reverse order (the last row first): a "
+                   "row's place can cost it a few percent, which two runs, one each "
+                   "way, average out")
     a = p.parse_args(argv)
     if a.against is not None and not (a.against / "src" / "gatekeeper").is_dir():
         p.error(f"--against: no src/gatekeeper in {a.against}")
@@ -97,7 +102,7 @@ def options(argv: Sequence[str] | None) -> Options:
         "--only", ",".join(ROWS), "--modes", "concurrency", "--duration", str(a.duration),
         "--warmup", str(a.warmup), "--connections", str(a.connections),
         "--numbers", str(a.numbers)])
-    return Options(params, a.windows, a.against, Path(a.output))
+    return Options(params, a.windows, a.against, Path(a.output), a.reverse)
 
 
 def all_at_once(bench: Bench, started: list[tuple[str, Probe]], seconds: int,
@@ -128,6 +133,9 @@ def run(opts: Options, bench: Bench) -> tuple[list[str], list[list[Measurement]]
     if opts.against is not None:
         rows.append(replace(rows[-1], name=f"{ROW_GK_POLICY}-against",
                             label=f"{rows[-1].label} ({opts.against.name})"))
+    if opts.reverse:
+        rows.reverse()
+    base_row = [row.name for row in rows].index(ROW_GK_LISTS)
     started: list[tuple[str, Probe]] = []
     own_env = bench.env
     for row in rows:
@@ -151,7 +159,7 @@ def run(opts: Options, bench: Bench) -> tuple[list[str], list[list[Measurement]]
             m.round = window
             figures.append(m)
         measured.append(figures)
-        base = figures[0].cpu_us_per_req
+        base = figures[base_row].cpu_us_per_req
         log(f"window {window}: " + ", ".join(
             f"{m.label} {m.cpu_us_per_req:.0f} us ({m.cpu_us_per_req / base:.2f}x, "
             f"{m.requests_per_s:,.0f} req/s)" for m in figures))
@@ -174,11 +182,14 @@ class RowSummary:
 
 def report(names: list[str], measured: list[list[Measurement]]
            ) -> dict[str, RowSummary]:
-    """Per row: the median CPU per request and the median of its per-window ratios to
-    the lists row (the first)."""
+    """Per row, in the rows' usual order (the lists row first, whatever order they were
+    started in): the median CPU per request and the median of its per-window ratios to
+    the lists row."""
     out: dict[str, RowSummary] = {}
-    for i, name in enumerate(names):
-        ratios = [w[i].cpu_us_per_req / w[0].cpu_us_per_req for w in measured]
+    base = names.index(ROW_GK_LISTS)
+    for name in sorted(names, key=lambda n: ROWS.index(n) if n in ROWS else len(ROWS)):
+        i = names.index(name)
+        ratios = [w[i].cpu_us_per_req / w[base].cpu_us_per_req for w in measured]
         out[name] = RowSummary(
             statistics.median(w[i].cpu_us_per_req for w in measured),
             round(statistics.median(ratios), 3), [round(r, 3) for r in ratios],
@@ -234,7 +245,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     output.write_text(json.dumps({
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
         "seconds": round(time.time() - started, 1), "pinned": pinned,
-        "parameters": asdict(opts.params), "windows": opts.windows,
+        "parameters": asdict(opts.params), "windows": opts.windows, "reverse": opts.reverse,
         "against": None if opts.against is None else str(opts.against),
         "monitored_share": {"start": shares[0], "end": shares[1]},
         "summary": {name: asdict(row) for name, row in summary.items()},

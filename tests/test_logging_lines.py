@@ -1,5 +1,6 @@
 """Each log record leaves in one write with its newline (observability/logs.py
-`LineLogger`), so that processes sharing a file or pipe never mix records on a line."""
+`LineLogger`), so that processes sharing a file or pipe never mix records on a line;
+and a JSON record is one ASCII line (`render_json`)."""
 
 from __future__ import annotations
 
@@ -11,10 +12,12 @@ from pathlib import Path
 
 import pytest
 import structlog
+from hypothesis import given
+from hypothesis import strategies as st
 
 from gatekeeper.config import LogConfig
 from gatekeeper.observability import configure_logging
-from gatekeeper.observability.logs import LineLogger
+from gatekeeper.observability.logs import LineLogger, render_json
 
 
 def test_a_record_is_one_write_to_the_descriptor(tmp_path: Path,
@@ -57,3 +60,35 @@ def test_structlog_and_stdlib_records_go_through_it(tmp_path: Path) -> None:
         configure_logging(LogConfig(level="info"), io.StringIO())
     lines = (tmp_path / "log").read_text().splitlines()
     assert [json.loads(line)["event"] for line in lines] == ["hello", "from stdlib"]
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False)
+    | st.text(),
+    lambda inner: st.lists(inner, max_size=3)
+    | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    max_leaves=8)
+
+
+@given(st.dictionaries(st.text(max_size=8), JSON_VALUES, max_size=5))
+def test_a_json_line_is_ascii_one_line_and_reads_back_as_json_would_write_it(
+        event: dict[str, object]) -> None:
+    """`render_json` (orjson, or `json` past what orjson takes: big integers, lone
+    surrogates, text beyond ASCII): always one ASCII line, newline included, that reads
+    back as the standard library's rendering of the same event does."""
+    line = render_json(None, "info", event)
+    assert line.isascii()
+    assert line.endswith(b"\n")
+    assert b"\n" not in line[:-1]
+    assert json.loads(line) == json.loads(json.dumps(event, default=repr))
+
+
+@pytest.mark.parametrize(("event", "expected"), [
+    ({"event": "x", "n": 1}, b'{"event":"x","n":1}\n'),  # ASCII: orjson's own
+    ({"event": "caf\u00e9"}, b'{"event": "caf\\u00e9"}\n'),  # escaped, by json
+    ({"event": "x", "n": 2**70}, b'{"event": "x", "n": 1180591620717411303424}\n'),
+    ({"event": "\ud800"}, b'{"event": "\\ud800"}\n'),  # a lone surrogate
+    ({"event": "x", "at": object}, b'{"event":"x","at":"<class \'object\'>"}\n'),  # repr
+], ids=["ascii", "accented", "big-integer", "surrogate", "unknown-object"])
+def test_json_line_table(event: dict[str, object], expected: bytes) -> None:
+    assert render_json(None, "info", event) == expected

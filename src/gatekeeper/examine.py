@@ -22,7 +22,7 @@ from gatekeeper.numbers import Destination
 from gatekeeper.policy import Decision
 from gatekeeper.providers.credentials import header
 from gatekeeper.providers.preset import BodyError, Message, Recipients, Route
-from gatekeeper.rules import Intent, Policy
+from gatekeeper.rules import MEMO_SIZE, Intent, Policy
 from gatekeeper.scan import ScanError, is_phone_like, scan_request
 from gatekeeper.screening import LOOKUP_SLICE, Judging, Lookup, Screened, parse_all, screen
 from gatekeeper.velocity import Count, Counted
@@ -220,6 +220,11 @@ async def _scan(job: Job, mount: Mount, rules: Rules, lookup: Lookup, offload: O
 
 def _monitored(screened: Screened) -> tuple[tuple[str, int], ...]:
     """Monitor-only rule hits, one per distinct number and rule kind."""
+    decisions = screened.decisions
+    if len(decisions) == 1:  # most requests: one destination
+        monitored = next(iter(decisions.values())).monitored
+        return tuple((kind, 1) for kind in dict.fromkeys(r.kind for r in monitored)) \
+            if monitored else ()
     hits = Counter(kind for d in {d.number: d for d in screened.decisions.values()}.values()
                    for kind in dict.fromkeys(r.kind for r in d.monitored))
     return tuple(hits.items())
@@ -227,7 +232,14 @@ def _monitored(screened: Screened) -> tuple[tuple[str, int], ...]:
 
 def _judging(job: Job, rules: Rules, count: Count | None = None) -> Judging | None:
     """The policy rules' inputs for `job` (None: no scope of it has rules)."""
-    if not any(scope in rules.policy.scopes for scope in job.scopes):
+    scoped = rules.policy.memo.scoped
+    has = scoped.get(job.scopes)
+    if has is None:
+        has = any(scope in rules.policy.scopes for scope in job.scopes)
+        if len(scoped) >= MEMO_SIZE:
+            scoped.clear()
+        scoped[job.scopes] = has
+    if not has:
         return None
     return Judging(rules.policy, job.intent, job.at or time.time(), count)
 

@@ -156,13 +156,15 @@ class Memo:
     """A policy's cache of verdicts and velocity plans (velocity.py), by number and
     request shape. Never pickled: the screening helper keeps its own."""
 
-    __slots__ = ("counting", "plans", "verdicts")
+    __slots__ = ("counting", "plans", "scoped", "verdicts")
 
     def __init__(self) -> None:
         self.verdicts: dict[tuple[object, ...], tuple[float, Verdict]] = {}
         self.plans: dict[tuple[object, ...], tuple[object, ...]] = {}
         # Whether some of these scopes has velocity limits on this channel.
         self.counting: dict[tuple[tuple[str, ...], str], bool] = {}
+        # Whether some of these scopes has rules.
+        self.scoped: dict[tuple[str, ...], bool] = {}
 
     def __reduce__(self) -> tuple[type[Memo], tuple[()]]:
         return (Memo, ())
