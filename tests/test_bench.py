@@ -169,7 +169,7 @@ def test_bench_together_tells_how_many_destinations_the_rules_monitor_at_that_ho
         tmp_path: Path) -> None:
     """The bench policy's quiet hours (monitor mode, marketing) hit a New York number
     at 03:00 its time and not at noon: the share `bench.together` reports follows the
-    hour, since each hit logs a line in the rules and policy rows."""
+    hour, since each hit is counted in the rules and policy rows."""
     pool = tmp_path / "pool.txt"
     pool.write_text("u +12125550123\nu +12125550124\n")
     thursday = 1_764_806_400.0  # 2025-12-04 00:00 UTC: no holiday

@@ -30,6 +30,8 @@ from typing import Literal
 import phonenumbers
 from phonenumbers import PhoneMetadata
 
+from gatekeeper.registry_whole import _whole_e164_nanp, _whole_nanp
+
 Format = Literal["plain", "csv", "us-dnc", "us-dnc-change", "tps"]
 
 # Same bound as the bulk importer's reader; a longer line is refused, not parsed.
@@ -55,7 +57,6 @@ _GB_BASE9 = 44_000_000_000
 _GB_FIRST = frozenset(b"1235789")
 # Nine-digit NSNs exist only in some 01 areas and in 0500/0800.
 _GB_FIRST9 = frozenset(b"18")
-_NPA_FIRST = b"23456789"
 # What people put between digits; the bulk importer removes the same set.
 _SEPARATORS = b" \t-.()/"
 _CELLS = re.compile(rb"[,;|\t]")
@@ -260,42 +261,6 @@ def _is_header(line: bytes) -> bool:
         return False
     first = _CELLS.split(line, maxsplit=1)[0].strip().strip(b'"')
     return _HEADER_WORD.fullmatch(first.decode("utf-8", "replace")) is not None
-
-
-def _whole_nanp(data: bytes, count: int, comma: bool) -> list[int] | None:
-    """The numbers when every line is exactly NPA-NXX-XXXX digits (with `comma`, also
-    every line `NPA,NXXXXXX`), checked over the whole buffer by slices at C speed."""
-    if not count:
-        return None
-    if not data.endswith(b"\n"):
-        data += b"\n"
-    if comma and len(data) == 12 * count and data[3::12] == b"," * count:
-        data = data.replace(b",", b"")
-    if len(data) != 11 * count or data[10::11] != b"\n" * count:
-        return None
-    if (data.translate(None, b"0123456789\n") or data[0::11].translate(None, _NPA_FIRST)
-            or data[3::11].translate(None, _NPA_FIRST)):
-        return None
-    # A leading 1 on every line makes int() give the E.164 digits directly.
-    return list(map(int, (b"1" + data[:-1].replace(b"\n", b"\n1")).split(b"\n")))
-
-
-def _whole_e164_nanp(data: bytes, count: int) -> list[int] | None:
-    """The numbers when every line is exactly `+1` NPA-NXX-XXXX (a plain E.164 list of
-    NANP numbers: what `_e164` takes line by line), checked over the whole buffer by
-    slices at C speed."""
-    if not count:
-        return None
-    if not data.endswith(b"\n"):
-        data += b"\n"
-    if len(data) != 13 * count or data[12::13] != b"\n" * count \
-            or data[0::13] != b"+" * count or data[1::13] != b"1" * count:
-        return None
-    if (data.translate(None, b"+0123456789\n") or data.count(b"+") != count
-            or data[2::13].translate(None, _NPA_FIRST)
-            or data[5::13].translate(None, _NPA_FIRST)):
-        return None
-    return list(map(int, data[1:-1].split(b"\n+")))
 
 
 def parse_chunk(data: bytes, fmt: Format, region: str, first_line: int,

@@ -8,12 +8,11 @@ request cannot be read one way only, it is refused rather than guessed at.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Literal
-from urllib.parse import unquote, unquote_to_bytes
+from urllib.parse import unquote
 
 from gatekeeper.readings import (
     MAX_DIGITS,
@@ -35,8 +34,25 @@ from gatekeeper.scan_formats import (
     split_parts,
     xml_values,
 )
+from gatekeeper.scan_text import (
+    _BAD_PERCENT,
+    _BINARY_TYPES,
+    _EMBEDDED,
+    _FORMISH,
+    _LIST_SEPARATOR,
+    _NAME_CONTROL,
+    _PERCENT,
+    _VALUE_CONTROL,
+    _WORTH_READING,
+    CALLER_NAMES,
+    TARGET_NAMES,
+    _form_decode,
+    _has_uri_scheme,
+    _name,
+)
 
-__all__ = ["ScanError", "is_phone_like", "scan_request", "script_targets"]
+__all__ = ["CALLER_NAMES", "TARGET_NAMES", "ScanError", "is_phone_like", "scan_request",
+           "script_targets"]
 
 ScanCode = Literal["ambiguous_request", "invalid_body", "too_many_values"]
 
@@ -51,44 +67,6 @@ class ScanError:
 
 # Strings inside strings (JSON in a form field, TwiML in JSON...) are read this deep.
 MAX_NESTING = 4
-# Keys/attributes/elements naming the calling party in call scripts, compared lower-cased
-# with `_` and `-` removed: a caller id on a block list must not stop a call. TwiML/TeXML
-# `callerId`, `fromDisplayName`, `<Message from>`; NCCO `from`; SVAML `cli`; MessageBird
-# `source`/`originator`; Plivo `src`, `callerName`; `sender`. Their whole subtree is skipped.
-CALLER_NAMES = frozenset(("callerid", "from", "cli", "source", "fromdisplayname",
-                          "callername", "originator", "sender", "src"))
-# Keys/attributes/elements whose value is dialled or messaged: national spellings count.
-TARGET_NAMES = frozenset(("to", "dst", "number", "destination", "destinations", "endpoint",
-                          "uri", "phonenumber", "msisdn", "recipient", "recipients",
-                          "target", "dial", "sip"))
-
-_NAME_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-_VALUE_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-_BAD_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
-_PERCENT = re.compile(r"%[0-9A-Fa-f]{2}")
-# A value with none of these holds no number, URI, nested structure or encoding.
-_WORTH_READING = re.compile(r"[\d{\[<=%\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-_FORMISH = re.compile(r"[^\s=&]*=[^\s]*")
-_URI_CHARS = r"[^\s\"'<>\\^`{|}]"
-# Separators people put inside a tel: number written in prose (not RFC 3966, still read).
-_PROSE_SEPARATOR = r"[ \t\u00a0\u2000-\u200b\u202f\u205f\u3000().\-\u2010-\u2015\u2212]"
-_EMBEDDED = re.compile(
-    r"(?<![\w+.-])(?:(?:tel|whatsapp):" + _PROSE_SEPARATOR + r"*\+?" + _PROSE_SEPARATOR
-    + r"*\d(?:" + _PROSE_SEPARATOR + r"*\d)*" + _URI_CHARS + r"*|sips?:" + _URI_CHARS + r"+)",
-    re.IGNORECASE)
-_BINARY_TYPES = ("image/", "audio/", "video/", "font/", "application/octet-stream",
-                 "application/pdf", "application/zip", "application/gzip")
-
-
-def _has_uri_scheme(value: str) -> bool:
-    """Cheap test before the embedded-URI search (which costs ~10x more on prose)."""
-    lowered = value.lower()
-    return "sip:" in lowered or "sips:" in lowered or "tel:" in lowered \
-        or "whatsapp:" in lowered
-
-
-def _name(key: str) -> str:
-    return key.lower().replace("_", "").replace("-", "")
 
 
 class _Stop(Exception):
@@ -101,10 +79,6 @@ class _Stop(Exception):
 
 def _ambiguous(message: str) -> _Stop:
     return _Stop("ambiguous_request", message)
-
-
-# Plivo joins with `<`; a name-addr's `<...>` split the same way only adds its URI again.
-_LIST_SEPARATOR = re.compile(r"[<>,;]")
 
 
 class _Scan:
@@ -346,14 +320,6 @@ class _Scan:
             structured = True
         if not structured:
             self.lines(text, 0)
-
-
-def _form_decode(text: str, plus_literal: bool) -> str:
-    if not plus_literal:
-        text = text.replace("+", " ")
-    # surrogatepass: a lone surrogate from a JSON escape must not end the scan.
-    raw = unquote_to_bytes(text.encode("utf-8", errors="surrogatepass"))
-    return raw.decode("utf-8", errors="replace")
 
 
 def _decode(body: bytes, binary: bool) -> str:

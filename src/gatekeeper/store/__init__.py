@@ -8,7 +8,8 @@ transport of a Redis Cluster: a pipe per master, redirects), `sentinel` (a Senti
 group's master), `durability` (a change acknowledged once in the AOF), `base`
 (connecting, readiness), `lookup`, `velocity` (counts, in the lookup's call), `lists`,
 `loads` (replace imports), `packing` (the packed encoding, pure) and `packed` (packed
-loads in Redis), `sources` (freshness records), `attempts`, and `facade` (the Store).
+loads in Redis; `writer`, the pipelined writes of one), `sources` (freshness records),
+`attempts`, and `facade` (the Store).
 """
 
 from __future__ import annotations
