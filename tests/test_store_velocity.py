@@ -1,18 +1,24 @@
-"""The velocity script's reply on a real redis-server: the integer 0 when every number
-came out clear (the common case, cheaper to read), the per-number arrays otherwise; and
-the store reads both the same way."""
+"""Velocity counts in the store on a real redis-server: the script's reply (the integer 0
+when every number came out clear, the common case, cheaper to read; the per-number
+arrays otherwise), read the same either way; and a send the lists block, never counted
+(nothing to take back)."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
+import fakeredis
 import pytest
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from gatekeeper.config import RedisConfig, StoreConfig
+from gatekeeper.policy import LISTS, decide
 from gatekeeper.rules import VelocityLimit
+from gatekeeper.store import EntryMeta, ListItem, Store, connect
 from gatekeeper.store.scripts import VELOCITY_LUA
-from gatekeeper.store.velocity import _read
+from gatekeeper.store.velocity import _Batch, _read
 from gatekeeper.velocity import Counting
 
 pytestmark = pytest.mark.integration
@@ -73,5 +79,91 @@ def test_a_zero_reply_reads_as_every_number_counted_under_its_limits(
              for i, (count, n) in enumerate(shapes)]
     counters = [tuple(f"c{i}:{j}" for j in range(n)) for i, (_, n) in enumerate(shapes)]
     firsts = [1 + 2 * sum(n for _, n in shapes[:i]) for i in range(len(shapes))]
-    batch = (group, [], b"", b"", 0, counters, firsts)
+    batch: _Batch = (group, [], b"", b"", 0, counters, firsts)
     assert _read(batch, "m", 0) == _read(batch, "m", [[0, 0, 0, 0] for _ in group])
+
+
+NY = "+12125550123"
+META = EntryMeta(source="test", added_at=1.0, added_by="pytest")
+LIMIT = VelocityLimit("number", 5, 3600.0)
+SCOPES = ("global", "tenant:a")
+
+
+def test_the_script_reads_each_scopes_block_list_then_allow_list() -> None:
+    """LOOKUP_LUA's "lists block the number" check reads triples 2s-1 and 2s as scope
+    s's block and allow lists: the order in which a lookup probes them."""
+    assert LISTS == ("block", "allow")
+
+
+async def lists_store(redis_server: str, entries: list[tuple[str, str, str]]) -> Store:
+    """A Store on the suite's redis-server and its lean pipe (the production lookup
+    path), holding `entries` (list, scope, entry)."""
+    config = RedisConfig(url=redis_server, timeout=5.0)
+    store = Store(connect(config), config, StoreConfig(), redis_server)
+    for name, scope, entry in entries:
+        await store.add(name, scope, [ListItem(entry)], META)  # type: ignore[arg-type]
+    return store
+
+
+@pytest.mark.parametrize(("entries", "probed", "own", "numbers", "counted"), [
+    ([], SCOPES, 2, [NY], True),
+    ([("block", "global", NY)], SCOPES, 2, [NY], False),
+    ([("block", "tenant:a", NY)], SCOPES, 2, [NY], False),
+    ([("block", "global", "+1212*")], SCOPES, 2, [NY], False),
+    # Its upstream forwards blocked sends (it only monitors): counted.
+    ([("block", "global", NY)], SCOPES, 0, [NY], True),
+    # An allow entry more specific than the block in that scope: forwarded, counted.
+    ([("block", "global", "+1212*"), ("allow", "global", NY)], SCOPES, 2, [NY], True),
+    # Blocked in one scope, allowed in another: blocked (decide), not counted.
+    ([("block", "global", NY), ("allow", "tenant:a", NY)], SCOPES, 2, [NY], False),
+    # Equally specific block and allow in one scope: block wins in decide, but the
+    # script counts (it leaves such ties to the screening, which takes the count back).
+    ([("block", "global", NY), ("allow", "global", NY)], SCOPES, 2, [NY], True),
+    # Held only by a referenced scope's list (a rule's input, not a list block): counted.
+    ([("block", "risk:x", NY)], (*SCOPES, "risk:x"), 2, [NY], True),
+    # Two numbers in one call: the script cannot tell whose the hits are: counted.
+    ([("block", "global", NY)], SCOPES, 2, [NY, "+12125550199"], True),
+], ids=["unlisted", "blocked", "blocked-second-scope", "blocked-prefix", "forwards-blocked",
+        "allowed-more-specific", "blocked-and-allowed-elsewhere", "tie",
+        "referenced-scope", "two-numbers"])
+async def test_a_send_the_lists_block_is_not_counted(
+        real_redis: Any, redis_server: str, entries: list[tuple[str, str, str]],
+        probed: tuple[str, ...], own: int, numbers: list[str], counted: bool) -> None:
+    """lookup_counting with the request's own scopes: a number the lists block is only
+    looked at (no counter written, nothing to take back); anything else is counted."""
+    store = await lists_store(redis_server, entries)
+    countings = [Counting(NY, "global", "sms", ((LIMIT, NY[1:]),))]
+    try:
+        _, [result] = await store.lookup_counting(numbers, probed, "sms", countings, own)
+    finally:
+        await store.close()
+    assert bool(result.counters) is counted
+    assert await real_redis.zcard(f"gk:vel:global:sms:{LIMIT.spec}:{NY[1:]}") == counted
+
+
+ENTRY_SPELLINGS = st.sampled_from([NY, "+1212555*", "+1212*", "+1*"])
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.lists(st.tuples(st.sampled_from(["block", "allow"]), st.sampled_from(SCOPES),
+                          ENTRY_SPELLINGS), max_size=5))
+def test_a_send_left_uncounted_is_one_the_lists_block(
+        entries: list[tuple[str, str, str]]) -> None:
+    """Whatever the entries: when the script leaves a send uncounted, the screening's
+    own rule (`decide`) blocks the number, so no forwarded send goes uncounted; and a
+    number it does not block is counted (fakeredis, the same script)."""
+    async def run() -> None:
+        store = Store(fakeredis.FakeAsyncRedis(decode_responses=True), RedisConfig(),
+                      StoreConfig())
+        for name, scope, entry in entries:
+            await store.add(name, scope, [ListItem(entry)], META)  # type: ignore[arg-type]
+        countings = [Counting(NY, "global", "sms", ((LIMIT, NY[1:]),))]
+        found, [result] = await store.lookup_counting([NY], SCOPES, "sms", countings, 2)
+        await store.close()
+        blocked = decide(NY, SCOPES, found[NY]).verdict == "blocked"
+        if not result.counters:
+            assert blocked
+        if not blocked:
+            assert result.counters
+
+    asyncio.run(run())

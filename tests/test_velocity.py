@@ -23,6 +23,7 @@ from gatekeeper.app import ADMIN_APP, create_app
 from gatekeeper.config import Config, RedisConfig, StoreConfig, parse_config
 from gatekeeper.resources import RESOURCES
 from gatekeeper.rules import VelocityLimit
+from gatekeeper.screening import Screener
 from gatekeeper.store import EntryMeta, ListItem, Store, StoreUnavailable
 from gatekeeper.store.pipe import LookupCall, LookupPipe, PipeTransport
 from gatekeeper.store.velocity import _MEMBERS
@@ -111,14 +112,21 @@ async def test_counts_expire_with_their_window(
 
 
 async def test_only_forwarded_sends_count(
-        start: Start, upstream: FakeUpstream, tmp_path: Path, real_redis: Any) -> None:
-    """A send blocked by a list entry, and a request refused for an invalid recipient,
-    leave no count; an allow entry's number is not counted either."""
+        start: Start, upstream: FakeUpstream, tmp_path: Path, real_redis: Any,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A send blocked by a list entry (never counted: nothing to take back), and a
+    request refused for an invalid recipient, leave no count; an allow entry's number is
+    not counted either."""
     gk = await start(make_config(upstream.url, tmp_path,
                                  policy=limited({"per": "number", "limit": "1/hour"})))
     await gk.block("+12125550199")
     await gk.allow("+12125550177")
+    taken_back: list[object] = []
+    monkeypatch.setattr(Screener, "uncount", lambda _, __, counted: taken_back.append(counted))
     assert (await send(gk, "+12125550199")).status == 403
+    assert taken_back == []
+    assert not any((await counters(real_redis)).values())
+    monkeypatch.undo()
     batch = await gk.proxy.post("/generic/v1/sms", json={"messages": [{"to": NY},
                                                                       {"to": "12"}]})
     assert batch.status == 400

@@ -156,7 +156,8 @@ async def _check(job: Job, mount: Mount, route: Route, rules: Rules, lookup: Loo
     parsed = await parse_all(raws, mount.region, mount.preset.msisdn)
     screened = await screen(lookup, parsed, job.scopes, route.channel,
                             fail_closed=rules.fail_closed, lookup_slice=lookup_slice,
-                            judging=_judging(job, rules, count))
+                            judging=_judging(job, rules, count,
+                                             mount.upstream.on_block == "monitor"))
     error = screened.error if screened.store_failed else None
     blocked = screened.blocked
     # If refused here, nothing is sent; otherwise blocked destinations are not sent
@@ -230,8 +231,11 @@ def _monitored(screened: Screened) -> tuple[tuple[str, int], ...]:
     return tuple(hits.items())
 
 
-def _judging(job: Job, rules: Rules, count: Count | None = None) -> Judging | None:
-    """The policy rules' inputs for `job` (None: no scope of it has rules)."""
+def _judging(job: Job, rules: Rules, count: Count | None = None,
+             forwards_blocked: bool = False) -> Judging | None:
+    """The policy rules' inputs for `job` (None: no scope of it has rules);
+    `forwards_blocked`: its upstream forwards blocked destinations (and so counts
+    them)."""
     scoped = rules.policy.memo.scoped
     has = scoped.get(job.scopes)
     if has is None:
@@ -241,7 +245,8 @@ def _judging(job: Job, rules: Rules, count: Count | None = None) -> Judging | No
         scoped[job.scopes] = has
     if not has:
         return None
-    return Judging(rules.policy, job.intent, job.at or time.time(), count)
+    return Judging(rules.policy, job.intent, job.at or time.time(), count,
+                   forwards_blocked)
 
 
 def _refused(status: int, code: str, text: str, reason: str, error: str | None = None

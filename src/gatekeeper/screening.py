@@ -116,6 +116,9 @@ class Judging:
     at: float
     count: Count | None = None
     """The store, which counts velocity (None: velocity limits are not counted)."""
+    forwards_blocked: bool = False
+    """Blocked destinations are forwarded all the same (an upstream that only
+    monitors), and so counted."""
 
 
 def _judged(decision: Decision, scopes: Sequence[str], channel: Channel | None,
@@ -188,7 +191,8 @@ async def screen(lookup: Lookup, parsed: dict[str, Destination], scopes: Sequenc
             # The common case: one script call looks the numbers up and counts them.
             try:
                 hits, counts = await judging.count.lookup_counting(
-                    keys, probed, channel, countings)
+                    keys, probed, channel, countings,
+                    0 if judging.forwards_blocked else len(scopes))
             except CountsInDoubt as exc:
                 counts = list(exc.counted)  # maybe counted: taken back (below)
                 raise

@@ -76,9 +76,12 @@ class Count(Protocol):
         ...
 
     async def lookup_counting(self, numbers: Sequence[str], scopes: Sequence[str],
-                              channel: Channel, countings: Sequence[Counting]
+                              channel: Channel, countings: Sequence[Counting],
+                              own_scopes: int = 0
                               ) -> tuple[dict[str, list[Match]], list[Counted]]:
-        """Look `numbers` up and count `countings`, in one script call."""
+        """Look `numbers` up and count `countings`, in one script call; not counting
+        the sends of one number the lists of one of the first `own_scopes` scopes
+        block."""
         ...
 
 

@@ -57,14 +57,15 @@ end
 #   starts now (wait: the hold); the 4th: a monitored limit reached (0: none); or the
 #   integer 0 when every number's is {0, 0, 0, 0} (the common case, read cheaper)
 VELOCITY_FN = """
--- count_sends(a, last, k, member): ARGV[a..last] the numbers' arguments, their keys
--- from KEYS[k] on (see VELOCITY_LUA); returns VELOCITY_LUA's reply.
-local function count_sends(a, last, k, member)
+-- count_sends(a, last, k, member, look): ARGV[a..last] the numbers' arguments, their
+-- keys from KEYS[k] on (see VELOCITY_LUA); `look`: only look, whatever the arguments
+-- say (the lookup found the number blocked); returns VELOCITY_LUA's reply.
+local function count_sends(a, last, k, member, look)
   local time = redis.call('TIME')
   local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
   local out, clear = {}, true
   while a <= last do
-    local n, counting = tonumber(ARGV[a]), ARGV[a + 1] == '1'
+    local n, counting = tonumber(ARGV[a]), ARGV[a + 1] == '1' and not look
     local code, which, wait, seen = 0, 0, 0, 0
     for i = 1, n do
       local at = a + 4 * i - 2
@@ -114,7 +115,7 @@ local function count_sends(a, last, k, member)
   return out
 end
 """
-VELOCITY_LUA = VELOCITY_FN + "return count_sends(2, #ARGV, 1, ARGV[1])\n"
+VELOCITY_LUA = VELOCITY_FN + "return count_sends(2, #ARGV, 1, ARGV[1], false)\n"
 
 
 LOOKUP_LUA = PACKED_LUA + VELOCITY_FN + """
@@ -130,14 +131,19 @@ LOOKUP_LUA = PACKED_LUA + VELOCITY_FN + """
 --   of a packed load that holds none of the candidates; ARGV[T+3]: M, how many counting
 --   arguments follow (0: no counts); ARGV[T+4..T+3+M]: the counts' arguments (as
 --   VELOCITY_LUA's ARGV, without the member); then candidate members (numbers and
---   prefixes); with counts, last, the counts' member (as VELOCITY_LUA's ARGV[1]: the
---   rest of the call stays the same from one request to the next, and is kept)
+--   prefixes); with counts, two more, last (the rest of the call stays the same from one
+--   request to the next, and is kept): S, and the counts' member (as VELOCITY_LUA's
+--   ARGV[1]). S > 0 says that the candidates are one number's, and that the first 2S
+--   triples are S scopes' (block list, allow list), in that order: if one of those
+--   scopes' block lists holds a candidate and its allow list none, the lists block the
+--   number, and its sends are only looked at, not counted (never forwarded, so never
+--   counted). S = 0: counted as the arguments say.
 -- returns: one array per triple, holding the candidates that are live members of that
 --   list; with counts, one more: the counts' reply (as VELOCITY_LUA's)
 local slice, triples = tonumber(ARGV[1]), tonumber(ARGV[2])
 local counts = tonumber(ARGV[triples + 3])
 local n = #ARGV
-if counts > 0 then n = n - 1 end
+if counts > 0 then n = n - 2 end
 local start = triples + counts + 4
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
@@ -183,8 +189,12 @@ for i = 1, 3 * triples, 3 do
   out[#out + 1] = hits
 end
 if counts > 0 then
+  local blocked = false
+  for scope = 1, tonumber(ARGV[#ARGV - 1]) do
+    if #out[2 * scope - 1] > 0 and #out[2 * scope] == 0 then blocked = true end
+  end
   out[#out + 1] = count_sends(triples + 4, triples + 3 + counts, 3 * triples + 1,
-                             ARGV[#ARGV])
+                             ARGV[#ARGV], blocked)
 end
 return out
 """

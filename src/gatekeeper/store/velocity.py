@@ -45,6 +45,8 @@ class _Members:
 
 
 _MEMBERS = _Members()
+# LOOKUP_LUA's S argument (with its RESP), by the number of the request's own scopes.
+_OWN = [(n, str(n), resp_bulk(str(n))) for n in range(64)]
 # Countings whose encoding a store keeps (dropped whole when full).
 ENCODINGS_KEPT = 16_384
 # A counting, its keys, its counters (to take back), its script arguments and its
@@ -76,12 +78,19 @@ class VelocityMixin(LookupMixin):
     them back."""
 
     async def lookup_counting(self, numbers: Sequence[str], scopes: Sequence[str],
-                              channel: Channel, countings: Sequence[Counting]
+                              channel: Channel, countings: Sequence[Counting],
+                              own_scopes: int = 0
                               ) -> tuple[dict[str, list[Match]], list[Counted]]:
         """`lookup` and `count_sends` together, in the lookup's script call (on a
         cluster, each scope's counts in its scope's call: their keys share its hash
         slot). Raises StoreUnavailable, or CountsInDoubt once sends may have been
-        counted. Every counting's scope must be among `scopes`."""
+        counted. Every counting's scope must be among `scopes`.
+
+        `own_scopes`: the first that many of `scopes` are the request's own. On one
+        server, when one number is looked up and the lists of one of those scopes block
+        it (a block entry, no allow entry), its sends are only looked at, not counted:
+        they will not be forwarded (pass 0 when blocked sends are, as to an upstream
+        that only monitors), and so need no taking back."""
         found: dict[str, list[Match]] = {number: [] for number in numbers}
         if not found or not scopes or not countings:
             return await self.lookup(numbers, scopes, channel), \
@@ -89,18 +98,24 @@ class VelocityMixin(LookupMixin):
         unique, candidates, encoded, probe, calls = self._planned(found, scopes, channel)
         # The member goes last, after the candidates: the rest of the call is kept.
         member = _MEMBERS.next()
-        with_member = [*candidates, member], b"%b$%d\r\n%b\r\n" % (
-            encoded, len(member), member.encode())
         if len(calls) == 1:  # one server: one call
+            own = _OWN[own_scopes if len(unique) == 1 and own_scopes < len(_OWN) else 0]
             group = countings if isinstance(countings, tuple) else tuple(countings)
             call, batch = self._combined(calls[0], group)
             try:
                 with store_faults():
-                    reply = await self._transport.lookup(call, *with_member)
+                    reply = await self._transport.lookup(
+                        call, [*candidates, own[1], member], b"%b%b$%d\r\n%b\r\n" % (
+                            encoded, own[2], len(member), member.encode()))
             except StoreUnavailable as exc:
                 raise CountsInDoubt(str(exc), _doubted([batch], member)) from exc
-            self._found(found, unique, probe, reply[:-1], channel)
-            return found, _read(batch, member, reply[-1])
+            hits = reply[:-1]
+            self._found(found, unique, probe, hits, channel)
+            # As the script judged it: then nothing was counted.
+            looked = any(hits[2 * i] and not hits[2 * i + 1] for i in range(own[0]))
+            return found, _read(batch, member, reply[-1], looked)
+        with_member = [*candidates, _OWN[0][1], member], b"%b%b$%d\r\n%b\r\n" % (
+            encoded, _OWN[0][2], len(member), member.encode())
         # A cluster: one call per scope, in `scopes` order, each with its scope's counts.
         place = {scope: i for i, scope in enumerate(scopes)}
         split: list[list[Counting]] = [[] for _ in calls]
@@ -267,10 +282,14 @@ def _doubted(batches: list[_Batch], member: str) -> tuple[Counted, ...]:
                  if one.count)
 
 
-def _read(batch: _Batch, member: str, reply: object) -> list[Counted]:
+def _read(batch: _Batch, member: str, reply: object, looked: bool = False
+          ) -> list[Counted]:
     """What a script call's counts of `batch` gave (VELOCITY_LUA's reply: 0 when each
-    was counted, or only looked at, under every limit and no monitored one reached)."""
+    was counted, or only looked at, under every limit and no monitored one reached);
+    `looked`: the script only looked, whatever the countings say."""
     group, counters, firsts = batch[0], batch[5], batch[6]
+    if looked:  # a number the lists block: counted nowhere, to take back from nowhere
+        counters = [() for _ in group]
     if reply == 0:
         if len(group) == 1:  # most requests: one number counted in one scope
             counting = group[0]
