@@ -111,8 +111,10 @@ class VelocityMixin(LookupMixin):
                 raise CountsInDoubt(str(exc), _doubted([batch], member)) from exc
             hits = reply[:-1]
             self._found(found, unique, probe, hits, channel)
-            # As the script judged it: then nothing was counted.
-            looked = any(hits[2 * i] and not hits[2 * i + 1] for i in range(own[0]))
+            # As the script judged it: then nothing was counted. (Most numbers are in
+            # no block list: one look at those lists' hits says so.)
+            looked = any(hits[0:2 * own[0]:2]) and any(
+                hits[2 * i] and not hits[2 * i + 1] for i in range(own[0]))
             return found, _read(batch, member, reply[-1], looked)
         with_member = [*candidates, _OWN[0][1], member], b"%b%b$%d\r\n%b\r\n" % (
             encoded, _OWN[0][2], len(member), member.encode())
