@@ -89,6 +89,7 @@ def test_a_json_line_is_ascii_one_line_and_reads_back_as_json_would_write_it(
     ({"event": "x", "n": 2**70}, b'{"event": "x", "n": 1180591620717411303424}\n'),
     ({"event": "\ud800"}, b'{"event": "\\ud800"}\n'),  # a lone surrogate
     ({"event": "x", "at": object}, b'{"event":"x","at":"<class \'object\'>"}\n'),  # repr
-], ids=["ascii", "accented", "big-integer", "surrogate", "unknown-object"])
+    ({"event": "x", "by": {(1, 2): "y"}}, b'{"event": "x", "by": {"(1, 2)": "y"}}\n'),
+], ids=["ascii", "accented", "big-integer", "surrogate", "unknown-object", "tuple-key"])
 def test_json_line_table(event: dict[str, object], expected: bytes) -> None:
     assert render_json(None, "info", event) == expected

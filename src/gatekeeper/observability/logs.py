@@ -241,7 +241,20 @@ def render_json(_logger: object, _name: str, event: MutableMapping[str, Any]) ->
         line = b""
     if line and line.isascii():
         return line
-    return (json.dumps(event, default=repr) + "\n").encode()
+    try:
+        return (json.dumps(event, default=repr) + "\n").encode()
+    except TypeError:  # a key neither text nor a number (a tuple): written as text
+        return (json.dumps(_text_keys(event), default=repr) + "\n").encode()
+
+
+def _text_keys(value: object) -> object:
+    """`value` with every mapping's keys made text, at any depth."""
+    if isinstance(value, Mapping):
+        return {k if isinstance(k, str) else repr(k): _text_keys(v)
+                for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_text_keys(v) for v in value]
+    return value
 
 
 def _one_line(render: structlog.typing.Processor) -> structlog.typing.Processor:
