@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import os
+import signal
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
@@ -189,6 +191,61 @@ async def test_sentinel_master_killed(
     outcome = await through_failover(gk, lambda: sentinel_rig.kill(master))
     check(outcome, upstream, on_error, "sentinel", log_output,
           lambda: (sentinel_rig.master_port(), sentinel_rig.data_ports))
+
+
+async def test_sentinel_an_acknowledged_entry_survives_the_master_killed_at_once(
+        sentinel_rig: SentinelRig, aiohttp_client: Client, upstream: FakeUpstream,
+        tmp_path: Path) -> None:
+    """A block entry is acknowledged only once the replica holds it: with the replica
+    stopped, the admin API's add waits (WAIT); let go, it answers, and the master is
+    killed at that very moment: the promoted replica has the entry, and the number is
+    refused after the failover (without the wait, an acknowledged entry could go)."""
+    gk = await start_on(aiohttp_client, config_for(sentinel_rig.url, upstream, tmp_path,
+                                                   "closed"))
+    await gk.block("+447700900001")  # connected, scripts loaded
+    master = sentinel_rig.master_port()
+    replica = next(p for p in sentinel_rig.data_ports if p != master)
+    stopped = sentinel_rig.process(replica)
+    os.kill(stopped.pid, signal.SIGSTOP)
+    try:
+        adding = asyncio.ensure_future(gk.block(BLOCKED))
+        await asyncio.sleep(0.5)
+        assert not adding.done()  # waiting for the replica to hold it
+    finally:
+        os.kill(stopped.pid, signal.SIGCONT)
+    await asyncio.wait_for(adding, 10)
+    sentinel_rig.kill(master)
+    sentinel_rig.wait_promoted(master)
+    deadline = time.monotonic() + RECOVERY_LIMIT
+    while (status := await send(gk, BLOCKED)) != 403 and time.monotonic() < deadline:
+        assert status == 503, status  # refused while it fails over, never forwarded
+        await asyncio.sleep(0.2)
+    assert status == 403
+    assert upstream.received == []
+
+
+async def test_sentinel_a_change_no_replica_holds_in_time_is_not_acknowledged(
+        sentinel_rig: SentinelRig, aiohttp_client: Client, upstream: FakeUpstream,
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The replica stopped past the wait (here 0.5 s): the add answers 503
+    `store_unavailable`, not 200; the entry stands on the master, and adding it again
+    once the replica is back is acknowledged (nothing added twice)."""
+    monkeypatch.setattr("gatekeeper.store.base.REPLICA_SECONDS", 0.5)
+    gk = await start_on(aiohttp_client, config_for(sentinel_rig.url, upstream, tmp_path,
+                                                   "closed"))
+    await gk.block("+447700900001")
+    master = sentinel_rig.master_port()
+    replica = next(p for p in sentinel_rig.data_ports if p != master)
+    stopped = sentinel_rig.process(replica)
+    os.kill(stopped.pid, signal.SIGSTOP)
+    try:
+        resp = await gk.admin.post("/admin/v1/lists/block/entries", headers=AUTH,
+                                   json={"entries": [BLOCKED], "scope": "global"})
+        assert resp.status == 503
+        assert (await resp.json())["code"] == "store_unavailable"
+    finally:
+        os.kill(stopped.pid, signal.SIGCONT)
+    assert await gk.block(BLOCKED) == {"added": [], "existing": [BLOCKED], "failed": []}
 
 
 async def batch(gk: Running, numbers: list[str], scopes: list[str]) -> tuple[int, str]:

@@ -145,12 +145,16 @@ class Wire:
 
 def the_write(wire: Wire) -> list[list[str]]:
     """The commands of an acknowledged write, one round trip, without the INFO
-    persistence that follows it (store/durability.py: on a server keeping an AOF; also
+    persistence and INFO replication that follow it (store/durability.py: on a server
+    keeping an AOF, whose replicas, if any, are then waited for; INFO persistence also
     the first time on fakeredis, which refuses it and is not asked again)."""
     commands = wire.parsed()
-    settled = bool(commands) and commands[-1] == ["INFO", "persistence"]
-    assert len(wire.writes) == 1 + settled, commands
-    return commands[:-1] if settled else commands
+    checks = 0
+    for check in (["INFO", "replication"], ["INFO", "persistence"]):
+        if len(commands) > checks and commands[-1 - checks] == check:
+            checks += 1
+    assert len(wire.writes) == 1 + checks, commands
+    return commands[:len(commands) - checks]
 
 
 def record_wire(monkeypatch: pytest.MonkeyPatch) -> Wire:

@@ -672,6 +672,13 @@ class SentinelRig:
                 last = exc
         raise RigError(f"no sentinel names a master for {self.service}: {last!r}")
 
+    def process(self, port: int) -> subprocess.Popen[bytes]:
+        """The process of the data server on `port` (to stop and continue it)."""
+        process = self._servers[port].process
+        if process is None:
+            raise RigError(f"no running data server on port {port}")
+        return process
+
     def kill_master(self) -> int:
         """SIGKILL the current master's process; returns its port."""
         port = self.master_port()

@@ -10,11 +10,12 @@ import redis.asyncio as aioredis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.exceptions import ResponseError
 
 from gatekeeper import redis_url
 from gatekeeper.config import RedisConfig, StoreConfig
 from gatekeeper.store.cluster import ClusterTransport
-from gatekeeper.store.durability import InfoRefused, settle
+from gatekeeper.store.durability import REPLICA_SECONDS, InfoRefused, settle
 from gatekeeper.store.faults import StoreIncompatible, StoreUnavailable, guarded, store_faults
 from gatekeeper.store.keys import Keys
 from gatekeeper.store.pipe import ClientTransport, LookupPipe, LookupTransport, PipeTransport
@@ -105,7 +106,8 @@ class StoreBase:
     async def _settle(self, key: str) -> None:
         """Wait until the server holding `key` has written the changes made so far to its
         AOF (on a cluster, the master serving the key's slot, which every key of one
-        change shares); a server that refuses INFO (fakeredis) is not asked again."""
+        change shares) and, off a cluster, until a replica holds them if it has any; a
+        server that refuses INFO (fakeredis) or WAIT is not asked again."""
         if not self._settles:
             return
         client = self.client
@@ -121,6 +123,32 @@ class StoreBase:
             await settle(info)
         except InfoRefused:
             self._settles = False
+            return
+        if node is None:
+            await self._replicated()
+
+    async def _replicated(self) -> None:
+        """When the master has replicas, return once one of them holds every change made
+        so far: a failover then loses no acknowledged change. Past REPLICA_SECONDS,
+        StoreUnavailable (the change stands on the master; retrying it is harmless).
+        Not on a cluster (see the README)."""
+        info = await self.client.info("replication")
+        if int(info.get("connected_slaves", 0)) < 1:
+            return
+        # WAIT covers the writes of its own connection: a write of ours on it first, and
+        # the replication stream being in order, an ack of that write acks the change.
+        try:
+            async with self.client.pipeline(transaction=False) as pipe:
+                pipe.incr(self.keys.replicated)
+                pipe.wait(1, int(REPLICA_SECONDS * 1000))
+                _, acked = await pipe.execute()
+        except ResponseError:  # WAIT refused (a managed service): asked no more
+            self._settles = False
+            return
+        if int(acked) < 1:
+            raise StoreUnavailable(f"no replica acknowledged the change within "
+                                   f"{REPLICA_SECONDS:g} s (the change stands on the "
+                                   f"master; a failover now could lose it)")
 
     async def ping(self) -> bool:
         """True when the store answers; False on any fault (never raises one)."""

@@ -90,6 +90,10 @@ key                                 type        members -> values
                                     string      `1`
   A pumping guard's hold: while it lives, every send to the subject is refused. Expires
   after the limit's `block_for`.
+{p}replicated                       string      a count
+  Incremented after each acknowledged change when the master has replicas, on the
+  connection that then runs WAIT 1 (WAIT covers that connection's writes, and a
+  replica applies the stream in order: so the change too). Permanent, a few bytes.
 
 On Redis Cluster (`redis+cluster://`) every `{scope}` above is written in braces, so that
 it is the key's hash tag: `gk:list:block:{tenant:acme}`. Every key of one scope, its
@@ -256,6 +260,11 @@ class Keys:
     def attempts(self) -> str:
         """The stream of blocked attempts."""
         return f"{self.prefix}attempts"
+
+    @property
+    def replicated(self) -> str:
+        """The count written before waiting for a replica (single server, Sentinel)."""
+        return f"{self.prefix}replicated"
 
     def velocity(self, scope: str, channel: str, spec: str, subject: str
                  ) -> tuple[str, str]:
