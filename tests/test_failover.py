@@ -12,6 +12,7 @@ import io
 import json
 import os
 import signal
+import subprocess
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
@@ -193,35 +194,68 @@ async def test_sentinel_master_killed(
           lambda: (sentinel_rig.master_port(), sentinel_rig.data_ports))
 
 
-async def test_sentinel_an_acknowledged_entry_survives_the_master_killed_at_once(
-        sentinel_rig: SentinelRig, aiohttp_client: Client, upstream: FakeUpstream,
-        tmp_path: Path) -> None:
-    """A block entry is acknowledged only once the replica holds it: with the replica
-    stopped, the admin API's add waits (WAIT); let go, it answers, and the master is
-    killed at that very moment: the promoted replica has the entry, and the number is
-    refused after the failover (without the wait, an acknowledged entry could go)."""
-    gk = await start_on(aiohttp_client, config_for(sentinel_rig.url, upstream, tmp_path,
-                                                   "closed"))
-    await gk.block("+447700900001")  # connected, scripts loaded
-    master = sentinel_rig.master_port()
-    replica = next(p for p in sentinel_rig.data_ports if p != master)
-    stopped = sentinel_rig.process(replica)
-    os.kill(stopped.pid, signal.SIGSTOP)
+async def acknowledged_then_killed(gk: Running, upstream: FakeUpstream,
+                                   replica: subprocess.Popen[bytes],
+                                   kill: Callable[[], None]) -> None:
+    """Add a block entry while the master's replica is stopped: the add must wait for
+    it; let go, the add answers, and the master is killed at once (`kill`, which waits
+    for the promotion): the number is refused after the failover, never forwarded."""
+    os.kill(replica.pid, signal.SIGSTOP)
     try:
         adding = asyncio.ensure_future(gk.block(BLOCKED))
         await asyncio.sleep(0.5)
         assert not adding.done()  # waiting for the replica to hold it
     finally:
-        os.kill(stopped.pid, signal.SIGCONT)
+        os.kill(replica.pid, signal.SIGCONT)
     await asyncio.wait_for(adding, 10)
-    sentinel_rig.kill(master)
-    sentinel_rig.wait_promoted(master)
+    kill()
     deadline = time.monotonic() + RECOVERY_LIMIT
     while (status := await send(gk, BLOCKED)) != 403 and time.monotonic() < deadline:
         assert status == 503, status  # refused while it fails over, never forwarded
         await asyncio.sleep(0.2)
     assert status == 403
     assert upstream.received == []
+
+
+async def test_sentinel_an_acknowledged_entry_survives_the_master_killed_at_once(
+        sentinel_rig: SentinelRig, aiohttp_client: Client, upstream: FakeUpstream,
+        tmp_path: Path) -> None:
+    """A block entry is acknowledged only once the replica holds it (WAIT), so the
+    promoted replica has it even when the master dies the moment the add answers."""
+    gk = await start_on(aiohttp_client, config_for(sentinel_rig.url, upstream, tmp_path,
+                                                   "closed"))
+    await gk.block("+447700900001")  # connected, scripts loaded
+    master = sentinel_rig.master_port()
+    replica = next(p for p in sentinel_rig.data_ports if p != master)
+
+    def kill() -> None:
+        sentinel_rig.kill(master)
+        sentinel_rig.wait_promoted(master)
+
+    await acknowledged_then_killed(gk, upstream, sentinel_rig.process(replica), kill)
+
+
+async def test_cluster_an_acknowledged_entry_survives_the_master_killed_at_once(
+        cluster_rig: ClusterRig, aiohttp_client: Client, upstream: FakeUpstream,
+        tmp_path: Path) -> None:
+    """The same on the cluster: the master serving the `global` slot waits for its
+    replica (WAIT on that node) before the add answers."""
+    gk = await start_on(aiohttp_client, config_for(cluster_rig.url, upstream, tmp_path,
+                                                   "closed"))
+    await gk.block("+447700900001")
+    master = cluster_rig.master_for_slot(key_slot(b"global"))
+    wait_for(lambda: cluster_rig.replica_of(master) > 0, 30, "the master to have a replica")
+    replica = cluster_rig.replica_of(master)
+
+    def kill() -> None:
+        cluster_rig.kill(master)
+        cluster_rig.wait_promoted(master)
+
+    try:
+        await acknowledged_then_killed(gk, upstream, cluster_rig.process(replica), kill)
+    finally:
+        if master in cluster_rig.dead:
+            cluster_rig.restart(master)
 
 
 async def test_sentinel_a_change_no_replica_holds_in_time_is_not_acknowledged(

@@ -337,24 +337,27 @@ async def test_store_migrate_copies_a_single_servers_lists_onto_the_cluster(
     assert '"decision": "blocked"' in capsys.readouterr().out
 
 
-def info_calls(rig: ClusterRig, port: int) -> int:
-    """INFO commands a node answered since its stats were reset."""
+def calls(rig: ClusterRig, port: int, command: str) -> int:
+    """`command`s a node answered since its stats were reset."""
     stats = query(port, "INFO", "commandstats", tls=rig.tls)
     assert isinstance(stats, dict)
-    return int(stats.get("cmdstat_info", {}).get("calls", 0))
+    return int(stats.get(f"cmdstat_{command}", {}).get("calls", 0))
 
 
 async def test_an_acknowledged_change_waits_on_the_master_of_its_scope(
         store: Store, cluster_rig: ClusterRig) -> None:
-    """An add asks INFO persistence (store/durability.py) of the master serving its
-    scope's slot, where the change was written, and of no other master."""
+    """An add asks INFO persistence and INFO replication (store/durability.py) of the
+    master serving its scope's slot, where the change was written, and waits there for
+    its replica (WAIT); no other master is asked anything."""
     scope = cluster_rig.spread_scopes(1)[0]
     owner = cluster_rig.master_for_slot(key_slot(scope.encode()))
     masters = cluster_rig.masters()
     for port in masters:
         query(port, "CONFIG", "RESETSTAT", tls=cluster_rig.tls)
     await store.add("block", scope, [ListItem("+33612345670")], META)
-    asked = {port: info_calls(cluster_rig, port) for port in masters}
+    asked = {port: (calls(cluster_rig, port, "info"), calls(cluster_rig, port, "wait"))
+             for port in masters}
     # A node counts a command once it has answered it: the reading INFO is not in it.
-    assert asked[owner] == 1, asked
-    assert all(calls == 0 for port, calls in asked.items() if port != owner), asked
+    assert asked[owner][0] == 2, asked
+    assert asked[owner][1] >= 1, asked
+    assert all(c == (0, 0) for port, c in asked.items() if port != owner), asked

@@ -487,6 +487,13 @@ class ClusterRig:
             raise RigError(f"the node on port {master_port} has no replica")
         return replicas[0]
 
+    def process(self, port: int) -> subprocess.Popen[bytes]:
+        """The process of the node on `port` (to stop and continue it)."""
+        process = self._nodes[port].process
+        if process is None:
+            raise RigError(f"no running node on port {port}")
+        return process
+
     def kill(self, port: int) -> None:
         """SIGKILL the node on `port` (remembering the slots it served)."""
         server = self._nodes[port]

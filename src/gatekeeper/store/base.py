@@ -3,6 +3,7 @@ checking the server, readiness, closing and re-pointing at a moved server."""
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any, cast
 
@@ -106,7 +107,7 @@ class StoreBase:
     async def _settle(self, key: str) -> None:
         """Wait until the server holding `key` has written the changes made so far to its
         AOF (on a cluster, the master serving the key's slot, which every key of one
-        change shares) and, off a cluster, until a replica holds them if it has any; a
+        change shares) and until one of its replicas holds them, if it has any; a
         server that refuses INFO (fakeredis) or WAIT is not asked again."""
         if not self._settles:
             return
@@ -124,31 +125,37 @@ class StoreBase:
         except InfoRefused:
             self._settles = False
             return
-        if node is None:
-            await self._replicated()
+        await self._replicated(key, node)
 
-    async def _replicated(self) -> None:
-        """When the master has replicas, return once one of them holds every change made
-        so far: a failover then loses no acknowledged change. Past REPLICA_SECONDS,
-        StoreUnavailable (the change stands on the master; retrying it is harmless).
-        Not on a cluster (see the README)."""
-        info = await self.client.info("replication")
+    async def _replicated(self, key: str, node: ClusterNode | None) -> None:
+        """When the master holding `key` has replicas, return once one of them holds
+        every change made so far: a failover then loses no acknowledged change. Past
+        REPLICA_SECONDS, StoreUnavailable (the change stands on the master; retrying it
+        is harmless)."""
+        cluster = cast(RedisCluster, self.client)
+        info = await (self.client.info("replication") if node is None
+                      else cluster.info("replication", target_nodes=node))
         if int(info.get("connected_slaves", 0)) < 1:
             return
-        # WAIT covers the writes of its own connection: a write of ours on it first, and
-        # the replication stream being in order, an ack of that write acks the change.
+        commands = _incr_and_waits(self.keys.replicated_beside(key),
+                                   self._redis_config.timeout)
         try:
-            async with self.client.pipeline(transaction=False) as pipe:
-                pipe.incr(self.keys.replicated)
-                pipe.wait(1, int(REPLICA_SECONDS * 1000))
-                _, acked = await pipe.execute()
+            replies = await (self._pipelined(commands) if node is None
+                             else _on_node(node, commands))
         except ResponseError:  # WAIT refused (a managed service): asked no more
             self._settles = False
             return
-        if int(acked) < 1:
+        if max(int(reply) for reply in replies[1:]) < 1:
             raise StoreUnavailable(f"no replica acknowledged the change within "
                                    f"{REPLICA_SECONDS:g} s (the change stands on the "
                                    f"master; a failover now could lose it)")
+
+    async def _pipelined(self, commands: list[tuple[str | int, ...]]) -> list[Any]:
+        """`commands` on one connection of the client (a pipeline), their replies."""
+        async with self.client.pipeline(transaction=False) as pipe:
+            for command in commands:
+                pipe.execute_command(*command)
+            return list(await pipe.execute())
 
     async def ping(self) -> bool:
         """True when the store answers; False on any fault (never raises one)."""
@@ -179,3 +186,28 @@ class StoreBase:
                 await old_client.aclose()
         except StoreUnavailable:
             pass
+
+
+def _incr_and_waits(marker: str, read_timeout: float) -> list[tuple[str | int, ...]]:
+    """INCR `marker`, then WAIT 1 as often as it takes to fill REPLICA_SECONDS, each
+    well within one read's timeout (the store's `redis.timeout`): sent at once on one
+    connection, they are answered in turn, and once a replica holds the write the
+    remaining WAITs answer at once. WAIT covers the writes of its own connection: an
+    ack of our INCR, the replication stream being in order, acks the change before it."""
+    each = max(1, int(read_timeout * 800))  # ms
+    count = max(1, math.ceil(REPLICA_SECONDS * 1000 / each))
+    return [("INCR", marker), *[("WAIT", 1, each)] * count]
+
+
+async def _on_node(node: ClusterNode, commands: list[tuple[str | int, ...]]) -> list[Any]:
+    """`commands` on one connection of a cluster `node`, their replies (a reply that
+    is an error is raised; the connection is then dropped, its other replies unread)."""
+    connection = node.acquire_connection()
+    try:
+        await connection.send_packed_command(connection.pack_commands(commands))
+        return [await connection.read_response() for _ in commands]
+    except BaseException:
+        await connection.disconnect()
+        raise
+    finally:
+        node.release(connection)

@@ -93,7 +93,9 @@ key                                 type        members -> values
 {p}replicated                       string      a count
   Incremented after each acknowledged change when the master has replicas, on the
   connection that then runs WAIT 1 (WAIT covers that connection's writes, and a
-  replica applies the stream in order: so the change too). Permanent, a few bytes.
+  replica applies the stream in order: so the change too). Permanent, a few bytes. On
+  a cluster one per hash slot changed: `{p}replicated:{{scope}}` (or the changed key
+  itself as the tag, for a key that names no scope).
 
 On Redis Cluster (`redis+cluster://`) every `{scope}` above is written in braces, so that
 it is the key's hash tag: `gk:list:block:{tenant:acme}`. Every key of one scope, its
@@ -261,10 +263,15 @@ class Keys:
         """The stream of blocked attempts."""
         return f"{self.prefix}attempts"
 
-    @property
-    def replicated(self) -> str:
-        """The count written before waiting for a replica (single server, Sentinel)."""
-        return f"{self.prefix}replicated"
+    def replicated_beside(self, key: str) -> str:
+        """The count written before waiting for a replica to hold a change to `key`: on
+        a cluster, in `key`'s hash slot (its hash tag, or the whole key)."""
+        if not self.cluster:
+            return f"{self.prefix}replicated"
+        start = key.find("{")
+        end = key.find("}", start + 1)
+        tag = key[start + 1:end] if start >= 0 and end > start + 1 else key
+        return f"{self.prefix}replicated:{{{tag}}}"
 
     def velocity(self, scope: str, channel: str, spec: str, subject: str
                  ) -> tuple[str, str]:
