@@ -259,6 +259,10 @@ BAD: list[tuple[str, str, Any, str | None, Any]] = [
     ("string-filter-memory", "store.filter_memory_mb", "512MB", None, SAME),
     ("unknown-import-priority", "store.import_priority", "low", None, SAME),
     ("numeric-import-priority", "store.import_priority", 19, None, SAME),
+    ("negative-replica-wait", "store.replica_wait", -1, None, -1.0),
+    ("replica-wait-over-a-minute", "store.replica_wait", 61, None, 61.0),
+    ("nan-replica-wait", "store.replica_wait", math.nan, None, SAME),
+    ("string-replica-wait", "store.replica_wait", "5s", None, SAME),
     # Upstream credentials: identity -> scopes.
     ("credentials-not-a-mapping", "upstreams[0].credentials", [SID], None, SAME),
     ("credentials-string", "upstreams[0].credentials", SID, None, SAME),
@@ -1032,6 +1036,15 @@ def test_store_import_priority(value: str | None, expected: str, tmp_path: Path)
     configured `normal`."""
     raw = {} if value is None else {"store": {"import_priority": value}}
     assert parse(raw, tmp_path).store.import_priority == expected
+
+
+@pytest.mark.parametrize(("value", "expected"), [(None, 5.0), (0, 0.0), (0.5, 0.5)],
+                         ids=["default", "no-wait", "half-a-second"])
+def test_store_replica_wait(value: float | None, expected: float, tmp_path: Path) -> None:
+    """store.replica_wait: an acknowledged change waits up to 5 s for a replica of its
+    master to hold it, unless configured otherwise (0: not at all)."""
+    raw = {} if value is None else {"store": {"replica_wait": value}}
+    assert parse(raw, tmp_path).store.replica_wait == expected
 
 
 # --------------------------------------------------------------------------- files

@@ -260,13 +260,13 @@ async def test_cluster_an_acknowledged_entry_survives_the_master_killed_at_once(
 
 async def test_sentinel_a_change_no_replica_holds_in_time_is_not_acknowledged(
         sentinel_rig: SentinelRig, aiohttp_client: Client, upstream: FakeUpstream,
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The replica stopped past the wait (here 0.5 s): the add answers 503
+        tmp_path: Path) -> None:
+    """The replica stopped past the wait (`store.replica_wait: 0.5`): the add answers 503
     `store_unavailable`, not 200; the entry stands on the master, and adding it again
     once the replica is back is acknowledged (nothing added twice)."""
-    monkeypatch.setattr("gatekeeper.store.base.REPLICA_SECONDS", 0.5)
-    gk = await start_on(aiohttp_client, config_for(sentinel_rig.url, upstream, tmp_path,
-                                                   "closed"))
+    gk = await start_on(aiohttp_client, make_config(
+        upstream.url, tmp_path, redis={"url": sentinel_rig.url, "timeout": 0.5},
+        store={"on_error": "closed", "replica_wait": 0.5}))
     await gk.block("+447700900001")
     master = sentinel_rig.master_port()
     replica = next(p for p in sentinel_rig.data_ports if p != master)
@@ -280,6 +280,27 @@ async def test_sentinel_a_change_no_replica_holds_in_time_is_not_acknowledged(
     finally:
         os.kill(stopped.pid, signal.SIGCONT)
     assert await gk.block(BLOCKED) == {"added": [], "existing": [BLOCKED], "failed": []}
+
+
+async def test_sentinel_with_no_replica_wait_the_master_alone_acknowledges(
+        sentinel_rig: SentinelRig, aiohttp_client: Client, upstream: FakeUpstream,
+        tmp_path: Path) -> None:
+    """`store.replica_wait: 0`: with the replica stopped, the add answers at once (the
+    operator's choice: a failover may then lose the last changes)."""
+    gk = await start_on(aiohttp_client, make_config(
+        upstream.url, tmp_path, redis={"url": sentinel_rig.url, "timeout": 0.5},
+        store={"on_error": "closed", "replica_wait": 0}))
+    await gk.block("+447700900001")
+    master = sentinel_rig.master_port()
+    replica = next(p for p in sentinel_rig.data_ports if p != master)
+    stopped = sentinel_rig.process(replica)
+    os.kill(stopped.pid, signal.SIGSTOP)
+    try:
+        started = time.monotonic()
+        await asyncio.wait_for(gk.block(BLOCKED), 0.4)
+        assert time.monotonic() - started < 0.4
+    finally:
+        os.kill(stopped.pid, signal.SIGCONT)
 
 
 async def batch(gk: Running, numbers: list[str], scopes: list[str]) -> tuple[int, str]:

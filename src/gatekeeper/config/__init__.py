@@ -98,6 +98,10 @@ class StoreConfig:
     import_priority: ImportPriority = "idle"
     """CPU priority of `gatekeeper lists import` (idle: Linux SCHED_IDLE, so that a
     proxy on the same machine keeps its latency while a large list loads)."""
+    replica_wait: float = 5.0
+    """Seconds an acknowledged change waits for a replica of its master to hold it
+    (when the master has replicas); past them the change answers 503. 0: changes are
+    acknowledged by the master alone (a failover may then lose the last ones)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,6 +188,10 @@ def _read_store(s: _Section) -> StoreConfig:
     filters = s.get("filter_memory_mb", int, _STORE.filter_memory_mb)
     if filters < 0:
         raise ConfigError(s.path("filter_memory_mb"), filters, "must be 0 or more")
+    replica_wait = s.get("replica_wait", float, _STORE.replica_wait)
+    if not 0 <= replica_wait <= 60:
+        raise ConfigError(s.path("replica_wait"), replica_wait,
+                          "must be from 0 (no wait) to 60 seconds")
     cfg = StoreConfig(
         on_error=s.choice("on_error", ON_STORE_ERROR, _STORE.on_error),
         attempts_max_len=max_len,
@@ -191,6 +199,7 @@ def _read_store(s: _Section) -> StoreConfig:
         filter_memory_mb=filters,
         import_priority=s.choice("import_priority", IMPORT_PRIORITIES,
                                  _STORE.import_priority),
+        replica_wait=replica_wait,
     )
     s.finish()
     return cfg

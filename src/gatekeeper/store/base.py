@@ -16,7 +16,7 @@ from redis.exceptions import ResponseError
 from gatekeeper import redis_url
 from gatekeeper.config import RedisConfig, StoreConfig
 from gatekeeper.store.cluster import ClusterTransport
-from gatekeeper.store.durability import REPLICA_SECONDS, InfoRefused, settle
+from gatekeeper.store.durability import InfoRefused, settle
 from gatekeeper.store.faults import StoreIncompatible, StoreUnavailable, guarded, store_faults
 from gatekeeper.store.keys import Keys
 from gatekeeper.store.pipe import ClientTransport, LookupPipe, LookupTransport, PipeTransport
@@ -67,8 +67,10 @@ class StoreBase:
                          cluster=redis_config.topology.kind == "cluster")
         self._redis_config = redis_config
         self._attempts_max_len = store_config.attempts_max_len
-        # A change is acknowledged once written to the server's AOF (store/durability.py).
+        # A change is acknowledged once written to the server's AOF (store/durability.py)
+        # and held by a replica, if its master has any, within this many seconds.
         self._settles = True
+        self._replica_wait = store_config.replica_wait
         self._filter_budget = store_config.filter_memory_mb << 20
         # Velocity countings met lately, encoded (store/velocity.py), by identity.
         self._velocity_encodings: dict[int, tuple[Any, ...]] = {}
@@ -130,15 +132,17 @@ class StoreBase:
     async def _replicated(self, key: str, node: ClusterNode | None) -> None:
         """When the master holding `key` has replicas, return once one of them holds
         every change made so far: a failover then loses no acknowledged change. Past
-        REPLICA_SECONDS, StoreUnavailable (the change stands on the master; retrying it
-        is harmless)."""
+        `store.replica_wait` seconds (0: not waited for), StoreUnavailable (the change
+        stands on the master; retrying it is harmless)."""
+        if not self._replica_wait:
+            return
         cluster = cast(RedisCluster, self.client)
         info = await (self.client.info("replication") if node is None
                       else cluster.info("replication", target_nodes=node))
         if int(info.get("connected_slaves", 0)) < 1:
             return
         commands = _incr_and_waits(self.keys.replicated_beside(key),
-                                   self._redis_config.timeout)
+                                   self._redis_config.timeout, self._replica_wait)
         try:
             replies = await (self._pipelined(commands) if node is None
                              else _on_node(node, commands))
@@ -147,8 +151,9 @@ class StoreBase:
             return
         if max(int(reply) for reply in replies[1:]) < 1:
             raise StoreUnavailable(f"no replica acknowledged the change within "
-                                   f"{REPLICA_SECONDS:g} s (the change stands on the "
-                                   f"master; a failover now could lose it)")
+                                   f"{self._replica_wait:g} s (store.replica_wait; the "
+                                   f"change stands on the master, and a failover now "
+                                   f"could lose it)")
 
     async def _pipelined(self, commands: list[tuple[str | int, ...]]) -> list[Any]:
         """`commands` on one connection of the client (a pipeline), their replies."""
@@ -188,14 +193,15 @@ class StoreBase:
             pass
 
 
-def _incr_and_waits(marker: str, read_timeout: float) -> list[tuple[str | int, ...]]:
-    """INCR `marker`, then WAIT 1 as often as it takes to fill REPLICA_SECONDS, each
+def _incr_and_waits(marker: str, read_timeout: float, seconds: float
+                    ) -> list[tuple[str | int, ...]]:
+    """INCR `marker`, then WAIT 1 as often as it takes to fill `seconds`, each
     well within one read's timeout (the store's `redis.timeout`): sent at once on one
     connection, they are answered in turn, and once a replica holds the write the
     remaining WAITs answer at once. WAIT covers the writes of its own connection: an
     ack of our INCR, the replication stream being in order, acks the change before it."""
     each = max(1, int(read_timeout * 800))  # ms
-    count = max(1, math.ceil(REPLICA_SECONDS * 1000 / each))
+    count = max(1, math.ceil(seconds * 1000 / each))
     return [("INCR", marker), *[("WAIT", 1, each)] * count]
 
 

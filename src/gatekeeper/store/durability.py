@@ -1,6 +1,6 @@
 """Durability of acknowledged changes: a list change is acknowledged only once the
 server has written it to its append-only file (AOF), and, when the master has replicas,
-once one of them holds it (WAIT; StoreBase._replicated).
+once one of them holds it (WAIT, within `store.replica_wait`; StoreBase._replicated).
 
 Redis with `appendfsync everysec` (the embedded store's setting) writes each event loop
 turn's changes to its AOF before it replies, except while a background fsync of the file
@@ -30,9 +30,6 @@ from gatekeeper.store.faults import StoreUnavailable
 # Redis postpones an AOF write for up to 2 s (checked ten times a second by its cron):
 # past this, something else is wrong.
 SETTLE_SECONDS = 5.0
-# How long an acknowledged change waits for a replica to hold it (a master with
-# replicas: single server or Sentinel; StoreBase._replicated).
-REPLICA_SECONDS = 5.0
 _FIRST_POLL = 0.002
 _LONGEST_POLL = 0.05
 
