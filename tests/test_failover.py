@@ -8,6 +8,7 @@ restart of Gatekeeper. The time to recover is printed (run with -s to read it)."
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import json
 import os
@@ -200,13 +201,10 @@ async def acknowledged_then_killed(gk: Running, upstream: FakeUpstream,
     """Add a block entry while the master's replica is stopped: the add must wait for
     it; let go, the add answers, and the master is killed at once (`kill`, which waits
     for the promotion): the number is refused after the failover, never forwarded."""
-    os.kill(replica.pid, signal.SIGSTOP)
-    try:
+    with stopped(replica):
         adding = asyncio.ensure_future(gk.block(BLOCKED))
         await asyncio.sleep(0.5)
         assert not adding.done()  # waiting for the replica to hold it
-    finally:
-        os.kill(replica.pid, signal.SIGCONT)
     await asyncio.wait_for(adding, 10)
     kill()
     deadline = time.monotonic() + RECOVERY_LIMIT
@@ -258,27 +256,43 @@ async def test_cluster_an_acknowledged_entry_survives_the_master_killed_at_once(
             cluster_rig.restart(master)
 
 
+async def on_sentinel_waiting(sentinel_rig: SentinelRig, aiohttp_client: Client,
+                              upstream: FakeUpstream, tmp_path: Path, replica_wait: float
+                              ) -> tuple[Running, subprocess.Popen[bytes]]:
+    """Gatekeeper on the Sentinel group with `store.replica_wait`, connected (one entry
+    added); and the replica's process."""
+    gk = await start_on(aiohttp_client, make_config(
+        upstream.url, tmp_path, redis={"url": sentinel_rig.url, "timeout": 0.5},
+        store={"on_error": "closed", "replica_wait": replica_wait}))
+    await gk.block("+447700900001")
+    master = sentinel_rig.master_port()
+    replica = next(p for p in sentinel_rig.data_ports if p != master)
+    return gk, sentinel_rig.process(replica)
+
+
+@contextlib.contextmanager
+def stopped(process: subprocess.Popen[bytes]) -> Iterator[None]:
+    """`process` stopped (SIGSTOP) for the block, continued after it."""
+    os.kill(process.pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        os.kill(process.pid, signal.SIGCONT)
+
+
 async def test_sentinel_a_change_no_replica_holds_in_time_is_not_acknowledged(
         sentinel_rig: SentinelRig, aiohttp_client: Client, upstream: FakeUpstream,
         tmp_path: Path) -> None:
     """The replica stopped past the wait (`store.replica_wait: 0.5`): the add answers 503
     `store_unavailable`, not 200; the entry stands on the master, and adding it again
     once the replica is back is acknowledged (nothing added twice)."""
-    gk = await start_on(aiohttp_client, make_config(
-        upstream.url, tmp_path, redis={"url": sentinel_rig.url, "timeout": 0.5},
-        store={"on_error": "closed", "replica_wait": 0.5}))
-    await gk.block("+447700900001")
-    master = sentinel_rig.master_port()
-    replica = next(p for p in sentinel_rig.data_ports if p != master)
-    stopped = sentinel_rig.process(replica)
-    os.kill(stopped.pid, signal.SIGSTOP)
-    try:
+    gk, replica = await on_sentinel_waiting(sentinel_rig, aiohttp_client, upstream,
+                                            tmp_path, 0.5)
+    with stopped(replica):
         resp = await gk.admin.post("/admin/v1/lists/block/entries", headers=AUTH,
                                    json={"entries": [BLOCKED], "scope": "global"})
         assert resp.status == 503
         assert (await resp.json())["code"] == "store_unavailable"
-    finally:
-        os.kill(stopped.pid, signal.SIGCONT)
     assert await gk.block(BLOCKED) == {"added": [], "existing": [BLOCKED], "failed": []}
 
 
@@ -287,20 +301,12 @@ async def test_sentinel_with_no_replica_wait_the_master_alone_acknowledges(
         tmp_path: Path) -> None:
     """`store.replica_wait: 0`: with the replica stopped, the add answers at once (the
     operator's choice: a failover may then lose the last changes)."""
-    gk = await start_on(aiohttp_client, make_config(
-        upstream.url, tmp_path, redis={"url": sentinel_rig.url, "timeout": 0.5},
-        store={"on_error": "closed", "replica_wait": 0}))
-    await gk.block("+447700900001")
-    master = sentinel_rig.master_port()
-    replica = next(p for p in sentinel_rig.data_ports if p != master)
-    stopped = sentinel_rig.process(replica)
-    os.kill(stopped.pid, signal.SIGSTOP)
-    try:
+    gk, replica = await on_sentinel_waiting(sentinel_rig, aiohttp_client, upstream,
+                                            tmp_path, 0)
+    with stopped(replica):
         started = time.monotonic()
         await asyncio.wait_for(gk.block(BLOCKED), 0.4)
         assert time.monotonic() - started < 0.4
-    finally:
-        os.kill(stopped.pid, signal.SIGCONT)
 
 
 async def batch(gk: Running, numbers: list[str], scopes: list[str]) -> tuple[int, str]:
