@@ -21,6 +21,7 @@ from tests.conftest import (
     FakeUpstream,
     StartGatekeeper,
     decisions,
+    log_events,
     make_config,
     sample,
 )
@@ -152,6 +153,24 @@ async def test_monitor_mode_forwards_and_counts(
     gk = await start(start_gatekeeper, upstream, tmp_path, policy)
     resp = await gk.proxy.post(TWILIO_MESSAGES, data={"To": KP, "Body": "hi"})
     assert resp.status == 201
+    assert sample(gk.registry, "gatekeeper_policy_rule_hits_total", rule="country",
+                  outcome="monitor") == 1
+
+
+@pytest.mark.parametrize(("level", "lines"), [("info", 1), ("debug", 1), ("warning", 0)])
+async def test_a_monitor_hit_is_logged_at_info_and_counted_at_every_level(
+        start_gatekeeper: StartGatekeeper, upstream: FakeUpstream, tmp_path: Path,
+        clock: list[float], log_output: Any, level: str, lines: int) -> None:
+    """`policy_monitored` (rule kinds and counts, never the number) is written when
+    log.level lets info through, and not even built below it; counted either way."""
+    policy = {"global": {"countries": {"block": ["KP"]}, "mode": {"country": "monitor"}}}
+    gk = await start(start_gatekeeper, upstream, tmp_path, policy, log={"level": level})
+    resp = await gk.proxy.post(TWILIO_MESSAGES, data={"To": KP, "Body": "hi"})
+    assert resp.status == 201
+    found = [e for e in log_events(log_output) if e["event"] == "policy_monitored"]
+    assert len(found) == lines
+    assert all(e["rules"] == {"country": 1} for e in found)
+    assert KP not in log_output.getvalue()
     assert sample(gk.registry, "gatekeeper_policy_rule_hits_total", rule="country",
                   outcome="monitor") == 1
 

@@ -224,6 +224,8 @@ def _monitored(screened: Screened) -> tuple[tuple[str, int], ...]:
     decisions = screened.decisions
     if len(decisions) == 1:  # most requests: one destination
         monitored = next(iter(decisions.values())).monitored
+        if len(monitored) == 1:  # one rule (quiet hours at night, mostly)
+            return ((monitored[0].kind, 1),)
         return tuple((kind, 1) for kind in dict.fromkeys(r.kind for r in monitored)) \
             if monitored else ()
     hits = Counter(kind for d in {d.number: d for d in screened.decisions.values()}.values()

@@ -23,12 +23,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from gatekeeper.facts import describe
 from gatekeeper.frozen import FrozenMap
 from gatekeeper.quiet import QuietHours, check_quiet
 from gatekeeper.types import CHANNELS, Channel
+
+if TYPE_CHECKING:  # velocity.py imports this module
+    from gatekeeper.velocity import Counting
 
 Action = Literal["allow", "block", "monitor"]
 ACTIONS: tuple[Action, ...] = ("allow", "block", "monitor")
@@ -160,7 +163,7 @@ class Memo:
 
     def __init__(self) -> None:
         self.verdicts: dict[tuple[object, ...], tuple[float, Verdict]] = {}
-        self.plans: dict[tuple[object, ...], tuple[object, ...]] = {}
+        self.plans: dict[tuple[object, ...], tuple[Counting, ...]] = {}
         # Whether some of these scopes has velocity limits on this channel.
         self.counting: dict[tuple[tuple[str, ...], str], bool] = {}
         # Whether some of these scopes has rules.

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
-from typing import NamedTuple, Protocol, cast
+from typing import NamedTuple, Protocol
 
 from gatekeeper.policy import Match
 from gatekeeper.rules import (
@@ -121,8 +121,8 @@ def plan(keys: dict[str, bool], scopes: Sequence[str], policy: Policy,
             plans[shape] = countings
         if len(keys) == 1:
             # The kept tuple itself: the store keeps its encoding by its identity.
-            return cast("tuple[Counting, ...]", countings)
-        out += cast("tuple[Counting, ...]", countings)
+            return countings
+        out += countings
     return out
 
 

@@ -73,9 +73,9 @@ class StoreBase:
         self._replica_wait = store_config.replica_wait
         self._filter_budget = store_config.filter_memory_mb << 20
         # Velocity countings met lately, encoded (store/velocity.py), by identity.
-        self._velocity_encodings: dict[int, tuple[Any, ...]] = {}
+        self._velocity_encodings: dict[int, Any] = {}
         # Lookup calls that also count some countings, by their identities.
-        self._counting_calls: dict[tuple[int, ...], tuple[Any, ...]] = {}
+        self._counting_calls: dict[tuple[int, ...], Any] = {}
         self._scripts: Scripts = register(client)
         # Lookups go through the lean pipelined connection when the store's URL is known
         # (a client passed in, as in tests on fakeredis, is used for everything).

@@ -152,7 +152,7 @@ class VelocityMixin(LookupMixin):
                   ) -> tuple[LookupCall, _Batch]:
         """A lookup's call that also counts the sends of `group` (kept: probes' calls
         are memoised and plans are kept, so most requests meet theirs again)."""
-        kept = cast("dict[tuple[int, ...], _Kept]", self._counting_calls)
+        kept: dict[tuple[int, ...], _Kept] = self._counting_calls
         if len(group) == 1:  # most requests: one number, counted in one scope
             key: tuple[int, ...] = (id(call), id(group[0]))
             hit = kept.get(key)
@@ -214,7 +214,7 @@ class VelocityMixin(LookupMixin):
         counters: list[tuple[str, ...]] = []
         firsts: list[int] = []  # each counting's first key index (1-based), as Lua's k
         size = 0
-        encodings = cast("dict[int, _Encoded]", self._velocity_encodings)
+        encodings: dict[int, _Encoded] = self._velocity_encodings
         for counting in group:
             # Plans are kept (velocity.plan): a counting met again is encoded once.
             known = encodings.get(id(counting))
