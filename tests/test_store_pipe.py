@@ -28,8 +28,10 @@ SCOPES = ("global", "tenant:acme", "tenant:beta")
 
 @pytest.fixture
 async def piped(redis_server: str, real_redis: Any) -> AsyncIterator[tuple[Store, Store]]:
-    """The same store twice: lookups on the lean pipe, and on redis-py."""
-    config = RedisConfig(timeout=2.0)
+    """The same store twice: lookups on the lean pipe, and on redis-py. A generous
+    timeout: these tests are not about timeouts, and under the whole suite's load a
+    first connection once took over 2 s (`cannot connect: TimeoutError`)."""
+    config = RedisConfig(timeout=10.0)
     fast = Store(connect(config, redis_server), config, StoreConfig(), lookup_url=redis_server)
     plain = Store(connect(config, redis_server), config, StoreConfig())
     await fast.prepare()
