@@ -25,7 +25,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.test_cli import free_port, gatekeeper_process, wait_healthy, write_config
 from tests.test_cli import http as admin_call
-from tests.test_cli_workers import worker_children, workers_process
+from tests.test_cli_workers import children, worker_children, workers_process
 
 pytestmark = pytest.mark.slow
 
@@ -251,6 +251,47 @@ def test_sighup_and_the_reload_endpoint_reload_every_worker(tmp_path: Path) -> N
             status, body = admin_call("POST", f"http://127.0.0.1:{admin_port}/admin/v1/reload")
             assert (status, body) == (202, {"status": "reloading", "workers": 2})
             wait_for(lambda: reloaded() == [0, 0, 1, 1], 10, "both reloaded again", log)
+            parent.send_signal(signal.SIGTERM)
+            assert parent.wait(timeout=30) == 0, log.read_text()
+
+
+def test_a_sighup_while_the_workers_start_reloads_each_once_and_ends_nothing(
+        tmp_path: Path) -> None:
+    """SIGHUP to the parent as soon as it has a child (the embedded store starting; the
+    file changed since it was read), and again as soon as a worker exists: the parent
+    lives on, each worker reloads (at most once per SIGHUP), the new mount serves, and
+    SIGTERM exits 0."""
+    with gateway() as gate:
+        config, proxy_port, admin_port = config_for(tmp_path, gate.url,
+                                                    log={"level": "info"})
+        log = tmp_path / "gk.log"
+        with workers_process(config, log, 2) as parent:
+            wait_for(lambda: children(parent.pid), 30, "a child started", log)
+            raw = yaml.safe_load(config.read_text())
+            raw["upstreams"].append({"name": "sms2", "url": gate.url, "preset": "twilio",
+                                     "mount": "/sms2"})
+            config.write_text(yaml.safe_dump(raw))
+            parent.send_signal(signal.SIGHUP)
+            wait_for(lambda: worker_pids(parent.pid), 30, "a worker started", log)
+            parent.send_signal(signal.SIGHUP)
+            wait_healthy(parent, f"http://127.0.0.1:{admin_port}", log)
+
+            def reloads() -> tuple[int, int]:
+                workers = [e["worker"] for e in events(log)
+                           if e.get("event") == "config_reloaded"]
+                return workers.count(0), workers.count(1)
+
+            # Each SIGHUP is passed on to the workers that run; two that come while one
+            # is starting may be taken as one: one or two reloads each, never more.
+            wait_for(lambda: min(reloads()) >= 1, 15, "both workers reloaded", log)
+            time.sleep(0.5)  # a surplus reload would come within this
+            assert set(reloads()) <= {1, 2}, log.read_text()
+            request = urllib.request.Request(
+                f"http://127.0.0.1:{proxy_port}/sms2/2010-04-01/Accounts/AC1/Messages.json",
+                data=b"To=%2B12125550123&Body=hi", method="POST")
+            for _ in range(4):  # either worker may answer
+                with urllib.request.urlopen(request, timeout=5) as response:
+                    assert response.status == 201
             parent.send_signal(signal.SIGTERM)
             assert parent.wait(timeout=30) == 0, log.read_text()
 

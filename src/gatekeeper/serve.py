@@ -11,7 +11,7 @@ import os
 import platform
 import signal
 import threading
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import asdict
 from typing import Any
 from urllib.parse import urlsplit
@@ -100,10 +100,7 @@ async def serve(config: Config, worker: int = 0, workers: int = 1,
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        loop.add_signal_handler(
-            signal.SIGHUP, lambda: resources.spawn(_reload(reloader, "SIGHUP")))
-        if _EARLY_SIGHUP.is_set():  # asked while starting: the file may have changed since
-            resources.spawn(_reload(reloader, "SIGHUP"))
+        handle_sighup(loop, lambda: resources.spawn(_reload(reloader, "SIGHUP")))
         await stop.wait()
         current = resources.config  # a reload may have changed it
         log.info("gatekeeper_draining", in_flight=resources.drain.requests,
@@ -114,17 +111,31 @@ async def serve(config: Config, worker: int = 0, workers: int = 1,
     finally:
         with contextlib.suppress(ValueError):  # not installed if starting failed
             gc.callbacks.remove(resources.metrics.collector_clock)
+        hold_sighup()  # the loop is going: one now must not reach it
         await listeners.stop()
 
 
-# A SIGHUP that comes before `serve` handles it (a worker still starting) is kept here
+# A SIGHUP that comes before `serve` handles it (a process still starting) is kept here
 # rather than ending the process (its default action).
 _EARLY_SIGHUP = threading.Event()
 
 
 def hold_sighup() -> None:
-    """Keep a SIGHUP that arrives before serving starts, for `serve` to act on."""
+    """Keep a SIGHUP that arrives before serving starts, for `handle_sighup` to act on."""
     signal.signal(signal.SIGHUP, lambda _signum, _frame: _EARLY_SIGHUP.set())
+
+
+def handle_sighup(loop: asyncio.AbstractEventLoop, act: Callable[[], None]) -> None:
+    """From now on, `act` on the loop once per SIGHUP; once now if one came while held.
+
+    A Python-level handler, not `loop.add_signal_handler`: that one also reads the
+    loop's wake-up pipe, so a SIGHUP caught by the hold handler just before it was
+    installed reached both, and one SIGHUP reloaded twice. Python runs exactly one
+    handler per signal (whichever is installed when it runs), in the loop's thread."""
+    signal.signal(signal.SIGHUP, lambda _signum, _frame: loop.call_soon_threadsafe(act))
+    if _EARLY_SIGHUP.is_set():  # asked while starting: the file may have changed since
+        _EARLY_SIGHUP.clear()
+        act()
 
 
 async def _reload(reloader: Reloader, origin: str) -> None:

@@ -104,8 +104,19 @@ class _Slot:
     delay: float = field(default=0.0)
 
 
+# Blocked in the parent while it forks a worker: a signal sent to a worker that has
+# only just started stays pending until the worker has its own handlers, rather than
+# running the parent's (copied by the fork) or the default action.
+_FORK_BLOCKED = frozenset({signal.SIGHUP, signal.SIGTERM, signal.SIGINT})
+
+
 def _worker(config: Config, index: int, workers: int, metrics_dir: str) -> None:
+    # The parent's handlers came with the fork: a worker still starting keeps a SIGHUP
+    # for serve() and stops at once on SIGTERM/SIGINT.
     hold_sighup()
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _FORK_BLOCKED)
     configure_logging(config.log)
     share_metrics(metrics_dir)
     with contextlib.suppress(KeyboardInterrupt):
@@ -130,6 +141,11 @@ class Pool:
 
     def run(self) -> int:
         """Serve until stopped; the exit status."""
+        # First: a SIGHUP while starting (the store, the geocoder, the workers) must not
+        # end the parent, and a stop then must not be lost.
+        signal.signal(signal.SIGTERM, self._on_stop)
+        signal.signal(signal.SIGINT, self._on_stop)
+        signal.signal(signal.SIGHUP, self._on_reload)
         embedded: EmbeddedRedis | None = None
         if self.config.redis.embedded:
             embedded = EmbeddedRedis(self.config.redis.data_dir,
@@ -147,10 +163,8 @@ class Pool:
             self.log.info("geocoder_loaded", seconds=round(load_geocoder(), 2))
         try:
             for slot in self._slots:
-                self._start(slot)
-            signal.signal(signal.SIGTERM, self._on_stop)
-            signal.signal(signal.SIGINT, self._on_stop)
-            signal.signal(signal.SIGHUP, self._on_reload)
+                if not self._stopping:  # stopped while starting: start no more
+                    self._start(slot)
             failed = self._loop(supervision)
             return EXIT_FAILED if failed else 0
         finally:
@@ -169,7 +183,11 @@ class Pool:
         process = self._context.Process(
             target=_worker, args=(self.config, slot.index, self.workers, self._metrics_dir),
             daemon=False)
-        process.start()
+        signal.pthread_sigmask(signal.SIG_BLOCK, _FORK_BLOCKED)
+        try:
+            process.start()
+        finally:  # what came meanwhile for the parent is delivered now
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, _FORK_BLOCKED)
         slot.process, slot.started = process, time.monotonic()
 
     def _live(self) -> list[BaseProcess]:
