@@ -62,6 +62,36 @@ async def test_a_put_policy_applies_at_once_and_delete_goes_back_to_the_config(
     assert await sms(gk, "+989121234567") == 403
 
 
+async def test_an_older_look_never_puts_its_policy_in_force_after_a_newer_one(
+        start_gatekeeper: StartGatekeeper, upstream: FakeUpstream, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two looks at the stored policy at once (the poll and a PUT), the first held up
+    while it preloads: the second waits for it, and the newer policy is the one in
+    force."""
+    gk = await start(start_gatekeeper, upstream, tmp_path)
+    resources = gk.app[RESOURCES]
+    calls = 0
+
+    async def slow_first(_policy: object) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            await asyncio.sleep(0.3)
+
+    monkeypatch.setattr(resources, "preload", slow_first)
+    await resources.store.put_policy_document('{"global": {"countries": {"block": '
+                                              '["KP"]}}}', "ops")
+    older = asyncio.create_task(resources.refresh_policy())
+    await asyncio.sleep(0.05)  # the older look is in its preload
+    await resources.store.put_policy_document('{"global": {"countries": {"block": '
+                                              '["CU"]}}}', "ops")
+    assert await resources.refresh_policy() is True
+    assert await older is True
+    assert await sms(gk, "+5352345678") == 403  # CU: the newer policy
+    assert await sms(gk, KP) == 201
+    assert await resources.refresh_policy() is False  # nothing newer is left to take
+
+
 @pytest.mark.parametrize(("body", "code"), [
     ({"policy": {"global": {"countries": {"block": ["XX"]}}}}, "invalid_policy"),
     ({"policy": {"global": {"velocity": [{"per": "number"}]}}}, "invalid_policy"),

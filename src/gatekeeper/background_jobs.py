@@ -71,6 +71,7 @@ class BackgroundJobs:
         policy: Policy
         stale_closed: frozenset[str]
         _policy_version: int
+        _refreshing: asyncio.Lock
         _stale: set[tuple[str, str]]
         _housekeeping: bool
         _store_url: str | None
@@ -81,7 +82,7 @@ class BackgroundJobs:
         def store_fault(self, operation: str, error: str, level: str = "error",
                         **fields: object) -> None: ...
 
-        def preload(self, policy: Policy) -> None: ...
+        async def preload(self, policy: Policy) -> None: ...
 
     def _parent_owns(self, url: str) -> bool:
         """True in a worker of `run --workers N`: `url` is the embedded server that the
@@ -169,21 +170,23 @@ class BackgroundJobs:
     async def refresh_policy(self) -> bool:
         """Take up a policy set (or cleared) through the admin API since the last look;
         whether it changed. A stored policy this process cannot read is logged and the
-        one in force stays."""
-        version = await self.store.policy_version()
-        if version == self._policy_version:
-            return False
-        stored = await self.store.policy_document()
-        self._policy_version = version
-        try:
-            policy = self.config.policy if stored is None or stored.doc is None else \
-                policy_from_json(stored.doc)
-        except ConfigError as exc:
-            self.log.error("policy_invalid", version=version, error=str(exc))
-            return False
-        changed = policy is not self.policy
-        self.preload(policy)
-        self.policy = policy
+        one in force stays. One at a time (the poll, PUT and DELETE /policy): an older
+        look must not put its policy in force after a newer one."""
+        async with self._refreshing:
+            version = await self.store.policy_version()
+            if version == self._policy_version:
+                return False
+            stored = await self.store.policy_document()
+            self._policy_version = version
+            try:
+                policy = self.config.policy if stored is None or stored.doc is None else \
+                    policy_from_json(stored.doc)
+            except ConfigError as exc:
+                self.log.error("policy_invalid", version=version, error=str(exc))
+                return False
+            changed = policy is not self.policy
+            await self.preload(policy)
+            self.policy = policy
         if changed:
             self.log.info("policy_changed", version=version,
                           source="config" if policy is self.config.policy else "admin",

@@ -110,6 +110,7 @@ class Reloader:
             old = resources.config
             changed = changed_sections(old, found)
             if changed:
+                await resources.preload(found.policy)  # before it can be in force
                 resources.apply(found)
                 try:  # both applications ready before either is swapped in
                     apps = self._build(resources)

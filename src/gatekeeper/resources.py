@@ -71,6 +71,8 @@ class Resources(BackgroundJobs):
         # refresh_policy), and the stored version they came from (-1: not read yet).
         self.policy: Policy = config.policy
         self._policy_version = -1
+        self._preloading = asyncio.Lock()
+        self._refreshing = asyncio.Lock()  # refresh_policy, one at a time
         self._stale: set[tuple[str, str]] = set()
         # Connection pools by upstream or webhook name, and the URL each was opened for.
         self.upstreams: dict[str, Upstream] = {}
@@ -190,21 +192,25 @@ class Resources(BackgroundJobs):
 
     def apply(self, config: Config) -> None:
         """Take up a reloaded config (reload.py checked that nothing it cannot change
-        did): its pools, and its policy unless one set through the admin API is in force."""
+        did, and preloaded its policy): its pools, and its policy unless one set
+        through the admin API is in force."""
         old, self.config = self.config, config
         self._pools(config)
         if self.policy is old.policy:
-            self.preload(config.policy)
             self.policy = config.policy
 
-    def preload(self, policy: Policy) -> None:
+    async def preload(self, policy: Policy) -> None:
         """Load what `policy`'s rules read before they run on a send (the geocoder's
-        data, for quiet hours): a one-time stall of seconds, logged, here rather than
-        on a request."""
-        if policy.quiet_hours:
-            took = load_geocoder()
-            if took:
-                self.log.info("geocoder_loaded", seconds=round(took, 2))
+        data, for quiet hours: seconds of CPU, logged), once, before the policy is
+        put in force. In a thread: a policy changed live must not stall the sends
+        meanwhile (they get turns of the loop while the import runs); the lock makes
+        a second caller wait for the data rather than find it half imported."""
+        if not policy.quiet_hours:
+            return
+        async with self._preloading:
+            took = await asyncio.to_thread(load_geocoder)
+        if took:
+            self.log.info("geocoder_loaded", seconds=round(took, 2))
 
     def spawn(self, job: Coroutine[Any, Any, None]) -> None:
         """Run a side job (e.g. an attempts-log append) without holding up the reply."""

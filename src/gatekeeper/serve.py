@@ -65,7 +65,7 @@ async def serve(config: Config, worker: int = 0, workers: int = 1,
     check_fd_limit(config, log)  # before the first connection, so its warning comes first
     app = create_app(config, housekeeping=worker == 0, metrics_dir=metrics_dir, logger=log)
     resources = app[RESOURCES]
-    resources.preload(resources.policy)  # before the listeners take the first request
+    await resources.preload(resources.policy)  # before the listeners take the first request
     # Both listeners with their head, body and idle timeouts (server.py); this starts the
     # resources (and the embedded store) first.
     listeners = await start_listeners(config, app, reuse_port=workers > 1)
