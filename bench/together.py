@@ -3,7 +3,7 @@ each by its own process on CPU 0 and loaded by its own wrk on CPU 1, in the same
 windows; each row's CPU per request against the lists row's of the same window.
 
     .venv/bin/python -m bench.together [--windows 5] [--duration 10] [--warmup 24]
-        [--connections 16] [--numbers N] [--against TREE] [--output FILE]
+        [--connections 16] [--numbers N] [--against TREE] [--alternate] [--output FILE]
 
 Why: `bench.run --repeat` runs the rows one after the other, and on this shared machine
 a row's CPU per request drifts by up to 40% between rounds (lists 172, 190, 253 us in
@@ -15,6 +15,13 @@ figures are not the solo rows'; read the ratios.
 `--against TREE` adds a fourth process: the policy row run from another source tree
 (`PYTHONPATH=TREE/src`, e.g. a `git worktree` of the code before a change), so that a
 change's effect is read within the same windows rather than across runs.
+
+`--alternate` loads one row at a time instead (every row still started, warmed up at
+once, and measured in every window, in an order that turns by one each window): each
+row then has CPU 0 to itself while measured, as a worker with a CPU of its own has,
+rather than sharing it with the other rows and finding its caches filled by them after
+each switch, which costs a row with more code and data per request more. Slower drift
+of the machine still reaches every row within a window.
 
 Loopback only, bounded in time; measures and prints, asserts nothing.
 """
@@ -71,6 +78,7 @@ class Options:
     against: Path | None
     output: Path
     reverse: bool = False
+    alternate: bool = False
 
 
 def options(argv: Sequence[str] | None) -> Options:
@@ -92,6 +100,9 @@ def options(argv: Sequence[str] | None) -> Options:
     p.add_argument("--reverse", action="store_true",
                    help="start the rows in the reverse order (the last row first), to "
                    "see what a row's place does to its figure")
+    p.add_argument("--alternate", action="store_true",
+                   help="load one row at a time in each window (each has CPU 0 to itself "
+                   "while measured), the order turning each window")
     a = p.parse_args(argv)
     if a.against is not None and not (a.against / "src" / "gatekeeper").is_dir():
         p.error(f"--against: no src/gatekeeper in {a.against}")
@@ -101,7 +112,7 @@ def options(argv: Sequence[str] | None) -> Options:
         "--only", ",".join(ROWS), "--modes", "concurrency", "--duration", str(a.duration),
         "--warmup", str(a.warmup), "--connections", str(a.connections),
         "--numbers", str(a.numbers)])
-    return Options(params, a.windows, a.against, Path(a.output), a.reverse)
+    return Options(params, a.windows, a.against, Path(a.output), a.reverse, a.alternate)
 
 
 def all_at_once(bench: Bench, started: list[tuple[str, Probe]], seconds: int,
@@ -116,6 +127,26 @@ def all_at_once(bench: Bench, started: list[tuple[str, Probe]], seconds: int,
             [url for url, _ in started]))
     after = [Snapshot.take(probe) for _, probe in started]
     return list(zip(before, after, results, strict=True))
+
+
+def turned(rows: int, window: int) -> list[int]:
+    """The order the rows are loaded in, one at a time, in window `window` (from 1):
+    turned by one each window, so that each row comes first, second, ... in turn."""
+    return [(window - 1 + i) % rows for i in range(rows)]
+
+
+def one_at_a_time(bench: Bench, started: list[tuple[str, Probe]], seconds: int,
+                  pool: Path, order: list[int]
+                  ) -> list[tuple[Snapshot, Snapshot, WrkResult]]:
+    """One wrk per row, one row after the other in `order`, each row's counters read
+    just before and after its own; (before, after, wrk result) per row, in rows' order."""
+    read: dict[int, tuple[Snapshot, Snapshot, WrkResult]] = {}
+    for i in order:
+        url, probe = started[i]
+        before = Snapshot.take(probe)
+        result = run_wrk(bench.wrk, url, bench.params, seconds, 0.0, pool, bench.pinned)
+        read[i] = (before, Snapshot.take(probe), result)
+    return [read[i] for i in range(len(started))]
 
 
 def run(opts: Options, bench: Bench) -> tuple[list[str], list[list[Measurement]]]:
@@ -150,7 +181,9 @@ def run(opts: Options, bench: Bench) -> tuple[list[str], list[list[Measurement]]
         all_at_once(bench, started, params.warmup, lists.pool)
     measured: list[list[Measurement]] = []
     for window in range(1, opts.windows + 1):
-        read = all_at_once(bench, started, params.duration, lists.pool)
+        read = one_at_a_time(bench, started, params.duration, lists.pool,
+                             turned(len(started), window)) if opts.alternate else \
+            all_at_once(bench, started, params.duration, lists.pool)
         figures = []
         for row, (_, probe), (before, after, result) in zip(rows, started, read,
                                                             strict=True):
@@ -246,6 +279,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
         "seconds": round(time.time() - started, 1), "pinned": pinned,
         "parameters": asdict(opts.params), "windows": opts.windows, "reverse": opts.reverse,
+        "alternate": opts.alternate,
         "against": None if opts.against is None else str(opts.against),
         "monitored_share": {"start": shares[0], "end": shares[1]},
         "summary": {name: asdict(row) for name, row in summary.items()},

@@ -143,11 +143,12 @@ def test_bench_together_runs_the_rows_at_once_and_reports_their_ratios(
         tmp_path: Path) -> None:
     """bench/together.py serves lists, rules, policy and (--against) a second policy
     process at once and reports each one's CPU per request and ratio to lists per
-    window; the figures are for the reader, never compared."""
+    window; the figures are for the reader, never compared. The warm-up loads the rows
+    at once, and with --alternate the windows load them one at a time: both ways run."""
     output = tmp_path / "together.json"
     done = subprocess.run(
         [sys.executable, "-m", "bench.together", "--windows", "2", "--duration", "1",
-         "--warmup", "1", "--numbers", "3000", "--against", str(REPO),
+         "--warmup", "1", "--numbers", "3000", "--against", str(REPO), "--alternate",
          "--output", str(output)],
         cwd=REPO, capture_output=True, text=True, timeout=150, check=False)
     assert done.returncode == 0, f"bench.together failed:\n{done.stdout}\n{done.stderr}"
@@ -160,6 +161,7 @@ def test_bench_together_runs_the_rows_at_once_and_reports_their_ratios(
         assert row["unexpected_errors"] == 0, name
         assert row["checks"] == [], name
     assert summary["gatekeeper-lists"]["ratios"] == [1.0, 1.0]
+    assert json.loads(output.read_text())["alternate"] is True
     shares = json.loads(output.read_text())["monitored_share"]
     assert 0.0 <= shares["start"] <= 1.0
     assert 0.0 <= shares["end"] <= 1.0
