@@ -23,7 +23,13 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.test_cli import free_port, gatekeeper_process, wait_healthy, write_config
+from tests.test_cli import (
+    free_port,
+    gatekeeper_process,
+    redis_pids,
+    wait_healthy,
+    write_config,
+)
 from tests.test_cli import http as admin_call
 from tests.test_cli_workers import children, worker_children, workers_process
 
@@ -294,6 +300,20 @@ def test_a_sighup_while_the_workers_start_reloads_each_once_and_ends_nothing(
                     assert response.status == 201
             parent.send_signal(signal.SIGTERM)
             assert parent.wait(timeout=30) == 0, log.read_text()
+
+
+def test_a_sigterm_while_the_parent_starts_stops_it_cleanly(tmp_path: Path) -> None:
+    """SIGTERM to the parent as soon as it has a child (the embedded store starting):
+    it stops what it started, the store included, and exits 0 (it was ended by the
+    signal, its handlers not yet installed)."""
+    with gateway() as gate:
+        config, _, _ = config_for(tmp_path, gate.url, log={"level": "info"})
+        log = tmp_path / "gk.log"
+        with workers_process(config, log, 2) as parent:
+            wait_for(lambda: children(parent.pid), 30, "a child started", log)
+            parent.send_signal(signal.SIGTERM)
+            assert parent.wait(timeout=60) == 0, log.read_text()
+    assert redis_pids(tmp_path / "data") == [], log.read_text()
 
 
 def test_sigterm_lets_a_send_in_flight_finish_and_exits_0(tmp_path: Path) -> None:
