@@ -285,7 +285,7 @@ SLOW_MODULES = frozenset({
     "test_embedded", "test_openapi", "test_bulk", "test_admin_bulk", "test_bulk_restore",
     "test_admin_restore", "test_jsonedit", "test_logging_properties", "test_scan_properties",
     "test_server", "test_expiry", "test_store_cluster", "test_failover",
-    "test_tls_topologies", "test_bulk_child",
+    "test_tls_topologies", "test_bulk_child", "test_bench_profiles",
 })
 # Run alone (`make test` runs them after the parallel part): benchmarks, the load test
 # whose latency bound must not compete with another worker for the two CPUs, and the
