@@ -5,9 +5,10 @@ cProfile of `screen_cost --profile` adds more to small functions than they cost)
     py-spy record -r 500 -f raw -o rules.txt -- .venv/bin/python -m bench.screen_loop rules 20
     py-spy record -r 500 -f raw -o policy.txt -- .venv/bin/python -m bench.screen_loop policy 20
 
-Prints this process's CPU per request (profiler included). Same requests as
-screen_cost: 10,000 US numbers, 16 in flight, the embedded redis-server (loopback).
-Measures and prints, asserts nothing.
+py-spy is a tool beside the project, not one of its dependencies: `pip install py-spy`
+into any environment. Prints this process's CPU per request (profiler included). Same
+requests as screen_cost: 10,000 US numbers, 16 in flight, the embedded redis-server
+(loopback). Measures and prints, asserts nothing.
 """
 
 from __future__ import annotations
