@@ -35,6 +35,7 @@ import redis.asyncio as aioredis
 from bench.run import BENCH_POLICY, BENCH_RULES
 from gatekeeper.config import RedisConfig, StoreConfig, parse_config
 from gatekeeper.embedded import EmbeddedRedis
+from gatekeeper.rules import Policy
 from gatekeeper.screening import Judging, parse_all, screen
 from gatekeeper.serve import GC_YOUNG_THRESHOLD
 from gatekeeper.store import Store, connect
@@ -42,6 +43,19 @@ from gatekeeper.store import Store, connect
 SCOPES = ("global", "tenant:acme", "tenant:beta")
 IN_FLIGHT = 32
 MODES = ("lists", "rules", "policy")
+
+
+def sender(store: Store, policy: Policy | None, mode: str
+           ) -> Callable[[str], Awaitable[None]]:
+    """One request of `mode`: one number parsed and screened in SCOPES, judged by
+    `policy` (rules and policy), its velocity counted by `store` (policy only)."""
+    async def send(number: str) -> None:
+        judging = None if policy is None else Judging(
+            policy, "transactional", time.time(), store if mode == "policy" else None)
+        parsed = await parse_all([number], None, False)
+        await screen(store.lookup, parsed, SCOPES, "sms", fail_closed=True,
+                     judging=judging)
+    return send
 
 
 class Collections:
@@ -76,14 +90,7 @@ async def measure(url: str, count: int, rounds: int, profile: str | None,
     numbers = draw()
 
     def one(mode: str) -> Callable[[str], Awaitable[None]]:
-        async def send(number: str) -> None:
-            judging = None if mode == "lists" else Judging(
-                policies[mode], "transactional", time.time(),
-                store if mode == "policy" else None)
-            parsed = await parse_all([number], None, False)
-            await screen(store.lookup, parsed, SCOPES, "sms", fail_closed=True,
-                         judging=judging)
-        return send
+        return sender(store, policies.get(mode), mode)
 
     async def server_cpu() -> float:
         info = await admin.info("cpu")

@@ -6,9 +6,10 @@ cProfile of `screen_cost --profile` adds more to small functions than they cost)
     py-spy record -r 500 -f raw -o policy.txt -- .venv/bin/python -m bench.screen_loop policy 20
 
 py-spy is a tool beside the project, not one of its dependencies: `pip install py-spy`
-into any environment. Prints this process's CPU per request (profiler included). Same
-requests as screen_cost: 10,000 US numbers, 16 in flight, the embedded redis-server
-(loopback). Measures and prints, asserts nothing.
+into any environment. Prints this process's CPU per request (profiler included). The
+requests are screen_cost's (`screen_cost.sender`: one number parsed and screened), over
+10,000 US numbers, 16 in flight, on the embedded redis-server (loopback). Measures and
+prints, asserts nothing.
 """
 
 from __future__ import annotations
@@ -20,11 +21,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.params import BENCH_POLICY, BENCH_RULES, SCOPES
-from bench.screen_cost import MODES
+from bench.params import BENCH_POLICY, BENCH_RULES
+from bench.screen_cost import MODES, sender
 from gatekeeper.config import RedisConfig, StoreConfig, parse_config
 from gatekeeper.embedded import EmbeddedRedis
-from gatekeeper.screening import Judging, parse_all, screen
 from gatekeeper.store import Store, connect
 
 IN_FLIGHT = 16
@@ -40,13 +40,11 @@ async def loop(url: str, mode: str, seconds: float, count: int) -> float:
     numbers = [f"+1{201 + i * 7 % 789}{200 + i * 13 % 800}{i * 37 % 10000:04d}"
                for i in range(count)]
 
+    send = sender(store, policy, mode)
+
     async def run(part: list[str]) -> None:
         for number in part:
-            judging = None if policy is None else Judging(
-                policy, "transactional", time.time(), store if mode == "policy" else None)
-            parsed = await parse_all([number], None, False)
-            await screen(store.lookup, parsed, SCOPES, "sms", fail_closed=True,
-                         judging=judging)
+            await send(number)
 
     async def one_pass() -> None:
         await asyncio.gather(*(run(numbers[i::IN_FLIGHT]) for i in range(IN_FLIGHT)))

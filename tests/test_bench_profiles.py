@@ -50,7 +50,8 @@ def test_the_table_puts_what_the_second_run_spent_most_more_in_first(
 
 
 def test_screen_loop_runs_each_mode_and_prints_its_cpu_per_request() -> None:
-    """A short loop of every mode on the embedded store ends by itself with a figure."""
+    """A short loop of lists and of policy on the embedded store ends by itself with a
+    figure."""
     for mode in ("lists", "policy"):
         done = subprocess.run(
             [sys.executable, "-m", "bench.screen_loop", mode, "0.2", "--numbers", "64"],
