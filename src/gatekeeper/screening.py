@@ -26,7 +26,7 @@ from gatekeeper.policy import Decision, Match, decide
 from gatekeeper.rules import Intent, Policy, Verdict, judge
 from gatekeeper.store import BlockedAttempt, CountsInDoubt, StoreUnavailable
 from gatekeeper.types import CHANNELS, Channel
-from gatekeeper.velocity import Count, Counted, Counting, plan, weigh
+from gatekeeper.velocity import Count, Counted, Counting, plan, plan_one, weigh
 
 if TYPE_CHECKING:
     # Types only: resources imports the screening helper, which imports this module.
@@ -157,11 +157,12 @@ def _countings(judging: Judging | None, parsed: dict[str, Destination],
     verdicts left in `judged`)."""
     if judging is None or judging.count is None:
         return []
-    if len(keys) == 1:  # most requests: one destination read one way
-        firsts = {keys[0]: True}
-    else:
-        first = {d.keys[0] for d in parsed.values() if d.keys}
-        firsts = {k: k in first for k in keys}
+    if len(keys) == 1 and channel is not None:  # most requests: one reading
+        judged[keys[0]], countings = plan_one(keys[0], scopes, judging.policy, channel,
+                                              judging.intent, judging.at)
+        return countings
+    first = {d.keys[0] for d in parsed.values() if d.keys}
+    firsts = {k: k in first for k in keys}
     return plan(firsts, scopes, judging.policy, channel, judging.intent, judging.at,
                 judged)
 
@@ -196,10 +197,7 @@ async def screen(lookup: Lookup, parsed: dict[str, Destination], scopes: Sequenc
             except CountsInDoubt as exc:
                 counts = list(exc.counted)  # maybe counted: taken back (below)
                 raise
-            matches = hits  # without repeats (a scope named twice is probed twice)
-            for key, found_here in hits.items():
-                if len(found_here) > 1:
-                    hits[key] = list(dict.fromkeys(found_here))
+            matches = hits  # without repeats, as _lookup_all's
         else:
             # The velocity counts leave in the same write as the lookup (one round
             # trip): they are queued on the pipe before the lookup is, in the same
@@ -247,10 +245,7 @@ async def screen(lookup: Lookup, parsed: dict[str, Destination], scopes: Sequenc
                     by_key[key] = decision
                 found.append(decision)
             decisions[raw] = _combine(found)
-    kept, back, unsent = _settled(counts, parsed, decisions, by_key)
-    guards = [c for c in counts if c.guard_started]
-    return Screened(parsed, decisions, counted=kept, uncount=back, unsent=unsent,
-                    guards=tuple(guards) if guards else ())
+    return _screened(parsed, decisions, counts, by_key)
 
 
 def _count_all(count: Count, countings: Sequence[Counting], size: int
@@ -270,6 +265,26 @@ async def _count_rest(first: Awaitable[list[Counted]], count: Count,
     for start in range(size, len(countings), size):
         out += await count.count_sends(countings[start:start + size])
     return out
+
+
+def _screened(parsed: dict[str, Destination], decisions: dict[str, Decision],
+              counts: Sequence[Counted], by_key: dict[str, Decision]) -> Screened:
+    """The screening's outcome, its velocity counts settled (`_settled`) and the pumping
+    guards they started named."""
+    if not counts:
+        return Screened(parsed, decisions)
+    if len(counts) == 1 and len(decisions) == 1:
+        # Most requests: one destination, counted in one scope, in no list.
+        one = counts[0]
+        if one.counters and not one.guard_started and \
+                not by_key[one.counting.number].matched:
+            (decision,) = decisions.values()
+            if decision.verdict == "blocked":
+                return Screened(parsed, decisions, unsent=(one,))
+            return Screened(parsed, decisions, counted=(one,))
+    kept, back, unsent = _settled(counts, parsed, decisions, by_key)
+    return Screened(parsed, decisions, counted=kept, uncount=back, unsent=unsent,
+                    guards=tuple(c for c in counts if c.guard_started))
 
 
 def _settled(counts: Sequence[Counted], parsed: dict[str, Destination],

@@ -126,6 +126,22 @@ def plan(keys: dict[str, bool], scopes: Sequence[str], policy: Policy,
     return out
 
 
+def plan_one(key: str, scopes: Sequence[str], policy: Policy, channel: Channel,
+             intent: Intent, at: float) -> tuple[Verdict, Sequence[Counting]]:
+    """`plan` of a screening with one reading (most requests): its verdict from the
+    other rules, and its countings (the kept tuple). The plan is looked for first: a
+    kept one means its scopes count on this channel."""
+    scopes = tuple(scopes)
+    verdict = judge(key, scopes, policy, channel, intent, at)
+    plans = policy.memo.plans
+    countings = plans.get((key, scopes, channel, intent, verdict.blocked_by is None))
+    if countings is not None:
+        return verdict, countings
+    if policy.memo.counting.get((scopes, channel)) is False:
+        return verdict, ()  # no velocity limit here (known): nothing planned
+    return verdict, plan({key: True}, scopes, policy, channel, intent, at)
+
+
 def _countings(key: str, scopes: tuple[str, ...], policy: Policy, channel: Channel,
                intent: Intent, free: bool) -> tuple[Counting, ...]:
     """One number's countings, in each scope whose limits apply to it."""

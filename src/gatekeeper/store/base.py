@@ -75,7 +75,7 @@ class StoreBase:
         # Velocity countings met lately, encoded (store/velocity.py), by identity.
         self._velocity_encodings: dict[int, Any] = {}
         # Lookup calls that also count some countings, by their identities.
-        self._counting_calls: dict[tuple[int, ...], Any] = {}
+        self._counting_calls: dict[int | tuple[int, ...], Any] = {}
         self._scripts: Scripts = register(client)
         # Lookups go through the lean pipelined connection when the store's URL is known
         # (a client passed in, as in tests on fakeredis, is used for everything).

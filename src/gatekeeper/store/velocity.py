@@ -37,11 +37,12 @@ class _Members:
         os.register_at_fork(after_in_child=self._reset)
 
     def _reset(self) -> None:
-        self._process = secrets.token_hex(8)
-        self._sequence: Iterator[int] = itertools.count()
+        self.process = secrets.token_hex(8)
+        self.sequence: Iterator[int] = itertools.count()
 
     def next(self) -> str:
-        return f"{self._process}{next(self._sequence):x}"
+        """A new member (`lookup_counting` makes its own inline: a call less a send)."""
+        return f"{self.process}{next(self.sequence):x}"
 
 
 _MEMBERS = _Members()
@@ -97,11 +98,16 @@ class VelocityMixin(LookupMixin):
                 await self.count_sends(countings)
         unique, candidates, encoded, probe, calls = self._planned(found, scopes, channel)
         # The member goes last, after the candidates: the rest of the call is kept.
-        member = _MEMBERS.next()
+        member = f"{_MEMBERS.process}{next(_MEMBERS.sequence):x}"
         if len(calls) == 1:  # one server: one call
             own = _OWN[own_scopes if len(unique) == 1 and own_scopes < len(_OWN) else 0]
             group = countings if isinstance(countings, tuple) else tuple(countings)
-            call, batch = self._combined(calls[0], group)
+            # `_combined`'s kept call, looked for here first: a call less a send.
+            hit = self._counting_calls.get(id(group[0])) if len(group) == 1 else None
+            if hit is not None and hit[0] is calls[0] and hit[1][0] is group[0]:
+                call, batch = hit[2], hit[3]
+            else:
+                call, batch = self._combined(calls[0], group)
             try:
                 with store_faults():
                     reply = await self._transport.lookup(
@@ -111,11 +117,21 @@ class VelocityMixin(LookupMixin):
                 raise CountsInDoubt(str(exc), _doubted([batch], member)) from exc
             hits = reply[:-1]
             self._found(found, unique, probe, hits, channel)
-            # As the script judged it: then nothing was counted. (Most numbers are in
-            # no block list: one look at those lists' hits says so.)
-            looked = any(hits[0:2 * own[0]:2]) and any(
-                hits[2 * i] and not hits[2 * i + 1] for i in range(own[0]))
-            return found, _read(batch, member, reply[-1], looked)
+            looked = False
+            if len(unique) > 1 or found[unique[0]]:  # most numbers are in no list
+                _distinct(found)
+                # As the script judged it: then nothing was counted.
+                looked = any(hits[0:2 * own[0]:2]) and any(
+                    hits[2 * i] and not hits[2 * i + 1] for i in range(own[0]))
+            counts: object = reply[-1]  # VELOCITY_LUA's reply (see `_read`)
+            if counts == 0 and len(group) == 1 and not looked:
+                # Most requests: one number counted under every limit (`_read`'s
+                # first case, without its call).
+                one = group[0]
+                return found, [Counted(one, None, False, 0.0, None,
+                                       batch[5][0] if one.count else (),
+                                       f"{member}:{batch[6][0]}")]
+            return found, _read(batch, member, counts, looked)
         with_member = [*candidates, _OWN[0][1], member], b"%b%b$%d\r\n%b\r\n" % (
             encoded, _OWN[0][2], len(member), member.encode())
         # A cluster: one call per scope, in `scopes` order, each with its scope's counts.
@@ -146,15 +162,18 @@ class VelocityMixin(LookupMixin):
             if part_batch is not None:
                 counted += _read(part_batch, member, reply[-1])
         self._found(found, unique, probe, lists, channel)
+        _distinct(found)
         return found, counted
 
     def _combined(self, call: LookupCall, group: tuple[Counting, ...]
                   ) -> tuple[LookupCall, _Batch]:
         """A lookup's call that also counts the sends of `group` (kept: probes' calls
         are memoised and plans are kept, so most requests meet theirs again)."""
-        kept: dict[tuple[int, ...], _Kept] = self._counting_calls
+        kept: dict[int | tuple[int, ...], _Kept] = self._counting_calls
+        key: int | tuple[int, ...]
         if len(group) == 1:  # most requests: one number, counted in one scope
-            key: tuple[int, ...] = (id(call), id(group[0]))
+            # By the counting alone: a number's plan meets one probe call (its scopes').
+            key = id(group[0])
             hit = kept.get(key)
             if hit is not None and hit[0] is call and hit[1][0] is group[0]:
                 return hit[2], hit[3]
@@ -274,6 +293,14 @@ class VelocityMixin(LookupMixin):
                                   UNCOUNT_LUA)
                 await self._transport.lookup(call, members,
                                              b"".join(resp_bulk(m) for m in members))
+
+
+def _distinct(found: dict[str, list[Match]]) -> None:
+    """Each number's matches without repeats (a scope named twice is probed twice), as
+    a plain lookup's are."""
+    for number, matches in found.items():
+        if len(matches) > 1:
+            found[number] = list(dict.fromkeys(matches))
 
 
 def _doubted(batches: list[_Batch], member: str) -> tuple[Counted, ...]:
