@@ -56,11 +56,11 @@ async def _anatomy(config_path: Path, batch: BatchBody) -> dict[str, Any]:
     from gatekeeper.providers.locators import JsonPath  # noqa: PLC0415
     from gatekeeper.providers.preset import Message, Recipients, match_route  # noqa: PLC0415
     from gatekeeper.proxy import Mount  # noqa: PLC0415
+    from gatekeeper.screener import Screener  # noqa: PLC0415
     from gatekeeper.screening import (  # noqa: PLC0415
         DECIDE_SLICE,
         LOOKUP_SLICE,
         PARSE_SLICE,
-        Screener,
         parse_all,
     )
     from gatekeeper.sending import OFF_LOOP_BYTES, off_loop  # noqa: PLC0415

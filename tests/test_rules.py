@@ -17,7 +17,7 @@ from gatekeeper.config import parse_config
 from gatekeeper.facts import describe
 from gatekeeper.frozen import FrozenMap
 from gatekeeper.numbers import parse_destination
-from gatekeeper.policy import Match, decide
+from gatekeeper.policy import Decision, Match, decide
 from gatekeeper.quiet import compile_quiet
 from gatekeeper.rules import (
     INTENTS,
@@ -296,3 +296,33 @@ def test_the_memo_is_bounded_and_never_pickled(monkeypatch: pytest.MonkeyPatch) 
     assert copy == pol
     assert copy.memo.verdicts == {}
     assert pol.memo.verdicts
+
+
+async def test_a_monitored_unlisted_numbers_decision_is_kept_with_its_verdict() -> None:
+    """The decision of an unlisted number the rules only monitor is the same object
+    within its verdict's minute, equal to one a fresh policy gives, and made again in
+    a new minute; a listed number's is not kept."""
+    pol = policy(both(FULL, monitor=frozenset({"quiet_hours"})))
+
+    async def decision(at: float, matches: Sequence[Match] = (),
+                       pol: Policy = pol) -> Decision:
+        async def lookup(keys: Sequence[str], _s: Sequence[str], _c: object
+                         ) -> dict[str, list[Match]]:
+            return {k: list(matches) for k in keys}
+        parsed = {NY: parse_destination(NY, None, False)}
+        screened = await screen(lookup, parsed, ("global",), "sms", fail_closed=True,
+                                judging=Judging(pol, "marketing", at))  # type: ignore[arg-type]
+        return screened.decisions[NY]
+
+    first = await decision(NIGHT)
+    assert [r.kind for r in first.monitored] == ["quiet_hours"]
+    assert await decision(NIGHT + 30) is first
+    assert await decision(NIGHT, pol=policy(both(FULL, monitor=frozenset({"quiet_hours"})))
+                          ) == first
+    later = await decision(NIGHT + 60)  # a new minute: judged again ("at 23:31")
+    assert later is not first
+    assert later == await decision(NIGHT + 60, pol=policy(both(
+        FULL, monitor=frozenset({"quiet_hours"}))))
+    allowed = [Match("global", "allow", "+1212*")]
+    assert await decision(NIGHT, allowed) is not await decision(NIGHT, allowed)
+    assert len(pol.memo.decisions) == 1

@@ -23,7 +23,7 @@ from gatekeeper.app import ADMIN_APP, create_app
 from gatekeeper.config import Config, RedisConfig, StoreConfig, parse_config
 from gatekeeper.resources import RESOURCES
 from gatekeeper.rules import VelocityLimit
-from gatekeeper.screening import Screener
+from gatekeeper.screener import Screener
 from gatekeeper.store import EntryMeta, ListItem, Store, StoreUnavailable
 from gatekeeper.store.pipe import LookupCall, LookupPipe, PipeTransport
 from gatekeeper.store.velocity import _MEMBERS

@@ -18,7 +18,7 @@ from gatekeeper.providers import check_presets
 from gatekeeper.proxy import create_proxy_routes
 from gatekeeper.reload import Reloader
 from gatekeeper.resources import RESOURCES, Resources
-from gatekeeper.screening import Screener
+from gatekeeper.screener import Screener
 
 ADMIN_APP = web.AppKey("admin_app", web.Application)
 

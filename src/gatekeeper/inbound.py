@@ -30,7 +30,7 @@ from gatekeeper.providers.locators import load_json
 from gatekeeper.providers.preset import BodyError
 from gatekeeper.replies import Reply, error_response, to_response
 from gatekeeper.resources import RESOURCES, Resources
-from gatekeeper.screening import Screener, attempt_for
+from gatekeeper.screener import Screener, attempt_for
 from gatekeeper.store import EntryMeta, ListItem, StoreUnavailable
 from gatekeeper.types import Channel
 

@@ -31,7 +31,7 @@ from gatekeeper.providers.listapi import ListApi, ListCall
 from gatekeeper.providers.preset import Message, Route, match_route
 from gatekeeper.replies import error_response, to_response
 from gatekeeper.resources import RESOURCES, Resources
-from gatekeeper.screening import Screener
+from gatekeeper.screener import Screener
 from gatekeeper.sending import Sending
 from gatekeeper.store import StoreUnavailable
 from gatekeeper.target import Target, match_path, read_target

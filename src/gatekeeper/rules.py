@@ -30,7 +30,8 @@ from gatekeeper.frozen import FrozenMap
 from gatekeeper.quiet import QuietHours, check_quiet
 from gatekeeper.types import CHANNELS, Channel
 
-if TYPE_CHECKING:  # velocity.py imports this module
+if TYPE_CHECKING:  # velocity.py and policy.py import this module
+    from gatekeeper.policy import Decision
     from gatekeeper.velocity import Counting
 
 Action = Literal["allow", "block", "monitor"]
@@ -159,11 +160,14 @@ class Memo:
     """A policy's cache of verdicts and velocity plans (velocity.py), by number and
     request shape. Never pickled: the screening helper keeps its own."""
 
-    __slots__ = ("counting", "plans", "scoped", "verdicts")
+    __slots__ = ("counting", "decisions", "plans", "scoped", "verdicts")
 
     def __init__(self) -> None:
         self.verdicts: dict[tuple[object, ...], tuple[float, Verdict]] = {}
         self.plans: dict[tuple[object, ...], tuple[Counting, ...]] = {}
+        # The decision of an unlisted number the rules only monitor, by number, with
+        # the verdict it was made from (screening._judged): kept as long as its verdict.
+        self.decisions: dict[str, tuple[Verdict, Decision]] = {}
         # Whether some of these scopes has velocity limits on this channel.
         self.counting: dict[tuple[tuple[str, ...], str], bool] = {}
         # Whether some of these scopes has rules.

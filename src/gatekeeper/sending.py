@@ -26,7 +26,7 @@ from gatekeeper.providers.preset import Blocked, Message, ReplyFn, Route
 from gatekeeper.replies import Reply, error_response, json_reply, to_response
 from gatekeeper.resources import Resources
 from gatekeeper.rules import INTENTS, Intent
-from gatekeeper.screening import Screener, attempt_for
+from gatekeeper.screener import Screener, attempt_for
 from gatekeeper.types import Channel
 
 if TYPE_CHECKING:
