@@ -143,10 +143,16 @@ async def serve_and_send(row: str, url: str, requests: int, pool: int) -> None:
     await gateway_runner.cleanup()
 
 
+def child_env(tree: Path) -> dict[str, str]:
+    """A child's environment: Gatekeeper from `tree`, the bench from this repository,
+    a fixed hash seed and one BLAS thread (counts that repeat)."""
+    return {**os.environ, "PYTHONPATH": f"{tree / 'src'}{os.pathsep}{REPO}",
+            "PYTHONHASHSEED": "0", "OPENBLAS_NUM_THREADS": "1"}
+
+
 def counted(tree: Path, row: str, url: str, requests: int, pool: int, out: Path) -> int:
     """Instructions valgrind counted in one child run."""
-    env = {**os.environ, "PYTHONPATH": f"{tree / 'src'}{os.pathsep}{REPO}",
-           "PYTHONHASHSEED": "0", "OPENBLAS_NUM_THREADS": "1"}
+    env = child_env(tree)
     argv = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
             sys.executable, "-m", "bench.instructions", "--child", row, "--url", url,
             "--requests", str(requests), "--pool", str(pool)]

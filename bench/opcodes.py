@@ -34,7 +34,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from bench.instructions import REPO, ROWS
+from bench.instructions import REPO, ROWS, child_env
 
 # (file, qualified name) of a code object, its file relative to the tree: a function
 # keeps its name when lines move (comprehensions of one function are counted together).
@@ -99,8 +99,7 @@ def per_request(short: dict[Where, int], long: dict[Where, int], extra: int
 def child_counts(tree: Path, row: str, url: str, requests: int, pool: int,
                  out: Path) -> dict[Where, int]:
     """One child run's counts (a fresh process, fixed hash seed)."""
-    env = {**os.environ, "PYTHONPATH": f"{tree / 'src'}{os.pathsep}{REPO}",
-           "PYTHONHASHSEED": "0", "OPENBLAS_NUM_THREADS": "1"}
+    env = child_env(tree)
     argv = [sys.executable, "-m", "bench.opcodes", "--child", row, "--url", url,
             "--requests", str(requests), "--pool", str(pool), "--output", str(out)]
     done = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=REPO,  # noqa: S603
