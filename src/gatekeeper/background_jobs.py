@@ -144,9 +144,9 @@ class BackgroundJobs:
                 self.metrics.store_errors.labels(operation).inc()
                 unexpected(self.log, f"{operation}_failed", exc, operation=operation)
 
-    async def _count_collections(self) -> None:
-        # With --workers, /metrics reads every worker's files: each adds its own.
-        self.metrics.count_collections()
+    async def _settle_metrics(self) -> None:
+        # With --workers, /metrics reads every worker's files: each settles its own.
+        self.metrics.settle()
 
     async def _take_filters(self) -> None:
         """Take up packed loads' filters for lookups (store/filter.py), logging a change."""

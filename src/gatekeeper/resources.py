@@ -38,8 +38,9 @@ Logger = structlog.typing.FilteringBoundLogger
 
 # How often every process looks for packed loads replaced (their filters: store/filter.py).
 FILTER_POLL = 2.0
-# Seconds between additions of the collector's time to gatekeeper_gc_seconds_total.
-GC_COUNT_INTERVAL = 5.0
+# Seconds between settlings of the counts kept as plain integers (observability.tally)
+# and of the collector's time: how far behind a worker's files may be.
+SETTLE_INTERVAL = 1.0
 
 
 class Resources(BackgroundJobs):
@@ -162,8 +163,8 @@ class Resources(BackgroundJobs):
         self._jobs.append(loop.create_task(self._policy_forever()))
         self._jobs.append(loop.create_task(self._every(FILTER_POLL, self._take_filters,
                                                        "filters")))
-        self._jobs.append(loop.create_task(self._every(GC_COUNT_INTERVAL,
-                                                       self._count_collections, "gc")))
+        self._jobs.append(loop.create_task(self._every(SETTLE_INTERVAL,
+                                                       self._settle_metrics, "metrics")))
         if self._housekeeping:
             self._jobs.append(loop.create_task(self._sweep_forever()))
         self._pools(self.config)
@@ -228,6 +229,8 @@ class Resources(BackgroundJobs):
                 await job
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+        # Into the counters (and a worker's files) before the process goes.
+        self.metrics.settle()
         if self.screen_helper is not None:
             await self.screen_helper.close()
             self.screen_helper = None

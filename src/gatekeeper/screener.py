@@ -49,13 +49,11 @@ class Screener:
         """Append a blocked attempt to the stream without holding up the reply."""
         self.resources.spawn(self._append(attempt))
 
-    def monitored(self, request_id: str, upstream: str, hits: Sequence[tuple[str, int]]
+    def monitored(self, request_id: str, upstream: str, hits: tuple[tuple[str, int], ...]
                   ) -> None:
         """Count and log policy rules that would have blocked but only monitor (no
         number in the log: the counts by rule kind)."""
-        metrics = self.resources.metrics
-        for kind, count in hits:
-            metrics.policy_hit(kind, "monitor", count)
+        self.resources.metrics.monitored(hits)
         if self._monitor_lines:
             self.resources.log.info("policy_monitored", request_id=request_id,
                                     upstream=upstream, rules=dict(hits))

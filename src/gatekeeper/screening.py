@@ -245,7 +245,8 @@ async def screen(lookup: Lookup, parsed: dict[str, Destination], scopes: Sequenc
                         Decision(key, "unlisted")
                     if judging is not None:
                         listed = frozenset(m.scope for m in matched if m.list == "block"
-                                           and m.scope in judging.policy.referenced)
+                                           and m.scope in judging.policy.referenced) \
+                            if matched else _NONE
                         decision = _judged(decision, scopes, channel, judging,
                                            counted_by.get(key, ()), judged.get(key),
                                            listed)

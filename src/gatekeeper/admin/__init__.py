@@ -68,9 +68,8 @@ async def readyz(request: web.Request) -> web.Response:
 
 async def metrics(request: web.Request) -> web.Response:
     """Prometheus exposition of the injected registry (or of every worker's metrics)."""
-    metrics_ = request.app[RESOURCES].metrics
-    metrics_.count_collections()
-    registry = metrics_.exposed
+    # Reading the registry settles what this process counted first (`tally.Settler`).
+    registry = request.app[RESOURCES].metrics.exposed
     return web.Response(body=generate_latest(registry),
                         headers={"Content-Type": CONTENT_TYPE_LATEST})
 

@@ -33,6 +33,7 @@ from gatekeeper.observability.logs import (
     redact_secrets,
     redact_text,
 )
+from gatekeeper.observability.tally import Settler, Tally
 from gatekeeper.policy import Decision
 
 __all__ = [
@@ -82,10 +83,13 @@ class Metrics:
 
     def __init__(self, registry: CollectorRegistry, shared_dir: str | None = None) -> None:
         self.registry = registry
+        # Ahead of every metric: whoever reads the registry reads settled counts.
+        registry.register(Settler(self.settle))
         # What /metrics shows: this registry, or every worker's files (`share_metrics`).
         self.exposed = registry
         if shared_dir is not None:
             self.exposed = CollectorRegistry()
+            self.exposed.register(Settler(self.settle))
             MultiProcessCollector(self.exposed, shared_dir)  # type: ignore[no-untyped-call]
         self.decisions = Counter(
             "gatekeeper_decisions_total", "Destination decisions by action and reason.",
@@ -144,7 +148,7 @@ class Metrics:
             "gatekeeper_gc_seconds_total", "Seconds a serving process spent in Python's "
             "cyclic garbage collector, by generation collected (0 young, 2 full).",
             ["generation"], registry=registry)
-        # Installed by `serve` (gc.callbacks); counted by `count_collections`.
+        # Installed by `serve` (gc.callbacks); counted by `settle`.
         self.collector_clock = CollectorClock()
         self._gc_children = [self.gc_seconds.labels(str(g)) for g in range(3)]
         self._gc_counted = [0.0, 0.0, 0.0]
@@ -154,15 +158,31 @@ class Metrics:
             self.config_reloads.labels(outcome)
         for cause in ("exit", "signal"):
             self.worker_restarts.labels(cause)
+        # Counted on the send path as plain integers, settled when read (`tally`).
+        self._decisions_tally = Tally(self.decisions)
+        self._policy_hits_tally = Tally(self.policy_hits)
+        self._decided = self._decisions_tally.pending
+        self._policy_hit = self._policy_hits_tally.pending
+        # Monitor hits by a request's whole (kind, count) tuple, one dict add a request
+        # (the same tuple most of the night); spread over their kinds when settled.
+        self._monitored: dict[tuple[tuple[str, int], ...], int] = {}
         # Label children looked up once: `labels()` takes a lock and builds a key each call.
-        self._decided: dict[tuple[str, ...], Any] = {}
         self._timed: dict[tuple[str, str], Any] = {}
         self._upstream_timed: dict[str, Any] = {}
-        self._policy_hit: dict[tuple[str, str], Any] = {}
 
-    def count_collections(self) -> None:
-        """Add the collector's time since the last call to gatekeeper_gc_seconds_total
-        (called from the loop, never from inside a collection)."""
+    def settle(self) -> None:
+        """Add what the send path counted since the last call, and the collector's
+        time, to their metrics (on the loop, never from inside a collection)."""
+        monitored = self._monitored
+        if monitored:
+            pending = self._policy_hit
+            for hits, requests in monitored.items():
+                for kind, count in hits:
+                    key = (kind, "monitor")
+                    pending[key] = pending.get(key, 0) + count * requests
+            monitored.clear()
+        self._decisions_tally.settle()
+        self._policy_hits_tally.settle()
         for generation, total in enumerate(self.collector_clock.seconds):
             counted = self._gc_counted[generation]
             if total > counted:
@@ -173,18 +193,20 @@ class Metrics:
                 reason: str, count: int = 1) -> None:
         """Count `count` destination decisions (one, usually)."""
         key = (upstream, channel, direction, action, reason)
-        child = self._decided.get(key)
-        if child is None:
-            child = self._decided[key] = self.decisions.labels(*key)
-        child.inc(count)
+        pending = self._decided
+        pending[key] = pending.get(key, 0) + count
 
     def policy_hit(self, rule: str, outcome: str, count: int = 1) -> None:
         """Count `count` destinations a policy rule blocked (or would have, `monitor`)."""
         key = (rule, outcome)
-        child = self._policy_hit.get(key)
-        if child is None:
-            child = self._policy_hit[key] = self.policy_hits.labels(*key)
-        child.inc(count)
+        pending = self._policy_hit
+        pending[key] = pending.get(key, 0) + count
+
+    def monitored(self, hits: tuple[tuple[str, int], ...]) -> None:
+        """Count destinations policy rules would have blocked but only monitor: `hits`
+        is (rule kind, destinations) pairs, one request's."""
+        pending = self._monitored
+        pending[hits] = pending.get(hits, 0) + 1
 
     def upstream_answered(self, upstream: str, seconds: float) -> None:
         """Time one upstream exchange."""
