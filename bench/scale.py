@@ -21,6 +21,8 @@ sends' p99 is not also measuring the bench's own busy loop competing for the CPU
 endpoint (read by the process that serves the sends, parsed by its import child)
 instead of an importer process; the sends' p99 is then split into the upload and what
 follows it, and `--importer-nice` sets the uploading client's priority.
+`--pin` runs Gatekeeper on CPU 0 and everything else (redis-server, the importer, the
+fake gateway, this process) on CPU 1: an importer on a core the proxy does not use.
 Loopback only; measures, asserts nothing.
 """
 
@@ -29,11 +31,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
+from bench.params import LOAD_CPU, PROCESS_CPU
 from bench.run import (
     Bench,
     Params,
@@ -101,14 +105,15 @@ def _bench_params() -> Params:
 
 def start_gatekeeper(bench: Bench, url: str, work: Path) -> tuple[int, Admin]:
     """`gatekeeper run` on the store at `url` (the lists' own prefix), with the fake
-    gateway as its Twilio upstream; its proxy port and its admin API."""
-    _, upstream_port = bench.start_upstream("upstream", None)
+    gateway as its Twilio upstream; its proxy port and its admin API. Pinned to CPU 0
+    (the gateway to CPU 1) when the bench is."""
+    _, upstream_port = bench.start_upstream("upstream", bench.cpus(str(LOAD_CPU)))
     proxy_port, admin_port = free_port(), free_port()
     config = work / "gatekeeper.json"
     write_gatekeeper_config(config, url, RedisConfig().key_prefix, upstream_port,
                             proxy_port, admin_port, work / "gk-data")
     process = bench.spawn("gatekeeper", [*gatekeeper_command(), "run", "--config",
-                                         str(config)], None)
+                                         str(config)], bench.cpus(str(PROCESS_CPU)))
     wait_http(process, admin_port, "/readyz", want_ok=True)
     return proxy_port, Admin(admin_port, bench.env["GATEKEEPER_BENCH_ADMIN_KEY"])
 
@@ -143,6 +148,9 @@ def main() -> None:
                         help="import in an importer process of its own, as `gatekeeper "
                         "lists import` does (default), or by a POST to the running "
                         "Gatekeeper's admin import endpoint (needs the sends)")
+    parser.add_argument("--pin", action="store_true",
+                        help=f"Gatekeeper on CPU {PROCESS_CPU}, everything else (the "
+                        f"importer included) on CPU {LOAD_CPU}")
     parser.add_argument("--seed", type=int, default=20261203)
     parser.add_argument("--output", default="bench/results-scale.json")
     args = parser.parse_args()
@@ -153,6 +161,9 @@ def main() -> None:
         parser.error("--probes sends needs the sends (drop --no-sends)")
     if args.via == "admin" and not args.sends:
         parser.error("--via admin needs the running Gatekeeper (drop --no-sends)")
+    if args.pin:
+        # Inherited by redis-server and the importer, started from here.
+        os.sched_setaffinity(0, {LOAD_CPU})
     with tempfile.TemporaryDirectory(prefix="gk-scale-") as tmp:
         work = Path(tmp)
         server = None
@@ -160,7 +171,7 @@ def main() -> None:
         if url is None:
             server = EmbeddedRedis(work / "redis")
             url = server.start().url
-        bench = Bench(_bench_params(), "", work, pinned=False)
+        bench = Bench(_bench_params(), "", work, pinned=args.pin)
         try:
             port, admin = start_gatekeeper(bench, url, work) if args.sends \
                 else (None, None)
@@ -173,6 +184,8 @@ def main() -> None:
             bench.close()
             if server is not None:
                 server.stop()
+    report["pinned"] = (f"gatekeeper on CPU {PROCESS_CPU}, the rest on CPU {LOAD_CPU}"
+                        if args.pin else "none")
     Path(args.output).write_text(json.dumps(report, indent=2) + "\n")
     print(f"results: {args.output}", file=sys.stderr)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import re
 import sys
@@ -234,17 +235,32 @@ def render_json(_logger: object, _name: str, event: MutableMapping[str, Any]) ->
     (orjson, about a fifth of `json`'s time per event). An event with text beyond ASCII
     goes through `json`, which escapes it (no control or look-alike character from a
     client reaches the log raw), and so does what orjson refuses (an integer past 64
-    bits, a lone surrogate): never a lost event."""
+    bits, a lone surrogate): never a lost event. A float that is not finite is written
+    null either way, as orjson writes it (`json` would write `Infinity`, which is not
+    JSON and which strict readers refuse)."""
     try:
         line = orjson.dumps(event, default=repr, option=_ORJSON_OPTIONS)
     except TypeError:  # orjson.JSONEncodeError
         line = b""
     if line and line.isascii():
         return line
+    finite = _finite(event)
     try:
-        return (json.dumps(event, default=repr) + "\n").encode()
+        return (json.dumps(finite, default=repr) + "\n").encode()
     except TypeError:  # a key neither text nor a number (a tuple): written as text
-        return (json.dumps(_text_keys(event), default=repr) + "\n").encode()
+        return (json.dumps(_text_keys(finite), default=repr) + "\n").encode()
+
+
+def _finite(value: object) -> object:
+    """`value` with every float that is not finite made None, at any depth (mappings
+    keep their keys)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, Mapping):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
 
 
 def _text_keys(value: object) -> object:
