@@ -4,7 +4,7 @@ judging clock held) for each row, a short and a long run, the difference per req
 with two rows, the C functions whose misses differ most.
 
     .venv/bin/python -m bench.misses [--rows lists,policy] [--requests 1000]
-        [--pool 2000] [--top 20] [--output FILE]
+        [--pool 2000] [--top 20] [--against TREE] [--output FILE]
 
 Why: the full policy runs about 2-3% more instructions a request than lists alone
 (bench.instructions, bench.opcodes) but costs 6-12% more CPU time (bench.together),
@@ -15,7 +15,10 @@ requests' trips past their core's own cache. A simulation of one process alone, 
 the machine: it says which row touches more memory a request, and where, not what a
 miss costs. Each child runs under valgrind (about 50x slower): keep --pool small
 enough to warm up (the child sends to the whole pool once before it is measured).
-Measures and prints, asserts nothing.
+`--against TREE` runs the last row from TREE/src too (an A/B). Run nothing else
+meanwhile: the simulation is exact, but what the request does depends on timing (how
+many requests one loop turn serves, one pipe write carries), and a busy machine moved
+a row's counts by 2%. Measures and prints, asserts nothing.
 """
 
 from __future__ import annotations
@@ -71,33 +74,49 @@ def misses_by_function(lines: Iterable[str]) -> Counter[str]:
     return out
 
 
-def simulated(row: str, url: str, requests: int, pool: int, out: Path
+def simulated(tree: Path, row: str, url: str, requests: int, pool: int, out: Path
               ) -> tuple[dict[str, int], Counter[str]]:
-    """One child run under cachegrind: its totals and its misses by function."""
+    """One child run under cachegrind (Gatekeeper from `tree`): its totals and its
+    misses by function."""
     argv = ["valgrind", "--tool=cachegrind", "--cache-sim=yes", L2,
             f"--cachegrind-out-file={out}", sys.executable, "-m", "bench.instructions",
             "--child", row, "--url", url, "--requests", str(requests), "--pool", str(pool)]
-    done = subprocess.run(argv, capture_output=True, text=True, env=child_env(REPO),  # noqa: S603
+    done = subprocess.run(argv, capture_output=True, text=True, env=child_env(tree),  # noqa: S603
                           cwd=REPO, timeout=3600, check=False)
     totals = summary(done.returncode, done.stderr)
     with out.open() as f:
         return totals, misses_by_function(f)
 
 
-def measure(rows: Sequence[str], url: str, requests: int, pool: int, tmp: Path
-            ) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, float]]]:
-    """Per row: totals per request, and misses per request by function."""
+def measure(runs: Sequence[tuple[str, Path, str]], url: str, requests: int, pool: int,
+            tmp: Path) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, float]]]:
+    """Per run (label, tree, row): totals per request, and misses per request by
+    function."""
     totals: dict[str, dict[str, float]] = {}
     functions: dict[str, dict[str, float]] = {}
-    for row in rows:
-        short, short_fns = simulated(row, url, requests // 4, pool, tmp / "short.cg")
-        long, long_fns = simulated(row, url, requests // 4 + requests, pool, tmp / "long.cg")
-        totals[row] = {k: per_request(short[k], long[k], requests) for k in SUMMARY}
-        functions[row] = {f: per_request(short_fns[f], long_fns[f], requests)
-                          for f in set(short_fns) | set(long_fns)}
-        print(f"{row:7} " + "  ".join(f"{k} {v:,.0f}" for k, v in totals[row].items()),
+    for label, tree, row in runs:
+        short, short_fns = simulated(tree, row, url, requests // 4, pool, tmp / "short.cg")
+        long, long_fns = simulated(tree, row, url, requests // 4 + requests, pool,
+                                   tmp / "long.cg")
+        totals[label] = {k: per_request(short[k], long[k], requests) for k in SUMMARY}
+        functions[label] = {f: per_request(short_fns[f], long_fns[f], requests)
+                            for f in set(short_fns) | set(long_fns)}
+        print(f"{label:16} " + "  ".join(f"{k} {v:,.0f}" for k, v in totals[label].items()),
               flush=True)
     return totals, functions
+
+
+def compare(totals: dict[str, dict[str, float]], functions: dict[str, dict[str, float]],
+            first: str, last: str, top: int) -> list[tuple[str, float, float]]:
+    """Print `last` against `first`: totals, then the functions that differ most."""
+    for name in SUMMARY:
+        print(f"{name:11} {first} {totals[first][name]:12,.1f}  {last} "
+              f"{totals[last][name]:12,.1f}  {totals[last][name] / totals[first][name]:.3f}x")
+    shown = differences(functions[first], functions[last], top)
+    print(f"L2 data misses a request by function, {first} -> {last}:")
+    for function, before, after in shown:
+        print(f"  {after - before:+8.1f}  {before:8.1f} -> {after:8.1f}  {function}")
+    return shown
 
 
 def differences(a: dict[str, float], b: dict[str, float], top: int
@@ -116,6 +135,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                    help="measured requests (the long run's extra; default 1000)")
     p.add_argument("--pool", type=int, default=2000, help="distinct destinations (2000)")
     p.add_argument("--top", type=int, default=20, help="functions shown (20)")
+    p.add_argument("--against", type=Path, metavar="TREE",
+                   help="also run the last row from TREE/src (e.g. a git worktree)")
     p.add_argument("--output", type=Path, help="JSON results file")
     a = p.parse_args(argv)
     rows = [r.strip() for r in a.rows.split(",") if r.strip()]
@@ -123,32 +144,32 @@ def main(argv: Sequence[str] | None = None) -> None:
         p.error(f"--rows: a comma-separated list of {', '.join(ROWS)}")
     if a.requests < 4 or a.pool < 1:
         p.error("--requests must be at least 4 and --pool at least 1")
+    if a.against is not None and not (a.against / "src" / "gatekeeper").is_dir():
+        p.error(f"--against: no src/gatekeeper in {a.against}")
     if shutil.which("valgrind") is None:
         raise SystemExit("bench.misses needs valgrind: apt-get install valgrind")
     from gatekeeper.embedded import EmbeddedRedis  # noqa: PLC0415
 
+    runs = [(row, REPO, row) for row in rows]
+    if a.against is not None:
+        runs.append((f"{rows[-1]} ({a.against.name})", a.against, rows[-1]))
     with tempfile.TemporaryDirectory(prefix="gk-misses-") as tmp:
         server = EmbeddedRedis(Path(tmp) / "redis")
         url = server.start().url
         try:
-            totals, functions = measure(rows, url, a.requests, a.pool, Path(tmp))
+            totals, functions = measure(runs, url, a.requests, a.pool, Path(tmp))
         finally:
             server.stop()
-    first, last = rows[0], rows[-1]
-    for name in SUMMARY:
-        print(f"{name:11} {first} {totals[first][name]:12,.1f}  {last} "
-              f"{totals[last][name]:12,.1f}  {totals[last][name] / totals[first][name]:.3f}x")
-    shown = differences(functions[first], functions[last], a.top) if first != last else []
-    if shown:
-        print(f"L2 data misses a request by function, {first} -> {last}:")
-    for function, before, after in shown:
-        print(f"  {after - before:+8.1f}  {before:8.1f} -> {after:8.1f}  {function}")
+    pairs = [(runs[0][0], runs[-1][0])] if len(runs) > 1 else []
+    if a.against is not None and len(rows) > 1:
+        pairs = [(runs[0][0], runs[-2][0]), (runs[-1][0], runs[-2][0])]
+    compared = {f"{x} -> {y}": [{"function": f, x: b, y: c}
+                                for f, b, c in compare(totals, functions, x, y, a.top)]
+                for x, y in pairs}
     if a.output:
         a.output.write_text(json.dumps({
             "requests": a.requests, "pool": a.pool, "last_level": L2,
-            "per_request": totals,
-            "by_function": [{"function": f, first: b, last: c} for f, b, c in shown]},
-            indent=1) + "\n")
+            "per_request": totals, "by_function": compared}, indent=1) + "\n")
 
 
 if __name__ == "__main__":

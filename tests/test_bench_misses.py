@@ -62,7 +62,7 @@ def test_differences_are_the_largest_changes_either_way() -> None:
 
 
 @pytest.mark.parametrize("argv", [["--rows", "lists,nope"], ["--requests", "2"],
-                                  ["--pool", "0"]])
+                                  ["--pool", "0"], ["--against", "/nonexistent"]])
 def test_bad_options_are_refused(argv: list[str]) -> None:
     """A usage error (exit 2), before anything starts."""
     with pytest.raises(SystemExit) as exc:

@@ -13,6 +13,7 @@ import itertools
 import os
 import secrets
 from collections.abc import Awaitable, Iterator, Sequence
+from functools import lru_cache
 from typing import Any, cast
 
 from gatekeeper.policy import Match
@@ -48,6 +49,16 @@ class _Members:
 _MEMBERS = _Members()
 # LOOKUP_LUA's S argument (with its RESP), by the number of the request's own scopes.
 _OWN = [(n, str(n), resp_bulk(str(n))) for n in range(64)]
+# What follows a counting call's candidates: the own-scopes flag and the member.
+_TRAILING = 2
+
+
+@lru_cache(maxsize=1024)
+def _bulk_int(n: int) -> bytes:
+    """`n` as a RESP bulk string, one object per value (shared by every call's pieces)."""
+    return resp_bulk(str(n))
+
+
 # Countings whose encoding a store keeps (dropped whole when full).
 ENCODINGS_KEPT = 16_384
 # A counting, its keys, its counters (to take back), its script arguments and its
@@ -110,9 +121,13 @@ class VelocityMixin(LookupMixin):
                 call, batch = self._combined(calls[0], group)
             try:
                 with store_faults():
+                    # The candidates' values only for redis-py (`call.fixed`, its
+                    # plain ARGV): copied, each of a number's cached candidates was
+                    # touched on every send, for the pipe that reads their count.
                     reply = await self._transport.lookup(
-                        call, [*candidates, own[1], member], b"%b%b$%d\r\n%b\r\n" % (
-                            encoded, own[2], len(member), member.encode()))
+                        call, [*candidates, own[1], member] if call.fixed else candidates,
+                        b"%b%b$%d\r\n%b\r\n" % (encoded, own[2], len(member),
+                                                  member.encode()))
             except StoreUnavailable as exc:
                 raise CountsInDoubt(str(exc), _doubted([batch], member)) from exc
             hits = reply[:-1]
@@ -132,7 +147,9 @@ class VelocityMixin(LookupMixin):
                                        batch[5][0] if one.count else (),
                                        f"{member}:{batch[6][0]}")]
             return found, _read(batch, member, counts, looked)
-        with_member = [*candidates, _OWN[0][1], member], b"%b%b$%d\r\n%b\r\n" % (
+        # A counting call counts its two trailing arguments in `argc` (see `_combined`).
+        with_member = [*candidates, _OWN[0][1], member] if isinstance(
+            self._transport, ClientTransport) else candidates, b"%b%b$%d\r\n%b\r\n" % (
             encoded, _OWN[0][2], len(member), member.encode())
         # A cluster: one call per scope, in `scopes` order, each with its scope's counts.
         place = {scope: i for i, scope in enumerate(scopes)}
@@ -185,13 +202,15 @@ class VelocityMixin(LookupMixin):
                 return hit[2], hit[3]
         batch = self._batch(list(group), len(call.keys))
         _, keys, named, args, size, _, _ = batch
-        head = b"".join((LOOKUP_HEAD, resp_bulk(str(len(call.keys) + len(keys))),
-                         call.parts[0], named, call.parts[1], resp_bulk(str(size)), args))
+        pieces = (LOOKUP_HEAD, _bulk_int(len(call.keys) + len(keys)), call.parts[0], named,
+                  call.parts[1], _bulk_int(size), args)
         plain = (*call.fixed[:-1], str(size), *_plain(args)) \
             if isinstance(self._transport, ClientTransport) else ()
+        # Its ARGV ends with the own-scopes flag and the member, after the candidates
+        # (counted here: the pipe is given the candidates alone, see `lookup_counting`).
         made = LookupCall((*call.keys, *keys), call.argv_slice,
-                          call.argc + len(keys) + size, head, call.slot, plain,
-                          parts=call.parts)
+                          call.argc + len(keys) + size + _TRAILING, b"", call.slot, plain,
+                          parts=call.parts, pieces=pieces)
         if len(kept) >= ENCODINGS_KEPT:
             kept.clear()
         kept[key] = (call, group, made, batch)
