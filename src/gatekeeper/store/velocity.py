@@ -121,9 +121,9 @@ class VelocityMixin(LookupMixin):
                 call, batch = self._combined(calls[0], group)
             try:
                 with store_faults():
-                    # The candidates' values only for redis-py (`call.fixed`, its
-                    # plain ARGV): copied, each of a number's cached candidates was
-                    # touched on every send, for the pipe that reads their count.
+                    # redis-py needs the candidates' values (`call.fixed` is its
+                    # plain ARGV); the pipe reads only their count, and copying them
+                    # touched each of a number's cached candidates on every send.
                     reply = await self._transport.lookup(
                         call, [*candidates, own[1], member] if call.fixed else candidates,
                         b"%b%b$%d\r\n%b\r\n" % (encoded, own[2], len(member),
