@@ -202,6 +202,22 @@ def gatekeepers_own(counts: dict[str, float]) -> dict[str, float]:
             if row != "direct"}
 
 
+def checked_options(p: argparse.ArgumentParser, a: argparse.Namespace, tool: str
+                    ) -> list[str]:
+    """The rows asked for, once `--rows`, `--requests`, `--pool` and `--against` are
+    sound (a usage error otherwise) and valgrind is there (shared with bench.misses)."""
+    rows = [r.strip() for r in a.rows.split(",") if r.strip()]
+    if not rows or any(r not in ROWS for r in rows):
+        p.error(f"--rows: a comma-separated list of {', '.join(ROWS)}")
+    if a.requests < 4 or a.pool < 1:
+        p.error("--requests must be at least 4 and --pool at least 1")
+    if a.against is not None and not (a.against / "src" / "gatekeeper").is_dir():
+        p.error(f"--against: no src/gatekeeper in {a.against}")
+    if shutil.which("valgrind") is None:
+        raise SystemExit(f"{tool} needs valgrind: apt-get install valgrind")
+    return rows
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m bench.instructions", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -227,15 +243,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             configure_logging(LogConfig(level="warning"), devnull)
             uvloop.run(serve_and_send(a.child, a.url, a.requests, a.pool))
             return
-    rows = [r.strip() for r in a.rows.split(",") if r.strip()]
-    if not rows or any(r not in ROWS for r in rows):
-        p.error(f"--rows: a comma-separated list of {', '.join(ROWS)}")
-    if a.requests < 4 or a.pool < 1:
-        p.error("--requests must be at least 4 and --pool at least 1")
-    if a.against is not None and not (a.against / "src" / "gatekeeper").is_dir():
-        p.error(f"--against: no src/gatekeeper in {a.against}")
-    if shutil.which("valgrind") is None:
-        raise SystemExit("bench.instructions needs valgrind: apt-get install valgrind")
+    rows = checked_options(p, a, "bench.instructions")
     from gatekeeper.embedded import EmbeddedRedis  # noqa: PLC0415
 
     trees = [("this", REPO), *([("against", a.against)] if a.against else [])]

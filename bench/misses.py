@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import re
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -34,7 +33,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from bench.instructions import REPO, ROWS, child_env, per_request
+from bench.instructions import REPO, ROWS, checked_options, child_env, per_request
 
 # This CPU's L2 (lscpu: 2 MiB per core), as cachegrind's last level.
 L2 = "--LL=2097152,16,64"
@@ -139,15 +138,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                    help="also run the last row from TREE/src (e.g. a git worktree)")
     p.add_argument("--output", type=Path, help="JSON results file")
     a = p.parse_args(argv)
-    rows = [r.strip() for r in a.rows.split(",") if r.strip()]
-    if not rows or any(r not in ROWS for r in rows):
-        p.error(f"--rows: a comma-separated list of {', '.join(ROWS)}")
-    if a.requests < 4 or a.pool < 1:
-        p.error("--requests must be at least 4 and --pool at least 1")
-    if a.against is not None and not (a.against / "src" / "gatekeeper").is_dir():
-        p.error(f"--against: no src/gatekeeper in {a.against}")
-    if shutil.which("valgrind") is None:
-        raise SystemExit("bench.misses needs valgrind: apt-get install valgrind")
+    rows = checked_options(p, a, "bench.misses")
     from gatekeeper.embedded import EmbeddedRedis  # noqa: PLC0415
 
     runs = [(row, REPO, row) for row in rows]

@@ -174,13 +174,10 @@ class Metrics:
         """Add what the send path counted since the last call, and the collector's
         time, to their metrics (on the loop, never from inside a collection)."""
         monitored = self._monitored
-        if monitored:
-            pending = self._policy_hit
-            for hits, requests in monitored.items():
-                for kind, count in hits:
-                    key = (kind, "monitor")
-                    pending[key] = pending.get(key, 0) + count * requests
-            monitored.clear()
+        for hits, requests in monitored.items():
+            for kind, count in hits:
+                self.policy_hit(kind, "monitor", count * requests)
+        monitored.clear()
         self._decisions_tally.settle()
         self._policy_hits_tally.settle()
         for generation, total in enumerate(self.collector_clock.seconds):
