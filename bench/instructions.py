@@ -91,10 +91,13 @@ async def serve_and_send(row: str, url: str, requests: int, pool: int) -> None:
     from gatekeeper.config import parse_config  # noqa: PLC0415
     from gatekeeper.serve import GC_YOUNG_THRESHOLD  # noqa: PLC0415
 
-    # One instant for every judgement: verdicts are kept for the minute they were made
-    # in, and a run that crossed one more minute than another would judge the pool once
-    # more. At this instant the quiet hours hold the pool's US numbers (their night),
-    # as they do for bench.together's runs between about 02:00 and 16:00 UTC.
+    # One instant for every judgement: until 2026-12-07 verdicts were kept for the
+    # minute they were made in, and a run that crossed one more minute than another
+    # judged the pool once more (a cost this held clock therefore never counted: see
+    # docs/policy-cost.md, ninth session); a verdict is now kept until the number's quiet
+    # hours change, and one instant still keeps runs alike. At this instant the quiet
+    # hours hold the pool's US numbers (their night), as they do for bench.together's
+    # runs between about 02:00 and 16:00 UTC.
     examine.time = SimpleNamespace(time=lambda: AT)  # type: ignore[attr-defined,assignment]
 
     async def accepted(_request: web.Request) -> web.Response:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 import re
 from zoneinfo import ZoneInfo
 
@@ -373,3 +374,41 @@ def test_state_window_never_wider_than_federal(federal: dict[str, object],
         compiled = hours.us_states[code].window_on(date)
         assert _inside(compiled, hours.countries["US"].window_on(date))
         assert _inside(compiled, own.window_on(date))
+
+
+@settings(max_examples=150, deadline=None)
+@given(number=st.sampled_from(SAMPLES), when=_INSTANTS, hours=st.sampled_from(_HOURS),
+       share=st.floats(0, 1))
+def test_a_verdict_holds_until_its_steady_until(number: str, when: dt.datetime,
+                                                hours: QuietHours, share: float) -> None:
+    """Property: quiet, zone, place and next_allowed are the same at every instant from
+    the verdict's minute to its `steady_until` (a whole minute after it): at its last
+    minute, and at one in between; for a number in one zone they change at it."""
+    verdict = check_quiet(number, when, hours)
+    start = when.timestamp() // 60 * 60
+    until = verdict.steady_until
+    assert until == math.inf or (until > when.timestamp() and until % 60 == 0)
+    if until == math.inf:
+        later = check_quiet(number, when + dt.timedelta(days=share * 400), hours)
+        assert (later.quiet, later.zone, later.place) == (False, verdict.zone, verdict.place)
+        return
+    for instant in (until - 60, start + (until - 60 - start) * share, until - 0.001):
+        later = check_quiet(number, dt.datetime.fromtimestamp(instant, UTC), hours)
+        assert (later.quiet, later.zone, later.place, later.next_allowed) == \
+            (verdict.quiet, verdict.zone, verdict.place, verdict.next_allowed), instant
+    if len(zones_of(number)) == 1:
+        after = check_quiet(number, dt.datetime.fromtimestamp(until, UTC), hours)
+        assert after.quiet is not verdict.quiet
+
+
+def test_steady_until_names_the_next_opening_or_closing() -> None:
+    """Manhattan at 15:00 EST holds until 21:00 EST; at 23:30 until 08:00; a number with
+    no row never changes."""
+    day = check_quiet(MANHATTAN, at(2026, 12, 3, 15, 0, NEW_YORK), DEFAULTS)
+    assert (day.quiet, day.steady_until) == \
+        (False, at(2026, 12, 3, 21, 0, NEW_YORK).timestamp())
+    night = check_quiet(MANHATTAN, at(2026, 12, 3, 23, 30, NEW_YORK), DEFAULTS)
+    assert (night.quiet, night.steady_until) == \
+        (True, at(2026, 12, 4, 8, 0, NEW_YORK).timestamp())
+    assert check_quiet("+80012345678", utc(2026, 12, 3, 12), DEFAULTS).steady_until == \
+        math.inf

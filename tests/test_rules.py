@@ -238,39 +238,79 @@ def test_policy_rules_never_unblock_what_the_lists_block(
 
 # --------------------------------------------------------------------------- the memo
 
+# A toll-free number spans the US zones; +1671 is Guam (ChST, the day before Hawaii).
 MEMO_NUMBERS = [NY, FL, GB_MOBILE, FR_PREMIUM, KP, "+14155550100", "+18085550100",
-                "+12015550123", "+19005550100"]
+                "+12015550123", "+19005550100", "+18005550123", "+16715550123"]
 # Instants over two years, DST changes in both directions included.
 INSTANTS = st.floats(datetime(2026, 1, 1, tzinfo=UTC).timestamp(),
                      datetime(2027, 12, 31, tzinfo=UTC).timestamp())
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=120, deadline=None)
 @given(calls=st.lists(st.tuples(st.sampled_from(MEMO_NUMBERS), INSTANTS,
                                 st.sampled_from(("sms", "voice")), st.sampled_from(INTENTS),
-                                st.integers(0, 119)), min_size=1, max_size=12))
+                                st.integers(0, 119), st.integers(1, 1800)),
+                      min_size=1, max_size=12))
 def test_a_kept_verdict_is_always_the_one_judged_afresh(
-        calls: list[tuple[str, float, Channel, str, int]]) -> None:
+        calls: list[tuple[str, float, Channel, str, int, int]]) -> None:
     """Property: with verdicts kept in the policy's memo, every verdict (a later call
-    in the same minute included, `retry_after` to the second) equals the one a policy
-    with an empty memo gives."""
-    kept = policy(both(FULL))
-    for number, at, channel, intent, later in calls:
-        for instant in (at, at - at % 60 + later % 60):  # again, within the same minute
-            fresh = judge(number, ("global",), policy(both(FULL)), channel, intent,  # type: ignore[arg-type]
+    in the same minute, or minutes to a day later, included; `retry_after` to the
+    second) equals the one a policy with an empty memo gives. Two scopes, whose quiet
+    hours open and close at different times."""
+    kept = memo_policy()
+    for number, at, channel, intent, later, minutes in calls:
+        # Again within the same minute, then later (a kept verdict, or a zone opened
+        # or closed meanwhile).
+        for instant in (at, at - at % 60 + later % 60, at + 60 * minutes):
+            fresh = judge(number, MEMO_SCOPES, memo_policy(), channel, intent,  # type: ignore[arg-type]
                           instant)
-            assert judge(number, ("global",), kept, channel, intent,  # type: ignore[arg-type]
+            assert judge(number, MEMO_SCOPES, kept, channel, intent,  # type: ignore[arg-type]
                          instant) == fresh
 
 
-def test_a_verdict_is_kept_for_its_minute_and_judged_again_after() -> None:
-    """The memo answers within the minute (the same verdict object); a new minute, or a
-    new policy (a live change), judges again."""
+MEMO_SCOPES = ("global", "tenant")
+
+
+def memo_policy() -> Policy:
+    """The full rules in one scope; in another, narrower quiet hours that only monitor."""
+    narrow = QuietRule(compile_quiet({"countries": {"US": {"default": "09:00-20:00"}}}),
+                       "monitor", frozenset(INTENTS))
+    return Policy(FrozenMap({"global": both(FULL), "tenant": both(ChannelRules(
+        quiet_hours=narrow))}))
+
+
+def test_a_verdict_is_kept_until_a_zone_of_the_number_opens_or_closes() -> None:
+    """The memo answers with the same verdict object from the minute it was judged in
+    (15:00 in New York) until New York's window closes (21:00, six hours on); then, in
+    a minute before it, or under a new policy (a live change), it judges again."""
     pol = policy(both(FULL))
-    first = judge(NY, ("global",), pol, "sms", "marketing", DAY)
-    assert judge(NY, ("global",), pol, "sms", "marketing", DAY + 59) is first
-    assert judge(NY, ("global",), pol, "sms", "marketing", DAY + 60) is not first
-    assert judge(NY, ("global",), policy(both(FULL)), "sms", "marketing", DAY) is not first
+    closing = datetime(2026, 12, 4, 2, 0, tzinfo=UTC).timestamp()  # 21:00 in New York
+
+    def judged(at: float, pol: Policy = pol) -> rules.Verdict:
+        return judge(NY, ("global",), pol, "sms", "marketing", at)
+
+    first = judged(DAY)
+    assert judged(DAY + 59) is first
+    assert judged(DAY + 60) is first
+    assert judged(closing - 1) is first
+    quiet = judged(closing)
+    assert quiet.blocked_by is not None
+    assert quiet.blocked_by.kind == "quiet_hours"
+    assert judged(DAY - 60) is not first
+    assert judged(DAY, policy(both(FULL))) is not first
+
+
+def test_a_verdict_of_two_quiet_hours_is_kept_until_the_first_changes() -> None:
+    """Two scopes' quiet hours (New York closing at 21:00, and at 20:00 in the other,
+    which monitors): the verdict of 15:00 is kept until 20:00, when the other scope's
+    hit begins."""
+    pol = memo_policy()
+    first = judge(NY, MEMO_SCOPES, pol, "sms", "marketing", DAY)
+    eight = datetime(2026, 12, 4, 1, 0, tzinfo=UTC).timestamp()  # 20:00 in New York
+    assert judge(NY, MEMO_SCOPES, pol, "sms", "marketing", eight - 1) is first
+    later = judge(NY, MEMO_SCOPES, pol, "sms", "marketing", eight)
+    assert first.monitored == ()
+    assert [(r.kind, r.scope) for r in later.monitored] == [("quiet_hours", "tenant")]
 
 
 def test_a_quiet_hours_block_is_not_kept_its_retry_after_counts_down() -> None:
@@ -300,8 +340,8 @@ def test_the_memo_is_bounded_and_never_pickled(monkeypatch: pytest.MonkeyPatch) 
 
 async def test_a_monitored_unlisted_numbers_decision_is_kept_with_its_verdict() -> None:
     """The decision of an unlisted number the rules only monitor is the same object
-    within its verdict's minute, equal to one a fresh policy gives, and made again in
-    a new minute; a listed number's is not kept."""
+    while its verdict is kept (until the number's zone opens), equal to one a fresh
+    policy gives, and made again when the zone opens; a listed number's is not kept."""
     pol = policy(both(FULL, monitor=frozenset({"quiet_hours"})))
 
     async def decision(at: float, matches: Sequence[Match] = (),
@@ -319,9 +359,12 @@ async def test_a_monitored_unlisted_numbers_decision_is_kept_with_its_verdict() 
     assert await decision(NIGHT + 30) is first
     assert await decision(NIGHT, pol=policy(both(FULL, monitor=frozenset({"quiet_hours"})))
                           ) == first
-    later = await decision(NIGHT + 60)  # a new minute: judged again ("at 23:31")
+    assert await decision(NIGHT + 60) is first  # a new minute, still quiet
+    morning = datetime(2026, 12, 4, 13, 0, tzinfo=UTC).timestamp()  # 08:00, New York
+    later = await decision(morning)
     assert later is not first
-    assert later == await decision(NIGHT + 60, pol=policy(both(
+    assert later.monitored == ()
+    assert later == await decision(morning, pol=policy(both(
         FULL, monitor=frozenset({"quiet_hours"}))))
     allowed = [Match("global", "allow", "+1212*")]
     assert await decision(NIGHT, allowed) is not await decision(NIGHT, allowed)

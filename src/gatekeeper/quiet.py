@@ -34,6 +34,7 @@ import contextlib
 import datetime as dt
 import importlib.resources
 import importlib.util
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -160,6 +161,10 @@ class QuietVerdict:
     place: str | None
     local_time: dt.datetime | None
     next_allowed: dt.datetime | None
+    steady_until: float = math.inf
+    """Until when (epoch seconds, a whole minute, excluded) `quiet`, `zone`, `place` and
+    `next_allowed` stay as they are: the first instant a zone of the number opens or
+    closes; inf when they never change (no row, no zone)."""
 
 
 def place_of(e164: str) -> tuple[str | None, str | None]:
@@ -266,28 +271,47 @@ def check_quiet(e164: str, at: dt.datetime, hours: QuietHours) -> QuietVerdict:
         return QuietVerdict(False, None, None, None, None)
     place, rule = found
     names = zones_of(e164) or _zone_table().get(region or "", ())
-    quiet, zone, next_allowed = _judged(rule, names, int(at.timestamp() // 60))
+    quiet, zone, next_allowed, until = _judged(rule, names, int(at.timestamp() // 60))
     if zone is None:
         return QuietVerdict(False, None, place, None, None)
-    return QuietVerdict(quiet, zone.key, place, at.astimezone(zone), next_allowed)
+    return QuietVerdict(quiet, zone.key, place, at.astimezone(zone), next_allowed, until)
 
 
 @lru_cache(maxsize=4096)
 def _judged(rule: DayRule, names: tuple[str, ...], minute: int
-            ) -> tuple[bool, ZoneInfo | None, dt.datetime | None]:
-    """(quiet, the deciding zone, next allowed instant) for a place's rule in its zones
-    during one minute. Exact for the whole minute: windows start and end on whole
-    minutes, as zones change offset; cached, since numbers share places and zones."""
+            ) -> tuple[bool, ZoneInfo | None, dt.datetime | None, float]:
+    """(quiet, the deciding zone, next allowed instant, until when the three hold) for a
+    place's rule in its zones during one minute. Exact for the whole minute: windows
+    start and end on whole minutes, as zones change offset; cached, since numbers share
+    places and zones.
+
+    They hold until the first zone opens or closes: before that no zone changes state,
+    so the quiet zones, the one that opens last, the one that closes first and the
+    first instant every zone allows are the same."""
     zones = _zones(names)
     if not zones:
-        return False, None, None
+        return False, None, None, math.inf
     moment = dt.datetime.fromtimestamp(minute * 60, _UTC)
     quiet = [zone for zone in zones if not rule.allows(moment.astimezone(zone))]
+    closings = {zone: _closing(rule, zone, moment) for zone in zones if zone not in quiet}
     if not quiet:
-        return False, min(zones, key=lambda zone: _closing(rule, zone, moment)), None
+        first = min(zones, key=closings.__getitem__)
+        return False, first, None, _until(minute, closings[first])
+    openings = {zone: _opening(rule, zone, moment) for zone in quiet}
     never = dt.datetime.max.replace(tzinfo=_UTC)
-    decider = max(quiet, key=lambda zone: _opening(rule, zone, moment) or never)
-    return True, decider, _next_allowed(rule, zones, moment)
+    decider = max(quiet, key=lambda zone: openings[zone] or never)
+    changes = [*closings.values(), *(o for o in openings.values() if o is not None)]
+    # A zone that never opens within the horizon: judged again each minute (rare: a
+    # row with no window on any day).
+    until = _until(minute, min(changes)) if changes and None not in openings.values() \
+        else (minute + 1) * 60.0
+    return True, decider, _next_allowed(rule, zones, moment), until
+
+
+def _until(minute: int, change: dt.datetime) -> float:
+    """The start of the minute `change` falls in (a whole minute, so exact), and never
+    before the minute after `minute`, which is judged whole."""
+    return max(minute + 1, int(change.timestamp() // 60)) * 60.0
 
 
 def _fields(value: object, path: str, allowed: tuple[str, ...] = ()) -> Mapping[object, object]:

@@ -20,8 +20,9 @@ goes on, so a stricter rule below it still blocks.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Literal
 
@@ -151,8 +152,7 @@ class ScopeRules:
 
 
 # Verdicts (and velocity plans) a policy keeps, dropped whole when full: about 1.3 KB
-# a number for both (measured with tracemalloc), 21 MB per process when full; a verdict
-# is kept for a minute, so this is 270 distinct numbers a second.
+# a number for both (measured with tracemalloc), 21 MB per process when full.
 MEMO_SIZE = 16_384
 
 
@@ -163,7 +163,8 @@ class Memo:
     __slots__ = ("counting", "decisions", "plans", "scoped", "verdicts")
 
     def __init__(self) -> None:
-        self.verdicts: dict[tuple[object, ...], tuple[float, Verdict]] = {}
+        # Each verdict with the minutes it holds for, from one (included) to the other.
+        self.verdicts: dict[tuple[object, ...], tuple[float, float, Verdict]] = {}
         self.plans: dict[tuple[object, ...], tuple[Counting, ...]] = {}
         # The decision of an unlisted number the rules only monitor, by number, with
         # the verdict it was made from (screening._judged): kept as long as its verdict.
@@ -234,20 +235,32 @@ def _result(kind: RuleKind, action: Action, scope: str, channel: Channel, detail
 
 def _channel_rules(number: str, scope: str, channel: Channel, rules: ChannelRules,
                    monitor: frozenset[RuleKind], intent: Intent, at: float,
-                   listed: frozenset[str]) -> list[RuleResult]:
-    """Quiet hours, number type and country, in that order, for one channel."""
+                   listed: frozenset[str], steady: list[float] | None = None
+                   ) -> list[RuleResult]:
+    """Quiet hours, number type and country, in that order, for one channel; each
+    quiet-hours result's `steady_until` (quiet.py) is added to `steady`."""
     out: list[RuleResult] = []
     quiet = rules.quiet_hours
     if quiet is not None and intent in quiet.intents:
-        verdict = check_quiet(number, datetime.fromtimestamp(at, UTC), quiet.hours)
+        # At its whole second: a datetime rounds to the microsecond, and 0.9999999 s
+        # into a minute's last second would be judged as the next minute (`judge` keeps
+        # the verdict from `at`'s own minute).
+        verdict = check_quiet(number, datetime.fromtimestamp(at // 1, UTC), quiet.hours)
+        if steady is not None:
+            steady.append(verdict.steady_until)
         if verdict.quiet:
             wait = None if verdict.next_allowed is None else \
                 max(0.0, verdict.next_allowed.timestamp() - at)
-            local = "" if verdict.local_time is None else \
-                verdict.local_time.strftime(" at %H:%M")
-            out.append(_result("quiet_hours", quiet.action, scope, channel,
-                               f"{verdict.place or '?'} {verdict.zone or ''}{local}".strip(),
-                               monitor, wait))
+            result = _result("quiet_hours", quiet.action, scope, channel,
+                             f"{verdict.place or '?'} {verdict.zone or ''}".strip(),
+                             monitor, wait)
+            if result.outcome == "block" and verdict.local_time is not None:
+                # A block names the local time it was refused at (for its reply and
+                # attempt record); a monitor hit does not, so that it holds, and is
+                # kept, until the zone opens (`judge`).
+                result = replace(result, detail=result.detail
+                                 + verdict.local_time.strftime(" at %H:%M"))
+            out.append(result)
         else:
             out.append(RuleResult("quiet_hours", scope, "allow", verdict.place or "",
                                   channel))
@@ -276,18 +289,19 @@ def _channel_rules(number: str, scope: str, channel: Channel, rules: ChannelRule
 
 
 def evaluate(number: str, scope: str, rules: ScopeRules, channel: Channel | None,
-             intent: Intent, at: float, listed: frozenset[str] = frozenset()
-             ) -> list[RuleResult]:
+             intent: Intent, at: float, listed: frozenset[str] = frozenset(),
+             steady: list[float] | None = None) -> list[RuleResult]:
     """Every rule of one scope for `number` (E.164) in precedence order, stopping at the
     first that decides. `channel` None (a scanned write): both channels' rules.
-    `listed`: referenced scopes whose block list holds the number."""
+    `listed`: referenced scopes whose block list holds the number; `steady` collects
+    until when the time-dependent results hold."""
     safe = rules.safe.covering(number)
     if safe is not None:
         return [RuleResult("safe", scope, "exempt", safe)]
     out: list[RuleResult] = []
     for one in (CHANNELS if channel is None else (channel,)):
         found = _channel_rules(number, scope, one, rules.on(one), rules.monitor, intent, at,
-                               listed)
+                               listed, steady)
         for result in found:
             out.append(result)
             if result.outcome == "block":
@@ -303,26 +317,30 @@ def judge(number: str, scopes: tuple[str, ...] | list[str], policy: Policy,
     where an allow entry won (their rules are not applied); `listed`: referenced
     scopes (`Policy.referenced`) whose block list holds the number.
 
-    Kept in the policy's memo for the rest of the minute: quiet hours are exact for a
-    whole minute (quiet.py), the other rules do not depend on the time. A quiet-hours
-    block is not kept: its `retry_after` counts the seconds."""
+    Kept in the policy's memo from the minute it was judged in until its quiet-hours
+    results may change (a zone of the number opens or closes: quiet.py's
+    `steady_until`), which is hours at a time; the other rules do not depend on the
+    time. Judged again each minute, a pool of numbers was judged again whenever a
+    minute began. A quiet-hours block is not kept: its `retry_after` counts the
+    seconds."""
     shape = (number, tuple(scopes), channel, intent, exempt, listed)
     minute = at // 60
     verdicts = policy.memo.verdicts
     kept = verdicts.get(shape)
-    if kept is not None and kept[0] == minute:
-        return kept[1]
-    verdict = _judge(number, shape[1], policy, channel, intent, at, exempt, listed)
+    if kept is not None and kept[0] <= minute < kept[1]:
+        return kept[2]
+    steady: list[float] = []
+    verdict = _judge(number, shape[1], policy, channel, intent, at, exempt, listed, steady)
     if verdict.blocked_by is None or verdict.blocked_by.retry_after is None:
         if len(verdicts) >= MEMO_SIZE:
             verdicts.clear()
-        verdicts[shape] = (minute, verdict)
+        verdicts[shape] = (minute, min(steady, default=math.inf) / 60, verdict)
     return verdict
 
 
 def _judge(number: str, scopes: tuple[str, ...], policy: Policy, channel: Channel | None,
-           intent: Intent, at: float, exempt: frozenset[str], listed: frozenset[str]
-           ) -> Verdict:
+           intent: Intent, at: float, exempt: frozenset[str], listed: frozenset[str],
+           steady: list[float] | None = None) -> Verdict:
     evaluated: list[RuleResult] = []
     blocked: RuleResult | None = None
     for scope in scopes:
@@ -332,7 +350,7 @@ def _judge(number: str, scopes: tuple[str, ...], policy: Policy, channel: Channe
         if scope in exempt:
             evaluated.append(RuleResult("allow_entry", scope, "exempt"))
             continue
-        for result in evaluate(number, scope, rules, channel, intent, at, listed):
+        for result in evaluate(number, scope, rules, channel, intent, at, listed, steady):
             evaluated.append(result)
             if blocked is None and result.outcome == "block":
                 blocked = result

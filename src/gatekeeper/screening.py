@@ -144,7 +144,8 @@ def _judged(decision: Decision, scopes: Sequence[str], channel: Channel | None,
             return Decision(decision.number, decision.verdict, decision.matched,
                             monitored=monitored)
         # An unlisted number the rules only monitor (most sends at night, when quiet
-        # hours monitor): its decision is kept while its verdict is (a minute).
+        # hours monitor): its decision is kept while its verdict is (until the
+        # number's zone opens).
         kept = judging.policy.memo.decisions
         hit = kept.get(decision.number)
         if hit is not None and hit[0] is verdict:
