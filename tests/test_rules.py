@@ -369,3 +369,17 @@ async def test_a_monitored_unlisted_numbers_decision_is_kept_with_its_verdict() 
     allowed = [Match("global", "allow", "+1212*")]
     assert await decision(NIGHT, allowed) is not await decision(NIGHT, allowed)
     assert len(pol.memo.decisions) == 1
+
+
+@pytest.mark.parametrize(("monitor", "detail"), [
+    (frozenset(), "US America/New_York at 23:30"),
+    (frozenset({"quiet_hours"}), "US America/New_York"),
+], ids=["block-names-the-local-time", "monitor-holds-without-it"])
+def test_a_quiet_hours_detail_names_the_local_time_only_for_a_block(
+        monitor: frozenset[str], detail: str) -> None:
+    """A block (judged at each send) names the local time it was refused at; a monitor
+    hit, kept until the zone opens, names the place and zone alone."""
+    verdict = judge(NY, ("global",), policy(both(FULL, monitor=monitor)), "sms",
+                    "marketing", NIGHT)
+    [quiet] = [r for r in verdict.evaluated if r.kind == "quiet_hours"]
+    assert quiet.detail == detail
