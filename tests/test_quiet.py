@@ -12,15 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gatekeeper import quiet, quiet_defaults
-from gatekeeper.quiet import (
-    DEFAULTS,
-    QuietHours,
-    Window,
-    check_quiet,
-    compile_quiet,
-    place_of,
-    zones_of,
-)
+from gatekeeper.quiet import QuietHours, Window, check_quiet, place_of, zones_of
+from gatekeeper.quiet_config import DEFAULTS, compile_quiet
 
 UTC = dt.UTC
 NEW_YORK, CHICAGO = ZoneInfo("America/New_York"), ZoneInfo("America/Chicago")

@@ -18,7 +18,7 @@ from gatekeeper.facts import describe
 from gatekeeper.frozen import FrozenMap
 from gatekeeper.numbers import parse_destination
 from gatekeeper.policy import Decision, Match, decide
-from gatekeeper.quiet import compile_quiet
+from gatekeeper.quiet_config import compile_quiet
 from gatekeeper.rules import (
     INTENTS,
     ChannelRules,

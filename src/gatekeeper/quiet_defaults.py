@@ -1,6 +1,6 @@
 """The shipped quiet-hours table, in the same format as the `quiet_hours` configuration.
 
-Each row is an allowed-sending window in the recipient's local time; `quiet.compile_quiet`
+Each row is an allowed-sending window in the recipient's local time; `quiet_config.compile_quiet`
 parses it exactly as it parses an operator's YAML, so the two cannot drift apart. A row is
 here only when its source could be cited down to the section: the comment above each row
 says what it requires, `CITATIONS` names it. Engineering data, not legal advice: operators

@@ -16,7 +16,7 @@ policy:
       shared_cost: block
       voip: monitor
       lists: {risk:irsf: block}    # numbers on that scope's block list (high-risk ranges)
-    quiet_hours:                   # in the recipient's local time (quiet.py)
+    quiet_hours:                   # in the recipient's local time (quiet_config.py)
       action: block                # block | monitor
       intents: [marketing]         # default: marketing only
       countries: {US: {default: "08:00-21:00"}}   # over the shipped defaults
@@ -48,7 +48,7 @@ from gatekeeper.config.base import ConfigError, Section
 from gatekeeper.facts import TYPE_NAMES
 from gatekeeper.frozen import FrozenMap
 from gatekeeper.numbers import is_known_region, is_valid_scope
-from gatekeeper.quiet import compile_quiet
+from gatekeeper.quiet_config import compile_quiet
 from gatekeeper.rules import (
     ACTIONS,
     INTENTS,
